@@ -1,0 +1,125 @@
+"""The ``Call`` port: everything a flow, a queue or a callback may do to a live call.
+
+Flows, queues and callbacks speak only to this port.  The ARI adapter implements it for real
+calls (``ivr.ari.call.AriCall``); tests and the simulator implement it too.  Every method
+raises ``ivr.errors.CallerHungUp`` once the caller has hung up.
+
+Digits: a call keeps a buffer of keys pressed and not yet consumed.  ``play`` with
+``barge_in=True`` stops as soon as a key is pressed (or does not start when a key is already
+waiting) and leaves the key in the buffer; ``gather`` consumes the buffer first, so a key that
+interrupted a prompt is the first digit gathered.  ``flush_digits`` empties the buffer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+from typing import Literal, Protocol, runtime_checkable
+
+GatherEnd = Literal["max_digits", "terminator", "timeout"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Gathered:
+    """Keys collected by ``Call.gather``.
+
+    ``digits`` never contains the terminator.  ``ended_by`` is ``"timeout"`` both when nothing
+    was pressed (``digits == ""``) and when the caller stopped part-way.
+    """
+
+    digits: str
+    ended_by: GatherEnd
+
+
+@runtime_checkable
+class Call(Protocol):
+    """A live call as flows see it."""
+
+    @property
+    def id(self) -> str:
+        """Stable id of the call (the ARI channel id for real calls)."""
+
+    @property
+    def caller_number(self) -> str:
+        """Caller ID number exactly as presented ('' when withheld)."""
+
+    @property
+    def dialled(self) -> str:
+        """The number the caller dialled (the dialplan extension)."""
+
+    @property
+    def hung_up(self) -> bool:
+        """True once the caller has hung up."""
+
+    async def answer(self) -> None:
+        """Answer the call (no-op when already answered)."""
+
+    async def play(self, media: Sequence[str], *, barge_in: bool = False) -> None:
+        """Play media URIs (``sound:ivr/ko/welcome``) in order and return when done.
+
+        With ``barge_in`` a key press stops the playback at once; the key stays buffered.
+        A media item that cannot be played is skipped (and logged), never fatal.
+        """
+
+    async def gather(self, *, max_digits: int, first_timeout: float, inter_timeout: float,
+                     terminator: str = "#") -> Gathered:
+        """Collect up to ``max_digits`` keys.
+
+        Waits ``first_timeout`` seconds for the first key, then ``inter_timeout`` between keys;
+        the terminator key (if any, '' for none) ends input early and is not returned.
+        """
+
+    def flush_digits(self) -> None:
+        """Forget keys pressed but not yet consumed."""
+
+    async def transfer(self, context: str, extension: str, priority: int = 1) -> None:
+        """Hand the call back to the Asterisk dialplan at ``context,extension,priority``."""
+
+    async def hangup(self) -> None:
+        """Hang up (no-op when already gone)."""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclasses.dataclass(slots=True)
+class CallRecord:
+    """What happened on one call: written by the runner, stored, listed by ``ivr calls list``.
+
+    ``outcome`` is one of: ``completed`` (the flow hung up normally), ``caller_hangup``,
+    ``queued`` (handed to a queue; ``detail`` names it), ``transferred`` (``detail`` names the
+    target), ``retries_exhausted`` (a menu or gather ran out of retries and the flow ended),
+    ``no_flow`` (nothing answers the dialled number), ``error`` (``detail`` says what),
+    ``lost`` (Asterisk lost the call: restart or connection lost for good).
+    """
+
+    call_id: str
+    caller: str                      # caller ID as presented ('' when withheld)
+    dialled: str
+    started_at: dt.datetime = dataclasses.field(default_factory=utcnow)
+    ended_at: dt.datetime | None = None
+    flow: str | None = None
+    flow_version: str | None = None
+    language: str | None = None
+    nodes: list[str] = dataclasses.field(default_factory=list)
+    digits: list[str] = dataclasses.field(default_factory=list)
+    outcome: str | None = None
+    detail: str = ""
+    priority: str | None = None
+    reason: str | None = None
+
+    def visit(self, node: str) -> None:
+        self.nodes.append(node)
+
+    def pressed(self, keys: str) -> None:
+        if keys:
+            self.digits.append(keys)
+
+    def end(self, outcome: str, detail: str = "") -> None:
+        """Record how the call ended; the first ending wins."""
+        if self.outcome is None:
+            self.outcome = outcome
+            self.detail = detail
+            self.ended_at = utcnow()

@@ -1,0 +1,77 @@
+"""One root for every error the engine raises on purpose.
+
+Definition errors (a flow file, the config) are raised at load time; runtime errors are
+their own classes.  The web layer alone maps them to HTTP codes.
+"""
+
+from __future__ import annotations
+
+
+class IvrError(Exception):
+    """Root of all ivr errors."""
+
+
+class ConfigError(IvrError):
+    """The engine's configuration is missing something or says something impossible."""
+
+
+class FlowError(IvrError):
+    """A flow file is wrong.  ``problems`` holds one entry per problem found."""
+
+    def __init__(self, problems: list["FlowProblem"]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class FlowProblem:
+    """One problem in a flow file, printed as ``file:line: message``."""
+
+    __slots__ = ("file", "line", "node", "message", "severity")
+
+    def __init__(self, file: str, line: int, message: str, *, node: str | None = None,
+                 severity: str = "error") -> None:
+        self.file = file
+        self.line = line
+        self.node = node
+        self.message = message
+        self.severity = severity  # "error" or "warning"
+
+    def __str__(self) -> str:
+        where = f"node '{self.node}': " if self.node else ""
+        label = "warning: " if self.severity == "warning" else ""
+        return f"{self.file}:{self.line}: {label}{where}{self.message}"
+
+    def __repr__(self) -> str:
+        return f"FlowProblem({str(self)!r})"
+
+
+class FlowRuntimeError(IvrError):
+    """A flow did something impossible while running (e.g. too many steps without waiting)."""
+
+
+class AriError(IvrError):
+    """Asterisk's REST interface answered with an error or could not be reached."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class AriUnavailable(AriError, ConnectionError):
+    """Asterisk could not be reached at all."""
+
+
+class AriTimeout(AriError, TimeoutError):
+    """Asterisk did not answer in time."""
+
+
+class ChannelGone(AriError, LookupError):
+    """The channel no longer exists (hung up).  Normal during a call's life: log quietly."""
+
+
+class CallerHungUp(ChannelGone):
+    """Raised by the ``Call`` port once the caller has hung up."""
+
+
+class StoreError(IvrError):
+    """The store could not read or write."""
