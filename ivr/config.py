@@ -1,0 +1,172 @@
+"""The engine's configuration: ``ivr.yaml`` plus environment overrides.
+
+Nothing secret has a default in code.  The ARI password comes from ``ari.password``,
+``ari.password_file`` or the environment (``IVR_ARI_PASSWORD``); without one the engine refuses
+to start.  Relative paths are resolved against the folder of the config file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ivr.errors import ConfigError
+
+ENV_PREFIX = "IVR_"
+_ENV_REF = re.compile(r"\$\{([A-Z0-9_]+)\}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AriConfig:
+    url: str
+    username: str
+    password: str
+    app: str = "ivr"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LogConfig:
+    format: str = "console"   # console | json
+    level: str = "info"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EngineConfig:
+    max_calls: int = 5000          # calls beyond this hear a busy prompt and are released
+    shutdown_grace: float = 30.0   # seconds calls in progress get to finish on shutdown
+    busy_prompt: str = "system_busy"
+    default_language: str = "ko"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Config:
+    ari: AriConfig
+    flows: tuple[Path, ...]
+    prompts: Path
+    store_url: str
+    log: LogConfig
+    engine: EngineConfig
+    source: Path | None = None
+
+
+def _expand(value: Any) -> Any:
+    """Replace ``${NAME}`` in strings by the environment variable NAME (error when unset)."""
+    if isinstance(value, str):
+        def repl(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in os.environ:
+                raise ConfigError(f"config refers to ${{{name}}}, but the environment variable {name} is not set")
+            return os.environ[name]
+        return _ENV_REF.sub(repl, value)
+    if isinstance(value, list):
+        return [_expand(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand(v) for k, v in value.items()}
+    return value
+
+
+def _section(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"config: '{name}' must be a mapping, not {type(value).__name__}")
+    return dict(value)
+
+
+def _check_keys(section: str, given: Mapping[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ConfigError(f"config: unknown key(s) in '{section}': {', '.join(unknown)} "
+                          f"(known: {', '.join(sorted(known))})")
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                env: Mapping[str, str] | None = None) -> Config:
+    """Read the config file (``path``, else ``$IVR_CONFIG``, else ``./ivr.yaml``) and the environment."""
+    env = os.environ if env is None else env
+    if path is None:
+        path = env.get("IVR_CONFIG", "ivr.yaml")
+    cfg_path = Path(path)
+    raw: dict[str, Any] = {}
+    if cfg_path.exists():
+        try:
+            loaded = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{cfg_path}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{cfg_path}: the top level must be a mapping")
+        raw = _expand(loaded or {})
+        source: Path | None = cfg_path.resolve()
+    elif env.get("IVR_CONFIG") or path != "ivr.yaml":
+        raise ConfigError(f"config file {cfg_path} does not exist")
+    else:
+        source = None
+    _check_keys("top level", raw, {"ari", "flows", "prompts", "store", "log", "engine"})
+    base = source.parent if source else Path.cwd()
+
+    def rel(p: str) -> Path:
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else (base / q)
+
+    ari = _section(raw, "ari")
+    _check_keys("ari", ari, {"url", "username", "password", "password_file", "app"})
+    url = env.get("IVR_ARI_URL", ari.get("url", "http://127.0.0.1:8088/ari"))
+    username = env.get("IVR_ARI_USERNAME", ari.get("username"))
+    password = env.get("IVR_ARI_PASSWORD", ari.get("password"))
+    password_file = env.get("IVR_ARI_PASSWORD_FILE", ari.get("password_file"))
+    if not password and password_file:
+        pf = rel(str(password_file))
+        try:
+            password = pf.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"ari.password_file {pf} cannot be read ({exc.strerror}); "
+                              "run 'ivr sandbox up' to create the sandbox credentials, "
+                              "or set IVR_ARI_PASSWORD") from exc
+    if not username:
+        raise ConfigError("ari.username is not set (config 'ari.username' or IVR_ARI_USERNAME)")
+    if not password:
+        raise ConfigError("no ARI password: set ari.password, ari.password_file or IVR_ARI_PASSWORD")
+
+    flows_raw = env.get("IVR_FLOWS", raw.get("flows", "flows"))
+    if isinstance(flows_raw, str):
+        flows_raw = [p for p in flows_raw.split(os.pathsep) if p]
+    if not isinstance(flows_raw, list) or not flows_raw:
+        raise ConfigError("config: 'flows' must be a path or a list of paths")
+
+    store = _section(raw, "store")
+    _check_keys("store", store, {"url"})
+    store_url = env.get("IVR_STORE_URL", store.get("url", "sqlite:///var/ivr.db"))
+    if store_url.startswith("sqlite:///") and not store_url.startswith("sqlite:////"):
+        # sqlite:///relative/path → relative to the config folder
+        store_url = "sqlite:///" + str(rel(store_url[len("sqlite:///"):]))
+
+    log = _section(raw, "log")
+    _check_keys("log", log, {"format", "level"})
+    log_cfg = LogConfig(format=env.get("IVR_LOG_FORMAT", log.get("format", "console")),
+                        level=env.get("IVR_LOG_LEVEL", log.get("level", "info")))
+    if log_cfg.format not in ("console", "json"):
+        raise ConfigError(f"log.format must be 'console' or 'json', not {log_cfg.format!r}")
+
+    eng = _section(raw, "engine")
+    fields = {f.name: f for f in dataclasses.fields(EngineConfig)}
+    _check_keys("engine", eng, set(fields))
+    try:
+        engine = EngineConfig(**{k: type(getattr(EngineConfig(), k))(v) for k, v in eng.items()})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"config: bad value in 'engine': {exc}") from exc
+
+    return Config(
+        ari=AriConfig(url=str(url).rstrip("/"), username=str(username), password=str(password),
+                      app=str(env.get("IVR_ARI_APP", ari.get("app", "ivr")))),
+        flows=tuple(rel(str(p)) for p in flows_raw),
+        prompts=rel(str(env.get("IVR_PROMPTS", raw.get("prompts", "prompts")))),
+        store_url=store_url,
+        log=log_cfg,
+        engine=engine,
+        source=source,
+    )
