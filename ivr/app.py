@@ -46,7 +46,7 @@ class Engine:
         return True
 
     # -- calls -------------------------------------------------------------------------------
-    async def on_new_call(self, call: Call, args: list[str], adopted: bool = False) -> None:
+    async def on_new_call(self, call: Call, args: list[str], *, adopted: bool = False) -> None:
         structlog.contextvars.bind_contextvars(call_id=call.id)
         record = CallRecord(call_id=call.id, caller=call.caller_number, dialled=call.dialled)
         self.live_calls += 1
@@ -131,6 +131,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
         try:
             async with AriAdapter(config.ari.url, config.ari.username, config.ari.password,
                                   config.ari.app, on_new_call=engine.on_new_call) as ari:
+                log.info("engine.connecting", ari=config.ari.url)
                 await ari.wait_connected()
                 log.info("engine.ready", flows=sorted(flowset.flow_names()),
                          numbers=sorted(flowset.numbers()), ari=config.ari.url)

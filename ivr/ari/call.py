@@ -1,0 +1,350 @@
+"""``AriCall``: the ``Call`` port for one Asterisk channel in our Stasis application.
+
+The dispatcher feeds the channel's events to ``on_event`` synchronously and in order; it
+updates state and wakes waiters.  Waiters are futures that only *wake* the waiting method
+(their result says why); the method then looks at the call's state.  So a hang-up wakes
+every waiter once, and no future ever holds an exception nobody reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import deque
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import structlog
+
+from ivr.call import Gathered
+from ivr.errors import CallerHungUp, ChannelGone
+from ivr.ari.client import AriClient
+
+log = structlog.get_logger(__name__)
+
+# Why a waiter woke up.
+_FINISHED = "finished"     # PlaybackFinished (state done/failed/canceled…)
+_KEY = "key"               # a key was pressed
+_GONE = "gone"             # the channel hung up or left Stasis
+
+_END_EVENTS = frozenset({"ChannelHangupRequest", "ChannelDestroyed", "StasisEnd"})
+
+Spawn = Callable[[Coroutine[Any, Any, Any]], Any]
+
+
+class _Playback:
+    __slots__ = ("id", "media", "waiter", "state", "posted", "generation", "barge_in")
+
+    def __init__(self, playback_id: str, media: str, waiter: asyncio.Future[str],
+                 generation: int, barge_in: bool) -> None:
+        self.id = playback_id
+        self.media = media
+        self.waiter = waiter
+        self.state: str | None = None
+        self.posted = False
+        self.generation = generation
+        self.barge_in = barge_in
+
+
+class AriCall:
+    """One live call on one channel.  Create through the dispatcher, not by hand."""
+
+    def __init__(self, client: AriClient, channel: dict[str, Any], args: Sequence[str], *,
+                 adopted: bool = False, spawn: Spawn | None = None,
+                 generation: Callable[[], int] = lambda: 0) -> None:
+        self._client = client
+        self._channel = channel
+        self._id: str = channel["id"]
+        self.args: list[str] = list(args)
+        self.adopted = adopted
+        self._spawn = spawn
+        self._generation = generation
+        self._state: str = channel.get("state", "")
+        self._digits: deque[str] = deque()
+        self._digit_waiter: asyncio.Future[str] | None = None
+        self._playbacks: dict[str, _Playback] = {}
+        self._gone_reason: str | None = None
+        self.hangup_cause: int | None = None
+        self.left_stasis = False
+
+    def __repr__(self) -> str:
+        return f"<AriCall {self._id} caller={self.caller_number!r} dialled={self.dialled!r}>"
+
+    # -- what the call is --------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def caller_number(self) -> str:
+        return (self._channel.get("caller") or {}).get("number", "") or ""
+
+    @property
+    def dialled(self) -> str:
+        return (self._channel.get("dialplan") or {}).get("exten", "") or ""
+
+    @property
+    def language(self) -> str:
+        return self._channel.get("language", "") or ""
+
+    @property
+    def channel(self) -> dict[str, Any]:
+        """The channel as Asterisk last described it (read, do not change)."""
+        return self._channel
+
+    @property
+    def state(self) -> str:
+        """Asterisk's channel state: ``Ring``, ``Up`` …"""
+        return self._state
+
+    @property
+    def hung_up(self) -> bool:
+        return self._gone_reason is not None
+
+    @property
+    def pending_playbacks(self) -> list[str]:
+        return list(self._playbacks)
+
+    # -- events, fed by the dispatcher in order ----------------------------------------------
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "ChannelDtmfReceived":
+            self._on_key(event.get("digit", ""))
+        elif kind == "PlaybackFinished":
+            playback = event.get("playback") or {}
+            self._finish_playback(playback.get("id", ""), playback.get("state", "done"))
+        elif kind == "ChannelStateChange":
+            channel = event.get("channel") or {}
+            self._channel = channel or self._channel
+            self._state = channel.get("state", self._state)
+        elif kind in _END_EVENTS:
+            if kind == "StasisEnd":
+                self.left_stasis = True
+            cause = event.get("cause")
+            if cause is not None and self.hangup_cause is None:
+                self.hangup_cause = cause
+            self.mark_gone(kind)
+
+    def _on_key(self, digit: str) -> None:
+        if not digit or self.hung_up:
+            return
+        self._digits.append(digit)
+        waiter = self._digit_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(_KEY)
+        for playback in self._playbacks.values():
+            if playback.barge_in and not playback.waiter.done():
+                playback.waiter.set_result(_KEY)
+
+    def _finish_playback(self, playback_id: str, state: str) -> None:
+        playback = self._playbacks.get(playback_id)
+        if playback is None:
+            return
+        playback.state = state
+        if not playback.waiter.done():
+            playback.waiter.set_result(_FINISHED)
+
+    def mark_gone(self, reason: str) -> None:
+        """The channel hung up or left Stasis: wake every waiter; later calls raise."""
+        if self._gone_reason is not None:
+            return
+        self._gone_reason = reason
+        log.debug("call.gone", channel=self._id, reason=reason)
+        if self._digit_waiter is not None and not self._digit_waiter.done():
+            self._digit_waiter.set_result(_GONE)
+        for playback in self._playbacks.values():
+            if not playback.waiter.done():
+                playback.waiter.set_result(_GONE)
+
+    def _raise_if_gone(self) -> None:
+        if self._gone_reason is not None:
+            raise CallerHungUp(f"caller hung up (channel {self._id}: {self._gone_reason})",
+                               status=404)
+
+    def _gone_from(self, exc: ChannelGone) -> CallerHungUp:
+        self.mark_gone("not found")
+        return CallerHungUp(f"caller hung up (channel {self._id} is gone)", status=exc.status)
+
+    # -- the Call port -----------------------------------------------------------------------
+
+    async def answer(self) -> None:
+        self._raise_if_gone()
+        if self._state == "Up":
+            return
+        try:
+            await self._client.answer(self._id)
+        except ChannelGone as exc:
+            raise self._gone_from(exc) from exc
+        self._state = "Up"
+
+    async def play(self, media: Sequence[str], *, barge_in: bool = False) -> None:
+        if isinstance(media, str):
+            media = [media]
+        for uri in media:
+            self._raise_if_gone()
+            if barge_in and self._digits:
+                return
+            stopped_by_key = await self._play_one(uri, barge_in)
+            if stopped_by_key:
+                return
+        self._raise_if_gone()
+
+    async def _play_one(self, uri: str, barge_in: bool) -> bool:
+        """Play one media item; True when a key stopped it."""
+        loop = asyncio.get_running_loop()
+        playback_id = uuid.uuid4().hex
+        # The waiter exists before the POST: a short file can finish before the 201.
+        playback = _Playback(playback_id, uri, loop.create_future(), self._generation(),
+                             barge_in)
+        self._playbacks[playback_id] = playback
+        try:
+            try:
+                await self._client.play(self._id, playback_id, uri, lang=self.language or None)
+            except ChannelGone as exc:
+                raise self._gone_from(exc) from exc
+            playback.posted = True
+            if playback.generation != self._generation() and not playback.waiter.done():
+                # The event socket was lost while the POST was in flight: the end of this
+                # playback may have gone unseen.
+                await self.recheck_playback(playback_id)
+            why = await playback.waiter
+            if why == _GONE:
+                self._raise_if_gone()
+            if why == _KEY:
+                await self._stop_playback(playback_id)
+                return True
+            if playback.state == "failed":
+                log.warning("call.media_failed", channel=self._id, media=uri)
+            return False
+        except asyncio.CancelledError:
+            if playback.posted and not playback.waiter.done() and self._spawn is not None:
+                self._spawn(self._stop_quietly(playback_id))
+            raise
+        finally:
+            self._playbacks.pop(playback_id, None)
+
+    async def _stop_playback(self, playback_id: str) -> None:
+        try:
+            await self._client.stop_playback(playback_id)
+        except ChannelGone:
+            pass  # it ended on its own meanwhile
+        self._raise_if_gone()
+
+    async def _stop_quietly(self, playback_id: str) -> None:
+        try:
+            await self._client.stop_playback(playback_id)
+        except ChannelGone:
+            pass
+
+    async def recheck_playback(self, playback_id: str) -> None:
+        """Ask Asterisk whether a playback still runs; wake its waiter when it does not."""
+        playback = self._playbacks.get(playback_id)
+        if playback is None or playback.waiter.done() or not playback.posted:
+            return
+        try:
+            found = await self._client.get_playback(playback_id)
+        except ChannelGone:
+            self._finish_playback(playback_id, "done")
+            return
+        state = (found or {}).get("state", "")
+        if state not in ("queued", "playing", "paused", ""):
+            self._finish_playback(playback_id, state)
+
+    async def recheck_playbacks(self) -> None:
+        """After a reconnect: playbacks that ended during the gap must not hang the call."""
+        for playback_id in list(self._playbacks):
+            await self.recheck_playback(playback_id)
+
+    async def gather(self, *, max_digits: int, first_timeout: float, inter_timeout: float,
+                     terminator: str = "#") -> Gathered:
+        if max_digits < 1:
+            raise ValueError(f"gather: max_digits must be at least 1, got {max_digits}")
+        self._raise_if_gone()
+        digits: list[str] = []
+        timeout = first_timeout
+        while len(digits) < max_digits:
+            if not self._digits:
+                if not await self._wait_key(timeout):
+                    return Gathered("".join(digits), "timeout")
+            key = self._digits.popleft()
+            if terminator and key == terminator:
+                return Gathered("".join(digits), "terminator")
+            digits.append(key)
+            timeout = inter_timeout
+        return Gathered("".join(digits), "max_digits")
+
+    async def _wait_key(self, timeout: float) -> bool:
+        """Wait for a key to be buffered; False on timeout.  Raises when the caller hangs up."""
+        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._digit_waiter = waiter
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+        except TimeoutError:
+            return False
+        finally:
+            self._digit_waiter = None
+        self._raise_if_gone()
+        return True
+
+    def flush_digits(self) -> None:
+        self._digits.clear()
+
+    async def transfer(self, context: str, extension: str, priority: int = 1) -> None:
+        self._raise_if_gone()
+        try:
+            await self._client.continue_in_dialplan(self._id, context, extension, priority)
+        except ChannelGone as exc:
+            raise self._gone_from(exc) from exc
+        self._left_for_dialplan()
+
+    async def hangup(self) -> None:
+        if self.hung_up:
+            return
+        try:
+            await self._client.hangup(self._id)
+        except ChannelGone:
+            pass
+        self.mark_gone("hung up by the engine")
+
+    # -- beyond the port: what queues will need ----------------------------------------------
+
+    async def continue_in_dialplan(self) -> None:
+        """Leave Stasis and go on after the ``Stasis()`` line of the dialplan."""
+        self._raise_if_gone()
+        try:
+            await self._client.continue_in_dialplan(self._id)
+        except ChannelGone as exc:
+            raise self._gone_from(exc) from exc
+        self._left_for_dialplan()
+
+    def _left_for_dialplan(self) -> None:
+        # Our part is over even before StasisEnd arrives: nobody may hang this channel up.
+        self.left_stasis = True
+        self.mark_gone("left for the dialplan")
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self._channel_op(self._client.set_variable(self._id, name, value))
+
+    async def start_moh(self, moh_class: str | None = None) -> None:
+        await self._channel_op(self._client.moh_start(self._id, moh_class))
+
+    async def stop_moh(self) -> None:
+        await self._channel_op(self._client.moh_stop(self._id))
+
+    async def start_ringing(self) -> None:
+        await self._channel_op(self._client.ring_start(self._id))
+
+    async def stop_ringing(self) -> None:
+        await self._channel_op(self._client.ring_stop(self._id))
+
+    async def _channel_op(self, op: Coroutine[Any, Any, None]) -> None:
+        if self.hung_up:
+            op.close()
+            self._raise_if_gone()
+        try:
+            await op
+        except ChannelGone as exc:
+            raise self._gone_from(exc) from exc

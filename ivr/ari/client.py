@@ -1,0 +1,250 @@
+"""A thin REST client for Asterisk's ARI, on one aiohttp session.
+
+Errors come out typed (``ivr.errors``): a 404 on a channel or playback is ``ChannelGone``
+(normal in a call's life), other error answers are ``AriError`` with ``status``, a refused
+connection is ``AriUnavailable`` and a slow answer ``AriTimeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json as jsonlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import structlog
+
+from ivr.errors import AriError, AriTimeout, AriUnavailable, ChannelGone
+from ivr.ari.timeouts import Timeouts
+
+log = structlog.get_logger(__name__)
+
+Json = Any
+Params = Mapping[str, str | int | float]
+
+# Paths under these prefixes name a channel or a playback: a 404 there means "it is gone".
+_GONE_PREFIXES = ("/channels/", "/playbacks/")
+
+
+def basic_auth_header(username: str, password: str) -> str:
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+def _seg(value: str) -> str:
+    """One path segment, escaped."""
+    return quote(value, safe="")
+
+
+class AriClient:
+    """Owns one ``aiohttp.ClientSession``; use as ``async with AriClient(...) as client``."""
+
+    def __init__(self, base_url: str, username: str, password: str, app: str,
+                 timeouts: Timeouts = Timeouts(), *, max_connections: int = 100) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self.app = app
+        self.timeouts = timeouts
+        self._auth = basic_auth_header(username, password)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> AriClient:
+        self._session = aiohttp.ClientSession(
+            headers={"Authorization": self._auth},
+            timeout=aiohttp.ClientTimeout(total=self.timeouts.request,
+                                          sock_connect=self.timeouts.connect),
+            connector=aiohttp.TCPConnector(limit=self._max_connections),
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("AriClient is not open: use it as 'async with AriClient(...)'")
+        return self._session
+
+    # -- the one generic request -------------------------------------------------------------
+
+    async def request(self, method: str, path: str, *, params: Params | None = None,
+                      json: Json = None) -> Json:
+        """Send one request to ``base_url + path``; return the decoded JSON body or None."""
+        url = self.base_url + path
+        try:
+            async with self.session.request(method, url, params=params, json=json) as resp:
+                body = await resp.read()
+                status = resp.status
+        except asyncio.TimeoutError as exc:
+            raise AriTimeout(f"ARI {method} {path}: no answer within "
+                             f"{self.timeouts.request}s") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise AriUnavailable(f"ARI {method} {path}: cannot reach Asterisk at "
+                                 f"{self.base_url}: {exc.os_error or exc}") from exc
+        except aiohttp.ClientError as exc:
+            raise AriError(f"ARI {method} {path}: {exc}") from exc
+        if status >= 400:
+            raise self._error(method, path, status, body)
+        if not body:
+            return None
+        try:
+            return jsonlib.loads(body)
+        except ValueError as exc:
+            raise AriError(f"ARI {method} {path}: answer is not JSON", status=status) from exc
+
+    def _error(self, method: str, path: str, status: int, body: bytes) -> AriError:
+        message = _error_message(body)
+        if status == 404 and path.startswith(_GONE_PREFIXES):
+            log.debug("ari.gone", method=method, path=path, message=message)
+            return ChannelGone(f"ARI {method} {path}: {message or 'not found'}", status=status)
+        if status == 401:
+            return AriError(f"Asterisk refused ARI user {self.username!r} (401): check the "
+                            f"username and password against ari.conf", status=status)
+        return AriError(f"ARI {method} {path} answered {status}: {message}", status=status)
+
+    # -- channels ----------------------------------------------------------------------------
+
+    async def list_channels(self) -> list[dict[str, Any]]:
+        return await self.request("GET", "/channels") or []
+
+    async def get_channel(self, channel_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"/channels/{_seg(channel_id)}")
+
+    async def answer(self, channel_id: str) -> None:
+        await self.request("POST", f"/channels/{_seg(channel_id)}/answer")
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        await self.request("DELETE", f"/channels/{_seg(channel_id)}", params={"reason": reason})
+
+    async def continue_in_dialplan(self, channel_id: str, context: str | None = None,
+                                   extension: str | None = None, priority: int | None = None,
+                                   label: str | None = None) -> None:
+        """Leave Stasis; with no target the dialplan goes on after the ``Stasis()`` line."""
+        params = _drop_none(context=context, extension=extension, priority=priority, label=label)
+        await self.request("POST", f"/channels/{_seg(channel_id)}/continue", params=params)
+
+    async def play(self, channel_id: str, playback_id: str, media: str | Sequence[str], *,
+                   lang: str | None = None) -> dict[str, Any]:
+        """Start playing; Asterisk answers 201 at once and reports the end as an event."""
+        uris = media if isinstance(media, str) else ",".join(media)
+        params = _drop_none(media=uris, lang=lang)
+        return await self.request(
+            "POST", f"/channels/{_seg(channel_id)}/play/{_seg(playback_id)}", params=params)
+
+    async def get_playback(self, playback_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"/playbacks/{_seg(playback_id)}")
+
+    async def stop_playback(self, playback_id: str) -> None:
+        await self.request("DELETE", f"/playbacks/{_seg(playback_id)}")
+
+    async def get_variable(self, channel_id: str, name: str) -> str:
+        answer = await self.request("GET", f"/channels/{_seg(channel_id)}/variable",
+                                    params={"variable": name})
+        return (answer or {}).get("value", "")
+
+    async def set_variable(self, channel_id: str, name: str, value: str) -> None:
+        await self.request("POST", f"/channels/{_seg(channel_id)}/variable",
+                           params={"variable": name, "value": value})
+
+    async def ring_start(self, channel_id: str) -> None:
+        await self.request("POST", f"/channels/{_seg(channel_id)}/ring")
+
+    async def ring_stop(self, channel_id: str) -> None:
+        await self.request("DELETE", f"/channels/{_seg(channel_id)}/ring")
+
+    async def moh_start(self, channel_id: str, moh_class: str | None = None) -> None:
+        await self.request("POST", f"/channels/{_seg(channel_id)}/moh",
+                           params=_drop_none(mohClass=moh_class))
+
+    async def moh_stop(self, channel_id: str) -> None:
+        await self.request("DELETE", f"/channels/{_seg(channel_id)}/moh")
+
+    async def originate(self, endpoint: str, *, app: str | None = None,
+                        app_args: Sequence[str] = (), caller_id: str | None = None,
+                        timeout: int | None = None, channel_id: str | None = None,
+                        variables: Mapping[str, str] | None = None,
+                        originator: str | None = None) -> dict[str, Any]:
+        """Dial ``endpoint`` (``PJSIP/agent1``) into Stasis; variables travel in the JSON body."""
+        params = _drop_none(endpoint=endpoint, app=app or self.app,
+                            appArgs=",".join(app_args) if app_args else None,
+                            callerId=caller_id, timeout=timeout, channelId=channel_id,
+                            originator=originator)
+        body = {"variables": dict(variables)} if variables else None
+        return await self.request("POST", "/channels", params=params, json=body)
+
+    # -- bridges -----------------------------------------------------------------------------
+
+    async def create_bridge(self, bridge_type: str = "mixing", *, bridge_id: str | None = None,
+                            name: str | None = None) -> dict[str, Any]:
+        params = _drop_none(type=bridge_type, bridgeId=bridge_id, name=name)
+        return await self.request("POST", "/bridges", params=params)
+
+    async def add_to_bridge(self, bridge_id: str, channel_ids: str | Sequence[str]) -> None:
+        ids = channel_ids if isinstance(channel_ids, str) else ",".join(channel_ids)
+        await self.request("POST", f"/bridges/{_seg(bridge_id)}/addChannel",
+                           params={"channel": ids})
+
+    async def remove_from_bridge(self, bridge_id: str, channel_ids: str | Sequence[str]) -> None:
+        ids = channel_ids if isinstance(channel_ids, str) else ",".join(channel_ids)
+        await self.request("POST", f"/bridges/{_seg(bridge_id)}/removeChannel",
+                           params={"channel": ids})
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        await self.request("DELETE", f"/bridges/{_seg(bridge_id)}")
+
+    async def bridge_moh_start(self, bridge_id: str, moh_class: str | None = None) -> None:
+        await self.request("POST", f"/bridges/{_seg(bridge_id)}/moh",
+                           params=_drop_none(mohClass=moh_class))
+
+    async def bridge_moh_stop(self, bridge_id: str) -> None:
+        await self.request("DELETE", f"/bridges/{_seg(bridge_id)}/moh")
+
+    # -- the event socket --------------------------------------------------------------------
+
+    async def connect_events(self) -> aiohttp.ClientWebSocketResponse:
+        """Open ``/events?app=<app>``; the caller owns (and closes) the socket."""
+        url = self.base_url + "/events"
+        try:
+            return await self.session.ws_connect(
+                url, params={"app": self.app}, heartbeat=self.timeouts.ws_heartbeat,
+                timeout=aiohttp.ClientWSTimeout(ws_close=self.timeouts.ws_close),
+                max_msg_size=0)
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status == 401:
+                raise AriError(f"Asterisk refused ARI user {self.username!r} on the event "
+                               f"socket (401): check the username and password against "
+                               f"ari.conf", status=401) from exc
+            raise AriError(f"ARI event socket {url}: handshake answered {exc.status}",
+                           status=exc.status) from exc
+        except asyncio.TimeoutError as exc:
+            raise AriTimeout(f"ARI event socket {url}: no answer within "
+                             f"{self.timeouts.request}s") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise AriUnavailable(f"ARI event socket: cannot reach Asterisk at {url}: "
+                                 f"{exc.os_error or exc}") from exc
+        except aiohttp.ClientError as exc:
+            raise AriError(f"ARI event socket {url}: {exc}") from exc
+
+
+def _drop_none(**params: str | int | float | None) -> dict[str, str | int | float]:
+    return {key: value for key, value in params.items() if value is not None}
+
+
+def _error_message(body: bytes) -> str:
+    try:
+        decoded = jsonlib.loads(body)
+    except ValueError:
+        return body[:200].decode("utf-8", "replace")
+    if isinstance(decoded, dict) and "message" in decoded:
+        return str(decoded["message"])
+    return str(decoded)[:200]

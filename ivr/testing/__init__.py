@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks (a fake ARI server speaking real HTTP and WebSocket)."""

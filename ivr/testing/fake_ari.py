@@ -1,0 +1,665 @@
+"""An in-process fake of Asterisk's ARI: real HTTP and a real event WebSocket.
+
+It keeps a small model of channels, playbacks and bridges, records every request, and lets a
+test push what a caller does (``start_call``, ``press``, ``caller_hangs_up``) or what a
+network does (``drop_websocket``, ``fail``).  Playbacks end by themselves after a delay
+(``playback_delay``, 0 allowed); media listed in ``missing_media`` end ``failed``; with
+``finish_before_reply`` the ``PlaybackFinished`` event is written before the HTTP 201.
+
+Built for unit tests and for the load benchmark: per-request work is O(1), nothing is logged
+per request, events leave through one writer task per socket in the order they were made.
+
+    async with FakeAri() as fake:
+        adapter = AriAdapter(fake.base_url, fake.username, fake.password, fake.app, handler)
+        channel_id = await fake.start_call(caller="01012345678", exten="15771000")
+        await fake.press(channel_id, "1")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import datetime as dt
+import itertools
+import json
+import math
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+Event = dict[str, Any]
+
+_HANGUP_ORDER = ("ChannelHangupRequest", "StasisEnd", "ChannelDestroyed")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request as the fake received it; ``path`` is relative to ``/ari``."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    json: Any
+    at: float                     # loop.time() when received
+
+
+@dataclasses.dataclass(slots=True)
+class Fault:
+    """Answer matching requests with ``status`` (after ``delay`` seconds), ``times`` times."""
+
+    match: Callable[[RecordedRequest], bool]
+    status: int
+    times: float = 1
+    delay: float = 0.0
+
+
+class _Watch:
+    """Futures waiting for a predicate to hold; checked after every change."""
+
+    def __init__(self) -> None:
+        self._waiters: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+
+    def check(self) -> None:
+        if not self._waiters:
+            return
+        still: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        for test, future in self._waiters:
+            if future.done():
+                continue
+            value = test()
+            if value is not None and value is not False:
+                future.set_result(value)
+            else:
+                still.append((test, future))
+        self._waiters = still
+
+    async def wait(self, test: Callable[[], Any], timeout: float, what: str) -> Any:
+        value = test()
+        if value is not None and value is not False:
+            return value
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters.append((test, future))
+        try:
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError as exc:
+            raise AssertionError(f"fake ARI: {what} did not happen within {timeout}s") from exc
+        finally:
+            future.cancel()
+
+
+class _Subscriber:
+    """One connected event socket and the task that writes to it, in order."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.writer = asyncio.get_running_loop().create_task(self._write(), name="fake-ari.ws")
+
+    async def _write(self) -> None:
+        ws, queue = self.ws, self.queue
+        while True:
+            data = await queue.get()
+            try:
+                await ws.send_str(data)
+            except ConnectionError:
+                pass
+            finally:
+                queue.task_done()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
+def _not_found(what: str) -> web.Response:
+    return web.json_response({"message": f"{what} not found"}, status=404)
+
+
+class FakeAri:
+    """The fake server.  ``async with FakeAri() as fake`` listens on 127.0.0.1:<free port>."""
+
+    def __init__(self, *, username: str = "ivr", password: str = "secret", app: str = "ivr",
+                 playback_delay: float = 0.0, missing_media: Iterable[str] = (),
+                 durations: dict[str, float | None] | None = None,
+                 finish_before_reply: bool = False, record: bool = True,
+                 answer_originate: bool = True) -> None:
+        self.username = username
+        self.password = password
+        self.app = app
+        self.playback_delay = playback_delay
+        self.missing_media = set(missing_media)
+        self.durations: dict[str, float | None] = dict(durations or {})   # None: never ends
+        self.finish_before_reply = finish_before_reply
+        self.record = record
+        self.answer_originate = answer_originate
+        self.channels: dict[str, dict[str, Any]] = {}
+        self.playbacks: dict[str, dict[str, Any]] = {}
+        self.bridges: dict[str, dict[str, Any]] = {}
+        self.variables: dict[str, dict[str, str]] = {}
+        self._playing: dict[str, set[str]] = {}       # channel id -> its playback ids
+        self.requests: list[RecordedRequest] = []
+        self.events_sent: list[Event] = []
+        self.connections = 0                 # event sockets accepted so far
+        self.refused = 0                     # event socket attempts refused so far
+        self.faults: list[Fault] = []
+        self._auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+        self._subscribers: set[_Subscriber] = set()
+        self._refusing = False
+        self._refuse_timer: asyncio.TimerHandle | None = None
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._request_watch = _Watch()
+        self._connection_watch = _Watch()
+        self._ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    def make_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware])
+        r = app.router
+        r.add_get("/ari/events", self._events)
+        r.add_get("/ari/channels", self._list_channels)
+        r.add_post("/ari/channels", self._originate)
+        r.add_get("/ari/channels/{id}", self._get_channel)
+        r.add_delete("/ari/channels/{id}", self._hangup)
+        r.add_post("/ari/channels/{id}/answer", self._answer)
+        r.add_post("/ari/channels/{id}/continue", self._continue)
+        r.add_post("/ari/channels/{id}/play", self._play)
+        r.add_post("/ari/channels/{id}/play/{pb}", self._play)
+        r.add_get("/ari/channels/{id}/variable", self._get_variable)
+        r.add_post("/ari/channels/{id}/variable", self._set_variable)
+        for name in ("ring", "moh"):
+            r.add_post(f"/ari/channels/{{id}}/{name}", self._channel_noop)
+            r.add_delete(f"/ari/channels/{{id}}/{name}", self._channel_noop)
+        r.add_get("/ari/playbacks/{pb}", self._get_playback)
+        r.add_delete("/ari/playbacks/{pb}", self._stop_playback)
+        r.add_post("/ari/bridges", self._create_bridge)
+        r.add_get("/ari/bridges/{id}", self._get_bridge)
+        r.add_delete("/ari/bridges/{id}", self._destroy_bridge)
+        r.add_post("/ari/bridges/{id}/addChannel", self._add_to_bridge)
+        r.add_post("/ari/bridges/{id}/removeChannel", self._remove_from_bridge)
+        r.add_post("/ari/bridges/{id}/moh", self._bridge_noop)
+        r.add_delete("/ari/bridges/{id}/moh", self._bridge_noop)
+        return app
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.make_app(), access_log=None,
+                                     handle_signals=False, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=4096)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def close(self) -> None:
+        for timer in list(self._timers):
+            timer.cancel()
+        self._timers.clear()
+        if self._refuse_timer is not None:
+            self._refuse_timer.cancel()
+        await self._close_sockets()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeAri:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/ari"
+
+    # -- what a test does: callers ------------------------------------------------------------
+
+    def add_channel(self, *, caller: str = "01012345678", exten: str = "15771000",
+                    args: Sequence[str] = (), language: str = "ko", state: str = "Ring",
+                    channel_id: str | None = None, context: str = "from-pstn",
+                    in_stasis: bool = True) -> dict[str, Any]:
+        """Put a channel in the model without telling anyone (e.g. one we should adopt)."""
+        channel_id = channel_id or f"fake-{next(self._ids)}.{uuid.uuid4().hex[:6]}"
+        app_data = ",".join([self.app, *args])
+        channel = {
+            "id": channel_id,
+            "name": f"PJSIP/trunk-{channel_id}",
+            "state": state,
+            "protocol_id": "",
+            "caller": {"name": "", "number": caller},
+            "connected": {"name": "", "number": ""},
+            "accountcode": "",
+            "dialplan": {"context": context, "exten": exten, "priority": 2,
+                         "app_name": "Stasis" if in_stasis else "",
+                         "app_data": app_data if in_stasis else ""},
+            "creationtime": _now(),
+            "language": language,
+        }
+        self.channels[channel_id] = channel
+        return channel
+
+    async def start_call(self, caller: str = "01012345678", exten: str = "15771000", *,
+                         args: Sequence[str] = (), language: str = "ko", state: str = "Ring",
+                         channel_id: str | None = None) -> str:
+        """A caller dials in: the channel enters Stasis (``StasisStart``).  Returns its id."""
+        channel = self.add_channel(caller=caller, exten=exten, args=args, language=language,
+                                   state=state, channel_id=channel_id)
+        self.emit(self.event("StasisStart", channel=channel, args=list(args)))
+        return channel["id"]
+
+    async def press(self, channel_id: str, keys: str, *, duration_ms: int = 100) -> None:
+        """The caller presses ``keys``, one ``ChannelDtmfReceived`` each (repeats included)."""
+        channel = self.channels[channel_id]
+        for key in keys:
+            self.emit(self.event("ChannelDtmfReceived", channel=channel, digit=key,
+                                 duration_ms=duration_ms))
+
+    async def caller_hangs_up(self, channel_id: str, *, cause: int = 16,
+                              order: Sequence[str] = _HANGUP_ORDER) -> None:
+        """The caller hangs up: the channel leaves the model; its events go out in ``order``."""
+        channel = self.channels.pop(channel_id)
+        self._end_playbacks_of(channel_id)
+        for kind in order:
+            if kind == "StasisEnd":
+                self.emit(self.event("StasisEnd", channel=channel))
+            else:
+                self.emit(self.event(kind, channel=channel, cause=cause,
+                                     cause_txt="Normal Clearing"))
+
+    def remove_channel(self, channel_id: str) -> None:
+        """The channel disappears without any event (it died while nobody listened)."""
+        self.channels.pop(channel_id, None)
+        self._end_playbacks_of(channel_id)
+
+    def finish_playback(self, playback_id: str, state: str = "done", *,
+                        announce: bool = True) -> None:
+        """End a playback now (``announce=False``: silently, as during a lost socket)."""
+        playback = self.playbacks.pop(playback_id, None)
+        if playback is None:
+            return
+        self._playing.get(playback["target_uri"][len("channel:"):], set()).discard(playback_id)
+        playback["state"] = state
+        if announce:
+            self.emit(self.event("PlaybackFinished", playback=playback))
+
+    def playbacks_of(self, channel_id: str) -> list[dict[str, Any]]:
+        target = f"channel:{channel_id}"
+        return [p for p in self.playbacks.values() if p["target_uri"] == target]
+
+    # -- what a test does: the network ---------------------------------------------------------
+
+    def event(self, kind: str, **fields: Any) -> Event:
+        """Build an event as Asterisk would send it."""
+        return {"type": kind, "timestamp": _now(), "application": self.app,
+                "asterisk_id": "fa:ke:00:00:00:01", **fields}
+
+    def emit(self, event: Event) -> None:
+        """Send one event to every connected socket (lost when none is connected)."""
+        if self.record:
+            self.events_sent.append(event)
+        if not self._subscribers:
+            return
+        data = json.dumps(event)
+        for subscriber in self._subscribers:
+            subscriber.queue.put_nowait(data)
+
+    async def send_events(self, events: Iterable[Event]) -> None:
+        """Send events exactly in the order given (for out-of-order cases), then flush."""
+        for event in events:
+            self.emit(event)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Return once every event emitted so far has been written to the sockets."""
+        for subscriber in list(self._subscribers):
+            await subscriber.queue.join()
+
+    async def drop_websocket(self, *, refuse_for: float | None = None) -> None:
+        """Close every event socket.  ``refuse_for``: refuse new ones for that long
+        (``math.inf`` until ``allow_websocket``)."""
+        if refuse_for is not None:
+            self.refuse_websocket(refuse_for)
+        await self._close_sockets()
+
+    def refuse_websocket(self, seconds: float = math.inf) -> None:
+        self._refusing = True
+        if self._refuse_timer is not None:
+            self._refuse_timer.cancel()
+            self._refuse_timer = None
+        if seconds != math.inf:
+            self._refuse_timer = asyncio.get_running_loop().call_later(
+                seconds, self.allow_websocket)
+
+    def allow_websocket(self) -> None:
+        self._refusing = False
+        if self._refuse_timer is not None:
+            self._refuse_timer.cancel()
+            self._refuse_timer = None
+
+    def fail(self, match: Callable[[RecordedRequest], bool], status: int, *,
+             times: float = 1, delay: float = 0.0) -> Fault:
+        """Answer the next ``times`` matching requests with ``status`` (0: never answer)."""
+        fault = Fault(match, status, times, delay)
+        self.faults.append(fault)
+        return fault
+
+    async def wait_for_request(self, match: Callable[[RecordedRequest], bool], *,
+                               timeout: float = 2.0, since: int = 0) -> RecordedRequest:
+        """The first request (from index ``since``) that matches; waits for it if needed."""
+        requests = self.requests
+        position = since
+
+        def test() -> RecordedRequest | None:
+            nonlocal position
+            while position < len(requests):
+                request = requests[position]
+                position += 1
+                if match(request):
+                    return request
+            return None
+
+        return await self._request_watch.wait(test, timeout, "a matching request")
+
+    async def wait_for_connection(self, count: int = 1, *, timeout: float = 2.0) -> None:
+        """Wait until ``count`` event sockets have been accepted in all (and one is open)."""
+        await self._connection_watch.wait(
+            lambda: self.connections >= count and bool(self._subscribers), timeout,
+            f"event socket connection #{count}")
+
+    async def wait_for_refused(self, count: int, *, timeout: float = 2.0) -> None:
+        """Wait until ``count`` event socket attempts have been refused in all."""
+        await self._connection_watch.wait(lambda: self.refused >= count, timeout,
+                                          f"refused event socket attempt #{count}")
+
+    @property
+    def websocket_connected(self) -> bool:
+        return bool(self._subscribers)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _later(self, delay: float, fn: Callable[..., None], *args: Any) -> None:
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle
+
+        def run() -> None:
+            self._timers.discard(handle)
+            fn(*args)
+
+        handle = loop.call_later(delay, run)
+        self._timers.add(handle)
+
+    async def _close_sockets(self) -> None:
+        subscribers, self._subscribers = self._subscribers, set()
+        for subscriber in subscribers:
+            subscriber.writer.cancel()
+        for subscriber in subscribers:
+            await subscriber.ws.close()
+
+    def _end_playbacks_of(self, channel_id: str) -> None:
+        for playback_id in self._playing.pop(channel_id, ()):
+            self.playbacks.pop(playback_id, None)
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.headers.get("Authorization") != self._auth:
+            return web.json_response({"message": "Authentication required"}, status=401)
+        if request.path == "/ari/events":
+            return await handler(request)
+        body = None
+        if request.body_exists:
+            raw = await request.read()
+            if raw:
+                body = json.loads(raw)
+        recorded = RecordedRequest(request.method, request.path[4:], dict(request.query), body,
+                                   asyncio.get_running_loop().time())
+        if self.record:
+            self.requests.append(recorded)
+            self._request_watch.check()
+        if self.faults:
+            for fault in self.faults:
+                if fault.times > 0 and fault.match(recorded):
+                    fault.times -= 1
+                    if fault.delay:
+                        await asyncio.sleep(fault.delay)
+                    if fault.status == 0:
+                        await asyncio.Event().wait()   # never answer
+                    return web.json_response({"message": "injected fault"},
+                                             status=fault.status)
+        return await handler(request)
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        if self._refusing:
+            self.refused += 1
+            self._connection_watch.check()
+            return web.json_response({"message": "Service Unavailable"}, status=503)
+        if request.query.get("app") != self.app:
+            return web.json_response({"message": "Invalid application provided"}, status=400)
+        ws = web.WebSocketResponse(compress=False, autoping=True)
+        await ws.prepare(request)
+        subscriber = _Subscriber(ws)
+        self._subscribers.add(subscriber)
+        self.connections += 1
+        self._connection_watch.check()
+        try:
+            async for msg in ws:
+                if msg.type is WSMsgType.ERROR:
+                    break
+        finally:
+            subscriber.writer.cancel()
+            self._subscribers.discard(subscriber)
+        return ws
+
+    # channels
+
+    def _channel(self, request: web.Request) -> dict[str, Any] | None:
+        return self.channels.get(request.match_info["id"])
+
+    async def _list_channels(self, request: web.Request) -> web.Response:
+        return web.json_response(list(self.channels.values()))
+
+    async def _get_channel(self, request: web.Request) -> web.Response:
+        channel = self._channel(request)
+        if channel is None:
+            return _not_found("Channel")
+        return web.json_response(channel)
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        channel = self._channel(request)
+        if channel is None:
+            return _not_found("Channel")
+        if channel["state"] != "Up":
+            channel["state"] = "Up"
+            self.emit(self.event("ChannelStateChange", channel=channel))
+        return web.Response(status=204)
+
+    async def _hangup(self, request: web.Request) -> web.Response:
+        channel = self.channels.pop(request.match_info["id"], None)
+        if channel is None:
+            return _not_found("Channel")
+        self._end_playbacks_of(channel["id"])
+        self.emit(self.event("ChannelHangupRequest", channel=channel, cause=16))
+        if channel["dialplan"]["app_name"] == "Stasis":
+            self.emit(self.event("StasisEnd", channel=channel))
+        self.emit(self.event("ChannelDestroyed", channel=channel, cause=16,
+                             cause_txt="Normal Clearing"))
+        return web.Response(status=204)
+
+    async def _continue(self, request: web.Request) -> web.Response:
+        channel = self._channel(request)
+        if channel is None:
+            return _not_found("Channel")
+        if channel["dialplan"]["app_name"] != "Stasis":
+            return web.json_response({"message": "Channel not in Stasis application"},
+                                     status=409)
+        query = request.query
+        dialplan = channel["dialplan"]
+        dialplan.update(app_name="", app_data="")
+        if "context" in query:
+            dialplan["context"] = query["context"]
+        if "extension" in query:
+            dialplan["exten"] = query["extension"]
+        dialplan["priority"] = int(query.get("priority", dialplan["priority"] + 1))
+        self._end_playbacks_of(channel["id"])
+        self.emit(self.event("StasisEnd", channel=channel))
+        return web.Response(status=204)
+
+    async def _get_variable(self, request: web.Request) -> web.Response:
+        channel = self._channel(request)
+        if channel is None:
+            return _not_found("Channel")
+        name = request.query.get("variable", "")
+        value = self.variables.get(channel["id"], {}).get(name)
+        if value is None:
+            return web.json_response({"message": "Provided variable was not found"},
+                                     status=404)
+        return web.json_response({"value": value})
+
+    async def _set_variable(self, request: web.Request) -> web.Response:
+        channel = self._channel(request)
+        if channel is None:
+            return _not_found("Channel")
+        name = request.query.get("variable", "")
+        self.variables.setdefault(channel["id"], {})[name] = request.query.get("value", "")
+        return web.Response(status=204)
+
+    async def _channel_noop(self, request: web.Request) -> web.Response:
+        if self._channel(request) is None:
+            return _not_found("Channel")
+        return web.Response(status=204)
+
+    async def _originate(self, request: web.Request) -> web.Response:
+        query = request.query
+        if "endpoint" not in query:
+            return web.json_response({"message": "Endpoint must be specified"}, status=400)
+        body = await request.json() if request.body_exists else {}
+        args = [a for a in query.get("appArgs", "").split(",") if a]
+        channel = self.add_channel(caller=query.get("callerId", ""),
+                                   exten=query.get("extension", "s"), args=args,
+                                   state="Down", channel_id=query.get("channelId"),
+                                   context=query.get("context", "default"))
+        channel["name"] = f"{query['endpoint']}-{channel['id']}"
+        self.variables[channel["id"]] = dict((body or {}).get("variables") or {})
+        if self.answer_originate and query.get("app"):
+            channel["state"] = "Up"
+            self._later(0, self._originated, channel["id"], args)
+        return web.json_response(channel)
+
+    def _originated(self, channel_id: str, args: list[str]) -> None:
+        channel = self.channels.get(channel_id)
+        if channel is not None:
+            self.emit(self.event("StasisStart", channel=channel, args=args))
+
+    # playbacks
+
+    async def _play(self, request: web.Request) -> web.Response:
+        channel = self._channel(request)
+        if channel is None:
+            return _not_found("Channel")
+        playback_id = request.match_info.get("pb") or uuid.uuid4().hex
+        if playback_id in self.playbacks:
+            return web.json_response({"message": "Playback id already in use"}, status=409)
+        media = request.query.get("media", "")
+        if not media:
+            return web.json_response({"message": "media is required"}, status=400)
+        uris = media.split(",")
+        playback = {"id": playback_id, "media_uri": uris[0], "target_uri": f"channel:{channel['id']}",
+                    "language": request.query.get("lang", channel["language"]),
+                    "state": "playing"}
+        self.playbacks[playback_id] = playback
+        self._playing.setdefault(channel["id"], set()).add(playback_id)
+        failed = any(uri in self.missing_media for uri in uris)
+        if failed:
+            duration: float | None = 0.0
+        else:
+            durations = [self.durations.get(uri, self.playback_delay) for uri in uris]
+            duration = None if None in durations else sum(d for d in durations if d is not None)
+        self.emit(self.event("PlaybackStarted", playback=dict(playback)))
+        state = "failed" if failed else "done"
+        if self.finish_before_reply and duration is not None:
+            self.finish_playback(playback_id, state)
+            await self.flush()
+        elif duration is not None:
+            self._later(duration, self.finish_playback, playback_id, state)
+        return web.json_response(playback, status=201)
+
+    async def _get_playback(self, request: web.Request) -> web.Response:
+        playback = self.playbacks.get(request.match_info["pb"])
+        if playback is None:
+            return _not_found("Playback")
+        return web.json_response(playback)
+
+    async def _stop_playback(self, request: web.Request) -> web.Response:
+        playback_id = request.match_info["pb"]
+        if playback_id not in self.playbacks:
+            return _not_found("Playback")
+        self.finish_playback(playback_id, "done")
+        return web.Response(status=204)
+
+    # bridges
+
+    def _bridge(self, request: web.Request) -> dict[str, Any] | None:
+        return self.bridges.get(request.match_info["id"])
+
+    async def _create_bridge(self, request: web.Request) -> web.Response:
+        bridge_id = request.query.get("bridgeId") or uuid.uuid4().hex
+        bridge = {"id": bridge_id, "technology": "simple_bridge",
+                  "bridge_type": request.query.get("type", "mixing"), "bridge_class": "stasis",
+                  "name": request.query.get("name", ""), "channels": [], "creator": "Stasis",
+                  "creationtime": _now()}
+        self.bridges[bridge_id] = bridge
+        self.emit(self.event("BridgeCreated", bridge=bridge))
+        return web.json_response(bridge)
+
+    async def _get_bridge(self, request: web.Request) -> web.Response:
+        bridge = self._bridge(request)
+        return _not_found("Bridge") if bridge is None else web.json_response(bridge)
+
+    async def _destroy_bridge(self, request: web.Request) -> web.Response:
+        bridge = self.bridges.pop(request.match_info["id"], None)
+        if bridge is None:
+            return _not_found("Bridge")
+        for channel_id in bridge["channels"]:
+            channel = self.channels.get(channel_id)
+            if channel is not None:
+                self.emit(self.event("ChannelLeftBridge", bridge=bridge, channel=channel))
+        bridge["channels"] = []
+        self.emit(self.event("BridgeDestroyed", bridge=bridge))
+        return web.Response(status=204)
+
+    async def _add_to_bridge(self, request: web.Request) -> web.Response:
+        bridge = self._bridge(request)
+        if bridge is None:
+            return _not_found("Bridge")
+        ids = request.query.get("channel", "").split(",")
+        if any(channel_id not in self.channels for channel_id in ids):
+            return web.json_response({"message": "Channel not found"}, status=400)
+        for channel_id in ids:
+            if channel_id not in bridge["channels"]:
+                bridge["channels"].append(channel_id)
+                self.emit(self.event("ChannelEnteredBridge", bridge=bridge,
+                                     channel=self.channels[channel_id]))
+        return web.Response(status=204)
+
+    async def _remove_from_bridge(self, request: web.Request) -> web.Response:
+        bridge = self._bridge(request)
+        if bridge is None:
+            return _not_found("Bridge")
+        ids = request.query.get("channel", "").split(",")
+        if any(channel_id not in bridge["channels"] for channel_id in ids):
+            return web.json_response({"message": "Channel not in bridge"}, status=422)
+        for channel_id in ids:
+            bridge["channels"].remove(channel_id)
+            channel = self.channels.get(channel_id)
+            if channel is not None:
+                self.emit(self.event("ChannelLeftBridge", bridge=bridge, channel=channel))
+        return web.Response(status=204)
+
+    async def _bridge_noop(self, request: web.Request) -> web.Response:
+        if self._bridge(request) is None:
+            return _not_found("Bridge")
+        return web.Response(status=204)

@@ -1,0 +1,321 @@
+"""A call as a flow sees it, driven over real HTTP and WebSocket against the fake Asterisk."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from structlog.testing import capture_logs
+
+from ivr.call import Call, Gathered
+from ivr.errors import CallerHungUp
+
+from ari_harness import harness, is_play, outcome
+
+LONG = "sound:ivr/ko/long_menu"       # never ends on its own in these tests
+
+
+async def test_a_call_shows_who_called_what_and_how():
+    async def flow(call, args):
+        return None
+
+    async with harness(flow) as h:
+        started = await h.call_in("01098765432", "15771000", args=["main", "x"],
+                                  language="en")
+        call = started.call
+        assert isinstance(call, Call)
+        assert (call.caller_number, call.dialled, call.language) == (
+            "01098765432", "15771000", "en")
+        assert started.args == ["main", "x"] and call.args == ["main", "x"]
+        assert started.adopted is False
+
+
+async def test_a_withheld_number_is_an_empty_string():
+    async def flow(call, args):
+        return call.caller_number
+
+    async with harness(flow) as h:
+        assert await outcome(await h.call_in("")) == ""
+
+
+async def test_answer_then_answer_again_is_one_request():
+    async def flow(call, args):
+        await call.answer()
+        await call.answer()
+        return call.state
+
+    async with harness(flow) as h:
+        assert await outcome(await h.call_in()) == "Up"
+        answers = [r for r in h.fake.requests if r.path.endswith("/answer")]
+        assert len(answers) == 1
+
+
+async def test_a_prompt_that_ends_before_asterisk_answers_201_does_not_hang():
+    async def flow(call, args):
+        await call.play(["sound:ivr/ko/welcome", "sound:ivr/ko/menu"])
+        return "played"
+
+    async with harness(flow, finish_before_reply=True) as h:
+        assert await outcome(await h.call_in(), timeout=1.0) == "played"
+        assert len([r for r in h.fake.requests if is_play(r)]) == 2
+
+
+async def test_a_missing_prompt_is_logged_and_skipped():
+    async def flow(call, args):
+        await call.play(["sound:ivr/ko/a", "sound:ivr/ko/missing", "sound:ivr/ko/b"])
+        return "played"
+
+    with capture_logs() as logs:
+        async with harness(flow, missing_media={"sound:ivr/ko/missing"}) as h:
+            assert await outcome(await h.call_in()) == "played"
+            media = [r.params["media"] for r in h.fake.requests if is_play(r)]
+    assert media == ["sound:ivr/ko/a", "sound:ivr/ko/missing", "sound:ivr/ko/b"]
+    failed = [e for e in logs if e["event"] == "call.media_failed"]
+    assert [e["media"] for e in failed] == ["sound:ivr/ko/missing"]
+
+
+async def test_a_key_stops_the_menu_at_once_and_is_the_first_digit_gathered():
+    async def flow(call, args):
+        await call.play([LONG, "sound:ivr/ko/never_reached"], barge_in=True)
+        return await call.gather(max_digits=2, first_timeout=1, inter_timeout=1)
+
+    async with harness(flow, durations={LONG: None}) as h:
+        started = await h.call_in()
+        play = await h.request(is_play)
+        playback_id = play.path.rsplit("/", 1)[1]
+        await h.fake.press(started.call.id, "1")
+        stop = await h.request(lambda r: r.method == "DELETE" and r.path.startswith("/playbacks"))
+        assert stop.path == f"/playbacks/{playback_id}"
+        assert stop.at - play.at < 0.5
+        await h.fake.press(started.call.id, "2")
+        assert await outcome(started) == Gathered("12", "max_digits")
+        assert [r.params["media"] for r in h.fake.requests if is_play(r)] == [LONG]
+
+
+async def test_a_key_pressed_before_a_barge_in_prompt_skips_it():
+    pressed = asyncio.Event()
+
+    async def flow(call, args):
+        await pressed.wait()
+        await call.play(["sound:ivr/ko/menu"], barge_in=True)
+        return await call.gather(max_digits=1, first_timeout=1, inter_timeout=1)
+
+    async with harness(flow) as h:
+        started = await h.call_in()
+        await h.fake.press(started.call.id, "3")
+        await h.fake.flush()
+        await asyncio.sleep(0.05)        # let the key travel over the socket
+        pressed.set()
+        assert await outcome(started) == Gathered("3", "max_digits")
+        assert not [r for r in h.fake.requests if is_play(r)]
+
+
+async def test_without_barge_in_a_key_waits_for_the_prompt_to_end():
+    async def flow(call, args):
+        await call.play(["sound:ivr/ko/short"])
+        return await call.gather(max_digits=1, first_timeout=1, inter_timeout=1)
+
+    async with harness(flow, playback_delay=0.1) as h:
+        started = await h.call_in()
+        await h.request(is_play)
+        await h.fake.press(started.call.id, "7")
+        assert await outcome(started) == Gathered("7", "max_digits")
+        assert not [r for r in h.fake.requests if r.method == "DELETE"
+                    and r.path.startswith("/playbacks")]
+
+
+async def test_silence_ends_gather_after_the_first_timeout():
+    async def flow(call, args):
+        began = time.monotonic()
+        got = await call.gather(max_digits=4, first_timeout=0.1, inter_timeout=5)
+        return got, time.monotonic() - began
+
+    async with harness(flow) as h:
+        got, took = await outcome(await h.call_in())
+        assert got == Gathered("", "timeout")
+        assert 0.09 <= took < 0.5
+
+
+async def test_a_caller_who_stops_part_way_gets_the_inter_digit_timeout():
+    async def flow(call, args):
+        return await call.gather(max_digits=6, first_timeout=2, inter_timeout=0.1)
+
+    async with harness(flow) as h:
+        started = await h.call_in()
+        await h.fake.press(started.call.id, "12")
+        assert await outcome(started) == Gathered("12", "timeout")
+
+
+async def test_the_terminator_ends_input_and_is_not_returned():
+    async def flow(call, args):
+        first = await call.gather(max_digits=6, first_timeout=1, inter_timeout=1)
+        only_hash = await call.gather(max_digits=6, first_timeout=1, inter_timeout=1)
+        star = await call.gather(max_digits=6, first_timeout=1, inter_timeout=1,
+                                 terminator="*")
+        return first, only_hash, star
+
+    async with harness(flow) as h:
+        started = await h.call_in()
+        await h.fake.press(started.call.id, "12#")
+        await h.fake.press(started.call.id, "#")
+        await h.fake.press(started.call.id, "9#*")
+        assert await outcome(started) == (Gathered("12", "terminator"),
+                                          Gathered("", "terminator"),
+                                          Gathered("9#", "terminator"))
+
+
+async def test_max_digits_ends_input_and_later_keys_stay_buffered():
+    async def flow(call, args):
+        first = await call.gather(max_digits=3, first_timeout=1, inter_timeout=1)
+        rest = await call.gather(max_digits=3, first_timeout=1, inter_timeout=0.1)
+        call.flush_digits()
+        return first, rest
+
+    async with harness(flow) as h:
+        started = await h.call_in()
+        await h.fake.press(started.call.id, "12345")
+        assert await outcome(started) == (Gathered("123", "max_digits"),
+                                          Gathered("45", "timeout"))
+
+
+async def test_flush_forgets_keys_pressed_earlier():
+    ready = asyncio.Event()
+
+    async def flow(call, args):
+        await ready.wait()
+        call.flush_digits()
+        return await call.gather(max_digits=2, first_timeout=0.1, inter_timeout=0.1)
+
+    async with harness(flow) as h:
+        started = await h.call_in()
+        await h.fake.press(started.call.id, "99")
+        await h.fake.flush()
+        await asyncio.sleep(0.05)
+        ready.set()
+        assert await outcome(started) == Gathered("", "timeout")
+
+
+async def test_a_phone_number_with_repeated_digits_arrives_whole():
+    async def flow(call, args):
+        return await call.gather(max_digits=11, first_timeout=1, inter_timeout=0.5)
+
+    async with harness(flow) as h:
+        started = await h.call_in()
+        await h.fake.press(started.call.id, "01011223344")
+        assert await outcome(started) == Gathered("01011223344", "max_digits")
+
+
+async def test_two_callers_pressing_at_once_each_get_their_own_keys_in_order():
+    async def flow(call, args):
+        return await call.gather(max_digits=4, first_timeout=1, inter_timeout=1)
+
+    async with harness(flow) as h:
+        first = await h.call_in("01011111111")
+        second = await h.call_in("01022222222")
+        a, b = h.fake.channels[first.call.id], h.fake.channels[second.call.id]
+        interleaved = []
+        for key_a, key_b in zip("1234", "9876"):
+            interleaved.append(h.fake.event("ChannelDtmfReceived", channel=a, digit=key_a))
+            interleaved.append(h.fake.event("ChannelDtmfReceived", channel=b, digit=key_b))
+        await h.fake.send_events(interleaved)
+        assert await outcome(first) == Gathered("1234", "max_digits")
+        assert await outcome(second) == Gathered("9876", "max_digits")
+
+
+async def test_a_caller_who_hangs_up_mid_prompt_ends_the_call_at_once():
+    async def flow(call, args):
+        await call.answer()
+        await call.play([LONG])
+
+    async with harness(flow, durations={LONG: None}) as h:
+        started = await h.call_in()
+        await h.request(is_play)
+        began = time.monotonic()
+        await h.fake.caller_hangs_up(started.call.id)
+        with pytest.raises(CallerHungUp):
+            await outcome(started, timeout=0.5)
+        assert time.monotonic() - began < 0.5
+        assert started.call.hung_up
+        assert started.call.id not in h.adapter.calls
+        await asyncio.sleep(0.05)
+        assert not h.adapter._call_tasks.tasks            # the call's task has ended
+        with pytest.raises(CallerHungUp):
+            await started.call.gather(max_digits=1, first_timeout=1, inter_timeout=1)
+        with pytest.raises(CallerHungUp):
+            await started.call.play(["sound:ivr/ko/bye"])
+        await started.call.hangup()                        # no-op once gone
+        deletes = [r for r in h.fake.requests if r.method == "DELETE"
+                   and r.path.startswith("/channels")]
+        assert deletes == []
+
+
+@pytest.mark.parametrize("order", [("StasisEnd", "ChannelHangupRequest", "ChannelDestroyed"),
+                                   ("ChannelDestroyed",)])
+async def test_hangup_events_in_an_unusual_order_still_end_a_gather(order):
+    async def flow(call, args):
+        await call.gather(max_digits=4, first_timeout=5, inter_timeout=5)
+
+    async with harness(flow) as h:
+        started = await h.call_in()
+        await asyncio.sleep(0.02)
+        await h.fake.caller_hangs_up(started.call.id, order=order)
+        with pytest.raises(CallerHungUp):
+            await outcome(started, timeout=0.5)
+
+
+async def test_a_channel_gone_between_events_gives_caller_hung_up():
+    async def flow(call, args):
+        await call.answer()
+
+    async with harness(flow) as h:
+        channel_id = await h.fake.start_call()
+        h.fake.remove_channel(channel_id)               # gone, and no event says so
+        started = await h.next_call()
+        with pytest.raises(CallerHungUp):
+            await outcome(started)
+        assert started.call.hung_up
+
+
+async def test_a_transfer_hands_the_call_to_the_dialplan_and_nobody_hangs_it_up():
+    async def flow(call, args):
+        await call.transfer("agents", "100")
+        return call.hung_up
+
+    async with harness(flow) as h:
+        started = await h.call_in()
+        assert await outcome(started) is True
+        cont = await h.request(lambda r: r.path.endswith("/continue"))
+        assert cont.params == {"context": "agents", "extension": "100", "priority": "1"}
+        await asyncio.sleep(0.05)
+        assert not [r for r in h.fake.requests if r.method == "DELETE"]
+        assert started.call.id in h.fake.channels
+
+
+async def test_a_flow_that_simply_returns_leaves_nobody_on_the_line():
+    async def flow(call, args):
+        await call.answer()
+
+    async with harness(flow) as h:
+        started = await h.call_in()
+        await outcome(started)
+        hangup = await h.request(lambda r: r.method == "DELETE")
+        assert hangup.path == f"/channels/{started.call.id}"
+        assert hangup.params == {"reason": "normal"}
+
+
+async def test_a_channel_we_originate_is_handed_to_whoever_expects_it():
+    async def flow(call, args):
+        return None
+
+    async with harness(flow) as h:
+        leg = h.adapter.expect("agent-leg-7")
+        await h.adapter.client.originate("PJSIP/agent1", app_args=["agent"],
+                                         channel_id="agent-leg-7")
+        async with asyncio.timeout(2):
+            agent = await leg
+        assert agent.id == "agent-leg-7" and agent.args == ["agent"]
+        assert h.started.qsize() == 0                  # the flow handler was not run for it
+        await agent.start_moh()
+        await agent.hangup()
+        assert agent.hung_up
