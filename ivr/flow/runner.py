@@ -1,0 +1,343 @@
+"""The per-call runner: walks a ``Flow`` on a ``Call`` and writes the ``CallRecord``.
+
+It speaks only to the ``Call`` port.  One runner per call, in that call's task; each step does
+no I/O but the call's own, so thousands of calls share one event loop.
+
+How a call ends (``record.outcome``):
+
+* ``hangup`` node, or ``return`` from the top flow → ``completed`` (``retries_exhausted`` when the
+  caller got there through a menu or gather that ran out of tries);
+* a menu or gather without ``on_fail`` runs out of tries → ``retries_exhausted``;
+* ``queue`` → ``queued`` (detail: the queue), ``transfer`` → ``transferred`` (detail: the target);
+* the caller hangs up → ``caller_hangup``; anything unexpected → ``error`` (the caller hears
+  ``system_error`` when possible and the call is hung up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+
+from ivr.call import Call, CallRecord
+from ivr.errors import ChannelGone, FlowRuntimeError
+from ivr.flow.expr import ExprRuntimeError
+from ivr.flow.model import (Branch, Flow, FlowSet, Gather, Goto, Hangup, Menu, Node, Play, Queue, Return,
+                            Say, Set, Subflow, Transfer)
+from ivr.flow.say import say
+from ivr.prompts import Catalogue
+
+__all__ = ["run_flow", "FlowRunner", "MAX_STEPS", "MAX_SUBFLOW_DEPTH", "QUEUE_HOLD_PROMPT",
+           "ERROR_PROMPT"]
+
+log = structlog.get_logger(__name__)
+
+MAX_STEPS = 500
+MAX_SUBFLOW_DEPTH = 8
+QUEUE_HOLD_PROMPT = "queue_hold"
+ERROR_PROMPT = "system_error"
+
+
+async def run_flow(flowset: FlowSet, flow: Flow, call: Call, record: CallRecord, *,
+                   catalogue: Catalogue, services: Any = None, language: str | None = None,
+                   variables: Mapping[str, Any] | None = None, max_steps: int = MAX_STEPS) -> None:
+    """Run ``flow`` on ``call`` until it ends; the outcome is in ``record``.
+
+    ``language`` overrides the flow's starting language (e.g. from the caller's history);
+    ``variables`` adds facts the engine knows (``caller.age``, ``caller.repeat`` …).
+    ``services.queue_handoff(call, record, queue, priority, reason)`` (when given) takes the call
+    into an agent queue.  Never raises, except ``CancelledError``.
+    """
+    runner = FlowRunner(flowset, call, record, catalogue=catalogue, services=services,
+                        language=language, variables=variables, max_steps=max_steps)
+    await runner.run(flow)
+
+
+class _End(Exception):
+    """Internal: the flow reached an ending node."""
+
+
+class FlowRunner:
+    __slots__ = ("flowset", "call", "record", "catalogue", "services", "vars", "max_steps",
+                 "steps", "exhausted", "stack", "flow", "lang")
+
+    def __init__(self, flowset: FlowSet, call: Call, record: CallRecord, *, catalogue: Catalogue,
+                 services: Any = None, language: str | None = None,
+                 variables: Mapping[str, Any] | None = None, max_steps: int = MAX_STEPS) -> None:
+        self.flowset = flowset
+        self.call = call
+        self.record = record
+        self.catalogue = catalogue
+        self.services = services
+        self.vars: dict[str, Any] = {}
+        self.max_steps = max_steps
+        self.steps = 0
+        self.exhausted = False            # a menu/gather ran out of tries; cleared by good input
+        self.stack: list[tuple[Flow, str]] = []
+        self.lang = language or ""
+        if variables:
+            self.vars.update(variables)
+
+    # -- the walk ------------------------------------------------------------------------------
+    async def run(self, flow: Flow) -> None:
+        call, record = self.call, self.record
+        self.flow = flow
+        lang = self.lang or flow.language
+        if lang not in self.catalogue.languages:
+            lang = flow.language
+        self.vars = {**flow.vars, **self.vars, "lang": lang, "caller.number": call.caller_number,
+                     "call.dialled": call.dialled, "call.id": call.id}
+        self.lang = lang
+        record.flow = record.flow or flow.name
+        record.language = lang
+        with structlog.contextvars.bound_contextvars(call_id=call.id, flow=flow.name, node=None):
+            try:
+                await call.answer()
+                await self._walk(flow)
+            except ChannelGone:
+                record.end("caller_hangup")
+                log.info("flow.caller_hangup", node=record.nodes[-1] if record.nodes else None)
+            except asyncio.CancelledError:
+                raise
+            except FlowRuntimeError as exc:
+                log.error("flow.runtime_error", error=str(exc))
+                record.end("error", str(exc))
+                await self._apologise()
+            except Exception as exc:  # the call must end cleanly whatever happened
+                log.exception("flow.crashed", error=repr(exc))
+                record.end("error", f"{type(exc).__name__}: {exc}")
+                await self._apologise()
+            finally:
+                record.language = self.lang
+
+    async def _walk(self, flow: Flow) -> None:
+        name = flow.entry
+        nodes = flow.nodes
+        bind = structlog.contextvars.bind_contextvars
+        while True:
+            self.steps += 1
+            if self.steps > self.max_steps:
+                raise FlowRuntimeError(f"flow '{self.flow.name}' node '{name}': more than {self.max_steps} "
+                                       "steps in one call; is the flow going round in circles?")
+            node = nodes[name]
+            self.record.visit(f"{self.flow.name}/{name}" if self.stack else name)
+            bind(node=name)
+            try:
+                target = await self._step(node)
+            except ExprRuntimeError as exc:
+                raise FlowRuntimeError(f"flow '{self.flow.name}' node '{name}': {exc}") from exc
+            if target is None:
+                # return (or end of a subflow): back to the caller flow's next node
+                if not self.stack:
+                    self.record.end("retries_exhausted" if self.exhausted else "completed")
+                    await self.call.hangup()
+                    return
+                self.flow, name = self.stack.pop()
+                nodes = self.flow.nodes
+                continue
+            if isinstance(target, Flow):
+                self.flow = target
+                nodes = target.nodes
+                name = target.entry
+                continue
+            if target is _FINISHED:
+                return
+            name = target
+
+    async def _step(self, node: Node) -> Any:
+        """Do one node; return the next node name, a ``Flow`` to enter, None to return, or
+        ``_FINISHED`` when the call has ended."""
+        match node:
+            case Menu():
+                return await self._menu(node)
+            case Play():
+                await self._play(node.prompts, barge_in=node.barge_in)
+                return node.next
+            case Gather():
+                return await self._gather(node)
+            case Say():
+                return await self._say(node)
+            case Set():
+                for var, expr in node.assignments:
+                    self._assign(var, expr.evaluate(self.vars))
+                return node.next
+            case Branch():
+                for expr, target in node.cases:
+                    if expr.evaluate(self.vars):
+                        return target
+                return node.otherwise
+            case Goto():
+                return node.target
+            case Subflow():
+                return self._enter_subflow(node)
+            case Return():
+                return None
+            case Queue():
+                await self._queue(node)
+                return _FINISHED
+            case Transfer():
+                await self._transfer(node)
+                return _FINISHED
+            case Hangup():
+                await self._play(node.prompts)
+                self.record.end("retries_exhausted" if self.exhausted else "completed")
+                await self.call.hangup()
+                return _FINISHED
+        raise FlowRuntimeError(f"node '{node.name}': unknown node type {type(node).__name__}")  # pragma: no cover
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _media(self, prompts: Sequence[str]) -> list[str]:
+        lang = self.lang
+        return [f"sound:ivr/{lang}/{p}" for p in prompts]
+
+    async def _play(self, prompts: Sequence[str], *, barge_in: bool = False) -> None:
+        if prompts:
+            await self.call.play(self._media(prompts), barge_in=barge_in)
+
+    def _assign(self, var: str, value: Any) -> None:
+        if var == "lang":
+            if value not in self.catalogue.languages:
+                raise FlowRuntimeError(f"flow '{self.flow.name}': language {value!r} is not in the prompt "
+                                       f"catalogue ({', '.join(self.catalogue.languages)})")
+            self.lang = value
+            self.record.language = value
+        self.vars[var] = value
+
+    def _enter_subflow(self, node: Subflow) -> Flow:
+        target = self.flowset.get(node.flow)
+        if target is None:
+            raise FlowRuntimeError(f"flow '{self.flow.name}' node '{node.name}': subflow '{node.flow}' "
+                                   "is not loaded")
+        if len(self.stack) >= MAX_SUBFLOW_DEPTH:
+            raise FlowRuntimeError(f"flow '{self.flow.name}' node '{node.name}': subflows nested more "
+                                   f"than {MAX_SUBFLOW_DEPTH} deep")
+        self.stack.append((self.flow, node.next))
+        for var, value in target.vars.items():
+            self.vars.setdefault(var, value)
+        return target
+
+    async def _menu(self, node: Menu) -> str | None:
+        call, record = self.call, self.record
+        tries = 0
+        prompts = node.prompts
+        while True:
+            await self._play(prompts, barge_in=node.barge_in)
+            got = await call.gather(max_digits=1, first_timeout=node.timeout, inter_timeout=node.timeout,
+                                    terminator="")
+            key = got.digits
+            if key:
+                record.pressed(key)
+                target = node.options.get(key)
+                if target is not None:
+                    self.exhausted = False
+                    return target
+                retry_prompts = node.invalid
+            else:
+                retry_prompts = node.no_input
+            tries += 1
+            if tries > node.retries:
+                return await self._exhausted(node)
+            call.flush_digits()
+            await self._play(retry_prompts, barge_in=node.barge_in)
+
+    async def _gather(self, node: Gather) -> str | None:
+        call, record = self.call, self.record
+        tries = 0
+        while True:
+            await self._play(node.prompts, barge_in=node.barge_in)
+            # With a terminator, input ends at the terminator (or the inter-digit timeout): ask for
+            # one key more than allowed so that "850315#" ends on '#' and leaves no stray '#' behind.
+            got = await call.gather(max_digits=node.max_digits + (1 if node.terminator else 0),
+                                    first_timeout=node.timeout, inter_timeout=node.inter_digit_timeout,
+                                    terminator=node.terminator)
+            digits = got.digits
+            if digits:
+                record.pressed("*" * len(digits) if node.private else digits)
+                if self._acceptable(node, digits):
+                    self.exhausted = False
+                    return node.next
+                retry_prompts = node.invalid
+            else:
+                retry_prompts = node.no_input
+            tries += 1
+            if tries > node.retries:
+                return await self._exhausted(node)
+            call.flush_digits()
+            await self._play(retry_prompts, barge_in=node.barge_in)
+
+    def _acceptable(self, node: Gather, digits: str) -> bool:
+        if not node.min_digits <= len(digits) <= node.max_digits:
+            return False
+        if node.pattern is not None and not node.pattern.fullmatch(digits):
+            return False
+        previous = self.vars.get(node.into, _MISSING)
+        self.vars[node.into] = digits
+        if node.valid is not None and not node.valid.evaluate(self.vars):
+            if previous is _MISSING:
+                del self.vars[node.into]
+            else:
+                self.vars[node.into] = previous
+            return False
+        return True
+
+    async def _exhausted(self, node: Menu | Gather) -> str | object:
+        self.exhausted = True
+        log.info("flow.retries_exhausted", node=node.name)
+        if node.on_fail is not None:
+            return node.on_fail
+        self.record.end("retries_exhausted", node.name)
+        await self.call.hangup()
+        return _FINISHED
+
+    async def _say(self, node: Say) -> str:
+        value = node.value.evaluate(self.vars)
+        try:
+            ids = say(node.kind, value, self.lang)
+        except ValueError as exc:
+            raise FlowRuntimeError(f"flow '{self.flow.name}' node '{node.name}': {exc}") from exc
+        await self._play([*node.before, *ids, *node.after], barge_in=node.barge_in)
+        return node.next
+
+    async def _queue(self, node: Queue) -> None:
+        record = self.record
+        if node.priority is not None:
+            record.priority = node.priority
+        if node.reason is not None:
+            record.reason = node.reason
+        await self._play(node.prompts)
+        handoff = getattr(self.services, "queue_handoff", None)
+        if handoff is not None:
+            await handoff(self.call, record, node.queue, record.priority, record.reason)
+            record.end("queued", node.queue)
+            return
+        log.info("flow.queue", queue=node.queue, priority=record.priority, reason=record.reason)
+        if self.catalogue.has(QUEUE_HOLD_PROMPT):
+            await self._play((QUEUE_HOLD_PROMPT,))
+        record.end("queued", node.queue)
+        await self.call.hangup()
+
+    async def _transfer(self, node: Transfer) -> None:
+        await self._play(node.prompts)
+        target = f"{node.context},{node.extension},{node.priority}"
+        log.info("flow.transfer", target=target)
+        await self.call.transfer(node.context, node.extension, node.priority)
+        self.record.end("transferred", target)
+
+    async def _apologise(self) -> None:
+        """After an error: say sorry when the caller is still there, then hang up."""
+        call = self.call
+        try:
+            if not call.hung_up:
+                if self.catalogue.has(ERROR_PROMPT):
+                    await call.play(self._media((ERROR_PROMPT,)))
+                await call.hangup()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # already failing: never raise from here
+            log.info("flow.apology_failed", error=repr(exc))
+
+
+_FINISHED = object()
+_MISSING = object()
