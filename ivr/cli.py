@@ -124,7 +124,7 @@ def cmd_prompts_build(args: argparse.Namespace) -> int:
     catalogue = load_catalogue(root / "catalog.yaml")
     langs = args.lang or list(catalogue.languages)
     result = build(catalogue, root / "audio", langs)
-    print(result if isinstance(result, str) else f"prompts: {result}")
+    print(result)
     return 0
 
 

@@ -1,0 +1,157 @@
+"""The real engine (`ivr run` as a subprocess) in front of the sandbox Asterisk.
+
+ARI goes through a loopback TCP proxy so a test can cut the event WebSocket mid-call.
+Calls are read back with `ivr calls list --json`, as an operator would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tcp_proxy import TcpProxy
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class ThreadedProxy:
+    """A TcpProxy running in its own thread and event loop (the engine is another process)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._proxy = TcpProxy(host, port)
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="ari-proxy", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            async with self._proxy:
+                self._ready.set()
+                await self._stop.wait()
+
+        self._loop.run_until_complete(main())
+
+    def start(self) -> int:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the ARI proxy did not start")
+        return self._proxy.port
+
+    def cut(self) -> int:
+        """Drop every open connection (the ARI WebSocket among them); returns how many."""
+        fut = asyncio.run_coroutine_threadsafe(self._cut(), self._loop)
+        return fut.result(5)
+
+    async def _cut(self) -> int:
+        return self._proxy.cut()
+
+    @property
+    def connections(self) -> int:
+        return self._proxy.connections
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+class Engine:
+    def __init__(self, workdir: Path, sandbox) -> None:
+        self.workdir = workdir
+        self.sandbox = sandbox
+        self.proxy = ThreadedProxy("127.0.0.1", 8088)
+        self.config = workdir / "ivr.yaml"
+        self.log_path = workdir / "engine.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30) -> None:
+        port = self.proxy.start()
+        self.config.write_text(
+            "ari:\n"
+            f"  url: http://127.0.0.1:{port}/ari\n"
+            f"  username: {self.sandbox.user}\n"
+            "  password: ${IVR_TEST_ARI_PASSWORD}\n"
+            f"  app: {self.sandbox.app}\n"
+            f"flows: [{REPO / 'flows'}, {REPO / 'tests' / 'e2e' / 'flows'}]\n"
+            f"prompts: {REPO / 'prompts'}\n"
+            f"store: {{url: 'sqlite:///{self.workdir / 'ivr.db'}'}}\n"
+            "log: {format: json, level: debug}\n",
+            encoding="utf-8",
+        )
+        env = dict(os.environ, IVR_TEST_ARI_PASSWORD=self.sandbox.password)
+        for key in ("IVR_ARI_PASSWORD", "IVR_ARI_URL", "IVR_CONFIG", "IVR_STORE_URL", "IVR_FLOWS"):
+            env.pop(key, None)
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "ivr.cli", "--config", str(self.config), "run"],
+                                     stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.events("engine.ready"):
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the engine exited with {self.proc.returncode}:\n{self.log_text()}")
+            time.sleep(0.1)
+        raise RuntimeError(f"the engine was not ready within {timeout} s:\n{self.log_text()}")
+
+    def stop(self) -> int | None:
+        rc = None
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                rc = self.proc.wait()
+        self.proxy.stop()
+        self._log.close()
+        return rc
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def events(self, name: str | None = None) -> list[dict]:
+        out = []
+        for line in self.log_text().splitlines():
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if name is None or ev.get("event") == name:
+                out.append(ev)
+        return out
+
+    def calls(self) -> list[dict]:
+        out = subprocess.run([sys.executable, "-m", "ivr.cli", "--config", str(self.config),
+                              "calls", "list", "--json", "--limit", "500"],
+                             capture_output=True, text=True, cwd=self.workdir,
+                             env=dict(os.environ, IVR_TEST_ARI_PASSWORD=self.sandbox.password))
+        if out.returncode != 0:
+            raise RuntimeError(f"ivr calls list failed: {out.stderr}")
+        return json.loads(out.stdout)
+
+    def call_ids(self) -> set[str]:
+        return {c["call_id"] for c in self.calls()}
+
+    async def new_call_record(self, before: set[str], timeout: float = 10) -> dict:
+        """The record of the call that ended after ``before`` was taken (exactly one)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            new = [c for c in self.calls() if c["call_id"] not in before]
+            if new:
+                assert len(new) == 1, f"expected one new call, got {new}"
+                return new[0]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no call was recorded within {timeout} s; engine log:\n"
+                                     + "\n".join(self.log_text().splitlines()[-40:]))
+            await asyncio.sleep(0.2)

@@ -1,0 +1,104 @@
+"""Callers on real phones: SIPp calls through the sandbox Asterisk to the running engine.
+
+Each test places a real SIP call, presses keys over RTP (RFC 4733) and then reads the path
+the engine recorded, with `ivr calls list --json`, as an operator would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from engine import Engine
+from ivr.sipp import place_call
+
+pytestmark = pytest.mark.e2e
+
+MAIN = "15771000"
+KEYPAD = "15779000"
+
+
+@pytest.fixture(scope="module")
+def engine(sandbox, tmp_path_factory):
+    eng = Engine(tmp_path_factory.mktemp("engine"), sandbox)
+    eng.start()
+    yield eng
+    rc = eng.stop()
+    assert rc == 0, f"the engine did not stop cleanly (exit {rc}):\n{eng.log_text()[-3000:]}"
+    # Asterisk played every prompt the flows asked for: no media was missing.
+    assert not eng.events("call.media_failed"), eng.events("call.media_failed")
+
+
+async def call_and_record(engine: Engine, number: str, **kwargs) -> tuple[object, dict]:
+    before = engine.call_ids()
+    result = await place_call(number, **kwargs)
+    assert result.answered, f"the call was not answered: {result.describe()}\n{result.errors}"
+    record = await engine.new_call_record(before)
+    return result, record
+
+
+async def test_a_caller_who_presses_valid_keys_is_routed_by_them(engine):
+    # 2 = certificates, 1 = how to get one, 1 = end the call; each key barges into its prompt.
+    result, rec = await call_and_record(engine, MAIN, caller="01012345678",
+                                        keys="w1.5,2,w1.5,1,w1.5,1", max_duration=60)
+    assert rec["nodes"] == ["welcome", "main_menu", "certificates_menu", "certificates_issue_info",
+                            "after_info", "goodbye"]
+    assert rec["digits"] == ["2", "1", "1"]
+    assert rec["outcome"] == "completed"
+    assert rec["flow"] == "main" and rec["dialled"] == MAIN
+    assert rec["caller"] == "010****5678"
+    assert result.ended_by == "remote"          # the IVR hung up after the goodbye
+
+
+async def test_a_caller_who_presses_nothing_reaches_an_agent_after_three_tries(engine):
+    result, rec = await call_and_record(engine, MAIN, caller="01022223333", max_duration=150)
+    assert rec["nodes"] == ["welcome", "main_menu", "agent_no_choice"]
+    assert rec["digits"] == []
+    assert (rec["outcome"], rec["detail"]) == ("queued", "general")
+    assert rec["reason"] == "no choice made in the menu"
+    assert result.ended_by == "remote"
+
+
+async def test_wrong_keys_until_the_retries_run_out(engine):
+    # 7, 9 and 4 are not options of the main menu: three invalid tries.
+    result, rec = await call_and_record(engine, MAIN, caller="01033334444",
+                                        keys="w1.5,7,w3,9,w3,4", max_duration=90)
+    assert rec["digits"] == ["7", "9", "4"]
+    assert rec["nodes"] == ["welcome", "main_menu", "agent_no_choice"]
+    assert rec["outcome"] == "queued"
+
+
+async def test_a_caller_who_hangs_up_mid_prompt_ends_the_call_at_once(engine):
+    result, rec = await call_and_record(engine, MAIN, caller="01044445555", hangup_after=2.5)
+    assert result.ended_by == "local"
+    assert rec["outcome"] == "caller_hangup"
+    assert rec["nodes"][0] == "welcome" and len(rec["nodes"]) <= 2
+    # The engine noticed at once: the record ended within a second of the caller's BYE.
+    from datetime import datetime
+    length = (datetime.fromisoformat(rec["ended_at"]) - datetime.fromisoformat(rec["started_at"])).total_seconds()
+    assert length < 2.5 + 1.5, length
+
+
+async def test_a_phone_number_with_repeated_digits_arrives_whole(engine):
+    result, rec = await call_and_record(engine, KEYPAD, caller="01055556666",
+                                        keys="w2,01011223344#", max_duration=60)
+    assert rec["digits"] == ["01011223344"]
+    assert rec["nodes"] == ["ask_number", "read_back", "goodbye"]
+    assert rec["outcome"] == "completed"
+
+
+async def test_the_call_goes_on_when_the_ari_websocket_drops_mid_call(engine):
+    reconnects_before = len(engine.events("ari.reconnected")) + len(engine.events("ari.connected"))
+    before = engine.call_ids()
+    call = asyncio.create_task(place_call(MAIN, caller="01066667777",
+                                          keys="w7,2,w1.5,1,w1.5,1", max_duration=60))
+    await asyncio.sleep(3)                   # the welcome prompt is playing
+    assert await asyncio.to_thread(engine.proxy.cut) >= 1
+    result = await call
+    assert result.answered
+    rec = await engine.new_call_record(before)
+    assert rec["nodes"] == ["welcome", "main_menu", "certificates_menu", "certificates_issue_info",
+                            "after_info", "goodbye"]
+    assert rec["outcome"] == "completed"
+    assert len(engine.events("ari.reconnected")) + len(engine.events("ari.connected")) > reconnects_before
