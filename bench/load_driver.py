@@ -1,0 +1,377 @@
+"""The load driver: a ``FakeAri`` whose callers walk one scripted path, in its own process.
+
+It starts calls to 15771000 at a steady rate until the target number of live calls is
+reached, then replaces every call that ends so the level holds.  Every call does the same:
+
+    StasisStart                      → engine answers            (latency sample)
+    play welcome, ends by itself     → engine plays main_menu    (latency sample)
+    key "2" during main_menu         → engine stops the prompt   (latency sample, barge-in)
+    play certificates_menu, ends; a moment later key "0"
+                                     → engine plays connecting_agent (latency sample)
+    connecting_agent ends            → engine plays queue_hold   (latency sample)
+    queue_hold ends                  → engine hangs up           (latency sample)
+
+A call is *completed* when the engine hangs up after exactly that sequence of prompts (and
+the barge-in stop); anything else, or no hang-up within the deadline, is *failed*.
+
+Latency is taken on this side only, with ``time.monotonic()``: from the moment the event is
+handed to the socket writer to the moment the engine's resulting request reaches a handler.
+The orchestrator (``engine_load.py``) talks to this process over a pipe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import gc
+import resource
+import time
+from collections import Counter
+from multiprocessing.connection import Connection
+from typing import Any
+
+from aiohttp import web
+
+from ivr.testing.fake_ari import FakeAri
+
+NUMBER = "15771000"
+
+
+def media(prompt: str) -> str:
+    return f"sound:ivr/ko/{prompt}"
+
+
+WELCOME = media("welcome")
+MAIN_MENU = media("main_menu")
+CERTIFICATES = media("certificates_menu")
+CONNECTING = media("connecting_agent")
+HOLD = media("queue_hold")
+
+PATH = (WELCOME, MAIN_MENU, CERTIFICATES, CONNECTING, HOLD)
+# Prompts whose natural end must make the engine send something (a latency sample).
+_ANSWERED_ENDS = frozenset({WELCOME, CONNECTING, HOLD})
+
+
+@dataclasses.dataclass(frozen=True)
+class Script:
+    """Seconds.  ``scale`` stretches every figure (``--quick`` uses shorter calls)."""
+
+    welcome: float = 3.0
+    main_menu: float = 4.0          # the whole menu prompt; the caller barges in before its end
+    press_menu_after: float = 2.0   # "2" this long after the menu prompt started
+    certificates: float = 3.0
+    press_agent_after: float = 1.0  # "0" this long after the certificates prompt ended
+    connecting: float = 2.0
+    hold: float = 3.0
+    scale: float = 1.0
+
+    def s(self, value: float) -> float:
+        return value * self.scale
+
+    @property
+    def call_seconds(self) -> float:
+        """How long one call lasts when the engine answers at once."""
+        return self.s(self.welcome + self.press_menu_after + self.certificates
+                      + self.press_agent_after + self.connecting + self.hold)
+
+    def durations(self) -> dict[str, float | None]:
+        return {WELCOME: self.s(self.welcome), MAIN_MENU: self.s(self.main_menu),
+                CERTIFICATES: self.s(self.certificates), CONNECTING: self.s(self.connecting),
+                HOLD: self.s(self.hold)}
+
+
+class _Call:
+    __slots__ = ("id", "started", "pending", "pending_kind", "plays", "stopped", "bad")
+
+    def __init__(self, channel_id: str, now: float) -> None:
+        self.id = channel_id
+        self.started = now
+        self.pending = now                 # when the event awaiting an answer was sent
+        self.pending_kind = "StasisStart"
+        self.plays = 0                     # prompts of PATH played so far, in order
+        self.stopped = False               # the barge-in stop arrived
+        self.bad: str | None = None        # why the call went off the path
+
+
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+class LoadDriver(FakeAri):
+    def __init__(self, script: Script) -> None:
+        super().__init__(record=False, durations=script.durations(), playback_delay=1.0)
+        self.script = script
+        self.live: dict[str, _Call] = {}
+        self._serial = 0
+        self.level = 0
+        self.phase = "idle"                # idle | ramp | hold | drain
+        self.rate = 1.0
+        self.ramp_t0 = 0.0
+        self.ramp_started = 0
+        self.deadline = script.call_seconds + 30.0
+        self.held: asyncio.Future[dict[str, Any]] | None = None
+        # whole run
+        self.started = 0
+        self.completed = 0
+        self.failed = 0
+        self.failures: Counter[str] = Counter()
+        self.peak = 0
+        # the measured window
+        self.window = False
+        self.w_latency: list[float] = []
+        self.w_by_kind: dict[str, list[float]] = {}
+        self.w_completed = 0
+        self.w_failed = 0
+        self.w_started = 0
+        self.w_live: list[int] = []
+        self.w_lag: list[float] = []
+        self.w_t0 = 0.0
+        self.w_cpu0 = 0.0
+
+    # -- calls ---------------------------------------------------------------------------------
+
+    def _start_one(self) -> None:
+        self._serial += 1
+        channel_id = f"load-{self._serial}"
+        caller = f"010{self._serial % 100_000_000:08d}"
+        channel = self.add_channel(caller=caller, exten=NUMBER, channel_id=channel_id)
+        self.live[channel_id] = _Call(channel_id, time.monotonic())
+        self.started += 1
+        if self.window:
+            self.w_started += 1
+        self.emit(self.event("StasisStart", channel=channel, args=[]))
+
+    def _answered(self, call: _Call, kind: str) -> None:
+        """A request of the engine arrived for ``call``: take the latency sample, if any."""
+        if call.pending:
+            latency = time.monotonic() - call.pending
+            call.pending = 0.0
+            if self.window:
+                self.w_latency.append(latency)
+                self.w_by_kind.setdefault(call.pending_kind, []).append(latency)
+        elif call.bad is None and kind != "play":
+            # Only the prompt after the barge-in stop follows a response instead of an event.
+            call.bad = f"unprompted {kind}"
+
+    def _press(self, channel_id: str, digit: str) -> None:
+        call = self.live.get(channel_id)
+        channel = self.channels.get(channel_id)
+        if call is None or channel is None:
+            return
+        call.pending = time.monotonic()
+        call.pending_kind = "ChannelDtmfReceived"
+        self.emit(self.event("ChannelDtmfReceived", channel=channel, digit=digit,
+                             duration_ms=100))
+
+    def _end(self, call: _Call, reason: str | None) -> None:
+        if reason is None:
+            self.completed += 1
+            if self.window:
+                self.w_completed += 1
+        else:
+            self.failed += 1
+            self.failures[reason] += 1
+            if self.window:
+                self.w_failed += 1
+
+    def _give_up(self, call: _Call) -> None:
+        """The call is stuck: the caller hangs up, and it counts as failed."""
+        self.live.pop(call.id, None)
+        self._end(call, call.bad or f"not completed within {self.deadline:.0f}s "
+                                    f"({call.plays} prompts played)")
+        channel = self.channels.pop(call.id, None)
+        if channel is None:
+            return
+        self._end_playbacks_of(call.id)
+        self.emit(self.event("ChannelHangupRequest", channel=channel, cause=16))
+        self.emit(self.event("StasisEnd", channel=channel))
+        self.emit(self.event("ChannelDestroyed", channel=channel, cause=16,
+                             cause_txt="Normal Clearing"))
+
+    # -- the fake's handlers, observed ----------------------------------------------------------
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        call = self.live.get(request.match_info["id"])
+        if call is not None:
+            self._answered(call, "answer")
+        return await super()._answer(request)
+
+    async def _play(self, request: web.Request) -> web.Response:
+        channel_id = request.match_info["id"]
+        call = self.live.get(channel_id)
+        if call is not None:
+            self._answered(call, "play")
+            uri = request.query.get("media", "")
+            if call.plays < len(PATH) and uri == PATH[call.plays]:
+                call.plays += 1
+                if uri == MAIN_MENU:
+                    self._later(self.script.s(self.script.press_menu_after),
+                                self._press, channel_id, "2")
+            elif call.bad is None:
+                call.bad = f"unexpected prompt {uri} after {call.plays} prompts"
+        return await super()._play(request)
+
+    async def _stop_playback(self, request: web.Request) -> web.Response:
+        playback = self.playbacks.get(request.match_info["pb"])
+        if playback is not None:
+            call = self.live.get(playback["target_uri"][len("channel:"):])
+            if call is not None:
+                self._answered(call, "stop")
+                if playback["media_uri"] == MAIN_MENU:
+                    call.stopped = True
+                elif call.bad is None:
+                    call.bad = f"unexpected stop of {playback['media_uri']}"
+        return await super()._stop_playback(request)
+
+    async def _hangup(self, request: web.Request) -> web.Response:
+        call = self.live.pop(request.match_info["id"], None)
+        if call is not None:
+            self._answered(call, "hangup")
+            reason = call.bad
+            if reason is None and (call.plays != len(PATH) or not call.stopped):
+                reason = f"engine hung up after {call.plays} prompts (stopped={call.stopped})"
+            self._end(call, reason)
+        return await super()._hangup(request)
+
+    def finish_playback(self, playback_id: str, state: str = "done", *,
+                        announce: bool = True) -> None:
+        playback = self.playbacks.get(playback_id)
+        if playback is not None and announce:
+            channel_id = playback["target_uri"][len("channel:"):]
+            call = self.live.get(channel_id)
+            if call is not None:
+                uri = playback["media_uri"]
+                if uri in _ANSWERED_ENDS:
+                    call.pending = time.monotonic()
+                    call.pending_kind = "PlaybackFinished"
+                elif uri == CERTIFICATES:
+                    self._later(self.script.s(self.script.press_agent_after),
+                                self._press, channel_id, "0")
+        super().finish_playback(playback_id, state, announce=announce)
+
+    # -- pacing --------------------------------------------------------------------------------
+
+    async def ticker(self) -> None:
+        """Every 10 ms: start calls (ramp / hold), measure this loop's lag, sweep stuck calls."""
+        period = 0.01
+        next_at = time.monotonic()
+        next_sweep = next_at + 1.0
+        while True:
+            next_at += period
+            delay = next_at - time.monotonic()
+            await asyncio.sleep(max(delay, 0))
+            now = time.monotonic()
+            lag = now - next_at
+            if lag > period:
+                next_at = now            # behind: do not try to catch up the missed ticks
+            live = len(self.live)
+            if self.window:
+                self.w_lag.append(lag)
+                self.w_live.append(live)
+            if self.phase == "ramp":
+                allowed = int(self.rate * (now - self.ramp_t0)) - self.ramp_started
+                n = max(0, min(allowed, self.level - live))
+                self.ramp_started += n
+            elif self.phase == "hold":
+                n = max(0, min(self.level - live, int(self.rate) + 1))
+            else:
+                n = 0
+            for _ in range(n):
+                self._start_one()
+            live = len(self.live)
+            self.peak = max(self.peak, live)
+            if self.phase == "ramp" and live >= self.level:
+                self.phase = "hold"
+                if self.held is not None and not self.held.done():
+                    self.held.set_result({"ramp_s": now - self.ramp_t0, "live": live})
+            if now >= next_sweep:
+                next_sweep = now + 1.0
+                limit = now - self.deadline
+                for call in [c for c in self.live.values() if c.started < limit]:
+                    self._give_up(call)
+
+    # -- commands from the orchestrator ----------------------------------------------------------
+
+    async def command(self, msg: tuple[Any, ...]) -> Any:
+        what = msg[0]
+        if what == "wait_connection":
+            await self.wait_for_connection(timeout=msg[1])
+            return "connected"
+        if what == "ramp":
+            _, self.level, self.rate, timeout = msg
+            loop = asyncio.get_running_loop()
+            self.held = loop.create_future()
+            self.ramp_t0 = time.monotonic()
+            self.ramp_started = 0
+            self.phase = "ramp"
+            try:
+                return await asyncio.wait_for(asyncio.shield(self.held), timeout)
+            except TimeoutError:
+                self.phase = "hold"
+                return {"ramp_s": timeout, "live": len(self.live), "timeout": True}
+        if what == "window_start":
+            self.window = True
+            self.w_latency, self.w_by_kind, self.w_live, self.w_lag = [], {}, [], []
+            self.w_completed = self.w_failed = self.w_started = 0
+            self.w_t0 = time.monotonic()
+            self.w_cpu0 = _cpu()
+            return {"live": len(self.live)}
+        if what == "window_end":
+            self.window = False
+            wall = time.monotonic() - self.w_t0
+            return {"wall": wall, "cpu": _cpu() - self.w_cpu0,
+                    "latency": self.w_latency, "by_kind": self.w_by_kind,
+                    "completed": self.w_completed, "failed": self.w_failed,
+                    "started": self.w_started, "live": self.w_live, "lag": self.w_lag}
+        if what == "drain":
+            self.phase = "drain"
+            end = time.monotonic() + msg[1]
+            while self.live and time.monotonic() < end:
+                await asyncio.sleep(0.1)
+            for call in list(self.live.values()):
+                self._give_up(call)
+            return {"started": self.started, "completed": self.completed, "failed": self.failed,
+                    "failures": dict(self.failures.most_common(5)), "peak": self.peak}
+        raise ValueError(f"unknown command {what!r}")
+
+
+def main(conn: Connection, scale: float) -> None:
+    """Process entry point (spawned by the orchestrator)."""
+    from engine_load import raise_fd_limit
+
+    raise_fd_limit()
+    asyncio.run(_main(conn, Script(scale=scale)))
+
+
+async def _main(conn: Connection, script: Script) -> None:
+    gc.freeze()
+    driver = LoadDriver(script)
+    await driver.start()
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    ticker = loop.create_task(driver.ticker())
+
+    async def run(msg: tuple[Any, ...]) -> None:
+        conn.send(await driver.command(msg))
+
+    tasks: set[asyncio.Task[None]] = set()
+
+    def readable() -> None:
+        msg = conn.recv()
+        if msg[0] == "stop":
+            if not done.done():
+                done.set_result(None)
+            return
+        task = loop.create_task(run(msg))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    loop.add_reader(conn.fileno(), readable)
+    conn.send({"port": driver.port})
+    try:
+        await done
+    finally:
+        loop.remove_reader(conn.fileno())
+        ticker.cancel()
+        await driver.close()
