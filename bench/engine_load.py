@@ -139,6 +139,8 @@ def run_level(ctx: Any, mode: str, level: int, args: argparse.Namespace,
         engine = Peer(ctx, load_engine.main, url, mode, args.max_connections,
                       max(5000, level + level // 2))
         engine.receive(60)
+        print(f"  {mode} {level}: engine-side pid {engine.process.pid}, "
+              f"fake pid {fake.process.pid}", file=sys.stderr, flush=True)
         fake.ask(("wait_connection", 20.0))
         time.sleep(1.0)                        # let start-up settle before the idle sample
         run.idle = engine.ask(("sample",))
