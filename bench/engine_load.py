@@ -263,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds measured while each level is held (default 15)")
     parser.add_argument("--quick", action="store_true",
                         help="levels 100,1000, 5 s windows, calls half as long")
+    parser.add_argument("--call-scale", type=float, default=None,
+                        help="stretch every prompt and pause of the scripted call by this factor "
+                             "(default 1: ~14 s calls; --quick: 0.5)")
     parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
                         help="HTTP connection pool of the engine and the baseline (default 100)")
     parser.add_argument("--ramp-rate", type=float, default=0.0,
@@ -275,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-level", type=int, default=1000,
                         help="the level --profile applies to (default 1000)")
     args = parser.parse_args(argv)
-    args.scale = 0.5 if args.quick else 1.0
+    args.scale = args.call_scale or (0.5 if args.quick else 1.0)
     if args.levels is None:
         args.levels = "100,1000" if args.quick else "100,1000,5000"
     if args.duration is None:

@@ -43,6 +43,16 @@ def mask_phone_numbers(_logger: Any, _name: str, event: MutableMapping[str, Any]
     return event
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time (it may be replaced after configuration)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(fmt: str = "console", level: str = "info", stream: Any = None) -> None:
     lvl = logging.getLevelName(level.upper())
     if not isinstance(lvl, int):
@@ -62,6 +72,6 @@ def configure_logging(fmt: str = "console", level: str = "info", stream: Any = N
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(stream or _CurrentStderr()),
         cache_logger_on_first_use=True,
     )

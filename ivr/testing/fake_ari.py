@@ -24,6 +24,7 @@ import datetime as dt
 import itertools
 import json
 import math
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -111,8 +112,17 @@ class _Subscriber:
                 queue.task_done()
 
 
+_stamp: list[Any] = [-1, ""]          # [millisecond, its text]: events share the text
+
+
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+    """Asterisk's timestamp format, to the millisecond (formatted once per millisecond)."""
+    ms = time.time_ns() // 1_000_000
+    if ms != _stamp[0]:
+        moment = dt.datetime.fromtimestamp(ms // 1000, dt.timezone.utc).replace(
+            microsecond=ms % 1000 * 1000)
+        _stamp[0], _stamp[1] = ms, moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+    return _stamp[1]
 
 
 def _not_found(what: str) -> web.Response:

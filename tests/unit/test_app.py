@@ -1,0 +1,190 @@
+"""The engine as a whole (`serve`): config → flows → ARI → recorded calls, over the fake ARI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ivr.app import serve
+from ivr.cli import main as cli_main
+from ivr.config import load_config
+from ivr.errors import StoreError
+from ivr.store import open_store
+from ivr.testing.fake_ari import FakeAri
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_config(tmp_path: Path, fake: FakeAri, *, max_calls: int = 100) -> Path:
+    flows = tmp_path / "flows"
+    if not flows.exists():
+        shutil.copytree(REPO / "flows", flows)
+    cfg = tmp_path / "ivr.yaml"
+    cfg.write_text(
+        f"ari: {{url: '{fake.base_url}', username: {fake.username}, password: {fake.password}}}\n"
+        f"flows: flows\nprompts: {REPO / 'prompts'}\n"
+        "store: {url: 'sqlite:///ivr.db'}\n"
+        f"engine: {{max_calls: {max_calls}, shutdown_grace: 2}}\n", encoding="utf-8")
+    return cfg
+
+
+@contextlib.asynccontextmanager
+async def running_engine(tmp_path: Path, fake: FakeAri, **kw):
+    config = load_config(make_config(tmp_path, fake, **kw), env={})
+    ready, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(serve(config, ready=ready, stop=stop))
+    async with asyncio.timeout(5):
+        await asyncio.wait({task, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()
+    try:
+        yield config
+    finally:
+        stop.set()
+        async with asyncio.timeout(10):
+            await task
+
+
+async def recorded_calls(config):
+    async with open_store(config.store_url) as store:
+        return await store.recent_calls()
+
+
+def hangup_of(channel_id):
+    return lambda r: r.method == "DELETE" and r.path == f"/channels/{channel_id}"
+
+
+async def test_a_caller_is_answered_walks_the_menu_by_keys_and_is_recorded(tmp_path):
+    async with FakeAri() as fake:
+        async with running_engine(tmp_path, fake) as config:
+            ch = await fake.start_call(caller="010-1234-5678", exten="15771000")
+            await fake.wait_for_request(lambda r: r.path.startswith(f"/channels/{ch}/play"))
+            await fake.press(ch, "211")     # certificates → how to get one → end the call
+            await fake.wait_for_request(hangup_of(ch), timeout=5)
+        answered = [r for r in fake.requests if r.path == f"/channels/{ch}/answer"]
+        assert answered, "the call was never answered"
+        plays = [r for r in fake.requests if "/play/" in r.path]
+        assert plays[0].params["media"] == "sound:ivr/ko/welcome"
+        assert plays[-1].params["media"] == "sound:ivr/ko/goodbye"
+        (rec,) = await recorded_calls(config)
+    assert rec.nodes == ["welcome", "main_menu", "certificates_menu", "certificates_issue_info",
+                         "after_info", "goodbye"]
+    assert rec.digits == ["2", "1", "1"]
+    assert (rec.outcome, rec.flow, rec.dialled) == ("completed", "main", "15771000")
+    assert rec.flow_version and len(rec.flow_version) == 12
+
+
+async def test_a_number_no_flow_answers_is_released_and_recorded(tmp_path):
+    async with FakeAri() as fake:
+        async with running_engine(tmp_path, fake) as config:
+            ch = await fake.start_call(exten="99999")
+            await fake.wait_for_request(hangup_of(ch), timeout=5)
+        (rec,) = await recorded_calls(config)
+    assert rec.outcome == "no_flow"
+    assert "99999" in rec.detail
+
+
+async def test_calls_beyond_max_calls_hear_the_busy_message_and_are_released(tmp_path):
+    async with FakeAri(durations={"sound:ivr/ko/welcome": None}) as fake:   # the first call stays
+        async with running_engine(tmp_path, fake, max_calls=1) as config:
+            first = await fake.start_call(caller="01011112222")
+            await fake.wait_for_request(lambda r: r.path.startswith(f"/channels/{first}/play"))
+            second = await fake.start_call(caller="01033334444")
+            await fake.wait_for_request(hangup_of(second), timeout=5)
+            plays = [r.params["media"] for r in fake.requests if r.path.startswith(f"/channels/{second}/play")]
+            assert plays == ["sound:ivr/ko/system_busy"]
+            await fake.caller_hangs_up(first)
+        outcomes = {r.call_id: r.outcome for r in await recorded_calls(config)}
+    assert outcomes == {first: "caller_hangup", second: "busy"}
+
+
+async def test_a_broken_flow_edit_keeps_the_old_flows_serving(tmp_path, monkeypatch):
+    from ivr import app as app_module
+
+    engines = []
+    real = app_module.Engine
+
+    class Spy(real):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            engines.append(self)
+
+    monkeypatch.setattr(app_module, "Engine", Spy)
+    async with FakeAri() as fake:
+        async with running_engine(tmp_path, fake) as config:
+            (engine,) = engines
+            main = tmp_path / "flows" / "main.yaml"
+            main.write_text(main.read_text().replace("next: main_menu", "next: main_menuu", 1))
+            assert engine.reload_flows() is False            # rejected, reported
+            ch = await fake.start_call()
+            await fake.press(ch, "211")
+            await fake.wait_for_request(hangup_of(ch), timeout=5)
+        (rec,) = await recorded_calls(config)
+    assert rec.outcome == "completed"          # the old version served the call
+
+
+async def test_the_call_is_served_even_when_the_store_cannot_write(tmp_path, monkeypatch):
+    from ivr.store.sqlite import SqliteStore
+
+    async def broken(self, record):
+        raise StoreError("disk full")
+
+    monkeypatch.setattr(SqliteStore, "record_call", broken)
+    async with FakeAri() as fake:
+        async with running_engine(tmp_path, fake):
+            ch = await fake.start_call()
+            await fake.press(ch, "211")
+            await fake.wait_for_request(hangup_of(ch), timeout=5)
+        plays = [r.params["media"] for r in fake.requests if "/play/" in r.path]
+    assert plays[-1] == "sound:ivr/ko/goodbye"
+
+
+def test_ivr_run_refuses_to_start_with_a_broken_flow_and_says_where(tmp_path, capsys):
+    cfg = tmp_path / "ivr.yaml"
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "bad.yaml").write_text(
+        "flow: bad\nnumbers: ['1']\nentry: start\nnodes:\n  start:\n    play: welcome\n    next: nowhere\n")
+    cfg.write_text(f"ari: {{username: ivr, password: x}}\nflows: flows\nprompts: {REPO / 'prompts'}\n")
+    assert cli_main(["--config", str(cfg), "run"]) == 1
+    err = capsys.readouterr().err
+    assert "not starting" in err
+    assert "bad.yaml:7:" in err and "nowhere" in err
+
+
+def test_ivr_run_without_credentials_says_what_to_set(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("IVR_ARI_PASSWORD", raising=False)
+    cfg = tmp_path / "ivr.yaml"
+    cfg.write_text("ari: {username: ivr}\n")
+    assert cli_main(["--config", str(cfg), "run"]) == 2
+    assert "no ARI password" in capsys.readouterr().err
+
+
+def test_ivr_validate_prints_file_line_messages_and_exits_1(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("flow: bad\nnumbers: ['1']\nentry: start\nnodes:\n  start:\n    play: no_such_prompt\n"
+                   "    next: done\n  done:\n    hangup: goodbye\n")
+    assert cli_main(["validate", "--prompts", str(REPO / "prompts"), str(bad)]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines and all(line.startswith(f"{bad}:") for line in lines)
+    assert any(":6:" in line and "no_such_prompt" in line for line in lines)
+
+
+def test_ivr_validate_accepts_the_sample_flows(capsys):
+    assert cli_main(["validate", "--prompts", str(REPO / "prompts"), str(REPO / "flows")]) == 0
+    assert capsys.readouterr().err == ""
+
+
+async def test_calls_list_masks_callers(tmp_path, capsys):
+    async with FakeAri() as fake:
+        async with running_engine(tmp_path, fake) as config:
+            ch = await fake.start_call(caller="01012345678")
+            await fake.press(ch, "211")
+            await fake.wait_for_request(hangup_of(ch), timeout=5)
+    assert await asyncio.to_thread(cli_main, ["--config", str(config.source), "calls", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "010****5678" in out and "01012345678" not in out
+    assert "welcome > main_menu > certificates_menu" in out
