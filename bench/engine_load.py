@@ -235,8 +235,8 @@ def report(runs: dict[tuple[str, int], Run], levels: list[int], args: argparse.N
     cells = []
     for level in levels:
         e, b = runs.get(("engine", level)), runs.get(("baseline", level))
-        ratio = e.cpu_ms_per_call / b.cpu_ms_per_call if e and b else float("nan")
-        cells.append(f"{ratio:>{width}.2f}")
+        cells.append(f"{e.cpu_ms_per_call / b.cpu_ms_per_call:>{width}.2f}" if e and b
+                     else f"{'-':>{width}}")
     print(f"  {'ratio':42}" + "".join(cells))
 
     notes = []
@@ -301,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
           f"later, connecting_agent {script.s(script.connecting):.1f}s, queue_hold "
           f"{script.s(script.hold):.1f}s, engine hangs up: ~{call_seconds:.1f}s, "
           f"{REQUESTS_PER_CALL} requests, {EVENTS_PER_CALL} events")
-    print(f"engine HTTP pool max_connections={args.max_connections}, RLIMIT_NOFILE={nofile}, "
+    print(f"engine HTTP pool max_connections={args.max_connections}, engine max_calls="
+          f"max(5000, 1.5 × level), RLIMIT_NOFILE={nofile}, "
           f"window {args.duration:.0f}s per level, levels {levels}")
     sys.stdout.flush()
 

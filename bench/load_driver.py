@@ -81,7 +81,8 @@ class Script:
 
 
 class _Call:
-    __slots__ = ("id", "started", "pending", "pending_kind", "plays", "stopped", "bad")
+    __slots__ = ("id", "started", "pending", "pending_kind", "plays", "stopped", "bad",
+                 "menu_playback")
 
     def __init__(self, channel_id: str, now: float) -> None:
         self.id = channel_id
@@ -91,6 +92,7 @@ class _Call:
         self.plays = 0                     # prompts of PATH played so far, in order
         self.stopped = False               # the barge-in stop arrived
         self.bad: str | None = None        # why the call went off the path
+        self.menu_playback = ""            # the id of its main_menu playback
 
 
 def _cpu() -> float:
@@ -103,6 +105,7 @@ class LoadDriver(FakeAri):
         super().__init__(record=False, durations=script.durations(), playback_delay=1.0)
         self.script = script
         self.live: dict[str, _Call] = {}
+        self.menu_playbacks: dict[str, _Call] = {}   # main_menu playback id -> its call
         self._serial = 0
         self.level = 0
         self.phase = "idle"                # idle | ramp | hold | drain
@@ -175,9 +178,13 @@ class LoadDriver(FakeAri):
             if self.window:
                 self.w_failed += 1
 
+    def _forget_menu(self, call: _Call) -> None:
+        self.menu_playbacks.pop(call.menu_playback, None)
+
     def _give_up(self, call: _Call) -> None:
         """The call is stuck: the caller hangs up, and it counts as failed."""
         self.live.pop(call.id, None)
+        self._forget_menu(call)
         self._end(call, call.bad or f"not completed within {self.deadline:.0f}s "
                                     f"({call.plays} prompts played)")
         channel = self.channels.pop(call.id, None)
@@ -206,6 +213,8 @@ class LoadDriver(FakeAri):
             if call.plays < len(PATH) and uri == PATH[call.plays]:
                 call.plays += 1
                 if uri == MAIN_MENU:
+                    call.menu_playback = request.match_info.get("pb", "")
+                    self.menu_playbacks[call.menu_playback] = call
                     self._later(self.script.s(self.script.press_menu_after),
                                 self._press, channel_id, "2")
             elif call.bad is None:
@@ -213,7 +222,12 @@ class LoadDriver(FakeAri):
         return await super()._play(request)
 
     async def _stop_playback(self, request: web.Request) -> web.Response:
+        menu_call = self.menu_playbacks.pop(request.match_info["pb"], None)
         playback = self.playbacks.get(request.match_info["pb"])
+        if playback is None and menu_call is not None and menu_call.bad is None:
+            # The engine reacted to the key after the whole menu prompt had been heard.
+            menu_call.bad = "barge-in stop came after the menu prompt had ended"
+            self._answered(menu_call, "stop")
         if playback is not None:
             call = self.live.get(playback["target_uri"][len("channel:"):])
             if call is not None:
@@ -228,6 +242,7 @@ class LoadDriver(FakeAri):
         call = self.live.pop(request.match_info["id"], None)
         if call is not None:
             self._answered(call, "hangup")
+            self._forget_menu(call)
             reason = call.bad
             if reason is None and (call.plays != len(PATH) or not call.stopped):
                 reason = f"engine hung up after {call.plays} prompts (stopped={call.stopped})"
