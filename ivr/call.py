@@ -108,7 +108,8 @@ class CallRecord:
     outcome: str | None = None
     detail: str = ""
     priority: str | None = None
-    reason: str | None = None
+    reason: str | None = None        # why it was routed so, e.g. "bypass: elderly"
+    number: str | None = None        # the caller's number in E.164 (None: unknown/withheld)
 
     def visit(self, node: str) -> None:
         self.nodes.append(node)
