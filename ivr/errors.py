@@ -75,3 +75,25 @@ class CallerHungUp(ChannelGone):
 
 class StoreError(IvrError):
     """The store could not read or write."""
+
+
+class RegistryUnavailable(IvrError, ConnectionError):
+    """The caller registry could not answer (unreachable, an error status, a malformed answer).
+
+    The call goes on as an unknown caller; the message never contains the caller's number.
+    """
+
+
+class RegistryTimeout(RegistryUnavailable, TimeoutError):
+    """The caller registry did not answer in time."""
+
+
+class CallerFileError(IvrError):
+    """A caller registry file (CSV) cannot be read at all: missing, not UTF-8, no usable header."""
+
+    def __init__(self, file: str, message: str, *, line: int | None = None) -> None:
+        self.file = file
+        self.line = line
+        self.message = message
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: {message}")

@@ -135,6 +135,9 @@ def compile_expr(source: str, known: Callable[[str], bool] | None = None,
                 if suggestions is not None:
                     close = difflib.get_close_matches(name, suggestions(), n=1)
                     hint = f" (did you mean '{close[0]}'?)" if close else ""
+                if name.startswith("caller."):
+                    raise ExprError(f"`{source}` uses '{name}', which the engine does not know about "
+                                    f"callers{hint}")
                 raise ExprError(f"`{source}` uses the variable '{name}', which is never set{hint}; "
                                 "give it a default under 'vars:'")
     return Expr(source, frozenset(names), fn)

@@ -23,8 +23,8 @@ from typing import Any
 
 from ivr.errors import FlowError, FlowProblem
 from ivr.flow.expr import ENGINE_NAMESPACES, Expr, ExprError, compile_expr, constant, is_variable_name
-from ivr.flow.model import (NODE_TYPES, Branch, Flow, FlowSet, Gather, Goto, Hangup, Menu, Node, Play,
-                            Queue, Return, Say, Set, Subflow, Transfer)
+from ivr.flow.model import (NODE_TYPES, Branch, Bypass, Flow, FlowSet, Gather, Goto, Hangup, Menu, Node, Play,
+                            Queue, RepeatPolicy, Return, Say, Set, Subflow, Transfer)
 from ivr.flow.say import KINDS, SAY_PROMPT_IDS
 from ivr.flow.yamlsafe import YList, YMap, load_yaml, type_name
 from ivr.prompts import Catalogue, load_catalogue
@@ -37,8 +37,17 @@ DEFAULT_CATALOGUE = Path("prompts") / "catalog.yaml"
 # Variables every call has.  Other names under caller. and call. may be supplied by the engine
 # (``caller.age``…) and read as None when it does not know them.
 BUILTIN_VARIABLES = frozenset({"lang", "caller.number", "call.dialled", "call.id"})
+# What the engine knows about the caller (ivr.routing): a flow may read exactly these.
+CALLER_VARIABLES = frozenset({"caller.number", "caller.known", "caller.anonymous", "caller.age",
+                              "caller.recent_calls", "caller.is_repeat", "caller.language",
+                              "caller.needs_assistance"})
 
-TOP_KEYS = ("flow", "description", "numbers", "entry", "language", "vars", "nodes")
+TOP_KEYS = ("flow", "description", "numbers", "entry", "language", "vars", "caller", "bypass", "nodes")
+CALLER_KEYS = ("repeat",)
+REPEAT_KEYS = ("calls", "within", "count")
+BYPASS_KEYS = ("if", "queue", "priority", "reason", "prompt", "note")
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|h|m|s)\s*$")
+_UNIT = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 NOTE = "note"   # free text on any node, for the author; ignored by the engine
 NODE_KEYS: dict[str, tuple[str, ...]] = {
     "play": ("barge_in", "next"),
@@ -184,13 +193,119 @@ class _FileReader:
                            f"{_did_you_mean(target, raw_nodes)}", node_name)
 
         _check_graph(self, nodes, entry if isinstance(entry, str) and entry in nodes else None, broken)
+        repeat = self._repeat(doc)
+        bypass = self._bypass(doc)
 
         if not self.has_errors and name is not None and isinstance(entry, str):
             self.out.flow = Flow(
                 name=name, file=self.file, line=self.out.name_line, version=_version(self.data),
                 numbers=tuple(n for n, _ in numbers), entry=entry, language=language,
-                vars=MappingProxyType(defaults), nodes=MappingProxyType(nodes), description=description)
+                vars=MappingProxyType(defaults), nodes=MappingProxyType(nodes), description=description,
+                repeat=repeat, bypass=bypass)
         return self.out
+
+    def _repeat(self, doc: YMap) -> RepeatPolicy:
+        raw = doc.get("caller")
+        if raw is None:
+            return RepeatPolicy()
+        if not isinstance(raw, YMap):
+            self.error(doc.value_line("caller"), f"'caller' must be a mapping with {', '.join(CALLER_KEYS)}, "
+                       f"not {type_name(raw)}")
+            return RepeatPolicy()
+        for key in raw:
+            if key not in CALLER_KEYS:
+                self.error(raw.key_line(key), f"unknown key '{key}' under 'caller'{_did_you_mean(key, CALLER_KEYS)}")
+        rep = raw.get("repeat")
+        if rep is None:
+            return RepeatPolicy()
+        if not isinstance(rep, YMap):
+            self.error(raw.value_line("repeat"), "'repeat' must be a mapping like "
+                       "{calls: 3, within: 7d, count: all}")
+            return RepeatPolicy()
+        for key in rep:
+            if key not in REPEAT_KEYS:
+                self.error(rep.key_line(key), f"unknown key '{key}' under 'repeat'{_did_you_mean(key, REPEAT_KEYS)}; "
+                           f"it has {', '.join(REPEAT_KEYS)}")
+        default = RepeatPolicy()
+        calls = rep.get("calls", default.calls)
+        if isinstance(calls, bool) or not isinstance(calls, int) or not 2 <= calls <= 100:
+            self.error(rep.value_line("calls"), f"'calls' must be a whole number from 2 to 100 (this call "
+                       f"included), not {calls!r}")
+            calls = default.calls
+        window = default.window
+        within = rep.get("within")
+        if within is not None:
+            m = DURATION.match(within) if isinstance(within, str) else None
+            if m is None or not 0 < float(m.group(1)) * _UNIT[m.group(2)] <= 366 * 86400:
+                self.error(rep.value_line("within"), f"'within' must be a time like 7d, 48h or 90m "
+                           f"(at most a year), not {within!r}")
+            else:
+                window = float(m.group(1)) * _UNIT[m.group(2)]
+        count = rep.get("count", "all")
+        if count not in ("all", "unserved"):
+            self.error(rep.value_line("count"), f"'count' must be 'all' (every call) or 'unserved' (calls that "
+                       f"did not reach an agent), not {count!r}")
+            count = "all"
+        return RepeatPolicy(calls=calls, window=window, unserved_only=count == "unserved")
+
+    def _bypass(self, doc: YMap) -> tuple[Bypass, ...]:
+        raw = doc.get("bypass")
+        if raw is None:
+            return ()
+        if not isinstance(raw, YList):
+            self.error(doc.value_line("bypass"), "'bypass' must be a list of rules, each with 'if' and 'queue'")
+            return ()
+        rules: list[Bypass] = []
+        for i, rule in enumerate(raw):
+            line = raw.item_line(i)
+            if not isinstance(rule, YMap):
+                self.error(line, f"bypass rule {i + 1} must be a mapping with 'if' and 'queue', not {type_name(rule)}")
+                continue
+            for key in rule:
+                if key not in BYPASS_KEYS:
+                    self.error(rule.key_line(key), f"unknown key '{key}' in bypass rule {i + 1}"
+                               f"{_did_you_mean(key, BYPASS_KEYS)}; a rule has {', '.join(BYPASS_KEYS[:-1])}")
+            where = f"bypass rule {i + 1}"
+            source = rule.get("if")
+            if "if" not in rule:
+                self.error(line, f"{where} has no 'if': the condition that sends the caller past the menu")
+                continue
+            condition = self.expression(None, source, rule.value_line("if"), f"{where} 'if'")
+            queue = rule.get("queue")
+            if not isinstance(queue, str) or not QUEUE.match(queue):
+                self.error(rule.value_line("queue") if "queue" in rule else line,
+                           f"{where} needs 'queue': the name of the queue the caller goes to")
+                continue
+            priority = rule.get("priority")
+            if priority is not None and (not isinstance(priority, str) or not QUEUE.match(priority)):
+                self.error(rule.value_line("priority"), f"{where}: 'priority' must be a priority name, "
+                           f"not {priority!r}")
+                priority = None
+            reason = rule.get("reason")
+            if not isinstance(reason, str) or not reason.strip():
+                self.error(rule.value_line("reason") if "reason" in rule else line,
+                           f"{where} needs 'reason': a short word the call record shows (e.g. elderly)")
+                continue
+            prompts: tuple[str, ...] = ()
+            if "prompt" in rule:
+                prompts = self._rule_prompts(rule, where)
+            if condition is not None:
+                rules.append(Bypass(line=line, condition=condition, source=str(source), queue=queue,
+                                    priority=priority, reason=reason.strip(), prompts=prompts))
+        return tuple(rules)
+
+    def _rule_prompts(self, rule: YMap, where: str) -> tuple[str, ...]:
+        value = rule.get("prompt")
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+            self.error(rule.value_line("prompt"), f"{where}: 'prompt' must be a prompt id or a list of them")
+            return ()
+        if self.catalogue is not None:
+            for pid in items:
+                if not self.catalogue.has(pid):
+                    self.error(rule.value_line("prompt"), f"{where}: prompt '{pid}' is not in the catalogue"
+                               f"{_did_you_mean(pid, self.catalogue.ids())}")
+        return tuple(items)
 
     def _flow_name(self, doc: YMap) -> str | None:
         name = doc.get("flow")
@@ -272,6 +387,8 @@ class _FileReader:
                 self.variables.add(into)
 
     def known_variable(self, name: str) -> bool:
+        if name.startswith("caller."):
+            return name in CALLER_VARIABLES
         return name in self.variables or name.startswith(ENGINE_NAMESPACES)
 
     # -- nodes ---------------------------------------------------------------------------------
@@ -346,14 +463,14 @@ class _FileReader:
         self.refs.append((node, label or f"'{key}'", value, raw.value_line(key)))
         return value
 
-    def expression(self, node: str, source: Any, line: int, what: str) -> Expr | None:
+    def expression(self, node: str | None, source: Any, line: int, what: str) -> Expr | None:
         if isinstance(source, (bool, int, float)) or source is None:
             return constant(source)
         if not isinstance(source, str):
             self.error(line, f"{what} must be an expression, not {type_name(source)}", node)
             return None
         try:
-            return compile_expr(source, self.known_variable, lambda: sorted(self.variables))
+            return compile_expr(source, self.known_variable, lambda: sorted(self.variables | CALLER_VARIABLES))
         except ExprError as exc:
             self.error(line, f"{what}: {exc}", node)
             return None

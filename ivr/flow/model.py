@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from ivr.errors import FlowProblem
 from ivr.flow.expr import Expr
 
-__all__ = ["Node", "Play", "Menu", "Gather", "Say", "Set", "Branch", "Goto", "Subflow", "Return",
+__all__ = ["RepeatPolicy", "Bypass", "Node", "Play", "Menu", "Gather", "Say", "Set", "Branch", "Goto", "Subflow", "Return",
            "Queue", "Transfer", "Hangup", "Flow", "FlowSet", "NODE_TYPES"]
 
 Prompts = tuple[str, ...]
@@ -181,6 +181,30 @@ NODE_TYPES: Mapping[str, type[Node]] = {
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class RepeatPolicy:
+    """Who counts as a repeat caller: ``calls`` or more calls within ``window`` seconds, this call
+    included; with ``unserved_only`` only calls that did not reach an agent count."""
+
+    calls: int = 3
+    window: float = 7 * 86400.0
+    unserved_only: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Bypass:
+    """A rule checked before the entry node: when ``condition`` holds, the caller skips the menu
+    and goes to ``queue`` with ``priority``; the call records ``bypass: <reason>``."""
+
+    line: int
+    condition: Expr
+    source: str
+    queue: str
+    priority: str | None
+    reason: str
+    prompts: Prompts
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Flow:
     name: str
     file: str
@@ -192,6 +216,8 @@ class Flow:
     vars: Mapping[str, Any]           # defaults, copied into each call
     nodes: Mapping[str, Node]
     description: str = ""
+    repeat: RepeatPolicy = RepeatPolicy()
+    bypass: tuple[Bypass, ...] = ()
 
     def node(self, name: str) -> Node:
         return self.nodes[name]

@@ -24,7 +24,7 @@ import structlog
 from ivr.call import Call, CallRecord
 from ivr.errors import ChannelGone, FlowRuntimeError
 from ivr.flow.expr import ExprRuntimeError
-from ivr.flow.model import (Branch, Flow, FlowSet, Gather, Goto, Hangup, Menu, Node, Play, Queue, Return,
+from ivr.flow.model import (Branch, Bypass, Flow, FlowSet, Gather, Goto, Hangup, Menu, Node, Play, Queue, Return,
                             Say, Set, Subflow, Transfer)
 from ivr.flow.say import say
 from ivr.prompts import Catalogue
@@ -87,7 +87,7 @@ class FlowRunner:
         lang = self.lang or flow.language
         if lang not in self.catalogue.languages:
             lang = flow.language
-        self.vars = {**flow.vars, **self.vars, "lang": lang, "caller.number": call.caller_number,
+        self.vars = {**flow.vars, "caller.number": call.caller_number, **self.vars, "lang": lang,
                      "call.dialled": call.dialled, "call.id": call.id}
         self.lang = lang
         record.flow = record.flow or flow.name
@@ -95,7 +95,11 @@ class FlowRunner:
         with structlog.contextvars.bound_contextvars(call_id=call.id, flow=flow.name, node=None):
             try:
                 await call.answer()
-                await self._walk(flow)
+                rule = self._bypass_rule(flow)
+                if rule is not None:
+                    await self._bypass(rule)
+                else:
+                    await self._walk(flow)
             except ChannelGone:
                 record.end("caller_hangup")
                 log.info("flow.caller_hangup", node=record.nodes[-1] if record.nodes else None)
@@ -300,22 +304,42 @@ class FlowRunner:
         await self._play([*node.before, *ids, *node.after], barge_in=node.barge_in)
         return node.next
 
+    def _bypass_rule(self, flow: Flow) -> Bypass | None:
+        """The first bypass rule whose condition holds for this caller, if any."""
+        for rule in flow.bypass:
+            try:
+                if rule.condition.evaluate(self.vars):
+                    return rule
+            except ExprRuntimeError as exc:
+                # A rule that cannot be decided does not send anyone past the menu.
+                log.warning("flow.bypass_undecided", rule=rule.source, error=str(exc))
+        return None
+
+    async def _bypass(self, rule: Bypass) -> None:
+        self.record.visit("bypass")
+        log.info("flow.bypass", reason=rule.reason, queue=rule.queue, priority=rule.priority)
+        await self._handoff(rule.queue, rule.priority, f"bypass: {rule.reason}", rule.prompts)
+
     async def _queue(self, node: Queue) -> None:
+        await self._handoff(node.queue, node.priority, node.reason, node.prompts)
+
+    async def _handoff(self, queue: str, priority: str | None, reason: str | None,
+                       prompts: Sequence[str]) -> None:
         record = self.record
-        if node.priority is not None:
-            record.priority = node.priority
-        if node.reason is not None:
-            record.reason = node.reason
-        await self._play(node.prompts)
+        if priority is not None:
+            record.priority = priority
+        if reason is not None:
+            record.reason = reason
+        await self._play(prompts)
         handoff = getattr(self.services, "queue_handoff", None)
         if handoff is not None:
-            await handoff(self.call, record, node.queue, record.priority, record.reason)
-            record.end("queued", node.queue)
+            await handoff(self.call, record, queue, record.priority, record.reason)
+            record.end("queued", queue)
             return
-        log.info("flow.queue", queue=node.queue, priority=record.priority, reason=record.reason)
+        log.info("flow.queue", queue=queue, priority=record.priority, reason=record.reason)
         if self.catalogue.has(QUEUE_HOLD_PROMPT):
             await self._play((QUEUE_HOLD_PROMPT,))
-        record.end("queued", node.queue)
+        record.end("queued", queue)
         await self.call.hangup()
 
     async def _transfer(self, node: Transfer) -> None:

@@ -59,7 +59,7 @@ def test_unknown_keys_get_a_suggestion(tmp_path):
     text = GOOD.replace("entry: menu", "entry: menu\nlangauge: en")
     assert problems(tmp_path, "g.yaml", text) == [
         f"{tmp_path}/g.yaml:4: unknown key 'langauge' (did you mean 'language'?); a flow file has flow, "
-        "description, numbers, entry, language, vars, nodes"]
+        "description, numbers, entry, language, vars, caller, bypass, nodes"]
 
 
 def test_unknown_prompt(tmp_path):

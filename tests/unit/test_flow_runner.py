@@ -332,9 +332,17 @@ async def test_sample_premium_check_reads_the_birth_date_back_and_reaches_an_age
 
 
 async def test_sample_senior_caller_gets_priority(sample):
+    # Known to be 70: the bypass sends the caller to the queue before the menu.
+    call, record = await sample_call(sample, variables={"caller.age": 70})
+    assert (record.outcome, record.priority, record.reason) == ("queued", "elderly", "bypass: elderly")
+    assert "main_menu" not in call.prompts
+
+
+async def test_sample_senior_found_late_gets_priority_on_the_premium_path(sample):
+    # The bypass could not decide (age unknown at first) but the premium path checks again.
     _, record = await sample_call(sample, press("1"), press("1"), press("850315#"), press("1"),
-                                  variables={"caller.age": 70})
-    assert (record.outcome, record.priority) == ("queued", "high")
+                                  variables={"caller.age": None})
+    assert record.outcome == "queued" and record.priority is None
 
 
 async def test_sample_silence_ends_with_an_agent(sample):
