@@ -338,13 +338,6 @@ async def test_sample_senior_caller_gets_priority(sample):
     assert "main_menu" not in call.prompts
 
 
-async def test_sample_senior_found_late_gets_priority_on_the_premium_path(sample):
-    # The bypass could not decide (age unknown at first) but the premium path checks again.
-    _, record = await sample_call(sample, press("1"), press("1"), press("850315#"), press("1"),
-                                  variables={"caller.age": None})
-    assert record.outcome == "queued" and record.priority is None
-
-
 async def test_sample_silence_ends_with_an_agent(sample):
     call, record = await sample_call(sample)
     assert call.prompts[-1] == "queue_hold" and record.outcome == "queued"
