@@ -9,6 +9,7 @@ every waiter once, and no future ever holds an exception nobody reads.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
@@ -28,6 +29,10 @@ _KEY = "key"               # a key was pressed
 _GONE = "gone"             # the channel hung up or left Stasis
 
 _END_EVENTS = frozenset({"ChannelHangupRequest", "ChannelDestroyed", "StasisEnd"})
+
+# Playback ids: unique per engine process (random prefix) without a system call per prompt.
+_PLAYBACK_PREFIX = uuid.uuid4().hex[:16]
+_playback_numbers = itertools.count(1)
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], Any]
 
@@ -194,7 +199,7 @@ class AriCall:
     async def _play_one(self, uri: str, barge_in: bool) -> bool:
         """Play one media item; True when a key stopped it."""
         loop = asyncio.get_running_loop()
-        playback_id = uuid.uuid4().hex
+        playback_id = f"{_PLAYBACK_PREFIX}-{next(_playback_numbers)}"
         # The waiter exists before the POST: a short file can finish before the 201.
         playback = _Playback(playback_id, uri, loop.create_future(), self._generation(),
                              barge_in)

@@ -12,10 +12,11 @@ import base64
 import json as jsonlib
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import structlog
+from yarl import URL
 
 from ivr.errors import AriError, AriTimeout, AriUnavailable, ChannelGone
 from ivr.ari.timeouts import Timeouts
@@ -80,9 +81,11 @@ class AriClient:
     async def request(self, method: str, path: str, *, params: Params | None = None,
                       json: Json = None) -> Json:
         """Send one request to ``base_url + path``; return the decoded JSON body or None."""
-        url = self.base_url + path
+        # One pre-encoded URL: yarl need not parse and re-quote it (a measurable cost per request).
+        query = ("?" + urlencode(params, quote_via=quote, safe="")) if params else ""
+        url = URL(self.base_url + path + query, encoded=True)
         try:
-            async with self.session.request(method, url, params=params, json=json) as resp:
+            async with self.session.request(method, url, json=json) as resp:
                 body = await resp.read()
                 status = resp.status
         except asyncio.TimeoutError as exc:
