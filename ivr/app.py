@@ -18,6 +18,40 @@ from ivr.prompts import Catalogue, load_catalogue
 log = structlog.get_logger("ivr.app")
 
 
+class LagMonitor:
+    """How late the event loop runs: a timer due every ``interval`` measures its own lateness.
+
+    ``lag`` follows the worst recent lateness and decays when the loop recovers.  While it is
+    above the engine's limit, new calls are shed at the door (they hear the busy message) so
+    the calls in progress keep prompt answers: Asterisk drops an ARI consumer that stops
+    reading for 100 ms.
+    """
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self.lag = 0.0
+        self._handle: asyncio.TimerHandle | None = None
+        self._due = 0.0
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._due = loop.time() + self.interval
+        self._handle = loop.call_at(self._due, self._tick)
+
+    def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        late = max(0.0, now - self._due)
+        self.lag = late if late > self.lag else self.lag * 0.7 + late * 0.3
+        self._due = now + self.interval
+        self._handle = loop.call_at(self._due, self._tick)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 class Engine:
     """Answers each new call with the flow for its dialled number and records what happened."""
 
@@ -28,6 +62,7 @@ class Engine:
         self.flowset = flowset
         self.live_calls = 0
         self.calls_handled = 0
+        self.lag = LagMonitor()
 
     # -- flows -------------------------------------------------------------------------------
     def reload_flows(self) -> bool:
@@ -70,9 +105,12 @@ class Engine:
 
     async def _serve(self, call: Call, record: CallRecord, adopted: bool) -> None:
         flowset, catalogue = self.flowset, self.catalogue   # this call keeps this version
-        if self.live_calls > self.config.engine.max_calls:
-            record.end("busy", "engine at max_calls")
-            log.warning("call.shed", live_calls=self.live_calls)
+        overloaded = self.lag.lag > self.config.engine.max_loop_lag
+        if self.live_calls > self.config.engine.max_calls or overloaded:
+            why = (f"engine overloaded (event loop {self.lag.lag * 1000:.0f} ms late)" if overloaded
+                   else "engine at max_calls")
+            record.end("busy", why)
+            log.warning("call.shed", live_calls=self.live_calls, why=why)
             try:
                 await call.answer()
                 lang = self.config.engine.default_language
@@ -115,6 +153,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
     stop = stop or asyncio.Event()
     async with open_store(config.store_url) as store:
         engine = Engine(config, store, catalogue, flowset)
+        engine.lag.start()
         loop = asyncio.get_running_loop()
         handlers = []
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -141,6 +180,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
                 log.info("engine.stopping", live_calls=engine.live_calls)
                 await ari.close(grace=config.engine.shutdown_grace)
         finally:
+            engine.lag.stop()
             for sig in handlers:
                 loop.remove_signal_handler(sig)
     log.info("engine.stopped", calls_handled=engine.calls_handled)

@@ -39,6 +39,7 @@ class LogConfig:
 @dataclasses.dataclass(frozen=True, slots=True)
 class EngineConfig:
     max_calls: int = 5000          # calls beyond this hear a busy prompt and are released
+    max_loop_lag: float = 0.1      # seconds; while the event loop lags more, new calls are shed
     shutdown_grace: float = 30.0   # seconds calls in progress get to finish on shutdown
     busy_prompt: str = "system_busy"
     default_language: str = "ko"

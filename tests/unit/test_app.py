@@ -188,3 +188,45 @@ async def test_calls_list_masks_callers(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "010****5678" in out and "01012345678" not in out
     assert "welcome > main_menu > certificates_menu" in out
+
+
+async def test_while_the_engine_is_overloaded_new_calls_hear_the_busy_message(tmp_path, monkeypatch):
+    from ivr import app as app_module
+
+    engines = []
+    real = app_module.Engine
+
+    class Spy(real):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            engines.append(self)
+
+    monkeypatch.setattr(app_module, "Engine", Spy)
+    async with FakeAri() as fake:
+        async with running_engine(tmp_path, fake) as config:
+            (engine,) = engines
+            engine.lag.stop()
+            engine.lag.lag = 0.5              # the loop runs half a second late
+            ch = await fake.start_call()
+            await fake.wait_for_request(hangup_of(ch), timeout=5)
+            plays = [r.params["media"] for r in fake.requests if r.path.startswith(f"/channels/{ch}/play")]
+        (rec,) = await recorded_calls(config)
+    assert plays == ["sound:ivr/ko/system_busy"]
+    assert rec.outcome == "busy" and "overloaded" in rec.detail
+
+
+async def test_the_lag_monitor_sees_a_blocked_loop():
+    from ivr.app import LagMonitor
+
+    mon = LagMonitor(interval=0.01)
+    mon.start()
+    try:
+        await asyncio.sleep(0.03)
+        import time
+        time.sleep(0.2)                   # block the loop, as a CPU-bound burst would
+        await asyncio.sleep(0.001)
+        assert mon.lag > 0.1
+        await asyncio.sleep(0.3)          # recovered: the figure decays again
+        assert mon.lag < 0.01
+    finally:
+        mon.stop()
