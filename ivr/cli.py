@@ -111,6 +111,109 @@ def cmd_calls_list(args: argparse.Namespace) -> int:
     return 0
 
 
+IMPORT_BATCH = 1000   # callers written per store call by 'ivr callers import'
+
+
+def cmd_callers_import(args: argparse.Namespace) -> int:
+    from ivr.errors import CallerFileError
+    from ivr.routing.registry import import_callers_csv
+    from ivr.store import open_store
+
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = import_callers_csv(args.file, config.callers.region, today=_center_today(config))
+    except CallerFileError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 1
+    for problem in report.problems:
+        print(str(problem), file=sys.stderr)
+    if not report.callers:
+        print(f"imported 0, rejected {report.rejected}: nothing to import", file=sys.stderr)
+        return 1
+
+    async def write() -> int:
+        written = 0
+        async with open_store(config.store_url) as store:
+            for i in range(0, len(report.callers), IMPORT_BATCH):
+                written += await store.put_callers(report.callers[i:i + IMPORT_BATCH])
+        return written
+
+    try:
+        written = asyncio.run(write())
+    except IvrError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    line = f"imported {written}, rejected {report.rejected}"
+    if report.warnings:
+        line += f", {report.warnings} warning(s)"
+    print(line)
+    return 0
+
+
+def _center_today(config):
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.now(ZoneInfo(config.callers.timezone)).date()
+
+
+def cmd_callers_show(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from ivr.routing.identify import RepeatRule
+    from ivr.routing.numbers import normalize
+    from ivr.routing.registry import age_on
+    from ivr.store import open_store
+
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    number = normalize(args.number, config.callers.region)
+    if not number.ok or number.e164 is None:
+        print(f"ivr: {args.number!r} is not a phone number one can look up: {number.reason}", file=sys.stderr)
+        return 1
+    e164 = number.e164
+    rule = RepeatRule()
+    now = dt.datetime.now(dt.timezone.utc)
+
+    async def fetch():
+        async with open_store(config.store_url) as store:
+            caller = await store.get_caller(e164)
+            recent = await store.count_calls_since(e164, now - rule.window)
+            return caller, recent
+
+    try:
+        caller, recent = asyncio.run(fetch())
+    except IvrError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    today = _center_today(config)
+    days = rule.window.days
+    rows = [("number", e164)]
+    if caller is None:
+        rows.append(("registered", "no"))
+    else:
+        age = age_on(caller.birth_date, today) if caller.birth_date else None
+        born = (f"{caller.birth_date.isoformat()} (age {age} today)" if caller.birth_date and age is not None
+                else caller.birth_date.isoformat() if caller.birth_date else "-")
+        rows += [("registered", "yes"), ("birth date", born), ("language", caller.language or "-"),
+                 ("needs assistance", "yes" if caller.needs_assistance else "no"),
+                 ("name", caller.name or "-"), ("updated", _fmt_time(caller.updated_at))]
+    nth = recent + 1
+    repeat = "a repeat caller" if nth >= rule.calls else "not a repeat caller"
+    rows.append((f"calls in {days} days", f"{recent} (a call now would be number {nth}: {repeat})"))
+    width = max(17, *(len(k) + 1 for k, _ in rows))
+    for key, value in rows:
+        print(f"{key + ':':{width}} {value}")
+    return 0
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from ivr.sandbox import run_sandbox
 
@@ -149,6 +252,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="print JSON")
     q.add_argument("--limit", type=int, default=50)
     q.set_defaults(func=cmd_calls_list)
+
+    p = sub.add_parser("callers", help="the caller registry (age, language) and call history")
+    callers = p.add_subparsers(dest="callers_command", required=True)
+    q = callers.add_parser("import", help="add or update callers from a CSV file "
+                           "(columns phone,birth_date[,language,needs_assistance,name])")
+    q.add_argument("file", help="CSV file, UTF-8, with a header line")
+    q.set_defaults(func=cmd_callers_import)
+    q = callers.add_parser("show", help="what the engine knows about a number")
+    q.add_argument("number", help="any spelling: 010-1234-5678, +82 10 1234 5678 …")
+    q.set_defaults(func=cmd_callers_show)
 
     p = sub.add_parser("sandbox", help="the sandbox Asterisk: up | down | status | logs | rx CMD")
     p.add_argument("action", choices=["up", "down", "status", "logs", "rx"])

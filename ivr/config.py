@@ -3,6 +3,20 @@
 Nothing secret has a default in code.  The ARI password comes from ``ari.password``,
 ``ari.password_file`` or the environment (``IVR_ARI_PASSWORD``); without one the engine refuses
 to start.  Relative paths are resolved against the folder of the config file.
+
+``callers:`` — who is calling (``ivr.routing``); every key is optional:
+
+* ``region`` (``KR``) — the country a number without ``+`` is dialled from (ISO 3166 code);
+* ``timezone`` (``Asia/Seoul``) — the center's time zone: a caller's age is taken on the day
+  of the call there;
+* ``lookup_budget`` (``1.0``) — seconds the registry lookup and the call-history count may take,
+  together, before the first prompt; what does not answer in time is treated as unknown;
+* ``registry`` — a deployment's own system to ask instead of the registry in the store
+  (``ivr callers import``):
+  ``url`` (required, with ``{number}``, replaced by the E.164 number:
+  ``https://crm.example/callers/{number}``), ``timeout`` (seconds, default ``lookup_budget``),
+  ``token_env`` (the name of an environment variable holding a bearer token, sent as
+  ``Authorization: Bearer …``; never written in the file, never logged).
 """
 
 from __future__ import annotations
@@ -13,7 +27,9 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
 import yaml
 
 from ivr.errors import ConfigError
@@ -46,6 +62,26 @@ class EngineConfig:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class RegistryConfig:
+    """A deployment's own caller registry, asked over HTTP."""
+
+    url: str
+    timeout: float
+    token: str | None = dataclasses.field(default=None, repr=False)   # never printed
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallersConfig:
+    region: str = "KR"
+    timezone: str = "Asia/Seoul"
+    lookup_budget: float = 1.0
+    registry: RegistryConfig | None = None     # None: the registry kept in the store
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Config:
     ari: AriConfig
     flows: tuple[Path, ...]
@@ -54,6 +90,7 @@ class Config:
     log: LogConfig
     engine: EngineConfig
     source: Path | None = None
+    callers: CallersConfig = CallersConfig()
 
 
 def _expand(value: Any) -> Any:
@@ -107,7 +144,7 @@ def load_config(path: str | os.PathLike[str] | None = None,
         raise ConfigError(f"config file {cfg_path} does not exist")
     else:
         source = None
-    _check_keys("top level", raw, {"ari", "flows", "prompts", "store", "log", "engine"})
+    _check_keys("top level", raw, {"ari", "flows", "prompts", "store", "log", "engine", "callers"})
     base = source.parent if source else Path.cwd()
 
     def rel(p: str) -> Path:
@@ -170,4 +207,57 @@ def load_config(path: str | os.PathLike[str] | None = None,
         log=log_cfg,
         engine=engine,
         source=source,
+        callers=_callers(raw, env),
     )
+
+
+def _callers(raw: Mapping[str, Any], env: Mapping[str, str]) -> CallersConfig:
+    sec = _section(raw, "callers")
+    _check_keys("callers", sec, {"region", "timezone", "lookup_budget", "registry"})
+    default = CallersConfig()
+    region = str(sec.get("region", default.region)).upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(f"callers.region {sec.get('region')!r} is not a country code phonenumbers knows "
+                          "(e.g. KR, US, VN)")
+    tz = str(sec.get("timezone", default.timezone))
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"callers.timezone {tz!r} is not a time zone name (e.g. Asia/Seoul)") from exc
+    budget = _seconds("callers.lookup_budget", sec.get("lookup_budget", default.lookup_budget), upper=10.0)
+
+    registry: RegistryConfig | None = None
+    reg = sec.get("registry")
+    if reg is not None:
+        if not isinstance(reg, dict):
+            raise ConfigError("config: 'callers.registry' must be a mapping with url, timeout, token_env")
+        _check_keys("callers.registry", reg, {"url", "timeout", "token_env"})
+        url = reg.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or "{number}" not in url:
+            raise ConfigError("callers.registry.url must be an http(s) URL with {number} in it, "
+                              "e.g. https://crm.example/callers/{number}")
+        timeout = _seconds("callers.registry.timeout", reg.get("timeout", budget), upper=10.0)
+        token: str | None = None
+        token_env = reg.get("token_env")
+        if token_env is not None:
+            if not isinstance(token_env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", token_env):
+                raise ConfigError("callers.registry.token_env must be the NAME of an environment variable "
+                                  "(not the token itself)")
+            token = env.get(token_env)
+            if not token:
+                raise ConfigError(f"callers.registry.token_env names {token_env}, but the environment "
+                                  f"variable {token_env} is not set")
+        registry = RegistryConfig(url=url, timeout=timeout, token=token)
+    return CallersConfig(region=region, timezone=tz, lookup_budget=budget, registry=registry)
+
+
+def _seconds(name: str, value: Any, *, upper: float) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} must be a number of seconds, not {value!r}")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
+    if not 0 < seconds <= upper:
+        raise ConfigError(f"{name} must be more than 0 and at most {upper:g} seconds, not {value!r}")
+    return seconds

@@ -1,4 +1,9 @@
-"""Persistence behind one small interface.  SQLite is the embedded default."""
+"""Persistence behind one small interface.
+
+SQLite (``sqlite:///PATH``) is the embedded default; PostgreSQL
+(``postgresql://USER:PASSWORD@HOST:PORT/DATABASE``) lets several engine instances share one
+call history and caller registry.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,29 @@ from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
 
 from ivr.errors import ConfigError
-from ivr.store.base import Store
+from ivr.store.base import SERVED_OUTCOMES, Caller, Store
+from ivr.store.timeouts import StoreTimeouts
 
 
 @asynccontextmanager
-async def open_store(url: str) -> AsyncIterator[Store]:
-    """Open the store named by ``url`` (``sqlite:///path``) and close it on exit."""
+async def open_store(url: str, *, timeouts: StoreTimeouts | None = None) -> AsyncIterator[Store]:
+    """Open the store named by ``url`` and close it on exit.
+
+    Raises ``ConfigError`` for a URL of no known kind and ``StoreError`` when the database
+    cannot be opened (the message names the URL, password masked, and the cause).
+    """
+    store: Store
     if url.startswith("sqlite://"):
         from ivr.store.sqlite import SqliteStore
 
-        store: Store = SqliteStore(_sqlite_path(url))
+        store = SqliteStore(_sqlite_path(url), timeouts=timeouts)
+    elif url.startswith(("postgresql://", "postgres://")):
+        from ivr.store.postgres import PostgresStore
+
+        store = PostgresStore(url, timeouts=timeouts)
     else:
-        raise ConfigError(f"store.url {url!r}: only sqlite:///PATH is supported")
+        raise ConfigError(f"store.url {_scheme(url)!r}: use sqlite:///PATH or "
+                          "postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
     await store.open()
     try:
         yield store
@@ -33,4 +49,10 @@ def _sqlite_path(url: str) -> str:
     return rest[1:] if rest.startswith("/") else rest
 
 
-__all__ = ["Store", "open_store"]
+def _scheme(url: str) -> str:
+    # An unknown URL may carry a password: show only its kind.
+    scheme, sep, _ = url.partition("://")
+    return f"{scheme}://…" if sep else url[:20]
+
+
+__all__ = ["SERVED_OUTCOMES", "Caller", "Store", "StoreTimeouts", "open_store"]

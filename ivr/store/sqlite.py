@@ -1,112 +1,308 @@
-"""SQLite store (the embedded default), through aiosqlite's worker thread."""
+"""SQLite store (the embedded default).
+
+One connection lives in one worker thread; every store method is one function run there, so
+an operation is atomic (its own transaction, committed or rolled back in the thread) and
+operations never interleave.  The event loop only waits for the result, at most for the
+operation's timeout: past it the method raises ``StoreError`` (a write that timed out may
+still complete in the thread).  SQLite's own busy timeout is shorter than the operation's, so
+a database locked by another process frees the thread with an error instead of holding it.
+
+Timestamps are stored as UTC text of one fixed shape (``2025-01-31T09:00:00.000000+00:00``),
+so text order is time order and ``started_at >= ?`` can use the indexes.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import functools
 import json
 import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
-import aiosqlite
+import structlog
 
 from ivr.call import CallRecord
 from ivr.errors import StoreError
+from ivr.store.base import SERVED_OUTCOMES, Caller
+from ivr.store.timeouts import StoreTimeouts
 
-SCHEMA_VERSION = 1
+log = structlog.get_logger("ivr.store")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS calls (
-    call_id      TEXT PRIMARY KEY,
-    caller       TEXT NOT NULL,
-    dialled      TEXT NOT NULL,
-    started_at   TEXT NOT NULL,
-    ended_at     TEXT,
-    flow         TEXT,
-    flow_version TEXT,
-    language     TEXT,
-    nodes        TEXT NOT NULL,
-    digits       TEXT NOT NULL,
-    outcome      TEXT,
-    detail       TEXT NOT NULL DEFAULT '',
-    priority     TEXT,
-    reason       TEXT
-);
-CREATE INDEX IF NOT EXISTS calls_started ON calls (started_at);
-"""
+T = TypeVar("T")
+
+SCHEMA_VERSION = 2
+
+# Version 1, as the first release created it.  A new database is created at version 1 and then
+# migrated like an old one, so new and upgraded databases are the same.
+_BASE = (
+    """CREATE TABLE calls (
+        call_id      TEXT PRIMARY KEY,
+        caller       TEXT NOT NULL,
+        dialled      TEXT NOT NULL,
+        started_at   TEXT NOT NULL,
+        ended_at     TEXT,
+        flow         TEXT,
+        flow_version TEXT,
+        language     TEXT,
+        nodes        TEXT NOT NULL,
+        digits       TEXT NOT NULL,
+        outcome      TEXT,
+        detail       TEXT NOT NULL DEFAULT '',
+        priority     TEXT,
+        reason       TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS calls_started ON calls (started_at)",
+)
+
+# Statements that take version N-1 to version N.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        "ALTER TABLE calls ADD COLUMN number TEXT",
+        "CREATE INDEX calls_number_started ON calls (number, started_at)",
+        """CREATE TABLE callers (
+            number           TEXT PRIMARY KEY,
+            birth_date       TEXT,
+            language         TEXT,
+            needs_assistance INTEGER NOT NULL DEFAULT 0,
+            name             TEXT,
+            updated_at       TEXT NOT NULL
+        )""",
+    ),
+}
 
 _COLUMNS = ("call_id", "caller", "dialled", "started_at", "ended_at", "flow", "flow_version",
-            "language", "nodes", "digits", "outcome", "detail", "priority", "reason")
+            "language", "nodes", "digits", "outcome", "detail", "priority", "reason", "number")
+_INSERT = (f"INSERT INTO calls ({', '.join(_COLUMNS)}) "
+           f"VALUES ({', '.join('?' * len(_COLUMNS))})")
+_UPSERT_CALL = (_INSERT + " ON CONFLICT (call_id) DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:]))
+_INSERT_STARTED = _INSERT + " ON CONFLICT (call_id) DO NOTHING"
+_RECENT = f"SELECT {', '.join(_COLUMNS)} FROM calls ORDER BY started_at DESC LIMIT ?"
+
+_CALLER_COLUMNS = ("number", "birth_date", "language", "needs_assistance", "name", "updated_at")
+_UPSERT_CALLER = (f"INSERT INTO callers ({', '.join(_CALLER_COLUMNS)}) "
+                  f"VALUES ({', '.join('?' * len(_CALLER_COLUMNS))}) "
+                  "ON CONFLICT (number) DO UPDATE SET "
+                  + ", ".join(f"{c} = excluded.{c}" for c in _CALLER_COLUMNS[1:]))
+_GET_CALLER = f"SELECT {', '.join(_CALLER_COLUMNS)} FROM callers WHERE number = ?"
+
+_SERVED = tuple(sorted(SERVED_OUTCOMES))
+_TS_SHAPE = "____-__-__T__:__:__.______+00:00"
+
+
+def count_query(*, unserved_only: bool, exclude_call: bool) -> str:
+    """The repeat-caller query: parameters number, since[, served outcomes…][, call id]."""
+    sql = "SELECT count(*) FROM calls WHERE number = ? AND started_at >= ?"
+    if unserved_only:
+        sql += f" AND (outcome IS NULL OR outcome NOT IN ({', '.join('?' * len(_SERVED))}))"
+    if exclude_call:
+        sql += " AND call_id <> ?"
+    return sql
 
 
 def _ts(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value else None
+    """UTC text of one shape (naive datetimes are taken as UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _from_ts(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None
+
+
+def _call_row(record: CallRecord, *, started: bool = False) -> tuple[Any, ...]:
+    return (record.call_id, record.caller, record.dialled, _ts(record.started_at),
+            None if started else _ts(record.ended_at), record.flow, record.flow_version,
+            record.language, json.dumps(record.nodes, ensure_ascii=False),
+            json.dumps(record.digits), None if started else record.outcome, record.detail,
+            record.priority, record.reason, record.number)
+
+
+def _call_from_row(row: Sequence[Any]) -> CallRecord:
+    d = dict(zip(_COLUMNS, row))
+    return CallRecord(
+        call_id=d["call_id"], caller=d["caller"], dialled=d["dialled"],
+        started_at=_from_ts(d["started_at"]), ended_at=_from_ts(d["ended_at"]),
+        flow=d["flow"], flow_version=d["flow_version"], language=d["language"],
+        nodes=json.loads(d["nodes"]), digits=json.loads(d["digits"]), outcome=d["outcome"],
+        detail=d["detail"], priority=d["priority"], reason=d["reason"], number=d["number"])
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.execute("COMMIT")
 
 
 class SqliteStore:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, timeouts: StoreTimeouts | None = None) -> None:
         self.path = path
-        self._db: aiosqlite.Connection | None = None
+        self.timeouts = timeouts or StoreTimeouts()
+        self._worker: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None     # used in the worker thread only
 
+    # -- lifetime ----------------------------------------------------------------------------
     async def open(self) -> None:
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivr-sqlite")
         try:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = await aiosqlite.connect(self.path)
-            await self._db.execute("PRAGMA journal_mode=WAL")
-            await self._db.execute("PRAGMA synchronous=NORMAL")
-            await self._db.execute("PRAGMA busy_timeout=5000")
-            await self._db.executescript(_SCHEMA)
-            async with self._db.execute("SELECT version FROM schema_version") as cur:
-                row = await cur.fetchone()
-            if row is None:
-                await self._db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-            elif row[0] > SCHEMA_VERSION:
-                raise StoreError(f"{self.path}: database schema {row[0]} is newer than this "
-                                 f"engine understands ({SCHEMA_VERSION}); upgrade the engine")
-            await self._db.commit()
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
+            before = await self._run(f"cannot open SQLite store {self.path}",
+                                     self._open_in_thread, timeout=self.timeouts.open)
+        except BaseException:
+            await self.close()
+            raise
+        if before not in (0, SCHEMA_VERSION):
+            log.info("store.migrated", store=self.path, from_version=before, to_version=SCHEMA_VERSION)
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return
+        try:
+            async with asyncio.timeout(self.timeouts.close):
+                await asyncio.get_running_loop().run_in_executor(worker, self._close_in_thread)
+        except (TimeoutError, sqlite3.Error) as exc:
+            log.warning("store.close_failed", store=self.path, error=str(exc) or type(exc).__name__)
+        finally:
+            worker.shutdown(wait=False)
 
-    def _conn(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise StoreError("store is not open")
-        return self._db
+    def _open_in_thread(self) -> int:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        busy = max(0.05, self.timeouts.operation * 0.8)
+        conn = sqlite3.connect(self.path, timeout=busy, isolation_level=None)
+        self._conn = conn
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        with _transaction(conn):
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+            if row is not None:
+                version = row[0]
+            elif conn.execute("SELECT 1 FROM sqlite_master "
+                              "WHERE type = 'table' AND name = 'calls'").fetchone():
+                version = 1     # the first release created its tables before the version row
+                conn.execute("INSERT INTO schema_version VALUES (1)")
+            else:
+                version = 0
+                for statement in _BASE:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version VALUES (1)")
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: database schema {version} is newer than this "
+                                 f"engine understands ({SCHEMA_VERSION}); upgrade the engine")
+            for target in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target]:
+                    conn.execute(statement)
+                if target == 2:
+                    _normalise_timestamps(conn)
+            conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+        return version
+
+    def _close_in_thread(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"SQLite store {self.path} is not open")
+        return self._conn
+
+    async def _run(self, what: str, fn: Callable[..., T], *args: Any, timeout: float) -> T:
+        """Run ``fn(*args)`` in the worker thread within ``timeout`` seconds."""
+        worker = self._worker
+        if worker is None:
+            raise StoreError(f"{what}: SQLite store {self.path} is not open")
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.get_running_loop().run_in_executor(
+                    worker, functools.partial(fn, *args))
+        except TimeoutError as exc:
+            raise StoreError(f"{what}: SQLite store {self.path} did not answer "
+                             f"within {timeout:g} s") from exc
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"{what}: {exc}") from exc
+
+    # -- calls -------------------------------------------------------------------------------
+    async def call_started(self, record: CallRecord) -> None:
+        await self._run(f"cannot note call {record.call_id}", self._write_call,
+                        _INSERT_STARTED, _call_row(record, started=True),
+                        timeout=self.timeouts.operation)
 
     async def record_call(self, record: CallRecord) -> None:
-        row = (record.call_id, record.caller, record.dialled, _ts(record.started_at),
-               _ts(record.ended_at), record.flow, record.flow_version, record.language,
-               json.dumps(record.nodes, ensure_ascii=False), json.dumps(record.digits),
-               record.outcome, record.detail, record.priority, record.reason)
-        try:
-            db = self._conn()
-            await db.execute(f"INSERT OR REPLACE INTO calls ({', '.join(_COLUMNS)}) "
-                             f"VALUES ({', '.join('?' * len(_COLUMNS))})", row)
-            await db.commit()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot record call {record.call_id}: {exc}") from exc
+        await self._run(f"cannot record call {record.call_id}", self._write_call,
+                        _UPSERT_CALL, _call_row(record), timeout=self.timeouts.operation)
+
+    def _write_call(self, sql: str, row: tuple[Any, ...]) -> None:
+        conn = self._db()
+        with _transaction(conn):
+            conn.execute(sql, row)
 
     async def recent_calls(self, limit: int = 50) -> list[CallRecord]:
-        try:
-            db = self._conn()
-            async with db.execute(f"SELECT {', '.join(_COLUMNS)} FROM calls "
-                                  "ORDER BY started_at DESC LIMIT ?", (limit,)) as cur:
-                rows = await cur.fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read calls: {exc}") from exc
-        out = []
-        for r in rows:
-            d = dict(zip(_COLUMNS, r))
-            out.append(CallRecord(
-                call_id=d["call_id"], caller=d["caller"], dialled=d["dialled"],
-                started_at=dt.datetime.fromisoformat(d["started_at"]),
-                ended_at=dt.datetime.fromisoformat(d["ended_at"]) if d["ended_at"] else None,
-                flow=d["flow"], flow_version=d["flow_version"], language=d["language"],
-                nodes=json.loads(d["nodes"]), digits=json.loads(d["digits"]),
-                outcome=d["outcome"], detail=d["detail"], priority=d["priority"], reason=d["reason"]))
-        return out
+        rows = await self._run("cannot read calls", self._fetchall, _RECENT, (limit,),
+                               timeout=self.timeouts.operation)
+        return [_call_from_row(r) for r in rows]
+
+    async def count_calls_since(self, number: str, since: dt.datetime, *,
+                                unserved_only: bool = False, exclude_call: str | None = None) -> int:
+        sql = count_query(unserved_only=unserved_only, exclude_call=exclude_call is not None)
+        params: list[Any] = [number, _ts(since)]
+        if unserved_only:
+            params.extend(_SERVED)
+        if exclude_call is not None:
+            params.append(exclude_call)
+        rows = await self._run("cannot count calls", self._fetchall, sql, tuple(params),
+                               timeout=self.timeouts.operation)
+        return int(rows[0][0])
+
+    def _fetchall(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        return self._db().execute(sql, params).fetchall()
+
+    # -- the caller registry -----------------------------------------------------------------
+    async def put_callers(self, callers: Sequence[Caller]) -> int:
+        if not callers:
+            return 0
+        now = dt.datetime.now(dt.timezone.utc)
+        rows = [(c.number, c.birth_date.isoformat() if c.birth_date else None, c.language,
+                 int(c.needs_assistance), c.name, _ts(c.updated_at or now)) for c in callers]
+        await self._run("cannot write callers", self._write_many, _UPSERT_CALLER, rows,
+                        timeout=self.timeouts.bulk)
+        return len(rows)
+
+    def _write_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        conn = self._db()
+        with _transaction(conn):
+            conn.executemany(sql, rows)
+
+    async def get_caller(self, number: str) -> Caller | None:
+        rows = await self._run("cannot read the caller registry", self._fetchall, _GET_CALLER,
+                               (number,), timeout=self.timeouts.operation)
+        if not rows:
+            return None
+        number, birth_date, language, needs_assistance, name, updated_at = rows[0]
+        return Caller(number=number,
+                      birth_date=dt.date.fromisoformat(birth_date) if birth_date else None,
+                      language=language, needs_assistance=bool(needs_assistance), name=name,
+                      updated_at=_from_ts(updated_at))
+
+
+def _normalise_timestamps(conn: sqlite3.Connection) -> None:
+    """Version 1 wrote ``isoformat()``: rewrite any timestamp not in the one sortable shape."""
+    rows = conn.execute("SELECT call_id, started_at, ended_at FROM calls "
+                        "WHERE started_at NOT LIKE ? OR ended_at NOT LIKE ?",
+                        (_TS_SHAPE, _TS_SHAPE)).fetchall()
+    conn.executemany("UPDATE calls SET started_at = ?, ended_at = ? WHERE call_id = ?",
+                     [(_ts(_from_ts(s)), _ts(_from_ts(e)), call_id) for call_id, s, e in rows])

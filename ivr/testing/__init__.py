@@ -1,1 +1,2 @@
-"""Helpers for tests and benchmarks (a fake ARI server speaking real HTTP and WebSocket)."""
+"""Helpers for tests and benchmarks: a fake ARI server speaking real HTTP and WebSocket, a throw-away
+PostgreSQL server."""

@@ -1,0 +1,372 @@
+"""The caller registry: who owns a number, born when, speaking what.
+
+Two sources answer ``CallerRegistry.lookup``: the engine's own store (filled from a CSV file with
+``ivr callers import``) and a deployment's own system over HTTP (``HttpRegistry``).  Both answer
+a ``Caller`` or None (not registered) and raise ``RegistryUnavailable`` when they cannot say.
+
+Age is the international age (만 나이) on a given day: a year is added on each birthday.  A caller
+born on 29 February becomes a year older on 1 March in common years: under the Korean Civil Act
+(arts. 158 and 160) a year counted from 29 February ends on the last day of February, so the
+new age starts the next day.
+
+CSV files (UTF-8, with or without a BOM; Excel's "CSV UTF-8" is fine) have a header line naming
+the columns, in any order and any case:
+
+* ``phone`` (required) — any spelling ``normalize`` understands;
+* ``birth_date`` (required column; an empty cell means "not known") — ``YYYY-MM-DD``,
+  ``YYYYMMDD`` or ``YYYY.MM.DD``, from 1900-01-01 up to today;
+* ``language`` (optional) — one of ``ko en zh vi``;
+* ``needs_assistance`` (optional) — ``true/false``, ``yes/no``, ``y/n``, ``1/0``; empty is false;
+* ``name`` (optional).
+
+A bad row is left out and reported by line; the good rows are imported.  A number that appears
+twice: the later row wins, with a warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import dataclasses
+import datetime as dt
+import io
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+from urllib.parse import quote
+
+import aiohttp
+import yarl
+
+from ivr.errors import CallerFileError, RegistryTimeout, RegistryUnavailable, StoreError
+from ivr.routing.numbers import normalize
+from ivr.store.base import Caller, Store
+
+if TYPE_CHECKING:
+    from ivr.config import CallersConfig
+
+__all__ = ["age_on", "parse_birth_date", "parse_language", "parse_flag", "LANGUAGES",
+           "ImportProblem", "ImportReport", "import_callers_csv",
+           "CallerRegistry", "StoreRegistry", "HttpRegistry", "registry_for", "EARLIEST_BIRTH_DATE"]
+
+LANGUAGES = ("ko", "en", "zh", "vi")
+EARLIEST_BIRTH_DATE = dt.date(1900, 1, 1)
+REQUIRED_COLUMNS = ("phone", "birth_date")
+OPTIONAL_COLUMNS = ("language", "needs_assistance", "name")
+MAX_NAME = 200
+
+_DATE_FORMS = (re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})"), re.compile(r"(\d{4})(\d{2})(\d{2})"),
+               re.compile(r"(\d{4})\.(\d{1,2})\.(\d{1,2})"))
+_TRUE = frozenset({"true", "yes", "y", "1"})
+_FALSE = frozenset({"false", "no", "n", "0", ""})
+
+
+# -- age ---------------------------------------------------------------------------------------
+
+def age_on(birth_date: dt.date, day: dt.date) -> int | None:
+    """International age (만 나이) on ``day``; None when ``birth_date`` is after ``day``."""
+    if birth_date > day:
+        return None
+    before_birthday = (day.month, day.day) < (birth_date.month, birth_date.day)
+    return day.year - birth_date.year - before_birthday
+
+
+# -- field parsers (shared by the CSV import and the HTTP registry) ----------------------------
+
+def parse_birth_date(text: str, today: dt.date) -> dt.date | None:
+    """``YYYY-MM-DD``, ``YYYYMMDD`` or ``YYYY.MM.DD`` → a date; '' → None; else ValueError."""
+    text = text.strip()
+    if not text:
+        return None
+    for form in _DATE_FORMS:
+        m = form.fullmatch(text)
+        if m:
+            try:
+                born = dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+            except ValueError:
+                raise ValueError(f"birth date {text!r} is not a date on the calendar") from None
+            break
+    else:
+        raise ValueError(f"birth date {text!r} is not YYYY-MM-DD, YYYYMMDD or YYYY.MM.DD")
+    if born > today:
+        raise ValueError(f"birth date {text!r} is in the future")
+    if born < EARLIEST_BIRTH_DATE:
+        raise ValueError(f"birth date {text!r} is before 1900")
+    return born
+
+
+def parse_language(text: str) -> str | None:
+    """``ko`` ``en`` ``zh`` ``vi`` (any case) → the code; '' → None; else ValueError."""
+    code = text.strip().lower()
+    if not code:
+        return None
+    if code not in LANGUAGES:
+        raise ValueError(f"unknown language {text.strip()!r} (known: {', '.join(LANGUAGES)})")
+    return code
+
+
+def parse_flag(text: str, field: str = "needs_assistance") -> bool:
+    """true/false, yes/no, y/n, 1/0 (any case; '' is false) → bool; else ValueError."""
+    word = text.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError(f"{field} {text.strip()!r} is not one of true/false, yes/no, y/n, 1/0")
+
+
+# -- CSV import ----------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ImportProblem:
+    """One problem in a caller file, printed as ``file:line: message``."""
+
+    file: str
+    line: int
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        label = "warning: " if self.severity == "warning" else ""
+        return f"{self.file}:{self.line}: {label}{self.message}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ImportReport:
+    """What a caller file holds: the good rows as ``Caller`` values, and the problems."""
+
+    file: str
+    callers: list[Caller]
+    problems: list[ImportProblem]
+    rows: int                       # data rows read (blank lines not counted)
+
+    @property
+    def accepted(self) -> int:
+        """Distinct numbers to write (a number given twice counts once)."""
+        return len(self.callers)
+
+    @property
+    def rejected(self) -> int:
+        return sum(1 for p in self.problems if p.severity == "error")
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for p in self.problems if p.severity == "warning")
+
+
+def import_callers_csv(path: str | Path, region: str = "KR", *, today: dt.date | None = None) -> ImportReport:
+    """Read a caller file.  Raises ``CallerFileError`` only when nothing in it can be used
+    (missing, not UTF-8, no header with ``phone`` and ``birth_date``); bad rows are reported."""
+    path = Path(path)
+    name = str(path)
+    today = today or dt.date.today()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CallerFileError(name, f"cannot be read ({exc.strerror or exc})") from exc
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise CallerFileError(name, "not UTF-8 text (a file saved as CP949/EUC-KR? save it as "
+                              "'CSV UTF-8')", line=line) from exc
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise CallerFileError(name, f"header is not CSV: {exc}", line=1) from exc
+    if not header or not any(h.strip() for h in header):
+        raise CallerFileError(name, "empty file: the first line must name the columns, "
+                              "e.g. phone,birth_date,language,needs_assistance,name", line=1)
+    columns = [h.strip().lower() for h in header]
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise CallerFileError(name, f"the header has no column {', '.join(missing)} "
+                              f"(found: {', '.join(columns)}); it must name at least phone,birth_date",
+                              line=1)
+    problems: list[ImportProblem] = []
+    known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS)
+    for col in columns:
+        if col not in known:
+            problems.append(ImportProblem(name, 1, f"column {col!r} is not used (known: "
+                                          f"{', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)})", "warning"))
+    seen_cols: set[str] = set()
+    for col in columns:
+        if col in seen_cols and col in known:
+            raise CallerFileError(name, f"column {col!r} appears twice in the header", line=1)
+        seen_cols.add(col)
+    index = {c: i for i, c in enumerate(columns) if c in known}
+
+    callers: dict[str, tuple[int, Caller]] = {}
+    rows = 0
+    line_end = reader.line_num
+    while True:
+        start = line_end + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append(ImportProblem(name, start, f"not CSV ({exc}); the rest of the file was not read"))
+            break                            # the csv reader cannot resume after this
+        line_end = reader.line_num
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        rows += 1
+        if len(row) > len(columns):
+            problems.append(ImportProblem(name, start, f"{len(row)} fields, but the header names "
+                                          f"{len(columns)} (a comma inside a value needs quotes)"))
+            continue
+        try:
+            caller = _caller_from_row(row, index, region, today)
+        except ValueError as exc:
+            problems.append(ImportProblem(name, start, str(exc)))
+            continue
+        earlier = callers.get(caller.number)
+        if earlier is not None:
+            problems.append(ImportProblem(name, start, f"same number as line {earlier[0]}; this row "
+                                          "replaces it", "warning"))
+            del callers[caller.number]       # keep file order: the later row's place
+        callers[caller.number] = (start, caller)
+    return ImportReport(file=name, callers=[c for _, c in callers.values()], problems=problems, rows=rows)
+
+
+def _caller_from_row(row: Sequence[str], index: Mapping[str, int], region: str, today: dt.date) -> Caller:
+    def cell(col: str) -> str:
+        i = index.get(col)
+        return row[i] if i is not None and i < len(row) else ""
+
+    phone = cell("phone")
+    number = normalize(phone, region)
+    if not number.ok:
+        what = "empty" if not phone.strip() else number.reason
+        raise ValueError(f"bad phone: {what}")
+    assert number.e164 is not None
+    name = cell("name").strip() or None
+    if name is not None and len(name) > MAX_NAME:
+        raise ValueError(f"name longer than {MAX_NAME} characters")
+    return Caller(number=number.e164, birth_date=parse_birth_date(cell("birth_date"), today),
+                  language=parse_language(cell("language")),
+                  needs_assistance=parse_flag(cell("needs_assistance")), name=name)
+
+
+# -- lookup --------------------------------------------------------------------------------------
+
+class CallerRegistry(Protocol):
+    async def lookup(self, e164: str) -> Caller | None:
+        """The registered caller for an E.164 number; None when not registered.
+
+        Raises ``RegistryUnavailable`` (``RegistryTimeout`` for a timeout) when it cannot say.
+        """
+
+
+class StoreRegistry:
+    """The registry kept in the engine's store (``ivr callers import``)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def lookup(self, e164: str) -> Caller | None:
+        try:
+            return await self._store.get_caller(e164)
+        except StoreError as exc:
+            raise RegistryUnavailable(f"caller registry (store) failed: {exc}") from exc
+
+
+class HttpRegistry:
+    """A deployment's own system, asked over HTTP.
+
+    ``url_template`` holds ``{number}``, replaced by the E.164 number percent-encoded
+    (``+`` → ``%2B``): ``https://crm.example/callers/{number}`` or
+    ``https://crm.example/callers?number={number}``.  ``GET`` answers:
+
+    * 200 with a JSON object ``{"birth_date": "1950-03-15", "language": "ko",
+      "needs_assistance": true, "name": "…"}`` (every key optional; ``birth_date`` in any form the
+      CSV import takes, ``needs_assistance`` a JSON boolean or one of the CSV words) → a ``Caller``;
+    * 404 → not registered (None);
+    * anything else, a malformed answer, no answer within ``timeout`` → ``RegistryUnavailable``.
+
+    ``headers`` (e.g. an Authorization bearer token) are sent with every request and never
+    logged or shown.  The session belongs to the caller of this class (opened and closed by it).
+    """
+
+    def __init__(self, url_template: str, timeout: float, session: aiohttp.ClientSession, *,
+                 headers: Mapping[str, str] | None = None) -> None:
+        if "{number}" not in url_template:
+            raise ValueError("the registry URL must contain {number}")
+        if not url_template.startswith(("http://", "https://")):
+            raise ValueError("the registry URL must start with http:// or https://")
+        self._template = url_template
+        self._timeout = float(timeout)
+        self._session = session
+        self._headers = dict(headers or {})
+
+    def __repr__(self) -> str:          # headers hold secrets: never show them
+        return f"HttpRegistry({self._template!r}, timeout={self._timeout})"
+
+    def url_for(self, e164: str) -> yarl.URL:
+        return yarl.URL(self._template.replace("{number}", quote(e164, safe="")), encoded=True)
+
+    async def lookup(self, e164: str) -> Caller | None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                async with self._session.get(self.url_for(e164), headers=self._headers,
+                                             allow_redirects=False) as resp:
+                    if resp.status == 404:
+                        return None
+                    if resp.status != 200:
+                        raise RegistryUnavailable(f"caller registry answered HTTP {resp.status}")
+                    body = await resp.read()
+        except TimeoutError as exc:
+            raise RegistryTimeout(f"caller registry did not answer within {self._timeout:g} s") from exc
+        except aiohttp.ClientError as exc:
+            # The message of aiohttp's errors may hold the URL, hence the number: name the class only.
+            raise RegistryUnavailable(f"caller registry unreachable ({type(exc).__name__})") from exc
+        return _caller_from_json(e164, body)
+
+
+def _caller_from_json(e164: str, body: bytes) -> Caller:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RegistryUnavailable("caller registry answered something that is not JSON") from exc
+    if not isinstance(data, dict):
+        raise RegistryUnavailable(f"caller registry answered a JSON {type(data).__name__}, not an object")
+    try:
+        born = data.get("birth_date")
+        if born is not None and not isinstance(born, str):
+            raise ValueError("birth_date must be a string")
+        lang = data.get("language")
+        if lang is not None and not isinstance(lang, str):
+            raise ValueError("language must be a string")
+        flag = data.get("needs_assistance", False)
+        if flag is None:
+            flag = False
+        elif isinstance(flag, str):
+            flag = parse_flag(flag)
+        elif not isinstance(flag, bool):
+            raise ValueError("needs_assistance must be true or false")
+        name = data.get("name")
+        if name is not None and not isinstance(name, str):
+            raise ValueError("name must be a string")
+        return Caller(number=e164, birth_date=parse_birth_date(born or "", dt.date.today()),
+                      language=parse_language(lang or ""), needs_assistance=flag,
+                      name=(name.strip()[:MAX_NAME] or None) if name else None)
+    except ValueError as exc:
+        raise RegistryUnavailable(f"caller registry answer: {exc}") from exc
+
+
+def registry_for(config: CallersConfig, store: Store,
+                 session: aiohttp.ClientSession | None) -> CallerRegistry:
+    """The registry the config names: the deployment's HTTP system, else the store's registry.
+
+    ``session`` is needed only with ``callers.registry`` (and stays the caller's to close).
+    """
+    if config.registry is None:
+        return StoreRegistry(store)
+    if session is None:
+        raise ValueError("callers.registry is set: an aiohttp ClientSession is needed to ask it")
+    return HttpRegistry(config.registry.url, config.registry.timeout, session,
+                        headers=config.registry.headers())

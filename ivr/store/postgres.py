@@ -1,0 +1,370 @@
+"""PostgreSQL store: several engine instances share one call history and caller registry.
+
+``store.url: postgresql://USER:PASSWORD@HOST:PORT/DATABASE`` (or ``postgres://``).  The query
+string may set the connection pool's size, ``?min_size=1&max_size=10`` (the defaults); any other
+parameter goes to asyncpg as it is (``sslmode=require``, ``host=/run/postgresql`` …).
+
+A database that is briefly away has one outcome: every method raises ``StoreError`` within
+its timeout (``StoreTimeouts.operation``: acquiring a connection and running the query), never
+hangs.  The server is told the same bound (``statement_timeout``), so a statement the store gave
+up on is cancelled there too, not applied late nor left holding a backend.  Connections the
+server dropped are replaced by the pool on the next use, so once the server is back the same
+store works again without a restart.  A method that finds its connection lost tries once more
+on a fresh one (every write here is an idempotent upsert).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import structlog
+
+from ivr.call import CallRecord
+from ivr.errors import ConfigError, StoreError
+from ivr.store.base import SERVED_OUTCOMES, Caller
+from ivr.store.timeouts import StoreTimeouts
+
+log = structlog.get_logger("ivr.store")
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 2          # the same numbering as the SQLite store; PostgreSQL started at 2
+_SCHEMA_LOCK = 0x1F5_70_2E  # advisory lock key: engines starting together create the schema once
+
+_CREATE = """
+CREATE TABLE calls (
+    call_id      text PRIMARY KEY,
+    caller       text NOT NULL,
+    dialled      text NOT NULL,
+    started_at   timestamptz NOT NULL,
+    ended_at     timestamptz,
+    flow         text,
+    flow_version text,
+    language     text,
+    nodes        text[] NOT NULL,
+    digits       text[] NOT NULL,
+    outcome      text,
+    detail       text NOT NULL DEFAULT '',
+    priority     text,
+    reason       text,
+    number       text
+);
+CREATE INDEX calls_started ON calls (started_at);
+CREATE INDEX calls_number_started ON calls (number, started_at);
+CREATE TABLE callers (
+    number           text PRIMARY KEY,
+    birth_date       date,
+    language         text,
+    needs_assistance boolean NOT NULL DEFAULT false,
+    name             text,
+    updated_at       timestamptz NOT NULL
+);
+"""
+
+COLUMNS = ("call_id", "caller", "dialled", "started_at", "ended_at", "flow", "flow_version",
+           "language", "nodes", "digits", "outcome", "detail", "priority", "reason", "number")
+_INSERT = (f"INSERT INTO calls ({', '.join(COLUMNS)}) "
+           f"VALUES ({', '.join(f'${i}' for i in range(1, len(COLUMNS) + 1))})")
+_UPSERT_CALL = (_INSERT + " ON CONFLICT (call_id) DO UPDATE SET "
+                + ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS[1:]))
+_INSERT_STARTED = _INSERT + " ON CONFLICT (call_id) DO NOTHING"
+_RECENT = f"SELECT {', '.join(COLUMNS)} FROM calls ORDER BY started_at DESC LIMIT $1"
+
+_CALLER_COLUMNS = ("number", "birth_date", "language", "needs_assistance", "name", "updated_at")
+_UPSERT_CALLER = (f"INSERT INTO callers ({', '.join(_CALLER_COLUMNS)}) "
+                  f"VALUES ({', '.join(f'${i}' for i in range(1, len(_CALLER_COLUMNS) + 1))}) "
+                  "ON CONFLICT (number) DO UPDATE SET "
+                  + ", ".join(f"{c} = EXCLUDED.{c}" for c in _CALLER_COLUMNS[1:]))
+_GET_CALLER = f"SELECT {', '.join(_CALLER_COLUMNS)} FROM callers WHERE number = $1"
+
+_SERVED = sorted(SERVED_OUTCOMES)
+
+# What a database that is away, slow or refusing looks like from here.
+_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError,
+           asyncpg.exceptions.InternalClientError, OSError)
+# A connection that died under us: worth one more try on a fresh connection.
+_LOST = (asyncpg.exceptions.PostgresConnectionError, asyncpg.exceptions.AdminShutdownError,
+         ConnectionError)
+
+_POOL_PARAMS = ("min_size", "max_size")
+
+
+def count_query(*, unserved_only: bool, exclude_call: bool) -> str:
+    """The repeat-caller query: parameters number, since[, served outcomes][, call id]."""
+    sql = "SELECT count(*) FROM calls WHERE number = $1 AND started_at >= $2"
+    n = 3
+    if unserved_only:
+        sql += f" AND (outcome IS NULL OR outcome <> ALL(${n}::text[]))"
+        n += 1
+    if exclude_call:
+        sql += f" AND call_id <> ${n}"
+    return sql
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password (in the user part or the query) replaced by ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        if ":" in user:
+            user = user.split(":", 1)[0] + ":***"
+        netloc = f"{user}@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs],
+                          safe="/*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def parse_url(url: str) -> tuple[str, int, int]:
+    """Split ``url`` into the DSN asyncpg gets and the pool's (min_size, max_size)."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    sizes = {"min_size": 1, "max_size": 10}
+    rest = []
+    for key, value in pairs:
+        if key in _POOL_PARAMS:
+            try:
+                sizes[key] = int(value)
+            except ValueError:
+                raise ConfigError(f"store.url {mask_url(url)!r}: {key} must be a whole number, "
+                                  f"not {value!r}") from None
+        else:
+            rest.append((key, value))
+    if sizes["min_size"] < 0 or sizes["max_size"] < 1 or sizes["min_size"] > sizes["max_size"]:
+        raise ConfigError(f"store.url {mask_url(url)!r}: the pool needs 0 <= min_size <= max_size "
+                          f"and max_size >= 1 (got {sizes['min_size']} and {sizes['max_size']})")
+    dsn = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest, safe="/"),
+                      parts.fragment))
+    return dsn, sizes["min_size"], sizes["max_size"]
+
+
+def _ms(seconds: float) -> str:
+    return str(max(1, round(seconds * 1000)))
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """Naive datetimes are taken as UTC, as the SQLite store does."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+def _call_row(record: CallRecord, *, started: bool = False) -> tuple[Any, ...]:
+    return (record.call_id, record.caller, record.dialled, _aware(record.started_at),
+            None if started else _aware(record.ended_at), record.flow, record.flow_version,
+            record.language, list(record.nodes), list(record.digits),
+            None if started else record.outcome, record.detail, record.priority, record.reason,
+            record.number)
+
+
+def _call_from_row(row: asyncpg.Record) -> CallRecord:
+    return CallRecord(
+        call_id=row["call_id"], caller=row["caller"], dialled=row["dialled"],
+        started_at=row["started_at"], ended_at=row["ended_at"], flow=row["flow"],
+        flow_version=row["flow_version"], language=row["language"], nodes=list(row["nodes"]),
+        digits=list(row["digits"]), outcome=row["outcome"], detail=row["detail"],
+        priority=row["priority"], reason=row["reason"], number=row["number"])
+
+
+class PostgresStore:
+    def __init__(self, url: str, *, timeouts: StoreTimeouts | None = None) -> None:
+        self.dsn, self.min_size, self.max_size = parse_url(url)
+        self.where = mask_url(url)
+        self.timeouts = timeouts or StoreTimeouts()
+        self._pool: asyncpg.Pool | None = None
+
+    # -- lifetime ----------------------------------------------------------------------------
+    async def open(self) -> None:
+        pool: asyncpg.Pool | None = None
+        try:
+            async with asyncio.timeout(self.timeouts.open):
+                pool = asyncpg.create_pool(
+                    self.dsn, min_size=self.min_size, max_size=self.max_size,
+                    command_timeout=self.timeouts.operation, timeout=self.timeouts.connect,
+                    connection_class=_Connection,
+                    server_settings={"statement_timeout": _ms(self.timeouts.operation),
+                                     "application_name": "ivr"})
+                await pool
+                try:
+                    await self._attempt(pool, self._create_schema)
+                except _Lost as lost:
+                    raise lost.cause from None
+        except TimeoutError as exc:
+            _terminate(pool)
+            raise StoreError(f"cannot open PostgreSQL store {self.where}: no answer within "
+                             f"{self.timeouts.open:g} s") from exc
+        except StoreError:
+            _terminate(pool)
+            raise
+        except _ERRORS as exc:
+            _terminate(pool)
+            raise StoreError(f"cannot open PostgreSQL store {self.where}: {_describe(exc)}") from exc
+        except BaseException:
+            _terminate(pool)
+            raise
+        self._pool = pool
+
+    async def _create_schema(self, conn: asyncpg.Connection) -> None:
+        async with conn.transaction():
+            await conn.execute(f"SET LOCAL statement_timeout = {_ms(self.timeouts.open)}")
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK,
+                               timeout=self.timeouts.open)
+            await conn.execute("CREATE TABLE IF NOT EXISTS schema_version "
+                               "(version integer NOT NULL)")
+            version = await conn.fetchval("SELECT version FROM schema_version")
+            if version is None:
+                await conn.execute(_CREATE)
+                await conn.execute("INSERT INTO schema_version VALUES ($1)", SCHEMA_VERSION)
+                log.info("store.created", store=self.where, version=SCHEMA_VERSION)
+            elif version > SCHEMA_VERSION:
+                raise StoreError(f"{self.where}: database schema {version} is newer than this "
+                                 f"engine understands ({SCHEMA_VERSION}); upgrade the engine")
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            async with asyncio.timeout(self.timeouts.close):
+                await pool.close()
+        except TimeoutError:
+            log.warning("store.close_timeout", store=self.where)
+            pool.terminate()
+
+    async def _run(self, what: str, fn: Callable[[asyncpg.Connection], Awaitable[T]], *,
+                   timeout: float) -> T:
+        """Run ``fn`` on a pooled connection, all within ``timeout`` seconds."""
+        pool = self._pool
+        if pool is None:
+            raise StoreError(f"{what}: PostgreSQL store {self.where} is not open")
+        try:
+            async with asyncio.timeout(timeout):
+                try:
+                    return await self._attempt(pool, fn)
+                except _Lost as lost:
+                    log.info("store.connection_lost", store=self.where, error=_describe(lost.cause))
+                    try:
+                        return await self._attempt(pool, fn)
+                    except _Lost as again:
+                        raise again.cause from None
+        except TimeoutError as exc:
+            raise StoreError(f"{what}: PostgreSQL {self.where} did not answer within "
+                             f"{timeout:g} s") from exc
+        except _ERRORS as exc:
+            raise StoreError(f"{what}: PostgreSQL {self.where}: {_describe(exc)}") from exc
+
+    async def _attempt(self, pool: asyncpg.Pool,
+                       fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """One pooled connection, one ``fn``; ``_Lost`` when the connection died under ``fn``.
+
+        Not ``async with pool.acquire()``: its release waits for the server to acknowledge a
+        cancelled query, without bound.  A connection interrupted mid-query (timeout,
+        cancellation, lost socket) is closed at once instead; the pool opens a new one.
+        """
+        conn = await pool.acquire()
+        try:
+            result = await fn(conn)
+        except BaseException as exc:
+            if not isinstance(exc, asyncpg.PostgresError) or isinstance(exc, _LOST):
+                with contextlib.suppress(asyncpg.InterfaceError):   # already closed and released
+                    conn.terminate()
+            await pool.release(conn, timeout=self.timeouts.operation)
+            if isinstance(exc, _LOST):
+                raise _Lost(exc) from exc
+            raise
+        await pool.release(conn, timeout=self.timeouts.operation)
+        return result
+
+    # -- calls -------------------------------------------------------------------------------
+    async def call_started(self, record: CallRecord) -> None:
+        row = _call_row(record, started=True)
+        await self._run(f"cannot note call {record.call_id}",
+                        lambda conn: conn.execute(_INSERT_STARTED, *row),
+                        timeout=self.timeouts.operation)
+
+    async def record_call(self, record: CallRecord) -> None:
+        row = _call_row(record)
+        await self._run(f"cannot record call {record.call_id}",
+                        lambda conn: conn.execute(_UPSERT_CALL, *row),
+                        timeout=self.timeouts.operation)
+
+    async def recent_calls(self, limit: int = 50) -> list[CallRecord]:
+        rows = await self._run("cannot read calls", lambda conn: conn.fetch(_RECENT, limit),
+                               timeout=self.timeouts.operation)
+        return [_call_from_row(r) for r in rows]
+
+    async def count_calls_since(self, number: str, since: dt.datetime, *,
+                                unserved_only: bool = False, exclude_call: str | None = None) -> int:
+        sql = count_query(unserved_only=unserved_only, exclude_call=exclude_call is not None)
+        params: list[Any] = [number, _aware(since)]
+        if unserved_only:
+            params.append(_SERVED)
+        if exclude_call is not None:
+            params.append(exclude_call)
+        count = await self._run("cannot count calls", lambda conn: conn.fetchval(sql, *params),
+                                timeout=self.timeouts.operation)
+        return int(count)
+
+    # -- the caller registry -----------------------------------------------------------------
+    async def put_callers(self, callers: Sequence[Caller]) -> int:
+        if not callers:
+            return 0
+        now = dt.datetime.now(dt.timezone.utc)
+        rows = [(c.number, c.birth_date, c.language, c.needs_assistance, c.name,
+                 _aware(c.updated_at) or now) for c in callers]
+
+        async def write(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL statement_timeout = {_ms(self.timeouts.bulk)}")
+                await conn.executemany(_UPSERT_CALLER, rows, timeout=self.timeouts.bulk)
+
+        await self._run("cannot write callers", write, timeout=self.timeouts.bulk)
+        return len(rows)
+
+    async def get_caller(self, number: str) -> Caller | None:
+        row = await self._run("cannot read the caller registry",
+                              lambda conn: conn.fetchrow(_GET_CALLER, number),
+                              timeout=self.timeouts.operation)
+        if row is None:
+            return None
+        return Caller(number=row["number"], birth_date=row["birth_date"], language=row["language"],
+                      needs_assistance=row["needs_assistance"], name=row["name"],
+                      updated_at=row["updated_at"])
+
+
+class _Lost(Exception):
+    """A pooled connection died while in use (not: the server refused a new one)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class _Connection(asyncpg.Connection):
+    """A pooled connection handed back without a reset query (one round trip less per use).
+
+    The store keeps no session state: no SET, LISTEN, cursors or session advisory locks, and
+    an open transaction is still rolled back by the pool on release.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
+def _terminate(pool: asyncpg.Pool | None) -> None:
+    if pool is not None:
+        pool.terminate()

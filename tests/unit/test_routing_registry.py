@@ -1,0 +1,279 @@
+"""The caller registry: international age, the CSV import, lookups in the store and over HTTP."""
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from ivr.errors import CallerFileError, IvrError, RegistryTimeout, RegistryUnavailable, StoreError
+from ivr.routing.registry import HttpRegistry, StoreRegistry, age_on, import_callers_csv
+from ivr.store.base import Caller
+from ivr.testing.memory_store import MemoryStore
+
+D = dt.date
+TODAY = D(2026, 3, 15)
+
+
+# -- age ---------------------------------------------------------------------------------------
+
+def test_a_caller_turns_a_year_older_on_the_birthday():
+    assert age_on(D(1961, 3, 15), D(2026, 3, 15)) == 65       # birthday today
+    assert age_on(D(1961, 3, 16), D(2026, 3, 15)) == 64       # birthday tomorrow
+    assert age_on(D(1961, 3, 14), D(2026, 3, 15)) == 65
+    assert age_on(D(1961, 12, 31), D(2026, 1, 1)) == 64
+
+
+def test_a_leap_day_baby_turns_older_on_the_first_of_march_in_common_years():
+    born = D(1960, 2, 29)
+    assert age_on(born, D(2025, 2, 28)) == 64
+    assert age_on(born, D(2025, 3, 1)) == 65
+    assert age_on(born, D(2024, 2, 28)) == 63
+    assert age_on(born, D(2024, 2, 29)) == 64
+
+
+def test_a_baby_born_today_is_zero_and_a_future_birth_date_has_no_age():
+    assert age_on(TODAY, TODAY) == 0
+    assert age_on(TODAY + dt.timedelta(days=1), TODAY) is None
+
+
+# -- CSV import --------------------------------------------------------------------------------
+
+def write(tmp_path: Path, text: str, *, bom: bool = False, name: str = "callers.csv") -> Path:
+    p = tmp_path / name
+    p.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+    return p
+
+
+def test_good_rows_are_imported_in_every_date_form(tmp_path):
+    p = write(tmp_path, "phone,birth_date,language,needs_assistance,name\n"
+                        "010-1234-5678,1950-03-15,ko,yes,caller one\n"
+                        "+82 10 2222 3333,19600229,EN,0,\n"
+                        "02-123-4567,1945.8.15,,,\n"
+                        "010-9999-8888,,vi,Y,\n")
+    report = import_callers_csv(p, today=TODAY)
+    assert report.problems == []
+    assert (report.rows, report.accepted, report.rejected) == (4, 4, 0)
+    assert report.callers == [
+        Caller("+821012345678", D(1950, 3, 15), "ko", True, "caller one"),
+        Caller("+821022223333", D(1960, 2, 29), "en", False, None),
+        Caller("+8221234567", D(1945, 8, 15), None, False, None),
+        Caller("+821099998888", None, "vi", True, None),
+    ]
+
+
+def test_bad_rows_are_reported_by_line_and_the_good_ones_kept(tmp_path):
+    p = write(tmp_path, "phone,birth_date,language,needs_assistance\n"
+                        "010-1234-5678,1950-03-15,ko,no\n"        # 2 good
+                        "not-a-phone,1950-03-15,ko,no\n"          # 3
+                        ",1950-03-15,ko,no\n"                     # 4
+                        "010-1111-2222,1950-02-30,ko,no\n"        # 5
+                        "\n"                                      # 6 blank: skipped
+                        "010-1111-3333,2027-01-01,ko,no\n"        # 7
+                        "010-1111-4444,1899-12-31,ko,no\n"        # 8
+                        "010-1111-5555,15/03/1950,ko,no\n"        # 9
+                        "010-1111-6666,1950-03-15,jp,no\n"        # 10
+                        "010-1111-7777,1950-03-15,ko,maybe\n"     # 11
+                        "010-1111-8888,1950-03-15,ko,no,extra\n"  # 12
+                        "anonymous,1950-03-15,ko,no\n"            # 13
+                        "010-2222-3333,1951-01-01,en,true\n")     # 14 good
+    report = import_callers_csv(p, today=TODAY)
+    messages = [str(x) for x in report.problems]
+    assert messages == [
+        f"{p}:3: bad phone: not a phone number (only digits, spaces and + - . ( ) may appear)",
+        f"{p}:4: bad phone: empty",
+        f"{p}:5: birth date '1950-02-30' is not a date on the calendar",
+        f"{p}:7: birth date '2027-01-01' is in the future",
+        f"{p}:8: birth date '1899-12-31' is before 1900",
+        f"{p}:9: birth date '15/03/1950' is not YYYY-MM-DD, YYYYMMDD or YYYY.MM.DD",
+        f"{p}:10: unknown language 'jp' (known: ko, en, zh, vi)",
+        f"{p}:11: needs_assistance 'maybe' is not one of true/false, yes/no, y/n, 1/0",
+        f"{p}:12: 5 fields, but the header names 4 (a comma inside a value needs quotes)",
+        f"{p}:13: bad phone: withheld",
+    ]
+    assert [c.number for c in report.callers] == ["+821012345678", "+821022223333"]
+    assert (report.rows, report.accepted, report.rejected) == (12, 2, 10)
+
+
+def test_a_number_given_twice_keeps_the_later_row_with_a_warning(tmp_path):
+    p = write(tmp_path, "phone,birth_date\n010-1234-5678,1950-01-01\n02-123-4567,1960-01-01\n"
+                        "+821012345678,1951-02-02\n")
+    report = import_callers_csv(p, today=TODAY)
+    assert [str(x) for x in report.problems] == [f"{p}:4: warning: same number as line 2; this row replaces it"]
+    assert report.callers == [Caller("+8221234567", D(1960, 1, 1)), Caller("+821012345678", D(1951, 2, 2))]
+    assert (report.accepted, report.rejected, report.warnings) == (2, 0, 1)
+
+
+def test_a_bom_any_column_order_and_case_and_quoted_fields_are_fine(tmp_path):
+    p = write(tmp_path, 'Name,Birth_Date,PHONE\n"caller, one",1950-03-15,010-1234-5678\r\n'
+                        '"two\nlines",1960-01-01,010-2222-3333\r\n010,bad,010\r\n', bom=True)
+    report = import_callers_csv(p, today=TODAY)
+    assert [c.name for c in report.callers] == ["caller, one", "two\nlines"]
+    assert [str(x) for x in report.problems] == [f"{p}:5: bad phone: not a valid number (read from region KR)"]
+
+
+def test_unknown_columns_are_a_warning_on_the_header_line(tmp_path):
+    p = write(tmp_path, "phone,birth_date,email\n010-1234-5678,1950-03-15,x@example.org\n")
+    report = import_callers_csv(p, today=TODAY)
+    assert report.accepted == 1
+    assert report.problems[0].line == 1 and report.problems[0].severity == "warning"
+    assert "'email'" in report.problems[0].message
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty file"),
+    ("010-1234-5678,1950-03-15\n", "the header has no column phone, birth_date"),
+    ("phone,language\n010-1234-5678,ko\n", "no column birth_date"),
+    ("phone,birth_date,phone\n", "appears twice"),
+])
+def test_a_file_without_a_usable_header_cannot_be_imported(tmp_path, text, message):
+    with pytest.raises(CallerFileError, match=message) as err:
+        import_callers_csv(write(tmp_path, text), today=TODAY)
+    assert err.value.line == 1
+
+
+def test_a_file_that_is_not_utf8_says_where_and_what_to_do(tmp_path):
+    p = tmp_path / "cp949.csv"
+    p.write_bytes("phone,birth_date,name\n010-1234-5678,1950-03-15,가나다\n".encode("cp949"))
+    with pytest.raises(CallerFileError, match="CSV UTF-8") as err:
+        import_callers_csv(p, today=TODAY)
+    assert err.value.line == 2
+    assert str(err.value).startswith(f"{p}:2: ")
+
+
+def test_a_missing_file_is_a_caller_file_error(tmp_path):
+    with pytest.raises(CallerFileError, match="cannot be read"):
+        import_callers_csv(tmp_path / "nope.csv")
+    assert issubclass(CallerFileError, IvrError)
+
+
+async def test_reimporting_a_file_updates_the_callers(tmp_path):
+    store = MemoryStore()
+    first = import_callers_csv(write(tmp_path, "phone,birth_date,language\n010-1234-5678,1950-03-15,ko\n"),
+                               today=TODAY)
+    await store.put_callers(first.callers)
+    second = import_callers_csv(write(tmp_path, "phone,birth_date,language\n01012345678,1950-03-16,en\n"),
+                                today=TODAY)
+    await store.put_callers(second.callers)
+    caller = await store.get_caller("+821012345678")
+    assert (caller.birth_date, caller.language) == (D(1950, 3, 16), "en")
+    assert len(store.callers) == 1
+
+
+# -- lookups -----------------------------------------------------------------------------------
+
+async def test_the_store_registry_answers_from_the_store_and_wraps_its_errors():
+    store = MemoryStore()
+    await store.put_callers([Caller("+821012345678", D(1950, 3, 15))])
+    registry = StoreRegistry(store)
+    assert (await registry.lookup("+821012345678")).birth_date == D(1950, 3, 15)
+    assert await registry.lookup("+821099999999") is None
+    store.fail["get_caller"] = StoreError("database is locked")
+    with pytest.raises(RegistryUnavailable, match="database is locked"):
+        await registry.lookup("+821012345678")
+
+
+class Crm:
+    """A deployment's own caller registry, over real HTTP."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.requests: list[web.Request] = []
+        self.records = {
+            "+821012345678": {"birth_date": "1950-03-15", "language": "ko", "needs_assistance": True,
+                              "name": "caller one"},
+            "+821022223333": {"birth_date": "1990-13-01"},
+        }
+        app = web.Application()
+        app.router.add_get("/callers/{number}", self.caller)
+        app.router.add_get("/broken", self.broken)
+        app.router.add_get("/slow/{number}", self.slow)
+        app.router.add_get("/query", self.query)
+        self.server = TestServer(app)
+
+    async def caller(self, request: web.Request) -> web.Response:
+        self.requests.append(request)
+        record = self.records.get(request.match_info["number"])
+        if record is None:
+            raise web.HTTPNotFound()
+        return web.json_response(record)
+
+    async def query(self, request: web.Request) -> web.Response:
+        self.requests.append(request)
+        record = self.records.get(request.query["number"])
+        return web.json_response(record) if record else web.Response(status=404)
+
+    async def broken(self, request: web.Request) -> web.Response:
+        return web.Response(status=500, text="boom")
+
+    async def slow(self, request: web.Request) -> web.Response:
+        await self.release.wait()
+        return web.json_response({})
+
+    def url(self, path: str) -> str:
+        return f"http://{self.server.host}:{self.server.port}{path}"
+
+
+@pytest.fixture
+async def crm():
+    crm = Crm()
+    await crm.server.start_server()
+    try:
+        yield crm
+    finally:
+        crm.release.set()
+        await crm.server.close()
+
+
+async def test_http_registry_reads_a_registered_caller_and_sends_the_token(crm):
+    async with aiohttp.ClientSession() as session:
+        registry = HttpRegistry(crm.url("/callers/{number}"), 1.0, session,
+                                headers={"Authorization": "Bearer s3cret"})
+        caller = await registry.lookup("+821012345678")
+    assert caller == Caller("+821012345678", D(1950, 3, 15), "ko", True, "caller one")
+    assert crm.requests[0].headers["Authorization"] == "Bearer s3cret"
+    assert "s3cret" not in repr(registry)
+
+
+async def test_http_registry_puts_the_number_in_a_query_too(crm):
+    async with aiohttp.ClientSession() as session:
+        registry = HttpRegistry(crm.url("/query") + "?number={number}", 1.0, session)
+        assert (await registry.lookup("+821012345678")).language == "ko"
+        assert await registry.lookup("+821099999999") is None
+    assert crm.requests[0].query_string == "number=%2B821012345678"
+
+
+async def test_http_registry_404_is_an_unknown_caller(crm):
+    async with aiohttp.ClientSession() as session:
+        assert await HttpRegistry(crm.url("/callers/{number}"), 1.0, session).lookup("+821099999999") is None
+
+
+async def test_http_registry_errors_and_bad_answers_are_unavailable_without_the_number(crm):
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(RegistryUnavailable, match="HTTP 500") as err:
+            await HttpRegistry(crm.url("/broken?n={number}"), 1.0, session).lookup("+821012345678")
+        assert "1012345678" not in str(err.value)
+        with pytest.raises(RegistryUnavailable, match="not a date"):
+            await HttpRegistry(crm.url("/callers/{number}"), 1.0, session).lookup("+821022223333")
+        with pytest.raises(RegistryUnavailable, match="unreachable") as err:
+            await HttpRegistry("http://127.0.0.1:9/callers/{number}", 1.0, session).lookup("+821012345678")
+        assert "1012345678" not in str(err.value)
+
+
+async def test_a_slow_http_registry_times_out(crm):
+    async with aiohttp.ClientSession() as session:
+        registry = HttpRegistry(crm.url("/slow/{number}"), 0.1, session)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        with pytest.raises(RegistryTimeout) as err:
+            await registry.lookup("+821012345678")
+        assert loop.time() - start < 0.5
+    assert isinstance(err.value, RegistryUnavailable) and isinstance(err.value, TimeoutError)
+
+
+def test_the_registry_url_must_hold_the_number():
+    with pytest.raises(ValueError, match="{number}"):
+        HttpRegistry("https://crm.example/callers", 1.0, None)  # type: ignore[arg-type]
