@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
+import datetime as dt
 import signal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import aiohttp
 import structlog
 
-from ivr.call import Call, CallRecord
+from ivr.call import Call, CallRecord, utcnow
 from ivr.config import Config
 from ivr.errors import ChannelGone, FlowError, IvrError
 from ivr.flow.loader import FlowSet, load_flows
 from ivr.flow.runner import run_flow
 from ivr.prompts import Catalogue, load_catalogue
+from ivr.routing.identify import CallerFacts, RepeatRule, identify
+from ivr.routing.numbers import normalize
+from ivr.routing.registry import CallerRegistry, StoreRegistry, registry_for
 
 log = structlog.get_logger("ivr.app")
 
@@ -53,16 +61,33 @@ class LagMonitor:
 
 
 class Engine:
-    """Answers each new call with the flow for its dialled number and records what happened."""
+    """Answers each new call with the flow for its dialled number and records what happened.
 
-    def __init__(self, config: Config, store, catalogue: Catalogue, flowset: FlowSet) -> None:
+    Before the flow plays a prompt the engine learns who is calling (``identify``: registry and
+    call history under ``callers.lookup_budget``); the caller hears ringing meanwhile, never
+    silence.  Call records the store refuses (a database briefly away) are kept in memory, up
+    to ``max_unsaved``, and written again every ``retry_interval`` seconds until it takes them.
+    """
+
+    def __init__(self, config: Config, store, catalogue: Catalogue, flowset: FlowSet, *,
+                 registry: CallerRegistry | None = None, clock=utcnow,
+                 retry_interval: float = 2.0, max_unsaved: int = 10_000) -> None:
         self.config = config
         self.store = store
         self.catalogue = catalogue
         self.flowset = flowset
+        self.registry = registry if registry is not None else StoreRegistry(store)
+        self.clock = clock
+        self.tz = ZoneInfo(config.callers.timezone)
         self.live_calls = 0
         self.calls_handled = 0
         self.lag = LagMonitor()
+        self.retry_interval = retry_interval
+        self.max_unsaved = max_unsaved
+        self.unsaved: collections.OrderedDict[str, CallRecord] = collections.OrderedDict()
+        self.records_lost = 0
+        self._retrying: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- flows -------------------------------------------------------------------------------
     def reload_flows(self) -> bool:
@@ -130,14 +155,91 @@ class Engine:
         log.info("call.started", caller=call.caller_number, dialled=call.dialled, adopted=adopted)
         if adopted:
             record.detail = "re-adopted after reconnect"
-        await run_flow(flowset, flow, call, record, catalogue=catalogue)
+        facts = await self._identify(call, record, flow)
+        await run_flow(flowset, flow, call, record, catalogue=catalogue,
+                       language=facts.language, variables=facts.variables())
+
+    async def _identify(self, call: Call, record: CallRecord, flow) -> CallerFacts:
+        """Who is calling: note the call in the history, ask the registry and the history."""
+        callers = self.config.callers
+        number = normalize(call.caller_number, callers.region)
+        record.number = number.e164
+        if number.ok:
+            # Noted at once so that concurrent calls from the same number count each other; it
+            # runs beside the lookups (which leave this call out and add one) and never delays them.
+            self._in_background(self._note_start(record))
+        policy = flow.repeat
+        rule = RepeatRule(calls=policy.calls, window=dt.timedelta(seconds=policy.window),
+                          unserved_only=policy.unserved_only)
+        facts = await identify(call.caller_number, now=self.clock(), tz=self.tz,
+                               registry=self.registry, store=self.store, repeat=rule,
+                               budget=callers.lookup_budget, call_id=call.id, region=callers.region)
+        log.info("caller.identified", known=facts.known, age=facts.age, anonymous=facts.anonymous,
+                 valid_number=facts.number is not None, recent_calls=facts.recent_calls,
+                 is_repeat=facts.is_repeat)
+        return facts
+
+    async def _note_start(self, record: CallRecord) -> None:
+        try:
+            await self.store.call_started(record)
+        except IvrError as exc:
+            log.warning("call.start_not_recorded", error=str(exc))
+
+    def _in_background(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _save(self, record: CallRecord) -> None:
         try:
             await self.store.record_call(record)
         except IvrError as exc:
-            # The caller is already served; losing the record is logged, never raised.
-            log.error("call.record_failed", error=str(exc), call=record.call_id)
+            # The caller is already served; the record waits in memory for the store to return.
+            log.error("call.record_failed", error=str(exc), call=record.call_id,
+                      unsaved=len(self.unsaved) + 1)
+            self._keep_unsaved(record)
+
+    def _keep_unsaved(self, record: CallRecord) -> None:
+        self.unsaved[record.call_id] = record
+        while len(self.unsaved) > self.max_unsaved:
+            _, dropped = self.unsaved.popitem(last=False)
+            self.records_lost += 1
+            log.error("call.record_lost", call=dropped.call_id, lost=self.records_lost)
+        if self._retrying is None or self._retrying.done():
+            self._retrying = asyncio.ensure_future(self._retry_unsaved())
+
+    async def _retry_unsaved(self) -> None:
+        while self.unsaved:
+            await asyncio.sleep(self.retry_interval)
+            if await self.flush_unsaved():
+                log.info("call.records_recovered")
+
+    async def flush_unsaved(self) -> bool:
+        """Write the records kept back; True when none is left."""
+        while self.unsaved:
+            call_id, record = next(iter(self.unsaved.items()))
+            try:
+                await self.store.record_call(record)
+            except IvrError as exc:
+                log.warning("call.record_retry_failed", error=str(exc), unsaved=len(self.unsaved))
+                return False
+            if self.unsaved.get(call_id) is record:
+                del self.unsaved[call_id]
+        return True
+
+    async def close(self) -> None:
+        """Stop background work: the starts being noted, then one last try at unsaved records."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=5)
+        if self._retrying is not None:
+            self._retrying.cancel()
+            try:
+                await self._retrying
+            except asyncio.CancelledError:
+                pass
+        if not await self.flush_unsaved():
+            self.records_lost += len(self.unsaved)
+            log.error("engine.records_lost", lost=len(self.unsaved))
 
 
 async def serve(config: Config, *, ready: asyncio.Event | None = None,
@@ -151,8 +253,13 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
     for w in getattr(flowset, "warnings", []):
         log.warning("flows.warning", problem=str(w))
     stop = stop or asyncio.Event()
-    async with open_store(config.store_url) as store:
-        engine = Engine(config, store, catalogue, flowset)
+    async with contextlib.AsyncExitStack() as resources:
+        store = await resources.enter_async_context(open_store(config.store_url))
+        session = None
+        if config.callers.registry is not None:
+            session = await resources.enter_async_context(aiohttp.ClientSession())
+        engine = Engine(config, store, catalogue, flowset,
+                        registry=registry_for(config.callers, store, session))
         engine.lag.start()
         loop = asyncio.get_running_loop()
         handlers = []
@@ -181,6 +288,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
                 await ari.close(grace=config.engine.shutdown_grace)
         finally:
             engine.lag.stop()
+            await engine.close()
             for sig in handlers:
                 loop.remove_signal_handler(sig)
     log.info("engine.stopped", calls_handled=engine.calls_handled)

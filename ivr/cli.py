@@ -100,14 +100,17 @@ def cmd_calls_list(args: argparse.Namespace) -> int:
     if not records:
         print("no calls recorded yet")
         return 0
-    print(f"{'time':19}  {'caller':15}  {'dialled':10}  {'flow':12}  {'outcome':18}  path / keys")
+    print(f"{'time':19}  {'caller':15}  {'dialled':10}  {'flow':12}  {'outcome':18}  {'why':28}  path / keys")
     for r in records:
         caller = mask_number(r.caller) if r.caller else "anonymous"
         outcome = r.outcome or "in progress"
         if r.detail:
             outcome = f"{outcome}: {r.detail}"
+        why = r.reason or "-"
+        if r.priority:
+            why = f"{why} [priority {r.priority}]"
         print(f"{_fmt_time(r.started_at):19}  {caller:15}  {r.dialled:10}  {(r.flow or '-'):12}  "
-              f"{outcome:18}  {' > '.join(r.nodes) or '-'}  [{' '.join(r.digits)}]")
+              f"{outcome:18}  {why:28}  {' > '.join(r.nodes) or '-'}  [{' '.join(r.digits)}]")
     return 0
 
 

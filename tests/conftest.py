@@ -54,3 +54,13 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/ivr.db"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """Undo ``configure_logging`` after each test: it caches loggers on first use, which would
+    keep later tests' ``capture_logs`` from seeing what those loggers write."""
+    yield
+    import structlog
+
+    structlog.reset_defaults()
