@@ -204,6 +204,7 @@ class AriCall:
         playback = _Playback(playback_id, uri, loop.create_future(), self._generation(),
                              barge_in)
         self._playbacks[playback_id] = playback
+        log.debug("call.play", media=uri)
         try:
             try:
                 await self._client.play(self._id, playback_id, uri, lang=self.language or None)

@@ -140,6 +140,12 @@ class Engine:
             raise RuntimeError(f"ivr calls list failed: {out.stderr}")
         return json.loads(out.stdout)
 
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``ivr ARGS`` against the engine's config and store, as an operator would run it."""
+        return subprocess.run([sys.executable, "-m", "ivr.cli", "--config", str(self.config), *args],
+                              capture_output=True, text=True, cwd=self.workdir,
+                              env=dict(os.environ, IVR_TEST_ARI_PASSWORD=self.sandbox.password))
+
     def call_ids(self) -> set[str]:
         return {c["call_id"] for c in self.calls()}
 
@@ -147,8 +153,9 @@ class Engine:
         """The record of the call that ended after ``before`` was taken (exactly one)."""
         deadline = time.monotonic() + timeout
         while True:
+            # A call is listed from its start (outcome None); wait until it has ended.
             new = [c for c in self.calls() if c["call_id"] not in before]
-            if new:
+            if new and all(c["outcome"] is not None for c in new):
                 assert len(new) == 1, f"expected one new call, got {new}"
                 return new[0]
             if time.monotonic() > deadline:

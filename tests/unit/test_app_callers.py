@@ -211,3 +211,35 @@ async def test_serve_reads_the_registry_imported_into_the_store(tmp_path, capsys
     assert await asyncio.to_thread(cli_main, ["--config", str(config.source), "calls", "list"]) == 0
     (line,) = capsys.readouterr().out.splitlines()[1:]
     assert "bypass: elderly [priority elderly]" in line and "010-****-0075" in line
+
+
+async def test_a_postgresql_server_that_hangs_mid_call_the_caller_is_served_and_nothing_lost(
+        tmp_path, postgres_server, postgres_url):
+    """The real database stops answering (SIGSTOP) while a registered elderly caller calls."""
+    from ivr.store import StoreTimeouts, open_store
+
+    async with open_store(postgres_url, timeouts=StoreTimeouts(operation=0.5)) as store:
+        await store.put_callers([Caller("+821055550076", birth_date=born_years_ago(76))])
+        engine = engine_with(tmp_path, store, extra="callers: {lookup_budget: 0.3}\n", retry_interval=0.1)
+        postgres_server.pause()
+        try:
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            c = scripted("010-5555-0076", *WALK)
+            await engine.on_new_call(c, [])
+            assert c.prompts[:2] == ["welcome", "main_menu"]     # unknown for now: the menu
+            assert loop.time() - t0 < 3
+            assert c.id in engine.unsaved
+        finally:
+            postgres_server.resume()
+        async with asyncio.timeout(10):
+            while engine.unsaved:
+                await asyncio.sleep(0.05)
+        (rec,) = [r for r in await store.recent_calls() if r.call_id == c.id]
+        assert (rec.outcome, rec.number) == ("completed", "+821055550076")
+        await engine.close()
+        assert engine.records_lost == 0
+        # The database is back: the next call from the same number is known and bypasses.
+        c2 = scripted("01055550076")
+        await engine.on_new_call(c2, [])
+        assert c2.prompts[0] == "priority_agent"
