@@ -12,10 +12,11 @@ from pathlib import Path
 from ivr.errors import ConfigError, FlowError, IvrError, StoreError
 
 
-def _config(args: argparse.Namespace):
+def _config(args: argparse.Namespace, *, need_ari: bool = False):
+    """The config; only ``ivr run`` needs the ARI credentials (``need_ari``)."""
     from ivr.config import load_config
 
-    return load_config(args.config)
+    return load_config(args.config, need_ari=need_ari)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -23,7 +24,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ivr.logs import configure_logging
 
     try:
-        config = _config(args)
+        config = _config(args, need_ari=True)
     except ConfigError as exc:
         print(f"ivr: {exc}", file=sys.stderr)
         return 2
@@ -100,7 +101,7 @@ def cmd_calls_list(args: argparse.Namespace) -> int:
     if not records:
         print("no calls recorded yet")
         return 0
-    print(f"{'time':19}  {'caller':15}  {'dialled':10}  {'flow':12}  {'outcome':18}  {'why':28}  path / keys")
+    print(f"{'time':19}  {'caller':15}  {'dialled':10}  {'flow':12}  {'outcome':18}  {'why':34}  path / keys")
     for r in records:
         caller = mask_number(r.caller) if r.caller else "anonymous"
         outcome = r.outcome or "in progress"
@@ -110,7 +111,7 @@ def cmd_calls_list(args: argparse.Namespace) -> int:
         if r.priority:
             why = f"{why} [priority {r.priority}]"
         print(f"{_fmt_time(r.started_at):19}  {caller:15}  {r.dialled:10}  {(r.flow or '-'):12}  "
-              f"{outcome:18}  {why:28}  {' > '.join(r.nodes) or '-'}  [{' '.join(r.digits)}]")
+              f"{outcome:18}  {why:34}  {' > '.join(r.nodes) or '-'}  [{' '.join(r.digits)}]")
     return 0
 
 

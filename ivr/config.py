@@ -124,8 +124,12 @@ def _check_keys(section: str, given: Mapping[str, Any], known: set[str]) -> None
 
 
 def load_config(path: str | os.PathLike[str] | None = None,
-                env: Mapping[str, str] | None = None) -> Config:
-    """Read the config file (``path``, else ``$IVR_CONFIG``, else ``./ivr.yaml``) and the environment."""
+                env: Mapping[str, str] | None = None, *, need_ari: bool = True) -> Config:
+    """Read the config file (``path``, else ``$IVR_CONFIG``, else ``./ivr.yaml``) and the environment.
+
+    ``need_ari=False`` is for commands that never talk to Asterisk (``calls list``, ``callers``):
+    the ARI credentials may then be missing or unreadable (the password is left empty).
+    """
     env = os.environ if env is None else env
     if path is None:
         path = env.get("IVR_CONFIG", "ivr.yaml")
@@ -138,7 +142,14 @@ def load_config(path: str | os.PathLike[str] | None = None,
             raise ConfigError(f"{cfg_path}: not valid YAML: {exc}") from exc
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{cfg_path}: the top level must be a mapping")
-        raw = _expand(loaded or {})
+        raw = {}
+        for key, value in (loaded or {}).items():
+            try:
+                raw[key] = _expand(value)
+            except ConfigError:
+                if key != "ari" or need_ari or not isinstance(value, dict):
+                    raise
+                raw[key] = {k: _expand(v) for k, v in value.items() if k not in ("password", "password_file")}
         source: Path | None = cfg_path.resolve()
     elif env.get("IVR_CONFIG") or path != "ivr.yaml":
         raise ConfigError(f"config file {cfg_path} does not exist")
@@ -157,7 +168,7 @@ def load_config(path: str | os.PathLike[str] | None = None,
     username = env.get("IVR_ARI_USERNAME", ari.get("username"))
     password = env.get("IVR_ARI_PASSWORD", ari.get("password"))
     password_file = env.get("IVR_ARI_PASSWORD_FILE", ari.get("password_file"))
-    if not password and password_file:
+    if not password and password_file and need_ari:
         pf = rel(str(password_file))
         try:
             password = pf.read_text(encoding="utf-8").strip()
@@ -165,10 +176,11 @@ def load_config(path: str | os.PathLike[str] | None = None,
             raise ConfigError(f"ari.password_file {pf} cannot be read ({exc.strerror}); "
                               "run 'ivr sandbox up' to create the sandbox credentials, "
                               "or set IVR_ARI_PASSWORD") from exc
-    if not username:
+    if not username and need_ari:
         raise ConfigError("ari.username is not set (config 'ari.username' or IVR_ARI_USERNAME)")
-    if not password:
+    if not password and need_ari:
         raise ConfigError("no ARI password: set ari.password, ari.password_file or IVR_ARI_PASSWORD")
+    username, password = username or "", password or ""
 
     flows_raw = env.get("IVR_FLOWS", raw.get("flows", "flows"))
     if isinstance(flows_raw, str):
