@@ -17,6 +17,19 @@ to start.  Relative paths are resolved against the folder of the config file.
   ``https://crm.example/callers/{number}``), ``timeout`` (seconds, default ``lookup_budget``),
   ``token_env`` (the name of an environment variable holding a bearer token, sent as
   ``Authorization: Bearer …``; never written in the file, never logged).
+
+``acd:`` — the agent queues the engine runs itself (``ivr.acd``):
+
+* ``priorities`` (``[elderly, repeat, normal]``) — highest first; a call with a priority not
+  listed is served as the last one;
+* ``music`` (``default``) — the Asterisk music-on-hold class waiting callers hear;
+* ``queues`` — ``NAME: {skills: [..], max_wait: 600, on_max_wait: message|overflow|callback,
+  overflow: OTHER, announce_every: 45, ring_timeout: 15, wrap_up: 10}``;
+* ``agents`` — a list of ``{id, name, endpoint: PJSIP/agent1, skills: [..], center, login:
+  true|false}`` (``login: true``: logged in when the engine starts).
+
+``admin:`` — the operator API (``ivr agents …`` talks to it): ``listen`` (``127.0.0.1:8089``),
+``token`` / ``token_file`` / ``IVR_ADMIN_TOKEN`` (a bearer token; without one the API is off).
 """
 
 from __future__ import annotations
@@ -91,6 +104,24 @@ class Config:
     engine: EngineConfig
     source: Path | None = None
     callers: CallersConfig = CallersConfig()
+    acd: AcdConfig = dataclasses.field(default_factory=lambda: AcdConfig())
+    admin: AdminConfig = dataclasses.field(default_factory=lambda: AdminConfig())
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AcdConfig:
+    priorities: tuple[str, ...] = ("elderly", "repeat", "normal")
+    music: str = "default"
+    queues: tuple[Any, ...] = ()          # ivr.acd.model.QueueSpec
+    agents: tuple[Any, ...] = ()          # ivr.acd.model.AgentSpec
+    auto_login: frozenset[str] = frozenset()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AdminConfig:
+    host: str = "127.0.0.1"
+    port: int = 8089
+    token: str | None = dataclasses.field(default=None, repr=False)   # None: the API is off
 
 
 def _expand(value: Any) -> Any:
@@ -155,7 +186,8 @@ def load_config(path: str | os.PathLike[str] | None = None,
         raise ConfigError(f"config file {cfg_path} does not exist")
     else:
         source = None
-    _check_keys("top level", raw, {"ari", "flows", "prompts", "store", "log", "engine", "callers"})
+    _check_keys("top level", raw, {"ari", "flows", "prompts", "store", "log", "engine", "callers",
+                                   "acd", "admin"})
     base = source.parent if source else Path.cwd()
 
     def rel(p: str) -> Path:
@@ -220,7 +252,110 @@ def load_config(path: str | os.PathLike[str] | None = None,
         engine=engine,
         source=source,
         callers=_callers(raw, env),
+        acd=_acd(raw),
+        admin=_admin(raw, env, rel),
     )
+
+
+_ON_MAX_WAIT = ("message", "overflow", "callback")
+
+
+def _acd(raw: Mapping[str, Any]) -> AcdConfig:
+    from ivr.acd.model import AgentSpec, QueueSpec
+
+    sec = _section(raw, "acd")
+    _check_keys("acd", sec, {"priorities", "music", "queues", "agents"})
+    default = AcdConfig()
+    priorities = sec.get("priorities", list(default.priorities))
+    if not isinstance(priorities, list) or not priorities or not all(isinstance(p, str) for p in priorities):
+        raise ConfigError("acd.priorities must be a list of names, highest first, e.g. [elderly, repeat, normal]")
+    music = str(sec.get("music", default.music))
+
+    queues_raw = sec.get("queues") or {}
+    if not isinstance(queues_raw, dict):
+        raise ConfigError("acd.queues must be a mapping of queue name to its settings")
+    queue_keys = {"skills", "max_wait", "on_max_wait", "overflow", "announce_every", "ring_timeout",
+                  "wrap_up", "music"}
+    queues = []
+    for name, q in queues_raw.items():
+        where = f"acd.queues.{name}"
+        q = q or {}
+        if not isinstance(q, dict):
+            raise ConfigError(f"{where} must be a mapping")
+        _check_keys(where, q, queue_keys)
+        on_max = str(q.get("on_max_wait", "overflow" if q.get("overflow") else "message"))
+        if on_max not in _ON_MAX_WAIT:
+            raise ConfigError(f"{where}.on_max_wait must be one of {', '.join(_ON_MAX_WAIT)}, not {on_max!r}")
+        overflow = q.get("overflow")
+        if on_max == "overflow" and not overflow:
+            raise ConfigError(f"{where}: on_max_wait is 'overflow' but no 'overflow' queue is named")
+        if overflow is not None and str(overflow) not in queues_raw:
+            raise ConfigError(f"{where}.overflow names '{overflow}', which is not a queue "
+                              f"(queues: {', '.join(map(str, queues_raw))})")
+        if overflow is not None and str(overflow) == str(name):
+            raise ConfigError(f"{where}.overflow names the queue itself")
+        queues.append(QueueSpec(
+            name=str(name), skills=_names(f"{where}.skills", q.get("skills", [])),
+            max_wait=_seconds(f"{where}.max_wait", q.get("max_wait", 600), upper=86400),
+            overflow=str(overflow) if overflow is not None else None, on_max_wait=on_max,
+            announce_every=_seconds(f"{where}.announce_every", q.get("announce_every", 45), upper=3600),
+            ring_timeout=_seconds(f"{where}.ring_timeout", q.get("ring_timeout", 15), upper=120),
+            wrap_up=_seconds(f"{where}.wrap_up", q.get("wrap_up", 10), upper=3600) if q.get("wrap_up", 10) else 0.0,
+            music=str(q.get("music", music))))
+
+    agents_raw = sec.get("agents") or []
+    if not isinstance(agents_raw, list):
+        raise ConfigError("acd.agents must be a list of {id, name, endpoint, skills, center, login}")
+    agents, auto, seen = [], set(), set()
+    for i, a in enumerate(agents_raw, 1):
+        where = f"acd.agents[{i}]"
+        if not isinstance(a, dict):
+            raise ConfigError(f"{where} must be a mapping with id, name, endpoint")
+        _check_keys(where, a, {"id", "name", "endpoint", "skills", "center", "login"})
+        agent_id = a.get("id")
+        if not isinstance(agent_id, str) or not agent_id:
+            raise ConfigError(f"{where}: 'id' is required (text)")
+        if agent_id in seen:
+            raise ConfigError(f"{where}: agent id '{agent_id}' is used twice")
+        seen.add(agent_id)
+        endpoint = a.get("endpoint")
+        if not isinstance(endpoint, str) or "/" not in endpoint:
+            raise ConfigError(f"{where} ({agent_id}): 'endpoint' must be a channel technology and "
+                              f"resource, e.g. PJSIP/{agent_id}")
+        agents.append(AgentSpec(id=agent_id, name=str(a.get("name", agent_id)), endpoint=endpoint,
+                                skills=_names(f"{where}.skills", a.get("skills", [])),
+                                center=str(a["center"]) if a.get("center") is not None else None))
+        if a.get("login", False) is True:
+            auto.add(agent_id)
+    return AcdConfig(priorities=tuple(priorities), music=music, queues=tuple(queues),
+                     agents=tuple(agents), auto_login=frozenset(auto))
+
+
+def _names(where: str, value: Any) -> frozenset[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of names")
+    return frozenset(value)
+
+
+def _admin(raw: Mapping[str, Any], env: Mapping[str, str], rel) -> AdminConfig:
+    sec = _section(raw, "admin")
+    _check_keys("admin", sec, {"listen", "token", "token_file"})
+    listen = str(env.get("IVR_ADMIN_LISTEN", sec.get("listen", "127.0.0.1:8089")))
+    host, _, port = listen.rpartition(":")
+    try:
+        port_n = int(port)
+    except ValueError:
+        raise ConfigError(f"admin.listen must be HOST:PORT, not {listen!r}") from None
+    token = env.get("IVR_ADMIN_TOKEN") or sec.get("token")
+    if not token and sec.get("token_file"):
+        tf = rel(str(sec["token_file"]))
+        try:
+            token = tf.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"admin.token_file {tf} cannot be read ({exc.strerror})") from exc
+    return AdminConfig(host=host or "127.0.0.1", port=port_n, token=str(token) if token else None)
 
 
 def _callers(raw: Mapping[str, Any], env: Mapping[str, str]) -> CallersConfig:

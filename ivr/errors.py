@@ -73,6 +73,15 @@ class CallerHungUp(ChannelGone):
     """Raised by the ``Call`` port once the caller has hung up."""
 
 
+class DialFailed(AriError):
+    """A channel we dialled (an agent's phone, a callback) never answered: no answer, busy,
+    unreachable.  ``cause`` is the Q.850 cause Asterisk gave (19 no answer, 17 busy …)."""
+
+    def __init__(self, message: str, *, cause: int | None = None, status: int | None = None) -> None:
+        super().__init__(message, status=status)
+        self.cause = cause
+
+
 class StoreError(IvrError):
     """The store could not read or write."""
 

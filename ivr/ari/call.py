@@ -69,6 +69,7 @@ class AriCall:
         self._digit_waiter: asyncio.Future[str] | None = None
         self._playbacks: dict[str, _Playback] = {}
         self._gone_reason: str | None = None
+        self._gone: asyncio.Future[str] | None = None
         self.hangup_cause: int | None = None
         self.left_stasis = False
 
@@ -156,6 +157,8 @@ class AriCall:
         if self._gone_reason is not None:
             return
         self._gone_reason = reason
+        if self._gone is not None and not self._gone.done():
+            self._gone.set_result(reason)
         log.debug("call.gone", channel=self._id, reason=reason)
         if self._digit_waiter is not None and not self._digit_waiter.done():
             self._digit_waiter.set_result(_GONE)
@@ -330,6 +333,18 @@ class AriCall:
         # Our part is over even before StasisEnd arrives: nobody may hang this channel up.
         self.left_stasis = True
         self.mark_gone("left for the dialplan")
+
+    async def wait_hangup(self, timeout: float | None = None) -> bool:
+        """Wait until the channel is gone (hung up, left Stasis); False if ``timeout`` passed first."""
+        if self._gone_reason is not None:
+            return True
+        if self._gone is None:
+            self._gone = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._gone), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     async def set_variable(self, name: str, value: str) -> None:
         await self._channel_op(self._client.set_variable(self._id, name, value))

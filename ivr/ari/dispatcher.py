@@ -11,13 +11,16 @@ are checked.
 from __future__ import annotations
 
 import asyncio
+import math
 import types
-from collections.abc import Awaitable, Mapping
+import uuid
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Protocol
 
 import structlog
 
-from ivr.errors import AriError, AriTimeout, CallerHungUp, ChannelGone
+from ivr.errors import AriError, AriTimeout, CallerHungUp, ChannelGone, DialFailed
+from ivr.ari.bridge import AriBridge
 from ivr.ari.call import AriCall
 from ivr.ari.client import AriClient
 from ivr.ari.events import EventStream, backoff_delay
@@ -76,6 +79,7 @@ class AriAdapter:
         self._events = EventStream(self.client, self._dispatch, on_connected=self._reconcile)
         self._calls: dict[str, AriCall] = {}
         self._expected: dict[str, asyncio.Future[AriCall]] = {}
+        self._dialling: set[str] = set()
         self._call_tasks = TaskSet("ari.calls")
         self._helpers = TaskSet("ari.helpers")
         self._reconciling = asyncio.Lock()
@@ -178,6 +182,58 @@ class AriAdapter:
         future.add_done_callback(lambda _: self._expected.pop(channel_id, None))
         return future
 
+    async def dial(self, endpoint: str, *, timeout: float, caller_id: str | None = None,
+                   args: Sequence[str] = ("dialled",),
+                   variables: Mapping[str, str] | None = None) -> AriCall:
+        """Ring ``endpoint`` (``PJSIP/agent1``) for up to ``timeout`` seconds; the answered call.
+
+        Raises ``DialFailed`` (with the Q.850 cause) when it is not answered, busy or
+        unreachable.  Cancelling the wait hangs the ringing channel up.
+        """
+        channel_id = f"ivr-dial-{uuid.uuid4().hex[:20]}"
+        future = self.expect(channel_id)
+        self._dialling.add(channel_id)
+        try:
+            try:
+                await self.client.originate(endpoint, app=self.app, app_args=list(args),
+                                            caller_id=caller_id, timeout=max(1, math.ceil(timeout)),
+                                            channel_id=channel_id, variables=variables)
+            except ChannelGone as exc:
+                raise DialFailed(f"cannot dial {endpoint}: {exc}", status=exc.status) from exc
+            except AriError as exc:
+                if exc.status in (400, 404, 409):    # unknown or unusable endpoint
+                    raise DialFailed(f"cannot dial {endpoint}: {exc}", status=exc.status) from exc
+                raise
+            try:
+                async with asyncio.timeout(timeout + self.timeouts.request + 5):
+                    return await future
+            except TimeoutError:
+                raise DialFailed(f"{endpoint} neither answered nor gave up within {timeout:g} s",
+                                 cause=19) from None
+        except BaseException:
+            if not future.done():
+                future.cancel()
+            elif not future.cancelled() and future.exception() is None:
+                call = future.result()           # answered just as we gave up: not wanted now
+                self._helpers.spawn(call.hangup(), name=f"ari.dial.drop.{channel_id}")
+            if channel_id not in self._calls:
+                self._helpers.spawn(self._hangup_quietly(channel_id), name=f"ari.dial.cancel.{channel_id}")
+            raise
+        finally:
+            self._dialling.discard(channel_id)
+
+    async def _hangup_quietly(self, channel_id: str) -> None:
+        try:
+            await self.client.hangup(channel_id)
+        except AriError:
+            pass
+
+    async def bridge(self, kind: str = "mixing", *, name: str | None = None) -> AriBridge:
+        """A new bridge: ``mixing`` (a conversation) or ``holding`` (a waiting room)."""
+        bridge_id = f"ivr-{kind}-{uuid.uuid4().hex[:20]}"
+        await self.client.create_bridge(kind, bridge_id=bridge_id, name=name)
+        return AriBridge(self.client, bridge_id, kind)
+
     # -- events: synchronous, in order, on the reading task ----------------------------------
 
     def _dispatch(self, event: dict[str, Any]) -> None:
@@ -192,6 +248,14 @@ class AriAdapter:
             return
         call = self._calls.get(channel_id)
         if call is None:
+            if kind == "ChannelDestroyed" and channel_id in self._expected:
+                # A channel we dialled ended before it was answered.
+                future = self._expected.pop(channel_id)
+                if not future.done():
+                    cause = event.get("cause")
+                    future.set_exception(DialFailed(
+                        f"not answered: {event.get('cause_txt') or 'cause ' + str(cause)}",
+                        cause=cause if isinstance(cause, int) else None))
             return
         call.on_event(event)
         if kind in ("StasisEnd", "ChannelDestroyed"):
@@ -206,6 +270,12 @@ class AriAdapter:
         if expected is not None:
             if not expected.done():
                 expected.set_result(call)
+            else:                                  # given up on while it rang: hang it up
+                self._helpers.spawn(call.hangup(), name=f"ari.dial.late.{channel_id}")
+            return
+        if channel_id in self._dialling or channel_id.startswith("ivr-dial-"):
+            # Answered after the dialler gave up: nobody owns it.
+            self._helpers.spawn(call.hangup(), name=f"ari.dial.late.{channel_id}")
             return
         if not self._accepting:
             log.info("ari.call_refused", channel=channel_id, reason="shutting down")
