@@ -261,9 +261,11 @@ _ON_MAX_WAIT = ("message", "overflow", "callback")
 
 
 def _acd(raw: Mapping[str, Any]) -> AcdConfig:
+    sec = _section(raw, "acd")
+    if not sec:
+        return AcdConfig()
     from ivr.acd.model import AgentSpec, QueueSpec
 
-    sec = _section(raw, "acd")
     _check_keys("acd", sec, {"priorities", "music", "queues", "agents"})
     default = AcdConfig()
     priorities = sec.get("priorities", list(default.priorities))
