@@ -70,13 +70,15 @@ class Engine:
     """
 
     def __init__(self, config: Config, store, catalogue: Catalogue, flowset: FlowSet, *,
-                 registry: CallerRegistry | None = None, clock=utcnow,
+                 registry: CallerRegistry | None = None, services=None, clock=utcnow,
                  retry_interval: float = 2.0, max_unsaved: int = 10_000) -> None:
         self.config = config
         self.store = store
         self.catalogue = catalogue
         self.flowset = flowset
         self.registry = registry if registry is not None else StoreRegistry(store)
+        self.services = services          # queue_handoff: the agent queues (None: none configured)
+        self.queues = services
         self.clock = clock
         self.tz = ZoneInfo(config.callers.timezone)
         self.live_calls = 0
@@ -156,7 +158,7 @@ class Engine:
         if adopted:
             record.detail = "re-adopted after reconnect"
         facts = await self._identify(call, record, flow)
-        await run_flow(flowset, flow, call, record, catalogue=catalogue,
+        await run_flow(flowset, flow, call, record, catalogue=catalogue, services=self.services,
                        language=facts.language, variables=facts.variables())
 
     async def _identify(self, call: Call, record: CallRecord, flow) -> CallerFacts:
@@ -279,6 +281,14 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
                                   config.ari.app, on_new_call=engine.on_new_call) as ari:
                 log.info("engine.connecting", ari=config.ari.url)
                 await ari.wait_connected()
+                queues = await _start_queues(config, ari, engine)
+                if queues is not None and config.admin.token:
+                    from ivr.web.api import AdminServer
+
+                    await resources.enter_async_context(
+                        AdminServer(queues, config.admin.host, config.admin.port, config.admin.token))
+                elif queues is not None:
+                    log.warning("admin.off", why="no admin token: set admin.token_file or IVR_ADMIN_TOKEN")
                 log.info("engine.ready", flows=sorted(flowset.flow_names()),
                          numbers=sorted(flowset.numbers()), ari=config.ari.url)
                 if ready is not None:
@@ -286,12 +296,38 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
                 await stop.wait()
                 log.info("engine.stopping", live_calls=engine.live_calls)
                 await ari.close(grace=config.engine.shutdown_grace)
+                if queues is not None:
+                    await queues.close()
         finally:
             engine.lag.stop()
             await engine.close()
             for sig in handlers:
                 loop.remove_signal_handler(sig)
     log.info("engine.stopped", calls_handled=engine.calls_handled)
+
+
+async def _start_queues(config: Config, switch, engine: Engine):
+    """The agent queues of ``config.acd`` on ``switch``; None when none are configured."""
+    if not config.acd.queues:
+        unknown = sorted(engine.flowset.queues()) if hasattr(engine.flowset, "queues") else []
+        if unknown:
+            log.warning("acd.not_configured", queues_in_flows=unknown)
+        return None
+    from ivr.acd.core import Acd
+    from ivr.acd.service import QueueService, log_event
+
+    specs = {q.name: q for q in config.acd.queues}
+    acd = Acd(specs, config.acd.agents, priorities=config.acd.priorities, on_event=log_event)
+    service = QueueService(acd, specs, switch, engine.catalogue, music=config.acd.music,
+                           default_language=config.engine.default_language)
+    for agent_id in sorted(config.acd.auto_login):
+        acd.login(agent_id, service.clock())
+    await service.start()
+    engine.services = service
+    engine.queues = service
+    log.info("acd.ready", queues=sorted(specs), agents=len(config.acd.agents),
+             logged_in=sorted(config.acd.auto_login))
+    return service
 
 
 __all__ = ["Engine", "serve", "Path"]

@@ -79,6 +79,36 @@ class Call(Protocol):
     async def hangup(self) -> None:
         """Hang up (no-op when already gone)."""
 
+    async def wait_hangup(self, timeout: float | None = None) -> bool:
+        """Wait until the call is gone; False when ``timeout`` seconds passed first."""
+
+
+@runtime_checkable
+class Bridge(Protocol):
+    """Calls joined in Asterisk: a ``holding`` room (music, nobody hears anybody) or a
+    ``mixing`` conversation."""
+
+    id: str
+
+    async def add(self, call: Call) -> None: ...
+
+    async def remove(self, call: Call) -> None: ...
+
+    async def start_moh(self, moh_class: str | None = None) -> None: ...
+
+    async def destroy(self) -> None: ...
+
+
+@runtime_checkable
+class Switch(Protocol):
+    """What queues need of the switch beyond one call: ring a phone, join calls."""
+
+    async def dial(self, endpoint: str, *, timeout: float, caller_id: str | None = None,
+                   args: Sequence[str] = ("dialled",)) -> Call:
+        """Ring ``endpoint``; the answered call, or ``ivr.errors.DialFailed``."""
+
+    async def bridge(self, kind: str = "mixing", *, name: str | None = None) -> Bridge: ...
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)

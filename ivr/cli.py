@@ -235,6 +235,56 @@ def cmd_prompts_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agents(args: argparse.Namespace) -> int:
+    """Agents of the running engine, through its admin API."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    if not config.admin.token:
+        print("ivr: the admin API needs a token: set admin.token_file in the config or IVR_ADMIN_TOKEN",
+              file=sys.stderr)
+        return 2
+    base = f"http://{config.admin.host}:{config.admin.port}/api"
+    action = args.agents_command
+    if action == "list":
+        req = urllib.request.Request(f"{base}/agents")
+    else:
+        body = json.dumps({"reason": args.reason} if action == "pause" else {}).encode()
+        req = urllib.request.Request(f"{base}/agents/{args.agent}/{action}", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    req.add_header("Authorization", f"Bearer {config.admin.token}")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            data = json.load(resp)
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.load(exc).get("error", exc.reason)
+        except ValueError:
+            message = exc.reason
+        print(f"ivr: {message}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"ivr: the engine's admin API at {base} does not answer ({exc}); is 'ivr run' running?",
+              file=sys.stderr)
+        return 2
+    rows = data if isinstance(data, list) else [data]
+    if args.json:
+        json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
+        print()
+        return 0
+    print(f"{'agent':10}  {'name':16}  {'state':10}  {'for':>7}  {'handled':>7}  reason / call")
+    for a in rows:
+        extra = a.get("reason") or a.get("call") or ""
+        print(f"{a['id']:10}  {a['name'][:16]:16}  {a['state']:10}  {a['for_seconds']:6.0f}s  "
+              f"{a['handled']:7}  {extra}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description="IVR/ARS voice-flow engine for Asterisk (ARI)")
     parser.add_argument("--config", "-c", default=None,
@@ -266,6 +316,21 @@ def build_parser() -> argparse.ArgumentParser:
     q = callers.add_parser("show", help="what the engine knows about a number")
     q.add_argument("number", help="any spelling: 010-1234-5678, +82 10 1234 5678 …")
     q.set_defaults(func=cmd_callers_show)
+
+    p = sub.add_parser("agents", help="agents of the running engine: list | login | logout | pause | resume")
+    agents = p.add_subparsers(dest="agents_command", required=True)
+    q = agents.add_parser("list", help="every agent with state and reason")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_agents)
+    for name, text in (("login", "the agent starts taking calls"),
+                       ("logout", "the agent stops (refused while on a call)"),
+                       ("pause", "no calls until resumed"), ("resume", "back from a pause")):
+        q = agents.add_parser(name, help=text)
+        q.add_argument("agent", help="agent id, e.g. agent1")
+        q.add_argument("--json", action="store_true")
+        if name == "pause":
+            q.add_argument("--reason", default="paused", help="why (shown on the wallboard)")
+        q.set_defaults(func=cmd_agents)
 
     p = sub.add_parser("sandbox", help="the sandbox Asterisk: up | down | status | logs | rx CMD")
     p.add_argument("action", choices=["up", "down", "status", "logs", "rx"])

@@ -355,8 +355,8 @@ def _admin(raw: Mapping[str, Any], env: Mapping[str, str], rel) -> AdminConfig:
         tf = rel(str(sec["token_file"]))
         try:
             token = tf.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"admin.token_file {tf} cannot be read ({exc.strerror})") from exc
+        except OSError:
+            token = None          # the API stays off; 'ivr run' and 'ivr agents' say so
     return AdminConfig(host=host or "127.0.0.1", port=port_n, token=str(token) if token else None)
 
 

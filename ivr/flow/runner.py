@@ -47,7 +47,7 @@ async def run_flow(flowset: FlowSet, flow: Flow, call: Call, record: CallRecord,
 
     ``language`` overrides the flow's starting language (e.g. from the caller's history);
     ``variables`` adds facts the engine knows (``caller.age``, ``caller.repeat`` …).
-    ``services.queue_handoff(call, record, queue, priority, reason)`` (when given) takes the call
+    ``services.queue_handoff(call, record, queue, priority, reason, language=)`` (when given) takes the call
     into an agent queue.  Never raises, except ``CancelledError``.
     """
     runner = FlowRunner(flowset, call, record, catalogue=catalogue, services=services,
@@ -333,7 +333,7 @@ class FlowRunner:
         await self._play(prompts)
         handoff = getattr(self.services, "queue_handoff", None)
         if handoff is not None:
-            await handoff(self.call, record, queue, record.priority, record.reason)
+            await handoff(self.call, record, queue, record.priority, record.reason, language=self.lang)
             record.end("queued", queue)
             return
         log.info("flow.queue", queue=queue, priority=record.priority, reason=record.reason)

@@ -181,3 +181,12 @@ class ScriptedCall:
             self._hung_up = True
             self.hung_up_by_ivr = True
             self.events.append(("hangup",))
+
+    async def wait_hangup(self, timeout: float | None = None) -> bool:
+        # A scripted caller hangs up when the script says so at this moment; else the wait ends.
+        head = self.script[0] if self.script else None
+        if not self._hung_up and isinstance(head, HangUp) and head.during is None:
+            self.script.popleft()
+            self._hung_up = True
+            self.events.append(("caller_hangup",))
+        return self._hung_up

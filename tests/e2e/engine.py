@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -67,9 +68,14 @@ class ThreadedProxy:
 
 
 class Engine:
-    def __init__(self, workdir: Path, sandbox) -> None:
+    def __init__(self, workdir: Path, sandbox, extra_config: str = "") -> None:
         self.workdir = workdir
         self.sandbox = sandbox
+        self.extra_config = extra_config
+        self.admin_token = "e2e-" + os.urandom(12).hex()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.admin_port = probe.getsockname()[1]
         self.proxy = ThreadedProxy("127.0.0.1", 8088)
         self.config = workdir / "ivr.yaml"
         self.log_path = workdir / "engine.log"
@@ -86,7 +92,8 @@ class Engine:
             f"flows: [{REPO / 'flows'}, {REPO / 'tests' / 'e2e' / 'flows'}]\n"
             f"prompts: {REPO / 'prompts'}\n"
             f"store: {{url: 'sqlite:///{self.workdir / 'ivr.db'}'}}\n"
-            "log: {format: json, level: debug}\n",
+            "log: {format: json, level: debug}\n"
+            f"admin: {{listen: '127.0.0.1:{self.admin_port}', token: {self.admin_token}}}\n" + self.extra_config,
             encoding="utf-8",
         )
         env = dict(os.environ, IVR_TEST_ARI_PASSWORD=self.sandbox.password)

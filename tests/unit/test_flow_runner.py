@@ -195,7 +195,7 @@ async def test_queue_hand_off_through_the_queue_service(flows):
     calls = []
 
     class Services:
-        async def queue_handoff(self, call, record, queue, priority, reason):
+        async def queue_handoff(self, call, record, queue, priority, reason, language=None):
             calls.append((queue, priority, reason))
 
     call, record = await call_in(flows, press("0"), services=Services())

@@ -1,0 +1,492 @@
+"""``Acd``: the waiting lines and the agents, as pure state.
+
+No clock, no I/O, no tasks: every method takes ``now`` (seconds, on the caller's clock) and
+changes the state at once; what happened is told through ``on_event`` in the order it
+happened.  ``ivr.acd.service`` drives it from the switch; the wait benchmark drives it in
+virtual time.
+
+The line of a queue is kept sorted by ``(rank, arrived_at, seq)``: priority first (``rank``:
+the index of the caller's priority in ``priorities``), then arrival, then the order of
+``enqueue``.  A caller keeps the place while an agent is rung, and gets it back if the agent
+does not answer.  A second list per queue, sorted by arrival, answers "who has waited too
+long" and "the oldest wait" without walking the line.  Inserting and removing are a binary
+search plus a move of pointers; places and offers are found without walking the line.
+
+Agent states::
+
+    OFFLINE --login--> AVAILABLE --offers()--> RINGING --answered--> ON_CALL --call_ended--> WRAP_UP
+    RINGING --ring_failed--> PAUSED ("no answer")      RINGING --ring_cancelled--> AVAILABLE
+    WRAP_UP --tick (wrap-up over)--> AVAILABLE         AVAILABLE/WRAP_UP --pause--> PAUSED --resume--> AVAILABLE
+
+A pause asked for while ringing or on a call starts when the call ends (instead of the
+wrap-up).  Logging out is refused while ringing or on a call.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import heapq
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from ivr.acd.estimate import WaitEstimator
+from ivr.acd.model import (
+    AcdStateError, AgentSpec, AgentState, AgentStatus, Event, NoSuchAgent, NoSuchCall, NoSuchQueue,
+    Offer, QueueSpec, Waiting,
+)
+
+__all__ = ["Acd", "DEFAULT_PRIORITIES"]
+
+DEFAULT_PRIORITIES = ("elderly", "repeat", "normal")
+
+_LineKey = tuple[int, float, int, str]          # rank, arrived_at, seq, call_id
+_ArrivalKey = tuple[float, int, str]            # arrived_at, seq, call_id
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class _Agent:
+    spec: AgentSpec
+    state: AgentState = AgentState.OFFLINE
+    since: float = 0.0
+    idle_since: float = 0.0            # the order agents are offered calls in: longest idle first
+    reason: str | None = None
+    wrap_until: float | None = None
+    current_call: str | None = None
+    call_queue: str | None = None
+    answered_at: float | None = None
+    handled: int = 0
+    pause_after: str | None = None
+    idle_before_ring: float = 0.0
+
+    def status(self) -> AgentStatus:
+        return AgentStatus(spec=self.spec, state=self.state, since=self.since, reason=self.reason,
+                           wrap_until=self.wrap_until, current_call=self.current_call,
+                           handled=self.handled, pause_after=self.pause_after)
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class _Line:
+    spec: QueueSpec
+    order: list[_LineKey] = dataclasses.field(default_factory=list)
+    by_arrival: list[_ArrivalKey] = dataclasses.field(default_factory=list)
+    serving: tuple[str, ...] = ()      # agent ids whose skills cover the queue
+
+
+class Acd:
+    """The queues ``queues`` (by name) and the agents ``agents``; all agents start offline.
+
+    ``priorities``: the priority names, highest first; any other priority (or None) ranks as
+    ``normal`` (as the last one when ``normal`` is not listed).  ``on_event`` is called with
+    each ``Event`` as it happens.  ``make_estimator`` builds each queue's ``WaitEstimator``.
+    """
+
+    def __init__(self, queues: Mapping[str, QueueSpec], agents: Iterable[AgentSpec], *,
+                 priorities: Sequence[str] = DEFAULT_PRIORITIES,
+                 on_event: Callable[[Event], None] | None = None,
+                 make_estimator: Callable[[], WaitEstimator] = WaitEstimator) -> None:
+        if not priorities:
+            raise ValueError("priorities must name at least one level, highest first")
+        self.priorities = tuple(priorities)
+        self._rank = {name: i for i, name in enumerate(self.priorities)}
+        self._default_rank = self._rank.get("normal", len(self.priorities) - 1)
+        self._on_event = on_event
+        self._agents: dict[str, _Agent] = {}
+        for spec in agents:
+            if spec.id in self._agents:
+                raise ValueError(f"agent id {spec.id!r} is used twice")
+            self._agents[spec.id] = _Agent(spec)
+        self._lines: dict[str, _Line] = {}
+        for name, qspec in queues.items():
+            serving = tuple(a.spec.id for a in self._agents.values() if a.spec.serves(qspec))
+            self._lines[name] = _Line(qspec, serving=serving)
+        self._estimators = {name: make_estimator() for name in self._lines}
+        self._waiting: dict[str, Waiting] = {}
+        self._available: set[str] = set()
+        self._wrapping: list[tuple[float, str]] = []   # heap of (wrap_until, agent id); stale entries skipped
+        self._seq = 0
+        self._now = 0.0
+
+    # -- callers -------------------------------------------------------------------------
+
+    def enqueue(self, call_id: str, queue: str, priority: str | None, now: float, *,
+                arrived_at: float | None = None) -> Waiting:
+        """Put the caller in line.  ``arrived_at`` (default ``now``) is the time the place is
+        taken from: a caller coming back to the line (after declining a callback, or moved
+        from another queue) passes the original arrival to keep the place."""
+        line = self._line(queue)
+        if call_id in self._waiting:
+            raise AcdStateError(f"call {call_id} is already waiting in queue "
+                                f"{self._waiting[call_id].queue!r}")
+        self._tell(now)
+        rank = self._rank.get(priority, self._default_rank) if priority is not None else self._default_rank
+        self._seq += 1
+        w = Waiting(call_id=call_id, queue=queue, priority=self.priorities[rank], rank=rank,
+                    arrived_at=now if arrived_at is None else arrived_at, seq=self._seq)
+        self._waiting[call_id] = w
+        bisect.insort(line.order, (w.rank, w.arrived_at, w.seq, call_id))
+        bisect.insort(line.by_arrival, (w.arrived_at, w.seq, call_id))
+        self._emit(now, "call.queued", call_id=call_id, queue=queue, detail=w.priority)
+        return w
+
+    def leave(self, call_id: str, now: float, why: str) -> Waiting | None:
+        """Take the caller out of line (hung up, timed out, moved); None when not in line.
+
+        Counts as a caller who left unserved, for the abandonment rate.  When an agent was
+        being rung for the caller, the returned ``Waiting`` names it in ``offered_to`` and the
+        agent stays RINGING: whoever rings the phone stops it and then calls
+        ``ring_cancelled``, which makes the agent available again."""
+        w = self._waiting.get(call_id)
+        if w is None:
+            return None
+        self._tell(now)
+        self._remove(w)
+        self._estimators[w.queue].record_abandoned(now - w.arrived_at)
+        self._emit(now, "call.left", call_id=call_id, queue=w.queue, agent_id=w.offered_to, detail=why)
+        return w
+
+    def position(self, call_id: str) -> int:
+        """The caller's place in line (1 is next), in serving order within the queue; callers
+        ahead whose agent is ringing count."""
+        w = self._get_waiting(call_id)
+        return bisect.bisect_left(self._lines[w.queue].order, self._line_key(w)) + 1
+
+    def waiting(self, queue: str) -> list[Waiting]:
+        """The callers of ``queue`` in serving order."""
+        line = self._line(queue)
+        return [self._waiting[key[3]] for key in line.order]
+
+    def waiting_call(self, call_id: str) -> Waiting | None:
+        """The caller's entry, or None when not in line."""
+        return self._waiting.get(call_id)
+
+    def expired(self, now: float) -> list[Waiting]:
+        """Callers who have waited (since ``arrived_at``) at least their queue's ``max_wait``
+        and whose agent is not being rung, longest wait first within each queue."""
+        out: list[Waiting] = []
+        for line in self._lines.values():
+            cut = bisect.bisect_right(line.by_arrival, (now - line.spec.max_wait, float("inf"), ""))
+            for _, _, call_id in line.by_arrival[:cut]:
+                w = self._waiting[call_id]
+                if w.offered_to is None:
+                    out.append(w)
+        return out
+
+    # -- agents --------------------------------------------------------------------------
+
+    def login(self, agent_id: str, now: float) -> None:
+        """OFFLINE → AVAILABLE; an agent already logged in stays as it is."""
+        a = self._agent(agent_id)
+        if a.state is AgentState.OFFLINE:
+            self._tell(now)
+            self._set(a, AgentState.AVAILABLE, now)
+
+    def logout(self, agent_id: str, now: float) -> None:
+        """→ OFFLINE; refused (``AcdStateError``, a ``ValueError``) while ringing or on a call."""
+        a = self._agent(agent_id)
+        if a.state in (AgentState.ON_CALL, AgentState.RINGING):
+            raise AcdStateError(f"agent {agent_id} is on a call; log out after it")
+        if a.state is not AgentState.OFFLINE:
+            self._tell(now)
+            a.pause_after = None
+            self._set(a, AgentState.OFFLINE, now)
+
+    def pause(self, agent_id: str, reason: str, now: float) -> None:
+        """AVAILABLE, WRAP_UP or PAUSED → PAUSED with ``reason``.  Ringing or on a call: the
+        pause starts when the call ends, instead of the wrap-up.  Refused when logged out."""
+        a = self._agent(agent_id)
+        self._tell(now)
+        if a.state is AgentState.OFFLINE:
+            raise AcdStateError(f"agent {agent_id} is not logged in")
+        if a.state in (AgentState.ON_CALL, AgentState.RINGING):
+            a.pause_after = reason
+            self._emit(now, "agent.pause_after", agent_id=agent_id, call_id=a.current_call,
+                       detail=reason)
+            return
+        self._set(a, AgentState.PAUSED, now, reason=reason)
+
+    def resume(self, agent_id: str, now: float) -> None:
+        """PAUSED → AVAILABLE.  A pause waiting for the end of a call is called off; in any
+        other state nothing changes."""
+        a = self._agent(agent_id)
+        self._tell(now)
+        if a.state is AgentState.PAUSED:
+            self._set(a, AgentState.AVAILABLE, now)
+        elif a.pause_after is not None:
+            a.pause_after = None
+            self._emit(now, "agent.pause_after", agent_id=agent_id, call_id=a.current_call,
+                       detail="called off")
+
+    def agents(self) -> list[AgentStatus]:
+        return [a.status() for a in self._agents.values()]
+
+    def agent(self, agent_id: str) -> AgentStatus:
+        return self._agent(agent_id).status()
+
+    def staffed(self, queue: str) -> tuple[int, int]:
+        """Agents serving ``queue``: (logged in and not paused, paused)."""
+        line = self._line(queue)
+        on_duty = paused = 0
+        for agent_id in line.serving:
+            state = self._agents[agent_id].state
+            if state is AgentState.PAUSED:
+                paused += 1
+            elif state is not AgentState.OFFLINE:
+                on_duty += 1
+        return on_duty, paused
+
+    def serving_agents(self, queue: str) -> int:
+        """Agents serving ``queue`` who are logged in, paused ones included."""
+        return sum(self.staffed(queue))
+
+    # -- matching and the calls' course ----------------------------------------------------
+
+    def offers(self, now: float) -> list[Offer]:
+        """Ring free agents for waiting callers, and say which.
+
+        The caller with the best ``(rank, arrived_at)`` across all queues picks first, then the
+        next best, and so on; each caller gets the agent serving its queue that has been free
+        longest.  A queue whose best caller finds no free agent is passed over, so its other
+        callers do not take agents from the queues behind it.  Each agent named goes RINGING
+        and is not offered another call until the ring ends."""
+        if not self._available or not self._waiting:
+            return []
+        self._tell(now)
+        free = sorted(self._available, key=lambda i: (self._agents[i].idle_since, i))
+        heap: list[tuple[int, float, int, str, int]] = []     # rank, arrived_at, seq, queue, index
+        for name, line in self._lines.items():
+            i = self._next_unoffered(line, 0)
+            if i is not None:
+                rank, arrived, seq, _ = line.order[i]
+                heapq.heappush(heap, (rank, arrived, seq, name, i))
+        made: list[Offer] = []
+        while heap and free:
+            _, _, _, name, i = heapq.heappop(heap)
+            line = self._lines[name]
+            agent_id = next((x for x in free if line.spec.skills <= self._agents[x].spec.skills), None)
+            if agent_id is None:
+                continue
+            free.remove(agent_id)
+            call_id = line.order[i][3]
+            self._ring(self._waiting[call_id], self._agents[agent_id], now)
+            made.append(Offer(call_id=call_id, agent_id=agent_id, queue=name))
+            j = self._next_unoffered(line, i + 1)
+            if j is not None:
+                rank, arrived, seq, _ = line.order[j]
+                heapq.heappush(heap, (rank, arrived, seq, name, j))
+        return made
+
+    def ring_failed(self, call_id: str, agent_id: str, now: float) -> None:
+        """The agent did not answer: the agent is PAUSED ("no answer"); the caller keeps the
+        place and goes to the next free agent on the next ``offers``."""
+        a = self._agent(agent_id)
+        self._tell(now)
+        w = self._waiting.get(call_id)
+        if w is not None and w.offered_to == agent_id:
+            self._waiting[call_id] = dataclasses.replace(w, offered_to=None)
+        if a.state is AgentState.RINGING and a.current_call == call_id:
+            a.pause_after = None
+            self._set(a, AgentState.PAUSED, now, reason="no answer")
+
+    def ring_cancelled(self, agent_id: str, now: float) -> None:
+        """The ring was stopped (the caller left): RINGING → AVAILABLE, keeping the agent's
+        turn among free agents (or PAUSED when a pause was asked for meanwhile).  Nothing
+        happens when the agent is not ringing: a late or repeated notice is harmless."""
+        a = self._agent(agent_id)
+        if a.state is not AgentState.RINGING:
+            return
+        self._tell(now)
+        w = self._waiting.get(a.current_call or "")
+        if w is not None and w.offered_to == agent_id:
+            self._waiting[w.call_id] = dataclasses.replace(w, offered_to=None)
+        if a.pause_after is not None:
+            reason, a.pause_after = a.pause_after, None
+            self._set(a, AgentState.PAUSED, now, reason=reason)
+        else:
+            self._set(a, AgentState.AVAILABLE, now, idle_since=a.idle_before_ring)
+
+    def answered(self, call_id: str, agent_id: str, now: float) -> None:
+        """The agent rung for ``call_id`` answered: the caller leaves the line (the wait is a
+        sample for the estimate), the agent is ON_CALL."""
+        a = self._agent(agent_id)
+        if a.state is not AgentState.RINGING or a.current_call != call_id:
+            raise AcdStateError(f"agent {agent_id} was not rung for call {call_id} "
+                                f"(state {a.state}, call {a.current_call})")
+        w = self._waiting.get(call_id)
+        if w is None:
+            raise AcdStateError(f"call {call_id} is no longer waiting; stop the ring and call ring_cancelled")
+        self._tell(now)
+        self._remove(w)
+        waited = now - w.arrived_at
+        self._estimators[w.queue].record_answered(waited)
+        a.handled += 1
+        a.answered_at = now
+        self._emit(now, "call.connected", call_id=call_id, agent_id=agent_id, queue=w.queue,
+                   detail=str(round(waited)))
+        self._set(a, AgentState.ON_CALL, now, call=call_id, call_queue=w.queue)
+
+    def call_ended(self, agent_id: str, now: float) -> None:
+        """The conversation is over: the agent wraps up for the queue's ``wrap_up`` (or is
+        PAUSED when a pause was asked for during the call).  Talk time plus wrap-up is a handle
+        time sample for the queue's estimate."""
+        a = self._agent(agent_id)
+        if a.state is not AgentState.ON_CALL:
+            raise AcdStateError(f"agent {agent_id} is not on a call (state {a.state})")
+        self._tell(now)
+        queue = a.call_queue
+        assert queue is not None and a.answered_at is not None
+        wrap = self._lines[queue].spec.wrap_up
+        self._estimators[queue].record_handle(now - a.answered_at + wrap)
+        a.answered_at = None
+        if a.pause_after is not None:
+            reason, a.pause_after = a.pause_after, None
+            self._set(a, AgentState.PAUSED, now, reason=reason)
+        elif wrap > 0:
+            self._set(a, AgentState.WRAP_UP, now, wrap_until=now + wrap)
+            heapq.heappush(self._wrapping, (now + wrap, agent_id))
+        else:
+            self._set(a, AgentState.AVAILABLE, now)
+
+    def tick(self, now: float) -> None:
+        """Agents whose wrap-up is over become AVAILABLE (free since the wrap-up's end)."""
+        self._tell(now)
+        while self._wrapping and self._wrapping[0][0] <= now:
+            until, agent_id = heapq.heappop(self._wrapping)
+            a = self._agents[agent_id]
+            if a.state is AgentState.WRAP_UP and a.wrap_until == until:
+                self._set(a, AgentState.AVAILABLE, now, idle_since=until)
+
+    def next_wrap_end(self) -> float | None:
+        """When the next wrap-up ends (the time to ``tick`` next), or None."""
+        while self._wrapping:
+            until, agent_id = self._wrapping[0]
+            a = self._agents[agent_id]
+            if a.state is AgentState.WRAP_UP and a.wrap_until == until:
+                return until
+            heapq.heappop(self._wrapping)
+        return None
+
+    # -- estimates and the wallboard -----------------------------------------------------
+
+    def estimator(self, queue: str) -> WaitEstimator:
+        self._line(queue)
+        return self._estimators[queue]
+
+    def estimate_wait(self, call_id: str, now: float) -> float | None:
+        """Seconds the caller is expected to wait still; None when no agent serving the queue
+        is on duty (logged in and neither paused nor due to pause after the call): nobody to
+        serve, nothing to estimate.  A caller whose agent is ringing waits 0."""
+        w = self._get_waiting(call_id)
+        if w.offered_to is not None:
+            return 0.0
+        line = self._lines[w.queue]
+        est = self._estimators[w.queue]
+        remaining: list[float] = []
+        for agent_id in line.serving:
+            a = self._agents[agent_id]
+            if a.state in (AgentState.OFFLINE, AgentState.PAUSED) or a.pause_after is not None:
+                continue
+            if a.state is AgentState.ON_CALL:
+                assert a.answered_at is not None
+                remaining.append(est.busy_remaining(now - a.answered_at))
+            elif a.state is AgentState.WRAP_UP:
+                remaining.append(max(0.0, (a.wrap_until or now) - now))
+            else:                          # available, or ringing for a caller ahead
+                remaining.append(0.0)
+        if not remaining:
+            return None
+        return est.estimate(self.position(call_id), remaining, now)
+
+    def snapshot(self, now: float | None = None) -> dict[str, Any]:
+        """A plain dict for a wallboard, as of ``now`` (default: the latest time the Acd was
+        told): per queue the callers waiting, the oldest wait, agents on duty and paused, the
+        recent handle time and abandonment; per agent the state."""
+        now = self._now if now is None else now
+        queues: dict[str, Any] = {}
+        for name, line in self._lines.items():
+            on_duty, paused = self.staffed(name)
+            est = self._estimators[name]
+            oldest = now - line.by_arrival[0][0] if line.by_arrival else 0.0
+            queues[name] = {
+                "waiting": len(line.order),
+                "ringing": sum(1 for k in line.order if self._waiting[k[3]].offered_to is not None),
+                "oldest_wait": round(max(0.0, oldest), 1),
+                "staffed": on_duty, "paused": paused,
+                "handle_time": round(est.mean_handle, 1),
+                "abandon_rate": round(est.abandon_rate, 3),
+            }
+        agents = {
+            a.spec.id: {"state": str(a.state), "for_seconds": round(max(0.0, now - a.since), 1),
+                        "reason": a.reason, "call": a.current_call, "handled": a.handled}
+            for a in self._agents.values()
+        }
+        return {"as_of": now, "queues": queues, "agents": agents}
+
+    # -- inside --------------------------------------------------------------------------
+
+    def _line(self, queue: str) -> _Line:
+        try:
+            return self._lines[queue]
+        except KeyError:
+            known = ", ".join(self._lines) or "none"
+            raise NoSuchQueue(f"no queue named {queue!r} (queues: {known})") from None
+
+    def _agent(self, agent_id: str) -> _Agent:
+        try:
+            return self._agents[agent_id]
+        except KeyError:
+            raise NoSuchAgent(f"no agent {agent_id!r}") from None
+
+    def _get_waiting(self, call_id: str) -> Waiting:
+        try:
+            return self._waiting[call_id]
+        except KeyError:
+            raise NoSuchCall(f"call {call_id} is not waiting in any queue") from None
+
+    @staticmethod
+    def _line_key(w: Waiting) -> _LineKey:
+        return (w.rank, w.arrived_at, w.seq, w.call_id)
+
+    def _remove(self, w: Waiting) -> None:
+        line = self._lines[w.queue]
+        key = self._line_key(w)
+        del line.order[bisect.bisect_left(line.order, key)]
+        akey = (w.arrived_at, w.seq, w.call_id)
+        del line.by_arrival[bisect.bisect_left(line.by_arrival, akey)]
+        del self._waiting[w.call_id]
+
+    def _next_unoffered(self, line: _Line, start: int) -> int | None:
+        """Index of the first caller from ``start`` whose agent is not ringing (at most one
+        skipped per ringing agent)."""
+        order = line.order
+        for i in range(start, len(order)):
+            if self._waiting[order[i][3]].offered_to is None:
+                return i
+        return None
+
+    def _ring(self, w: Waiting, a: _Agent, now: float) -> None:
+        self._waiting[w.call_id] = dataclasses.replace(w, offered_to=a.spec.id)
+        a.idle_before_ring = a.idle_since
+        self._emit(now, "call.offered", call_id=w.call_id, agent_id=a.spec.id, queue=w.queue)
+        self._set(a, AgentState.RINGING, now, call=w.call_id, call_queue=w.queue)
+
+    def _set(self, a: _Agent, state: AgentState, now: float, *, reason: str | None = None,
+             wrap_until: float | None = None, call: str | None = None, call_queue: str | None = None,
+             idle_since: float | None = None) -> None:
+        a.state, a.since, a.reason, a.wrap_until = state, now, reason, wrap_until
+        a.current_call, a.call_queue = call, call_queue
+        if state is AgentState.AVAILABLE:
+            a.idle_since = now if idle_since is None else idle_since
+            self._available.add(a.spec.id)
+        else:
+            self._available.discard(a.spec.id)
+        detail = f"{state}: {reason}" if reason else str(state)
+        self._emit(now, "agent.state", agent_id=a.spec.id, call_id=call, queue=call_queue, detail=detail)
+
+    def _tell(self, now: float) -> None:
+        if now > self._now:
+            self._now = now
+
+    def _emit(self, now: float, kind: str, **fields: Any) -> None:
+        if self._on_event is not None:
+            self._on_event(Event(at=now, kind=kind, **fields))

@@ -1,0 +1,394 @@
+"""``QueueService``: the agent queues running on the switch.
+
+A caller handed to a queue (a flow's ``queue`` node or a bypass rule) joins the waiting list
+(``Acd``: priority first, then arrival) and the holding bridge, where music on hold plays and,
+every ``announce_every`` seconds, the caller hears their place in line and the expected wait
+as a range ("less than 5 minutes").  When an agent serving the queue is free, the agent's
+phone is rung (``Switch.dial``, ``ring_timeout``); an agent who does not answer is paused
+("no answer") and the caller is offered to the next one.  On answer the caller leaves the
+holding bridge and joins the agent in a mixing bridge; when either hangs up both legs are hung
+up and the agent's wrap-up starts.
+
+Nobody waits forever: after the queue's ``max_wait`` (or at once when no agent serving the
+queue is logged in) the caller goes to the ``overflow`` queue (keeping their place by arrival
+time) or hears a polite message and is hung up.
+
+The caller's own task (the flow runner) carries the call from the hand-off to the end;
+ringing agents run as tasks of this service; one ticker ends wrap-ups and enforces deadlines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import structlog
+
+from ivr.acd.core import Acd
+from ivr.acd.estimate import announce_range
+from ivr.acd.model import Event, Offer, QueueSpec
+from ivr.call import Bridge, Call, CallRecord, Switch
+from ivr.errors import AriError, CallerHungUp, DialFailed, IvrError
+from ivr.flow.say import say_number
+from ivr.prompts import Catalogue
+
+log = structlog.get_logger(__name__)
+
+__all__ = ["QueueService"]
+
+POSITION_PRE, POSITION_POST = "queue_position_pre", "queue_position_post"
+WAIT_PRE, WAIT_POST, WAIT_LONG = "queue_wait_pre", "queue_wait_post", "queue_wait_long"
+NEXT_IN_LINE, SORRY = "queue_next", "queue_sorry"
+FIRST_ANNOUNCEMENT = 3.0      # seconds after joining the line: the caller hears where they stand
+
+
+@dataclasses.dataclass(eq=False)
+class _Caller:
+    call: Call
+    record: CallRecord
+    queue: str
+    priority: str
+    language: str
+    arrived_at: float              # the place in line (kept across overflow)
+    deadline: float                # when the current queue's max_wait runs out
+    outcome: asyncio.Future[str]
+    ring: asyncio.Task[None] | None = None
+    agent_id: str | None = None
+    agent_call: Call | None = None
+    in_holding: bool = False
+
+
+class QueueService:
+    def __init__(self, acd: Acd, specs: Mapping[str, QueueSpec], switch: Switch,
+                 catalogue: Catalogue, *, music: str | None = "default", default_language: str = "ko",
+                 clock: Callable[[], float] = time.monotonic, tick: float = 0.5) -> None:
+        self.acd = acd
+        self.specs = dict(specs)
+        self.switch = switch
+        self.catalogue = catalogue
+        self.music = music
+        self.default_language = default_language
+        self.clock = clock
+        self.tick_interval = tick
+        self.callers: dict[str, _Caller] = {}
+        self._holding: Bridge | None = None
+        self._holding_lock = asyncio.Lock()
+        self._ticker: asyncio.Task[None] | None = None
+        self._rings: set[asyncio.Task[None]] = set()
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._ticker = asyncio.create_task(self._tick_loop(), name="acd.ticker")
+
+    async def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+        for task in list(self._rings):
+            task.cancel()
+        await asyncio.gather(*self._rings, return_exceptions=True)
+        if self._holding is not None:
+            try:
+                await self._holding.destroy()
+            except IvrError as exc:
+                log.info("acd.holding_destroy_failed", error=str(exc))
+
+    # -- the caller's side: called from the flow runner --------------------------------------
+
+    async def queue_handoff(self, call: Call, record: CallRecord, queue: str, priority: str | None,
+                            reason: str | None, language: str | None = None) -> None:
+        """Carry ``call`` from the hand-off to its end; the outcome goes into ``record``:
+        ``agent_connected`` (detail: agent and wait), ``abandoned`` (the caller hung up while
+        waiting), ``queue_timeout`` (nobody could take the call: polite message, hang-up)."""
+        spec = self.specs.get(queue)
+        language = language or self.default_language
+        if spec is None:
+            log.error("acd.unknown_queue", queue=queue)
+            record.end("error", f"no queue named '{queue}' in the acd config")
+            await self._say_sorry(call, language)
+            return
+        now = self.clock()
+        loop = asyncio.get_running_loop()
+        c = _Caller(call, record, queue, priority or "normal", language, arrived_at=now,
+                    deadline=now + spec.max_wait, outcome=loop.create_future())
+        self.callers[call.id] = c
+        self.acd.enqueue(call.id, queue, c.priority, now)
+        log.info("acd.queued", queue=queue, priority=c.priority, reason=reason,
+                 position=self.acd.position(call.id))
+        announcer: asyncio.Task[None] | None = None
+        hangup: asyncio.Task[bool] | None = None
+        try:
+            self._check_staffed(c)
+            self._match()
+            if not c.outcome.done():
+                await self._enter_holding(c)
+            announcer = asyncio.create_task(self._announce(c), name=f"acd.announce.{call.id}")
+            hangup = asyncio.create_task(call.wait_hangup(), name=f"acd.hangup.{call.id}")
+            await asyncio.wait({c.outcome, hangup}, return_when=asyncio.FIRST_COMPLETED)
+            announcer.cancel()
+            if not c.outcome.done() or call.hung_up and c.outcome.result() != "connected":
+                self._abandon(c)
+                return
+            result = c.outcome.result()
+            await asyncio.gather(announcer, return_exceptions=True)
+            if result == "connected":
+                await self._converse(c)
+            else:
+                record.end("queue_timeout", f"{c.queue}: {result}")
+                await self._leave_holding(c)
+                await self._say_sorry(call, language)
+        except CallerHungUp:
+            self._abandon(c)
+        finally:
+            for task in (announcer, hangup):
+                if task is not None and not task.done():
+                    task.cancel()
+            self._forget(c)
+
+    def _abandon(self, c: _Caller) -> None:
+        waited = self.clock() - c.arrived_at
+        c.record.end("abandoned", f"{c.queue}: hung up after {waited:.0f} s in line")
+        log.info("acd.abandoned", queue=c.queue, waited=round(waited, 1))
+
+    def _forget(self, c: _Caller) -> None:
+        """The caller's part is over: off the line, any ringing phone stopped."""
+        self.callers.pop(c.call.id, None)
+        if not c.outcome.done():
+            c.outcome.set_result("gone")
+        left = self.acd.leave(c.call.id, self.clock(), "caller_hangup" if c.call.hung_up else "ended")
+        if c.ring is not None and not c.ring.done():
+            c.ring.cancel()             # the ring task hangs the phone up and frees the agent
+        elif left is not None and left.offered_to is not None:
+            self.acd.ring_cancelled(left.offered_to, self.clock())
+        self._match()
+
+    async def _say_sorry(self, call: Call, language: str) -> None:
+        try:
+            if self.catalogue.has(SORRY):
+                await call.play([self.catalogue.media(SORRY, language)])
+            await call.hangup()
+        except CallerHungUp:
+            pass
+
+    # -- holding and announcements -----------------------------------------------------------
+
+    async def _holding_bridge(self) -> Bridge:
+        async with self._holding_lock:
+            if self._holding is None:
+                bridge = await self.switch.bridge("holding", name="ivr-holding")
+                if self.music:
+                    await bridge.start_moh(self.music)
+                self._holding = bridge
+            return self._holding
+
+    async def _enter_holding(self, c: _Caller) -> None:
+        try:
+            bridge = await self._holding_bridge()
+            await bridge.add(c.call)
+            c.in_holding = True
+        except CallerHungUp:
+            raise
+        except AriError as exc:
+            # Without the holding bridge the caller still waits (in silence between
+            # announcements): better than losing the place in line.
+            log.warning("acd.holding_failed", error=str(exc))
+
+    async def _leave_holding(self, c: _Caller) -> None:
+        if c.in_holding and self._holding is not None:
+            c.in_holding = False
+            try:
+                await self._holding.remove(c.call)
+            except AriError as exc:
+                log.info("acd.holding_remove_failed", error=str(exc))
+
+    def announcement(self, call_id: str, language: str) -> list[str]:
+        """What a waiting caller hears now: place in line and the expected wait as a range."""
+        now = self.clock()
+        position = self.acd.position(call_id)
+        media = self._media
+        if position == 1:
+            parts = [media(NEXT_IN_LINE, language)]
+        else:
+            parts = [media(POSITION_PRE, language), *self._number(position, language),
+                     media(POSITION_POST, language)]
+        estimate = self.acd.estimate_wait(call_id, now)
+        if estimate is not None and position > 1:
+            minutes = announce_range(estimate)
+            if minutes == 0:
+                parts.append(media(WAIT_LONG, language))
+            else:
+                parts += [media(WAIT_PRE, language), *self._number(minutes, language),
+                          media(WAIT_POST, language)]
+        return [p for p in parts if p]
+
+    def _media(self, prompt: str, language: str) -> str:
+        return self.catalogue.media(prompt, language) if self.catalogue.has(prompt) else ""
+
+    def _number(self, n: int, language: str) -> list[str]:
+        return [self.catalogue.media(word, language) for word in say_number(n, language)
+                if self.catalogue.has(word)]
+
+    async def _announce(self, c: _Caller) -> None:
+        spec_delay = FIRST_ANNOUNCEMENT
+        while True:
+            await asyncio.sleep(spec_delay)
+            spec_delay = self.specs[c.queue].announce_every
+            if c.outcome.done() or c.call.hung_up:
+                return
+            media = self.announcement(c.call.id, c.language)
+            try:
+                await c.call.play(media)
+            except CallerHungUp:
+                return
+            except AriError as exc:
+                log.warning("acd.announce_failed", error=str(exc))
+
+    # -- matching callers and agents ---------------------------------------------------------
+
+    def _match(self) -> None:
+        for offer in self.acd.offers(self.clock()):
+            c = self.callers.get(offer.call_id)
+            if c is None:                       # should not happen: the line and we disagree
+                self.acd.leave(offer.call_id, self.clock(), "lost")
+                self.acd.ring_cancelled(offer.agent_id, self.clock())
+                continue
+            task = asyncio.create_task(self._ring(c, offer), name=f"acd.ring.{offer.agent_id}")
+            c.ring = task
+            self._rings.add(task)
+            task.add_done_callback(self._rings.discard)
+
+    async def _ring(self, c: _Caller, offer: Offer) -> None:
+        agent = self.acd.agent(offer.agent_id)
+        spec = self.specs[offer.queue]
+        log.info("acd.ringing", agent=offer.agent_id, endpoint=agent.spec.endpoint, queue=offer.queue)
+        try:
+            agent_call = await self.switch.dial(agent.spec.endpoint, timeout=spec.ring_timeout,
+                                                caller_id=c.call.caller_number or None,
+                                                args=("agent", offer.agent_id))
+        except asyncio.CancelledError:
+            self.acd.ring_cancelled(offer.agent_id, self.clock())
+            raise
+        except (DialFailed, AriError) as exc:
+            log.warning("acd.agent_no_answer", agent=offer.agent_id, error=str(exc),
+                        cause=getattr(exc, "cause", None))
+            if c.call.id in self.callers and not c.outcome.done():
+                self.acd.ring_failed(c.call.id, offer.agent_id, self.clock())
+            else:
+                self.acd.ring_cancelled(offer.agent_id, self.clock())
+            c.ring = None
+            self._match()
+            return
+        if c.outcome.done() or c.call.hung_up:
+            self.acd.ring_cancelled(offer.agent_id, self.clock())
+            await _hang_up_quietly(agent_call)
+            self._match()
+            return
+        self.acd.answered(c.call.id, offer.agent_id, self.clock())
+        c.agent_id, c.agent_call, c.ring = offer.agent_id, agent_call, None
+        c.outcome.set_result("connected")
+
+    async def _converse(self, c: _Caller) -> None:
+        call, agent_call, agent_id = c.call, c.agent_call, c.agent_id
+        assert agent_call is not None and agent_id is not None
+        waited = self.clock() - c.arrived_at
+        bridge: Bridge | None = None
+        try:
+            await self._leave_holding(c)
+            bridge = await self.switch.bridge("mixing", name=f"ivr-call-{call.id}")
+            await bridge.add(call)
+            await bridge.add(agent_call)
+            c.record.end("agent_connected", f"{agent_id} after {waited:.0f} s in line")
+            log.info("acd.connected", agent=agent_id, waited=round(waited, 1))
+            ends = [asyncio.create_task(call.wait_hangup()), asyncio.create_task(agent_call.wait_hangup())]
+            try:
+                await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in ends:
+                    task.cancel()
+            log.info("acd.conversation_ended", agent=agent_id,
+                     by="caller" if call.hung_up else "agent")
+        except AriError as exc:
+            if not call.hung_up:
+                log.warning("acd.connect_failed", agent=agent_id, error=str(exc))
+            c.record.end("abandoned", f"{c.queue}: gone as {agent_id} answered")
+        finally:
+            await _hang_up_quietly(agent_call)
+            await _hang_up_quietly(call)
+            if bridge is not None:
+                try:
+                    await bridge.destroy()
+                except IvrError as exc:
+                    log.info("acd.bridge_destroy_failed", error=str(exc))
+            self.acd.call_ended(agent_id, self.clock())
+            self._match()
+
+    # -- deadlines ---------------------------------------------------------------------------
+
+    def _check_staffed(self, c: _Caller) -> None:
+        on_duty, paused = self.acd.staffed(c.queue)
+        if on_duty + paused == 0:
+            self._time_out(c, "no agent logged in")
+
+    def _time_out(self, c: _Caller, why: str) -> None:
+        """``max_wait`` reached (or nobody to wait for): overflow, else the polite ending."""
+        if c.outcome.done():
+            return
+        now = self.clock()
+        spec = self.specs[c.queue]
+        if spec.on_max_wait == "overflow" and spec.overflow and spec.overflow in self.specs:
+            self.acd.leave(c.call.id, now, "overflow")
+            target = self.specs[spec.overflow]
+            log.info("acd.overflow", queue=c.queue, to=target.name, why=why)
+            c.queue = target.name
+            c.deadline = now + target.max_wait
+            self.acd.enqueue(c.call.id, target.name, c.priority, now, arrived_at=c.arrived_at)
+            self._check_staffed(c)
+            return
+        self.acd.leave(c.call.id, now, "max_wait")
+        log.info("acd.timed_out", queue=c.queue, why=why)
+        c.outcome.set_result(why)
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_interval)
+            try:
+                self.tick()
+            except Exception:            # the ticker must survive any one bad step
+                log.exception("acd.tick_failed")
+
+    def tick(self) -> None:
+        now = self.clock()
+        self.acd.tick(now)
+        for c in list(self.callers.values()):
+            if c.outcome.done() or c.ring is not None:
+                continue
+            if now >= c.deadline:
+                self._time_out(c, "max_wait")
+            else:
+                self._check_staffed(c)
+        self._match()
+
+    # -- operators ---------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.acd.snapshot()
+
+
+async def _hang_up_quietly(call: Call) -> None:
+    try:
+        await call.hangup()
+    except IvrError:
+        pass
+
+
+def queue_specs(specs: Sequence[QueueSpec]) -> dict[str, QueueSpec]:
+    return {s.name: s for s in specs}
+
+
+def log_event(event: Event) -> None:
+    log.info("acd.event", kind=event.kind, call=event.call_id, agent=event.agent_id,
+             queue=event.queue, detail=event.detail)

@@ -1,0 +1,182 @@
+"""A switch in memory for queue tests: live calls a test hangs up at will, agents' phones that
+answer (after a delay) or ring out, and bridges that remember who is in them.
+
+    switch = FakeSwitch({"PJSIP/agent1": Phone(answer_after=0.05),
+                         "PJSIP/agent2": Phone(answers=False)})
+    caller = LiveCall("c1", "01012345678")
+    ... queue_handoff(caller, …) in a task …
+    await switch.answered("PJSIP/agent1")       # the agent's leg, once answered
+    caller.hang_up()                             # the caller hangs up
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+from ivr.call import Gathered
+from ivr.errors import CallerHungUp, ChannelGone, DialFailed
+
+__all__ = ["LiveCall", "Phone", "FakeSwitch", "FakeBridge"]
+
+
+class LiveCall:
+    """Implements ``ivr.call.Call``: a call that stays up until someone hangs it up."""
+
+    def __init__(self, call_id: str, caller_number: str = "", dialled: str = "15771000", *,
+                 play_time: float = 0.0) -> None:
+        self._id = call_id
+        self._caller = caller_number
+        self._dialled = dialled
+        self.play_time = play_time
+        self.played: list[str] = []
+        self.hung_up_by_ivr = False
+        self._gone = asyncio.get_running_loop().create_future()
+
+    def __repr__(self) -> str:
+        return f"<LiveCall {self._id}>"
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def caller_number(self) -> str:
+        return self._caller
+
+    @property
+    def dialled(self) -> str:
+        return self._dialled
+
+    @property
+    def hung_up(self) -> bool:
+        return self._gone.done()
+
+    def hang_up(self) -> None:
+        """The person on this call hangs up."""
+        if not self._gone.done():
+            self._gone.set_result("remote")
+
+    def _check(self) -> None:
+        if self.hung_up:
+            raise CallerHungUp(f"{self._id} hung up")
+
+    async def answer(self) -> None:
+        self._check()
+
+    async def play(self, media: Sequence[str], *, barge_in: bool = False) -> None:
+        for item in media:
+            self._check()
+            self.played.append(item)
+            if self.play_time:
+                await asyncio.wait({self._gone}, timeout=self.play_time)
+        self._check()
+
+    async def gather(self, *, max_digits: int, first_timeout: float, inter_timeout: float,
+                     terminator: str = "#") -> Gathered:
+        self._check()
+        return Gathered("", "timeout")
+
+    def flush_digits(self) -> None:
+        pass
+
+    async def transfer(self, context: str, extension: str, priority: int = 1) -> None:
+        self._check()
+
+    async def hangup(self) -> None:
+        if not self._gone.done():
+            self.hung_up_by_ivr = True
+            self._gone.set_result("local")
+
+    async def wait_hangup(self, timeout: float | None = None) -> bool:
+        try:
+            await asyncio.wait_for(asyncio.shield(self._gone), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+@dataclasses.dataclass
+class Phone:
+    """An agent's phone: answers after ``answer_after`` seconds, or rings out (``answers=False``)."""
+
+    answers: bool = True
+    answer_after: float = 0.0
+    rang: int = 0
+    calls: list[LiveCall] = dataclasses.field(default_factory=list)
+
+
+class FakeBridge:
+    def __init__(self, switch: FakeSwitch, bridge_id: str, kind: str) -> None:
+        self.switch = switch
+        self.id = bridge_id
+        self.kind = kind
+        self.members: set[str] = set()
+        self.moh: str | None = None
+        self.destroyed = False
+
+    async def add(self, call) -> None:
+        if call.hung_up:
+            raise ChannelGone(f"{call.id} is gone", status=404)
+        self.members.add(call.id)
+        self.switch.log.append(("add", self.kind, call.id))
+
+    async def remove(self, call) -> None:
+        self.members.discard(call.id)
+        self.switch.log.append(("remove", self.kind, call.id))
+
+    async def start_moh(self, moh_class: str | None = None) -> None:
+        self.moh = moh_class or "default"
+
+    async def destroy(self) -> None:
+        self.destroyed = True
+        self.members.clear()
+        self.switch.log.append(("destroy", self.kind, self.id))
+
+
+class FakeSwitch:
+    """Implements ``ivr.call.Switch``."""
+
+    def __init__(self, phones: Mapping[str, Phone]) -> None:
+        self.phones = dict(phones)
+        self.bridges: list[FakeBridge] = []
+        self.log: list[tuple[str, ...]] = []          # ("ring", endpoint), ("answer", endpoint), …
+        self._answered: dict[str, asyncio.Queue[LiveCall]] = {}
+
+    def _queue(self, endpoint: str) -> asyncio.Queue[LiveCall]:
+        return self._answered.setdefault(endpoint, asyncio.Queue())
+
+    async def dial(self, endpoint: str, *, timeout: float, caller_id: str | None = None,
+                   args: Sequence[str] = ("dialled",)) -> LiveCall:
+        phone = self.phones.get(endpoint)
+        if phone is None:
+            raise DialFailed(f"{endpoint}: no such endpoint", status=400)
+        phone.rang += 1
+        self.log.append(("ring", endpoint))
+        try:
+            if not phone.answers or phone.answer_after >= timeout:
+                await asyncio.sleep(timeout)
+                self.log.append(("no_answer", endpoint))
+                raise DialFailed(f"{endpoint}: no answer", cause=19)
+            await asyncio.sleep(phone.answer_after)
+        except asyncio.CancelledError:
+            self.log.append(("ring_stopped", endpoint))
+            raise
+        leg = LiveCall(f"{endpoint}#{phone.rang}", caller_id or "")
+        phone.calls.append(leg)
+        self.log.append(("answer", endpoint))
+        self._queue(endpoint).put_nowait(leg)
+        return leg
+
+    async def answered(self, endpoint: str, timeout: float = 5.0) -> LiveCall:
+        """The next leg answered on ``endpoint``."""
+        return await asyncio.wait_for(self._queue(endpoint).get(), timeout)
+
+    async def bridge(self, kind: str = "mixing", *, name: str | None = None) -> FakeBridge:
+        bridge = FakeBridge(self, f"{kind}-{len(self.bridges) + 1}", kind)
+        self.bridges.append(bridge)
+        return bridge
+
+    def rings(self) -> list[str]:
+        return [entry[1] for entry in self.log if entry[0] == "ring"]

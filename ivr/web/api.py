@@ -1,0 +1,116 @@
+"""The operator API: agents and queues of the running engine, over HTTP on loopback.
+
+Every request needs ``Authorization: Bearer <admin token>`` (``admin.token`` /
+``admin.token_file`` / ``IVR_ADMIN_TOKEN``); without a configured token the API does not start.
+
+    GET  /api/agents                      every agent: state, since, reason, current call
+    POST /api/agents/{id}/login
+    POST /api/agents/{id}/logout          409 while the agent is on a call or ringing
+    POST /api/agents/{id}/pause           body {"reason": "lunch"} (optional)
+    POST /api/agents/{id}/resume
+    GET  /api/queues                      waiting callers, oldest wait, agents staffed per queue
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+log = structlog.get_logger(__name__)
+
+__all__ = ["admin_app", "AdminServer"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _agent_json(status: Any, now: float) -> dict[str, Any]:
+    spec = status.spec
+    return {
+        "id": spec.id, "name": spec.name, "endpoint": spec.endpoint, "center": spec.center,
+        "skills": sorted(spec.skills), "state": str(status.state),
+        "for_seconds": round(max(0.0, now - status.since), 1), "reason": status.reason,
+        "call": status.current_call, "handled": status.handled,
+    }
+
+
+def admin_app(service: Any, token: str) -> web.Application:
+    """``service``: the running ``QueueService`` (its ``acd`` and ``clock``)."""
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+        return await handler(request)
+
+    acd = service.acd
+
+    def agent_or_404(request: web.Request) -> str:
+        agent_id = request.match_info["agent_id"]
+        try:
+            acd.agent(agent_id)
+        except KeyError:
+            raise web.HTTPNotFound(text=f'{{"error": "no agent {agent_id!r}"}}',
+                                   content_type="application/json") from None
+        return agent_id
+
+    async def list_agents(request: web.Request) -> web.Response:
+        now = service.clock()
+        return web.json_response([_agent_json(a, now) for a in acd.agents()])
+
+    def action(name: str) -> Handler:
+        async def handle(request: web.Request) -> web.Response:
+            agent_id = agent_or_404(request)
+            now = service.clock()
+            try:
+                if name == "pause":
+                    body = await request.json() if request.can_read_body else {}
+                    reason = str((body or {}).get("reason") or "paused")
+                    acd.pause(agent_id, reason, now)
+                else:
+                    getattr(acd, name)(agent_id, now)
+            except ValueError as exc:
+                return web.json_response({"error": str(exc)}, status=409)
+            log.info("agent." + name, agent=agent_id, by="admin api")
+            service.tick()                      # a freed agent takes a waiting caller at once
+            return web.json_response(_agent_json(acd.agent(agent_id), service.clock()))
+        return handle
+
+    async def queues(request: web.Request) -> web.Response:
+        return web.json_response(service.snapshot())
+
+    app = web.Application(middlewares=[auth])
+    app.router.add_get("/api/agents", list_agents)
+    for name in ("login", "logout", "pause", "resume"):
+        app.router.add_post(f"/api/agents/{{agent_id}}/{name}", action(name))
+    app.router.add_get("/api/queues", queues)
+    return app
+
+
+class AdminServer:
+    """``async with AdminServer(service, host, port, token):`` serves the API meanwhile."""
+
+    def __init__(self, service: Any, host: str, port: int, token: str) -> None:
+        self._app = admin_app(service, token)
+        self.host, self.port = host, port
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> AdminServer:
+        self._runner = web.AppRunner(self._app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        if server is not None and server.sockets:
+            self.port = server.sockets[0].getsockname()[1]
+        log.info("admin.listening", host=self.host, port=self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
