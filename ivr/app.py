@@ -295,9 +295,8 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
                     ready.set()
                 await stop.wait()
                 log.info("engine.stopping", live_calls=engine.live_calls)
-                await ari.close(grace=config.engine.shutdown_grace)
-                if queues is not None:
-                    await queues.close()
+                await ari.close(grace=config.engine.shutdown_grace,
+                                cleanup=queues.close if queues is not None else None)
         finally:
             engine.lag.stop()
             await engine.close()

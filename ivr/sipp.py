@@ -15,6 +15,17 @@ Pauses count from the answer: the first key comes after its own pause, or ``key_
 From a shell (as root — replaying a capture needs raw sockets)::
 
     python -m ivr.sipp 15771000 --from 01012345678 --keys w6,1,w4,2
+
+``AgentPhone`` is the other side: an agent's softphone (one SIPp UAS, ``sipp_scenarios/agent.xml``)
+on the port of the agent's static contact (agentN: 5070+N), taking calls one after another.  It
+answers (or only rings), talks (a tone) and counts the RTP it receives per call::
+
+    async with AgentPhone(5071, ring_delay=0.5) as phone:
+        ...
+        [call] = await phone.wait_for_ended(1, timeout=30)
+        call.ended_by, call.rtp_packets_received          # "remote", 412
+
+    python -m ivr.sipp agent --port 5071 [--no-answer | --busy] [--ring-delay S] [--talk S]
 """
 
 from __future__ import annotations
@@ -23,16 +34,18 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import math
 import os
 import random
 import re
 import shutil
+import signal
 import socket
 import struct
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "sipp_scenarios"
@@ -45,6 +58,7 @@ PACKET_MS = 20
 SAMPLES_PER_PACKET = 160  # 8 kHz * 20 ms
 KEY_MS = 100  # how long a key is held
 KEY_GAP = 0.2  # seconds between keys when no pause is given
+CALLER_TONE_HZ = 800  # the caller's "voice" (``voice=``); 8000 / 800 = 10 samples a period
 MIN_LEAD = 0.1  # RTP before the first key, so Asterisk's strict-RTP learning sees the source
 
 KeySpec = str | Sequence[tuple[float, str]]
@@ -109,13 +123,15 @@ def dtmf_pcap(
     key_ms: int = KEY_MS,
     trailing: float = 0.5,
     ssrc: int | None = None,
+    voice: float = 0.0,
 ) -> bytes:
     """An RTP capture (pcap, Ethernet/IPv4/UDP) of a caller pressing keys.
 
     Silence (PCMU) fills the pauses; each key is an RFC 4733 event: a first packet with the
     marker bit, updates every 20 ms with a growing duration, then the end packet three times.
     Sequence numbers and timestamps advance over the whole capture.  SIPp replays the RTP
-    payloads to the far end's media address, at the captured pace.
+    payloads to the far end's media address, at the captured pace.  ``voice``: seconds of the
+    caller speaking (an 800 Hz tone, PCMU) after the keys and the trailing silence.
     """
     ssrc = random.getrandbits(32) if ssrc is None else ssrc
     seq = random.getrandbits(15)
@@ -133,11 +149,11 @@ def dtmf_pcap(
 
     now = 0  # ms since the start of the capture
 
-    def audio_until(end_ms: int) -> None:
+    def audio_until(end_ms: int, payload: bytes = silence) -> None:
         nonlocal now
         first = not packets
         while now < end_ms:
-            packets.append((now, rtp(PCMU_PAYLOAD_TYPE, first, ts_base + now * 8, silence)))
+            packets.append((now, rtp(PCMU_PAYLOAD_TYPE, first, ts_base + now * 8, payload)))
             first = False
             now += PACKET_MS
 
@@ -158,6 +174,9 @@ def dtmf_pcap(
             now += PACKET_MS
     if packets:
         audio_until(now + _ms(trailing))
+    if voice > 0:
+        audio_until(max(now, _ms(MIN_LEAD)))
+        audio_until(now + _ms(voice), tone_payload(CALLER_TONE_HZ))
     return _pcap(packets)
 
 
@@ -288,16 +307,21 @@ async def place_call(
     sip_port: int | None = None,
     target: str = "127.0.0.1:5060",
     local_ip: str = "127.0.0.1",
+    voice: float = 0.0,
 ) -> CallResult:
     """Call ``number`` as ``caller``, press ``keys`` after the answer, and wait for the end.
 
     ``hangup_after``: the caller hangs up this many seconds after the answer (unless the IVR
     hangs up first); ``None`` waits up to ``max_duration`` for the IVR to hang up.  A call not
     answered within ``max_duration`` is cancelled.  Several calls may run at once: each gets
-    free local SIP and media ports.
+    free local SIP and media ports.  ``voice``: after the keys the caller speaks (an 800 Hz
+    tone) for this many seconds, so that whoever the call reaches (an agent) hears the caller;
+    otherwise the caller sends no RTP once the keys are done.
     """
     sipp = _sipp_binary()
     presses = parse_keys(keys, key_delay) if keys else []
+    if voice < 0:
+        raise SippError("voice must not be negative (seconds of the caller speaking)")
     if hangup_after is not None and hangup_after <= 0:
         raise SippError("hangup_after must be positive (seconds after the answer)")
     sip_port = sip_port or _free_udp_ports(1, host=local_ip)
@@ -309,9 +333,9 @@ async def place_call(
         with tempfile.TemporaryDirectory(prefix="ivr-sipp-") as tmp:
             work = Path(tmp)
             pcap = None
-            if presses:
+            if presses or voice > 0:
                 pcap = work / "keys.pcap"
-                pcap.write_bytes(dtmf_pcap(presses))
+                pcap.write_bytes(dtmf_pcap(presses, voice=voice))
             scenario = work / "caller.xml"
             scenario.write_text(render_scenario(answer_timeout=max_duration, bye_wait=bye_wait, pcap=pcap))
             log_file, err_file, msg_file = work / "logs.log", work / "errors.log", work / "messages.log"
@@ -403,16 +427,560 @@ def _result(
 
 
 # ---------------------------------------------------------------------------------------------
-# Command line: python -m ivr.sipp NUMBER --from CALLER --keys SPEC
+# Agents' phones
+
+
+AGENT_SCENARIO = SCENARIO_DIR / "agent.xml"
+AGENT_BASE_PORT = 5070  # agentN's phone listens on 5070 + N (asterisk-conf/pjsip.conf)
+TONE_HZ = 400  # the agent's "voice": 8000 / 400 = 20 samples a period, so one packet loops cleanly
+
+
+@dataclasses.dataclass(slots=True)
+class AgentCallLog:
+    """One call offered to an agent's phone.  Times are wall-clock seconds (``time.time()``).
+
+    ``ended_by``: ``remote`` when the far end hung up or gave up ringing (CANCEL), ``local`` when
+    the phone hung up after ``talk`` seconds or refused the call (busy), None while it lasts.
+    ``rtp_packets_received``: RTP packets that reached the phone from the far end's media
+    address (None until answered); ``rtp_packets_sent``: packets of the phone's tone sent.
+    """
+
+    invited_at: float
+    answered_at: float | None = None
+    ended_at: float | None = None
+    ended_by: str | None = None
+    caller: str = ""
+    rtp_packets_received: int | None = None
+    number: int = 0  # SIPp's call number, 1, 2, … in the order the INVITEs arrived
+    cancelled: bool = False  # ended by CANCEL before it was answered
+    busy: bool = False  # refused with 486 Busy Here
+    remote_rtp: tuple[str, int] | None = None  # the far end's media address (from its SDP)
+    rtp_packets_sent: int | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.answered_at is not None
+
+    @property
+    def ended(self) -> bool:
+        return self.ended_at is not None
+
+    @property
+    def talk_time(self) -> float | None:
+        """Seconds from the answer to the end."""
+        if self.answered_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.answered_at
+
+    def describe(self) -> str:
+        parts = [f"call {self.number} from {self.caller or '?'}"]
+        if self.busy:
+            parts.append("refused (busy)")
+        elif self.cancelled and self.ended_at is not None:
+            parts.append(f"cancelled after {self.ended_at - self.invited_at:.1f}s ringing")
+        elif self.ended_at is not None:
+            talk = self.talk_time
+            parts.append(f"ended by {self.ended_by}" + (f" after {talk:.1f}s" if talk is not None else ""))
+        elif self.answered:
+            parts.append("talking")
+        else:
+            parts.append("ringing")
+        if self.rtp_packets_received is not None:
+            parts.append(f"RTP received {self.rtp_packets_received}, sent {self.rtp_packets_sent or 0}")
+        return ", ".join(parts)
+
+
+AGENT_MODES = ("answer", "no_answer", "busy")
+
+
+def render_agent_scenario(
+    *, media_ip: str, media_port: int, mode: str = "answer", ring_delay: float = 0.5, talk: float | None = None
+) -> str:
+    """The agent scenario for one phone: ``answer`` after ``ring_delay`` s, then hang up after
+    ``talk`` s (or wait for the far end's BYE); ``no_answer``: ring until cancelled; ``busy``:
+    refuse with 486 at once."""
+    if mode not in AGENT_MODES:
+        raise SippError(f"mode must be one of {', '.join(AGENT_MODES)}, not {mode!r}")
+    if ring_delay < 0:
+        raise SippError("ring_delay must not be negative")
+    if talk is not None and talk <= 0:
+        raise SippError("talk must be positive (seconds after the answer), or None to wait for the BYE")
+    ring_wait = f'timeout="{max(1, int(ring_delay * 1000))}" ontimeout="answer"' if mode == "answer" else ""
+    talk_wait = f'timeout="{max(1, int(talk * 1000))}" ontimeout="localbye"' if talk is not None else ""
+    return (
+        AGENT_SCENARIO.read_text()
+        .replace("@MEDIA_IP@", media_ip)
+        .replace("@MEDIA_PORT@", str(media_port))
+        .replace("@RING_WAIT@", ring_wait)
+        .replace("@TALK_WAIT@", talk_wait)
+        .replace("@BUSY@", '<nop next="busy"/>' if mode == "busy" else "")
+    )
+
+
+# IVR-AGENT <event> <call number> <[timestamp]: date TAB time TAB epoch> <detail>
+_AGENT_EVENT = re.compile(r"IVR-AGENT (invited|answered|ended) (\d+) \S+\s+\S+\s+(\d+(?:\.\d+)?)\s*(.*)")
+_INVITED_DETAIL = re.compile(r"from=(\S*) rtp=([0-9.]*):(\d*)")
+
+
+def parse_agent_log(text: str, calls: dict[int, AgentCallLog] | None = None) -> dict[int, AgentCallLog]:
+    """Apply the ``IVR-AGENT`` lines of an agent scenario's log to ``calls`` (by call number)."""
+    calls = {} if calls is None else calls
+    for line in text.splitlines():
+        m = _AGENT_EVENT.search(line)
+        if not m:
+            continue
+        event, number, at, detail = m.group(1), int(m.group(2)), float(m.group(3)), m.group(4).strip()
+        call = calls.get(number)
+        if call is None:
+            call = calls[number] = AgentCallLog(invited_at=at, number=number)
+        if event == "invited":
+            call.invited_at = at
+            d = _INVITED_DETAIL.search(detail)
+            if d:
+                call.caller = d.group(1)
+                if d.group(2) and d.group(3):
+                    call.remote_rtp = (d.group(2), int(d.group(3)))
+        elif event == "answered":
+            call.answered_at = at
+            if call.rtp_packets_received is None:
+                call.rtp_packets_received = 0
+                call.rtp_packets_sent = 0
+        elif event == "ended" and call.ended_at is None:
+            call.ended_at = at
+            call.cancelled = detail == "cancelled"
+            call.busy = detail == "busy"
+            call.ended_by = "local" if detail in ("local", "busy") else "remote"
+    return calls
+
+
+# SIPp logs every ``ontimeout`` jump as an error (ringing ends, the talk time is up): normal
+# here.  Its entries are not separated by newlines: each starts with a [timestamp].
+_TIMEOUT_JUMP = re.compile(
+    r"\d{4}-\d\d-\d\d\t[\d:.]+\t[\d.]+: Call-Id: [^,]*, receive timeout on message [^,]*, "
+    r"jumping to label \d+?(?=\d{4}-\d\d-\d\d\t|\s|$)"
+)
+
+
+def agent_errors(text: str) -> str:
+    """SIPp's error log of an agent phone without the expected timeout jumps."""
+    text = _TIMEOUT_JUMP.sub("", text).strip()
+    return "" if text == "The following events occurred:" else text
+
+
+def _ulaw(sample: int) -> int:
+    """One 16-bit linear sample to G.711 mu-law."""
+    bias, clip = 0x84, 32635
+    sign = 0x80 if sample < 0 else 0
+    magnitude = min(abs(sample), clip) + bias
+    exponent = max(0, magnitude.bit_length() - 8)
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def tone_payload(hz: int = TONE_HZ, *, level: float = 0.3) -> bytes:
+    """20 ms of a sine tone in PCMU (``hz`` should divide 8000 by a whole number of periods per packet)."""
+    return bytes(
+        _ulaw(int(level * 32767 * math.sin(2 * math.pi * hz * i / 8000))) for i in range(SAMPLES_PER_PACKET)
+    )
+
+
+class _Media(asyncio.DatagramProtocol):
+    """The phone's RTP socket: counts what arrives per call, sends the tone."""
+
+    def __init__(self, phone: AgentPhone) -> None:
+        self.phone = phone
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(data) >= 12 and data[0] >> 6 == 2:
+            self.phone._on_rtp(addr)
+
+
+class _Sink(asyncio.DatagramProtocol):
+    """RTCP arrives on the media port + 1: take it so the far end gets no ICMP errors."""
+
+
+class AgentPhone:
+    """An agent's softphone for end-to-end tests: one SIPp UAS on ``host:port`` taking calls
+    one after another until closed.
+
+        async with AgentPhone(5071, ring_delay=0.5) as phone:     # agent1
+            ...
+            calls = await phone.wait_for_ended(1, timeout=30)
+            assert calls[0].ended_by == "remote" and calls[0].rtp_packets_received > 0
+
+    ``mode``: ``answer`` (180 Ringing, then 200 OK after ``ring_delay`` s), ``no_answer``
+    (ring until cancelled) or ``busy`` (486 Busy Here at once).  ``talk``: the phone hangs up
+    this many seconds after the answer; None waits for the far end's BYE.  ``audio``: the
+    phone talks — it sends a 400 Hz tone (PCMU, 20 ms packets) to the far end from the answer
+    to the end of the call.  Whatever ``audio``, the RTP that reaches the phone is counted per
+    call (``rtp_packets_received``): in a two-party bridge Asterisk forwards only what the
+    other side sends, so a count above zero means the phone heard the other side.
+
+    The media address in the phone's SDP is a socket of this object (a free port pair on
+    ``host``), not SIPp's: it runs on the event loop of the ``async with``.
+    """
+
+    def __init__(
+        self,
+        port: int = AGENT_BASE_PORT + 1,
+        mode: str = "answer",
+        ring_delay: float = 0.5,
+        talk: float | None = None,
+        audio: bool = True,
+        *,
+        host: str = "127.0.0.1",
+        poll_interval: float = 0.02,
+    ) -> None:
+        self.port = port
+        self.mode = mode
+        self.ring_delay = ring_delay
+        self.talk = talk
+        self.audio = audio
+        self.host = host
+        self.poll_interval = poll_interval
+        self.media_port: int | None = None
+        self.unmatched_rtp = 0  # RTP packets from an address no call of ours announced
+        render_agent_scenario(  # checks the arguments early
+            media_ip=host, media_port=0, mode=mode, ring_delay=ring_delay, talk=talk
+        )
+        self._calls: dict[int, AgentCallLog] = {}
+        self._by_source: dict[tuple[str, int], AgentCallLog] = {}
+        self._senders: dict[int, asyncio.Task[None]] = {}
+        self._proc: asyncio.subprocess.Process | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._work: Path | None = None
+        self._log_offset = 0
+        self._log_rest = b""
+        self._media: _Media | None = None
+        self._sink: asyncio.DatagramTransport | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._reserved: list[int] = []
+        self._changed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._final_errors = ""  # what SIPp said, kept when the phone is closed
+        self._final_messages = ""
+
+    def __repr__(self) -> str:
+        return f"<AgentPhone {self.host}:{self.port} {self.mode}>"
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> AgentPhone:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def start(self, ready_timeout: float = 5.0) -> None:
+        if self._proc is not None:
+            raise SippError("this agent phone is already running")
+        sipp = _sipp_binary()
+        if _udp_port_bound(self.host, self.port):
+            raise SippError(f"UDP {self.host}:{self.port} is already in use (another agent phone, or a softphone?)")
+        loop = self._loop = asyncio.get_running_loop()
+        self.media_port = _free_udp_ports(2, host=self.host)  # RTP, RTCP
+        sipp_media = _free_udp_ports(2, step=2, host=self.host)  # SIPp binds its own media ports
+        self._reserved = [self.media_port, self.media_port + 1, sipp_media, sipp_media + 2]
+        try:
+            transport, protocol = await loop.create_datagram_endpoint(
+                lambda: _Media(self), local_addr=(self.host, self.media_port)
+            )
+            self._media = protocol
+            self._sink, _ = await loop.create_datagram_endpoint(_Sink, local_addr=(self.host, self.media_port + 1))
+            self._tmp = tempfile.TemporaryDirectory(prefix="ivr-agent-")
+            work = self._work = Path(self._tmp.name)
+            scenario = work / "agent.xml"
+            scenario.write_text(
+                render_agent_scenario(
+                    media_ip=self.host,
+                    media_port=self.media_port,
+                    mode=self.mode,
+                    ring_delay=self.ring_delay,
+                    talk=self.talk,
+                )
+            )
+            argv = [
+                sipp,
+                "-sf", str(scenario),
+                "-i", self.host, "-p", str(self.port),
+                "-mi", self.host, "-mp", str(sipp_media),
+                "-nostdin", "-aa",
+                "-trace_logs", "-log_file", str(work / "logs.log"),
+                "-trace_err", "-error_file", str(work / "errors.log"),
+                "-trace_msg", "-message_file", str(work / "messages.log"),
+            ]  # fmt: skip
+            with open(work / "stderr.log", "wb") as stderr:
+                self._proc = await asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=stderr,
+                    cwd=work,
+                    preexec_fn=_die_with_parent(),  # no phone left on the port if we are killed
+                )
+            deadline = loop.time() + ready_timeout
+            while not _udp_port_bound(self.host, self.port):
+                if self._proc.returncode is not None or loop.time() > deadline:
+                    why = self.errors or "no output"
+                    raise SippError(f"the agent phone on port {self.port} did not start: {why}")
+                await asyncio.sleep(0.02)
+            self._poller = asyncio.create_task(self._poll(), name=f"agent-phone-{self.port}")
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Stop the phone (calls in progress are dropped without a BYE)."""
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+            await proc.wait()
+        self._sync()
+        for task in self._senders.values():
+            task.cancel()
+        if self._senders:
+            await asyncio.gather(*self._senders.values(), return_exceptions=True)
+        self._senders.clear()
+        if self._media is not None and self._media.transport is not None:
+            self._media.transport.close()
+        self._media = None
+        if self._sink is not None:
+            self._sink.close()
+            self._sink = None
+        if self._work is not None:
+            self._final_errors = self._read_errors()
+            self._final_messages = _read(self._work / "messages.log")
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+            self._work = None
+        _reserved_ports.difference_update(self._reserved)
+        self._reserved = []
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
+
+    # -- what happened -----------------------------------------------------------------------
+
+    @property
+    def calls(self) -> list[AgentCallLog]:
+        """The calls offered so far, in order (copies: they do not change under you)."""
+        self._sync()
+        return [dataclasses.replace(call) for _, call in sorted(self._calls.items())]
+
+    @property
+    def errors(self) -> str:
+        """SIPp's unexpected-message log and its stderr."""
+        if self._work is None:
+            return self._final_errors
+        return self._read_errors()
+
+    @property
+    def messages(self) -> str:
+        """Every SIP message the phone sent and received."""
+        if self._work is None:
+            return self._final_messages
+        return _read(self._work / "messages.log")
+
+    def _read_errors(self) -> str:
+        assert self._work is not None
+        return "\n".join(
+            x for x in (agent_errors(_read(self._work / "errors.log")), _read(self._work / "stderr.log")) if x
+        )
+
+    async def wait_for_calls(self, n: int, timeout: float) -> list[AgentCallLog]:
+        """Until ``n`` calls have been offered (INVITE received); the calls so far."""
+        return await self._wait(lambda calls: len(calls) >= n, timeout, f"{n} call(s) offered")
+
+    async def wait_for_answered(self, n: int, timeout: float) -> list[AgentCallLog]:
+        """Until ``n`` calls have been answered (ACK received)."""
+        return await self._wait(lambda calls: sum(c.answered for c in calls) >= n, timeout, f"{n} call(s) answered")
+
+    async def wait_for_ended(self, n: int, timeout: float) -> list[AgentCallLog]:
+        """Until ``n`` calls have ended (hung up by either side, or cancelled while ringing)."""
+        return await self._wait(lambda calls: sum(c.ended for c in calls) >= n, timeout, f"{n} call(s) ended")
+
+    async def _wait(
+        self, done: Callable[[list[AgentCallLog]], bool], timeout: float, what: str
+    ) -> list[AgentCallLog]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            calls = self.calls
+            if done(calls):
+                return calls
+            if self._proc is None or self._proc.returncode is not None:
+                raise SippError(f"agent phone {self.port} is not running (waiting for {what}): {self.errors}")
+            left = deadline - loop.time()
+            if left <= 0:
+                summary = "; ".join(c.describe() for c in calls) or "no calls"
+                raise TimeoutError(f"agent phone {self.port}: not {what} within {timeout:g}s ({summary})")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(left, 0.25))
+
+    # -- the log and the media ---------------------------------------------------------------
+
+    async def _poll(self) -> None:
+        while True:
+            self._sync()
+            if self._proc is not None and self._proc.returncode is not None:
+                self._changed.set()  # wake waiters: the phone died
+                return
+            await asyncio.sleep(self.poll_interval)
+
+    def _sync(self) -> None:
+        """Read the log lines SIPp wrote since last time; start and stop the tone."""
+        if self._work is None:
+            return
+        try:
+            with open(self._work / "logs.log", "rb") as f:
+                f.seek(self._log_offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return
+        if not chunk:
+            return
+        self._log_offset += len(chunk)
+        data = self._log_rest + chunk
+        complete, _, self._log_rest = data.rpartition(b"\n")
+        if not complete:
+            return
+        before = {n: (c.answered, c.ended) for n, c in self._calls.items()}
+        parse_agent_log(complete.decode(errors="replace"), self._calls)
+        changed = False
+        for number, call in self._calls.items():
+            if before.get(number) == (call.answered, call.ended):
+                continue
+            changed = True
+            if call.remote_rtp is not None:
+                self._by_source[call.remote_rtp] = call
+            if call.answered and not call.ended and self.audio and number not in self._senders:
+                assert self._loop is not None
+                self._senders[number] = self._loop.create_task(self._send_tone(call))
+            if call.ended:
+                sender = self._senders.pop(number, None)
+                if sender is not None:
+                    sender.cancel()
+        if changed:
+            self._changed.set()
+
+    def _on_rtp(self, addr: tuple[str, int]) -> None:
+        call = self._by_source.get(addr[:2])
+        if call is None:
+            self._sync()
+            call = self._by_source.get(addr[:2])
+        if call is None or call.ended:
+            self.unmatched_rtp += 1
+            return
+        call.rtp_packets_received = (call.rtp_packets_received or 0) + 1
+
+    async def _send_tone(self, call: AgentCallLog) -> None:
+        if call.remote_rtp is None or self._media is None or self._media.transport is None:
+            return
+        transport = self._media.transport
+        payload = tone_payload()
+        loop = asyncio.get_running_loop()
+        ssrc, seq, ts = random.getrandbits(32), random.getrandbits(15), random.getrandbits(31)
+        start = loop.time()
+        sent = 0
+        while not call.ended:
+            header = struct.pack(
+                "!BBHII", 0x80, (0x80 if sent == 0 else 0) | PCMU_PAYLOAD_TYPE, (seq + sent) & 0xFFFF,
+                (ts + sent * SAMPLES_PER_PACKET) & 0xFFFFFFFF, ssrc,
+            )  # fmt: skip
+            if transport.is_closing():
+                return
+            transport.sendto(header + payload, call.remote_rtp)
+            sent += 1
+            call.rtp_packets_sent = sent
+            await asyncio.sleep(max(0.0, start + sent * PACKET_MS / 1000 - loop.time()))
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """For ``preexec_fn``: the child gets SIGKILL when this process dies (Linux); None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def set_death_signal() -> None:
+        prctl(pr_set_pdeathsig, int(signal.SIGKILL))
+
+    return set_death_signal
+
+
+def _udp_port_bound(host: str, port: int) -> bool:
+    """Whether some socket is bound to UDP ``host:port`` (or the wildcard address) — from
+    /proc/net/udp, so no socket of ours takes the port even for a moment."""
+    try:
+        table = Path("/proc/net/udp").read_text()
+    except OSError:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+        finally:
+            s.close()
+        return False
+    want = {f"{_proc_ip(host)}:{port:04X}", f"00000000:{port:04X}"}
+    for line in table.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 1 and fields[1] in want:
+            return True
+    return False
+
+
+def _proc_ip(host: str) -> str:
+    return socket.inet_aton(host)[::-1].hex().upper()
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line:
+#   python -m ivr.sipp [call] NUMBER --from CALLER --keys SPEC
+#   python -m ivr.sipp agent --port 5071 [--no-answer | --busy] [--ring-delay S] [--talk S]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ivr.sipp", description="Place one SIPp test call.")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "agent":
+        return agent_main(argv[1:])
+    if argv and argv[0] == "call":
+        argv = argv[1:]
+    return call_main(argv)
+
+
+def call_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ivr.sipp",
+        description="Place one SIPp test call.  ('python -m ivr.sipp agent --help': run an agent's phone.)",
+    )
     parser.add_argument("number", help="the number dialled, e.g. 15771000")
     parser.add_argument("--from", dest="caller", default="01012345678", help="the caller's number")
     parser.add_argument("--keys", default="", help="keys to press, e.g. '1122' or 'w6,1,w4,2'")
     parser.add_argument("--key-delay", type=float, default=1.0, help="seconds after the answer before the first key")
     parser.add_argument("--hangup-after", type=float, help="hang up this many seconds after the answer")
+    parser.add_argument("--voice", type=float, default=0.0,
+                        help="after the keys, speak (an 800 Hz tone) for this many seconds")
     parser.add_argument("--max-duration", type=float, default=60)
     parser.add_argument("--target", default=os.environ.get("IVR_SIP_TARGET", "127.0.0.1:5060"))
     parser.add_argument("--messages", action="store_true", help="print the SIP messages exchanged")
@@ -427,6 +995,7 @@ def main(argv: list[str] | None = None) -> int:
                 hangup_after=args.hangup_after,
                 max_duration=args.max_duration,
                 target=args.target,
+                voice=args.voice,
             )
         )
     except SippError as exc:
@@ -438,6 +1007,72 @@ def main(argv: list[str] | None = None) -> int:
     if not result.ok:
         if result.errors:
             print(result.errors, file=sys.stderr)
+        return 1
+    return 0
+
+
+def agent_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ivr.sipp agent",
+        description="Run an agent's phone (SIPp) that takes calls one after another until Ctrl-C.",
+    )
+    parser.add_argument("--port", type=int, default=AGENT_BASE_PORT + 1,
+                        help="SIP port: agentN's phone is 5070+N (agent1 = 5071, the default)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (the agent's contact)")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--no-answer", action="store_true", help="ring and never answer")
+    how.add_argument("--busy", action="store_true", help="refuse every call (486 Busy Here)")
+    parser.add_argument("--ring-delay", type=float, default=0.5, help="seconds of ringing before the answer")
+    parser.add_argument("--talk", type=float, help="hang up this many seconds after the answer "
+                        "(default: wait for the caller to hang up)")
+    parser.add_argument("--no-audio", action="store_true", help="send no tone (RTP received is still counted)")
+    parser.add_argument("--messages", action="store_true", help="print the SIP messages exchanged at the end")
+    args = parser.parse_args(argv)
+    try:
+        phone = AgentPhone(
+            args.port,
+            mode="no_answer" if args.no_answer else "busy" if args.busy else "answer",
+            ring_delay=args.ring_delay,
+            talk=args.talk,
+            audio=not args.no_audio,
+            host=args.host,
+        )
+        return asyncio.run(_run_agent(phone, args.messages))
+    except SippError as exc:
+        print(f"sipp: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _run_agent(phone: AgentPhone, show_messages: bool) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # Ctrl-C comes as KeyboardInterrupt
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with phone:
+        talk = f"hangs up after {phone.talk:g}s" if phone.talk else "waits for the caller to hang up"
+        how = {"no_answer": "never answers", "busy": "refuses every call (busy)"}.get(
+            phone.mode, f"answers after {phone.ring_delay:g}s, {talk}")
+        print(f"agent phone on {phone.host}:{phone.port} (media port {phone.media_port}): {how}. Ctrl-C stops.",
+              flush=True)
+        seen: dict[int, tuple[bool, bool]] = {}
+        try:
+            while phone.running and not stop.is_set():
+                for call in phone.calls:
+                    state = (call.answered, call.ended)
+                    if seen.get(call.number) != state:
+                        seen[call.number] = state
+                        print(time.strftime("%H:%M:%S"), call.describe(), flush=True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.2)
+            died = not phone.running
+        finally:
+            if show_messages:
+                print(phone.messages)
+    if died:
+        print(f"sipp stopped: {phone.errors}", file=sys.stderr)
         return 1
     return 0
 

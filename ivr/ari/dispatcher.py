@@ -14,7 +14,7 @@ import asyncio
 import math
 import types
 import uuid
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -132,7 +132,8 @@ class AriAdapter:
         """Live calls by channel id."""
         return types.MappingProxyType(self._calls)
 
-    async def close(self, grace: float | None = None) -> None:
+    async def close(self, grace: float | None = None,
+                    cleanup: Callable[[], Awaitable[None]] | None = None) -> None:
         """Stop taking calls, let calls finish within ``grace`` seconds, cancel the rest.
 
         Channels still in Stasis after that are sent on in the dialplan (after the
@@ -156,6 +157,11 @@ class AriAdapter:
             for future in self._expected.values():
                 future.cancel()
             self._expected.clear()
+            if cleanup is not None and self._events.connected:
+                try:                          # e.g. bridges of ours, while the client is open
+                    await asyncio.wait_for(cleanup(), self.timeouts.request * 2)
+                except (AriError, TimeoutError) as exc:
+                    log.warning("ari.cleanup_failed", error=str(exc))
         finally:
             await self._helpers.cancel_all(self.timeouts.ws_close)
             await self._events.close()
@@ -201,7 +207,10 @@ class AriAdapter:
             except ChannelGone as exc:
                 raise DialFailed(f"cannot dial {endpoint}: {exc}", status=exc.status) from exc
             except AriError as exc:
-                if exc.status in (400, 404, 409):    # unknown or unusable endpoint
+                # Unknown or unusable endpoint; Asterisk 22 answers an endpoint it cannot
+                # create a channel for (PJSIP/nobody, an unloaded technology) with 500
+                # "Allocation failed".
+                if exc.status in (400, 404, 409) or (exc.status == 500 and "Allocation failed" in str(exc)):
                     raise DialFailed(f"cannot dial {endpoint}: {exc}", status=exc.status) from exc
                 raise
             try:

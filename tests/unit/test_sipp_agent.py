@@ -1,0 +1,289 @@
+"""The agent's phone for end-to-end tests: its scenario, its event log, its tone, its command line."""
+
+from __future__ import annotations
+
+import re
+import socket
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from ivr import sipp
+from ivr.sipp import (
+    AgentCallLog,
+    AgentPhone,
+    SippError,
+    agent_errors,
+    parse_agent_log,
+    render_agent_scenario,
+    tone_payload,
+)
+
+# Lines as SIPp writes them: [timestamp] is "date TAB time TAB epoch".
+INVITED_1 = "IVR-AGENT invited 1 2026-11-29\t04:13:06.583562\t1795925586.583562 from=01012345678 rtp=127.0.0.1:29248"
+ANSWERED_1 = "IVR-AGENT answered 1 2026-11-29\t04:13:06.888219\t1795925586.888219"
+ENDED_1 = "IVR-AGENT ended 1 2026-11-29\t04:13:07.897026\t1795925587.897026 remote"
+
+
+def scenario(**kw) -> ET.Element:
+    text = render_agent_scenario(media_ip="127.0.0.1", media_port=40000, **kw)
+    assert not re.findall(r"@[A-Z_]+@", re.sub(r"<!--.*?-->", "", text, flags=re.S)), "a placeholder was left"
+    return ET.fromstring(text)
+
+
+def jump_targets(root: ET.Element) -> set[str]:
+    return {el.get(attr) for el in root.iter() for attr in ("next", "ontimeout") if el.get(attr)}
+
+
+def labels(root: ET.Element) -> set[str]:
+    return {el.get("id") for el in root.iter("label")}
+
+
+# -- the scenario ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["answer", "no_answer", "busy"])
+def test_every_jump_of_every_mode_lands_on_a_label(mode):
+    root = scenario(mode=mode, talk=3)
+    assert jump_targets(root) <= labels(root)
+
+
+def test_answering_waits_the_ring_delay_for_a_cancel_then_answers():
+    root = scenario(mode="answer", ring_delay=1.5)
+    cancel = next(el for el in root.iter("recv") if el.get("request") == "CANCEL")
+    assert (cancel.get("timeout"), cancel.get("ontimeout")) == ("1500", "answer")
+
+
+def test_a_zero_ring_delay_answers_at_once_not_never():
+    root = scenario(mode="answer", ring_delay=0)
+    cancel = next(el for el in root.iter("recv") if el.get("request") == "CANCEL")
+    assert cancel.get("timeout") == "1"  # SIPp reads timeout="0" as no timeout at all
+
+
+def test_not_answering_rings_until_cancelled():
+    root = scenario(mode="no_answer")
+    cancel = next(el for el in root.iter("recv") if el.get("request") == "CANCEL")
+    assert cancel.get("timeout") is None and cancel.get("ontimeout") is None
+
+
+def test_without_a_talk_time_the_phone_waits_for_the_far_end_to_hang_up():
+    root = scenario()
+    bye = next(el for el in root.iter("recv") if el.get("request") == "BYE")
+    assert bye.get("timeout") is None
+
+
+def test_with_a_talk_time_the_phone_hangs_up_itself():
+    root = scenario(talk=2.5)
+    bye = next(el for el in root.iter("recv") if el.get("request") == "BYE")
+    assert (bye.get("timeout"), bye.get("ontimeout")) == ("2500", "localbye")
+
+
+def test_a_busy_phone_refuses_right_after_the_invite():
+    root = scenario(mode="busy")
+    steps = list(root)
+    first_recv = next(i for i, el in enumerate(steps) if el.tag == "recv")
+    after = [el for el in steps[first_recv + 1:] if el.tag != "Reference"]
+    assert after[0].tag == "nop" and after[0].get("next") == "busy"
+    assert "486 Busy Here" in render_agent_scenario(media_ip="127.0.0.1", media_port=1, mode="busy")
+    assert not [el for el in scenario(mode="answer").iter("nop") if el.get("next") == "busy"]
+
+
+def test_the_offer_answer_names_our_media_address_with_pcmu_and_telephone_events():
+    text = render_agent_scenario(media_ip="127.0.0.2", media_port=41234)
+    assert "c=IN IP4 127.0.0.2" in text
+    assert "m=audio 41234 RTP/AVP 0 101" in text
+    assert "a=rtpmap:101 telephone-event/8000" in text
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"mode": "ring"}, "mode"),
+        ({"ring_delay": -1}, "ring_delay"),
+        ({"talk": 0}, "talk"),
+    ],
+)
+def test_arguments_that_make_no_sense_are_refused(kw, message):
+    with pytest.raises(SippError, match=message):
+        render_agent_scenario(media_ip="127.0.0.1", media_port=1, **kw)
+    with pytest.raises(SippError, match=message):
+        AgentPhone(5071, **kw)
+
+
+# -- the event log --------------------------------------------------------------------------------
+
+
+def test_a_call_answered_and_hung_up_by_the_far_end():
+    [call] = parse_agent_log("\n".join([INVITED_1, ANSWERED_1, ENDED_1])).values()
+    assert call == AgentCallLog(
+        invited_at=1795925586.583562,
+        answered_at=1795925586.888219,
+        ended_at=1795925587.897026,
+        ended_by="remote",
+        caller="01012345678",
+        rtp_packets_received=0,
+        number=1,
+        remote_rtp=("127.0.0.1", 29248),
+        rtp_packets_sent=0,
+    )
+    assert call.answered and call.ended
+    assert call.talk_time == pytest.approx(1.0088, abs=1e-3)
+
+
+def test_a_call_that_still_rings_has_no_media_counts():
+    [call] = parse_agent_log(INVITED_1).values()
+    assert not call.answered and not call.ended and call.ended_by is None
+    assert call.rtp_packets_received is None
+    assert "ringing" in call.describe()
+
+
+@pytest.mark.parametrize(
+    "detail, ended_by, cancelled, busy",
+    [
+        ("remote", "remote", False, False),
+        ("local", "local", False, False),
+        ("cancelled", "remote", True, False),
+        ("busy", "local", False, True),
+    ],
+)
+def test_how_a_call_ended(detail, ended_by, cancelled, busy):
+    log = f"{INVITED_1}\nIVR-AGENT ended 1 2026-11-29\t04:13:08.0\t1795925588.0 {detail}\n"
+    [call] = parse_agent_log(log).values()
+    assert (call.ended_by, call.cancelled, call.busy) == (ended_by, cancelled, busy)
+    assert call.ended_at == 1795925588.0
+
+
+def test_the_log_is_applied_in_pieces_as_sipp_writes_it():
+    calls: dict[int, AgentCallLog] = {}
+    parse_agent_log(INVITED_1, calls)
+    assert not calls[1].answered
+    parse_agent_log(ANSWERED_1, calls)
+    calls[1].rtp_packets_received = 7  # counted by the phone meanwhile
+    parse_agent_log(ENDED_1 + "\n" + INVITED_1.replace("invited 1", "invited 2"), calls)
+    assert calls[1].ended_by == "remote" and calls[1].rtp_packets_received == 7
+    assert sorted(calls) == [1, 2] and not calls[2].answered
+
+
+def test_an_invite_without_a_caller_or_sdp_still_counts_as_a_call():
+    [call] = parse_agent_log("IVR-AGENT invited 3 2026-11-29\t04:13:06.5\t1795925586.5 from= rtp=:").values()
+    assert (call.number, call.caller, call.remote_rtp) == (3, "", None)
+
+
+def test_lines_that_are_not_ours_are_ignored():
+    assert parse_agent_log("Resolving remote host\nIVR-EVENT answered 408\n") == {}
+
+
+def test_expected_timeout_jumps_are_not_errors():
+    noise = (
+        "The following events occurred:\n"
+        "2026-11-29\t04:23:03.930216\t1795926183.930216: Call-Id: abc, receive timeout on message "
+        "ivr agent:2, jumping to label 7"
+        "2026-11-29\t04:23:04.934315\t1795926184.934315: Call-Id: def, receive timeout on message "
+        "ivr agent:2, jumping to label 12"
+    )
+    assert agent_errors(noise) == ""
+    real = "2026-11-29\t04:23:05.1\t1795926185.1: Aborting call on unexpected message for Call-Id x"
+    assert agent_errors(noise + real).endswith(real)
+    assert "2026-11-29\t04:23:05.1" in agent_errors(noise + real)  # the year of the next entry survives
+
+
+# -- the tone -------------------------------------------------------------------------------------
+
+
+def test_mu_law_corner_values():
+    assert sipp._ulaw(0) == 0xFF
+    assert sipp._ulaw(32767) == 0x80
+    assert sipp._ulaw(-32768) == 0x00
+    assert sipp._ulaw(-1) == 0x7F
+
+
+def test_the_tone_is_one_packet_that_loops_without_a_click():
+    tone = tone_payload()
+    assert len(tone) == 160
+    period = 8000 // sipp.TONE_HZ
+    assert tone[:period] == tone[period : 2 * period] == tone[-period:]
+    assert len(set(tone)) > 4  # not silence
+
+
+# -- the phone's port -----------------------------------------------------------------------------
+
+
+def test_a_bound_udp_port_is_seen_as_taken():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        assert sipp._udp_port_bound("127.0.0.1", port)
+    finally:
+        s.close()
+    assert not sipp._udp_port_bound("127.0.0.1", port)
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+
+def test_the_command_line_runs_an_agent_or_places_a_call(monkeypatch):
+    seen = []
+    monkeypatch.setattr(sipp, "agent_main", lambda argv: seen.append(("agent", argv)) or 0)
+    monkeypatch.setattr(sipp, "call_main", lambda argv: seen.append(("call", argv)) or 0)
+    sipp.main(["agent", "--port", "5072", "--no-answer"])
+    sipp.main(["15771000", "--from", "01012345678"])  # the original form
+    sipp.main(["call", "15771000", "--keys", "1"])
+    assert seen == [
+        ("agent", ["--port", "5072", "--no-answer"]),
+        ("call", ["15771000", "--from", "01012345678"]),
+        ("call", ["15771000", "--keys", "1"]),
+    ]
+
+
+def test_the_agent_command_line_builds_the_phone_asked_for(monkeypatch):
+    built = []
+
+    async def fake_run(phone, show_messages):
+        built.append(phone)
+        return 0
+
+    monkeypatch.setattr(sipp, "_run_agent", fake_run)
+    assert sipp.agent_main(["--port", "5073", "--busy"]) == 0
+    assert sipp.agent_main(["--ring-delay", "2", "--talk", "5", "--no-audio"]) == 0
+    busy, talker = built
+    assert (busy.port, busy.mode) == (5073, "busy")
+    assert (talker.port, talker.mode, talker.ring_delay, talker.talk, talker.audio) == (5071, "answer", 2.0, 5.0, False)
+    with pytest.raises(SystemExit):
+        sipp.agent_main(["--busy", "--no-answer"])
+
+
+# -- the caller's voice, for the agent to hear ------------------------------------------------------
+
+
+def rtp_payloads(pcap: bytes) -> list[tuple[int, bytes]]:
+    """(payload type, payload) of each packet of a capture written by ``dtmf_pcap``."""
+    out, offset = [], 24
+    while offset < len(pcap):
+        length = int.from_bytes(pcap[offset + 8 : offset + 12], "little")
+        frame = pcap[offset + 16 : offset + 16 + length]
+        rtp = frame[14 + 20 + 8 :]
+        out.append((rtp[1] & 0x7F, rtp[12:]))
+        offset += 16 + length
+    return out
+
+
+def test_a_caller_with_a_voice_speaks_after_the_keys():
+    voice = tone_payload(sipp.CALLER_TONE_HZ)
+    packets = rtp_payloads(sipp.dtmf_pcap([(0.2, "1")], voice=2))
+    spoken = [i for i, (pt, payload) in enumerate(packets) if pt == 0 and payload == voice]
+    keys = [i for i, (pt, _) in enumerate(packets) if pt == sipp.EVENT_PAYLOAD_TYPE]
+    assert len(spoken) == 100  # 2 s of 20 ms packets
+    assert max(keys) < min(spoken)
+    assert voice != tone_payload()  # the caller and the agent are told apart by their tones
+
+
+def test_a_caller_may_speak_without_pressing_keys():
+    packets = rtp_payloads(sipp.dtmf_pcap([], voice=1))
+    assert [pt for pt, _ in packets] == [0] * 55  # 0.1 s of lead-in silence, then 1 s of voice
+
+
+def test_without_a_voice_the_keys_capture_is_as_before():
+    packets = rtp_payloads(sipp.dtmf_pcap([(0.2, "1")]))
+    assert tone_payload(sipp.CALLER_TONE_HZ) not in [payload for _, payload in packets]
+    assert sipp.dtmf_pcap([]) == sipp._pcap([])
