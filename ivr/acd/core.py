@@ -15,8 +15,11 @@ search plus a move of pointers; places and offers are found without walking the 
 Agent states::
 
     OFFLINE --login--> AVAILABLE --offers()--> RINGING --answered--> ON_CALL --call_ended--> WRAP_UP
-    RINGING --ring_failed--> PAUSED ("no answer")      RINGING --ring_cancelled--> AVAILABLE
-    WRAP_UP --tick (wrap-up over)--> AVAILABLE         AVAILABLE/WRAP_UP --pause--> PAUSED --resume--> AVAILABLE
+    RINGING --ring_failed--> PAUSED ("no answer")
+    RINGING --ring_cancelled--> AVAILABLE
+    WRAP_UP --tick (wrap-up over)--> AVAILABLE
+    AVAILABLE/WRAP_UP --pause--> PAUSED --resume--> AVAILABLE
+    any but RINGING/ON_CALL --logout--> OFFLINE
 
 A pause asked for while ringing or on a call starts when the call ends (instead of the
 wrap-up).  Logging out is refused while ringing or on a call.
@@ -119,13 +122,14 @@ class Acd:
             raise AcdStateError(f"call {call_id} is already waiting in queue "
                                 f"{self._waiting[call_id].queue!r}")
         self._tell(now)
-        rank = self._rank.get(priority, self._default_rank) if priority is not None else self._default_rank
+        rank = self._rank.get(priority, self._default_rank) if priority else self._default_rank
         self._seq += 1
         w = Waiting(call_id=call_id, queue=queue, priority=self.priorities[rank], rank=rank,
                     arrived_at=now if arrived_at is None else arrived_at, seq=self._seq)
         self._waiting[call_id] = w
         bisect.insort(line.order, (w.rank, w.arrived_at, w.seq, call_id))
         bisect.insort(line.by_arrival, (w.arrived_at, w.seq, call_id))
+        self._estimators[queue].record_arrival(rank, now)
         self._emit(now, "call.queued", call_id=call_id, queue=queue, detail=w.priority)
         return w
 
@@ -318,7 +322,9 @@ class Acd:
         self._tell(now)
         self._remove(w)
         waited = now - w.arrived_at
-        self._estimators[w.queue].record_answered(waited)
+        est = self._estimators[w.queue]
+        est.record_answered(waited)
+        est.record_ring(now - a.since)
         a.handled += 1
         a.answered_at = now
         self._emit(now, "call.connected", call_id=call_id, agent_id=agent_id, queue=w.queue,
@@ -379,23 +385,36 @@ class Acd:
         w = self._get_waiting(call_id)
         if w.offered_to is not None:
             return 0.0
-        line = self._lines[w.queue]
-        est = self._estimators[w.queue]
-        remaining: list[float] = []
+        return self._estimate(w.queue, self.position(call_id), w.rank, now)
+
+    def estimate_newcomer(self, queue: str, now: float, priority: str | None = None) -> float | None:
+        """Seconds a caller of ``priority`` joining ``queue`` now would be expected to wait
+        (``queue.<name>.estimated_wait`` in flows); None when nobody is on duty for it."""
+        line = self._line(queue)
+        rank = self._rank.get(priority, self._default_rank) if priority else self._default_rank
+        position = 1 + sum(1 for key in line.order if key[0] <= rank)
+        return self._estimate(queue, position, rank, now)
+
+    def _estimate(self, queue: str, position: int, rank: int, now: float) -> float | None:
+        line = self._lines[queue]
+        est = self._estimators[queue]
+        on_call: list[float] = []           # how long each agent on a call has been on it
+        others: list[float] = []            # the known remaining time of the others
         for agent_id in line.serving:
             a = self._agents[agent_id]
             if a.state in (AgentState.OFFLINE, AgentState.PAUSED) or a.pause_after is not None:
                 continue
             if a.state is AgentState.ON_CALL:
                 assert a.answered_at is not None
-                remaining.append(est.busy_remaining(now - a.answered_at))
+                on_call.append(now - a.answered_at)
             elif a.state is AgentState.WRAP_UP:
-                remaining.append(max(0.0, (a.wrap_until or now) - now))
+                others.append(max(0.0, (a.wrap_until or now) - now))
             else:                          # available, or ringing for a caller ahead
-                remaining.append(0.0)
-        if not remaining:
+                others.append(0.0)
+        if not on_call and not others:
             return None
-        return est.estimate(self.position(call_id), remaining, now)
+        remaining = est.free_times(on_call, others)
+        return est.estimate(position, remaining, now, rank=rank)
 
     def snapshot(self, now: float | None = None) -> dict[str, Any]:
         """A plain dict for a wallboard, as of ``now`` (default: the latest time the Acd was

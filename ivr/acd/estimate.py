@@ -4,35 +4,70 @@
 average of the waits of answered callers, ``holdtime = (3 * old + sample) / 4``, the same
 figure for every caller whatever the place in line.
 
-``WaitEstimator`` (one per queue) looks at the line as it is now.  The caller at place ``p``
-(1-based, in serving order) is taken when the ``p``-th agent frees up.  Each agent serving
-the queue frees up after its remaining time: 0 when available or ringing (a ringing agent is
-the free agent of the caller it rings, who is counted in the places ahead), the rest of the
-wrap-up, or for an agent on a call ``max(mean_handle - elapsed, floor)``; once free, an agent
-is busy again for ``mean_handle``.  Callers ahead who give up do not need an agent, so the
-place is discounted by the share of recent callers who left the line unserved:
-``p_eff = 1 + (p - 1) * (1 - abandon_rate)``.
+``WaitEstimator`` (one per queue) looks at the line as it is now.
 
-Recent figures weigh more: the handle time (talk time plus wrap-up) and the abandonment rate
-are exponentially weighted moving averages whose half-life is counted in samples — handled
-calls for the handle time, callers leaving the line for the abandonment rate.  Counting in
-samples rather than seconds makes a quiet hour keep its figures instead of forgetting them.
-Until the first call is handled the handle time is ``prior_handle``.
+- **When the agents free up.**  Each agent serving the queue (logged in, not paused) is free
+  after its remaining time: 0 when available or ringing (a ringing agent is the free agent of
+  the caller it rings, who is counted among the places ahead), the rest of the wrap-up, or for
+  an agent on a call the rest of the call.  Once free, an agent is busy again for
+  ``mean_handle``.  With nothing else, the caller at place ``p`` is taken at the ``p``-th
+  agent-free event, plus the time an agent's phone rings before it is answered
+  (``mean_ring``).
+- **The rest of a call** ``elapsed`` seconds in is drawn from the recent handle times (the
+  last ``window``) longer than ``elapsed``, less ``elapsed``: handle times are spread, and a
+  call already long is more likely a long one.  The first agents to free up are not the ones
+  with the shortest *expected* rest — among many agents some call ends sooner than any
+  single agent's mean — so the agents' next free times are the quantiles at ``k / (n + 1)``
+  (``k`` = 1 … ``n`` agents) of the agents' rests taken together, which is close to the
+  expected ``k``-th first end.  With fewer than ``min_longer`` recent handle times as long as
+  the call so far (and before any call is handled), the rest is
+  ``max(mean_handle - elapsed, floor)``.
+- **Callers ahead who give up** need no agent.  Each caller still ahead gives up at the
+  queue's abandonment hazard: callers who left the line unserved, per second spent in line by
+  all who left it (answered or not) — the estimate of exponential patience (Erlang-A).  A
+  hazard per second, rather than the share of callers who give up (``p_eff = 1 + (p - 1) *
+  (1 - share)``), because the callers ahead have only the rest of their wait left to give up
+  in: the share, measured over whole waits, discounts them about twice over and promises too
+  short a wait when the line is long (``bench/ewt.py`` shows it).  The share is kept for the
+  wallboard (``abandon_rate``).
+- **Callers who will arrive with a higher priority** go ahead: for a caller of priority rank
+  ``r``, callers of ranks below ``r`` join the places ahead at their recent arrival rate.
+
+Between two agent-free events the expected number of callers ahead ``A`` follows
+``dA/dt = inflow - hazard * A``; each free event takes one (``A -= 1``); the caller is taken
+at the first free event with nobody ahead, interpolating between two events when ``A`` is a
+fraction.  Once the agents' free times come round regularly (every ``mean_handle``), whole
+rounds are stepped at once, so a long line costs O(agents), not O(place).  An estimate beyond
+``horizon`` (1 hour: twice the longest range announced, and well past the time the current
+arrival rates can be trusted), or for a line that does not move (callers of higher priority
+alone keep every agent busy), is ``horizon``.
+
+Recent figures weigh more: the handle time (talk time plus wrap-up), the ring time and the
+abandonment figures are exponentially weighted, with a half-life counted in samples — handled
+calls, or callers leaving the line — so a quiet hour keeps its figures instead of forgetting
+them; the arrival rates of each priority age with a half-life in seconds
+(``arrival_half_life``), since a rate is per second.
+
+Not modelled: agents who will log in or out, agents shared with other queues' callers, a
+surge that will end.
 
 ``announce_range`` turns an estimate into what the caller hears: "less than N minutes".
 """
 
 from __future__ import annotations
 
+import bisect
+import collections
 import heapq
 import math
 from collections.abc import Sequence
 
-__all__ = ["AppQueueAverage", "WaitEstimator", "Ewma", "announce_range", "RANGES_MINUTES",
-           "SAFETY_MARGIN"]
+__all__ = ["AppQueueAverage", "WaitEstimator", "Ewma", "DecayingRate", "RecentDurations",
+           "announce_range", "nth_free", "wait_for", "RANGES_MINUTES", "SAFETY_MARGIN", "HORIZON"]
 
 RANGES_MINUTES = (1, 2, 3, 5, 10, 15, 20, 30)
 SAFETY_MARGIN = 1.25
+HORIZON = 3600.0
 
 
 def announce_range(seconds: float) -> int:
@@ -61,62 +96,153 @@ class AppQueueAverage:
 
 
 class Ewma:
-    """Exponentially weighted mean whose weights halve every ``half_life`` samples.
+    """Exponentially weighted sum and mean whose weights halve every ``half_life`` samples.
 
     Until a sample arrives the mean is ``prior``; after, the prior has no weight (the weights
     are normalised), so the first sample is taken as it is."""
 
-    __slots__ = ("prior", "_decay", "_sum", "_weight", "count")
+    __slots__ = ("prior", "_decay", "total", "weight", "count")
 
-    def __init__(self, half_life: float, prior: float) -> None:
+    def __init__(self, half_life: float, prior: float = 0.0) -> None:
         if half_life <= 0:
             raise ValueError("half_life must be positive")
         self.prior = prior
         self._decay = 0.5 ** (1.0 / half_life)
-        self._sum = 0.0
-        self._weight = 0.0
+        self.total = 0.0
+        self.weight = 0.0
         self.count = 0
 
     def add(self, value: float) -> None:
-        self._sum = self._sum * self._decay + value
-        self._weight = self._weight * self._decay + 1.0
+        self.total = self.total * self._decay + value
+        self.weight = self.weight * self._decay + 1.0
         self.count += 1
 
     @property
     def value(self) -> float:
-        return self._sum / self._weight if self._weight else self.prior
+        return self.total / self.weight if self.weight else self.prior
+
+
+class DecayingRate:
+    """Events per second, each event's weight halving every ``half_life`` seconds.
+
+    Soon after the first event the rate is corrected for the time not yet observed, so a fresh
+    start does not read as a quiet line; at most twofold (as if one half-life had been
+    observed), so that a first event alone does not read as a flood."""
+
+    __slots__ = ("_tau", "_value", "_last", "_first")
+
+    def __init__(self, half_life: float) -> None:
+        if half_life <= 0:
+            raise ValueError("half_life must be positive")
+        self._tau = half_life / math.log(2)
+        self._value = 0.0
+        self._last: float | None = None
+        self._first: float | None = None
+
+    def add(self, now: float) -> None:
+        if self._last is None:
+            self._first = self._last = now
+        self._value = self._value * math.exp(-max(0.0, now - self._last) / self._tau) + 1.0
+        self._last = max(self._last, now)
+
+    def rate(self, now: float) -> float:
+        if self._last is None or self._first is None:
+            return 0.0
+        value = self._value * math.exp(-max(0.0, now - self._last) / self._tau)
+        seen = -math.expm1(-max(0.0, now - self._first) / self._tau)
+        return value / (self._tau * max(seen, 0.5))
+
+
+class RecentDurations:
+    """The last ``size`` durations, kept in arrival order and sorted."""
+
+    __slots__ = ("size", "_fifo", "_sorted")
+
+    def __init__(self, size: int = 200) -> None:
+        if size < 1:
+            raise ValueError("size must be at least 1")
+        self.size = size
+        self._fifo: collections.deque[float] = collections.deque()
+        self._sorted: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self._fifo)
+
+    def add(self, seconds: float) -> None:
+        self._fifo.append(seconds)
+        bisect.insort(self._sorted, seconds)
+        if len(self._fifo) > self.size:
+            del self._sorted[bisect.bisect_left(self._sorted, self._fifo.popleft())]
+
+    def rest(self, elapsed: float, points: int, at_least: int) -> list[float] | None:
+        """``points`` evenly spaced quantiles of ``d - elapsed`` over the recent durations
+        ``d`` longer than ``elapsed``; None when fewer than ``at_least`` are."""
+        first = bisect.bisect_right(self._sorted, elapsed)
+        longer = len(self._sorted) - first
+        if longer < max(1, at_least):
+            return None
+        return [self._sorted[first + int((j + 0.5) * longer / points)] - elapsed for j in range(points)]
 
 
 class WaitEstimator:
     """The wait of a caller at a given place in line, from the agents' state and the recent
-    handle time and abandonment of one queue (see the module's description).
+    handle time, abandonment and arrivals of one queue (see the module's description).
 
     ``prior_handle``: handle time assumed before any call is handled.  ``floor``: the least
-    time an agent on a call is expected to need still, when the call already runs longer than
-    the mean.  ``handle_half_life`` / ``abandon_half_life``: in handled calls / in callers
-    leaving the line."""
+    time an agent on a call is expected to need still, when too few recent calls ran that
+    long.  ``window`` / ``min_longer``: how many recent handle times give the rest of a call,
+    and how many of them must be longer than the call so far; ``points``: values taken per
+    call in progress.  ``handle_half_life`` / ``abandon_half_life``: in handled calls / in
+    callers leaving the line; ``arrival_half_life``: in seconds.  ``horizon``: the longest
+    estimate."""
 
-    def __init__(self, *, prior_handle: float = 180.0, floor: float = 15.0,
-                 handle_half_life: float = 50.0, abandon_half_life: float = 100.0) -> None:
+    def __init__(self, *, prior_handle: float = 180.0, floor: float = 15.0, window: int = 200,
+                 min_longer: int = 5, points: int = 8, handle_half_life: float = 50.0,
+                 abandon_half_life: float = 100.0, arrival_half_life: float = 900.0,
+                 horizon: float = HORIZON) -> None:
         if prior_handle <= 0:
             raise ValueError("prior_handle must be positive")
         self.floor = floor
+        self.horizon = horizon
+        self.min_longer = min_longer
         self._handle = Ewma(handle_half_life, prior_handle)
-        self._abandon = Ewma(abandon_half_life, 0.0)
+        self._recent = RecentDurations(window)
+        self.points = points
+        self._ring = Ewma(handle_half_life, 0.0)
+        self._left_unserved = Ewma(abandon_half_life)      # 1 per caller who gave up, 0 if answered
+        self._time_in_line = Ewma(abandon_half_life)       # the seconds each of them waited
+        self._arrival_half_life = arrival_half_life
+        self._arrivals: dict[int, DecayingRate] = {}
 
     # -- what happened -------------------------------------------------------------------
 
     def record_handle(self, seconds: float) -> None:
         """An agent finished a call of the queue: talk time plus wrap-up."""
         self._handle.add(max(0.0, seconds))
+        self._recent.add(max(0.0, seconds))
+
+    def record_ring(self, seconds: float) -> None:
+        """An agent answered after its phone rang ``seconds``."""
+        self._ring.add(max(0.0, seconds))
+
+    def record_arrival(self, rank: int, now: float) -> None:
+        """A caller of priority ``rank`` (0 is the highest) joined the line."""
+        rate = self._arrivals.get(rank)
+        if rate is None:
+            rate = self._arrivals[rank] = DecayingRate(self._arrival_half_life)
+        rate.add(now)
 
     def record_answered(self, waited: float) -> None:
-        """A caller left the line to an agent."""
-        self._abandon.add(0.0)
+        """A caller left the line to an agent after ``waited`` seconds."""
+        self._left_unserved.add(0.0)
+        self._time_in_line.add(max(0.0, waited))
 
     def record_abandoned(self, waited: float) -> None:
-        """A caller left the line unserved: hung up, timed out, moved elsewhere."""
-        self._abandon.add(1.0)
+        """A caller left the line unserved (hung up, timed out, moved) after ``waited`` seconds."""
+        self._left_unserved.add(1.0)
+        self._time_in_line.add(max(0.0, waited))
+
+    # -- the figures ---------------------------------------------------------------------
 
     @property
     def mean_handle(self) -> float:
@@ -124,55 +250,151 @@ class WaitEstimator:
 
     @property
     def abandon_rate(self) -> float:
-        return self._abandon.value
+        """The share of recent callers leaving the line who left unserved."""
+        return self._left_unserved.value
+
+    @property
+    def abandon_hazard(self) -> float:
+        """Callers giving up per second each spends in line (0 before anyone has waited)."""
+        seconds = self._time_in_line.total
+        return self._left_unserved.total / seconds if seconds > 0 else 0.0
+
+    def arrival_rate(self, now: float, *, above_rank: int | None = None) -> float:
+        """Callers joining per second; with ``above_rank``, only those of a higher priority
+        (a lower rank), who will go ahead of a caller of that rank."""
+        return sum(r.rate(now) for rank, r in self._arrivals.items()
+                   if above_rank is None or rank < above_rank)
+
+    @property
+    def mean_ring(self) -> float:
+        """How long an agent's phone rings before it is answered (0 until one is)."""
+        return self._ring.value
+
+    def rest_of_call(self, elapsed_on_call: float) -> list[float]:
+        """The rest of a call ``elapsed_on_call`` seconds in, as equally likely values."""
+        rest = self._recent.rest(elapsed_on_call, self.points, self.min_longer)
+        if rest is None:
+            return [max(self.mean_handle - elapsed_on_call, self.floor)]
+        return rest
 
     def busy_remaining(self, elapsed_on_call: float) -> float:
         """Expected time until an agent ``elapsed_on_call`` seconds into a call is free."""
-        return max(self.mean_handle - elapsed_on_call, self.floor)
+        rest = self.rest_of_call(elapsed_on_call)
+        return sum(rest) / len(rest)
+
+    def free_times(self, on_call: Sequence[float], others: Sequence[float]) -> list[float]:
+        """When the agents are expected to free up, soonest first: ``on_call`` holds how long
+        each agent on a call has been on it, ``others`` the known remaining time of every other
+        agent (0: free or ringing; the rest of a wrap-up).  The ``k``-th of ``n`` is the
+        quantile ``k / (n + 1)`` of all the agents' rests taken together."""
+        n = len(on_call) + len(others)
+        atoms = [(max(0.0, r), 1.0) for r in others]
+        for elapsed in on_call:
+            rest = self.rest_of_call(elapsed)
+            atoms += [(r, 1.0 / len(rest)) for r in rest]
+        atoms.sort()
+        times: list[float] = []
+        total = 0.0
+        for t, weight in atoms:
+            total += weight
+            while len(times) < n and total >= (len(times) + 1) * n / (n + 1) - 1e-9:
+                times.append(t)
+        while len(times) < n:                       # rounding: the last at the latest rest
+            times.append(atoms[-1][0])
+        return times
 
     # -- the question --------------------------------------------------------------------
 
-    def estimate(self, position: int, agent_busy_remaining: Sequence[float], now: float) -> float:
-        """Seconds until the caller at ``position`` (1-based) is taken, given for each agent
-        serving the queue (and not paused) the seconds until it is free (0: free now).
-
-        ``now`` is the time of the question; the figures here age by samples, not by time,
-        so it does not change the answer."""
+    def estimate(self, position: int, agent_busy_remaining: Sequence[float], now: float, *,
+                 rank: int | None = None) -> float:
+        """Seconds until the caller at ``position`` (1-based, in serving order) is taken,
+        given for each agent serving the queue (and not paused) the seconds until it is
+        expected free (0: free now; ``free_times`` makes them from the agents' state).
+        ``rank``: the caller's priority rank, for the callers of a higher priority who will
+        arrive meanwhile and go ahead (None: nobody will)."""
         if position < 1:
             raise ValueError(f"position is 1-based, not {position}")
         if not agent_busy_remaining:
             raise ValueError("cannot estimate: nobody to serve")
-        p_eff = 1.0 + (position - 1) * (1.0 - self.abandon_rate)
-        below = math.floor(p_eff)
-        t = nth_free(below, agent_busy_remaining, self.mean_handle)
-        frac = p_eff - below
-        if frac > 1e-9:
-            t += frac * (nth_free(below + 1, agent_busy_remaining, self.mean_handle) - t)
-        return t
+        inflow = self.arrival_rate(now, above_rank=rank) if rank is not None else 0.0
+        wait = wait_for(position - 1, agent_busy_remaining, self.mean_handle,
+                        hazard=self.abandon_hazard, inflow=inflow, horizon=self.horizon)
+        return min(self.horizon, wait + self.mean_ring)
 
 
-def nth_free(n: int, remaining: Sequence[float], handle: float) -> float:
-    """When the ``n``-th (1-based) agent-free event happens: agent ``i`` is free at
-    ``remaining[i]``, then at every ``handle`` seconds after.
+def _flow(ahead: float, dt: float, hazard: float, inflow: float) -> float:
+    """Callers ahead after ``dt`` seconds without a free agent: some give up, some go ahead."""
+    if dt <= 0:
+        return ahead
+    if hazard > 0:
+        kept = math.exp(-hazard * dt)
+        return ahead * kept + inflow * -math.expm1(-hazard * dt) / hazard
+    return ahead + inflow * dt
 
-    The first events are drawn one by one until the agents' next free times lie within one
-    handle time of each other; from then on they come round in the same order every
-    ``handle`` seconds, and the ``n``-th is computed at once: O(agents log agents) whatever n.
-    """
-    if n < 1:
-        raise ValueError("n is 1-based")
+
+def wait_for(ahead: float, remaining: Sequence[float], handle: float, *, hazard: float = 0.0,
+             inflow: float = 0.0, horizon: float = HORIZON) -> float:
+    """Seconds until a caller with ``ahead`` callers ahead is taken: agent ``i`` is free at
+    ``remaining[i]`` and every ``handle`` seconds after; each caller ahead gives up at
+    ``hazard`` per second; callers who go ahead arrive at ``inflow`` per second.  At most
+    ``horizon``.  With no hazard and no inflow this is the ``ahead + 1``-th free event."""
+    if not remaining:
+        raise ValueError("cannot estimate: nobody to serve")
+    if inflow > 0 and not math.isfinite(horizon):
+        raise ValueError("with callers going ahead the line may never move: give a finite horizon")
     handle = max(handle, 1e-9)
     heap = [max(0.0, r) for r in remaining]
     heapq.heapify(heap)
     top = max(heap)
-    drawn = 0
+    a, t_prev = float(ahead), 0.0
+
+    def reached(t: float, next_t: float) -> float | None:
+        """The free event at ``t``: the caller's time if it is the caller's, else None."""
+        nonlocal a, t_prev
+        a = _flow(a, t - t_prev, hazard, inflow)
+        t_prev = t
+        if a < 1.0:
+            return min(horizon, t + max(a, 0.0) * (next_t - t))
+        a -= 1.0
+        return horizon if t >= horizon else None
+
+    # The first free events one by one, until the agents' next free times lie within one
+    # handle time of each other ...
     while top - heap[0] > handle:
         t = heapq.heappop(heap)
-        drawn += 1
-        if drawn == n:
-            return t
         heapq.heappush(heap, t + handle)
         top = max(top, t + handle)
+        if (done := reached(t, heap[0])) is not None:
+            return done
+    # ... from then on they come round in the same order every ``handle`` seconds.
     ring = sorted(heap)
-    rounds, i = divmod(n - drawn - 1, len(ring))
-    return ring[i] + rounds * handle
+    n = len(ring)
+    # One round (the n events after the last of the previous round) maps a to k*a + c.
+    k, c, prev = 1.0, 0.0, ring[-1] - handle
+    for t in ring:
+        k, c = k * _flow(1.0, t - prev, hazard, 0.0), _flow(c, t - prev, hazard, inflow) - 1.0
+        prev = t
+    # Rounds started with at least this many ahead end without reaching the caller.
+    safe = (n + 1) * math.exp(min(hazard * handle, 50.0))
+    offset = 0.0
+    while True:
+        for i, t in enumerate(ring):
+            nxt = ring[i + 1] if i + 1 < n else ring[0] + handle
+            if (done := reached(t + offset, nxt + offset)) is not None:
+                return done
+        offset += handle
+        if a >= safe:
+            if k >= 1.0 and c >= 0.0 or k < 1.0 and c / (1.0 - k) >= safe:
+                return horizon                  # the line never moves for this caller
+            while a >= safe and t_prev + handle < horizon:
+                a, t_prev, offset = k * a + c, t_prev + handle, offset + handle
+            if t_prev + handle >= horizon and a >= safe:
+                return horizon
+
+
+def nth_free(n: int, remaining: Sequence[float], handle: float) -> float:
+    """When the ``n``-th (1-based) agent-free event happens: agent ``i`` is free at
+    ``remaining[i]``, then every ``handle`` seconds after."""
+    if n < 1:
+        raise ValueError("n is 1-based")
+    return wait_for(n - 1, remaining, handle, horizon=math.inf)

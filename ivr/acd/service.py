@@ -29,7 +29,7 @@ import structlog
 
 from ivr.acd.core import Acd
 from ivr.acd.estimate import announce_range
-from ivr.acd.model import Event, Offer, QueueSpec
+from ivr.acd.model import AgentState, Event, Offer, QueueSpec
 from ivr.call import Bridge, Call, CallRecord, Switch
 from ivr.errors import AriError, CallerHungUp, DialFailed, IvrError
 from ivr.flow.say import say_number
@@ -371,6 +371,24 @@ class QueueService:
             else:
                 self._check_staffed(c)
         self._match()
+
+    # -- what flows may read -----------------------------------------------------------------
+
+    def queue_variable(self, name: str) -> Any:
+        """``queue.<name>.estimated_wait`` (seconds, rounded; None when nobody can serve),
+        ``queue.<name>.waiting`` and ``queue.<name>.agents_available``; None for an unknown queue."""
+        _, queue, what = name.split(".", 2)
+        if queue not in self.specs:
+            return None
+        if what == "waiting":
+            return len(self.acd.waiting(queue))
+        if what == "agents_available":
+            return sum(1 for a in self.acd.agents()
+                       if a.state == AgentState.AVAILABLE and a.spec.serves(self.specs[queue]))
+        if what == "estimated_wait":
+            estimate = self.acd.estimate_newcomer(queue, self.clock())
+            return None if estimate is None else round(estimate)
+        return None
 
     # -- operators ---------------------------------------------------------------------------
 

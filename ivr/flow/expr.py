@@ -31,7 +31,7 @@ __all__ = ["Expr", "ExprError", "ExprRuntimeError", "compile_expr", "constant", 
            "FUNCTIONS", "is_variable_name"]
 
 MAX_SOURCE = 500
-ENGINE_NAMESPACES = ("caller.", "call.")   # supplied by the engine; missing ones read as None
+ENGINE_NAMESPACES = ("caller.", "call.", "queue.")   # supplied by the engine; missing ones read as None
 
 Env = Mapping[str, Any]
 Fn = Callable[[Env], Any]

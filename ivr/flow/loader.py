@@ -42,6 +42,9 @@ CALLER_VARIABLES = frozenset({"caller.number", "caller.known", "caller.anonymous
                               "caller.recent_calls", "caller.is_repeat", "caller.language",
                               "caller.needs_assistance"})
 
+# queue.<name>.estimated_wait (seconds; None when nobody can serve), .waiting, .agents_available
+QUEUE_VARIABLE = re.compile(r"queue\.[A-Za-z0-9_-]+\.(estimated_wait|waiting|agents_available)")
+
 TOP_KEYS = ("flow", "description", "numbers", "entry", "language", "vars", "caller", "bypass", "nodes")
 CALLER_KEYS = ("repeat",)
 REPEAT_KEYS = ("calls", "within", "count")
@@ -389,6 +392,8 @@ class _FileReader:
     def known_variable(self, name: str) -> bool:
         if name.startswith("caller."):
             return name in CALLER_VARIABLES
+        if name.startswith("queue."):
+            return QUEUE_VARIABLE.fullmatch(name) is not None
         return name in self.variables or name.startswith(ENGINE_NAMESPACES)
 
     # -- nodes ---------------------------------------------------------------------------------

@@ -55,12 +55,25 @@ async def run_flow(flowset: FlowSet, flow: Flow, call: Call, record: CallRecord,
     await runner.run(flow)
 
 
+class _Vars(dict):
+    """The call's variables; ``queue.<name>.…`` are read live from the queue service."""
+
+    def __init__(self, resolve: Any = None) -> None:
+        super().__init__()
+        self._resolve = resolve
+
+    def __missing__(self, key: str) -> Any:
+        if self._resolve is not None and key.startswith("queue."):
+            return self._resolve(key)
+        raise KeyError(key)
+
+
 class _End(Exception):
     """Internal: the flow reached an ending node."""
 
 
 class FlowRunner:
-    __slots__ = ("flowset", "call", "record", "catalogue", "services", "vars", "max_steps",
+    __slots__ = ("flowset", "call", "record", "catalogue", "services", "vars", "vars_given", "max_steps",
                  "steps", "exhausted", "stack", "flow", "lang")
 
     def __init__(self, flowset: FlowSet, call: Call, record: CallRecord, *, catalogue: Catalogue,
@@ -72,6 +85,7 @@ class FlowRunner:
         self.catalogue = catalogue
         self.services = services
         self.vars: dict[str, Any] = {}
+        self.vars_given: dict[str, Any] = dict(variables or {})
         self.max_steps = max_steps
         self.steps = 0
         self.exhausted = False            # a menu/gather ran out of tries; cleared by good input
@@ -87,8 +101,9 @@ class FlowRunner:
         lang = self.lang or flow.language
         if lang not in self.catalogue.languages:
             lang = flow.language
-        self.vars = {**flow.vars, "caller.number": call.caller_number, **self.vars, "lang": lang,
-                     "call.dialled": call.dialled, "call.id": call.id}
+        self.vars = _Vars(getattr(self.services, "queue_variable", None))
+        self.vars.update({**flow.vars, "caller.number": call.caller_number, **self.vars_given, "lang": lang,
+                     "call.dialled": call.dialled, "call.id": call.id})
         self.lang = lang
         record.flow = record.flow or flow.name
         record.language = lang

@@ -696,3 +696,34 @@ def test_a_thousand_callers_keep_their_order():
     order = a.waiting("general")
     assert [w.key for w in order] == sorted(w.key for w in order)
     assert all(a.position(w.call_id) == n for n, w in enumerate(order, 1))
+
+
+def test_the_ring_before_an_answer_is_learnt_and_added_to_the_wait():
+    a = acd(agent("kim"), agent("lee"))
+    a.login("kim", now=0)
+    a.login("lee", now=0)
+    a.enqueue("c1", "general", "normal", now=0)
+    a.offers(now=0)
+    a.answered("c1", "kim", now=4)
+    a.enqueue("c2", "general", "normal", now=5)
+    assert a.estimator("general").mean_ring == 4
+    assert a.estimate_wait("c2", now=5) == pytest.approx(4)     # lee is free: just the ring
+
+
+def test_a_normal_caller_expects_elderly_callers_to_go_ahead_and_an_elderly_one_does_not():
+    a = acd()
+    a.login("kim", now=0)
+    a.enqueue("first", "general", "normal", now=0)
+    connect(a, "first", "kim", now=0)
+    for i in range(30):                                   # elderly callers keep coming …
+        a.enqueue(f"e{i}", "general", "elderly", now=float(i * 10))
+        a.leave(f"e{i}", now=float(i * 10) + 5, why="transferred")
+    a.enqueue("normal", "general", "normal", now=300)
+    a.enqueue("elderly", "general", "elderly", now=300)
+    assert a.position("normal") == 2 and a.position("elderly") == 1
+    est = a.estimator("general")
+    assert est.arrival_rate(300, above_rank=2) > 0.03
+    # … so the normal caller is told more than the wait the line alone would make
+    kim_free = est.free_times([300.0], [])                # kim has been on the call 300 s
+    assert a.estimate_wait("normal", now=300) > est.estimate(2, kim_free, 300)
+    assert a.estimate_wait("elderly", now=300) == pytest.approx(est.estimate(1, kim_free, 300))

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+import heapq
+import math
+
 from ivr.acd.estimate import (
-    RANGES_MINUTES, AppQueueAverage, Ewma, WaitEstimator, announce_range, nth_free,
+    RANGES_MINUTES, AppQueueAverage, DecayingRate, Ewma, RecentDurations, WaitEstimator,
+    announce_range, nth_free, wait_for,
 )
 
 NOW = 1000.0
@@ -83,8 +87,17 @@ def test_abandonment_of_callers_ahead_shortens_the_wait():
         giving_up.record_answered(60)
         giving_up.record_abandoned(60)
     busy = [100.0, 150.0]
-    assert giving_up.abandon_rate == pytest.approx(0.5, abs=0.05)
     assert giving_up.estimate(20, busy, NOW) < patient.estimate(20, busy, NOW)
+
+
+def test_the_more_callers_give_up_the_shorter_the_wait_behind_them():
+    waits = []
+    for gave_up in (0, 5, 10, 20):
+        est = estimator()
+        for i in range(20):
+            (est.record_abandoned if i < gave_up else est.record_answered)(120)
+        waits.append(est.estimate(30, [0.0, 60.0, 120.0], NOW))
+    assert waits == sorted(waits, reverse=True) and waits[0] > waits[-1]
 
 
 def test_abandonment_does_not_change_the_wait_of_the_first_in_line():
@@ -94,13 +107,132 @@ def test_abandonment_does_not_change_the_wait_of_the_first_in_line():
     assert est.estimate(1, [80.0], NOW) == pytest.approx(80)
 
 
-def test_a_place_between_two_frees_is_between_their_times():
-    est = estimator(handle=100)
-    for _ in range(50):
-        est.record_answered(10)
-        est.record_abandoned(10)
-    # p_eff = 1 + 2 * (1 - ~0.5) = ~2: between the 1st (0) and 3rd (200) frees of one agent
-    assert 50 < est.estimate(3, [0.0], NOW) < 150
+def test_the_abandonment_hazard_is_callers_giving_up_per_second_in_line():
+    est = estimator()
+    est.record_answered(100)
+    est.record_abandoned(300)
+    est.record_answered(200)
+    # one caller gave up in 600 s spent in line (recent samples weigh a little more)
+    assert est.abandon_hazard == pytest.approx(1 / 600, rel=0.02)
+    assert est.abandon_rate == pytest.approx(1 / 3, rel=0.02)
+
+
+def test_no_abandonment_before_anyone_left_the_line():
+    est = estimator()
+    assert est.abandon_hazard == 0 and est.abandon_rate == 0
+
+
+def test_a_caller_behind_one_who_is_likely_to_give_up_waits_between_the_two_frees():
+    # one agent free now and again at 100 s; one caller ahead who gives up at 1/100 per second:
+    # by 0 s nobody has given up, so the caller ahead takes the first agent
+    assert wait_for(1, [0.0], 100.0, hazard=0.01) == pytest.approx(100)
+    # with the agent busy for 100 s, the caller ahead is still there with probability e^-1
+    assert wait_for(1, [100.0], 100.0, hazard=0.01) == pytest.approx(100 + math.exp(-1) * 100)
+
+
+# -- callers of a higher priority arriving meanwhile ---------------------------------------
+
+def elderly_every(seconds: float, est: WaitEstimator, until: float = NOW) -> None:
+    t = until - 3600
+    while t <= until:
+        est.record_arrival(0, t)
+        t += seconds
+
+
+def test_callers_of_a_higher_priority_arriving_meanwhile_lengthen_a_normal_callers_wait():
+    est = estimator(handle=200)
+    elderly_every(120, est)                      # about one elderly caller every 2 minutes
+    busy = [50.0, 100.0, 150.0]
+    normal = est.estimate(5, busy, NOW, rank=2)
+    assert normal > est.estimate(5, busy, NOW, rank=None)
+    assert est.estimate(5, busy, NOW, rank=0) == est.estimate(5, busy, NOW, rank=None)
+
+
+def test_callers_of_the_same_or_a_lower_priority_do_not_go_ahead():
+    est = estimator()
+    for t in range(0, 1000, 10):
+        est.record_arrival(2, float(t))
+    assert est.arrival_rate(1000, above_rank=2) == 0
+    assert est.arrival_rate(1000, above_rank=3) > 0
+
+
+def test_when_higher_priorities_alone_keep_every_agent_busy_the_estimate_is_the_horizon():
+    est = estimator(handle=200, horizon=3600)
+    elderly_every(20, est)                       # 3 a minute; two agents take 0.6 a minute
+    assert est.estimate(3, [10.0, 20.0], NOW, rank=2) == 3600
+
+
+def test_an_estimate_is_never_beyond_the_horizon():
+    est = estimator(handle=300, horizon=1800)
+    assert est.estimate(500, [0.0], NOW) == 1800
+
+
+def test_an_inflow_without_a_horizon_is_refused():
+    with pytest.raises(ValueError, match="finite horizon"):
+        wait_for(3, [0.0], 100.0, inflow=0.1, horizon=math.inf)
+
+
+def test_arrival_rate_follows_recent_arrivals():
+    rate = DecayingRate(half_life=600)
+    for t in range(0, 3600, 10):
+        rate.add(float(t))
+    assert rate.rate(3600) == pytest.approx(0.1, rel=0.05)
+    assert rate.rate(3600 + 1200) == pytest.approx(0.1 / 4, rel=0.05)   # two half-lives later
+
+
+def test_a_first_arrival_alone_is_not_read_as_a_flood():
+    rate = DecayingRate(half_life=600)
+    rate.add(100.0)
+    assert rate.rate(100.0) <= 2 / (600 / math.log(2))
+
+
+# -- the ring and the rest of a call -------------------------------------------------------
+
+def test_the_time_an_agents_phone_rings_is_added():
+    est = estimator()
+    est.record_ring(4)
+    assert est.mean_ring == 4
+    assert est.estimate(1, [0.0], NOW) == pytest.approx(4)
+
+
+def test_a_long_call_is_expected_to_go_on_longer_than_the_mean_says():
+    est = estimator(handle=200, window=100, min_longer=5)
+    for seconds in [100] * 10 + [400] * 10:
+        est.record_handle(seconds)
+    assert est.mean_handle == pytest.approx(250, rel=0.1)
+    # 150 s in: it is one of the long ones, 250 s to go (the mean would say 100)
+    assert est.busy_remaining(150) == pytest.approx(250)
+
+
+def test_without_enough_calls_that_long_the_rest_is_the_mean_less_the_call_so_far():
+    est = estimator(handle=240, floor=20)
+    assert est.busy_remaining(100) == pytest.approx(140)
+    assert est.busy_remaining(400) == pytest.approx(20)        # never below the floor
+
+
+def test_among_many_busy_agents_one_frees_up_sooner_than_each_alone():
+    est = estimator(window=200)
+    for seconds in range(20, 420, 2):                          # spread 20 .. 418 s
+        est.record_handle(float(seconds))
+    on_call = [10.0] * 10                                      # ten agents 10 s into a call
+    times = est.free_times(on_call, [])
+    assert len(times) == 10 and times == sorted(times)
+    assert times[0] < est.busy_remaining(10) / 3
+    assert times[-1] > est.busy_remaining(10)
+
+
+def test_free_agents_and_wrap_ups_are_free_when_known():
+    est = estimator()
+    assert est.free_times([], [0.0, 0.0, 7.0]) == [0.0, 0.0, 7.0]
+
+
+def test_recent_durations_forget_the_oldest():
+    recent = RecentDurations(size=3)
+    for seconds in (500.0, 10.0, 20.0, 30.0):
+        recent.add(seconds)
+    assert len(recent) == 3
+    assert recent.rest(0, points=3, at_least=1) == [10, 20, 30]
+    assert recent.rest(25, points=1, at_least=2) is None
 
 
 def test_the_prior_handle_time_is_used_until_a_call_is_handled():
@@ -144,8 +276,6 @@ def test_places_start_at_one():
 # -- the n-th agent free -----------------------------------------------------------------------
 
 def test_nth_free_matches_drawing_every_free_one_by_one():
-    import heapq
-
     def slow(n, remaining, handle):
         heap = list(remaining)
         heapq.heapify(heap)
@@ -157,6 +287,32 @@ def test_nth_free_matches_drawing_every_free_one_by_one():
     for remaining in cases:
         for n in range(1, 30):
             assert nth_free(n, remaining, 100.0) == pytest.approx(slow(n, remaining, 100.0)), (remaining, n)
+
+
+def test_wait_for_steps_whole_rounds_as_one_free_at_a_time_would():
+    def slow(ahead, remaining, handle, hazard, inflow):
+        heap = list(remaining)
+        heapq.heapify(heap)
+        a, prev = float(ahead), 0.0
+        while True:
+            t = heapq.heappop(heap)
+            heapq.heappush(heap, t + handle)
+            dt = t - prev
+            if hazard:
+                a = a * math.exp(-hazard * dt) + inflow * (1 - math.exp(-hazard * dt)) / hazard
+            else:
+                a += inflow * dt
+            prev = t
+            if a < 1:
+                return t + max(a, 0) * (heap[0] - t)
+            a -= 1
+
+    for remaining in ([0.0], [30.0, 200.0, 90.0], [0.0] * 6 + [500.0]):
+        for ahead in (0, 3, 40, 400, 5000):
+            for hazard, inflow in ((0.0, 0.0), (0.001, 0.0), (0.002, 0.005), (0.0, 0.002), (0.01, 0.005)):
+                got = wait_for(ahead, remaining, 240.0, hazard=hazard, inflow=inflow, horizon=1e7)
+                want = slow(ahead, remaining, 240.0, hazard, inflow)
+                assert got == pytest.approx(want, rel=1e-6), (remaining, ahead, hazard, inflow)
 
 
 # -- what the caller hears ---------------------------------------------------------------------

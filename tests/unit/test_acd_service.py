@@ -245,3 +245,82 @@ async def test_an_unknown_queue_is_an_error_the_caller_hears_about(running):
     rec = await line.done()
     assert rec.outcome == "error" and "nonexistent" in rec.detail
     assert line.call.played == ["sound:ivr/ko/queue_sorry"]
+
+
+async def test_when_the_last_agent_logs_out_the_waiting_callers_are_not_left_there(running):
+    svc = await running(service({"agent1": Phone()}, login=["agent1"]))
+    svc.acd.pause("agent1", "break", svc.clock())
+    line = Line(svc)
+    await until(lambda: len(svc.acd.waiting("general")) == 1)
+    svc.acd.logout("agent1", svc.clock())
+    rec = await line.done(timeout=2)
+    assert rec.outcome == "queue_timeout" and "no agent logged in" in rec.detail
+
+
+async def test_flows_read_the_expected_wait_and_the_line_of_a_queue(running, tmp_path):
+    from ivr.flow.loader import load_flows
+    from ivr.flow.runner import run_flow
+    from ivr.testing.scripted_call import ScriptedCall
+
+    (tmp_path / "f.yaml").write_text("""
+flow: f
+numbers: ["100"]
+entry: check
+nodes:
+  check:
+    branch:
+      - if: "queue.general.estimated_wait == None"
+        goto: closed
+      - if: "queue.general.estimated_wait > 600 or queue.general.waiting > 1"
+        goto: long
+    else: short
+  closed:
+    hangup: queue_sorry
+  long:
+    hangup: queue_wait_long
+  short:
+    hangup: goodbye
+""", encoding="utf-8")
+    flows = load_flows([tmp_path], CATALOGUE)
+    svc = await running(service({"agent1": Phone()}))
+
+    async def heard() -> str:
+        call = ScriptedCall(dialled="100", call_id=f"flow-{next(_ids)}")
+        record = CallRecord(call.id, call.caller_number, "100")
+        await run_flow(flows, flows.for_number("100"), call, record, catalogue=CATALOGUE, services=svc)
+        return call.prompts[-1]
+
+    assert await heard() == "queue_sorry"                 # nobody logged in
+    svc.acd.login("agent1", svc.clock())
+    assert svc.queue_variable("queue.general.agents_available") == 1
+    assert await heard() == "goodbye"                     # an agent is free: no wait
+    svc.acd.pause("agent1", "break", svc.clock())
+    svc.acd.resume("agent1", svc.clock())
+    lines = [Line(svc) for _ in range(3)]
+    await until(lambda: svc.queue_variable("queue.general.waiting") >= 2)
+    assert await heard() == "queue_wait_long"
+    for line in lines:
+        line.call.hang_up()
+    await asyncio.gather(*(line.task for line in lines), return_exceptions=True)
+
+
+def test_a_flow_naming_a_queue_variable_that_does_not_exist_is_an_error_at_load(tmp_path):
+    from ivr.errors import FlowError
+    from ivr.flow.loader import load_flows
+
+    (tmp_path / "f.yaml").write_text("""
+flow: f
+numbers: ["100"]
+entry: check
+nodes:
+  check:
+    branch:
+      - if: "queue.general.estimated_wiat > 60"
+        goto: bye
+    else: bye
+  bye:
+    hangup: goodbye
+""", encoding="utf-8")
+    with pytest.raises(FlowError) as err:
+        load_flows([tmp_path], CATALOGUE)
+    assert "queue.general.estimated_wiat" in str(err.value.problems[0])

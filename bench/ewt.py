@@ -1,0 +1,453 @@
+"""How close is the wait a caller is told to the wait the caller gets?
+
+    .venv/bin/python bench/ewt.py                      # one day, 08:00-20:00, 18 agents at full staff
+    .venv/bin/python bench/ewt.py --seed 7 --agents 20
+    .venv/bin/python bench/ewt.py --quick              # the morning only, 08:00-13:00
+    .venv/bin/python bench/ewt.py --days 10            # ten days (seeds N .. N+9), pooled and day by day
+    .venv/bin/python bench/ewt.py --horizon 14400      # ours says at most 4 hours instead of 1
+
+A discrete-event simulation in virtual time (a heap of timed events, no sleeping) of one queue,
+``general``, driven through the real ``ivr.acd.core.Acd``.  Callers arrive as a Poisson stream
+whose rate follows the day (``BASE_RATE`` per hour times the hour's factor), three times as fast
+in the surge (11:00-12:30); 15 % are elderly and 8 % repeat callers (served first, in that
+order).  Each caller gives up after a patience drawn from an exponential distribution (mean
+8 minutes) and is taken out after the queue's ``max_wait`` (20 minutes).  Agents log in and out
+on a staffing schedule (fewer at lunch and in the evening; an agent due off finishes the call
+first), answer after 3 s of ringing, talk for a lognormal time (mean 240 s) and wrap up 10 s.
+
+At each arrival two estimates of the caller's wait are taken: ours (``Acd.estimate_wait``) and
+app_queue's (``AppQueueAverage``, fed the waits of answered callers as app_queue does).  Two
+waits are compared with them:
+
+- **answered callers, their wait** (arrival to the agent's answer).  Callers who give up are
+  left out, and they are the ones who would have waited longest: this favours an estimate that
+  runs short, such as an average of answered waits.
+- **every caller, the wait had they stayed**: for a caller who gave up or timed out, the moment
+  an agent went to someone behind them in line (or was left free), plus the ring.  Each such
+  caller is followed alone, everyone else doing what they did; the simulation is not changed.
+
+Printed: the parameters; calls, answered, abandoned, timed out; for each comparison the mean
+absolute error of each estimate (all day, in the surge, outside it; answered callers also by
+priority), the mean signed error (positive: the wait was longer than said) and the share of
+callers whose wait was within the range they would hear ("less than N minutes",
+``announce_range``); then how ours came about: the estimate as first laid out (places
+discounted by the share of callers giving up), and each change that made ours, scored on the
+same callers.  ``--horizon`` sets the longest estimate of ours (default 1 hour).  With
+``--days`` above 1, a line per day.  Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import dataclasses
+import functools
+import heapq
+import itertools
+import math
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ivr.acd.core import Acd  # noqa: E402
+from ivr.acd.estimate import HORIZON, AppQueueAverage, WaitEstimator, announce_range, wait_for  # noqa: E402
+from ivr.acd.model import AgentSpec, AgentState, QueueSpec  # noqa: E402
+
+H = 3600.0
+DAY_START, DAY_END = 8 * H, 20 * H
+QUICK_END = 13 * H
+SURGE = (11 * H, 12.5 * H)
+SURGE_FACTOR = 3.0
+BASE_RATE = 300.0                   # calls per hour at a factor of 1.0
+RATE_BY_HOUR = {8: 0.6, 9: 0.9, 10: 1.0, 11: 1.0, 12: 0.9, 13: 0.9, 14: 1.0, 15: 1.0,
+                16: 0.8, 17: 0.8, 18: 0.6, 19: 0.4}
+# (from, share of the full staff): lunch at 12:00-13:30, the evening shift from 18:00
+STAFFING = [(8 * H, 0.67), (9 * H, 1.0), (12 * H, 0.72), (13.5 * H, 1.0), (18 * H, 0.56)]
+PRIORITY_SHARES = (("elderly", 0.15), ("repeat", 0.08))
+HANDLE_MEAN, HANDLE_SIGMA = 240.0, 0.6      # lognormal talk time
+PATIENCE_MEAN = 480.0
+RING = 3.0
+WRAP_UP = 10.0
+MAX_WAIT = 1200.0
+
+
+@dataclasses.dataclass(eq=False)
+class Caller:
+    id: str
+    priority: str
+    arrived: float
+    patience: float
+    talk: float
+    ours: float | None = None
+    app_queue: float = 0.0
+    steps: dict[str, float | None] = dataclasses.field(default_factory=dict)
+    waited: float | None = None      # set when answered
+    gone: str | None = None           # why the caller left unserved
+    offered: float | None = None      # wait had the caller stayed (callers who left unserved)
+
+    @property
+    def wait_if_stayed(self) -> float | None:
+        return self.waited if self.waited is not None else self.offered
+
+    @property
+    def in_surge(self) -> bool:
+        return SURGE[0] <= self.arrived < SURGE[1]
+
+
+def hhmm(t: float) -> str:
+    return f"{int(t // H):02d}:{int(t % H // 60):02d}"
+
+
+class Day:
+    """One simulated day; ``run()`` returns its callers."""
+
+    def __init__(self, seed: int, agents: int, end: float, horizon: float = HORIZON) -> None:
+        self.rng = random.Random(seed)
+        self.end = end
+        self.now = DAY_START
+        self.queue = QueueSpec(name="general", skills=frozenset({"general"}), max_wait=MAX_WAIT,
+                               wrap_up=WRAP_UP, ring_timeout=15.0)
+        self.specs = [AgentSpec(id=f"a{i:02d}", name=f"Agent {i}", endpoint=f"PJSIP/a{i:02d}",
+                                skills=frozenset({"general"})) for i in range(1, agents + 1)]
+        self.full_staff = agents
+        self.acd = Acd({"general": self.queue}, self.specs,
+                       make_estimator=functools.partial(WaitEstimator, horizon=horizon))
+        self.app_queue = AppQueueAverage()
+        self.callers: dict[str, Caller] = {}
+        self.leaving: set[str] = set()          # agents due off after their call
+        self.ghosts: list[tuple[tuple[int, float, int], str]] = []    # sorted by place in line
+        self.rung_at: dict[str, float] = {}
+        self.events: list[tuple[float, int, str, object]] = []
+        self._seq = itertools.count()
+
+    # -- the trace -----------------------------------------------------------------------
+
+    def rate(self, t: float) -> float:
+        factor = RATE_BY_HOUR[int(t // H)]
+        if SURGE[0] <= t < SURGE[1]:
+            factor *= SURGE_FACTOR
+        return BASE_RATE * factor / H
+
+    def arrivals(self) -> list[float]:
+        """Poisson arrivals with a piecewise-constant rate (the rate changes on the half hour)."""
+        out, t = [], DAY_START
+        while t < self.end:
+            segment_end = min(self.end, (math.floor(t / 1800) + 1) * 1800)
+            gap = self.rng.expovariate(self.rate(t))
+            if t + gap >= segment_end:
+                t = segment_end                 # memoryless: start afresh at the new rate
+                continue
+            t += gap
+            out.append(t)
+        return out
+
+    def priority(self) -> str:
+        x = self.rng.random()
+        for name, share in PRIORITY_SHARES:
+            if x < share:
+                return name
+            x -= share
+        return "normal"
+
+    def patience(self) -> float:
+        return self.rng.expovariate(1 / PATIENCE_MEAN)
+
+    def talk_time(self) -> float:
+        mu = math.log(HANDLE_MEAN) - HANDLE_SIGMA ** 2 / 2
+        return self.rng.lognormvariate(mu, HANDLE_SIGMA)
+
+    # -- the event loop ------------------------------------------------------------------
+
+    def at(self, t: float, kind: str, what: object = None) -> None:
+        heapq.heappush(self.events, (t, next(self._seq), kind, what))
+
+    def run(self) -> list[Caller]:
+        for n, t in enumerate(self.arrivals()):
+            c = Caller(id=f"c{n}", priority=self.priority(), arrived=t,
+                       patience=self.patience(), talk=self.talk_time())
+            self.at(t, "arrive", c)
+        for t, share in STAFFING:
+            if t < self.end:
+                self.at(t, "staff", round(share * self.full_staff))
+        while self.events:
+            t, _, kind, what = heapq.heappop(self.events)
+            self.now = t
+            getattr(self, "_" + kind)(what)
+            self.acd.tick(t)
+            for offer in self.acd.offers(t):
+                self.rung_at[offer.call_id] = t
+                self._ghosts_served(self.acd.waiting_call(offer.call_id).key)
+                self.at(t + RING, "answer", (offer.call_id, offer.agent_id))
+            if self.ghosts and any(s.state is AgentState.AVAILABLE for s in self.acd.agents()):
+                self._ghosts_served(None)
+        return list(self.callers.values())
+
+    def _ghosts_served(self, key: tuple[int, float, int] | None) -> None:
+        """A caller who left unserved would have been taken (3 s of ringing later) when an
+        agent went to someone behind them in line, or was left free: the wait had they stayed.
+        Each is followed alone, as if the others left as they did."""
+        cut = len(self.ghosts) if key is None else bisect.bisect_left(self.ghosts, (key, ""))
+        for _, call_id in self.ghosts[:cut]:
+            c = self.callers[call_id]
+            c.offered = self.now + RING - c.arrived
+        del self.ghosts[:cut]
+
+    def _arrive(self, c: Caller) -> None:
+        self.callers[c.id] = c
+        self.acd.enqueue(c.id, "general", c.priority, self.now)
+        c.ours = self.acd.estimate_wait(c.id, self.now)
+        c.app_queue = self.app_queue.estimate()
+        c.steps = self.steps(c.id)
+        self.at(self.now + c.patience, "give_up", c)
+        self.at(self.now + MAX_WAIT, "max_wait", c)
+
+    def _give_up(self, c: Caller) -> None:
+        self._take_out(c, "caller_hangup")
+
+    def _max_wait(self, c: Caller) -> None:
+        if any(w.call_id == c.id for w in self.acd.expired(self.now)):
+            self._take_out(c, "max_wait")
+
+    def _take_out(self, c: Caller, why: str) -> None:
+        left = self.acd.leave(c.id, self.now, why)
+        if left is None:
+            return
+        c.gone = why
+        if left.offered_to is not None:        # the phone was ringing: stop it
+            c.offered = self.rung_at[c.id] + RING - c.arrived
+            self.acd.ring_cancelled(left.offered_to, self.now)
+            self._maybe_off(left.offered_to)
+        else:
+            bisect.insort(self.ghosts, (left.key, c.id))
+
+    def _answer(self, what: tuple[str, str]) -> None:
+        call_id, agent_id = what
+        status = self.acd.agent(agent_id)
+        if status.state is not AgentState.RINGING or status.current_call != call_id:
+            return                              # the caller left while it rang
+        self.acd.answered(call_id, agent_id, self.now)
+        c = self.callers[call_id]
+        c.waited = self.now - c.arrived
+        self.app_queue.record_answered(c.waited)
+        self.at(self.now + c.talk, "hang_up", agent_id)
+
+    def _hang_up(self, agent_id: str) -> None:
+        self.acd.call_ended(agent_id, self.now)
+        wrap = self.acd.next_wrap_end()
+        if wrap is not None:
+            self.at(wrap, "wrap_end")
+        self._maybe_off(agent_id)
+
+    def _wrap_end(self, _: object) -> None:
+        pass                                    # the loop ticks after every event
+
+    def _staff(self, target: int) -> None:
+        on = [s for s in self.acd.agents()
+              if s.state is not AgentState.OFFLINE and s.spec.id not in self.leaving]
+        if len(on) < target:
+            for agent_id in sorted(self.leaving)[: target - len(on)]:
+                self.leaving.discard(agent_id)
+                on.append(self.acd.agent(agent_id))
+            off = [s for s in self.acd.agents() if s.state is AgentState.OFFLINE]
+            for s in off[: target - len(on)]:
+                self.acd.login(s.spec.id, self.now)
+        else:
+            # free agents go first, then those wrapping up; the others after their call
+            order = {AgentState.AVAILABLE: 0, AgentState.WRAP_UP: 1}
+            for s in sorted(on, key=lambda s: order.get(s.state, 2))[: len(on) - target]:
+                self.leaving.add(s.spec.id)
+                self._maybe_off(s.spec.id)
+
+    def _maybe_off(self, agent_id: str) -> None:
+        if agent_id in self.leaving and self.acd.agent(agent_id).state not in (AgentState.ON_CALL,
+                                                                             AgentState.RINGING):
+            self.acd.logout(agent_id, self.now)
+            self.leaving.discard(agent_id)
+
+    def steps(self, call_id: str) -> dict[str, float | None]:
+        """The estimate as it was first laid out, then with each change that made ours but
+        the last, all from the same line, agents and learnt figures (the simulation does not
+        depend on them)."""
+        est = self.acd.estimator("general")
+        handle, now = est.mean_handle, self.now
+        mean_rest: list[float] = []                 # agents on a call: max(mean - elapsed, floor)
+        on_call: list[float] = []
+        others: list[float] = []
+        for s in self.acd.agents():
+            if s.state in (AgentState.OFFLINE, AgentState.PAUSED) or s.pause_after is not None:
+                continue
+            if s.state is AgentState.ON_CALL:
+                on_call.append(now - s.since)
+                mean_rest.append(max(handle - (now - s.since), est.floor))
+            elif s.state is AgentState.WRAP_UP:
+                others.append(max(0.0, (s.wrap_until or now) - now))
+            else:
+                others.append(0.0)
+        if not on_call and not others:
+            return dict.fromkeys(STEPS)
+        ahead = self.acd.position(call_id) - 1
+        hazard, horizon = est.abandon_hazard, est.horizon
+        return {
+            STEPS[0]: wait_for(ahead * (1 - est.abandon_rate), mean_rest + others, handle, horizon=horizon),
+            STEPS[1]: wait_for(ahead, mean_rest + others, handle, hazard=hazard, horizon=horizon),
+            STEPS[2]: est.estimate(ahead + 1, est.free_times(on_call, others), now, rank=None),
+        }
+
+
+STEPS = ("p_eff = 1+(p-1)(1-share)", "+ abandonment hazard", "+ ring time, rest of calls")
+
+
+# -- figures -----------------------------------------------------------------------------------
+
+Estimate = Callable[[Caller], "float | None"]
+Wait = Callable[[Caller], "float | None"]
+
+
+def kept(estimate: float | None, waited: float) -> bool:
+    """Was the range the caller heard ("less than N minutes", or "more than 30") true?"""
+    if estimate is None:
+        return False
+    minutes = announce_range(estimate)
+    return waited > 30 * 60 if minutes == 0 else waited <= minutes * 60
+
+
+def signed(x: float) -> str:
+    return "nan" if math.isnan(x) else f"{round(x):+d}"
+
+
+def scores(group: list[Caller], estimate: Estimate, wait: Wait) -> tuple[float, float, float]:
+    """Mean absolute error, mean (wait - estimate), share in the announced range."""
+    pairs = [(e, w) for c in group if (e := estimate(c)) is not None and (w := wait(c)) is not None]
+    if not pairs:
+        return math.nan, math.nan, math.nan
+    n = len(pairs)
+    return (sum(abs(e - w) for e, w in pairs) / n, sum(w - e for e, w in pairs) / n,
+            sum(kept(e, w) for e, w in pairs) / n)
+
+
+def ours(c: Caller) -> float | None:
+    return c.ours
+
+
+def app_queue(c: Caller) -> float | None:
+    return c.app_queue
+
+
+def had(c: Caller) -> float | None:
+    return c.waited
+
+
+def if_stayed(c: Caller) -> float | None:
+    return c.wait_if_stayed
+
+
+def groups(callers: list[Caller], by_priority: bool) -> list[tuple[str, list[Caller]]]:
+    out = [("all day", callers),
+           (f"in the surge ({hhmm(SURGE[0])}-{hhmm(SURGE[1])})", [c for c in callers if c.in_surge]),
+           ("outside the surge", [c for c in callers if not c.in_surge])]
+    if by_priority:
+        out += [(f"  {p} callers", [c for c in callers if c.priority == p])
+                for p in ("elderly", "repeat", "normal")]
+    return out
+
+
+def comparison(title: str, callers: list[Caller], wait: Wait, by_priority: bool) -> None:
+    print(f"{title:<36} {'n':>5} | {'MAE ours':>8} {'app_queue':>9} | {'bias ours':>9} {'app_queue':>9} | "
+          f"{'in range ours':>13} {'app_queue':>9}")
+    for name, group in groups(callers, by_priority):
+        m, b, k = scores(group, ours, wait)
+        m2, b2, k2 = scores(group, app_queue, wait)
+        print(f"{name:<36} {len(group):>5} | {m:>6.0f} s {m2:>7.0f} s | {signed(b):>7} s {signed(b2):>7} s | "
+              f"{k:>13.1%} {k2:>9.1%}")
+
+
+def report(callers: list[Caller], args: argparse.Namespace, end: float, elapsed: float) -> None:
+    answered = [c for c in callers if c.waited is not None]
+    abandoned = [c for c in callers if c.gone == "caller_hangup"]
+    timed_out = [c for c in callers if c.gone == "max_wait"]
+    no_estimate = [c for c in callers if c.ours is None]
+
+    schedule = ", ".join(f"{hhmm(t)} {round(s * args.agents)}" for t, s in STAFFING if t < end)
+    print(f"seed {args.seed}, days {args.days}, {hhmm(DAY_START)}-{hhmm(end)}, agents at full staff "
+          f"{args.agents} ({schedule})")
+    print(f"arrivals {BASE_RATE:.0f}/h x hourly factor ("
+          + " ".join(f"{h}h:{f:g}" for h, f in RATE_BY_HOUR.items() if h * H < end)
+          + f"), surge {hhmm(SURGE[0])}-{hhmm(SURGE[1])} x{SURGE_FACTOR:g}; "
+          + ", ".join(f"{name} {share:.0%}" for name, share in PRIORITY_SHARES))
+    print(f"talk lognormal mean {HANDLE_MEAN:.0f} s sigma {HANDLE_SIGMA}, wrap-up {WRAP_UP:.0f} s, "
+          f"ring {RING:.0f} s, patience exponential mean {PATIENCE_MEAN:.0f} s, max_wait {MAX_WAIT:.0f} s; "
+          f"horizon of ours {args.horizon:.0f} s")
+    print()
+    print(f"calls {len(callers)}, answered {len(answered)}, abandoned {len(abandoned)} "
+          f"({len(abandoned) / max(1, len(callers)):.1%}), timed out {len(timed_out)}, "
+          f"no estimate (nobody on duty) {len(no_estimate)}")
+    waits = sorted(c.waited for c in answered if c.waited is not None)
+    if waits:
+        print(f"wait of answered callers: mean {sum(waits) / len(waits):.0f} s, "
+              f"median {waits[len(waits) // 2]:.0f} s, p90 {waits[int(len(waits) * 0.9)]:.0f} s, "
+              f"max {waits[-1]:.0f} s")
+    print()
+    comparison("answered callers: their wait", answered, had, by_priority=True)
+    print()
+    comparison("every caller: wait had they stayed", callers, if_stayed, by_priority=False)
+    print()
+    print("how ours came about (the same callers; each line adds one change to the line above):")
+    print(f"{'':<34} | {'answered: MAE':>13} {'surge':>6} {'outside':>7} {'bias':>6} {'in range':>8} | "
+          f"{'every caller: MAE':>17} {'surge':>6} {'bias':>6} {'in range':>8}")
+    steps: list[tuple[str, Estimate]] = [(name, lambda c, name=name: c.steps.get(name)) for name in STEPS]
+    steps.append(("+ higher priorities ahead = ours", ours))
+    surge = [c for c in callers if c.in_surge]
+    for name, estimate in steps:
+        a, ba, ka = scores(answered, estimate, had)
+        a_s, _, _ = scores([c for c in surge if c.waited is not None], estimate, had)
+        a_o, _, _ = scores([c for c in answered if not c.in_surge], estimate, had)
+        e, be, ke = scores(callers, estimate, if_stayed)
+        e_s, _, _ = scores(surge, estimate, if_stayed)
+        print(f"{name:<34} | {a:>11.0f} s {a_s:>4.0f} s {a_o:>5.0f} s {signed(ba):>4} s {ka:>8.1%} | "
+              f"{e:>15.0f} s {e_s:>4.0f} s {signed(be):>4} s {ke:>8.1%}")
+    print()
+    print("MAE: mean |estimate - wait|; bias: mean (wait - estimate), positive when the wait ran longer "
+          "than the estimate;\nin range: the wait within the range announced for the estimate (\"less "
+          "than N minutes\").  Wait had they stayed:\nfor a caller who gave up or timed out, when an agent "
+          "went to someone behind them in line or was left free, plus the ring.")
+    print(f"simulated in {elapsed:.1f} s")
+
+
+def by_day(days: list[list[Caller]], seed: int) -> None:
+    print()
+    print(f"{'each day: seed':<15} {'calls':>6} {'answered':>8} | answered: {'MAE ours':>8} {'app_queue':>9} "
+          f"{'surge ours':>10} {'app_queue':>9} | every caller: {'MAE ours':>8} {'app_queue':>9}")
+    for n, callers in enumerate(days):
+        answered = [c for c in callers if c.waited is not None]
+        surge = [c for c in answered if c.in_surge]
+        a, a2 = scores(answered, ours, had)[0], scores(answered, app_queue, had)[0]
+        s, s2 = scores(surge, ours, had)[0], scores(surge, app_queue, had)[0]
+        e, e2 = scores(callers, ours, if_stayed)[0], scores(callers, app_queue, if_stayed)[0]
+        print(f"{seed + n:<15} {len(callers):>6} {len(answered):>8} |           {a:>6.0f} s {a2:>7.0f} s "
+              f"{s:>8.0f} s {s2:>7.0f} s |               {e:>6.0f} s {e2:>7.0f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seed", type=int, default=1, help="random seed of the (first) day")
+    ap.add_argument("--agents", type=int, default=18, help="agents at full staff")
+    ap.add_argument("--days", type=int, default=1, help="days simulated, seeds seed .. seed+days-1")
+    ap.add_argument("--quick", action="store_true", help="the morning only (08:00-13:00, surge included)")
+    ap.add_argument("--horizon", type=float, default=HORIZON,
+                    help=f"the longest estimate of ours, seconds (default {HORIZON:.0f})")
+    args = ap.parse_args(argv)
+    end = QUICK_END if args.quick else DAY_END
+    started = time.perf_counter()
+    days = [Day(args.seed + day, args.agents, end, args.horizon).run() for day in range(args.days)]
+    report([c for day in days for c in day], args, end, time.perf_counter() - started)
+    if len(days) > 1:
+        by_day(days, args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
