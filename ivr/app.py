@@ -79,6 +79,7 @@ class Engine:
         self.registry = registry if registry is not None else StoreRegistry(store)
         self.services = services          # queue_handoff: the agent queues (None: none configured)
         self.queues = services
+        self.recorder = None              # the queues' event log writer, when queues run
         self.clock = clock
         self.tz = ZoneInfo(config.callers.timezone)
         self.live_calls = 0
@@ -300,6 +301,8 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
         finally:
             engine.lag.stop()
             await engine.close()
+            if engine.recorder is not None:
+                await engine.recorder.close()
             for sig in handlers:
                 loop.remove_signal_handler(sig)
     log.info("engine.stopped", calls_handled=engine.calls_handled)
@@ -313,14 +316,19 @@ async def _start_queues(config: Config, switch, engine: Engine):
             log.warning("acd.not_configured", queues_in_flows=unknown)
         return None
     from ivr.acd.core import Acd
-    from ivr.acd.service import QueueService, log_event
+    from ivr.acd.service import QueueService
+
+    from ivr.acd.recorder import EventRecorder
 
     specs = {q.name: q for q in config.acd.queues}
-    acd = Acd(specs, config.acd.agents, priorities=config.acd.priorities, on_event=log_event)
+    recorder = EventRecorder(engine.store)
+    acd = Acd(specs, config.acd.agents, priorities=config.acd.priorities, on_event=recorder)
     service = QueueService(acd, specs, switch, engine.catalogue, music=config.acd.music,
                            default_language=config.engine.default_language)
     for agent_id in sorted(config.acd.auto_login):
         acd.login(agent_id, service.clock())
+    await recorder.start()
+    engine.recorder = recorder
     await service.start()
     engine.services = service
     engine.queues = service

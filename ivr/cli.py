@@ -115,6 +115,70 @@ def cmd_calls_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calls_show(args: argparse.Namespace) -> int:
+    """One call as 'calls list' prints it, then its queue events, oldest first."""
+    from ivr.logs import mask_number
+    from ivr.store import open_store
+
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+
+    async def fetch():
+        async with open_store(config.store_url) as store:
+            return await store.get_call(args.call_id), await store.call_events(args.call_id)
+
+    try:
+        r, events = asyncio.run(fetch())
+    except IvrError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    if r is None and not events:
+        print(f"ivr: no call {args.call_id!r} is recorded", file=sys.stderr)
+        return 1
+    if r is None:
+        # Queue events without the call's record (it could not be written when the call began).
+        print(f"ivr: call {args.call_id!r} has queue events but no call record", file=sys.stderr)
+    caller = (mask_number(r.caller) if r.caller else "anonymous") if r is not None else None
+    if args.json:
+        out = {"call": None, "events": [
+            {"at": e.at.isoformat(), "kind": e.kind, "agent_id": e.agent_id, "queue": e.queue,
+             "detail": e.detail} for e in events]}
+        if r is not None:
+            out["call"] = {
+                "call_id": r.call_id, "started_at": r.started_at.isoformat(),
+                "ended_at": r.ended_at.isoformat() if r.ended_at else None,
+                "caller": caller, "dialled": r.dialled, "flow": r.flow,
+                "flow_version": r.flow_version, "language": r.language, "nodes": r.nodes,
+                "digits": r.digits, "outcome": r.outcome, "detail": r.detail,
+                "priority": r.priority, "reason": r.reason,
+            }
+        json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
+        print()
+        return 0
+    if r is not None:
+        outcome = r.outcome or "in progress"
+        if r.detail:
+            outcome = f"{outcome}: {r.detail}"
+        why = r.reason or "-"
+        if r.priority:
+            why = f"{why} [priority {r.priority}]"
+        print(f"{'time':19}  {'caller':15}  {'dialled':10}  {'flow':12}  {'outcome':18}  {'why':34}  path / keys")
+        print(f"{_fmt_time(r.started_at):19}  {caller:15}  {r.dialled:10}  {(r.flow or '-'):12}  "
+              f"{outcome:18}  {why:34}  {' > '.join(r.nodes) or '-'}  [{' '.join(r.digits)}]")
+        print()
+    if not events:
+        print("no queue events")
+        return 0
+    print(f"{'time':19}  {'event':14}  {'agent':10}  {'queue':12}  detail")
+    for e in events:
+        print(f"{_fmt_time(e.at):19}  {e.kind:14}  {(e.agent_id or '-'):10}  {(e.queue or '-'):12}  "
+              f"{e.detail}".rstrip())
+    return 0
+
+
 IMPORT_BATCH = 1000   # callers written per store call by 'ivr callers import'
 
 
@@ -306,6 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="print JSON")
     q.add_argument("--limit", type=int, default=50)
     q.set_defaults(func=cmd_calls_list)
+    q = calls.add_parser("show", help="one call and its queue events (offered, connected, left …)")
+    q.add_argument("call_id", metavar="CALL_ID", help="the call id, as 'calls list --json' shows it")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=cmd_calls_show)
 
     p = sub.add_parser("callers", help="the caller registry (age, language) and call history")
     callers = p.add_subparsers(dest="callers_command", required=True)

@@ -405,8 +405,3 @@ async def _hang_up_quietly(call: Call) -> None:
 
 def queue_specs(specs: Sequence[QueueSpec]) -> dict[str, QueueSpec]:
     return {s.name: s for s in specs}
-
-
-def log_event(event: Event) -> None:
-    log.info("acd.event", kind=event.kind, call=event.call_id, agent=event.agent_id,
-             queue=event.queue, detail=event.detail)

@@ -25,6 +25,24 @@ class Caller:
     updated_at: dt.datetime | None = None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueEvent:
+    """One change of a call's or an agent's state in a queue, as the event log keeps it.
+
+    Kinds: ``call.queued``, ``call.offered``, ``call.connected``, ``call.left`` (``call_id`` set,
+    ``agent_id`` when an agent is involved) and ``agent.state`` (``agent_id`` set, the new state
+    and its reason in ``detail``).  ``at`` is an aware UTC datetime (a naive one is taken as UTC
+    when stored); events read back are in UTC.
+    """
+
+    at: dt.datetime
+    kind: str
+    call_id: str | None = None
+    agent_id: str | None = None
+    queue: str | None = None
+    detail: str = ""
+
+
 class Store(Protocol):
     async def open(self) -> None: ...
 
@@ -40,6 +58,9 @@ class Store(Protocol):
     async def recent_calls(self, limit: int = 50) -> list[CallRecord]:
         """The most recent calls, newest first."""
 
+    async def get_call(self, call_id: str) -> CallRecord | None:
+        """One call by its id (finished or still in progress), or None."""
+
     async def count_calls_since(self, number: str, since: dt.datetime, *,
                                 unserved_only: bool = False, exclude_call: str | None = None) -> int:
         """Calls from ``number`` (E.164) that started at or after ``since``.
@@ -54,3 +75,22 @@ class Store(Protocol):
 
     async def get_caller(self, number: str) -> Caller | None:
         """The registered caller for an E.164 number, or None."""
+
+    # -- the queue event log -----------------------------------------------------------------
+    async def record_events(self, events: Sequence[QueueEvent]) -> None:
+        """Append a batch of events in one transaction: all of them are stored or none.
+
+        An empty batch does nothing (and does not touch the database).
+        """
+
+    async def call_events(self, call_id: str) -> list[QueueEvent]:
+        """Every event of one call, oldest first (events of one instant in the order recorded)."""
+
+    async def agent_events(self, agent_id: str, since: dt.datetime,
+                           limit: int = 500) -> list[QueueEvent]:
+        """The first ``limit`` events of one agent at or after ``since``, oldest first (none
+        when ``limit`` is below 1).
+
+        To read on past ``limit``, ask again from the ``at`` of the last event returned (and
+        skip the events already seen at that instant).
+        """

@@ -10,7 +10,14 @@ hangs.  The server is told the same bound (``statement_timeout``), so a statemen
 up on is cancelled there too, not applied late nor left holding a backend.  Connections the
 server dropped are replaced by the pool on the next use, so once the server is back the same
 store works again without a restart.  A method that finds its connection lost tries once more
-on a fresh one (every write here is an idempotent upsert).
+on a fresh one: the calls and callers writes are idempotent upserts, and a batch of events is
+tried again only when the connection was lost before its commit was sent (lost during the
+commit, the batch may or may not be stored, and ``record_events`` says so instead of writing
+it twice).
+
+Schema versions follow the SQLite store's numbering.  A new database is created at version 2
+(the first PostgreSQL schema) and then migrated like an old one, so new and upgraded databases
+are the same; engines opening one database at once migrate it once (an advisory lock).
 """
 
 from __future__ import annotations
@@ -27,16 +34,18 @@ import structlog
 
 from ivr.call import CallRecord
 from ivr.errors import ConfigError, StoreError
-from ivr.store.base import SERVED_OUTCOMES, Caller
+from ivr.store.base import SERVED_OUTCOMES, Caller, QueueEvent
 from ivr.store.timeouts import StoreTimeouts
 
 log = structlog.get_logger("ivr.store")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2          # the same numbering as the SQLite store; PostgreSQL started at 2
+SCHEMA_VERSION = 3          # the same numbering as the SQLite store
+_FIRST_VERSION = 2          # PostgreSQL started at 2: what _CREATE makes
 _SCHEMA_LOCK = 0x1F5_70_2E  # advisory lock key: engines starting together create the schema once
 
+# Version 2, as the first PostgreSQL release created it.
 _CREATE = """
 CREATE TABLE calls (
     call_id      text PRIMARY KEY,
@@ -67,6 +76,23 @@ CREATE TABLE callers (
 );
 """
 
+# The statements that take version N-1 to version N.
+_MIGRATIONS: dict[int, str] = {
+    3: """
+CREATE TABLE events (
+    id       bigserial PRIMARY KEY,
+    at       timestamptz NOT NULL,
+    kind     text NOT NULL,
+    call_id  text,
+    agent_id text,
+    queue    text,
+    detail   text NOT NULL DEFAULT ''
+);
+CREATE INDEX events_call_at ON events (call_id, at);
+CREATE INDEX events_agent_at ON events (agent_id, at);
+""",
+}
+
 COLUMNS = ("call_id", "caller", "dialled", "started_at", "ended_at", "flow", "flow_version",
            "language", "nodes", "digits", "outcome", "detail", "priority", "reason", "number")
 _INSERT = (f"INSERT INTO calls ({', '.join(COLUMNS)}) "
@@ -75,6 +101,7 @@ _UPSERT_CALL = (_INSERT + " ON CONFLICT (call_id) DO UPDATE SET "
                 + ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS[1:]))
 _INSERT_STARTED = _INSERT + " ON CONFLICT (call_id) DO NOTHING"
 _RECENT = f"SELECT {', '.join(COLUMNS)} FROM calls ORDER BY started_at DESC LIMIT $1"
+_GET_CALL = f"SELECT {', '.join(COLUMNS)} FROM calls WHERE call_id = $1"
 
 _CALLER_COLUMNS = ("number", "birth_date", "language", "needs_assistance", "name", "updated_at")
 _UPSERT_CALLER = (f"INSERT INTO callers ({', '.join(_CALLER_COLUMNS)}) "
@@ -82,6 +109,15 @@ _UPSERT_CALLER = (f"INSERT INTO callers ({', '.join(_CALLER_COLUMNS)}) "
                   "ON CONFLICT (number) DO UPDATE SET "
                   + ", ".join(f"{c} = EXCLUDED.{c}" for c in _CALLER_COLUMNS[1:]))
 _GET_CALLER = f"SELECT {', '.join(_CALLER_COLUMNS)} FROM callers WHERE number = $1"
+
+# Events of one instant come back in the order they were recorded (the id).
+_EVENT_COLUMNS = ("at", "kind", "call_id", "agent_id", "queue", "detail")
+_INSERT_EVENT = (f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
+                 f"VALUES ({', '.join(f'${i}' for i in range(1, len(_EVENT_COLUMNS) + 1))})")
+_CALL_EVENTS = (f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events "
+                "WHERE call_id = $1 ORDER BY at, id")
+_AGENT_EVENTS = (f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events "
+                 "WHERE agent_id = $1 AND at >= $2 ORDER BY at, id LIMIT $3")
 
 _SERVED = sorted(SERVED_OUTCOMES)
 
@@ -180,6 +216,11 @@ def _call_from_row(row: asyncpg.Record) -> CallRecord:
         priority=row["priority"], reason=row["reason"], number=row["number"])
 
 
+def _event_from_row(row: asyncpg.Record) -> QueueEvent:
+    return QueueEvent(at=row["at"], kind=row["kind"], call_id=row["call_id"],
+                      agent_id=row["agent_id"], queue=row["queue"], detail=row["detail"])
+
+
 class PostgresStore:
     def __init__(self, url: str, *, timeouts: StoreTimeouts | None = None) -> None:
         self.dsn, self.min_size, self.max_size = parse_url(url)
@@ -226,13 +267,23 @@ class PostgresStore:
             await conn.execute("CREATE TABLE IF NOT EXISTS schema_version "
                                "(version integer NOT NULL)")
             version = await conn.fetchval("SELECT version FROM schema_version")
-            if version is None:
-                await conn.execute(_CREATE)
-                await conn.execute("INSERT INTO schema_version VALUES ($1)", SCHEMA_VERSION)
-                log.info("store.created", store=self.where, version=SCHEMA_VERSION)
-            elif version > SCHEMA_VERSION:
+            if version is not None and version > SCHEMA_VERSION:
                 raise StoreError(f"{self.where}: database schema {version} is newer than this "
                                  f"engine understands ({SCHEMA_VERSION}); upgrade the engine")
+            if version == SCHEMA_VERSION:
+                return
+            if version is None:
+                await conn.execute(_CREATE)
+                await conn.execute("INSERT INTO schema_version VALUES ($1)", _FIRST_VERSION)
+            for target in range(max(version or _FIRST_VERSION, _FIRST_VERSION) + 1,
+                                SCHEMA_VERSION + 1):
+                await conn.execute(_MIGRATIONS[target])
+            await conn.execute("UPDATE schema_version SET version = $1", SCHEMA_VERSION)
+            if version is None:
+                log.info("store.created", store=self.where, version=SCHEMA_VERSION)
+            else:
+                log.info("store.migrated", store=self.where, from_version=version,
+                         to_version=SCHEMA_VERSION)
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -307,6 +358,12 @@ class PostgresStore:
                                timeout=self.timeouts.operation)
         return [_call_from_row(r) for r in rows]
 
+    async def get_call(self, call_id: str) -> CallRecord | None:
+        row = await self._run(f"cannot read call {call_id}",
+                              lambda conn: conn.fetchrow(_GET_CALL, call_id),
+                              timeout=self.timeouts.operation)
+        return _call_from_row(row) if row is not None else None
+
     async def count_calls_since(self, number: str, since: dt.datetime, *,
                                 unserved_only: bool = False, exclude_call: str | None = None) -> int:
         sql = count_query(unserved_only=unserved_only, exclude_call=exclude_call is not None)
@@ -344,6 +401,50 @@ class PostgresStore:
         return Caller(number=row["number"], birth_date=row["birth_date"], language=row["language"],
                       needs_assistance=row["needs_assistance"], name=row["name"],
                       updated_at=row["updated_at"])
+
+    # -- the queue event log -----------------------------------------------------------------
+    async def record_events(self, events: Sequence[QueueEvent]) -> None:
+        if not events:
+            return
+        rows = [(_aware(e.at), e.kind, e.call_id, e.agent_id, e.queue, e.detail) for e in events]
+        what = f"cannot record {len(rows)} queue event(s)"
+
+        async def write(conn: asyncpg.Connection) -> None:
+            # Not ``async with conn.transaction()``: a connection lost before the commit must
+            # surface as lost (nothing was stored: ``_run`` tries again on a fresh connection),
+            # one lost during the commit must not (it may have been stored).
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                await conn.executemany(_INSERT_EVENT, rows)
+            except asyncpg.PostgresError as exc:
+                if not isinstance(exc, _LOST):
+                    await transaction.rollback()
+                raise
+            try:
+                await transaction.commit()
+            except _LOST as exc:
+                raise StoreError(f"{what}: PostgreSQL {self.where}: the connection was lost "
+                                 f"while committing ({_describe(exc)}); the events may or may "
+                                 "not have been stored") from exc
+
+        await self._run(what, write, timeout=self.timeouts.operation)
+
+    async def call_events(self, call_id: str) -> list[QueueEvent]:
+        rows = await self._run(f"cannot read the events of call {call_id}",
+                               lambda conn: conn.fetch(_CALL_EVENTS, call_id),
+                               timeout=self.timeouts.operation)
+        return [_event_from_row(r) for r in rows]
+
+    async def agent_events(self, agent_id: str, since: dt.datetime,
+                           limit: int = 500) -> list[QueueEvent]:
+        if limit < 1:
+            return []
+        rows = await self._run(f"cannot read the events of agent {agent_id}",
+                               lambda conn: conn.fetch(_AGENT_EVENTS, agent_id, _aware(since),
+                                                       limit),
+                               timeout=self.timeouts.operation)
+        return [_event_from_row(r) for r in rows]
 
 
 class _Lost(Exception):

@@ -8,7 +8,8 @@ still complete in the thread).  SQLite's own busy timeout is shorter than the op
 a database locked by another process frees the thread with an error instead of holding it.
 
 Timestamps are stored as UTC text of one fixed shape (``2025-01-31T09:00:00.000000+00:00``),
-so text order is time order and ``started_at >= ?`` can use the indexes.
+so text order is time order and ``started_at >= ?`` (``at >= ?`` for events) can use the
+indexes.
 """
 
 from __future__ import annotations
@@ -28,14 +29,14 @@ import structlog
 
 from ivr.call import CallRecord
 from ivr.errors import StoreError
-from ivr.store.base import SERVED_OUTCOMES, Caller
+from ivr.store.base import SERVED_OUTCOMES, Caller, QueueEvent
 from ivr.store.timeouts import StoreTimeouts
 
 log = structlog.get_logger("ivr.store")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Version 1, as the first release created it.  A new database is created at version 1 and then
 # migrated like an old one, so new and upgraded databases are the same.
@@ -73,6 +74,19 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             updated_at       TEXT NOT NULL
         )""",
     ),
+    3: (
+        """CREATE TABLE events (
+            id       INTEGER PRIMARY KEY,
+            at       TEXT NOT NULL,
+            kind     TEXT NOT NULL,
+            call_id  TEXT,
+            agent_id TEXT,
+            queue    TEXT,
+            detail   TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX events_call_at ON events (call_id, at)",
+        "CREATE INDEX events_agent_at ON events (agent_id, at)",
+    ),
 }
 
 _COLUMNS = ("call_id", "caller", "dialled", "started_at", "ended_at", "flow", "flow_version",
@@ -83,6 +97,7 @@ _UPSERT_CALL = (_INSERT + " ON CONFLICT (call_id) DO UPDATE SET "
                 + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:]))
 _INSERT_STARTED = _INSERT + " ON CONFLICT (call_id) DO NOTHING"
 _RECENT = f"SELECT {', '.join(_COLUMNS)} FROM calls ORDER BY started_at DESC LIMIT ?"
+_GET_CALL = f"SELECT {', '.join(_COLUMNS)} FROM calls WHERE call_id = ?"
 
 _CALLER_COLUMNS = ("number", "birth_date", "language", "needs_assistance", "name", "updated_at")
 _UPSERT_CALLER = (f"INSERT INTO callers ({', '.join(_CALLER_COLUMNS)}) "
@@ -90,6 +105,16 @@ _UPSERT_CALLER = (f"INSERT INTO callers ({', '.join(_CALLER_COLUMNS)}) "
                   "ON CONFLICT (number) DO UPDATE SET "
                   + ", ".join(f"{c} = excluded.{c}" for c in _CALLER_COLUMNS[1:]))
 _GET_CALLER = f"SELECT {', '.join(_CALLER_COLUMNS)} FROM callers WHERE number = ?"
+
+# Events of one instant come back in the order they were recorded (the row id); both indexes
+# end in the row id, so neither query sorts.
+_EVENT_COLUMNS = ("at", "kind", "call_id", "agent_id", "queue", "detail")
+_INSERT_EVENT = (f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
+                 f"VALUES ({', '.join('?' * len(_EVENT_COLUMNS))})")
+_CALL_EVENTS = (f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events "
+                "WHERE call_id = ? ORDER BY at, id")
+_AGENT_EVENTS = (f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events "
+                 "WHERE agent_id = ? AND at >= ? ORDER BY at, id LIMIT ?")
 
 _SERVED = tuple(sorted(SERVED_OUTCOMES))
 _TS_SHAPE = "____-__-__T__:__:__.______+00:00"
@@ -134,6 +159,16 @@ def _call_from_row(row: Sequence[Any]) -> CallRecord:
         flow=d["flow"], flow_version=d["flow_version"], language=d["language"],
         nodes=json.loads(d["nodes"]), digits=json.loads(d["digits"]), outcome=d["outcome"],
         detail=d["detail"], priority=d["priority"], reason=d["reason"], number=d["number"])
+
+
+def _event_row(event: QueueEvent) -> tuple[Any, ...]:
+    return (_ts(event.at), event.kind, event.call_id, event.agent_id, event.queue, event.detail)
+
+
+def _event_from_row(row: Sequence[Any]) -> QueueEvent:
+    at, kind, call_id, agent_id, queue, detail = row
+    return QueueEvent(at=dt.datetime.fromisoformat(at), kind=kind, call_id=call_id,
+                      agent_id=agent_id, queue=queue, detail=detail)
 
 
 @contextlib.contextmanager
@@ -256,6 +291,11 @@ class SqliteStore:
                                timeout=self.timeouts.operation)
         return [_call_from_row(r) for r in rows]
 
+    async def get_call(self, call_id: str) -> CallRecord | None:
+        rows = await self._run(f"cannot read call {call_id}", self._fetchall, _GET_CALL,
+                               (call_id,), timeout=self.timeouts.operation)
+        return _call_from_row(rows[0]) if rows else None
+
     async def count_calls_since(self, number: str, since: dt.datetime, *,
                                 unserved_only: bool = False, exclude_call: str | None = None) -> int:
         sql = count_query(unserved_only=unserved_only, exclude_call=exclude_call is not None)
@@ -297,6 +337,28 @@ class SqliteStore:
                       birth_date=dt.date.fromisoformat(birth_date) if birth_date else None,
                       language=language, needs_assistance=bool(needs_assistance), name=name,
                       updated_at=_from_ts(updated_at))
+
+    # -- the queue event log -----------------------------------------------------------------
+    async def record_events(self, events: Sequence[QueueEvent]) -> None:
+        if not events:
+            return
+        rows = [_event_row(e) for e in events]
+        await self._run(f"cannot record {len(rows)} queue event(s)", self._write_many,
+                        _INSERT_EVENT, rows, timeout=self.timeouts.operation)
+
+    async def call_events(self, call_id: str) -> list[QueueEvent]:
+        rows = await self._run(f"cannot read the events of call {call_id}", self._fetchall,
+                               _CALL_EVENTS, (call_id,), timeout=self.timeouts.operation)
+        return [_event_from_row(r) for r in rows]
+
+    async def agent_events(self, agent_id: str, since: dt.datetime,
+                           limit: int = 500) -> list[QueueEvent]:
+        if limit < 1:
+            return []
+        rows = await self._run(f"cannot read the events of agent {agent_id}", self._fetchall,
+                               _AGENT_EVENTS, (agent_id, _ts(since), limit),
+                               timeout=self.timeouts.operation)
+        return [_event_from_row(r) for r in rows]
 
 
 def _normalise_timestamps(conn: sqlite3.Connection) -> None:

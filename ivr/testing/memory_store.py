@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from ivr.call import CallRecord, utcnow
-from ivr.store.base import SERVED_OUTCOMES, Caller
+from ivr.store.base import SERVED_OUTCOMES, Caller, QueueEvent
 
 __all__ = ["MemoryStore"]
 
@@ -22,6 +22,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.calls: dict[str, CallRecord] = {}
         self.callers: dict[str, Caller] = {}
+        self.events: list[QueueEvent] = []   # in the order recorded
         self.fail: dict[str, BaseException] = {}
         self.gate: dict[str, asyncio.Event] = {}
         self.asked: list[str] = []        # names of the methods called, in order
@@ -55,6 +56,10 @@ class MemoryStore:
         await self._enter("recent_calls")
         return sorted(self.calls.values(), key=lambda r: r.started_at, reverse=True)[:limit]
 
+    async def get_call(self, call_id: str) -> CallRecord | None:
+        await self._enter("get_call")
+        return self.calls.get(call_id)
+
     async def count_calls_since(self, number: str, since: dt.datetime, *,
                                 unserved_only: bool = False, exclude_call: str | None = None) -> int:
         await self._enter("count_calls_since")
@@ -73,3 +78,31 @@ class MemoryStore:
     async def get_caller(self, number: str) -> Caller | None:
         await self._enter("get_caller")
         return self.callers.get(number)
+
+    # -- the queue event log -----------------------------------------------------------------
+    async def record_events(self, events: Sequence[QueueEvent]) -> None:
+        if not events:                    # as the real stores: no database work, so no failure
+            self.asked.append("record_events")
+            return
+        await self._enter("record_events")
+        self.events.extend(dataclasses.replace(e, at=_utc(e.at)) for e in events)
+
+    async def call_events(self, call_id: str) -> list[QueueEvent]:
+        await self._enter("call_events")
+        return sorted((e for e in self.events if e.call_id == call_id), key=lambda e: e.at)
+
+    async def agent_events(self, agent_id: str, since: dt.datetime,
+                           limit: int = 500) -> list[QueueEvent]:
+        await self._enter("agent_events")
+        if limit < 1:
+            return []
+        since = _utc(since)
+        return sorted((e for e in self.events if e.agent_id == agent_id and e.at >= since),
+                      key=lambda e: e.at)[:limit]
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    """Naive datetimes are taken as UTC, as the real stores do; read back in UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)

@@ -18,6 +18,8 @@ import pytest
 from ivr.call import CallRecord
 from ivr.errors import ConfigError, StoreError
 from ivr.store import Caller, StoreTimeouts, open_store
+from ivr.store.base import QueueEvent
+from ivr.testing.memory_store import MemoryStore
 from ivr.testing.postgres import free_port
 
 UTC = dt.timezone.utc
@@ -175,6 +177,109 @@ async def test_a_large_registry_file_is_written_in_one_go(store_url):
     assert back is not None and back.birth_date == dt.date(1940 + 4999 % 60, 1 + 4999 % 12, 1)
 
 
+# -- the queue event log ------------------------------------------------------------------------
+
+def event(seconds: float, kind: str, call_id: str | None = None, agent_id: str | None = None,
+          queue: str | None = "general", detail: str = "") -> QueueEvent:
+    return QueueEvent(NOW + dt.timedelta(seconds=seconds), kind, call_id, agent_id, queue, detail)
+
+
+# Two calls and two agents.  The second batch holds an event of agent2 older than its event in
+# the first batch (events reach the store late), and some events share an instant (they come
+# back in the order recorded).
+FIRST_BATCH = [
+    event(0, "call.queued", "c1"),
+    event(0, "agent.state", agent_id="agent1", queue=None, detail="available"),
+    event(1.5, "call.offered", "c1", "agent1"),
+    event(1.5, "agent.state", agent_id="agent1", queue=None, detail="ringing"),
+    event(2, "call.queued", "c2", detail="priority high"),
+    event(3, "agent.state", agent_id="agent2", queue=None, detail="available"),
+]
+SECOND_BATCH = [
+    event(4.25, "call.connected", "c1", "agent1"),
+    event(4.25, "agent.state", agent_id="agent1", queue=None, detail="on_call"),
+    event(1, "agent.state", agent_id="agent2", queue=None, detail="paused: lunch"),
+    event(30, "call.left", "c2", detail="caller hung up"),
+    event(61.000001, "call.left", "c1", "agent1", detail="completed"),
+]
+
+
+async def check_the_event_log(store) -> None:
+    await store.record_events(FIRST_BATCH)
+    await store.record_events(SECOND_BATCH)
+    c1 = await store.call_events("c1")
+    assert [(e.kind, e.at) for e in c1] == [
+        ("call.queued", NOW), ("call.offered", NOW + dt.timedelta(seconds=1.5)),
+        ("call.connected", NOW + dt.timedelta(seconds=4.25)),
+        ("call.left", NOW + dt.timedelta(seconds=61.000001))]
+    assert c1[1] == FIRST_BATCH[2] and c1[3] == SECOND_BATCH[4]
+    assert all(e.at.utcoffset() == dt.timedelta(0) for e in c1)
+    assert [e.kind for e in await store.call_events("c2")] == ["call.queued", "call.left"]
+    assert await store.call_events("c3") == []
+    agent1 = await store.agent_events("agent1", NOW)
+    assert [(e.kind, e.detail) for e in agent1] == [
+        ("agent.state", "available"), ("call.offered", ""), ("agent.state", "ringing"),
+        ("call.connected", ""), ("agent.state", "on_call"), ("call.left", "completed")]
+    assert await store.agent_events("agent2", NOW) == [SECOND_BATCH[2], FIRST_BATCH[5]]
+    assert await store.agent_events("agent3", NOW) == []
+
+
+async def test_queue_events_come_back_oldest_first_per_call_and_per_agent(store_url):
+    async with open_store(store_url) as store:
+        await check_the_event_log(store)
+    async with open_store(store_url) as store:          # and are still there after reopening
+        assert len(await store.call_events("c1")) == 4
+
+
+async def test_the_memory_store_keeps_queue_events_as_the_databases_do():
+    await check_the_event_log(MemoryStore())
+
+
+async def test_agent_events_start_at_since_and_stop_at_the_limit(store_url):
+    async with open_store(store_url) as store:
+        await store.record_events([event(i, "agent.state", agent_id="agent1", detail=str(i))
+                                   for i in range(10)])
+        await store.record_events([event(5, "agent.state", agent_id="agent9")])
+        since = NOW + dt.timedelta(seconds=3)
+        assert [e.detail for e in await store.agent_events("agent1", since)] == [
+            "3", "4", "5", "6", "7", "8", "9"]
+        assert [e.detail for e in await store.agent_events("agent1", since, limit=2)] == ["3", "4"]
+        assert await store.agent_events("agent1", since, limit=0) == []
+        # The same instant in another time zone; a naive datetime is taken as UTC.
+        assert len(await store.agent_events("agent1", since.astimezone(KST))) == 7
+        assert len(await store.agent_events("agent1", since.replace(tzinfo=None))) == 7
+        assert await store.agent_events("agent1", NOW + dt.timedelta(seconds=9, microseconds=1)) == []
+
+
+async def test_an_empty_batch_of_events_does_nothing(store_url):
+    async with open_store(store_url, timeouts=QUICK) as store:
+        await store.record_events([])
+        async with writes_locked(store_url):     # it does not even wait for the database
+            await store.record_events([])
+        assert await store.call_events("c1") == []
+        assert await store.agent_events("agent1", NOW - dt.timedelta(days=1)) == []
+
+
+async def test_a_batch_of_events_is_stored_whole_or_not_at_all(store_url):
+    broken = QueueEvent(NOW, None, "c1")         # type: ignore[arg-type]  # kind is required
+    async with open_store(store_url) as store:
+        with pytest.raises(StoreError, match="queue event"):
+            await store.record_events([event(0, "call.queued", "c1"), broken])
+        assert await store.call_events("c1") == []
+        await store.record_events([event(0, "call.queued", "c1")])   # the store goes on
+        assert len(await store.call_events("c1")) == 1
+
+
+async def test_one_call_is_found_by_its_id(store_url):
+    async with open_store(store_url) as store:
+        await store.record_call(call("done"))
+        await store.call_started(call("live", outcome=None))
+        done, live = await store.get_call("done"), await store.get_call("live")
+        assert await store.get_call("nope") is None
+    assert done == call("done")
+    assert live is not None and live.outcome is None and live.ended_at is None
+
+
 # -- a database that is briefly unavailable ------------------------------------------------------
 
 @contextlib.asynccontextmanager
@@ -280,6 +385,31 @@ async def test_a_session_the_server_ends_mid_query_is_retried_on_a_fresh_one(pos
         assert [r.call_id for r in await store.recent_calls()] == ["during"]
 
 
+async def test_a_batch_of_events_cut_off_before_its_commit_is_stored_once_on_a_fresh_session(
+        postgres_url):
+    import asyncpg
+
+    waiting = ("SELECT pid FROM pg_stat_activity "
+               "WHERE application_name = 'ivr' AND wait_event_type = 'Lock'")
+    batch = [event(0, "call.queued", "c1"), event(1, "call.offered", "c1", "agent1")]
+    async with open_store(postgres_url, timeouts=StoreTimeouts(operation=5)) as store:
+        other = await asyncpg.connect(postgres_url)
+        try:
+            lock = other.transaction()
+            await lock.start()
+            await other.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+            write = asyncio.create_task(store.record_events(batch))
+            async with asyncio.timeout(3):
+                while not await other.fetch(waiting):
+                    await asyncio.sleep(0.01)
+            await other.execute(f"SELECT pg_terminate_backend(pid) FROM ({waiting}) AS w")
+            await lock.rollback()
+            await write
+        finally:
+            await other.close()
+        assert await store.call_events("c1") == batch
+
+
 async def test_two_engines_on_one_postgresql_see_each_others_calls(postgres_url):
     since = NOW - dt.timedelta(days=7)
     async with contextlib.AsyncExitStack() as stack:
@@ -354,13 +484,147 @@ async def test_a_database_from_the_first_release_is_upgraded_and_keeps_its_calls
     assert calls["old-1"].started_at == dt.datetime(2025, 3, 1, 9, tzinfo=UTC)
     assert calls["old-1"].nodes == ["welcome"] and calls["old-1"].number is None
     db = sqlite3.connect(path)
-    assert db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+    assert db.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
     plan = db.execute("EXPLAIN QUERY PLAN SELECT count(*) FROM calls "
                       "WHERE number = ? AND started_at >= ?", (MOBILE, "x")).fetchall()
     assert "calls_number_started" in str(plan)
     # Opening again changes nothing.
     async with open_store(f"sqlite:///{path}") as store:
         assert len(await store.recent_calls()) == 3
+
+
+# Version 2 as its release created a new database.
+V2_SCHEMA = V1_SCHEMA + """
+ALTER TABLE calls ADD COLUMN number TEXT;
+CREATE INDEX calls_number_started ON calls (number, started_at);
+CREATE TABLE callers (
+    number TEXT PRIMARY KEY, birth_date TEXT, language TEXT,
+    needs_assistance INTEGER NOT NULL DEFAULT 0, name TEXT, updated_at TEXT NOT NULL
+);
+UPDATE schema_version SET version = 2;
+"""
+
+
+async def test_a_version_2_database_gains_the_event_log_and_keeps_its_calls(tmp_path):
+    path = tmp_path / "ivr.db"
+    old = sqlite3.connect(path)
+    old.executescript(V2_SCHEMA)
+    old.execute(
+        "INSERT INTO calls (call_id, caller, dialled, started_at, ended_at, nodes, digits, "
+        "outcome, detail, number) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?)",
+        ("old-1", "01012345678", "15771000", "2025-03-01T09:00:00.000000+00:00",
+         "2025-03-01T09:01:00.250000+00:00", '["welcome"]', '["1"]', "agent_connected", MOBILE))
+    old.execute("INSERT INTO callers VALUES (?, '1941-02-28', 'ko', 1, NULL, ?)",
+                (MOBILE, "2025-02-01T00:00:00.000000+00:00"))
+    old.commit()
+    old.close()
+
+    async with open_store(f"sqlite:///{path}") as store:
+        (kept,) = await store.recent_calls()
+        caller = await store.get_caller(MOBILE)
+        assert await store.count_calls_since(MOBILE, dt.datetime(2025, 3, 1, tzinfo=UTC)) == 1
+        await store.record_events([event(0, "call.queued", "old-1")])
+        assert [e.kind for e in await store.call_events("old-1")] == ["call.queued"]
+    assert (kept.call_id, kept.outcome, kept.number, kept.nodes) == (
+        "old-1", "agent_connected", MOBILE, ["welcome"])
+    assert kept.ended_at == dt.datetime(2025, 3, 1, 9, 1, 0, 250000, tzinfo=UTC)
+    assert caller is not None and caller.birth_date == dt.date(1941, 2, 28)
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+    # Stored in the same text shape as the calls, and both lookups use their index.
+    assert db.execute("SELECT at FROM events").fetchall() == [("2025-03-10T09:30:00.123456+00:00",)]
+    for sql, index in (("SELECT * FROM events WHERE call_id = ? ORDER BY at, id", "events_call_at"),
+                       ("SELECT * FROM events WHERE agent_id = ? AND at >= ? ORDER BY at, id",
+                        "events_agent_at")):
+        plan = str(db.execute(f"EXPLAIN QUERY PLAN {sql}", ("x",) * sql.count("?")).fetchall())
+        assert index in plan and "TEMP B-TREE" not in plan
+    db.close()
+    async with open_store(f"sqlite:///{path}") as store:      # opening again changes nothing
+        assert len(await store.recent_calls()) == 1
+        assert len(await store.call_events("old-1")) == 1
+
+
+# The schema the first PostgreSQL release created (version 2).
+PG_V2_SCHEMA = """
+CREATE TABLE schema_version (version integer NOT NULL);
+INSERT INTO schema_version VALUES (2);
+CREATE TABLE calls (
+    call_id text PRIMARY KEY, caller text NOT NULL, dialled text NOT NULL,
+    started_at timestamptz NOT NULL, ended_at timestamptz, flow text, flow_version text,
+    language text, nodes text[] NOT NULL, digits text[] NOT NULL, outcome text,
+    detail text NOT NULL DEFAULT '', priority text, reason text, number text
+);
+CREATE INDEX calls_started ON calls (started_at);
+CREATE INDEX calls_number_started ON calls (number, started_at);
+CREATE TABLE callers (
+    number text PRIMARY KEY, birth_date date, language text,
+    needs_assistance boolean NOT NULL DEFAULT false, name text, updated_at timestamptz NOT NULL
+);
+"""
+
+
+async def test_a_version_2_postgresql_database_gains_the_event_log_and_keeps_its_calls(
+        postgres_url):
+    import asyncpg
+
+    old = await asyncpg.connect(postgres_url)
+    try:
+        await old.execute(PG_V2_SCHEMA)
+        await old.execute("INSERT INTO calls (call_id, caller, dialled, started_at, nodes, digits, "
+                          "outcome, number) VALUES ('old-1', '01012345678', '15771000', $1, "
+                          "'{welcome}', '{1}', 'completed', $2)", NOW, MOBILE)
+    finally:
+        await old.close()
+    async with contextlib.AsyncExitStack() as stack:
+        # Two engines of the new release start at once: the database is migrated once.
+        first, second = await asyncio.gather(stack.enter_async_context(open_store(postgres_url)),
+                                             stack.enter_async_context(open_store(postgres_url)))
+        (kept,) = await first.recent_calls()
+        await first.record_events([event(0, "call.queued", "old-1")])
+        assert [e.kind for e in await second.call_events("old-1")] == ["call.queued"]
+    assert (kept.call_id, kept.started_at, kept.nodes, kept.number) == (
+        "old-1", NOW, ["welcome"], MOBILE)
+    db = await asyncpg.connect(postgres_url)
+    try:
+        assert await db.fetchval("SELECT array_agg(version) FROM schema_version") == [3]
+        indexes = {r["indexname"] for r in await db.fetch(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'events'")}
+    finally:
+        await db.close()
+    assert {"events_call_at", "events_agent_at"} <= indexes
+
+
+async def test_a_new_postgresql_database_is_the_same_as_an_upgraded_one(postgres_server):
+    import asyncpg
+
+    async def schema(url: str) -> list[tuple[str, ...]]:
+        db = await asyncpg.connect(url)
+        try:
+            columns = await db.fetch(
+                "SELECT table_name, column_name, data_type, is_nullable, "
+                "coalesce(column_default, '') AS d FROM information_schema.columns "
+                "WHERE table_schema = 'public' ORDER BY table_name, column_name")
+            indexes = await db.fetch("SELECT indexname, indexdef FROM pg_indexes "
+                                     "WHERE schemaname = 'public' ORDER BY indexname")
+            return [tuple(r) for r in columns] + [tuple(r) for r in indexes]
+        finally:
+            await db.close()
+
+    new_url = await postgres_server.create_database("test_schema_new")
+    old_url = await postgres_server.create_database("test_schema_old")
+    try:
+        old = await asyncpg.connect(old_url)
+        try:
+            await old.execute(PG_V2_SCHEMA)
+        finally:
+            await old.close()
+        for url in (new_url, old_url):
+            async with open_store(url):
+                pass
+        assert await schema(new_url) == await schema(old_url)
+    finally:
+        await postgres_server.drop_database("test_schema_new")
+        await postgres_server.drop_database("test_schema_old")
 
 
 async def test_a_database_from_a_newer_engine_is_refused(tmp_path):

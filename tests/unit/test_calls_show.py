@@ -1,0 +1,138 @@
+"""'ivr calls show CALL_ID': one recorded call and its queue events, from a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from ivr.call import CallRecord
+from ivr.cli import main
+from ivr.store import open_store
+from ivr.store.base import QueueEvent
+
+UTC = dt.timezone.utc
+START = dt.datetime(2025, 3, 10, 9, 30, 0, 250000, tzinfo=UTC)     # 18:30:00 in Seoul
+
+
+@pytest.fixture(autouse=True)
+def seoul_time(monkeypatch):
+    """Local time is Seoul's, whatever the machine's zone."""
+    monkeypatch.setenv("TZ", "Asia/Seoul")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch) -> Path:
+    for name in ("IVR_STORE_URL", "IVR_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    p = tmp_path / "ivr.yaml"
+    p.write_text(f"ari: {{username: ivr, password: x}}\n"
+                 f"store: {{url: 'sqlite:///{tmp_path}/var/ivr.db'}}\n", encoding="utf-8")
+    return p
+
+
+def at(seconds: float) -> dt.datetime:
+    return START + dt.timedelta(seconds=seconds)
+
+
+def fill(config: Path, records: list[CallRecord], events: list[QueueEvent]) -> None:
+    url = f"sqlite:///{config.parent}/var/ivr.db"
+
+    async def write() -> None:
+        async with open_store(url) as store:
+            for record in records:
+                await store.record_call(record)
+            await store.record_events(events)
+
+    asyncio.run(write())
+
+
+def served_call() -> CallRecord:
+    rec = CallRecord("ch-1", "01012345678", "15771000", started_at=START, flow="main",
+                     language="ko", priority="high", reason="bypass: elderly",
+                     number="+821012345678")
+    rec.visit("welcome")
+    rec.visit("queue")
+    rec.pressed("1")
+    rec.end("agent_connected", "general")
+    return rec
+
+
+EVENTS = [
+    QueueEvent(at(0), "call.queued", "ch-1", queue="general", detail="priority high"),
+    QueueEvent(at(2), "agent.state", agent_id="agent1", detail="ringing"),
+    QueueEvent(at(2), "call.offered", "ch-1", "agent1", "general"),
+    QueueEvent(at(5), "call.connected", "ch-1", "agent1", "general"),
+    QueueEvent(at(95), "call.left", "ch-1", "agent1", "general", "completed"),
+    QueueEvent(at(3), "call.queued", "ch-2", queue="general"),
+]
+
+
+def test_show_prints_the_call_as_calls_list_does_and_then_its_events(config, capsys):
+    fill(config, [served_call(), CallRecord("ch-2", "0212345678", "15771000", started_at=at(3))],
+         EVENTS)
+    assert main(["--config", str(config), "calls", "show", "ch-1"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "01012345678" not in out and "+821012345678" not in out
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["time", "caller", "dialled"]
+    assert lines[1].startswith("2025-03-10 18:30:00  010****5678      15771000    main")
+    assert "agent_connected: general" in lines[1] and "bypass: elderly [priority high]" in lines[1]
+    assert lines[1].endswith("welcome > queue  [1]")
+    assert lines[2] == ""
+    assert lines[3].split() == ["time", "event", "agent", "queue", "detail"]
+    assert [line.split(None, 2)[2].split() for line in lines[4:]] == [
+        ["call.queued", "-", "general", "priority", "high"],
+        ["call.offered", "agent1", "general"],
+        ["call.connected", "agent1", "general"],
+        ["call.left", "agent1", "general", "completed"],
+    ]
+    assert [line[:19] for line in lines[4:]] == [
+        "2025-03-10 18:30:00", "2025-03-10 18:30:02", "2025-03-10 18:30:05", "2025-03-10 18:31:35"]
+
+
+def test_show_json_has_the_call_and_its_events(config, capsys):
+    fill(config, [served_call()], EVENTS)
+    assert main(["--config", str(config), "calls", "show", "ch-1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["call"]["call_id"] == "ch-1"
+    assert data["call"]["caller"] == "010****5678"
+    assert data["call"]["outcome"] == "agent_connected"
+    assert [(e["kind"], e["agent_id"], e["detail"]) for e in data["events"]] == [
+        ("call.queued", None, "priority high"), ("call.offered", "agent1", ""),
+        ("call.connected", "agent1", ""), ("call.left", "agent1", "completed")]
+    assert dt.datetime.fromisoformat(data["events"][0]["at"]) == START
+
+
+def test_a_call_that_never_queued_says_so(config, capsys):
+    fill(config, [CallRecord("ch-9", "", "15771000", started_at=START)], [])
+    assert main(["--config", str(config), "calls", "show", "ch-9"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "anonymous" in lines[1] and "in progress" in lines[1]
+    assert lines[-1] == "no queue events"
+
+
+def test_an_unknown_call_id_is_an_error(config, capsys):
+    fill(config, [served_call()], EVENTS)
+    assert main(["--config", str(config), "calls", "show", "no-such-call"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "no-such-call" in err
+
+
+def test_events_of_a_call_whose_record_is_missing_are_still_shown(config, capsys):
+    fill(config, [], EVENTS)
+    assert main(["--config", str(config), "calls", "show", "ch-2"]) == 0
+    out, err = capsys.readouterr()
+    assert "no call record" in err
+    assert out.splitlines()[0].split() == ["time", "event", "agent", "queue", "detail"]
+    assert "call.queued" in out.splitlines()[1]
