@@ -47,6 +47,7 @@ def engine(sandbox, tmp_path_factory):
     yield eng
     rc = eng.stop()
     assert rc == 0, f"the engine did not stop cleanly (exit {rc}):\n{eng.log_text()[-3000:]}"
+    assert not eng.events("call.media_failed"), eng.events("call.media_failed")
 
 
 def agents(engine: Engine) -> dict[str, dict]:
@@ -120,6 +121,14 @@ async def test_the_elderly_caller_who_arrives_last_is_served_first_and_wrap_up_d
     assert recs[masked(first)]["detail"].startswith("agent1")
     assert recs[masked(quitter)]["outcome"] == "abandoned"
     assert results[0].ended_by == "remote"            # the engine hung up when the agent did
+    # The event log tells the elderly caller's course through the queue, as an operator sees it.
+    out = engine.cli("calls", "show", recs[masked(ELDERLY)]["call_id"], "--json")
+    assert out.returncode == 0, out.stderr
+    kinds = [(e["kind"], e["agent_id"]) for e in json.loads(out.stdout)["events"]]
+    assert ("call.queued", None) in kinds and ("call.connected", "agent1") in kinds, kinds
+    # The first caller waited ~10 s: they heard where they stood (in the holding bridge).
+    heard = [e["media"] for e in engine.events("call.play") if e.get("call_id") == recs[masked(first)]["call_id"]]
+    assert any(m.endswith(("/queue_position_pre", "/queue_next")) for m in heard), heard
 
 
 async def rtp_sent_to_caller(sandbox, caller: str) -> int:
