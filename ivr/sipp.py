@@ -25,7 +25,14 @@ answers (or only rings), talks (a tone) and counts the RTP it receives per call:
         [call] = await phone.wait_for_ended(1, timeout=30)
         call.ended_by, call.rtp_packets_received          # "remote", 412
 
-    python -m ivr.sipp agent --port 5071 [--no-answer | --busy] [--ring-delay S] [--talk S]
+The same phone is a customer's phone that the engine calls back: ``keys="1"`` presses 1 (RFC 4733,
+on its media stream) ``keys_after`` seconds after the answer, to accept the call; each call
+records ``keys_sent``, and the caller-ID it saw (``caller``, ``caller_name``)::
+
+    async with AgentPhone(5090, keys="1", keys_after=1.0) as phone:
+        ...
+
+    python -m ivr.sipp agent --port 5071 [--no-answer | --busy] [--ring-delay S] [--talk S] [--keys 1 --keys-after S]
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ import struct
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "sipp_scenarios"
@@ -117,6 +124,37 @@ def _check_key(key: str) -> str:
     return k
 
 
+def rtp_packet(pt: int, marker: bool, seq: int, timestamp: int, ssrc: int, payload: bytes) -> bytes:
+    """One RTP packet (version 2, no CSRC); ``seq`` and ``timestamp`` wrap around."""
+    header = struct.pack(
+        "!BBHII", 0x80, (0x80 if marker else 0) | pt, seq & 0xFFFF, timestamp & 0xFFFFFFFF, ssrc & 0xFFFFFFFF
+    )
+    return header + payload
+
+
+def key_packets(
+    key: str, *, seq: int, timestamp: int, ssrc: int, key_ms: int = KEY_MS, volume: int = 10, end_packets: int = 3
+) -> list[bytes]:
+    """The RFC 4733 telephone-event packets (payload 101) of one key press, one per 20 ms.
+
+    A first packet with the marker bit, updates with a growing duration while the key is held
+    (``key_ms``), then the end packet (end bit, final duration) ``end_packets`` times.  All carry
+    the event's start ``timestamp``; sequence numbers run from ``seq``, one per packet, so the
+    stream goes on at ``seq + len(packets)`` and, 20 ms a packet, at ``timestamp + 160 *
+    len(packets)``.  ``volume``: the tone's power, -dBm0 (10 is -10 dBm0).
+    """
+    event = DTMF_KEYS.index(_check_key(key))
+    steps = max(1, key_ms // PACKET_MS)
+    packets = []
+    for i in range(steps):
+        payload = struct.pack("!BBH", event, volume & 0x3F, (i + 1) * SAMPLES_PER_PACKET)
+        packets.append(rtp_packet(EVENT_PAYLOAD_TYPE, i == 0, seq + i, timestamp, ssrc, payload))
+    end = struct.pack("!BBH", event, 0x80 | (volume & 0x3F), steps * SAMPLES_PER_PACKET)
+    for i in range(end_packets):
+        packets.append(rtp_packet(EVENT_PAYLOAD_TYPE, False, seq + steps + i, timestamp, ssrc, end))
+    return packets
+
+
 def dtmf_pcap(
     presses: Iterable[tuple[float, str]],
     *,
@@ -141,11 +179,9 @@ def dtmf_pcap(
 
     def rtp(pt: int, marker: bool, timestamp: int, payload: bytes) -> bytes:
         nonlocal seq
-        header = struct.pack(
-            "!BBHII", 0x80, (0x80 if marker else 0) | pt, seq & 0xFFFF, timestamp & 0xFFFFFFFF, ssrc
-        )
+        packet = rtp_packet(pt, marker, seq, timestamp, ssrc, payload)
         seq += 1
-        return header + payload
+        return packet
 
     now = 0  # ms since the start of the capture
 
@@ -160,17 +196,9 @@ def dtmf_pcap(
     for index, (pause, key) in enumerate(presses):
         lead = max(pause, MIN_LEAD) if index == 0 else pause
         audio_until(now + _ms(lead))
-        event = DTMF_KEYS.index(key)
-        start_ts = ts_base + now * 8
-        steps = max(1, key_ms // PACKET_MS)
-        for i in range(steps):
-            duration = (i + 1) * SAMPLES_PER_PACKET
-            payload = struct.pack("!BBH", event, 10, duration)  # volume 10 (-10 dBm0)
-            packets.append((now, rtp(EVENT_PAYLOAD_TYPE, i == 0, start_ts, payload)))
-            now += PACKET_MS
-        end_payload = struct.pack("!BBH", event, 0x80 | 10, steps * SAMPLES_PER_PACKET)
-        for _ in range(3):
-            packets.append((now, rtp(EVENT_PAYLOAD_TYPE, False, start_ts, end_payload)))
+        for packet in key_packets(key, seq=seq, timestamp=ts_base + now * 8, ssrc=ssrc, key_ms=key_ms):
+            packets.append((now, packet))
+            seq += 1
             now += PACKET_MS
     if packets:
         audio_until(now + _ms(trailing))
@@ -442,7 +470,10 @@ class AgentCallLog:
     ``ended_by``: ``remote`` when the far end hung up or gave up ringing (CANCEL), ``local`` when
     the phone hung up after ``talk`` seconds or refused the call (busy), None while it lasts.
     ``rtp_packets_received``: RTP packets that reached the phone from the far end's media
-    address (None until answered); ``rtp_packets_sent``: packets of the phone's tone sent.
+    address (None until answered); ``rtp_packets_sent``: packets the phone sent (its tone and
+    its keys).  ``caller``: the user of the From URI (the caller-ID the phone saw);
+    ``caller_name``: the From display name, "" when there is none.  ``keys_sent``: the keys the
+    phone has pressed so far in this call (each counted once its end packets are out).
     """
 
     invited_at: float
@@ -456,6 +487,8 @@ class AgentCallLog:
     busy: bool = False  # refused with 486 Busy Here
     remote_rtp: tuple[str, int] | None = None  # the far end's media address (from its SDP)
     rtp_packets_sent: int | None = None
+    caller_name: str = ""
+    keys_sent: str = ""
 
     @property
     def answered(self) -> bool:
@@ -473,7 +506,8 @@ class AgentCallLog:
         return self.ended_at - self.answered_at
 
     def describe(self) -> str:
-        parts = [f"call {self.number} from {self.caller or '?'}"]
+        who = f'"{self.caller_name}" {self.caller or "?"}' if self.caller_name else self.caller or "?"
+        parts = [f"call {self.number} from {who}"]
         if self.busy:
             parts.append("refused (busy)")
         elif self.cancelled and self.ended_at is not None:
@@ -487,6 +521,8 @@ class AgentCallLog:
             parts.append("ringing")
         if self.rtp_packets_received is not None:
             parts.append(f"RTP received {self.rtp_packets_received}, sent {self.rtp_packets_sent or 0}")
+        if self.keys_sent:
+            parts.append(f"keys sent {self.keys_sent}")
         return ", ".join(parts)
 
 
@@ -519,7 +555,7 @@ def render_agent_scenario(
 
 # IVR-AGENT <event> <call number> <[timestamp]: date TAB time TAB epoch> <detail>
 _AGENT_EVENT = re.compile(r"IVR-AGENT (invited|answered|ended) (\d+) \S+\s+\S+\s+(\d+(?:\.\d+)?)\s*(.*)")
-_INVITED_DETAIL = re.compile(r"from=(\S*) rtp=([0-9.]*):(\d*)")
+_INVITED_DETAIL = re.compile(r"from=(\S*) rtp=([0-9.]*):(\d*)(?: name=(.*))?")
 
 
 def parse_agent_log(text: str, calls: dict[int, AgentCallLog] | None = None) -> dict[int, AgentCallLog]:
@@ -538,6 +574,7 @@ def parse_agent_log(text: str, calls: dict[int, AgentCallLog] | None = None) -> 
             d = _INVITED_DETAIL.search(detail)
             if d:
                 call.caller = d.group(1)
+                call.caller_name = (d.group(4) or "").strip()
                 if d.group(2) and d.group(3):
                     call.remote_rtp = (d.group(2), int(d.group(3)))
         elif event == "answered":
@@ -584,6 +621,51 @@ def tone_payload(hz: int = TONE_HZ, *, level: float = 0.3) -> bytes:
     )
 
 
+PCMU_SILENCE = b"\xff" * SAMPLES_PER_PACKET
+
+
+def phone_media(
+    presses: Sequence[tuple[float, str]],
+    *,
+    tone: bytes | None,
+    ssrc: int,
+    seq: int,
+    timestamp: int,
+    key_ms: int = KEY_MS,
+) -> Iterator[tuple[bytes, str]]:
+    """What a phone sends from the answer on, one RTP packet every 20 ms: ``(packet, key)``.
+
+    The audio is ``tone`` (PCMU, 20 ms) over and over; a key press (``presses``: ``(pause
+    seconds, key)`` as ``parse_keys`` gives them, each pause counted from the end of the
+    previous key or, for the first, from the answer) takes the place of the audio while it
+    lasts (``key_packets``) — one SSRC, one run of sequence numbers, timestamps at 8 kHz over
+    the whole stream.  ``key`` is the key whose last end packet this is, else "".  The first
+    key comes no sooner than ``MIN_LEAD`` after the answer, so the far end has learnt where the
+    media comes from (strict RTP).  ``tone=None``: silence instead, and the stream ends with the
+    last key; with a tone it never ends.
+    """
+    payload = PCMU_SILENCE if tone is None else tone
+    slot = 0  # 20 ms slots since the answer
+
+    def audio(marker: bool = False) -> bytes:
+        return rtp_packet(PCMU_PAYLOAD_TYPE, marker, seq + slot, timestamp + slot * SAMPLES_PER_PACKET, ssrc, payload)
+
+    for index, (pause, key) in enumerate(presses):
+        until = slot + _ms(max(pause, MIN_LEAD) if index == 0 else pause) // PACKET_MS
+        while slot < until:
+            yield audio(slot == 0), ""
+            slot += 1
+        event = key_packets(
+            key, seq=seq + slot, timestamp=timestamp + slot * SAMPLES_PER_PACKET, ssrc=ssrc, key_ms=key_ms
+        )
+        for i, packet in enumerate(event):
+            yield packet, (key if i == len(event) - 1 else "")
+            slot += 1
+    while tone is not None:
+        yield audio(slot == 0), ""
+        slot += 1
+
+
 class _Media(asyncio.DatagramProtocol):
     """The phone's RTP socket: counts what arrives per call, sends the tone."""
 
@@ -620,6 +702,21 @@ class AgentPhone:
     call (``rtp_packets_received``): in a two-party bridge Asterisk forwards only what the
     other side sends, so a count above zero means the phone heard the other side.
 
+    ``keys``: the phone presses keys once the call is answered — a customer's phone that the
+    engine calls back, where the customer accepts the call with a key::
+
+        async with AgentPhone(5090, keys="1", keys_after=1.0) as phone:
+            call = await ari.dial("PJSIP/sipp/sip:01012345678@127.0.0.1:5090", timeout=10)
+            ...
+            [log] = phone.calls
+            log.keys_sent, log.caller, log.caller_name          # "1", "15771000", ""
+
+    The keys take the same forms as a caller's (``parse_keys``): "12#", or "w2,1,w3,2" for
+    pauses; the first key comes ``keys_after`` seconds after the answer (ACK).  They are sent as
+    RFC 4733 telephone-events (payload 101) on the phone's media stream, in place of the tone
+    while a key lasts.  Without ``audio`` the phone sends silence until its last key, then
+    nothing.
+
     The media address in the phone's SDP is a socket of this object (a free port pair on
     ``host``), not SIPp's: it runs on the event loop of the ``async with``.
     """
@@ -632,14 +729,21 @@ class AgentPhone:
         talk: float | None = None,
         audio: bool = True,
         *,
+        keys: str = "",
+        keys_after: float = 1.0,
         host: str = "127.0.0.1",
         poll_interval: float = 0.02,
     ) -> None:
+        if keys_after < 0:
+            raise SippError("keys_after must not be negative (seconds after the answer)")
         self.port = port
         self.mode = mode
         self.ring_delay = ring_delay
         self.talk = talk
         self.audio = audio
+        self.keys = keys
+        self.keys_after = keys_after
+        self._presses = parse_keys(keys, keys_after) if keys else []  # checks the keys early
         self.host = host
         self.poll_interval = poll_interval
         self.media_port: int | None = None
@@ -868,9 +972,9 @@ class AgentPhone:
             changed = True
             if call.remote_rtp is not None:
                 self._by_source[call.remote_rtp] = call
-            if call.answered and not call.ended and self.audio and number not in self._senders:
+            if call.answered and not call.ended and (self.audio or self._presses) and number not in self._senders:
                 assert self._loop is not None
-                self._senders[number] = self._loop.create_task(self._send_tone(call))
+                self._senders[number] = self._loop.create_task(self._send_media(call))
             if call.ended:
                 sender = self._senders.pop(number, None)
                 if sender is not None:
@@ -888,25 +992,28 @@ class AgentPhone:
             return
         call.rtp_packets_received = (call.rtp_packets_received or 0) + 1
 
-    async def _send_tone(self, call: AgentCallLog) -> None:
+    async def _send_media(self, call: AgentCallLog) -> None:
+        """The phone's RTP for one call, paced at 20 ms: the tone, and the keys in their turn."""
         if call.remote_rtp is None or self._media is None or self._media.transport is None:
             return
         transport = self._media.transport
-        payload = tone_payload()
+        stream = phone_media(
+            self._presses,
+            tone=tone_payload() if self.audio else None,
+            ssrc=random.getrandbits(32),
+            seq=random.getrandbits(15),
+            timestamp=random.getrandbits(31),
+        )
         loop = asyncio.get_running_loop()
-        ssrc, seq, ts = random.getrandbits(32), random.getrandbits(15), random.getrandbits(31)
         start = loop.time()
         sent = 0
-        while not call.ended:
-            header = struct.pack(
-                "!BBHII", 0x80, (0x80 if sent == 0 else 0) | PCMU_PAYLOAD_TYPE, (seq + sent) & 0xFFFF,
-                (ts + sent * SAMPLES_PER_PACKET) & 0xFFFFFFFF, ssrc,
-            )  # fmt: skip
-            if transport.is_closing():
+        for packet, key in stream:
+            if call.ended or transport.is_closing():
                 return
-            transport.sendto(header + payload, call.remote_rtp)
+            transport.sendto(packet, call.remote_rtp)
             sent += 1
             call.rtp_packets_sent = sent
+            call.keys_sent += key
             await asyncio.sleep(max(0.0, start + sent * PACKET_MS / 1000 - loop.time()))
 
 
@@ -957,7 +1064,7 @@ def _proc_ip(host: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # Command line:
 #   python -m ivr.sipp [call] NUMBER --from CALLER --keys SPEC
-#   python -m ivr.sipp agent --port 5071 [--no-answer | --busy] [--ring-delay S] [--talk S]
+#   python -m ivr.sipp agent --port 5071 [--no-answer | --busy] [--ring-delay S] [--talk S] [--keys 1 --keys-after S]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1026,6 +1133,11 @@ def agent_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--talk", type=float, help="hang up this many seconds after the answer "
                         "(default: wait for the caller to hang up)")
     parser.add_argument("--no-audio", action="store_true", help="send no tone (RTP received is still counted)")
+    parser.add_argument("--keys", default="",
+                        help="press these keys in every call once answered, e.g. '1' or 'w2,1,w1,2' "
+                        "(a customer's phone accepting a call-back)")
+    parser.add_argument("--keys-after", type=float, default=1.0,
+                        help="seconds after the answer before the first key (default 1)")
     parser.add_argument("--messages", action="store_true", help="print the SIP messages exchanged at the end")
     args = parser.parse_args(argv)
     try:
@@ -1035,6 +1147,8 @@ def agent_main(argv: list[str] | None = None) -> int:
             ring_delay=args.ring_delay,
             talk=args.talk,
             audio=not args.no_audio,
+            keys=args.keys,
+            keys_after=args.keys_after,
             host=args.host,
         )
         return asyncio.run(_run_agent(phone, args.messages))
@@ -1053,8 +1167,9 @@ async def _run_agent(phone: AgentPhone, show_messages: bool) -> int:
             loop.add_signal_handler(sig, stop.set)
     async with phone:
         talk = f"hangs up after {phone.talk:g}s" if phone.talk else "waits for the caller to hang up"
+        keys = f"presses {phone.keys} {phone.keys_after:g}s after the answer, " if phone.keys else ""
         how = {"no_answer": "never answers", "busy": "refuses every call (busy)"}.get(
-            phone.mode, f"answers after {phone.ring_delay:g}s, {talk}")
+            phone.mode, f"answers after {phone.ring_delay:g}s, {keys}{talk}")
         print(f"agent phone on {phone.host}:{phone.port} (media port {phone.media_port}): {how}. Ctrl-C stops.",
               flush=True)
         seen: dict[int, tuple[bool, bool]] = {}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import socket
+import struct
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -287,3 +289,158 @@ def test_without_a_voice_the_keys_capture_is_as_before():
     packets = rtp_payloads(sipp.dtmf_pcap([(0.2, "1")]))
     assert tone_payload(sipp.CALLER_TONE_HZ) not in [payload for _, payload in packets]
     assert sipp.dtmf_pcap([]) == sipp._pcap([])
+
+
+# -- keys pressed by the phone (a customer accepting a call-back) -----------------------------------
+
+
+def rtp_fields(packet: bytes) -> dict:
+    """The header fields of an RTP packet, and for a telephone-event its payload fields."""
+    first, second, seq, ts, ssrc = struct.unpack("!BBHII", packet[:12])
+    fields = {"version": first >> 6, "marker": bool(second & 0x80), "pt": second & 0x7F,
+              "seq": seq, "ts": ts, "ssrc": ssrc, "payload": packet[12:]}
+    if fields["pt"] == sipp.EVENT_PAYLOAD_TYPE:
+        event, flags, duration = struct.unpack("!BBH", packet[12:16])
+        fields.update(event=event, end=bool(flags & 0x80), volume=flags & 0x3F, duration=duration)
+    return fields
+
+
+def test_one_key_is_a_start_updates_and_three_end_packets():
+    packets = [rtp_fields(p) for p in sipp.key_packets("5", seq=100, timestamp=8000, ssrc=0xDEADBEEF)]
+    assert len(packets) == 5 + 3  # 100 ms held in 20 ms steps, then the end three times
+    assert {(p["version"], p["pt"], p["ssrc"], p["ts"], p["event"], p["volume"]) for p in packets} == {
+        (2, 101, 0xDEADBEEF, 8000, 5, 10)
+    }
+    assert [p["seq"] for p in packets] == list(range(100, 108))
+    assert [p["marker"] for p in packets] == [True] + [False] * 7
+    assert [p["end"] for p in packets] == [False] * 5 + [True] * 3
+    assert [p["duration"] for p in packets] == [160, 320, 480, 640, 800, 800, 800, 800]
+
+
+@pytest.mark.parametrize("key, code", [("0", 0), ("9", 9), ("*", 10), ("#", 11), ("a", 12), ("D", 15)])
+def test_key_event_codes(key, code):
+    [first, *_] = sipp.key_packets(key, seq=0, timestamp=0, ssrc=1)
+    assert rtp_fields(first)["event"] == code
+
+
+def test_a_longer_key_and_wrapping_counters():
+    packets = [rtp_fields(p) for p in sipp.key_packets("1", seq=0xFFFE, timestamp=0xFFFFFFFF, ssrc=7, key_ms=200)]
+    assert len(packets) == 10 + 3
+    assert [p["seq"] for p in packets][:4] == [0xFFFE, 0xFFFF, 0, 1]
+    assert {p["ts"] for p in packets} == {0xFFFFFFFF}
+    assert packets[-1]["duration"] == 1600
+
+
+def test_not_a_key_is_refused():
+    with pytest.raises(SippError, match="not a phone key"):
+        sipp.key_packets("x", seq=0, timestamp=0, ssrc=1)
+
+
+def test_callers_captures_are_built_from_the_same_key_packets():
+    packets = rtp_payloads(sipp.dtmf_pcap([(0.2, "7")], ssrc=99))
+    events = [payload for pt, payload in packets if pt == sipp.EVENT_PAYLOAD_TYPE]
+    assert events == [p[12:] for p in sipp.key_packets("7", seq=0, timestamp=0, ssrc=99)]
+
+
+def media(keys: str, keys_after: float = 1.0, *, tone: bytes | None = None, n: int | None = None, **kw):
+    stream = sipp.phone_media(sipp.parse_keys(keys, keys_after) if keys else [], tone=tone,
+                              ssrc=kw.get("ssrc", 0x1234), seq=kw.get("seq", 1000), timestamp=kw.get("ts", 5000))
+    items = list(itertools.islice(stream, n)) if n is not None else list(stream)
+    return [(rtp_fields(packet), key) for packet, key in items]
+
+
+def test_the_phone_talks_then_presses_the_key_after_the_delay_then_talks_on():
+    tone = tone_payload()
+    items = media("1", 1.0, tone=tone, n=50 + 8 + 20)
+    packets = [p for p, _ in items]
+    assert {p["ssrc"] for p in packets} == {0x1234}  # one stream
+    assert [p["seq"] for p in packets] == list(range(1000, 1000 + len(packets)))
+    kinds = "".join("k" if p["pt"] == 101 else "t" for p in packets)
+    assert kinds == "t" * 50 + "k" * 8 + "t" * 20  # 1 s of tone, the key (tone paused), the tone again
+    assert all(p["payload"] == tone for p in packets if p["pt"] == 0)
+    # Audio timestamps follow the clock, 160 a packet, across the key; the key starts at its slot.
+    assert all(p["ts"] == 5000 + 160 * i for i, p in enumerate(packets) if p["pt"] == 0)
+    assert {p["ts"] for p in packets if p["pt"] == 101} == {5000 + 160 * 50}
+    assert [i for i, p in enumerate(packets) if p["marker"]] == [0, 50]  # stream start, key start
+    assert [(i, key) for i, (_, key) in enumerate(items) if key] == [(57, "1")]  # after its last end
+
+
+def test_several_keys_even_the_same_twice_are_separate_events_with_a_gap():
+    items = media("11#", 0.5)
+    events = [p for p, _ in items if p["pt"] == 101]
+    starts = [p for p in events if p["marker"]]
+    assert [p["event"] for p in starts] == [1, 1, 11]
+    assert len({p["ts"] for p in starts}) == 3  # a new event each time, so a repeated key counts twice
+    assert sum(p["end"] for p in events) == 9
+    kinds = "".join("k" if p["pt"] == 101 else "s" for p, _ in items)
+    assert kinds == "s" * 25 + "k" * 8 + "s" * 10 + "k" * 8 + "s" * 10 + "k" * 8  # 0.2 s between keys
+    assert "".join(key for _, key in items) == "11#"
+
+
+def test_without_a_tone_the_phone_sends_silence_until_its_last_key():
+    items = media("w0.4,2,w1,3")
+    packets = [p for p, _ in items]
+    assert {p["payload"] for p in packets if p["pt"] == 0} == {b"\xff" * 160}
+    assert packets[-1]["pt"] == 101 and packets[-1]["end"]  # and nothing after
+    kinds = "".join("k" if p["pt"] == 101 else "s" for p in packets)
+    assert kinds == "s" * 20 + "k" * 8 + "s" * 50 + "k" * 8
+
+
+def test_the_first_key_waits_for_the_far_end_to_learn_our_media_address():
+    packets = [p for p, _ in media("1", 0)]
+    lead = next(i for i, p in enumerate(packets) if p["pt"] == 101)
+    assert lead * sipp.PACKET_MS / 1000 == sipp.MIN_LEAD
+
+
+def test_with_no_keys_the_tone_goes_on():
+    items = media("", tone=tone_payload(), n=500)
+    assert len(items) == 500 and {p["pt"] for p, _ in items} == {0}
+
+
+def test_the_phone_checks_its_keys_when_built():
+    with pytest.raises(SippError, match="not a phone key"):
+        AgentPhone(5090, keys="1x")
+    with pytest.raises(SippError, match="keys_after"):
+        AgentPhone(5090, keys="1", keys_after=-1)
+    phone = AgentPhone(5090, keys="1", keys_after=2)
+    assert (phone.keys, phone.keys_after) == ("1", 2)
+
+
+def test_the_display_name_of_the_caller_is_read_from_the_log():
+    [call] = parse_agent_log(INVITED_1 + ' name=Acme Bank ').values()
+    assert (call.caller, call.caller_name) == ("01012345678", "Acme Bank")
+    assert '"Acme Bank" 01012345678' in call.describe()
+    [call] = parse_agent_log(INVITED_1 + " name=").values()
+    assert call.caller_name == ""
+
+
+def test_the_scenario_logs_the_display_name_last():
+    root = scenario()
+    invite = next(el for el in root.iter("recv") if el.get("request") == "INVITE")
+    message = next(el for el in invite.iter("log")).get("message")
+    assert message.endswith(" name=[$caller_name]")
+    ereg = next(el for el in invite.iter("ereg") if el.get("assign_to", "").endswith("caller_name"))
+    pattern = re.compile(ereg.get("regexp").replace("[[:space:]]", r"\s"))
+    for header, name in [
+        (' "Acme Bank" <sip:15771000@127.0.0.1>;tag=x', "Acme Bank"),
+        (" Acme <sip:15771000@127.0.0.1>;tag=x", "Acme "),
+        (" <sip:15771000@127.0.0.1>;tag=x", ""),
+    ]:
+        assert pattern.search(header).group(1) == name
+    assert pattern.search(" sip:15771000@127.0.0.1;tag=x") is None
+
+
+def test_the_agent_command_line_presses_keys(monkeypatch):
+    built = []
+
+    async def fake_run(phone, show_messages):
+        built.append(phone)
+        return 0
+
+    monkeypatch.setattr(sipp, "_run_agent", fake_run)
+    assert sipp.agent_main(["--port", "5090", "--keys", "1", "--keys-after", "2.5"]) == 0
+    assert sipp.agent_main(["--port", "5090"]) == 0
+    customer, agent = built
+    assert (customer.port, customer.keys, customer.keys_after) == (5090, "1", 2.5)
+    assert (agent.keys, agent.keys_after) == ("", 1.0)
+    assert sipp.agent_main(["--keys", "1z"]) == 2
