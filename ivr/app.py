@@ -296,8 +296,13 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
                     ready.set()
                 await stop.wait()
                 log.info("engine.stopping", live_calls=engine.live_calls)
-                await ari.close(grace=config.engine.shutdown_grace,
-                                cleanup=queues.close if queues is not None else None)
+                async def cleanup() -> None:
+                    if queues is not None:
+                        if queues.callbacks is not None:
+                            await queues.callbacks.close()
+                        await queues.close()
+
+                await ari.close(grace=config.engine.shutdown_grace, cleanup=cleanup)
         finally:
             engine.lag.stop()
             await engine.close()
@@ -329,6 +334,15 @@ async def _start_queues(config: Config, switch, engine: Engine):
         acd.login(agent_id, service.clock())
     await recorder.start()
     engine.recorder = recorder
+    callbacks = getattr(config, "callbacks", None)
+    if callbacks is not None and getattr(callbacks, "endpoint", None):
+        from ivr.callbacks.desk import CallbackDesk
+
+        desk = CallbackDesk(callbacks, engine.store, service, switch, engine.catalogue,
+                            region=config.callers.region, save_record=engine._save)
+        service.callbacks = desk
+        await desk.start()
+        log.info("callbacks.ready", owner=callbacks.owner, endpoint=callbacks.endpoint)
     await service.start()
     engine.services = service
     engine.queues = service

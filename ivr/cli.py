@@ -282,6 +282,103 @@ def cmd_callers_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fmt_wait(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    minutes, secs = divmod(seconds, 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def cmd_callbacks_list(args: argparse.Namespace) -> int:
+    """Callback reservations, the most recently booked first; times in the center's zone."""
+    from zoneinfo import ZoneInfo
+
+    from ivr.logs import mask_number
+    from ivr.store import open_store
+
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+
+    async def fetch():
+        async with open_store(config.store_url) as store:
+            return await store.list_reservations(args.status, args.limit)
+
+    try:
+        reservations = asyncio.run(fetch())
+    except IvrError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        def iso(value):
+            return value.isoformat() if value else None
+
+        out = [{"id": r.id, "number": mask_number(r.number), "queue": r.queue,
+                "status": r.status, "priority": r.priority, "reason": r.reason,
+                "language": r.language, "waited": r.waited, "arrived_at": iso(r.arrived_at),
+                "created_at": iso(r.created_at), "due_at": iso(r.due_at),
+                "slot_end": iso(r.slot_end), "attempts": r.attempts,
+                "last_attempt_at": iso(r.last_attempt_at), "last_result": r.last_result,
+                "claimed_by": r.claimed_by, "claim_until": iso(r.claim_until),
+                "call_id": r.call_id, "updated_at": iso(r.updated_at)} for r in reservations]
+        json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
+        print()
+        return 0
+    if not reservations:
+        print(f"no {args.status} callback reservations" if args.status
+              else "no callback reservations")
+        return 0
+    tz = ZoneInfo(config.callers.timezone)
+    print(f"{'id':32}  {'number':15}  {'queue':12}  {'status':9}  {'due (' + tz.key + ')':22}  "
+          f"{'tries':>5}  {'waited':>7}  last result")
+    for r in reservations:
+        due = r.due_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        if r.slot_end is not None:
+            due += r.slot_end.astimezone(tz).strftime("-%H:%M")
+        print(f"{r.id:32}  {mask_number(r.number):15}  {r.queue:12}  {r.status:9}  {due:22}  "
+              f"{r.attempts:5}  {_fmt_wait(r.waited):>7}  {r.last_result or '-'}")
+    return 0
+
+
+def cmd_callbacks_cancel(args: argparse.Namespace) -> int:
+    """Cancel one pending (or being dialled) reservation: exit 1 when there is none to cancel."""
+    from ivr.logs import mask_number
+    from ivr.store import open_store
+
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+
+    async def cancel():
+        async with open_store(config.store_url) as store:
+            before = await store.get_reservation(args.id)
+            if before is None or not before.open:
+                return before, False
+            return before, await store.cancel_reservation(args.id)
+
+    try:
+        before, cancelled = asyncio.run(cancel())
+    except IvrError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    if before is None:
+        print(f"ivr: no callback reservation {args.id!r}", file=sys.stderr)
+        return 1
+    if not before.open:
+        print(f"ivr: callback reservation {args.id} is already {before.status}; only pending "
+              "reservations (or ones being dialled) can be cancelled", file=sys.stderr)
+        return 1
+    if not cancelled:
+        print(f"ivr: callback reservation {args.id} was finished meanwhile", file=sys.stderr)
+        return 1
+    print(f"cancelled callback reservation {before.id} ({mask_number(before.number)}, "
+          f"queue {before.queue})")
+    return 0
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from ivr.sandbox import run_sandbox
 
@@ -399,6 +496,18 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "pause":
             q.add_argument("--reason", default="paused", help="why (shown on the wallboard)")
         q.set_defaults(func=cmd_agents)
+
+    p = sub.add_parser("callbacks", help="callback reservations: list | cancel")
+    cbs = p.add_subparsers(dest="callbacks_command", required=True)
+    q = cbs.add_parser("list", help="reservations, the most recently booked first")
+    q.add_argument("--status", choices=["pending", "claimed", "done", "failed", "cancelled"],
+                   help="only reservations in this state")
+    q.add_argument("--limit", type=int, default=200)
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=cmd_callbacks_list)
+    q = cbs.add_parser("cancel", help="cancel a pending reservation (it is not dialled)")
+    q.add_argument("id", metavar="ID", help="the reservation id, as 'callbacks list' shows it")
+    q.set_defaults(func=cmd_callbacks_cancel)
 
     p = sub.add_parser("sandbox", help="the sandbox Asterisk: up | down | status | logs | rx CMD")
     p.add_argument("action", choices=["up", "down", "status", "logs", "rx"])

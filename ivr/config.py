@@ -28,6 +28,28 @@ to start.  Relative paths are resolved against the folder of the config file.
 * ``agents`` — a list of ``{id, name, endpoint: PJSIP/agent1, skills: [..], center, login:
   true|false}`` (``login: true``: logged in when the engine starts).
 
+``callbacks:`` — reservation callbacks, "call me back instead of waiting" (``ivr.callbacks``);
+every key is optional:
+
+* ``owner`` (the host name) — this engine instance's name in the reservations it claims; give
+  each instance sharing one store its own;
+* ``lease`` (``60``) — seconds a claimed reservation stays this instance's without renewal;
+  after that (the instance died) another one dials it;
+* ``poll`` (``2``) — seconds between looks for due reservations;
+* ``max_attempts`` (``3``) and ``retry_delay`` (``600``) — dial attempts per reservation, and
+  seconds from the start of one attempt to the next (moved to the next opening when that
+  falls outside opening hours);
+* ``ring_timeout`` (``30``) — seconds the customer's phone rings;
+* ``allow_international`` (``false``) — call back numbers of other countries than
+  ``callers.region``;
+* ``caller_id`` — the number the customer sees, e.g. ``'15771000'`` (quote it: YAML reads a
+  number with a leading 0 as something else); unset: what the trunk presents;
+* ``hours`` — the weekly opening hours callbacks are dialled in, local time in
+  ``callers.timezone``: ``{mon: ["09:00-18:00"], …, sat: ["09:00-13:00"], sun: []}``; a day
+  may have several intervals, ``24:00`` ends one at midnight; days not named are closed.
+  Default: Monday to Friday, 09:00-18:00;
+* ``holidays`` — dates with no callbacks, ``[2025-01-01, 2025-03-01]`` (``YYYY-MM-DD``).
+
 ``admin:`` — the operator API (``ivr agents …`` talks to it): ``listen`` (``127.0.0.1:8089``),
 ``token`` / ``token_file`` / ``IVR_ADMIN_TOKEN`` (a bearer token; without one the API is off).
 """
@@ -35,8 +57,10 @@ to start.  Relative paths are resolved against the folder of the config file.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import re
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,6 +69,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 import yaml
 
+from ivr.callbacks.schedule import DAY_NAMES, OpeningHours, RetryPolicy
 from ivr.errors import ConfigError
 
 ENV_PREFIX = "IVR_"
@@ -95,6 +120,18 @@ class CallersConfig:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class CallbacksConfig:
+    owner: str = dataclasses.field(default_factory=socket.gethostname)
+    lease: float = 60.0                # seconds
+    poll: float = 2.0                  # seconds
+    ring_timeout: float = 30.0         # seconds
+    allow_international: bool = False
+    caller_id: str | None = None       # None: what the trunk presents
+    hours: OpeningHours = dataclasses.field(default_factory=OpeningHours.office)
+    retry: RetryPolicy = RetryPolicy()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Config:
     ari: AriConfig
     flows: tuple[Path, ...]
@@ -106,6 +143,7 @@ class Config:
     callers: CallersConfig = CallersConfig()
     acd: AcdConfig = dataclasses.field(default_factory=lambda: AcdConfig())
     admin: AdminConfig = dataclasses.field(default_factory=lambda: AdminConfig())
+    callbacks: CallbacksConfig = dataclasses.field(default_factory=lambda: CallbacksConfig())
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -187,7 +225,7 @@ def load_config(path: str | os.PathLike[str] | None = None,
     else:
         source = None
     _check_keys("top level", raw, {"ari", "flows", "prompts", "store", "log", "engine", "callers",
-                                   "acd", "admin"})
+                                   "acd", "admin", "callbacks"})
     base = source.parent if source else Path.cwd()
 
     def rel(p: str) -> Path:
@@ -242,6 +280,7 @@ def load_config(path: str | os.PathLike[str] | None = None,
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"config: bad value in 'engine': {exc}") from exc
 
+    callers = _callers(raw, env)
     return Config(
         ari=AriConfig(url=str(url).rstrip("/"), username=str(username), password=str(password),
                       app=str(env.get("IVR_ARI_APP", ari.get("app", "ivr")))),
@@ -251,9 +290,10 @@ def load_config(path: str | os.PathLike[str] | None = None,
         log=log_cfg,
         engine=engine,
         source=source,
-        callers=_callers(raw, env),
+        callers=callers,
         acd=_acd(raw),
         admin=_admin(raw, env, rel),
+        callbacks=_callbacks(raw, callers),
     )
 
 
@@ -398,6 +438,115 @@ def _callers(raw: Mapping[str, Any], env: Mapping[str, str]) -> CallersConfig:
                                   f"variable {token_env} is not set")
         registry = RegistryConfig(url=url, timeout=timeout, token=token)
     return CallersConfig(region=region, timezone=tz, lookup_budget=budget, registry=registry)
+
+
+_CALLBACK_KEYS = {"owner", "lease", "poll", "max_attempts", "retry_delay", "ring_timeout",
+                  "allow_international", "caller_id", "hours", "holidays"}
+_HOURS = re.compile(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})")
+_CALLER_ID = re.compile(r"\+?[0-9]{3,20}")
+
+
+def _callbacks(raw: Mapping[str, Any], callers: CallersConfig) -> CallbacksConfig:
+    sec = _section(raw, "callbacks")
+    _check_keys("callbacks", sec, _CALLBACK_KEYS)
+    default = CallbacksConfig()
+    owner = sec.get("owner", default.owner)
+    if not isinstance(owner, (str, int)) or isinstance(owner, bool) or not str(owner).strip():
+        raise ConfigError("callbacks.owner must be a name for this engine instance, e.g. ivr-1")
+    international = sec.get("allow_international", False)
+    if not isinstance(international, bool):
+        raise ConfigError(f"callbacks.allow_international must be true or false, "
+                          f"not {international!r}")
+    caller_id = sec.get("caller_id")
+    if caller_id is not None:
+        if isinstance(caller_id, bool) or not isinstance(caller_id, (str, int)) \
+                or not _CALLER_ID.fullmatch(str(caller_id).strip()):
+            raise ConfigError(f"callbacks.caller_id must be a phone number in digits, e.g. "
+                              f"'15771000', not {caller_id!r}")
+        caller_id = str(caller_id).strip()
+    attempts = sec.get("max_attempts", default.retry.max_attempts)
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 20:
+        raise ConfigError(f"callbacks.max_attempts must be a whole number from 1 to 20, "
+                          f"not {attempts!r}")
+    delay = _seconds("callbacks.retry_delay", sec.get("retry_delay", 600), upper=86400.0)
+    tz = ZoneInfo(callers.timezone)
+    holidays = _holidays(sec.get("holidays"))
+    if "hours" in sec:
+        hours = OpeningHours(tz, _weekly_hours(sec["hours"]), holidays)
+    else:
+        hours = OpeningHours.office(tz, holidays)
+    return CallbacksConfig(
+        owner=str(owner).strip(),
+        lease=_seconds("callbacks.lease", sec.get("lease", default.lease), upper=3600.0),
+        poll=_seconds("callbacks.poll", sec.get("poll", default.poll), upper=300.0),
+        ring_timeout=_seconds("callbacks.ring_timeout",
+                              sec.get("ring_timeout", default.ring_timeout), upper=300.0),
+        allow_international=international, caller_id=caller_id, hours=hours,
+        retry=RetryPolicy(max_attempts=attempts, delay=dt.timedelta(seconds=delay)))
+
+
+def _weekly_hours(value: Any) -> dict[int, list[tuple[dt.time, dt.time]]]:
+    example = '{mon: ["09:00-18:00"], sat: ["09:00-13:00"], sun: []}'
+    if not isinstance(value, dict):
+        raise ConfigError(f"callbacks.hours must be a mapping of weekday to opening hours, "
+                          f"e.g. {example}")
+    weekly: dict[int, list[tuple[dt.time, dt.time]]] = {}
+    for day, spans in value.items():
+        key = str(day).lower()
+        if key not in DAY_NAMES:
+            raise ConfigError(f"callbacks.hours: {day!r} is not a weekday "
+                              f"(use {', '.join(DAY_NAMES)})")
+        where = f"callbacks.hours.{key}"
+        if spans is None:
+            spans = []
+        elif isinstance(spans, str):
+            spans = [spans]
+        if not isinstance(spans, list):
+            raise ConfigError(f"{where} must be a list like [\"09:00-18:00\"], not {spans!r}")
+        intervals = []
+        for span in spans:
+            m = _HOURS.fullmatch(span.replace(" ", "")) if isinstance(span, str) else None
+            if m is None:
+                raise ConfigError(f"{where}: {span!r} is not HH:MM-HH:MM")
+            h1, m1, h2, m2 = (int(g) for g in m.groups())
+            if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2 != 0):
+                raise ConfigError(f"{where}: {span!r} is not a time of day (00:00 to 24:00)")
+            start = dt.time(h1, m1)
+            end = dt.time.max if h2 == 24 else dt.time(h2, m2)
+            if end <= start:
+                raise ConfigError(f"{where}: {span!r} does not end after it starts (an interval "
+                                  "cannot span midnight: end it at 24:00 and go on the next day)")
+            intervals.append((start, end))
+        if DAY_NAMES.index(key) in weekly:
+            raise ConfigError(f"callbacks.hours names {key} twice")
+        weekly[DAY_NAMES.index(key)] = intervals
+    try:
+        hours = OpeningHours(ZoneInfo("UTC"), weekly)
+    except ValueError as exc:
+        raise ConfigError(f"callbacks.hours: {exc}") from None
+    if not hours.weekly:
+        raise ConfigError("callbacks.hours: no day has opening hours, so no callback could "
+                          "ever be dialled")
+    return weekly
+
+
+def _holidays(value: Any) -> frozenset[dt.date]:
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list):
+        raise ConfigError("callbacks.holidays must be a list of dates, e.g. [2025-01-01, 2025-03-01]")
+    days = set()
+    for item in value:
+        if isinstance(item, dt.datetime):
+            raise ConfigError(f"callbacks.holidays: {item!r} is not a date (YYYY-MM-DD)")
+        if isinstance(item, dt.date):
+            days.add(item)
+            continue
+        try:
+            days.add(dt.date.fromisoformat(str(item).strip()))
+        except ValueError:
+            raise ConfigError(f"callbacks.holidays: {item!r} is not a date (YYYY-MM-DD)") from None
+    return frozenset(days)
 
 
 def _seconds(name: str, value: Any, *, upper: float) -> float:

@@ -30,6 +30,7 @@ import structlog
 from ivr.acd.core import Acd
 from ivr.acd.estimate import announce_range
 from ivr.acd.model import AgentState, Event, Offer, QueueSpec
+from ivr.flow.model import CallbackOffer
 from ivr.call import Bridge, Call, CallRecord, Switch
 from ivr.errors import AriError, CallerHungUp, DialFailed, IvrError
 from ivr.flow.say import say_number
@@ -42,6 +43,8 @@ __all__ = ["QueueService"]
 POSITION_PRE, POSITION_POST = "queue_position_pre", "queue_position_post"
 WAIT_PRE, WAIT_POST, WAIT_LONG = "queue_wait_pre", "queue_wait_post", "queue_wait_long"
 NEXT_IN_LINE, SORRY = "queue_next", "queue_sorry"
+CALLBACK_OFFER = "callback_offer"
+CALLBACK_ENTRY = "cb-"          # line entries that are reservations (ivr.callbacks.desk)
 FIRST_ANNOUNCEMENT = 3.0      # seconds after joining the line: the caller hears where they stand
 
 
@@ -59,6 +62,9 @@ class _Caller:
     agent_id: str | None = None
     agent_call: Call | None = None
     in_holding: bool = False
+    callback: CallbackOffer | None = None
+    reason: str | None = None
+    offered_at: float | None = None        # when a callback was last offered
 
 
 class QueueService:
@@ -78,6 +84,7 @@ class QueueService:
         self._holding_lock = asyncio.Lock()
         self._ticker: asyncio.Task[None] | None = None
         self._rings: set[asyncio.Task[None]] = set()
+        self.callbacks = None      # the callback desk: book() offers, serve() dials reservations
 
     # -- lifetime ----------------------------------------------------------------------------
 
@@ -100,10 +107,16 @@ class QueueService:
     # -- the caller's side: called from the flow runner --------------------------------------
 
     async def queue_handoff(self, call: Call, record: CallRecord, queue: str, priority: str | None,
-                            reason: str | None, language: str | None = None) -> None:
+                            reason: str | None, language: str | None = None, *,
+                            callback: CallbackOffer | None = None,
+                            arrived_at: float | None = None) -> None:
         """Carry ``call`` from the hand-off to its end; the outcome goes into ``record``:
         ``agent_connected`` (detail: agent and wait), ``abandoned`` (the caller hung up while
-        waiting), ``queue_timeout`` (nobody could take the call: polite message, hang-up)."""
+        waiting), ``queue_timeout`` (nobody could take the call: polite message, hang-up),
+        ``callback_booked`` (the caller took a callback offer; detail: the reservation).
+
+        ``arrived_at`` (this service's clock) keeps an earlier place in line, e.g. for a
+        customer called back who joins the line again at their original place."""
         spec = self.specs.get(queue)
         language = language or self.default_language
         if spec is None:
@@ -113,12 +126,40 @@ class QueueService:
             return
         now = self.clock()
         loop = asyncio.get_running_loop()
-        c = _Caller(call, record, queue, priority or "normal", language, arrived_at=now,
+        first = now if arrived_at is None else arrived_at
+        c = _Caller(call, record, queue, priority or "normal", language, arrived_at=first,
                     deadline=now + spec.max_wait, outcome=loop.create_future())
+        c.callback = callback if self.callbacks is not None else None
+        c.reason = reason
         self.callers[call.id] = c
-        self.acd.enqueue(call.id, queue, c.priority, now)
+        self.acd.enqueue(call.id, queue, c.priority, now, arrived_at=first)
         log.info("acd.queued", queue=queue, priority=c.priority, reason=reason,
                  position=self.acd.position(call.id))
+        try:
+            while True:
+                result = await self._wait_in_line(c)
+                if result is None:
+                    self._abandon(c)
+                    return
+                if result == "connected":
+                    await self._converse(c)
+                    return
+                if result == "callback":
+                    if await self._book_callback(c):
+                        return
+                    continue                              # not booked: back in line, same place
+                record.end("queue_timeout", f"{c.queue}: {result}")
+                await self._leave_holding(c)
+                await self._say_sorry(call, language)
+                return
+        except CallerHungUp:
+            self._abandon(c)
+        finally:
+            self._forget(c)
+
+    async def _wait_in_line(self, c: _Caller) -> str | None:
+        """Hold until the caller's turn ends: ``connected``, ``callback``, a time-out reason,
+        or None when the caller hung up."""
         announcer: asyncio.Task[None] | None = None
         hangup: asyncio.Task[bool] | None = None
         try:
@@ -126,28 +167,44 @@ class QueueService:
             self._match()
             if not c.outcome.done():
                 await self._enter_holding(c)
-            announcer = asyncio.create_task(self._announce(c), name=f"acd.announce.{call.id}")
-            hangup = asyncio.create_task(call.wait_hangup(), name=f"acd.hangup.{call.id}")
+            announcer = asyncio.create_task(self._announce(c), name=f"acd.announce.{c.call.id}")
+            hangup = asyncio.create_task(c.call.wait_hangup(), name=f"acd.hangup.{c.call.id}")
             await asyncio.wait({c.outcome, hangup}, return_when=asyncio.FIRST_COMPLETED)
             announcer.cancel()
-            if not c.outcome.done() or call.hung_up and c.outcome.result() != "connected":
-                self._abandon(c)
-                return
-            result = c.outcome.result()
             await asyncio.gather(announcer, return_exceptions=True)
-            if result == "connected":
-                await self._converse(c)
-            else:
-                record.end("queue_timeout", f"{c.queue}: {result}")
-                await self._leave_holding(c)
-                await self._say_sorry(call, language)
-        except CallerHungUp:
-            self._abandon(c)
+            if not c.outcome.done() or c.call.hung_up and c.outcome.result() != "connected":
+                return None
+            return c.outcome.result()
         finally:
             for task in (announcer, hangup):
                 if task is not None and not task.done():
                     task.cancel()
-            self._forget(c)
+
+    async def _book_callback(self, c: _Caller) -> bool:
+        """The caller took the offer (and is off the line): confirm the number, store the
+        reservation, then say so.  Not booked: back in the line at the same place."""
+        assert self.callbacks is not None
+        await self._leave_holding(c)
+        waited = self.clock() - c.arrived_at
+        reservation = await self.callbacks.book(c.call, queue=c.queue, priority=c.priority,
+                                                reason=c.reason, language=c.language,
+                                                waited=waited, call_id=c.call.id)
+        if reservation is not None:
+            c.record.end("callback_booked", f"{c.queue}: reservation {reservation}")
+            log.info("acd.callback_booked", queue=c.queue, reservation=reservation, waited=round(waited))
+            await _hang_up_quietly(c.call)
+            return True
+        now = self.clock()
+        c.outcome = asyncio.get_running_loop().create_future()
+        c.callback = None                      # offered once and it did not work out: no more
+        self.acd.enqueue(c.call.id, c.queue, c.priority, now, arrived_at=c.arrived_at)
+        return False
+
+    def _accept_callback(self, c: _Caller) -> None:
+        if c.outcome.done() or c.ring is not None:
+            return                              # an agent is being rung for this caller already
+        self.acd.leave(c.call.id, self.clock(), "callback")
+        c.outcome.set_result("callback")
 
     def _abandon(self, c: _Caller) -> None:
         waited = self.clock() - c.arrived_at
@@ -233,24 +290,53 @@ class QueueService:
                 if self.catalogue.has(word)]
 
     async def _announce(self, c: _Caller) -> None:
-        spec_delay = FIRST_ANNOUNCEMENT
+        delay = FIRST_ANNOUNCEMENT
         while True:
-            await asyncio.sleep(spec_delay)
-            spec_delay = self.specs[c.queue].announce_every
+            if c.offered_at is not None and c.callback is not None:
+                # Listening for the offer's key between announcements (music plays meanwhile).
+                got = await c.call.gather(max_digits=1, first_timeout=delay, inter_timeout=1,
+                                          terminator="")
+                if got.digits == c.callback.key:
+                    self._accept_callback(c)
+                    return
+            else:
+                await asyncio.sleep(delay)
+            delay = self.specs[c.queue].announce_every
             if c.outcome.done() or c.call.hung_up:
                 return
             media = self.announcement(c.call.id, c.language)
+            if self._offer_due(c):
+                c.offered_at = self.clock()
+                media.append(self._media(CALLBACK_OFFER, c.language))
+                c.call.flush_digits()
             try:
-                await c.call.play(media)
+                await c.call.play([m for m in media if m], barge_in=c.offered_at is not None)
             except CallerHungUp:
                 return
             except AriError as exc:
                 log.warning("acd.announce_failed", error=str(exc))
 
+    def _offer_due(self, c: _Caller) -> bool:
+        offer = c.callback
+        if offer is None or c.ring is not None:
+            return False
+        now = self.clock()
+        if c.offered_at is not None and (not offer.repeat or now - c.offered_at < offer.repeat):
+            return False
+        if offer.after is not None and now - c.arrived_at >= offer.after:
+            return True
+        if offer.above is not None:
+            estimate = self.acd.estimate_wait(c.call.id, now)
+            return estimate is not None and estimate > offer.above
+        return False
+
     # -- matching callers and agents ---------------------------------------------------------
 
     def _match(self) -> None:
         for offer in self.acd.offers(self.clock()):
+            if self.callbacks is not None and offer.call_id.startswith(CALLBACK_ENTRY):
+                self.callbacks.serve(offer)     # a reservation's turn: the agent is held for it
+                continue
             c = self.callers.get(offer.call_id)
             if c is None:                       # should not happen: the line and we disagree
                 self.acd.leave(offer.call_id, self.clock(), "lost")
@@ -267,7 +353,9 @@ class QueueService:
         log.info("acd.ringing", agent=offer.agent_id, endpoint=agent.spec.endpoint, queue=offer.queue)
         try:
             agent_call = await self.switch.dial(agent.spec.endpoint, timeout=spec.ring_timeout,
-                                                caller_id=c.call.caller_number or None,
+                                                # the agent sees who it is (for a call back: the
+                                                # customer, not the center's own number)
+                                                caller_id=c.record.caller or c.call.caller_number or None,
                                                 args=("agent", offer.agent_id))
         except asyncio.CancelledError:
             self.acd.ring_cancelled(offer.agent_id, self.clock())

@@ -23,7 +23,7 @@ from typing import Any
 
 from ivr.errors import FlowError, FlowProblem
 from ivr.flow.expr import ENGINE_NAMESPACES, Expr, ExprError, compile_expr, constant, is_variable_name
-from ivr.flow.model import (NODE_TYPES, Branch, Bypass, Flow, FlowSet, Gather, Goto, Hangup, Menu, Node, Play,
+from ivr.flow.model import (NODE_TYPES, Branch, Bypass, CallbackOffer, Flow, FlowSet, Gather, Goto, Hangup, Menu, Node, Play,
                             Queue, RepeatPolicy, Return, Say, Set, Subflow, Transfer)
 from ivr.flow.say import KINDS, SAY_PROMPT_IDS
 from ivr.flow.yamlsafe import YList, YMap, load_yaml, type_name
@@ -63,7 +63,7 @@ NODE_KEYS: dict[str, tuple[str, ...]] = {
     "goto": (),
     "subflow": ("next",),
     "return": (),
-    "queue": ("priority", "reason", "prompt"),
+    "queue": ("priority", "reason", "prompt", "callback"),
     "transfer": ("extension", "priority", "prompt"),
     "hangup": (),
 }
@@ -705,7 +705,47 @@ class _NodeReader:
     def read_queue(self) -> Queue:
         queue = self.text("queue", required=True, pattern=QUEUE, what="the name of a queue")
         return Queue(self.name, self.line, queue or "", self.text("priority", pattern=QUEUE, what="a priority name"),
-                     self.text("reason"), self.prompts("prompt"))
+                     self.text("reason"), self.prompts("prompt"), self.callback_offer())
+
+    def callback_offer(self) -> CallbackOffer | None:
+        raw = self.raw.get("callback")
+        if raw is None:
+            return None
+        line = self.raw.value_line("callback")
+        if not isinstance(raw, YMap):
+            self.r.error(line, "'callback' must be a mapping: {above: 5m, after: 3m, repeat: 2m, key: 1}", self.name)
+            return None
+        unknown = sorted(set(raw) - {"above", "after", "repeat", "key", NOTE})
+        if unknown:
+            self.r.error(line, f"'callback' does not take {', '.join(unknown)} "
+                         "(it takes above, after, repeat, key)", self.name)
+        values: dict[str, float | None] = {}
+        for key in ("above", "after", "repeat"):
+            value = raw.get(key)
+            if value is None:
+                values[key] = None
+                continue
+            seconds: float | None = None
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                seconds = float(value)
+            elif isinstance(value, str) and (m := DURATION.match(value)):
+                seconds = float(m.group(1)) * _UNIT[m.group(2)]
+            if seconds is None or not 0 <= seconds <= 86400:
+                self.r.error(raw.value_line(key), f"callback '{key}' must be a time like 300, 5m or 90s, "
+                             f"not {value!r}", self.name)
+                return None
+            values[key] = seconds
+        if values["above"] is None and values["after"] is None:
+            self.r.error(line, "'callback' needs 'above' (offer when the expected wait is longer) "
+                         "and/or 'after' (offer once the caller has waited this long)", self.name)
+            return None
+        key = str(raw.get("key", "1"))
+        if key not in set("0123456789*#"):
+            self.r.error(raw.value_line("key") if "key" in raw else line,
+                         f"callback 'key' must be one key (0-9, *, #), not {raw.get('key')!r}", self.name)
+            return None
+        return CallbackOffer(above=values["above"], after=values["after"],
+                             repeat=values["repeat"] or 0.0, key=key)
 
     def read_transfer(self) -> Transfer:
         context = self.text("transfer", required=True, pattern=QUEUE, what="a dialplan context")

@@ -147,11 +147,24 @@ class Return(Node):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class CallbackOffer:
+    """Offer a waiting caller to be called back instead: when the expected wait is above
+    ``above`` seconds and/or once the caller has waited ``after`` seconds (None: that condition
+    is not used); again every ``repeat`` seconds (0: once).  The caller accepts with ``key``."""
+
+    above: float | None = None
+    after: float | None = None
+    repeat: float = 0.0
+    key: str = "1"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Queue(Node):
     queue: str
     priority: str | None
     reason: str | None
     prompts: Prompts                  # played before the hand-off
+    callback: CallbackOffer | None = None
 
     ends: ClassVar[bool] = True
 

@@ -336,10 +336,10 @@ class FlowRunner:
         await self._handoff(rule.queue, rule.priority, f"bypass: {rule.reason}", rule.prompts)
 
     async def _queue(self, node: Queue) -> None:
-        await self._handoff(node.queue, node.priority, node.reason, node.prompts)
+        await self._handoff(node.queue, node.priority, node.reason, node.prompts, node.callback)
 
     async def _handoff(self, queue: str, priority: str | None, reason: str | None,
-                       prompts: Sequence[str]) -> None:
+                       prompts: Sequence[str], callback: Any = None) -> None:
         record = self.record
         if priority is not None:
             record.priority = priority
@@ -348,7 +348,11 @@ class FlowRunner:
         await self._play(prompts)
         handoff = getattr(self.services, "queue_handoff", None)
         if handoff is not None:
-            await handoff(self.call, record, queue, record.priority, record.reason, language=self.lang)
+            if callback is not None:
+                await handoff(self.call, record, queue, record.priority, record.reason,
+                              language=self.lang, callback=callback)
+            else:
+                await handoff(self.call, record, queue, record.priority, record.reason, language=self.lang)
             record.end("queued", queue)
             return
         log.info("flow.queue", queue=queue, priority=record.priority, reason=record.reason)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from ivr.call import CallRecord
+from ivr.callbacks.model import Reservation
 
 # Outcomes that mean a person served the caller ("unserved" calls are all the others).
 SERVED_OUTCOMES = frozenset({"agent_connected"})
@@ -93,4 +94,59 @@ class Store(Protocol):
 
         To read on past ``limit``, ask again from the ``at`` of the last event returned (and
         skip the events already seen at that instant).
+        """
+
+    # -- callback reservations -----------------------------------------------------------------
+    # A number has at most one open (pending or claimed) reservation per queue.  Claims are
+    # leases: an engine instance that dies holding some lets them go when ``claim_until``
+    # passes, and another instance takes them.  Times given are aware (naive ones are taken as
+    # UTC); reservations read back are in UTC.
+
+    async def put_reservation(self, r: Reservation) -> Reservation:
+        """Book ``r``, or update the open reservation of the same number and queue.
+
+        When one is open, it keeps its id, status, claim, attempts and the earlier of the two
+        ``arrived_at`` (the caller's place in line) and the longer ``waited``; it takes ``r``'s
+        language, priority, reason, due_at, slot_end, call_id and updated_at.  Atomic: two
+        bookings at once never leave two open reservations.  Returns the stored reservation.
+        """
+
+    async def get_reservation(self, reservation_id: str) -> Reservation | None:
+        """One reservation by id, or None."""
+
+    async def list_reservations(self, status: str | None = None,
+                                limit: int = 200) -> list[Reservation]:
+        """Reservations (of one status, or all), the most recently booked first."""
+
+    async def cancel_reservation(self, reservation_id: str) -> bool:
+        """Cancel a pending or claimed reservation; False when there is none or it is final."""
+
+    async def cancel_reservations_for(self, number: str, queue: str | None = None) -> int:
+        """Cancel the open reservations of ``number`` (in ``queue``, or in all); how many."""
+
+    async def claim_reservations(self, now: dt.datetime, owner: str, lease: float,
+                                 limit: int) -> list[Reservation]:
+        """Take up to ``limit`` reservations to dial, in the callers' order in line (arrived_at).
+
+        Taken: pending ones due by ``now`` and claimed ones whose claim lapsed before ``now``.
+        They become ``claimed`` by ``owner`` until ``now + lease`` seconds.  Atomic: engine
+        instances claiming at once never take the same reservation.
+        """
+
+    async def renew_claim(self, reservation_id: str, owner: str, until: dt.datetime) -> bool:
+        """Extend ``owner``'s claim to ``until``; False when ``owner`` no longer holds it."""
+
+    async def release_claims(self, owner: str) -> int:
+        """Every reservation claimed by ``owner`` back to pending (startup, shutdown); how many."""
+
+    async def finish_attempt(self, reservation_id: str, owner: str, *, result: str,
+                             at: dt.datetime, next_due: dt.datetime | None,
+                             final_status: str | None) -> bool:
+        """Note one dial attempt made by ``owner``, who must still hold the claim (else False
+        and nothing changes).
+
+        ``attempts`` grows by one, ``last_attempt_at`` is ``at`` and ``last_result`` is
+        ``result``.  With ``final_status`` (``done`` or ``failed``) the reservation ends (its
+        ``claimed_by`` stays, naming the instance that finished it); without, it is pending
+        again, due at ``next_due``, its claim cleared.  ``ValueError`` when neither is given.
         """

@@ -18,6 +18,14 @@ it twice).
 Schema versions follow the SQLite store's numbering.  A new database is created at version 2
 (the first PostgreSQL schema) and then migrated like an old one, so new and upgraded databases
 are the same; engines opening one database at once migrate it once (an advisory lock).
+
+Callback reservations: booking is one ``INSERT … ON CONFLICT`` on the partial unique index of
+open reservations, and claiming one ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)``,
+so engine instances claiming at once never take the same reservation.  Like every single
+statement here they are tried once more when the connection is lost: booking again is
+harmless (the same reservation is updated), a claim repeated after a lost commit leaves the
+first claim to lapse (its reservations are dialled a lease later), and a finished attempt
+repeated after a lost commit answers False although it was noted.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import asyncpg
 import structlog
 
 from ivr.call import CallRecord
+from ivr.callbacks.model import Reservation, check_attempt_outcome, check_status
 from ivr.errors import ConfigError, StoreError
 from ivr.store.base import SERVED_OUTCOMES, Caller, QueueEvent
 from ivr.store.timeouts import StoreTimeouts
@@ -41,7 +50,7 @@ log = structlog.get_logger("ivr.store")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3          # the same numbering as the SQLite store
+SCHEMA_VERSION = 4          # the same numbering as the SQLite store
 _FIRST_VERSION = 2          # PostgreSQL started at 2: what _CREATE makes
 _SCHEMA_LOCK = 0x1F5_70_2E  # advisory lock key: engines starting together create the schema once
 
@@ -91,6 +100,33 @@ CREATE TABLE events (
 CREATE INDEX events_call_at ON events (call_id, at);
 CREATE INDEX events_agent_at ON events (agent_id, at);
 """,
+    4: """
+CREATE TABLE reservations (
+    id              text PRIMARY KEY,
+    number          text NOT NULL,
+    queue           text NOT NULL,
+    priority        text,
+    reason          text,
+    language        text NOT NULL,
+    waited          double precision NOT NULL DEFAULT 0,
+    arrived_at      timestamptz NOT NULL,
+    created_at      timestamptz NOT NULL,
+    due_at          timestamptz NOT NULL,
+    slot_end        timestamptz,
+    status          text NOT NULL CHECK (status IN
+                        ('pending', 'claimed', 'done', 'failed', 'cancelled')),
+    attempts        integer NOT NULL DEFAULT 0,
+    last_attempt_at timestamptz,
+    last_result     text,
+    claimed_by      text,
+    claim_until     timestamptz,
+    call_id         text,
+    updated_at      timestamptz NOT NULL
+);
+CREATE INDEX reservations_status_due ON reservations (status, due_at);
+CREATE UNIQUE INDEX reservations_open ON reservations (number, queue)
+    WHERE status IN ('pending', 'claimed');
+""",
 }
 
 COLUMNS = ("call_id", "caller", "dialled", "started_at", "ended_at", "flow", "flow_version",
@@ -118,6 +154,55 @@ _CALL_EVENTS = (f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events "
                 "WHERE call_id = $1 ORDER BY at, id")
 _AGENT_EVENTS = (f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events "
                  "WHERE agent_id = $1 AND at >= $2 ORDER BY at, id LIMIT $3")
+
+_RES_COLUMNS = ("id", "number", "queue", "priority", "reason", "language", "waited",
+                "arrived_at", "created_at", "due_at", "slot_end", "status", "attempts",
+                "last_attempt_at", "last_result", "claimed_by", "claim_until", "call_id",
+                "updated_at")
+_RES_TIMES = frozenset({"arrived_at", "created_at", "due_at", "slot_end", "last_attempt_at",
+                        "claim_until", "updated_at"})
+_RES_LIST = ", ".join(_RES_COLUMNS)
+_RES_SELECT = f"SELECT {_RES_LIST} FROM reservations"
+_OPEN = "status IN ('pending', 'claimed')"
+# Booking again while one is open updates that one (the partial unique index is the arbiter).
+_PUT_RESERVATION = (
+    f"INSERT INTO reservations AS r ({_RES_LIST}) "
+    f"VALUES ({', '.join(f'${i}' for i in range(1, len(_RES_COLUMNS) + 1))}) "
+    f"ON CONFLICT (number, queue) WHERE {_OPEN} DO UPDATE SET "
+    "arrived_at = LEAST(r.arrived_at, EXCLUDED.arrived_at), "
+    "waited = GREATEST(r.waited, EXCLUDED.waited), "
+    "language = EXCLUDED.language, priority = EXCLUDED.priority, reason = EXCLUDED.reason, "
+    "due_at = EXCLUDED.due_at, slot_end = EXCLUDED.slot_end, call_id = EXCLUDED.call_id, "
+    f"updated_at = EXCLUDED.updated_at RETURNING {_RES_LIST}")
+_GET_RESERVATION = f"{_RES_SELECT} WHERE id = $1"
+_LIST_RESERVATIONS = f"{_RES_SELECT} ORDER BY created_at DESC, id DESC LIMIT $1"
+_LIST_RESERVATIONS_IN = f"{_RES_SELECT} WHERE status = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+# The callers' order in line; reservations booked at one instant in the order booked.  Rows
+# another instance is claiming right now are skipped, not waited for; a row it claimed and
+# committed meanwhile is checked again by the locking read and no longer matches.
+_LINE_ORDER = "ORDER BY arrived_at, created_at, id"
+_CLAIM = (
+    "UPDATE reservations SET status = 'claimed', claimed_by = $2, claim_until = $3, "
+    "updated_at = $1 WHERE id IN ("
+    "SELECT id FROM reservations WHERE (status = 'pending' AND due_at <= $1) "
+    f"OR (status = 'claimed' AND claim_until < $1) {_LINE_ORDER} LIMIT $4 "
+    f"FOR UPDATE SKIP LOCKED) RETURNING {_RES_LIST}")
+_RENEW = ("UPDATE reservations SET claim_until = $3 "
+          "WHERE id = $1 AND status = 'claimed' AND claimed_by = $2")
+_RELEASE = ("UPDATE reservations SET status = 'pending', claimed_by = NULL, claim_until = NULL, "
+            "updated_at = $2 WHERE status = 'claimed' AND claimed_by = $1")
+_FINISH_FINAL = ("UPDATE reservations SET attempts = attempts + 1, last_attempt_at = $3, "
+                 "last_result = $4, status = $5, claim_until = NULL, updated_at = $3 "
+                 "WHERE id = $1 AND status = 'claimed' AND claimed_by = $2")
+_FINISH_AGAIN = ("UPDATE reservations SET attempts = attempts + 1, last_attempt_at = $3, "
+                 "last_result = $4, status = 'pending', due_at = $5, claimed_by = NULL, "
+                 "claim_until = NULL, updated_at = $3 "
+                 "WHERE id = $1 AND status = 'claimed' AND claimed_by = $2")
+_CANCEL = ("UPDATE reservations SET status = 'cancelled', claim_until = NULL, updated_at = $2 "
+           f"WHERE id = $1 AND {_OPEN}")
+_CANCEL_FOR = ("UPDATE reservations SET status = 'cancelled', claim_until = NULL, "
+               f"updated_at = $2 WHERE number = $1 AND {_OPEN}")
+_CANCEL_FOR_QUEUE = _CANCEL_FOR + " AND queue = $3"
 
 _SERVED = sorted(SERVED_OUTCOMES)
 
@@ -219,6 +304,20 @@ def _call_from_row(row: asyncpg.Record) -> CallRecord:
 def _event_from_row(row: asyncpg.Record) -> QueueEvent:
     return QueueEvent(at=row["at"], kind=row["kind"], call_id=row["call_id"],
                       agent_id=row["agent_id"], queue=row["queue"], detail=row["detail"])
+
+
+def _reservation_row(r: Reservation) -> tuple[Any, ...]:
+    return tuple(_aware(getattr(r, c)) if c in _RES_TIMES else getattr(r, c)
+                 for c in _RES_COLUMNS)
+
+
+def _reservation_from_row(row: asyncpg.Record) -> Reservation:
+    return Reservation(**{c: row[c] for c in _RES_COLUMNS})
+
+
+def _changed(status: str) -> int:
+    """The row count of a command status such as ``UPDATE 3``."""
+    return int(status.rsplit(" ", 1)[-1])
 
 
 class PostgresStore:
@@ -445,6 +544,93 @@ class PostgresStore:
                                                        limit),
                                timeout=self.timeouts.operation)
         return [_event_from_row(r) for r in rows]
+
+
+    # -- callback reservations -----------------------------------------------------------------
+    async def put_reservation(self, r: Reservation) -> Reservation:
+        row = _reservation_row(r)
+        got = await self._run(f"cannot book callback reservation {r.id}",
+                              lambda conn: conn.fetchrow(_PUT_RESERVATION, *row),
+                              timeout=self.timeouts.operation)
+        return _reservation_from_row(got)
+
+    async def get_reservation(self, reservation_id: str) -> Reservation | None:
+        row = await self._run(f"cannot read callback reservation {reservation_id}",
+                              lambda conn: conn.fetchrow(_GET_RESERVATION, reservation_id),
+                              timeout=self.timeouts.operation)
+        return _reservation_from_row(row) if row is not None else None
+
+    async def list_reservations(self, status: str | None = None,
+                                limit: int = 200) -> list[Reservation]:
+        check_status(status)
+        if status is None:
+            sql, params = _LIST_RESERVATIONS, (limit,)
+        else:
+            sql, params = _LIST_RESERVATIONS_IN, (status, limit)
+        rows = await self._run("cannot read callback reservations",
+                               lambda conn: conn.fetch(sql, *params),
+                               timeout=self.timeouts.operation)
+        return [_reservation_from_row(r) for r in rows]
+
+    async def cancel_reservation(self, reservation_id: str) -> bool:
+        now = dt.datetime.now(dt.timezone.utc)
+        status = await self._run(f"cannot cancel callback reservation {reservation_id}",
+                                 lambda conn: conn.execute(_CANCEL, reservation_id, now),
+                                 timeout=self.timeouts.operation)
+        return _changed(status) == 1
+
+    async def cancel_reservations_for(self, number: str, queue: str | None = None) -> int:
+        now = dt.datetime.now(dt.timezone.utc)
+        if queue is None:
+            sql, params = _CANCEL_FOR, (number, now)
+        else:
+            sql, params = _CANCEL_FOR_QUEUE, (number, now, queue)
+        status = await self._run("cannot cancel callback reservations",
+                                 lambda conn: conn.execute(sql, *params),
+                                 timeout=self.timeouts.operation)
+        return _changed(status)
+
+    async def claim_reservations(self, now: dt.datetime, owner: str, lease: float,
+                                 limit: int) -> list[Reservation]:
+        if limit < 1:
+            return []
+        at = _aware(now)
+        assert at is not None
+        until = at + dt.timedelta(seconds=lease)
+        rows = await self._run("cannot claim callback reservations",
+                               lambda conn: conn.fetch(_CLAIM, at, owner, until, limit),
+                               timeout=self.timeouts.operation)
+        got = [_reservation_from_row(r) for r in rows]
+        got.sort(key=lambda r: (r.arrived_at, r.created_at, r.id))   # RETURNING has no order
+        return got
+
+    async def renew_claim(self, reservation_id: str, owner: str, until: dt.datetime) -> bool:
+        status = await self._run(f"cannot renew the claim on reservation {reservation_id}",
+                                 lambda conn: conn.execute(_RENEW, reservation_id, owner,
+                                                           _aware(until)),
+                                 timeout=self.timeouts.operation)
+        return _changed(status) == 1
+
+    async def release_claims(self, owner: str) -> int:
+        now = dt.datetime.now(dt.timezone.utc)
+        status = await self._run(f"cannot release the reservations claimed by {owner}",
+                                 lambda conn: conn.execute(_RELEASE, owner, now),
+                                 timeout=self.timeouts.operation)
+        return _changed(status)
+
+    async def finish_attempt(self, reservation_id: str, owner: str, *, result: str,
+                             at: dt.datetime, next_due: dt.datetime | None,
+                             final_status: str | None) -> bool:
+        check_attempt_outcome(next_due, final_status)
+        if final_status is not None:
+            sql, params = _FINISH_FINAL, (reservation_id, owner, _aware(at), result, final_status)
+        else:
+            sql, params = _FINISH_AGAIN, (reservation_id, owner, _aware(at), result,
+                                          _aware(next_due))
+        status = await self._run(f"cannot note the attempt on reservation {reservation_id}",
+                                 lambda conn: conn.execute(sql, *params),
+                                 timeout=self.timeouts.operation)
+        return _changed(status) == 1
 
 
 class _Lost(Exception):

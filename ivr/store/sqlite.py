@@ -8,8 +8,13 @@ still complete in the thread).  SQLite's own busy timeout is shorter than the op
 a database locked by another process frees the thread with an error instead of holding it.
 
 Timestamps are stored as UTC text of one fixed shape (``2025-01-31T09:00:00.000000+00:00``),
-so text order is time order and ``started_at >= ?`` (``at >= ?`` for events) can use the
-indexes.
+so text order is time order and ``started_at >= ?`` (``at >= ?`` for events, ``due_at <= ?``
+for reservations) can use the indexes.
+
+Callback reservations: booking (an upsert on the partial unique index of open reservations)
+and claiming (``BEGIN IMMEDIATE``: select the due ones in line order, mark them claimed) are
+each one transaction in the worker thread, so engines sharing one SQLite file (one host)
+never claim the same reservation.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any, TypeVar
 import structlog
 
 from ivr.call import CallRecord
+from ivr.callbacks.model import OPEN_STATUSES, Reservation, check_attempt_outcome, check_status
 from ivr.errors import StoreError
 from ivr.store.base import SERVED_OUTCOMES, Caller, QueueEvent
 from ivr.store.timeouts import StoreTimeouts
@@ -36,7 +42,7 @@ log = structlog.get_logger("ivr.store")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Version 1, as the first release created it.  A new database is created at version 1 and then
 # migrated like an old one, so new and upgraded databases are the same.
@@ -87,6 +93,33 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX events_call_at ON events (call_id, at)",
         "CREATE INDEX events_agent_at ON events (agent_id, at)",
     ),
+    4: (
+        """CREATE TABLE reservations (
+            id              TEXT PRIMARY KEY,
+            number          TEXT NOT NULL,
+            queue           TEXT NOT NULL,
+            priority        TEXT,
+            reason          TEXT,
+            language        TEXT NOT NULL,
+            waited          REAL NOT NULL DEFAULT 0,
+            arrived_at      TEXT NOT NULL,
+            created_at      TEXT NOT NULL,
+            due_at          TEXT NOT NULL,
+            slot_end        TEXT,
+            status          TEXT NOT NULL CHECK (status IN
+                                ('pending', 'claimed', 'done', 'failed', 'cancelled')),
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            last_attempt_at TEXT,
+            last_result     TEXT,
+            claimed_by      TEXT,
+            claim_until     TEXT,
+            call_id         TEXT,
+            updated_at      TEXT NOT NULL
+        )""",
+        "CREATE INDEX reservations_status_due ON reservations (status, due_at)",
+        "CREATE UNIQUE INDEX reservations_open ON reservations (number, queue) "
+        "WHERE status IN ('pending', 'claimed')",
+    ),
 }
 
 _COLUMNS = ("call_id", "caller", "dialled", "started_at", "ended_at", "flow", "flow_version",
@@ -115,6 +148,48 @@ _CALL_EVENTS = (f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events "
                 "WHERE call_id = ? ORDER BY at, id")
 _AGENT_EVENTS = (f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events "
                  "WHERE agent_id = ? AND at >= ? ORDER BY at, id LIMIT ?")
+
+_RES_COLUMNS = ("id", "number", "queue", "priority", "reason", "language", "waited",
+                "arrived_at", "created_at", "due_at", "slot_end", "status", "attempts",
+                "last_attempt_at", "last_result", "claimed_by", "claim_until", "call_id",
+                "updated_at")
+_RES_TIMES = frozenset({"arrived_at", "created_at", "due_at", "slot_end", "last_attempt_at",
+                        "claim_until", "updated_at"})
+_RES_SELECT = f"SELECT {', '.join(_RES_COLUMNS)} FROM reservations"
+_OPEN = "status IN ('pending', 'claimed')"
+# Booking again while one is open updates that one (the partial unique index is the arbiter).
+_PUT_RESERVATION = (
+    f"INSERT INTO reservations ({', '.join(_RES_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_RES_COLUMNS))}) "
+    f"ON CONFLICT (number, queue) WHERE {_OPEN} DO UPDATE SET "
+    "arrived_at = min(reservations.arrived_at, excluded.arrived_at), "
+    "waited = max(reservations.waited, excluded.waited), "
+    "language = excluded.language, priority = excluded.priority, reason = excluded.reason, "
+    "due_at = excluded.due_at, slot_end = excluded.slot_end, call_id = excluded.call_id, "
+    "updated_at = excluded.updated_at")
+_GET_OPEN_RESERVATION = f"{_RES_SELECT} WHERE number = ? AND queue = ? AND {_OPEN}"
+_GET_RESERVATION = f"{_RES_SELECT} WHERE id = ?"
+# The callers' order in line; reservations booked at one instant in the order booked.
+_LINE_ORDER = "ORDER BY arrived_at, created_at, id"
+_CLAIMABLE = ("SELECT id FROM reservations WHERE (status = 'pending' AND due_at <= ?) "
+              f"OR (status = 'claimed' AND claim_until < ?) {_LINE_ORDER} LIMIT ?")
+_CLAIM = ("UPDATE reservations SET status = 'claimed', claimed_by = ?, claim_until = ?, "
+          "updated_at = ? WHERE id = ?")
+_RENEW = ("UPDATE reservations SET claim_until = ? "
+          "WHERE id = ? AND status = 'claimed' AND claimed_by = ?")
+_RELEASE = ("UPDATE reservations SET status = 'pending', claimed_by = NULL, claim_until = NULL, "
+            "updated_at = ? WHERE status = 'claimed' AND claimed_by = ?")
+_FINISH_FINAL = ("UPDATE reservations SET attempts = attempts + 1, last_attempt_at = ?, "
+                 "last_result = ?, status = ?, claim_until = NULL, updated_at = ? "
+                 "WHERE id = ? AND status = 'claimed' AND claimed_by = ?")
+_FINISH_AGAIN = ("UPDATE reservations SET attempts = attempts + 1, last_attempt_at = ?, "
+                 "last_result = ?, status = 'pending', due_at = ?, claimed_by = NULL, "
+                 "claim_until = NULL, updated_at = ? "
+                 "WHERE id = ? AND status = 'claimed' AND claimed_by = ?")
+_CANCEL = (f"UPDATE reservations SET status = 'cancelled', claim_until = NULL, updated_at = ? "
+           f"WHERE id = ? AND {_OPEN}")
+_CANCEL_FOR = (f"UPDATE reservations SET status = 'cancelled', claim_until = NULL, "
+               f"updated_at = ? WHERE number = ? AND {_OPEN}")
 
 _SERVED = tuple(sorted(SERVED_OUTCOMES))
 _TS_SHAPE = "____-__-__T__:__:__.______+00:00"
@@ -169,6 +244,18 @@ def _event_from_row(row: Sequence[Any]) -> QueueEvent:
     at, kind, call_id, agent_id, queue, detail = row
     return QueueEvent(at=dt.datetime.fromisoformat(at), kind=kind, call_id=call_id,
                       agent_id=agent_id, queue=queue, detail=detail)
+
+
+def _reservation_row(r: Reservation) -> tuple[Any, ...]:
+    return tuple(_ts(getattr(r, c)) if c in _RES_TIMES else getattr(r, c) for c in _RES_COLUMNS)
+
+
+def _reservation_from_row(row: Sequence[Any]) -> Reservation:
+    d = dict(zip(_RES_COLUMNS, row))
+    for c in _RES_TIMES:
+        d[c] = _from_ts(d[c])
+    d["waited"] = float(d["waited"])
+    return Reservation(**d)
 
 
 @contextlib.contextmanager
@@ -359,6 +446,106 @@ class SqliteStore:
                                _AGENT_EVENTS, (agent_id, _ts(since), limit),
                                timeout=self.timeouts.operation)
         return [_event_from_row(r) for r in rows]
+
+
+    # -- callback reservations -----------------------------------------------------------------
+    async def put_reservation(self, r: Reservation) -> Reservation:
+        row = await self._run(f"cannot book callback reservation {r.id}",
+                              self._put_reservation, r, timeout=self.timeouts.operation)
+        return _reservation_from_row(row)
+
+    def _put_reservation(self, r: Reservation) -> tuple[Any, ...]:
+        conn = self._db()
+        with _transaction(conn):
+            conn.execute(_PUT_RESERVATION, _reservation_row(r))
+            if r.status in OPEN_STATUSES:
+                return conn.execute(_GET_OPEN_RESERVATION, (r.number, r.queue)).fetchone()
+            return conn.execute(_GET_RESERVATION, (r.id,)).fetchone()
+
+    async def get_reservation(self, reservation_id: str) -> Reservation | None:
+        rows = await self._run(f"cannot read callback reservation {reservation_id}",
+                               self._fetchall, _GET_RESERVATION, (reservation_id,),
+                               timeout=self.timeouts.operation)
+        return _reservation_from_row(rows[0]) if rows else None
+
+    async def list_reservations(self, status: str | None = None,
+                                limit: int = 200) -> list[Reservation]:
+        check_status(status)
+        if status is None:
+            sql, params = f"{_RES_SELECT} ORDER BY created_at DESC, id DESC LIMIT ?", (limit,)
+        else:
+            sql = f"{_RES_SELECT} WHERE status = ? ORDER BY created_at DESC, id DESC LIMIT ?"
+            params = (status, limit)
+        rows = await self._run("cannot read callback reservations", self._fetchall, sql, params,
+                               timeout=self.timeouts.operation)
+        return [_reservation_from_row(r) for r in rows]
+
+    async def cancel_reservation(self, reservation_id: str) -> bool:
+        now = _ts(dt.datetime.now(dt.timezone.utc))
+        changed = await self._run(f"cannot cancel callback reservation {reservation_id}",
+                                  self._update, _CANCEL, (now, reservation_id),
+                                  timeout=self.timeouts.operation)
+        return changed == 1
+
+    async def cancel_reservations_for(self, number: str, queue: str | None = None) -> int:
+        now = _ts(dt.datetime.now(dt.timezone.utc))
+        sql, params = _CANCEL_FOR, (now, number)
+        if queue is not None:
+            sql, params = sql + " AND queue = ?", (now, number, queue)
+        return await self._run("cannot cancel callback reservations", self._update, sql, params,
+                               timeout=self.timeouts.operation)
+
+    async def claim_reservations(self, now: dt.datetime, owner: str, lease: float,
+                                 limit: int) -> list[Reservation]:
+        if limit < 1:
+            return []
+        until = now + dt.timedelta(seconds=lease)
+        rows = await self._run("cannot claim callback reservations", self._claim,
+                               _ts(now), owner, _ts(until), limit,
+                               timeout=self.timeouts.operation)
+        return [_reservation_from_row(r) for r in rows]
+
+    def _claim(self, now: str, owner: str, until: str, limit: int) -> list[Any]:
+        conn = self._db()
+        with _transaction(conn):
+            ids = [row[0] for row in conn.execute(_CLAIMABLE, (now, now, limit))]
+            if not ids:
+                return []
+            conn.executemany(_CLAIM, [(owner, until, now, i) for i in ids])
+            return conn.execute(f"{_RES_SELECT} WHERE id IN ({', '.join('?' * len(ids))}) "
+                                f"{_LINE_ORDER}", ids).fetchall()
+
+    async def renew_claim(self, reservation_id: str, owner: str, until: dt.datetime) -> bool:
+        changed = await self._run(f"cannot renew the claim on reservation {reservation_id}",
+                                  self._update, _RENEW, (_ts(until), reservation_id, owner),
+                                  timeout=self.timeouts.operation)
+        return changed == 1
+
+    async def release_claims(self, owner: str) -> int:
+        now = _ts(dt.datetime.now(dt.timezone.utc))
+        return await self._run(f"cannot release the reservations claimed by {owner}",
+                               self._update, _RELEASE, (now, owner),
+                               timeout=self.timeouts.operation)
+
+    async def finish_attempt(self, reservation_id: str, owner: str, *, result: str,
+                             at: dt.datetime, next_due: dt.datetime | None,
+                             final_status: str | None) -> bool:
+        check_attempt_outcome(next_due, final_status)
+        if final_status is not None:
+            sql = _FINISH_FINAL
+            params: tuple[Any, ...] = (_ts(at), result, final_status, _ts(at), reservation_id,
+                                       owner)
+        else:
+            sql = _FINISH_AGAIN
+            params = (_ts(at), result, _ts(next_due), _ts(at), reservation_id, owner)
+        changed = await self._run(f"cannot note the attempt on reservation {reservation_id}",
+                                  self._update, sql, params, timeout=self.timeouts.operation)
+        return changed == 1
+
+    def _update(self, sql: str, params: tuple[Any, ...]) -> int:
+        conn = self._db()
+        with _transaction(conn):
+            return conn.execute(sql, params).rowcount
 
 
 def _normalise_timestamps(conn: sqlite3.Connection) -> None:

@@ -33,6 +33,8 @@ class LiveCall:
         self.played: list[str] = []
         self.hung_up_by_ivr = False
         self._gone = asyncio.get_running_loop().create_future()
+        self._keys: list[str] = []
+        self._key_pressed = asyncio.Event()
 
     def __repr__(self) -> str:
         return f"<LiveCall {self._id}>"
@@ -68,18 +70,43 @@ class LiveCall:
     async def play(self, media: Sequence[str], *, barge_in: bool = False) -> None:
         for item in media:
             self._check()
+            if barge_in and self._keys:
+                return
             self.played.append(item)
             if self.play_time:
                 await asyncio.wait({self._gone}, timeout=self.play_time)
         self._check()
 
+    def press(self, keys: str) -> None:
+        """The person on this call presses ``keys``."""
+        self._keys.extend(keys)
+        self._key_pressed.set()
+
     async def gather(self, *, max_digits: int, first_timeout: float, inter_timeout: float,
                      terminator: str = "#") -> Gathered:
         self._check()
-        return Gathered("", "timeout")
+        digits = ""
+        timeout = first_timeout
+        while True:
+            while self._keys:
+                key = self._keys.pop(0)
+                if terminator and key == terminator:
+                    return Gathered(digits, "terminator")
+                digits += key
+                if len(digits) >= max_digits:
+                    return Gathered(digits, "max_digits")
+            self._key_pressed.clear()
+            pressed = asyncio.ensure_future(self._key_pressed.wait())
+            done, _ = await asyncio.wait({pressed, self._gone}, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            pressed.cancel()
+            self._check()
+            if not done:
+                return Gathered(digits, "timeout")
+            timeout = inter_timeout
 
     def flush_digits(self) -> None:
-        pass
+        self._keys.clear()
 
     async def transfer(self, context: str, extension: str, priority: int = 1) -> None:
         self._check()
@@ -103,6 +130,8 @@ class Phone:
 
     answers: bool = True
     answer_after: float = 0.0
+    busy: bool = False
+    keys: str = ""                   # pressed just after the call is answered
     rang: int = 0
     calls: list[LiveCall] = dataclasses.field(default_factory=list)
 
@@ -155,6 +184,9 @@ class FakeSwitch:
         phone.rang += 1
         self.log.append(("ring", endpoint))
         try:
+            if phone.busy:
+                self.log.append(("busy", endpoint))
+                raise DialFailed(f"{endpoint}: busy", cause=17)
             if not phone.answers or phone.answer_after >= timeout:
                 await asyncio.sleep(timeout)
                 self.log.append(("no_answer", endpoint))
@@ -164,6 +196,8 @@ class FakeSwitch:
             self.log.append(("ring_stopped", endpoint))
             raise
         leg = LiveCall(f"{endpoint}#{phone.rang}", caller_id or "")
+        if phone.keys:                  # a moment after the answer, as a person would
+            asyncio.get_running_loop().call_later(0.02, leg.press, phone.keys)
         phone.calls.append(leg)
         self.log.append(("answer", endpoint))
         self._queue(endpoint).put_nowait(leg)

@@ -13,6 +13,9 @@ import datetime as dt
 from collections.abc import Sequence
 
 from ivr.call import CallRecord, utcnow
+from ivr.callbacks.model import (OPEN_STATUSES, Reservation, check_attempt_outcome,
+                                 check_status)
+from ivr.errors import StoreError
 from ivr.store.base import SERVED_OUTCOMES, Caller, QueueEvent
 
 __all__ = ["MemoryStore"]
@@ -23,6 +26,7 @@ class MemoryStore:
         self.calls: dict[str, CallRecord] = {}
         self.callers: dict[str, Caller] = {}
         self.events: list[QueueEvent] = []   # in the order recorded
+        self.reservations: dict[str, Reservation] = {}   # by id, in the order booked
         self.fail: dict[str, BaseException] = {}
         self.gate: dict[str, asyncio.Event] = {}
         self.asked: list[str] = []        # names of the methods called, in order
@@ -99,6 +103,130 @@ class MemoryStore:
         since = _utc(since)
         return sorted((e for e in self.events if e.agent_id == agent_id and e.at >= since),
                       key=lambda e: e.at)[:limit]
+
+    # -- callback reservations -----------------------------------------------------------------
+    async def put_reservation(self, r: Reservation) -> Reservation:
+        await self._enter("put_reservation")
+        r = _utc_reservation(r)
+        if r.status in OPEN_STATUSES:
+            current = self._open(r.number, r.queue)
+            if current is not None:
+                merged = dataclasses.replace(
+                    current, arrived_at=min(current.arrived_at, r.arrived_at),
+                    waited=max(current.waited, r.waited), language=r.language,
+                    priority=r.priority, reason=r.reason, due_at=r.due_at, slot_end=r.slot_end,
+                    call_id=r.call_id, updated_at=r.updated_at)
+                self.reservations[current.id] = merged
+                return merged
+        if r.id in self.reservations:
+            raise StoreError(f"cannot book callback reservation {r.id}: the id is taken")
+        self.reservations[r.id] = r
+        return r
+
+    def _open(self, number: str, queue: str) -> Reservation | None:
+        return next((r for r in self.reservations.values()
+                     if r.number == number and r.queue == queue and r.status in OPEN_STATUSES),
+                    None)
+
+    async def get_reservation(self, reservation_id: str) -> Reservation | None:
+        await self._enter("get_reservation")
+        return self.reservations.get(reservation_id)
+
+    async def list_reservations(self, status: str | None = None,
+                                limit: int = 200) -> list[Reservation]:
+        await self._enter("list_reservations")
+        check_status(status)
+        found = [r for r in self.reservations.values() if status is None or r.status == status]
+        return sorted(found, key=lambda r: (r.created_at, r.id), reverse=True)[:max(limit, 0)]
+
+    async def cancel_reservation(self, reservation_id: str) -> bool:
+        await self._enter("cancel_reservation")
+        r = self.reservations.get(reservation_id)
+        if r is None or r.status not in OPEN_STATUSES:
+            return False
+        self._cancel(r)
+        return True
+
+    async def cancel_reservations_for(self, number: str, queue: str | None = None) -> int:
+        await self._enter("cancel_reservations_for")
+        found = [r for r in self.reservations.values()
+                 if r.number == number and (queue is None or r.queue == queue)
+                 and r.status in OPEN_STATUSES]
+        for r in found:
+            self._cancel(r)
+        return len(found)
+
+    def _cancel(self, r: Reservation) -> None:
+        self.reservations[r.id] = dataclasses.replace(r, status="cancelled", claim_until=None,
+                                                      updated_at=utcnow())
+
+    async def claim_reservations(self, now: dt.datetime, owner: str, lease: float,
+                                 limit: int) -> list[Reservation]:
+        await self._enter("claim_reservations")
+        if limit < 1:
+            return []
+        now = _utc(now)
+        until = now + dt.timedelta(seconds=lease)
+        due = sorted((r for r in self.reservations.values()
+                      if (r.status == "pending" and r.due_at <= now)
+                      or (r.status == "claimed" and r.claim_until is not None
+                          and r.claim_until < now)),
+                     key=lambda r: (r.arrived_at, r.created_at, r.id))[:limit]
+        claimed = []
+        for r in due:
+            r = dataclasses.replace(r, status="claimed", claimed_by=owner, claim_until=until,
+                                    updated_at=now)
+            self.reservations[r.id] = r
+            claimed.append(r)
+        return claimed
+
+    async def renew_claim(self, reservation_id: str, owner: str, until: dt.datetime) -> bool:
+        await self._enter("renew_claim")
+        r = self.reservations.get(reservation_id)
+        if r is None or r.status != "claimed" or r.claimed_by != owner:
+            return False
+        self.reservations[r.id] = dataclasses.replace(r, claim_until=_utc(until))
+        return True
+
+    async def release_claims(self, owner: str) -> int:
+        await self._enter("release_claims")
+        mine = [r for r in self.reservations.values()
+                if r.status == "claimed" and r.claimed_by == owner]
+        now = utcnow()
+        for r in mine:
+            self.reservations[r.id] = dataclasses.replace(r, status="pending", claimed_by=None,
+                                                          claim_until=None, updated_at=now)
+        return len(mine)
+
+    async def finish_attempt(self, reservation_id: str, owner: str, *, result: str,
+                             at: dt.datetime, next_due: dt.datetime | None,
+                             final_status: str | None) -> bool:
+        await self._enter("finish_attempt")
+        check_attempt_outcome(next_due, final_status)
+        r = self.reservations.get(reservation_id)
+        if r is None or r.status != "claimed" or r.claimed_by != owner:
+            return False
+        at = _utc(at)
+        r = dataclasses.replace(r, attempts=r.attempts + 1, last_attempt_at=at,
+                                last_result=result, claim_until=None, updated_at=at)
+        if final_status is not None:
+            r = dataclasses.replace(r, status=final_status)
+        else:
+            assert next_due is not None
+            r = dataclasses.replace(r, status="pending", due_at=_utc(next_due), claimed_by=None)
+        self.reservations[r.id] = r
+        return True
+
+
+def _utc_reservation(r: Reservation) -> Reservation:
+    """Every time of ``r`` in UTC, as the real stores give them back."""
+    changes = {}
+    for name in ("arrived_at", "created_at", "due_at", "slot_end", "last_attempt_at",
+                 "claim_until", "updated_at"):
+        value = getattr(r, name)
+        if value is not None:
+            changes[name] = _utc(value)
+    return dataclasses.replace(r, **changes)
 
 
 def _utc(value: dt.datetime) -> dt.datetime:

@@ -7,6 +7,7 @@ runs use a real server started for the session (``tests/conftest.py``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import contextlib
 import datetime as dt
 import sqlite3
@@ -484,7 +485,7 @@ async def test_a_database_from_the_first_release_is_upgraded_and_keeps_its_calls
     assert calls["old-1"].started_at == dt.datetime(2025, 3, 1, 9, tzinfo=UTC)
     assert calls["old-1"].nodes == ["welcome"] and calls["old-1"].number is None
     db = sqlite3.connect(path)
-    assert db.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+    assert db.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
     plan = db.execute("EXPLAIN QUERY PLAN SELECT count(*) FROM calls "
                       "WHERE number = ? AND started_at >= ?", (MOBILE, "x")).fetchall()
     assert "calls_number_started" in str(plan)
@@ -530,7 +531,7 @@ async def test_a_version_2_database_gains_the_event_log_and_keeps_its_calls(tmp_
     assert kept.ended_at == dt.datetime(2025, 3, 1, 9, 1, 0, 250000, tzinfo=UTC)
     assert caller is not None and caller.birth_date == dt.date(1941, 2, 28)
     db = sqlite3.connect(path)
-    assert db.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+    assert db.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
     # Stored in the same text shape as the calls, and both lookups use their index.
     assert db.execute("SELECT at FROM events").fetchall() == [("2025-03-10T09:30:00.123456+00:00",)]
     for sql, index in (("SELECT * FROM events WHERE call_id = ? ORDER BY at, id", "events_call_at"),
@@ -586,7 +587,7 @@ async def test_a_version_2_postgresql_database_gains_the_event_log_and_keeps_its
         "old-1", NOW, ["welcome"], MOBILE)
     db = await asyncpg.connect(postgres_url)
     try:
-        assert await db.fetchval("SELECT array_agg(version) FROM schema_version") == [3]
+        assert await db.fetchval("SELECT array_agg(version) FROM schema_version") == [4]
         indexes = {r["indexname"] for r in await db.fetch(
             "SELECT indexname FROM pg_indexes WHERE tablename = 'events'")}
     finally:
@@ -659,3 +660,366 @@ async def test_a_closed_store_says_so():
         pass
     with pytest.raises(StoreError, match="not open"):
         await store.recent_calls()
+
+
+# -- callback reservations -----------------------------------------------------------------------
+# The same tests run on the memory store the service tests use and on both databases.
+
+from ivr.callbacks.model import Reservation  # noqa: E402
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def reservation_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    if request.param == "memory":
+        return "memory"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/ivr.db"
+    return request.getfixturevalue("postgres_url")
+
+
+@contextlib.asynccontextmanager
+async def reservations_in(url: str) -> AsyncIterator:
+    if url == "memory":
+        yield MemoryStore()
+        return
+    async with open_store(url) as store:
+        yield store
+
+
+def booking(number: str = MOBILE, queue: str = "general", *, arrived: float = 0,
+            booked: float = 60, due: float | None = None, **fields) -> Reservation:
+    """A reservation of a caller who joined the line ``arrived`` seconds after NOW."""
+    now = NOW + dt.timedelta(seconds=booked)
+    r = Reservation.new(number, queue, language=fields.pop("language", "ko"),
+                        arrived_at=NOW + dt.timedelta(seconds=arrived), now=now,
+                        due_at=NOW + dt.timedelta(seconds=due) if due is not None else None,
+                        waited=fields.pop("waited", booked - arrived), call_id=f"ch-{arrived}")
+    return dataclasses.replace(r, **fields) if fields else r
+
+
+def later(seconds: float) -> dt.datetime:
+    return NOW + dt.timedelta(seconds=seconds)
+
+
+async def test_a_booked_reservation_is_read_back_as_it_was_made(reservation_url):
+    r = booking(priority="elderly", reason="bypass: elderly", language="ko",
+                slot_end=later(3600), due=1800)
+    async with reservations_in(reservation_url) as store:
+        stored = await store.put_reservation(r)
+        back = await store.get_reservation(r.id)
+        assert await store.get_reservation("no-such-id") is None
+        assert await store.list_reservations() == [r]
+    assert stored == back == r
+    assert back.due_at.utcoffset() == dt.timedelta(0) and back.status == "pending"
+    assert (back.attempts, back.claimed_by, back.claim_until) == (0, None, None)
+
+
+async def test_times_given_in_another_zone_are_read_back_in_utc(reservation_url):
+    r = booking()
+    local = dataclasses.replace(r, due_at=r.due_at.astimezone(KST),
+                                arrived_at=r.arrived_at.astimezone(KST))
+    async with reservations_in(reservation_url) as store:
+        back = await store.put_reservation(local)
+    assert back.due_at == r.due_at and back.due_at.utcoffset() == dt.timedelta(0)
+    assert back.arrived_at == r.arrived_at and back.arrived_at.tzinfo is not None
+
+
+async def test_booking_again_updates_the_open_reservation_and_keeps_the_place_in_line(
+        reservation_url):
+    first = booking(arrived=0, booked=300, language="ko")
+    again = booking(arrived=900, booked=1000, due=4000, language="en", priority="repeat",
+                    reason="repeat caller")
+    async with reservations_in(reservation_url) as store:
+        await store.put_reservation(first)
+        merged = await store.put_reservation(again)
+        assert await store.list_reservations() == [merged]
+        other_queue = await store.put_reservation(booking(queue="sales", arrived=900))
+        # A later booking that joined the line earlier (another engine's clock) moves it up.
+        earlier = await store.put_reservation(booking(arrived=-60, booked=1100))
+        assert len(await store.list_reservations()) == 2
+    assert merged.id == first.id
+    assert merged.arrived_at == first.arrived_at            # the earlier of the two
+    assert merged.waited == first.waited == 300             # the longer wait
+    assert (merged.language, merged.priority, merged.reason) == ("en", "repeat", "repeat caller")
+    assert merged.due_at == again.due_at and merged.call_id == again.call_id
+    assert merged.created_at == first.created_at and merged.updated_at == again.updated_at
+    assert other_queue.id != first.id
+    assert earlier.id == first.id and earlier.arrived_at == later(-60)
+
+
+async def test_booking_again_keeps_the_claim_and_the_attempts_of_a_reservation_being_dialled(
+        reservation_url):
+    async with reservations_in(reservation_url) as store:
+        r = await store.put_reservation(booking())
+        await store.claim_reservations(later(100), "engine-a", 60, 10)
+        await store.finish_attempt(r.id, "engine-a", result="no answer", at=later(110),
+                                   next_due=later(700), final_status=None)
+        await store.claim_reservations(later(700), "engine-a", 60, 10)
+        merged = await store.put_reservation(booking(arrived=650, booked=705, language="en"))
+    assert merged.id == r.id and merged.language == "en"
+    assert (merged.status, merged.claimed_by, merged.attempts) == ("claimed", "engine-a", 1)
+    assert merged.claim_until == later(760) and merged.last_result == "no answer"
+
+
+async def test_a_finished_reservation_does_not_stop_a_new_booking(reservation_url):
+    async with reservations_in(reservation_url) as store:
+        old = await store.put_reservation(booking())
+        assert await store.cancel_reservation(old.id)
+        new = await store.put_reservation(booking(arrived=5000, booked=5100))
+        assert new.id != old.id and new.arrived_at == later(5000)
+        assert {r.status for r in await store.list_reservations()} == {"pending", "cancelled"}
+
+
+async def test_bookings_made_at_once_leave_one_open_reservation(reservation_url):
+    async with reservations_in(reservation_url) as store:
+        got = await asyncio.gather(*(store.put_reservation(booking(arrived=i, booked=100 + i))
+                                     for i in range(12)))
+        (only,) = await store.list_reservations()
+    assert {r.id for r in got} == {only.id}
+    assert only.arrived_at == NOW
+
+
+async def test_due_reservations_are_claimed_in_the_order_the_callers_joined_the_line(
+        reservation_url):
+    # Booked in another order than the callers joined the line; one is due only later.
+    plan = {"+821000000003": 30, "+821000000001": 10, "+821000000005": 50,
+            "+821000000002": 20, "+821000000004": 40}
+    async with reservations_in(reservation_url) as store:
+        for i, (number, arrived) in enumerate(plan.items()):
+            due = 5000 if number.endswith("2") else None
+            await store.put_reservation(booking(number, arrived=arrived, booked=100 + i, due=due))
+        assert await store.claim_reservations(later(50), "engine-a", 60, 10) == []  # none due
+        first = await store.claim_reservations(later(200), "engine-a", 6000, 2)
+        second = await store.claim_reservations(later(200), "engine-a", 6000, 10)
+        assert await store.claim_reservations(later(200), "engine-a", 60, 10) == []
+        assert await store.claim_reservations(later(200), "engine-a", 60, 0) == []
+        last = await store.claim_reservations(later(5000), "engine-b", 60, 10)
+        claimed = await store.list_reservations("claimed")
+    assert [r.number[-1] for r in first] == ["1", "3"]
+    assert [r.number[-1] for r in second] == ["4", "5"]
+    assert [r.number[-1] for r in last] == ["2"]
+    assert all(r.status == "claimed" for r in first + second + last)
+    assert {(r.claimed_by, r.claim_until) for r in first + second} == {("engine-a", later(6200))}
+    assert (last[0].claimed_by, last[0].claim_until) == ("engine-b", later(5060))
+    assert len(claimed) == 5
+
+
+async def test_a_claim_that_lapsed_is_taken_by_another_instance(reservation_url):
+    async with reservations_in(reservation_url) as store:
+        r = await store.put_reservation(booking())
+        (mine,) = await store.claim_reservations(later(100), "engine-a", 60, 10)
+        assert await store.claim_reservations(later(160), "engine-b", 60, 10) == []  # not before
+        (taken,) = await store.claim_reservations(later(161), "engine-b", 60, 10)
+        # engine-a comes back from a long pause: it holds nothing any more.
+        assert not await store.renew_claim(r.id, "engine-a", later(300))
+        assert not await store.finish_attempt(r.id, "engine-a", result="connected to agent1",
+                                              at=later(170), next_due=None, final_status="done")
+        assert await store.get_reservation(r.id) == taken
+        assert await store.release_claims("engine-a") == 0
+        assert await store.finish_attempt(r.id, "engine-b", result="connected to agent2",
+                                          at=later(190), next_due=None, final_status="done")
+        done = await store.get_reservation(r.id)
+    assert mine.id == taken.id == r.id
+    assert (taken.claimed_by, taken.claim_until) == ("engine-b", later(221))
+    assert (done.status, done.attempts, done.last_result, done.claimed_by) == (
+        "done", 1, "connected to agent2", "engine-b")
+
+
+async def test_an_attempt_without_answer_makes_the_reservation_due_again(reservation_url):
+    async with reservations_in(reservation_url) as store:
+        r = await store.put_reservation(booking())
+        await store.claim_reservations(later(100), "engine-a", 60, 10)
+        assert await store.finish_attempt(r.id, "engine-a", result="no answer", at=later(130),
+                                          next_due=later(730), final_status=None)
+        again = await store.get_reservation(r.id)
+        assert await store.claim_reservations(later(729), "engine-a", 60, 10) == []
+        (claimed,) = await store.claim_reservations(later(730), "engine-a", 60, 10)
+        assert await store.finish_attempt(r.id, "engine-a", result="busy", at=later(735),
+                                          next_due=None, final_status="failed")
+        failed = await store.get_reservation(r.id)
+        # Finished: no second note, nothing more to claim.
+        assert not await store.finish_attempt(r.id, "engine-a", result="busy", at=later(740),
+                                              next_due=later(1400), final_status=None)
+        assert await store.claim_reservations(later(9999), "engine-a", 60, 10) == []
+    assert (again.status, again.attempts, again.due_at) == ("pending", 1, later(730))
+    assert (again.last_attempt_at, again.last_result) == (later(130), "no answer")
+    assert (again.claimed_by, again.claim_until) == (None, None)
+    assert claimed.attempts == 1
+    assert (failed.status, failed.attempts, failed.last_result) == ("failed", 2, "busy")
+    assert failed.claim_until is None and failed.arrived_at == r.arrived_at
+
+
+async def test_an_attempt_must_say_what_comes_next(reservation_url):
+    async with reservations_in(reservation_url) as store:
+        r = await store.put_reservation(booking())
+        await store.claim_reservations(later(100), "engine-a", 60, 10)
+        for next_due, final in ((None, None), (None, "cancelled"), (later(200), "pending")):
+            with pytest.raises(ValueError):
+                await store.finish_attempt(r.id, "engine-a", result="x", at=later(110),
+                                           next_due=next_due, final_status=final)
+        assert (await store.get_reservation(r.id)).attempts == 0
+
+
+async def test_a_claim_is_renewed_by_its_holder_and_released_at_shutdown(reservation_url):
+    async with reservations_in(reservation_url) as store:
+        a = await store.put_reservation(booking("+821000000001"))
+        b = await store.put_reservation(booking("+821000000002", arrived=1))
+        c = await store.put_reservation(booking("+821000000003", arrived=2))
+        await store.claim_reservations(later(100), "engine-a", 60, 2)
+        await store.claim_reservations(later(100), "engine-b", 200, 2)
+        assert await store.renew_claim(a.id, "engine-a", later(400))
+        assert await store.renew_claim(b.id, "engine-a", later(400))
+        assert not await store.renew_claim(a.id, "engine-b", later(500))
+        assert not await store.renew_claim(c.id, "engine-a", later(500))
+        assert not await store.renew_claim("no-such-id", "engine-a", later(500))
+        # Renewed: not taken when the first lease would have lapsed.
+        assert await store.claim_reservations(later(200), "engine-c", 60, 10) == []
+        assert await store.release_claims("engine-a") == 2
+        assert await store.release_claims("engine-a") == 0
+        back = {r.id: r for r in await store.list_reservations()}
+        retaken = await store.claim_reservations(later(201), "engine-c", 60, 10)
+    assert (back[a.id].status, back[a.id].claimed_by, back[a.id].claim_until) == (
+        "pending", None, None)
+    assert back[b.id].status == "pending"
+    assert (back[c.id].status, back[c.id].claimed_by) == ("claimed", "engine-b")
+    assert [r.id for r in retaken] == [a.id, b.id]          # c is engine-b's until 300
+
+
+async def test_cancelling_a_reservation(reservation_url):
+    async with reservations_in(reservation_url) as store:
+        pending = await store.put_reservation(booking("+821000000001"))
+        dialled = await store.put_reservation(booking("+821000000002", arrived=1))
+        await store.claim_reservations(later(100), "engine-a", 60, 10)
+        await store.cancel_reservation(pending.id)   # claimed by then; still cancellable
+        assert await store.cancel_reservation(dialled.id)
+        assert not await store.cancel_reservation(dialled.id)        # already cancelled
+        assert not await store.cancel_reservation("no-such-id")
+        # The engine dialling it learns it was cancelled: its claim is gone.
+        assert not await store.renew_claim(dialled.id, "engine-a", later(300))
+        assert not await store.finish_attempt(dialled.id, "engine-a", result="no answer",
+                                              at=later(120), next_due=later(700),
+                                              final_status=None)
+        gone = await store.get_reservation(dialled.id)
+        done = await store.put_reservation(booking("+821000000003", arrived=2))
+        await store.claim_reservations(later(100), "engine-a", 60, 10)
+        await store.finish_attempt(done.id, "engine-a", result="connected to agent1",
+                                   at=later(150), next_due=None, final_status="done")
+        assert not await store.cancel_reservation(done.id)            # final: stays done
+        assert (await store.get_reservation(done.id)).status == "done"
+    assert (gone.status, gone.attempts, gone.claim_until) == ("cancelled", 0, None)
+
+
+async def test_cancelling_every_open_reservation_of_a_number(reservation_url):
+    async with reservations_in(reservation_url) as store:
+        for queue in ("general", "sales", "support"):
+            await store.put_reservation(booking(queue=queue))
+        await store.put_reservation(booking(OTHER))
+        assert await store.cancel_reservations_for(MOBILE, "sales") == 1
+        assert await store.cancel_reservations_for(MOBILE, "sales") == 0
+        assert await store.cancel_reservations_for(MOBILE) == 2
+        assert await store.cancel_reservations_for("+821099999999") == 0
+        open_ = await store.list_reservations("pending")
+    assert [r.number for r in open_] == [OTHER]
+
+
+async def test_reservations_are_listed_newest_first_by_status(reservation_url):
+    async with reservations_in(reservation_url) as store:
+        made = [await store.put_reservation(booking(f"+8210000000{i:02d}", arrived=i, booked=100 + i))
+                for i in range(6)]
+        await store.cancel_reservation(made[2].id)
+        listed = await store.list_reservations()
+        assert [r.id for r in await store.list_reservations(limit=2)] == [made[5].id, made[4].id]
+        assert [r.id for r in await store.list_reservations("cancelled")] == [made[2].id]
+        assert await store.list_reservations("failed") == []
+        with pytest.raises(ValueError, match="status"):
+            await store.list_reservations("open")
+    assert [r.id for r in listed] == [r.id for r in reversed(made)]
+
+
+async def test_two_engines_on_one_postgresql_claim_each_reservation_exactly_once(postgres_url):
+    total = 200
+    async with contextlib.AsyncExitStack() as stack:
+        first, second = await asyncio.gather(stack.enter_async_context(open_store(postgres_url)),
+                                             stack.enter_async_context(open_store(postgres_url)))
+        for i in range(total):
+            await first.put_reservation(booking(f"+8210{i:08d}", arrived=i % 37, booked=100))
+        taken: dict[str, list[str]] = {}
+
+        async def claim(store, owner: str) -> int:
+            rounds = 0
+            while got := await store.claim_reservations(later(200), owner, 60, 7):
+                rounds += 1
+                for r in got:
+                    taken.setdefault(r.id, []).append(owner)
+                    assert r.claimed_by == owner
+                await asyncio.sleep(0)
+            return rounds
+
+        rounds = await asyncio.gather(*(claim(store, f"{name}-{n}")
+                                        for name, store in (("first", first), ("second", second))
+                                        for n in range(3)))
+        claimed = await second.list_reservations("claimed", limit=1000)
+    assert len(taken) == total
+    assert all(len(owners) == 1 for owners in taken.values())
+    assert {r.id: r.claimed_by for r in claimed} == {i: o[0] for i, o in taken.items()}
+    assert sum(rounds) >= total // 7 and sum(1 for n in rounds if n) > 1   # they did share
+
+
+async def test_a_version_3_database_gains_reservations_and_keeps_its_events(tmp_path):
+    path = tmp_path / "ivr.db"
+    async with open_store(f"sqlite:///{path}") as store:
+        await store.record_events([event(0, "call.queued", "old-1")])
+    db = sqlite3.connect(path)      # back to version 3, as its release left it
+    db.execute("DROP TABLE reservations")
+    db.execute("UPDATE schema_version SET version = 3")
+    db.commit()
+    db.close()
+    async with open_store(f"sqlite:///{path}") as store:
+        assert len(await store.call_events("old-1")) == 1
+        r = await store.put_reservation(booking())
+        assert await store.get_reservation(r.id) == r
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
+        plan = str(db.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM reservations WHERE status = 'pending' "
+            "AND due_at <= ?", ("x",)).fetchall())
+        assert "reservations_status_due" in plan
+        # The database itself refuses a second open reservation of a number in a queue.
+        columns = ("id, number, queue, language, arrived_at, created_at, due_at, status, "
+                   "updated_at")
+        row = ("other", r.number, r.queue, "ko", "t", "t", "t", "pending", "t")
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+            db.execute(f"INSERT INTO reservations ({columns}) VALUES (?,?,?,?,?,?,?,?,?)", row)
+        db.execute(f"INSERT INTO reservations ({columns}) VALUES (?,?,?,?,?,?,?,?,?)",
+                   row[:7] + ("done", "t"))
+    finally:
+        db.close()
+
+
+async def test_a_version_3_postgresql_database_gains_reservations(postgres_url):
+    import asyncpg
+
+    async with open_store(postgres_url):
+        pass
+    db = await asyncpg.connect(postgres_url)
+    try:
+        await db.execute("DROP TABLE reservations; UPDATE schema_version SET version = 3")
+    finally:
+        await db.close()
+    async with open_store(postgres_url) as store:
+        r = await store.put_reservation(booking())
+    db = await asyncpg.connect(postgres_url)
+    try:
+        assert await db.fetchval("SELECT array_agg(version) FROM schema_version") == [4]
+        indexes = {r["indexname"]: r["indexdef"] for r in await db.fetch(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'reservations'")}
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await db.execute("INSERT INTO reservations (id, number, queue, language, arrived_at, "
+                             "created_at, due_at, status, updated_at) "
+                             "VALUES ('other', $1, $2, 'ko', now(), now(), now(), 'claimed', now())",
+                             r.number, r.queue)
+    finally:
+        await db.close()
+    assert "reservations_status_due" in indexes
+    assert "UNIQUE" in indexes["reservations_open"] and "WHERE" in indexes["reservations_open"]

@@ -1,0 +1,108 @@
+"""The ``callbacks:`` section of the config: defaults, opening hours, clear errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from pathlib import Path
+
+import pytest
+
+from ivr.config import load_config
+from ivr.errors import ConfigError
+
+
+def load(tmp_path: Path, section: str = "", callers: str = ""):
+    text = "ari: {username: ivr, password: x}\n" + callers + section
+    p = tmp_path / "ivr.yaml"
+    p.write_text(text, encoding="utf-8")
+    return load_config(p, env={}).callbacks
+
+
+def seoul(*args: int) -> dt.datetime:
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime(*args, tzinfo=ZoneInfo("Asia/Seoul"))
+
+
+def test_defaults(tmp_path):
+    cb = load(tmp_path)
+    assert cb.owner == socket.gethostname()
+    assert (cb.lease, cb.poll, cb.ring_timeout) == (60.0, 2.0, 30.0)
+    assert (cb.retry.max_attempts, cb.retry.delay) == (3, dt.timedelta(seconds=600))
+    assert cb.allow_international is False and cb.caller_id is None
+    assert cb.hours.tz.key == "Asia/Seoul" and cb.hours.holidays == frozenset()
+    # Monday to Friday, 09:00-18:00.
+    assert cb.hours.is_open(seoul(2025, 3, 7, 17, 59))
+    assert not cb.hours.is_open(seoul(2025, 3, 7, 18, 0))
+    assert not cb.hours.is_open(seoul(2025, 3, 8, 10, 0))
+
+
+def test_every_setting(tmp_path):
+    cb = load(tmp_path, """
+callbacks:
+  owner: ivr-2
+  lease: 90
+  poll: 0.5
+  max_attempts: 5
+  retry_delay: 300
+  ring_timeout: 25
+  allow_international: true
+  caller_id: '0212345678'
+  hours:
+    mon: ["09:00-12:00", "13:00-18:00"]
+    tue: ["9:00-18:00"]
+    wed: "09:00 - 18:00"
+    sat: ["10:00-14:00"]
+    sun: []
+    fri: ["20:00-24:00"]
+  holidays: [2025-03-03, '2025-05-05']
+""", callers="callers: {timezone: Europe/Berlin}\n")
+    assert (cb.owner, cb.lease, cb.poll, cb.ring_timeout) == ("ivr-2", 90.0, 0.5, 25.0)
+    assert (cb.retry.max_attempts, cb.retry.delay) == (5, dt.timedelta(minutes=5))
+    assert cb.allow_international is True and cb.caller_id == "0212345678"
+    assert cb.hours.tz.key == "Europe/Berlin"
+    assert cb.hours.weekly[0] == [(dt.time(9), dt.time(12)), (dt.time(13), dt.time(18))]
+    assert cb.hours.weekly[1] == cb.hours.weekly[2] == [(dt.time(9), dt.time(18))]
+    assert cb.hours.weekly[4] == [(dt.time(20), dt.time.max)]
+    assert 3 not in cb.hours.weekly and 6 not in cb.hours.weekly      # closed
+    assert cb.hours.holidays == {dt.date(2025, 3, 3), dt.date(2025, 5, 5)}
+
+
+def test_a_caller_id_given_as_a_number_is_kept_as_digits(tmp_path):
+    assert load(tmp_path, "callbacks: {caller_id: 15771000}\n").caller_id == "15771000"
+
+
+@pytest.mark.parametrize("section, message", [
+    ("callbacks: {hours: {mon: ['9-18']}}", "callbacks.hours.mon: '9-18' is not HH:MM-HH:MM"),
+    ("callbacks: {hours: {mon: ['18:00-09:00']}}", "callbacks.hours.mon: '18:00-09:00' does not end"),
+    ("callbacks: {hours: {mon: ['09:00-25:00']}}", "not a time of day"),
+    ("callbacks: {hours: {mon: ['09:00-13:00', '12:00-18:00']}}", "overlap"),
+    ("callbacks: {hours: {monday: ['09:00-18:00']}}", "'monday' is not a weekday"),
+    ("callbacks: {hours: {mon: [], sun: []}}", "no day has opening hours"),
+    ("callbacks: {hours: ['09:00-18:00']}", "callbacks.hours must be a mapping"),
+    ("callbacks: {hours: {mon: [900]}}", "callbacks.hours.mon: 900 is not HH:MM-HH:MM"),
+    ("callbacks: {holidays: ['2025-02-30']}", "callbacks.holidays: '2025-02-30' is not a date"),
+    ("callbacks: {holidays: 2025-01-01}", "callbacks.holidays must be a list"),
+    ("callbacks: {lease: 0}", "callbacks.lease must be more than 0"),
+    ("callbacks: {poll: soon}", "callbacks.poll must be a number of seconds"),
+    ("callbacks: {retry_delay: -5}", "callbacks.retry_delay"),
+    ("callbacks: {max_attempts: 0}", "callbacks.max_attempts must be a whole number"),
+    ("callbacks: {max_attempts: 2.5}", "callbacks.max_attempts"),
+    ("callbacks: {allow_international: 'yes'}", "callbacks.allow_international must be true or false"),
+    ("callbacks: {caller_id: '1577-1000'}", "callbacks.caller_id must be a phone number"),
+    ("callbacks: {owner: ''}", "callbacks.owner"),
+    ("callbacks: {ring_timout: 20}", "unknown key(s) in 'callbacks': ring_timout"),
+    ("callbacks: [1]", "'callbacks' must be a mapping"),
+])
+def test_mistakes_are_named(tmp_path, section, message):
+    with pytest.raises(ConfigError) as err:
+        load(tmp_path, section + "\n")
+    assert message in str(err.value)
+
+
+def test_callbacks_is_a_known_top_level_key(tmp_path):
+    p = tmp_path / "ivr.yaml"
+    p.write_text("ari: {username: ivr, password: x}\ncallback: {}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="callbacks"):
+        load_config(p, env={})
