@@ -31,6 +31,9 @@ to start.  Relative paths are resolved against the folder of the config file.
 ``callbacks:`` — reservation callbacks, "call me back instead of waiting" (``ivr.callbacks``);
 every key is optional:
 
+* ``endpoint`` — how to dial a customer, an Asterisk channel with ``{national}`` (``01012345678``),
+  ``{e164}`` (``+821012345678``) or ``{digits}`` (``821012345678``) in it, e.g.
+  ``PJSIP/{national}@trunk``; without it the engine offers no callbacks;
 * ``owner`` (the host name) — this engine instance's name in the reservations it claims; give
   each instance sharing one store its own;
 * ``lease`` (``60``) — seconds a claimed reservation stays this instance's without renewal;
@@ -61,6 +64,7 @@ import datetime as dt
 import os
 import re
 import socket
+import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -127,6 +131,7 @@ class CallbacksConfig:
     ring_timeout: float = 30.0         # seconds
     allow_international: bool = False
     caller_id: str | None = None       # None: what the trunk presents
+    endpoint: str | None = None        # PJSIP/{national}@trunk; None: no callbacks offered
     hours: OpeningHours = dataclasses.field(default_factory=OpeningHours.office)
     retry: RetryPolicy = RetryPolicy()
 
@@ -440,7 +445,7 @@ def _callers(raw: Mapping[str, Any], env: Mapping[str, str]) -> CallersConfig:
     return CallersConfig(region=region, timezone=tz, lookup_budget=budget, registry=registry)
 
 
-_CALLBACK_KEYS = {"owner", "lease", "poll", "max_attempts", "retry_delay", "ring_timeout",
+_CALLBACK_KEYS = {"endpoint", "owner", "lease", "poll", "max_attempts", "retry_delay", "ring_timeout",
                   "allow_international", "caller_id", "hours", "holidays"}
 _HOURS = re.compile(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})")
 _CALLER_ID = re.compile(r"\+?[0-9]{3,20}")
@@ -464,6 +469,9 @@ def _callbacks(raw: Mapping[str, Any], callers: CallersConfig) -> CallbacksConfi
             raise ConfigError(f"callbacks.caller_id must be a phone number in digits, e.g. "
                               f"'15771000', not {caller_id!r}")
         caller_id = str(caller_id).strip()
+    endpoint = sec.get("endpoint")
+    if endpoint is not None:
+        endpoint = _callback_endpoint(endpoint)
     attempts = sec.get("max_attempts", default.retry.max_attempts)
     if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 20:
         raise ConfigError(f"callbacks.max_attempts must be a whole number from 1 to 20, "
@@ -481,8 +489,24 @@ def _callbacks(raw: Mapping[str, Any], callers: CallersConfig) -> CallbacksConfi
         poll=_seconds("callbacks.poll", sec.get("poll", default.poll), upper=300.0),
         ring_timeout=_seconds("callbacks.ring_timeout",
                               sec.get("ring_timeout", default.ring_timeout), upper=300.0),
-        allow_international=international, caller_id=caller_id, hours=hours,
+        allow_international=international, caller_id=caller_id, endpoint=endpoint, hours=hours,
         retry=RetryPolicy(max_attempts=attempts, delay=dt.timedelta(seconds=delay)))
+
+
+def _callback_endpoint(value: Any) -> str:
+    example = "PJSIP/{national}@trunk"
+    if not isinstance(value, str) or "/" not in value:
+        raise ConfigError(f"callbacks.endpoint must be an Asterisk channel to dial, e.g. {example}, "
+                          f"not {value!r}")
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+    except ValueError as exc:
+        raise ConfigError(f"callbacks.endpoint {value!r}: {exc}") from None
+    if not fields or not fields <= {"national", "e164", "digits"}:
+        raise ConfigError(f"callbacks.endpoint {value!r} must say where the number goes with "
+                          f"{{national}}, {{e164}} or {{digits}} (and nothing else in braces), "
+                          f"e.g. {example}")
+    return value
 
 
 def _weekly_hours(value: Any) -> dict[int, list[tuple[dt.time, dt.time]]]:

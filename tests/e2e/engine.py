@@ -124,6 +124,14 @@ class Engine:
         self._log.close()
         return rc
 
+    def kill(self) -> None:
+        """SIGKILL: the engine dies at once, as in a crash (nothing is cleaned up)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proxy.stop()
+        self._log.close()
+
     def log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 

@@ -106,3 +106,22 @@ def test_callbacks_is_a_known_top_level_key(tmp_path):
     p.write_text("ari: {username: ivr, password: x}\ncallback: {}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="callbacks"):
         load_config(p, env={})
+
+
+def test_the_endpoint_says_where_the_number_goes(tmp_path):
+    assert load(tmp_path).endpoint is None                   # no callbacks offered
+    cb = load(tmp_path, "callbacks: {endpoint: 'PJSIP/{national}@trunk'}\n")
+    assert cb.endpoint == "PJSIP/{national}@trunk"
+    assert load(tmp_path, "callbacks: {endpoint: 'PJSIP/trunk/sip:{e164}@carrier'}\n").endpoint
+
+
+@pytest.mark.parametrize("endpoint, message", [
+    ("'01012345678'", "must be an Asterisk channel"),
+    ("'PJSIP/trunk'", "must say where the number goes"),
+    ("'PJSIP/{number}@trunk'", "must say where the number goes"),
+    ("'PJSIP/{national@trunk'", "callbacks.endpoint"),
+])
+def test_an_endpoint_that_cannot_dial_a_number_is_refused(tmp_path, endpoint, message):
+    with pytest.raises(ConfigError) as err:
+        load(tmp_path, f"callbacks: {{endpoint: {endpoint}}}\n")
+    assert message in str(err.value)
