@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
 GatherEnd = Literal["max_digits", "terminator", "timeout"]
@@ -104,7 +104,8 @@ class Switch(Protocol):
     """What queues need of the switch beyond one call: ring a phone, join calls."""
 
     async def dial(self, endpoint: str, *, timeout: float, caller_id: str | None = None,
-                   args: Sequence[str] = ("dialled",)) -> Call:
+                   args: Sequence[str] = ("dialled",),
+                   variables: Mapping[str, str] | None = None) -> Call:
         """Ring ``endpoint``; the answered call, or ``ivr.errors.DialFailed``."""
 
     async def bridge(self, kind: str = "mixing", *, name: str | None = None) -> Bridge: ...

@@ -356,7 +356,8 @@ class QueueService:
                                                 # the agent sees who it is (for a call back: the
                                                 # customer, not the center's own number)
                                                 caller_id=c.record.caller or c.call.caller_number or None,
-                                                args=("agent", offer.agent_id))
+                                                args=("agent", offer.agent_id),
+                                                variables=self._agent_variables(c))
         except asyncio.CancelledError:
             self.acd.ring_cancelled(offer.agent_id, self.clock())
             raise
@@ -378,6 +379,18 @@ class QueueService:
         self.acd.answered(c.call.id, offer.agent_id, self.clock())
         c.agent_id, c.agent_call, c.ring = offer.agent_id, agent_call, None
         c.outcome.set_result("connected")
+
+    def _agent_variables(self, c: _Caller) -> dict[str, str]:
+        """What the agent's phone (and screen) is told about the call: why it came, how long
+        the caller waited, in which language (channel variables of the agent's leg)."""
+        return {
+            "IVR_QUEUE": c.queue,
+            "IVR_PRIORITY": c.priority,
+            "IVR_REASON": c.reason or "",
+            "IVR_WAITED": str(round(self.clock() - c.arrived_at)),
+            "IVR_LANGUAGE": c.language,
+            "IVR_CALL_ID": c.call.id,
+        }
 
     async def _converse(self, c: _Caller) -> None:
         call, agent_call, agent_id = c.call, c.agent_call, c.agent_id

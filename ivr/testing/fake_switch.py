@@ -177,7 +177,8 @@ class FakeSwitch:
         return self._answered.setdefault(endpoint, asyncio.Queue())
 
     async def dial(self, endpoint: str, *, timeout: float, caller_id: str | None = None,
-                   args: Sequence[str] = ("dialled",)) -> LiveCall:
+                   args: Sequence[str] = ("dialled",),
+                   variables: Mapping[str, str] | None = None) -> LiveCall:
         phone = self.phones.get(endpoint)
         if phone is None:
             raise DialFailed(f"{endpoint}: no such endpoint", status=400)
@@ -196,6 +197,7 @@ class FakeSwitch:
             self.log.append(("ring_stopped", endpoint))
             raise
         leg = LiveCall(f"{endpoint}#{phone.rang}", caller_id or "")
+        leg.variables = dict(variables or {})
         if phone.keys:                  # a moment after the answer, as a person would
             asyncio.get_running_loop().call_later(0.02, leg.press, phone.keys)
         phone.calls.append(leg)

@@ -9,6 +9,8 @@ Every request needs ``Authorization: Bearer <admin token>`` (``admin.token`` /
     POST /api/agents/{id}/pause           body {"reason": "lunch"} (optional)
     POST /api/agents/{id}/resume
     GET  /api/queues                      waiting callers, oldest wait, agents staffed per queue
+    GET  /api/callbacks[?status=pending]  reservations (numbers masked)
+    POST /api/callbacks/{id}/cancel       404 unless the reservation is still open
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+
+from ivr.logs import mask_number
 
 log = structlog.get_logger(__name__)
 
@@ -84,7 +88,35 @@ def admin_app(service: Any, token: str) -> web.Application:
     async def queues(request: web.Request) -> web.Response:
         return web.json_response(service.snapshot())
 
+    def desk_or_404():
+        desk = getattr(service, "callbacks", None)
+        if desk is None:
+            raise web.HTTPNotFound(text='{"error": "callbacks are not configured"}',
+                                   content_type="application/json")
+        return desk
+
+    async def list_callbacks(request: web.Request) -> web.Response:
+        desk = desk_or_404()
+        status = request.query.get("status") or None
+        try:
+            found = await desk.store.list_reservations(status)
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response([{
+            "id": r.id, "number": mask_number(r.number), "queue": r.queue, "status": r.status,
+            "due_at": r.due_at.isoformat(), "attempts": r.attempts, "last_result": r.last_result,
+            "waited": r.waited, "reason": r.reason} for r in found])
+
+    async def cancel_callback(request: web.Request) -> web.Response:
+        desk = desk_or_404()
+        if not await desk.store.cancel_reservation(request.match_info["reservation_id"]):
+            return web.json_response({"error": "no open reservation with that id"}, status=404)
+        log.info("callback.cancelled", reservation=request.match_info["reservation_id"], by="admin api")
+        return web.json_response({"cancelled": request.match_info["reservation_id"]})
+
     app = web.Application(middlewares=[auth])
+    app.router.add_get("/api/callbacks", list_callbacks)
+    app.router.add_post("/api/callbacks/{reservation_id}/cancel", cancel_callback)
     app.router.add_get("/api/agents", list_agents)
     for name in ("login", "logout", "pause", "resume"):
         app.router.add_post(f"/api/agents/{{agent_id}}/{name}", action(name))

@@ -168,6 +168,8 @@ async def test_the_customer_is_called_back_presses_1_and_is_connected_to_the_age
         await center.desk.poll()
         leg = await center.switch.answered("PJSIP/agent1")
         assert leg.caller_number == "+821012345678"          # the agent sees who it is
+        assert leg.variables["IVR_REASON"] == "callback: test"  # and why it was reserved
+        assert int(leg.variables["IVR_WAITED"]) >= 30
         (cust,) = center.switch.phones[customer].calls
         assert "sound:ivr/ko/callback_intro" in cust.played
         assert (await center.store.get_reservation(r.id)).status == "done"
