@@ -473,6 +473,19 @@ class QueueService:
                 self._check_staffed(c)
         self._match()
 
+    async def cancel_callbacks(self, number: str, queue: str | None = None) -> int:
+        """A caller who calls again cancels their open reservations; how many were cancelled.
+        (A flow's ``cancel_callback`` node.)  A store failure counts as none cancelled."""
+        if self.callbacks is None:
+            return 0
+        try:
+            count = await self.callbacks.store.cancel_reservations_for(number, queue)
+        except IvrError as exc:
+            log.error("callback.cancel_failed", error=str(exc))
+            return 0
+        self.callbacks.withdraw_number(number, queue)
+        return count
+
     # -- what flows may read -----------------------------------------------------------------
 
     def queue_variable(self, name: str) -> Any:

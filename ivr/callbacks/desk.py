@@ -154,6 +154,15 @@ class CallbackDesk:
                 self.service.acd.leave(entry, self.service.clock(), why)
                 self.in_line.pop(entry, None)
 
+    def withdraw_number(self, number: str, queue: str | None = None) -> None:
+        """Cancelled reservations of ``number`` leave the line (unless already being dialled)."""
+        for entry, r in list(self.in_line.items()):
+            if r.number == number and (queue is None or r.queue == queue):
+                waiting = self.service.acd.waiting_call(entry)
+                if waiting is not None and waiting.offered_to is None:
+                    self.service.acd.leave(entry, self.service.clock(), "cancelled")
+                    self.in_line.pop(entry, None)
+
     # -- calling back ------------------------------------------------------------------------
 
     def serve(self, offer: Offer) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from ivr.errors import FlowError, FlowProblem
 from ivr.flow.expr import ENGINE_NAMESPACES, Expr, ExprError, compile_expr, constant, is_variable_name
-from ivr.flow.model import (NODE_TYPES, Branch, Bypass, CallbackOffer, Flow, FlowSet, Gather, Goto, Hangup, Menu, Node, Play,
+from ivr.flow.model import (NODE_TYPES, Branch, Bypass, CallbackOffer, CancelCallback, Flow, FlowSet, Gather, Goto, Hangup, Menu, Node, Play,
                             Queue, RepeatPolicy, Return, Say, Set, Subflow, Transfer)
 from ivr.flow.say import KINDS, SAY_PROMPT_IDS
 from ivr.flow.yamlsafe import YList, YMap, load_yaml, type_name
@@ -64,6 +64,7 @@ NODE_KEYS: dict[str, tuple[str, ...]] = {
     "subflow": ("next",),
     "return": (),
     "queue": ("priority", "reason", "prompt", "callback"),
+    "cancel_callback": ("next", "none"),
     "transfer": ("extension", "priority", "prompt"),
     "hangup": (),
 }
@@ -746,6 +747,13 @@ class _NodeReader:
             return None
         return CallbackOffer(above=values["above"], after=values["after"],
                              repeat=values["repeat"] or 0.0, key=key)
+
+    def read_cancel_callback(self) -> CancelCallback:
+        raw = self.raw.get("cancel_callback")
+        queue = None
+        if raw is not None:
+            queue = self.text("cancel_callback", pattern=QUEUE, what="the name of a queue (or nothing: all)")
+        return CancelCallback(self.name, self.line, queue, self.next(), self.next("none"))
 
     def read_transfer(self) -> Transfer:
         context = self.text("transfer", required=True, pattern=QUEUE, what="a dialplan context")

@@ -16,7 +16,7 @@ from ivr.errors import FlowProblem
 from ivr.flow.expr import Expr
 
 __all__ = ["RepeatPolicy", "Bypass", "Node", "Play", "Menu", "Gather", "Say", "Set", "Branch", "Goto", "Subflow", "Return",
-           "Queue", "Transfer", "Hangup", "Flow", "FlowSet", "NODE_TYPES"]
+           "Queue", "Transfer", "Hangup", "CancelCallback", "Flow", "FlowSet", "NODE_TYPES"]
 
 Prompts = tuple[str, ...]
 
@@ -186,10 +186,25 @@ class Hangup(Node):
     ends: ClassVar[bool] = True
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class CancelCallback(Node):
+    """Cancel the caller's open callback reservations (of ``queue``, or all); go to ``next``
+    when one was cancelled, to ``none`` when there was none (or the number is withheld)."""
+
+    queue: str | None
+    next: str
+    none: str
+
+    instant: ClassVar[bool] = True
+
+    def targets(self) -> tuple[tuple[str, str], ...]:
+        return (("next", self.next), ("none", self.none))
+
+
 NODE_TYPES: Mapping[str, type[Node]] = {
     "play": Play, "menu": Menu, "gather": Gather, "say": Say, "set": Set, "branch": Branch,
     "goto": Goto, "subflow": Subflow, "return": Return, "queue": Queue, "transfer": Transfer,
-    "hangup": Hangup,
+    "hangup": Hangup, "cancel_callback": CancelCallback,
 }
 
 

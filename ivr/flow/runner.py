@@ -24,7 +24,7 @@ import structlog
 from ivr.call import Call, CallRecord
 from ivr.errors import ChannelGone, FlowRuntimeError
 from ivr.flow.expr import ExprRuntimeError
-from ivr.flow.model import (Branch, Bypass, Flow, FlowSet, Gather, Goto, Hangup, Menu, Node, Play, Queue, Return,
+from ivr.flow.model import (Branch, Bypass, CancelCallback, Flow, FlowSet, Gather, Goto, Hangup, Menu, Node, Play, Queue, Return,
                             Say, Set, Subflow, Transfer)
 from ivr.flow.say import say
 from ivr.prompts import Catalogue
@@ -196,6 +196,8 @@ class FlowRunner:
             case Queue():
                 await self._queue(node)
                 return _FINISHED
+            case CancelCallback():
+                return await self._cancel_callback(node)
             case Transfer():
                 await self._transfer(node)
                 return _FINISHED
@@ -334,6 +336,15 @@ class FlowRunner:
         self.record.visit("bypass")
         log.info("flow.bypass", reason=rule.reason, queue=rule.queue, priority=rule.priority)
         await self._handoff(rule.queue, rule.priority, f"bypass: {rule.reason}", rule.prompts)
+
+    async def _cancel_callback(self, node: CancelCallback) -> str:
+        cancel = getattr(self.services, "cancel_callbacks", None)
+        number = self.vars.get("caller.number")
+        if cancel is None or not number or not str(number).startswith("+"):
+            return node.none
+        count = await cancel(str(number), node.queue)
+        log.info("flow.callback_cancelled", count=count, queue=node.queue)
+        return node.next if count else node.none
 
     async def _queue(self, node: Queue) -> None:
         await self._handoff(node.queue, node.priority, node.reason, node.prompts, node.callback)

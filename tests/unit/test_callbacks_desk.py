@@ -227,3 +227,43 @@ async def test_nothing_is_dialled_outside_opening_hours():
         await center.desk.poll()
         assert center.desk.in_line == {}
         assert center.switch.rings() == []
+
+
+async def test_a_caller_who_calls_again_can_cancel_their_callback(tmp_path):
+    from ivr.flow.loader import load_flows
+    from ivr.flow.runner import run_flow
+    from ivr.testing.scripted_call import ScriptedCall
+
+    (tmp_path / "f.yaml").write_text("""
+flow: f
+numbers: ["100"]
+entry: cancel
+nodes:
+  cancel:
+    cancel_callback:
+    next: done
+    none: nothing
+  done:
+    hangup: callback_cancelled
+  nothing:
+    hangup: callback_none
+""", encoding="utf-8")
+    flows = load_flows([tmp_path], CATALOGUE)
+    async with Center({"PJSIP/agent1": Phone()}) as center:
+        busy_agent(center)
+        r = await book(center)
+        await center.desk.poll()                     # in line, waiting for its turn
+        assert len(center.service.acd.waiting("general")) == 1
+
+        async def call_again(number_vars):
+            call = ScriptedCall(dialled="100", call_id=f"again-{next(_ids)}")
+            record = CallRecord(call.id, call.caller_number, "100")
+            await run_flow(flows, flows.for_number("100"), call, record, catalogue=CATALOGUE,
+                           services=center.service, variables=number_vars)
+            return call.prompts[-1]
+
+        assert await call_again({"caller.number": "+821012345678"}) == "callback_cancelled"
+        assert (await center.store.get_reservation(r.id)).status == "cancelled"
+        assert center.service.acd.waiting("general") == []          # off the line too
+        assert await call_again({"caller.number": "+821012345678"}) == "callback_none"
+        assert await call_again({"caller.number": None}) == "callback_none"   # withheld

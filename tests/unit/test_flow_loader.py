@@ -90,7 +90,7 @@ def test_a_node_with_no_type_or_two(tmp_path):
     text = GOOD.replace("hangup: goodbye", "hangp: goodbye")
     assert problems(tmp_path, "f.yaml", text) == [
         f"{tmp_path}/f.yaml:13: node 'bye': has no type: give it one of play, menu, gather, say, set, "
-        "branch, goto, subflow, return, queue, transfer, hangup; did you mean 'hangup' instead of 'hangp'?"]
+        "branch, goto, subflow, return, queue, transfer, hangup, cancel_callback; did you mean 'hangup' instead of 'hangp'?"]
     text = GOOD.replace("hangup: goodbye", "hangup: goodbye\n    play: goodbye")
     assert problems(tmp_path, "g.yaml", text) == [
         f"{tmp_path}/g.yaml:15: node 'bye': has two types, 'hangup' and 'play'; a node does one thing: "
