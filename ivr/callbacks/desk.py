@@ -27,7 +27,7 @@ import structlog
 
 from ivr.acd.model import Offer
 from ivr.call import Call, CallRecord, utcnow
-from ivr.callbacks.dialog import confirm_number, national_digits
+from ivr.callbacks.dialog import choose_time, confirm_number, national_digits
 from ivr.callbacks.model import Reservation
 from ivr.errors import AriError, CallerHungUp, DialFailed, IvrError
 from ivr.prompts import Catalogue
@@ -66,10 +66,15 @@ class CallbackDesk:
         if number is None:
             return None
         now = self.wall()
+        slot = await choose_time(call, self.catalogue, language, self.config.hours, now)
         reservation = Reservation(
             id=uuid.uuid4().hex, number=number, queue=queue, priority=priority, reason=reason,
-            language=language, waited=round(waited, 1), arrived_at=now - dt.timedelta(seconds=waited),
-            created_at=now, due_at=now, slot_end=None, status="pending", attempts=0,
+            language=language, waited=round(waited, 1),
+            # As soon as possible keeps the caller's place; a slot's customers are served in
+            # the order of their slots.
+            arrived_at=slot[0] if slot else now - dt.timedelta(seconds=waited),
+            created_at=now, due_at=slot[0] if slot else now, slot_end=slot[1] if slot else None,
+            status="pending", attempts=0,
             last_attempt_at=None, last_result=None, claimed_by=None, claim_until=None,
             call_id=call_id, updated_at=now)
         try:

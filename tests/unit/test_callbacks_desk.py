@@ -100,6 +100,8 @@ async def test_a_waiting_caller_books_a_callback_on_their_own_number():
         call.press("1")                                     # take the offer
         await until(lambda: "sound:ivr/ko/callback_confirm" in call.played)
         call.press("1")                                     # yes, that number
+        await until(lambda: "sound:ivr/ko/callback_when" in call.played)
+        call.press("1")                                     # as soon as possible
         await asyncio.wait_for(task, 5)
         assert record.outcome == "callback_booked"
         assert call.played[-1] == "sound:ivr/ko/callback_made" and call.hung_up_by_ivr
@@ -125,6 +127,8 @@ async def test_an_anonymous_caller_keys_a_number_and_an_international_one_is_ref
         call.press("01098765432#")
         await until(lambda: "sound:ivr/ko/callback_confirm" in call.played)
         call.press("1")
+        await until(lambda: "sound:ivr/ko/callback_when" in call.played)
+        call.press("1")
         await asyncio.wait_for(task, 5)
         (r,) = await center.store.list_reservations()
         assert r.number == "+821098765432"
@@ -140,6 +144,8 @@ async def test_if_the_reservation_cannot_be_stored_the_caller_keeps_waiting_in_p
         await until(lambda: "sound:ivr/ko/callback_offer" in call.played)
         call.press("1")
         await until(lambda: "sound:ivr/ko/callback_confirm" in call.played)
+        call.press("1")
+        await until(lambda: "sound:ivr/ko/callback_when" in call.played)
         call.press("1")
         await until(lambda: "sound:ivr/ko/callback_failed" in call.played)
         await until(lambda: len(center.service.acd.waiting("general")) == 2)
@@ -267,3 +273,32 @@ nodes:
         assert center.service.acd.waiting("general") == []          # off the line too
         assert await call_again({"caller.number": "+821012345678"}) == "callback_none"
         assert await call_again({"caller.number": None}) == "callback_none"   # withheld
+
+
+async def test_a_caller_can_choose_an_hour_within_opening_hours_instead():
+    office = OpeningHours(SEOUL, {d: [(dt.time(9), dt.time(18))] for d in range(5)},
+                          holidays=frozenset({dt.date(2026, 12, 1)}))
+    monday_evening = dt.datetime(2026, 11, 30, 19, 0, tzinfo=SEOUL)      # closed now
+    async with Center({"PJSIP/agent1": Phone()}, hours=office,
+                      wall=lambda: monday_evening.astimezone(dt.timezone.utc)) as center:
+        busy_agent(center)
+        call, record, task = waiting_caller(center)
+        await until(lambda: "sound:ivr/ko/callback_offer" in call.played)
+        call.press("1")
+        await until(lambda: "sound:ivr/ko/callback_confirm" in call.played)
+        call.press("1")
+        await until(lambda: "sound:ivr/ko/callback_when" in call.played)
+        call.press("2")
+        await until(lambda: "sound:ivr/ko/callback_enter_hour" in call.played)
+        call.press("20#")                                   # 8 p.m.: the center is closed
+        await until(lambda: "sound:ivr/ko/callback_hour_unavailable" in call.played)
+        await until(lambda: call.played.count("sound:ivr/ko/callback_enter_hour") == 2)
+        call.press("14#")
+        await asyncio.wait_for(task, 5)
+        (r,) = await center.store.list_reservations()
+        # Tuesday 1 December is a holiday: Wednesday 14:00-15:00.
+        assert r.due_at.astimezone(SEOUL) == dt.datetime(2026, 12, 2, 14, 0, tzinfo=SEOUL)
+        assert r.slot_end.astimezone(SEOUL) == dt.datetime(2026, 12, 2, 15, 0, tzinfo=SEOUL)
+        assert "sound:ivr/ko/callback_slot_is" in call.played
+        await center.desk.poll()                             # not due yet: not in line
+        assert center.desk.in_line == {}
