@@ -136,7 +136,11 @@ class CallbackDesk:
             if self.service.acd.waiting_call(entry) is not None:
                 await self.store.renew_claim(r.id, self.config.owner,
                                              now + dt.timedelta(seconds=self.config.lease))
-        claimed = await self.store.claim_reservations(now, self.config.owner, self.config.lease, 20)
+        # A few at a time (as many as this engine has agents free, at least one): every due
+        # reservation is in a line within a few polls, and engines sharing a store share them.
+        free = sum(1 for a in self.service.acd.agents() if a.state == "available")
+        claimed = await self.store.claim_reservations(now, self.config.owner, self.config.lease,
+                                                      max(1, free))
         for r in claimed:
             self._enqueue(r, now)
 

@@ -132,6 +132,7 @@ class Phone:
     answer_after: float = 0.0
     busy: bool = False
     keys: str = ""                   # pressed just after the call is answered
+    talk: float | None = None        # hangs up this long after the answer (None: stays)
     rang: int = 0
     calls: list[LiveCall] = dataclasses.field(default_factory=list)
 
@@ -200,6 +201,8 @@ class FakeSwitch:
         leg.variables = dict(variables or {})
         if phone.keys:                  # a moment after the answer, as a person would
             asyncio.get_running_loop().call_later(0.02, leg.press, phone.keys)
+        if phone.talk is not None:
+            asyncio.get_running_loop().call_later(phone.talk, leg.hang_up)
         phone.calls.append(leg)
         self.log.append(("answer", endpoint))
         self._queue(endpoint).put_nowait(leg)

@@ -302,3 +302,28 @@ async def test_a_caller_can_choose_an_hour_within_opening_hours_instead():
         assert "sound:ivr/ko/callback_slot_is" in call.played
         await center.desk.poll()                             # not due yet: not in line
         assert center.desk.in_line == {}
+
+
+async def test_two_engines_on_one_postgresql_never_dial_the_same_reservation_twice(postgres_url):
+    """Two engines (each its own line, agent and switch) share one PostgreSQL store."""
+    from ivr.store import open_store
+
+    numbers = [f"+8210555{n:05d}" for n in range(12)]
+    customers = {f"PJSIP/sipp/sip:0{n[3:]}@127.0.0.1:5090": Phone(keys="1") for n in numbers}
+    async with open_store(postgres_url) as store_a, open_store(postgres_url) as store_b:
+        a = Center({"PJSIP/agent1": Phone(talk=0.05), **customers}, store=store_a, owner="engine-a")
+        b = Center({"PJSIP/agent1": Phone(talk=0.05), **customers}, store=store_b, owner="engine-b")
+        async with a, b:
+            for number in numbers:
+                await book(a, number=number)
+            for _ in range(40):
+                await asyncio.gather(a.desk.poll(), b.desk.poll())
+                done = [r for r in await store_a.list_reservations() if r.status == "done"]
+                if len(done) == len(numbers):
+                    break
+                await asyncio.sleep(0.1)
+            dials = a.switch.rings() + b.switch.rings()
+    customer_dials = [d for d in dials if d.startswith("PJSIP/sipp/")]
+    assert sorted(customer_dials) == sorted(customers)          # each customer dialled exactly once
+    assert len(done) == len(numbers)
+    assert {r.claimed_by for r in done} == {"engine-a", "engine-b"}   # both engines took part
