@@ -446,6 +446,69 @@ def cmd_agents(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flows_and_prompts(args: argparse.Namespace):
+    from ivr.flow.loader import load_flows
+    from ivr.logs import configure_logging
+    from ivr.prompts import load_catalogue
+
+    configure_logging("console", "warning")
+    catalogue = load_catalogue(Path(args.prompts) / "catalog.yaml")
+    return load_flows([Path(p) for p in args.flows], catalogue), catalogue
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """A call in the terminal: the prompts' texts, the keys, the routing, the end."""
+    from ivr.errors import FlowError
+    from ivr.simulate import caller_facts, simulate
+
+    try:
+        flowset, catalogue = _flows_and_prompts(args)
+    except FlowError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    keys = args.keys.split(",") if args.keys else []
+    facts = caller_facts(args.caller, age=args.age, recent_calls=args.recent_calls,
+                         language=args.caller_lang, anonymous=args.anonymous)
+    ask = None if args.keys is not None or not sys.stdin.isatty() else input
+    try:
+        asyncio.run(simulate(flowset, catalogue, args.flow, keys=keys, facts=facts,
+                             language=args.lang, ask=ask))
+    except LookupError as exc:
+        print(f"ivr: {exc.args[0]}", file=sys.stderr)
+        return 2
+    except (EOFError, KeyboardInterrupt):
+        print("\n■ the caller hung up")
+    return 0
+
+
+def cmd_test_flows(args: argparse.Namespace) -> int:
+    """Run the scripted cases in <flows>/tests/*.yaml; exit 1 when one fails."""
+    from ivr.errors import FlowError
+    from ivr.simulate import run_cases
+
+    failed = total = 0
+    for folder in args.flows:
+        try:
+            flowset, catalogue = _flows_and_prompts(argparse.Namespace(flows=[folder], prompts=args.prompts))
+        except FlowError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        for result in asyncio.run(run_cases(Path(folder), catalogue, flowset)):
+            total += 1
+            if result.passed:
+                print(f"PASS  {result.file.name}: {result.name}")
+            else:
+                failed += 1
+                print(f"FAIL  {result.file.name}: {result.name}")
+                for problem in result.problems:
+                    print(f"        {problem}")
+    if total == 0:
+        print("no cases found: put them in <flows>/tests/*.yaml", file=sys.stderr)
+        return 1
+    print(f"{total - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description="IVR/ARS voice-flow engine for Asterisk (ARI)")
     parser.add_argument("--config", "-c", default=None,
@@ -460,6 +523,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompts", default=None, help="prompt catalogue folder (default: prompts/)")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("simulate", help="a call to a flow in the terminal (no Asterisk): "
+                       "prompts as text, keys, routing, the end")
+    p.add_argument("flow", help="a flow's name or a number it answers, e.g. main or 15771000")
+    p.add_argument("--keys", default=None,
+                   help="keys at each wait, comma-separated, '-' for none: 2,1,1 or 0101234#; "
+                        "without it, asks in the terminal")
+    p.add_argument("--caller", default="01012345678", help="the caller's number")
+    p.add_argument("--anonymous", action="store_true", help="the number is withheld")
+    p.add_argument("--age", type=int, default=None, help="the caller's age from the registry")
+    p.add_argument("--recent-calls", type=int, default=1,
+                   help="calls within the repeat window, this one included (3: a repeat caller)")
+    p.add_argument("--caller-lang", default=None, help="the caller's registered language")
+    p.add_argument("--lang", default=None, help="start in this language (ko, en, zh, vi)")
+    p.add_argument("--flows", nargs="+", default=["flows"])
+    p.add_argument("--prompts", default="prompts")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("test-flows", help="run the scripted cases in <flows>/tests/*.yaml")
+    p.add_argument("flows", nargs="*", default=["flows"], help="flow folders (default: flows)")
+    p.add_argument("--prompts", default="prompts")
+    p.set_defaults(func=cmd_test_flows)
 
     p = sub.add_parser("calls", help="recorded calls")
     calls = p.add_subparsers(dest="calls_command", required=True)

@@ -1,0 +1,233 @@
+"""Flows without a phone: ``ivr simulate`` (a call in the terminal) and ``ivr test-flows``
+(an author's scripted cases).  Both run the real flow runner through the ``Call`` port.
+
+Cases live beside the flows, in ``<flows>/tests/*.yaml`` (the flow loader does not read
+sub-folders)::
+
+    flow: main                          # the flow the cases call
+    cases:
+      - name: certificates, then goodbye
+        keys: ["2", "1", "1"]           # what the caller presses at each wait; "-" is no key
+        expect:
+          path: [welcome, main_menu, certificates_menu, certificates_issue_info, after_info, goodbye]
+          outcome: completed
+      - name: a caller of 70 goes to an agent without the menu
+        caller: {age: 70}
+        expect: {path: [bypass], outcome: queued, reason: "bypass: elderly", heard: [priority_agent]}
+
+``caller`` may give ``number``, ``age``, ``recent_calls`` (this call included), ``language``,
+``needs_assistance``, ``anonymous``.  ``expect`` may give ``path`` (exactly the nodes
+visited), ``outcome``, ``detail``, ``reason``, ``priority``, ``language`` and ``heard`` (these
+prompt ids, in this order, among those played).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from ivr.call import CallRecord, Gathered
+from ivr.errors import FlowError
+from ivr.flow.loader import FlowSet, load_flows
+from ivr.flow.runner import run_flow
+from ivr.flow.yamlsafe import YList, YMap, load_yaml
+from ivr.prompts import Catalogue
+from ivr.routing.identify import CallerFacts
+from ivr.routing.numbers import normalize
+from ivr.testing.scripted_call import ScriptedCall, press, silence
+
+__all__ = ["SimulatedCall", "caller_facts", "simulate", "run_cases", "CaseResult"]
+
+
+def caller_facts(number: str = "01012345678", *, age: int | None = None, recent_calls: int = 1,
+                 repeat_calls: int = 3, language: str | None = None, needs_assistance: bool = False,
+                 anonymous: bool = False) -> dict[str, Any]:
+    """The ``caller.*`` variables of a simulated caller."""
+    parsed = normalize("" if anonymous else number)
+    known = age is not None or language is not None or needs_assistance
+    return CallerFacts(number=parsed.e164, anonymous=parsed.anonymous or anonymous,
+                       known=known and parsed.ok, age=age if parsed.ok else None,
+                       recent_calls=recent_calls if parsed.ok else None,
+                       is_repeat=parsed.ok and recent_calls >= repeat_calls,
+                       language=language, needs_assistance=needs_assistance).variables()
+
+
+def _script(keys: Sequence[str]) -> list:
+    return [silence() if k in ("-", "") else press(k) for k in keys]
+
+
+class SimulatedCall(ScriptedCall):
+    """A ``ScriptedCall`` that prints what the caller hears and does; when the scripted keys
+    run out and ``ask`` is given, it asks for the next keys (empty: no key, the wait times out)."""
+
+    def __init__(self, keys: Sequence[str], catalogue: Catalogue, *, out: TextIO,
+                 ask: Callable[[str], str] | None = None, **kw: Any) -> None:
+        super().__init__(*_script(keys), **kw)
+        self.catalogue = catalogue
+        self.out = out
+        self.ask = ask
+
+    def _say(self, line: str) -> None:
+        print(line, file=self.out)
+
+    async def play(self, media: Sequence[str], *, barge_in: bool = False) -> None:
+        for uri in media:
+            lang, _, prompt = uri.removeprefix("sound:ivr/").partition("/")
+            text = self.catalogue.text(prompt, lang) if self.catalogue.has(prompt) else uri
+            self._say(f"  ▶ {prompt} [{lang}]: {text}")
+        await super().play(media, barge_in=barge_in)
+
+    async def gather(self, *, max_digits: int, first_timeout: float, inter_timeout: float,
+                     terminator: str = "#") -> Gathered:
+        if not self.script and not self.buffer and self.ask is not None:
+            keys = self.ask(f"  ⌨ keys (up to {max_digits}, Enter: none, waits {first_timeout:g} s)> ").strip()
+            self.script.append(press(keys) if keys else silence())
+        got = await super().gather(max_digits=max_digits, first_timeout=first_timeout,
+                                   inter_timeout=inter_timeout, terminator=terminator)
+        if got.digits:
+            self._say(f"  ⌨ pressed {got.digits} ({got.ended_by})")
+        else:
+            self._say(f"  … no key within {first_timeout:g} s")
+        return got
+
+    async def hangup(self) -> None:
+        if not self.hung_up:
+            self._say("  ☎ the IVR hangs up")
+        await super().hangup()
+
+    async def transfer(self, context: str, extension: str, priority: int = 1) -> None:
+        self._say(f"  ☎ transferred to {context},{extension},{priority}")
+        await super().transfer(context, extension, priority)
+
+
+class _Queues:
+    """Stands in for the agent queues: says where the call would go and ends it there."""
+
+    def __init__(self, out: TextIO | None) -> None:
+        self.out = out
+
+    async def queue_handoff(self, call, record, queue, priority, reason, language=None, callback=None):
+        if self.out is not None:
+            offer = f", callback offered above {callback.above} s / after {callback.after} s" if callback else ""
+            print(f"  → queue {queue} (priority {priority or 'normal'}, reason {reason or '-'}{offer})",
+                  file=self.out)
+        record.end("queued", queue)
+
+    def queue_variable(self, name: str) -> Any:
+        return None
+
+    async def cancel_callbacks(self, number: str, queue: str | None = None) -> int:
+        return 0
+
+
+async def simulate(flowset: FlowSet, catalogue: Catalogue, target: str, *, keys: Sequence[str] = (),
+                   facts: dict[str, Any] | None = None, language: str | None = None,
+                   out: TextIO | None = None, ask: Callable[[str], str] | None = None) -> CallRecord:
+    """Run the flow named ``target`` (or answering the number ``target``) in the terminal."""
+    out = sys.stdout if out is None else out
+    flow = flowset.get(target) if target in flowset.flow_names() else flowset.for_number(target)
+    if flow is None:
+        raise LookupError(f"no flow is named or answers '{target}' "
+                          f"(flows: {', '.join(sorted(flowset.flow_names()))})")
+    facts = facts or caller_facts()
+    number = facts.get("caller.number") or ""
+    call = SimulatedCall(keys, catalogue, out=out, ask=ask, caller_number=number,
+                         dialled=next(iter(flow.numbers), target), call_id="simulated")
+    record = CallRecord(call.id, number, call.dialled)
+    print(f"☎ call to {flow.name} from {number or 'a withheld number'}"
+          + (f", age {facts['caller.age']}" if facts.get("caller.age") is not None else "")
+          + (", repeat caller" if facts.get("caller.is_repeat") else ""), file=out)
+    await run_flow(flowset, flow, call, record, catalogue=catalogue, services=_Queues(out),
+                   language=language or facts.get("caller.language"), variables=facts)
+    print(f"■ {record.outcome}" + (f": {record.detail}" if record.detail else "")
+          + (f"  ({record.reason})" if record.reason else ""), file=out)
+    print(f"  path: {' > '.join(record.nodes)}   keys: {' '.join(record.digits) or '-'}", file=out)
+    return record
+
+
+# -- scripted cases ------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class CaseResult:
+    file: Path
+    name: str
+    problems: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+def _subsequence(wanted: Sequence[str], got: Sequence[str]) -> bool:
+    it = iter(got)
+    return all(any(w == g for g in it) for w in wanted)
+
+
+async def run_cases(flows_dir: Path, catalogue: Catalogue, flowset: FlowSet | None = None) -> list[CaseResult]:
+    """Every case of ``<flows_dir>/tests/*.yaml``; a malformed case is a failed case."""
+    flowset = flowset or load_flows([flows_dir], catalogue)
+    results: list[CaseResult] = []
+    for file in sorted((flows_dir / "tests").glob("*.y*ml")):
+        try:
+            doc = load_yaml(file.read_text(encoding="utf-8"), str(file))
+        except FlowError as exc:
+            results.append(CaseResult(file, "(file)", [str(p) for p in exc.problems]))
+            continue
+        if not isinstance(doc, YMap) or not isinstance(doc.get("cases"), YList):
+            results.append(CaseResult(file, "(file)", ["needs 'flow:' and a list of 'cases:'"]))
+            continue
+        target = str(doc.get("flow", ""))
+        for i, case in enumerate(doc["cases"], 1):
+            name = str(case.get("name", f"case {i}")) if isinstance(case, YMap) else f"case {i}"
+            results.append(await _run_case(file, name, case, target, flowset, catalogue))
+    return results
+
+
+async def _run_case(file: Path, name: str, case: Any, target: str, flowset: FlowSet,
+                    catalogue: Catalogue) -> CaseResult:
+    where = f"{file}:{getattr(case, 'line', '?')}"
+    if not isinstance(case, YMap) or not isinstance(case.get("expect"), YMap):
+        return CaseResult(file, name, [f"{where}: a case needs 'expect:'"])
+    who = case.get("caller") or {}
+    try:
+        facts = caller_facts(str(who.get("number", "01012345678")), age=who.get("age"),
+                             recent_calls=int(who.get("recent_calls", 1)), language=who.get("language"),
+                             needs_assistance=bool(who.get("needs_assistance", False)),
+                             anonymous=bool(who.get("anonymous", False)))
+    except (TypeError, ValueError) as exc:
+        return CaseResult(file, name, [f"{where}: caller: {exc}"])
+    keys = [str(k) for k in (case.get("keys") or [])]
+    sink = _Null()
+    try:
+        record = await simulate(flowset, catalogue, str(case.get("flow", target)), keys=keys,
+                                facts=facts, out=sink)
+    except LookupError as exc:
+        return CaseResult(file, name, [f"{where}: {exc}"])
+    expect = case["expect"]
+    problems: list[str] = []
+    heard = [line.split(" ", 4)[3] for line in sink.lines if line.startswith("  ▶ ")]
+    checks = {"outcome": record.outcome, "detail": record.detail, "reason": record.reason,
+              "priority": record.priority, "language": record.language}
+    for key, got in checks.items():
+        if key in expect and expect[key] != got:
+            problems.append(f"{where}: {key}: expected {expect[key]!r}, got {got!r}")
+    if "path" in expect and list(expect["path"]) != record.nodes:
+        problems.append(f"{where}: path: expected {' > '.join(expect['path'])}, got {' > '.join(record.nodes)}")
+    if "heard" in expect and not _subsequence([str(p) for p in expect["heard"]], heard):
+        problems.append(f"{where}: heard: expected {list(expect['heard'])} in order, heard {heard}")
+    return CaseResult(file, name, problems)
+
+
+class _Null:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.lines.extend(t for t in text.split("\n") if t)
+        return len(text)
+
+    def flush(self) -> None:
+        pass

@@ -1,0 +1,55 @@
+"""Flows without a phone: 'ivr simulate' prints the call; 'ivr test-flows' runs an author's cases."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ivr.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_simulate_prints_the_prompts_the_keys_and_the_end(capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert main(["simulate", "15771000", "--keys", "2,1,1"]) == 0
+    out = capsys.readouterr().out
+    assert "▶ welcome [ko]: 안녕하십니까" in out
+    assert "⌨ pressed 2" in out
+    assert "■ completed" in out
+    assert "path: welcome > main_menu > certificates_menu" in out
+
+
+def test_simulate_shows_a_bypass_and_a_timeout(capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert main(["simulate", "main", "--age", "81"]) == 0
+    assert "→ queue general (priority elderly, reason bypass: elderly)" in capsys.readouterr().out
+    assert main(["simulate", "main", "--keys=-,-,-"]) == 0
+    out = capsys.readouterr().out
+    assert "… no key within 5 s" in out and "■ queued: general" in out
+
+
+def test_simulate_an_unknown_flow_says_which_exist(capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert main(["simulate", "nosuch", "--keys", ""]) == 2
+    assert "main" in capsys.readouterr().err
+
+
+def test_the_sample_flows_cases_pass(capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert main(["test-flows", "flows"]) == 0
+    assert "0 failed" in capsys.readouterr().out
+
+
+def test_a_failing_case_names_the_file_line_and_what_differs(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    flows = tmp_path / "flows"
+    shutil.copytree(REPO / "flows", flows)
+    (flows / "tests" / "main.yaml").write_text(
+        "flow: main\ncases:\n  - name: wrong\n    keys: ['2', '1', '1']\n"
+        "    expect: {outcome: queued, path: [welcome]}\n", encoding="utf-8")
+    assert main(["test-flows", str(flows)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  main.yaml: wrong" in out
+    assert "main.yaml:3: outcome: expected 'queued', got 'completed'" in out
+    assert "path: expected welcome, got welcome > main_menu" in out
