@@ -509,6 +509,47 @@ def cmd_test_flows(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_graph(args: argparse.Namespace) -> int:
+    """A flow as Mermaid text (default) or Graphviz DOT; SVG through Graphviz when installed."""
+    import shutil
+    import subprocess
+
+    from ivr.errors import FlowError
+    from ivr.flow.graph import dot, mermaid
+
+    try:
+        flowset, _ = _flows_and_prompts(args)
+    except FlowError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    flow = flowset.get(args.flow) if args.flow in flowset.flow_names() else flowset.for_number(args.flow)
+    if flow is None:
+        print(f"ivr: no flow is named or answers '{args.flow}' "
+              f"(flows: {', '.join(sorted(flowset.flow_names()))})", file=sys.stderr)
+        return 2
+    out = args.output
+    fmt = args.format or ("svg" if out and out.endswith(".svg") else
+                          "dot" if out and out.endswith(".dot") else "mermaid")
+    if fmt == "mermaid":
+        text = mermaid(flow)
+    else:
+        text = dot(flow)
+    if fmt == "svg":
+        graphviz = shutil.which("dot")
+        if graphviz is None:
+            print("ivr: drawing SVG needs Graphviz ('apt install graphviz'); "
+                  "use --format mermaid or dot meanwhile", file=sys.stderr)
+            return 2
+        rendered = subprocess.run([graphviz, "-Tsvg"], input=text.encode(), capture_output=True, check=True)
+        Path(out or f"{flow.name}.svg").write_bytes(rendered.stdout)
+        return 0
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+    else:
+        print(text, end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description="IVR/ARS voice-flow engine for Asterisk (ARI)")
     parser.add_argument("--config", "-c", default=None,
@@ -540,6 +581,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flows", nargs="+", default=["flows"])
     p.add_argument("--prompts", default="prompts")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("graph", help="draw a flow: Mermaid text (default), Graphviz DOT, or SVG")
+    p.add_argument("flow", help="a flow's name or a number it answers")
+    p.add_argument("-o", "--output", default=None, help="write here (.mmd, .dot or .svg); default stdout")
+    p.add_argument("--format", choices=["mermaid", "dot", "svg"], default=None)
+    p.add_argument("--flows", nargs="+", default=["flows"])
+    p.add_argument("--prompts", default="prompts")
+    p.set_defaults(func=cmd_graph)
 
     p = sub.add_parser("test-flows", help="run the scripted cases in <flows>/tests/*.yaml")
     p.add_argument("flows", nargs="*", default=["flows"], help="flow folders (default: flows)")

@@ -53,3 +53,16 @@ def test_a_failing_case_names_the_file_line_and_what_differs(tmp_path, capsys, m
     assert "FAIL  main.yaml: wrong" in out
     assert "main.yaml:3: outcome: expected 'queued', got 'completed'" in out
     assert "path: expected welcome, got welcome > main_menu" in out
+
+
+def test_graph_draws_every_node_key_and_exit_of_the_sample_flow(capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert main(["graph", "15771000"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("flowchart TD")
+    assert 'n_main_menu -- "key 2" --> n_certificates_menu' in out
+    assert 'n_main_menu -- "on_fail" --> n_agent_no_choice' in out
+    assert "caller.age >= 65" in out                       # the bypass rule is drawn
+    assert "queue general + callback offer" in out
+    assert main(["graph", "main", "--format", "dot"]) == 0
+    assert "n_main_menu -> n_certificates_menu [label=\"key 2\"]" in capsys.readouterr().out
