@@ -550,6 +550,14 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    """The JSON Schema of flow files, for editors."""
+    from ivr.flow.schema import flow_schema
+
+    print(json.dumps(flow_schema(), indent=2, ensure_ascii=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description="IVR/ARS voice-flow engine for Asterisk (ARI)")
     parser.add_argument("--config", "-c", default=None,
@@ -589,6 +597,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flows", nargs="+", default=["flows"])
     p.add_argument("--prompts", default="prompts")
     p.set_defaults(func=cmd_graph)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of flow files (for editors)")
+    p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("test-flows", help="run the scripted cases in <flows>/tests/*.yaml")
     p.add_argument("flows", nargs="*", default=["flows"], help="flow folders (default: flows)")

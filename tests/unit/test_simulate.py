@@ -66,3 +66,21 @@ def test_graph_draws_every_node_key_and_exit_of_the_sample_flow(capsys, monkeypa
     assert "queue general + callback offer" in out
     assert main(["graph", "main", "--format", "dot"]) == 0
     assert "n_main_menu -> n_certificates_menu [label=\"key 2\"]" in capsys.readouterr().out
+
+
+def test_the_schema_accepts_every_sample_flow_and_flags_an_unknown_key(capsys, monkeypatch):
+    import json
+
+    import jsonschema
+    import yaml
+
+    monkeypatch.chdir(REPO)
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in [*sorted((REPO / "flows").glob("*.yaml")), *sorted((REPO / "tests/e2e/flows").glob("*.yaml"))]:
+        errors = list(validator.iter_errors(yaml.safe_load(path.read_text(encoding="utf-8"))))
+        assert not errors, (path, [e.message for e in errors][:3])
+    broken = yaml.safe_load((REPO / "flows/main.yaml").read_text(encoding="utf-8"))
+    broken["nodes"]["welcome"]["nxet"] = "main_menu"
+    assert list(validator.iter_errors(broken))
