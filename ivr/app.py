@@ -108,6 +108,32 @@ class Engine:
         log.info("flows.reloaded", flows=sorted(flowset.flow_names()))
         return True
 
+    def _flow_stamp(self) -> tuple:
+        """What the flow files and the prompt catalogue look like on disk (names, sizes, times)."""
+        from ivr.flow.loader import flow_files
+
+        paths = [*flow_files(list(self.config.flows)), self.config.prompts / "catalog.yaml"]
+        stamp = []
+        for path in paths:
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            stamp.append((str(path), st.st_size, st.st_mtime_ns))
+        return tuple(stamp)
+
+    async def watch_flows(self, interval: float) -> None:
+        """Reload the flows when a file changes (as SIGHUP does); a broken edit is reported
+        once and the flows serving now keep serving; calls in progress keep their version."""
+        seen = self._flow_stamp()
+        while True:
+            await asyncio.sleep(interval)
+            stamp = self._flow_stamp()
+            if stamp != seen:
+                seen = stamp
+                log.info("flows.changed_on_disk")
+                self.reload_flows()
+
     # -- calls -------------------------------------------------------------------------------
     async def on_new_call(self, call: Call, args: list[str], *, adopted: bool = False) -> None:
         structlog.contextvars.bind_contextvars(call_id=call.id)
@@ -264,6 +290,8 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
         engine = Engine(config, store, catalogue, flowset,
                         registry=registry_for(config.callers, store, session))
         engine.lag.start()
+        watcher = (asyncio.create_task(engine.watch_flows(config.engine.reload_interval), name="flows.watch")
+                   if config.engine.reload_interval > 0 else None)
         loop = asyncio.get_running_loop()
         handlers = []
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -305,6 +333,8 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
                 await ari.close(grace=config.engine.shutdown_grace, cleanup=cleanup)
         finally:
             engine.lag.stop()
+            if watcher is not None:
+                watcher.cancel()
             await engine.close()
             if engine.recorder is not None:
                 await engine.recorder.close()

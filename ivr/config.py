@@ -99,6 +99,7 @@ class EngineConfig:
     max_calls: int = 5000          # calls beyond this hear a busy prompt and are released
     max_loop_lag: float = 0.1      # seconds; while the event loop lags more, new calls are shed
     shutdown_grace: float = 30.0   # seconds calls in progress get to finish on shutdown
+    reload_interval: float = 2.0   # seconds between looks at the flow files (0: only on SIGHUP)
     busy_prompt: str = "system_busy"
     default_language: str = "ko"
 

@@ -231,3 +231,42 @@ async def test_the_lag_monitor_sees_a_blocked_loop():
         assert mon.lag < 0.01
     finally:
         mon.stop()
+
+
+async def test_an_edited_flow_file_is_picked_up_without_a_restart_and_a_broken_one_is_not(tmp_path, monkeypatch):
+    from ivr import app as app_module
+
+    engines = []
+    real = app_module.Engine
+
+    class Spy(real):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            engines.append(self)
+
+    monkeypatch.setattr(app_module, "Engine", Spy)
+    async with FakeAri() as fake:
+        cfg = make_config(tmp_path, fake)
+        cfg.write_text(cfg.read_text().replace("shutdown_grace: 2", "shutdown_grace: 2, reload_interval: 0.1"))
+        config = load_config(cfg, env={})
+        ready, stop = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(serve(config, ready=ready, stop=stop))
+        await asyncio.wait_for(ready.wait(), 5)
+        (engine,) = engines
+        before = engine.flowset.version("main")
+        main_flow = tmp_path / "flows" / "main.yaml"
+        main_flow.write_text(main_flow.read_text().replace("barge_in: true", "barge_in: false", 1))
+        async with asyncio.timeout(5):
+            while engine.flowset.version("main") == before:
+                await asyncio.sleep(0.05)
+        edited = engine.flowset.version("main")
+        main_flow.write_text(main_flow.read_text().replace("next: main_menu", "next: main_menuu", 1))
+        await asyncio.sleep(0.5)
+        assert engine.flowset.version("main") == edited          # the broken edit changed nothing
+        ch = await fake.start_call()
+        await fake.press(ch, "211")
+        await fake.wait_for_request(hangup_of(ch), timeout=5)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    (rec,) = await recorded_calls(config)
+    assert rec.outcome == "completed" and rec.flow_version == edited
