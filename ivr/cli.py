@@ -558,6 +558,15 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_call(args: argparse.Namespace) -> int:
+    """A scripted test call through SIPp (ivr.sipp): the result printed."""
+    from ivr.sipp import agent_main, call_main
+
+    if args.rest[:1] == ["agent"]:
+        return agent_main(args.rest[1:])
+    return call_main(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description="IVR/ARS voice-flow engine for Asterisk (ARI)")
     parser.add_argument("--config", "-c", default=None,
@@ -597,6 +606,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flows", nargs="+", default=["flows"])
     p.add_argument("--prompts", default="prompts")
     p.set_defaults(func=cmd_graph)
+
+    p = sub.add_parser("call", help="place a SIPp test call: ivr call 15771000 --from 01012345678 "
+                       "--keys w6,1,w4,2 (or 'ivr call agent --port 5071': an agent's phone)",
+                       add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_call)
 
     p = sub.add_parser("schema", help="print the JSON Schema of flow files (for editors)")
     p.set_defaults(func=cmd_schema)
@@ -669,6 +684,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["call"]:              # its own options (ivr.sipp), passed through whole
+        return cmd_call(argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -102,3 +102,17 @@ async def test_the_call_goes_on_when_the_ari_websocket_drops_mid_call(engine):
                             "after_info", "goodbye"]
     assert rec["outcome"] == "completed"
     assert len(engine.events("ari.reconnected")) + len(engine.events("ari.connected")) > reconnects_before
+
+
+@pytest.mark.parametrize("key,lang", [("1", "en"), ("2", "zh"), ("3", "vi")])
+async def test_the_sample_flow_in_each_language_plays_its_own_recordings(engine, key, lang):
+    # 8 = other languages, then the language, then certificates → how to get one → end.
+    result, rec = await call_and_record(engine, MAIN, caller=f"0107000100{key}",
+                                        keys=f"w1.5,8,w1.5,{key},w1.5,2,w1.5,1,w1.5,1", max_duration=90)
+    assert rec["nodes"][:3] == ["welcome", "main_menu", "language_menu"]
+    assert rec["nodes"][-1] == "goodbye" and rec["outcome"] == "completed"
+    assert rec["language"] == lang
+    played = [e["media"] for e in engine.events("call.play") if e.get("call_id") == rec["call_id"]]
+    assert f"sound:ivr/{lang}/goodbye" in played
+    # Asterisk played every file: none failed (the fixture also checks this for all calls).
+    assert not [e for e in engine.events("call.media_failed") if e.get("call_id") == rec["call_id"]]
