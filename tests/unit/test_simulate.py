@@ -84,3 +84,20 @@ def test_the_schema_accepts_every_sample_flow_and_flags_an_unknown_key(capsys, m
     broken = yaml.safe_load((REPO / "flows/main.yaml").read_text(encoding="utf-8"))
     broken["nodes"]["welcome"]["nxet"] = "main_menu"
     assert list(validator.iter_errors(broken))
+
+
+def test_graph_writes_an_svg_with_graphviz(tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    import pytest
+
+    if shutil.which("dot") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Graphviz (dot) is missing: scripts/setup installs it")
+        pytest.skip("Graphviz (dot) is not installed")
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "main.svg"
+    assert main(["graph", "main", "-o", str(out)]) == 0
+    svg = out.read_text(encoding="utf-8")
+    assert svg.lstrip().startswith("<?xml") and "main_menu" in svg and "<svg" in svg
