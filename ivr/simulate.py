@@ -119,6 +119,10 @@ class _Queues:
     def queue_variable(self, name: str) -> Any:
         return None
 
+    def on_variable(self, name: str, value: Any) -> None:
+        if self.out is not None:
+            print(f"  ✎ {name} = {value!r}", file=self.out)
+
     async def cancel_callbacks(self, number: str, queue: str | None = None) -> int:
         return 0
 

@@ -225,6 +225,9 @@ class FlowRunner:
             self.lang = value
             self.record.language = value
         self.vars[var] = value
+        watch = getattr(self.services, "on_variable", None)
+        if watch is not None:                 # the simulator shows every change
+            watch(var, value)
 
     def _enter_subflow(self, node: Subflow) -> Flow:
         target = self.flowset.get(node.flow)

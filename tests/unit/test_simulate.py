@@ -18,6 +18,8 @@ def test_simulate_prints_the_prompts_the_keys_and_the_end(capsys, monkeypatch):
     assert "⌨ pressed 2" in out
     assert "■ completed" in out
     assert "path: welcome > main_menu > certificates_menu" in out
+    assert main(["simulate", "main", "--keys", "8,1,9"]) == 0
+    assert "✎ lang = 'en'" in capsys.readouterr().out       # variable changes are shown
 
 
 def test_simulate_shows_a_bypass_and_a_timeout(capsys, monkeypatch):
