@@ -386,14 +386,34 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_prompts_build(args: argparse.Namespace) -> int:
+    """Render what changed, with progress; recordings in <prompts>/recordings/<lang>/ win."""
     from ivr.prompts import build, load_catalogue
 
     root = Path(args.prompts)
-    catalogue = load_catalogue(root / "catalog.yaml")
+    try:
+        catalogue = load_catalogue(root / "catalog.yaml")
+    except FlowError as exc:
+        for p in exc.problems:
+            print(str(p), file=sys.stderr)
+        return 1
     langs = args.lang or list(catalogue.languages)
-    result = build(catalogue, root / "audio", langs)
+    live = sys.stdout.isatty()
+    step = 0
+
+    def progress(done: int, total: int, key: str, what: str) -> None:
+        nonlocal step
+        line = f"[{done:{len(str(total))}}/{total}] {what:8} {key}"
+        if live:                                  # one line, rewritten in place
+            print(f"\r{line:<60}", end="" if done < total else "\n", flush=True)
+        elif what == "failed" or done == total or done * 10 // total > step:
+            step = done * 10 // total             # a log or CI: a line every tenth
+            print(line, flush=True)
+
+    result = build(catalogue, root / "audio", langs, recordings=root / "recordings", progress=progress)
+    for warning in result.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
     print(result)
-    return 0
+    return 0 if result.ok else 1
 
 
 def cmd_agents(args: argparse.Namespace) -> int:
@@ -559,12 +579,66 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_call(args: argparse.Namespace) -> int:
-    """A scripted test call through SIPp (ivr.sipp): the result printed."""
+    """A scripted test call through SIPp (ivr.sipp): how it ended, then the engine's record of it
+    (path, keys, language, outcome) read from the store of ``--config``."""
+    import datetime as dt
+
     from ivr.sipp import agent_main, call_main
 
     if args.rest[:1] == ["agent"]:
         return agent_main(args.rest[1:])
-    return call_main(args.rest)
+    started = dt.datetime.now(dt.timezone.utc)
+    return call_main(args.rest, prog="ivr call", report=lambda result: _print_engine_record(args, result, started))
+
+
+RECORD_WAIT = 5.0   # seconds 'ivr call' waits for the engine to finish writing the call's record
+
+
+def _print_engine_record(args: argparse.Namespace, result, started) -> None:
+    import datetime as dt
+
+    from ivr.logs import mask_number
+    from ivr.routing.numbers import normalize
+    from ivr.store import open_store
+
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"engine: no record read ({exc})")
+        return
+
+    def same_number(a: str | None, b: str) -> bool:
+        na, nb = normalize(a), normalize(b)
+        return (na.e164 or a) == (nb.e164 or b)
+
+    async def find():
+        async with open_store(config.store_url) as store:
+            deadline = asyncio.get_running_loop().time() + RECORD_WAIT
+            while True:
+                mine = [r for r in await store.recent_calls(50)
+                        if r.dialled == result.number and same_number(r.caller, result.caller)
+                        and r.started_at >= started - dt.timedelta(seconds=2)]
+                if (mine and mine[0].ended_at is not None) or asyncio.get_running_loop().time() > deadline:
+                    return mine[0] if mine else None
+                await asyncio.sleep(0.2)
+
+    try:
+        r = asyncio.run(find())
+    except IvrError as exc:
+        print(f"engine: no record read ({exc})")
+        return
+    if r is None:
+        print("engine: no record of this call in the store (is the engine running with this config?)")
+        return
+    outcome = r.outcome or "in progress"
+    if r.detail:
+        outcome = f"{outcome}: {r.detail}"
+    print(f"engine: call {r.call_id}  flow {r.flow or '-'} (version {r.flow_version or '-'})  "
+          f"language {r.language or '-'}  caller {mask_number(r.caller) if r.caller else 'anonymous'}")
+    print(f"  path:    {' > '.join(r.nodes) or '-'}")
+    print(f"  keys:    {' '.join(r.digits) or '-'}")
+    why = f"  ({r.reason}{f', priority {r.priority}' if r.priority else ''})" if r.reason else ""
+    print(f"  outcome: {outcome}{why}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -676,7 +750,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prompts", help="the prompt catalogue")
     pr = p.add_subparsers(dest="prompts_command", required=True)
-    q = pr.add_parser("build", help="render missing or changed prompts to 8 kHz audio (espeak-ng + sox)")
+    q = pr.add_parser("build", help="render missing or changed prompts to 8 kHz audio (espeak-ng + sox); "
+                      "a recording in <prompts>/recordings/<lang>/<id>.wav is used instead")
     q.add_argument("--prompts", default="prompts")
     q.add_argument("--lang", action="append", help="only this language (repeatable)")
     q.set_defaults(func=cmd_prompts_build)
@@ -685,8 +760,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["call"]:              # its own options (ivr.sipp), passed through whole
-        return cmd_call(argparse.Namespace(rest=argv[1:]))
+    config, rest = None, argv
+    if rest[:1] in (["--config"], ["-c"]) and len(rest) > 1:
+        config, rest = rest[1], rest[2:]
+    elif rest[:1] and rest[0].startswith("--config="):
+        config, rest = rest[0].partition("=")[2], rest[1:]
+    if rest[:1] == ["call"]:              # its own options (ivr.sipp), passed through whole
+        return cmd_call(argparse.Namespace(config=config, rest=rest[1:]))
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -25,7 +25,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
@@ -128,30 +128,88 @@ def load_catalogue(path: str | os.PathLike[str]) -> Catalogue:
 
 @dataclasses.dataclass(slots=True)
 class BuildResult:
-    rendered: list[str] = dataclasses.field(default_factory=list)
+    rendered: list[str] = dataclasses.field(default_factory=list)     # spoken by espeak-ng
+    recorded: list[str] = dataclasses.field(default_factory=list)     # converted from a recording
     unchanged: int = 0
+    covered: int = 0                  # prompts a recording covers (converted now or before)
     failed: list[str] = dataclasses.field(default_factory=list)
+    stale: list[str] = dataclasses.field(default_factory=list)        # text changed after recording
+    strays: list[str] = dataclasses.field(default_factory=list)       # recordings of no prompt
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
 
     def __str__(self) -> str:
-        text = f"prompts: {len(self.rendered)} rendered, {self.unchanged} unchanged"
+        text = f"prompts: {len(self.rendered)} rendered"
+        if self.recorded:
+            text += f", {len(self.recorded)} from recordings"
+        text += f", {self.unchanged} unchanged"
+        if self.covered:
+            text += f" ({self.covered} covered by recordings)"
         if self.failed:
             text += f", {len(self.failed)} failed: " + "; ".join(self.failed)
         return text
 
+    def warnings(self) -> list[str]:
+        return ([f"{key}: the catalogue text changed after this prompt was recorded; record it again "
+                 "(or delete the recording to go back to speech synthesis)" for key in self.stale]
+                + [f"{path}: no such prompt in the catalogue (a typo in the file name?); not used"
+                   for path in self.strays])
+
 
 MANIFEST = "manifest.json"
+RECORDING_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".au", ".aiff", ".aif", ".mp3"})
+
+# progress(done, total, key, what): called as each file is written ("rendered", "recorded" or
+# "failed"), so a command can show how far it is.
+Progress = Callable[[int, int, str, str], None]
 
 
 def _fingerprint(voice: str, text: str) -> str:
     return hashlib.sha256(f"espeak-ng|{voice}|8000/1/16|{text}".encode()).hexdigest()[:16]
 
 
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def find_recordings(folder: str | os.PathLike[str] | None, catalogue: Catalogue,
+                    langs: Iterable[str]) -> tuple[dict[tuple[str, str], Path], list[str]]:
+    """Studio recordings that cover prompts: ``<folder>/<lang>/<id>.wav`` (or .flac, .ogg …).
+
+    Returns ``{(lang, id): file}`` and the files that match no prompt (reported, not used)."""
+    found: dict[tuple[str, str], Path] = {}
+    strays: list[str] = []
+    if folder is None or not Path(folder).is_dir():
+        return found, strays
+    for lang in langs:
+        lang_dir = Path(folder) / lang
+        if not lang_dir.is_dir():
+            continue
+        for path in sorted(lang_dir.iterdir()):
+            if path.name.startswith(".") or not path.is_file() or path.suffix.lower() not in RECORDING_SUFFIXES:
+                continue
+            if not catalogue.has(path.stem):
+                strays.append(str(path))
+            elif (lang, path.stem) in found:
+                strays.append(f"{path} (a second recording of {lang}/{path.stem}; "
+                              f"{found[lang, path.stem].name} is used)")
+            else:
+                found[lang, path.stem] = path
+    return found, strays
+
+
 def build(catalogue: Catalogue, out_dir: str | os.PathLike[str], langs: Iterable[str] | None = None,
-          *, workers: int | None = None) -> BuildResult:
+          *, workers: int | None = None, recordings: str | os.PathLike[str] | None = None,
+          progress: Progress | None = None) -> BuildResult:
     """Render missing or changed prompts to ``out_dir/<lang>/<id>.wav`` (8 kHz mono 16-bit).
 
-    ``out_dir/manifest.json`` keeps a fingerprint of the text and voice of every file, so an
-    unchanged prompt is not rendered again.  Needs ``espeak-ng`` and ``sox`` on the PATH.
+    A prompt that ``recordings/<lang>/<id>.<ext>`` covers is converted from that recording
+    instead of being spoken by espeak-ng; deleting the recording goes back to speech synthesis.
+    ``out_dir/manifest.json`` keeps a fingerprint of what every file was made from (the text and
+    voice, or the recording's content), so an unchanged prompt is not made again.  Needs
+    ``espeak-ng`` and ``sox`` on the PATH.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -161,40 +219,87 @@ def build(catalogue: Catalogue, out_dir: str | os.PathLike[str], langs: Iterable
     except (OSError, ValueError):
         manifest = {}
     result = BuildResult()
-    jobs: list[tuple[str, str, str, Path, str]] = []
+    wanted = []
     for lang in (langs or catalogue.languages):
         if lang not in catalogue.languages:
             result.failed.append(f"{lang}: not a language of the catalogue")
-            continue
+        else:
+            wanted.append(lang)
+    covering, result.strays = find_recordings(recordings, catalogue, wanted)
+    # (key, source: ("tts", voice, text) or ("rec", file), target, fingerprint)
+    jobs: list[tuple[str, tuple, Path, str]] = []
+    for lang in wanted:
         voice = VOICES.get(lang, lang)
         (out / lang).mkdir(exist_ok=True)
         for prompt_id, texts in catalogue.texts.items():
             key = f"{lang}/{prompt_id}"
             target = out / lang / f"{prompt_id}.wav"
+            recording = covering.get((lang, prompt_id))
+            if recording is not None:
+                result.covered += 1
+                text_fp = _digest(texts[lang].encode())
+                try:
+                    file_fp = _digest(recording.read_bytes())
+                except OSError as exc:
+                    result.failed.append(f"{key}: cannot read {recording}: {exc.strerror}")
+                    continue
+                old = manifest.get(key, "")
+                if old.startswith(f"rec:{file_fp}:") and target.exists():
+                    result.unchanged += 1
+                    if old.rpartition(":")[2] != text_fp:
+                        result.stale.append(key)
+                    continue
+                jobs.append((key, ("rec", recording), target, f"rec:{file_fp}:{text_fp}"))
+                continue
             fp = _fingerprint(voice, texts[lang])
             if manifest.get(key) == fp and target.exists():
                 result.unchanged += 1
                 continue
-            jobs.append((key, voice, texts[lang], target, fp))
+            jobs.append((key, ("tts", voice, texts[lang]), target, fp))
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
-        futures = {pool.submit(_render, voice, text, target): (key, fp)
-                   for key, voice, text, target, fp in jobs}
-        for future in concurrent.futures.as_completed(futures):
-            key, fp = futures[future]
+        futures = {pool.submit(_make, source, target): (key, source[0], fp) for key, source, target, fp in jobs}
+        for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            key, kind, fp = futures[future]
             error = future.result()
             if error:
                 result.failed.append(f"{key}: {error}")
                 manifest.pop(key, None)
             else:
-                result.rendered.append(key)
+                (result.recorded if kind == "rec" else result.rendered).append(key)
                 manifest[key] = fp
+            if progress is not None:
+                progress(done, len(jobs), key, "failed" if error else "recorded" if kind == "rec" else "rendered")
     tmp = manifest_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(dict(sorted(manifest.items())), indent=1, ensure_ascii=False) + "\n",
                    encoding="utf-8")
     os.replace(tmp, manifest_path)
     result.rendered.sort()
+    result.recorded.sort()
     return result
+
+
+def _make(source: tuple, target: Path) -> str | None:
+    if source[0] == "rec":
+        return _convert(source[1], target)
+    return _render(source[1], source[2], target)
+
+
+def _convert(recording: Path, target: Path) -> str | None:
+    """A studio recording → 8 kHz mono 16-bit ``target``; returns an error message or None."""
+    with tempfile.TemporaryDirectory(prefix="ivr-prompt-") as tmp:
+        cooked = Path(tmp) / "out.wav"
+        try:
+            subprocess.run(["sox", str(recording), "-r", "8000", "-c", "1", "-b", "16", str(cooked)],
+                           check=True, capture_output=True, timeout=60)
+        except FileNotFoundError as exc:
+            return f"{exc.filename} is not installed"
+        except subprocess.CalledProcessError as exc:
+            return f"sox cannot read {recording}: {exc.stderr.decode(errors='replace').strip()[:200]}"
+        except subprocess.TimeoutExpired:
+            return f"sox took too long on {recording}"
+        shutil.move(cooked, target)
+    return None
 
 
 def _render(voice: str, text: str, target: Path) -> str | None:

@@ -1076,10 +1076,13 @@ def main(argv: list[str] | None = None) -> int:
     return call_main(argv)
 
 
-def call_main(argv: list[str] | None = None) -> int:
+def call_main(argv: list[str] | None = None, *, prog: str = "python -m ivr.sipp",
+              report: Callable[[CallResult], None] | None = None) -> int:
+    """Place one call and print how it ended; ``report(result)`` then adds more (``ivr call``
+    prints the engine's record of the call)."""
     parser = argparse.ArgumentParser(
-        prog="python -m ivr.sipp",
-        description="Place one SIPp test call.  ('python -m ivr.sipp agent --help': run an agent's phone.)",
+        prog=prog,
+        description=f"Place one SIPp test call.  ('{prog} agent --help': run an agent's phone.)",
     )
     parser.add_argument("number", help="the number dialled, e.g. 15771000")
     parser.add_argument("--from", dest="caller", default="01012345678", help="the caller's number")
@@ -1111,6 +1114,8 @@ def call_main(argv: list[str] | None = None) -> int:
     print(result.describe())
     if args.messages:
         print(result.messages)
+    if report is not None and result.answered:
+        report(result)
     if not result.ok:
         if result.errors:
             print(result.errors, file=sys.stderr)

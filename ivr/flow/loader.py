@@ -76,6 +76,7 @@ NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 NUMBER_OR_NAME = re.compile(r"^[A-Za-z0-9_+*#.-]+$")
 SECONDS = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s)?\s*$")
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")       # after '@' in a prompt reference: welcome@en
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_INTER_DIGIT_TIMEOUT = 3.0
@@ -447,11 +448,19 @@ class _FileReader:
         for item, item_line in items:
             if not isinstance(item, str):
                 self.error(item_line, f"'{key}' must name prompts by id, not {type_name(item)}", node)
-            elif self.catalogue is not None and not self.catalogue.has(item):
-                self.error(item_line, f"unknown prompt '{item}'{_did_you_mean(item, self.catalogue.ids())}; "
-                           f"add it to {self.catalogue.path}", node)
             else:
-                found.append(item)
+                prompt_id, at, lang = item.partition("@")
+                if at and not LANGUAGE_CODE.fullmatch(lang):
+                    self.error(item_line, f"'{item}': after '@' comes a language code (like {prompt_id}@en)", node)
+                elif self.catalogue is not None and not self.catalogue.has(prompt_id):
+                    self.error(item_line, f"unknown prompt '{prompt_id}'"
+                               f"{_did_you_mean(prompt_id, self.catalogue.ids())}; "
+                               f"add it to {self.catalogue.path}", node)
+                elif at and self.catalogue is not None and lang not in self.catalogue.languages:
+                    self.error(item_line, f"'{item}': language '{lang}' is not in the prompt catalogue "
+                               f"({', '.join(self.catalogue.languages)})", node)
+                else:
+                    found.append(item)
         return tuple(found)
 
     def target(self, node: str, raw: YMap, key: str, label: str | None = None, *,

@@ -210,8 +210,12 @@ class FlowRunner:
 
     # -- helpers -------------------------------------------------------------------------------
     def _media(self, prompts: Sequence[str]) -> list[str]:
-        lang = self.lang
-        return [f"sound:ivr/{lang}/{p}" for p in prompts]
+        """``welcome`` plays in the call's language; ``welcome@en`` always in English."""
+        media = []
+        for prompt in prompts:
+            prompt_id, _, lang = prompt.partition("@")
+            media.append(f"sound:ivr/{lang or self.lang}/{prompt_id}")
+        return media
 
     async def _play(self, prompts: Sequence[str], *, barge_in: bool = False) -> None:
         if prompts:

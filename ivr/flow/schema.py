@@ -12,8 +12,10 @@ from ivr.flow.loader import (BYPASS_KEYS, NODE_KEYS, NOTE, REPEAT_KEYS, TOP_KEYS
 __all__ = ["flow_schema"]
 
 _NODE_NAME = {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_-]*$"}
-_PROMPTS = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
-            "description": "a prompt id, or a list of them (prompts/catalog.yaml)"}
+_PROMPT = {"type": "string", "pattern": "^[^@]+(@[a-z]{2,3})?$"}
+_PROMPTS = {"anyOf": [_PROMPT, {"type": "array", "items": _PROMPT}],
+            "description": "a prompt id (welcome), or one in a fixed language (welcome@en), or a list of "
+                           "them (prompts/catalog.yaml)"}
 _SECONDS = {"anyOf": [{"type": "number", "exclusiveMinimum": 0},
                       {"type": "string", "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*(ms|s)?\\s*$"}],
             "description": "seconds: 5, \"5s\" or \"1500ms\""}

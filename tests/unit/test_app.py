@@ -62,18 +62,23 @@ async def test_a_caller_is_answered_walks_the_menu_by_keys_and_is_recorded(tmp_p
     async with FakeAri() as fake:
         async with running_engine(tmp_path, fake) as config:
             ch = await fake.start_call(caller="010-1234-5678", exten="15771000")
-            await fake.wait_for_request(lambda r: r.path.startswith(f"/channels/{ch}/play"))
-            await fake.press(ch, "211")     # certificates → how to get one → end the call
+            await fake.wait_for_request(lambda r: r.path.startswith(f"/channels/{ch}/play")
+                                        and r.params.get("media") == "sound:ivr/vi/choose_language")
+            await fake.press(ch, "1211")    # Korean → certificates → how to get one → end the call
             await fake.wait_for_request(hangup_of(ch), timeout=5)
         answered = [r for r in fake.requests if r.path == f"/channels/{ch}/answer"]
         assert answered, "the call was never answered"
         plays = [r for r in fake.requests if "/play/" in r.path]
-        assert plays[0].params["media"] == "sound:ivr/ko/welcome"
+        # the language choice: each language offers itself, in its own voice
+        assert [p.params["media"] for p in plays[:4]] == [
+            "sound:ivr/ko/choose_language", "sound:ivr/en/choose_language", "sound:ivr/zh/choose_language",
+            "sound:ivr/vi/choose_language"]
         assert plays[-1].params["media"] == "sound:ivr/ko/goodbye"
         (rec,) = await recorded_calls(config)
-    assert rec.nodes == ["welcome", "main_menu", "certificates_menu", "certificates_issue_info",
-                         "after_info", "goodbye"]
-    assert rec.digits == ["2", "1", "1"]
+    assert rec.nodes == ["start", "choose_language", "welcome", "main_menu", "certificates_menu",
+                         "certificates_issue_info", "after_info", "goodbye"]
+    assert rec.digits == ["1", "2", "1", "1"]
+    assert rec.language == "ko"
     assert (rec.outcome, rec.flow, rec.dialled) == ("completed", "main", "15771000")
     assert rec.flow_version and len(rec.flow_version) == 12
 
@@ -121,7 +126,7 @@ async def test_a_broken_flow_edit_keeps_the_old_flows_serving(tmp_path, monkeypa
             main.write_text(main.read_text().replace("next: main_menu", "next: main_menuu", 1))
             assert engine.reload_flows() is False            # rejected, reported
             ch = await fake.start_call()
-            await fake.press(ch, "211")
+            await fake.press(ch, "1211")     # 1: Korean at the start
             await fake.wait_for_request(hangup_of(ch), timeout=5)
         (rec,) = await recorded_calls(config)
     assert rec.outcome == "completed"          # the old version served the call
@@ -137,7 +142,7 @@ async def test_the_call_is_served_even_when_the_store_cannot_write(tmp_path, mon
     async with FakeAri() as fake:
         async with running_engine(tmp_path, fake):
             ch = await fake.start_call()
-            await fake.press(ch, "211")
+            await fake.press(ch, "1211")     # 1: Korean at the start
             await fake.wait_for_request(hangup_of(ch), timeout=5)
         plays = [r.params["media"] for r in fake.requests if "/play/" in r.path]
     assert plays[-1] == "sound:ivr/ko/goodbye"
@@ -182,7 +187,7 @@ async def test_calls_list_masks_callers(tmp_path, capsys):
     async with FakeAri() as fake:
         async with running_engine(tmp_path, fake) as config:
             ch = await fake.start_call(caller="01012345678")
-            await fake.press(ch, "211")
+            await fake.press(ch, "1211")     # 1: Korean at the start
             await fake.wait_for_request(hangup_of(ch), timeout=5)
     capsys.readouterr()                      # the engine's own log lines: not what is tested here
     assert await asyncio.to_thread(cli_main, ["--config", str(config.source), "calls", "list"]) == 0
@@ -264,7 +269,7 @@ async def test_an_edited_flow_file_is_picked_up_without_a_restart_and_a_broken_o
         await asyncio.sleep(0.5)
         assert engine.flowset.version("main") == edited          # the broken edit changed nothing
         ch = await fake.start_call()
-        await fake.press(ch, "211")
+        await fake.press(ch, "1211")     # 1: Korean at the start
         await fake.wait_for_request(hangup_of(ch), timeout=5)
         stop.set()
         await asyncio.wait_for(task, 10)

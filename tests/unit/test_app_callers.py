@@ -30,7 +30,10 @@ NOW = dt.datetime(2026, 11, 28, 3, 0, tzinfo=dt.timezone.utc)       # 12:00 in S
 
 
 # certificates → how to get one → end the call: the menu walk of a caller who was not bypassed
-WALK = (press("2"), press("1"), press("1"))
+MENU_WALK = (press("2"), press("1"), press("1"))
+WALK = (press("1"), *MENU_WALK)          # 1 first: Korean, at the language choice
+HEARD_FIRST = ["choose_language"] * 4    # offered in each language, then the greeting
+
 
 
 def born_years_ago(years: int) -> dt.date:
@@ -80,7 +83,7 @@ async def test_a_forty_year_old_hears_the_menu(tmp_path):
     c, rec = await call(engine, "+82 10-5555-0040", *WALK)
     assert "main_menu" in c.prompts
     assert rec.reason is None and rec.priority is None
-    assert rec.nodes[:2] == ["welcome", "main_menu"]
+    assert rec.nodes[:4] == ["start", "choose_language", "welcome", "main_menu"]
 
 
 async def test_the_third_call_in_the_window_bypasses_the_first_two_do_not(tmp_path):
@@ -109,7 +112,7 @@ async def test_a_registry_that_does_not_answer_in_time_leaves_the_caller_unknown
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     c, rec = await call(engine, "01055550071", *WALK)
-    assert c.prompts[0] == "welcome"                           # the menu, as for an unknown caller
+    assert c.prompts[:5] == [*HEARD_FIRST, "welcome"]                           # the menu, as for an unknown caller
     assert loop.time() - t0 < 1.5
     assert rec.reason is None
 
@@ -143,7 +146,7 @@ async def test_the_http_registry_timing_out_leaves_the_caller_unknown(tmp_path):
             assert loop.time() - t0 < 1.5
     finally:
         await runner.cleanup()
-    assert c.prompts[0] == "welcome"
+    assert c.prompts[:5] == [*HEARD_FIRST, "welcome"]
     assert rec.reason is None
 
 
@@ -155,7 +158,7 @@ async def test_a_database_away_during_the_call_the_caller_is_served_and_the_reco
     engine = engine_with(tmp_path, store, retry_interval=0.05)
     c = scripted("01055550073", *WALK)
     await engine.on_new_call(c, [])
-    assert c.prompts[0] == "welcome"              # registry unreadable: the menu, not silence
+    assert c.prompts[:5] == [*HEARD_FIRST, "welcome"]              # registry unreadable: the menu, not silence
     assert c.id not in store.calls and c.id in engine.unsaved
     store.fail.clear()                            # the database is back
     async with asyncio.timeout(2):
@@ -187,9 +190,10 @@ async def test_a_preferred_language_from_the_registry_sets_the_prompts(tmp_path)
     store = MemoryStore()
     await store.put_callers([Caller("+821055550074", birth_date=born_years_ago(30), language="en")])
     engine = engine_with(tmp_path, store)
-    c, rec = await call(engine, "01055550074", *WALK)
+    c, rec = await call(engine, "01055550074", *MENU_WALK)
     assert rec.language == "en"
-    assert any("/en/" in m for m in c.played)
+    assert rec.nodes[:3] == ["start", "welcome", "main_menu"]           # not asked for a language
+    assert c.played[:2] == ["sound:ivr/en/welcome", "sound:ivr/en/main_menu"]
 
 
 async def test_serve_reads_the_registry_imported_into_the_store(tmp_path, capsys):
@@ -227,7 +231,7 @@ async def test_a_postgresql_server_that_hangs_mid_call_the_caller_is_served_and_
             t0 = loop.time()
             c = scripted("010-5555-0076", *WALK)
             await engine.on_new_call(c, [])
-            assert c.prompts[:2] == ["welcome", "main_menu"]     # unknown for now: the menu
+            assert c.prompts[4:6] == ["welcome", "main_menu"]     # unknown for now: the menu
             assert loop.time() - t0 < 3
             assert c.id in engine.unsaved
         finally:

@@ -136,3 +136,55 @@ def test_events_of_a_call_whose_record_is_missing_are_still_shown(config, capsys
     assert "no call record" in err
     assert out.splitlines()[0].split() == ["time", "event", "agent", "queue", "detail"]
     assert "call.queued" in out.splitlines()[1]
+
+
+def _sipp_result(number: str, caller: str):
+    from ivr.sipp import CallResult
+
+    return CallResult(number=number, caller=caller, exit_code=0, outcome="remote-bye", answered=True,
+                      ended_by="remote", status_code=None, duration=9.0, elapsed=9.5, log="", errors="",
+                      messages="")
+
+
+def test_ivr_call_prints_the_engines_record_of_that_call(config, capsys):
+    """'ivr call' finds its own call among others: same number dialled, same caller (any spelling)."""
+    from ivr.cli import _print_engine_record
+
+    started = dt.datetime.now(UTC)
+
+    async def fill():
+        async with open_store(f"sqlite:///{config.parent}/var/ivr.db") as store:
+            older = CallRecord(call_id="c-old", caller="01012345678", dialled="15771000",
+                               started_at=started - dt.timedelta(minutes=5), flow="main")
+            older.end("completed")
+            other = CallRecord(call_id="c-other", caller="01099998888", dialled="15771000",
+                               started_at=started + dt.timedelta(seconds=1), flow="main")
+            other.end("completed")
+            mine = CallRecord(call_id="c-mine", caller="+82 10-1234-5678", dialled="15771000",
+                              started_at=started + dt.timedelta(seconds=1), flow="main", flow_version="abc123",
+                              language="en", nodes=["start", "choose_language", "start_english", "agent"],
+                              digits=["2", "0"], reason="caller asked for an agent")
+            mine.end("queued", "general")
+            for r in (older, other, mine):
+                await store.record_call(r)
+
+    asyncio.run(fill())
+    import argparse
+
+    _print_engine_record(argparse.Namespace(config=str(config)), _sipp_result("15771000", "01012345678"), started)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "engine: call c-mine  flow main (version abc123)  language en  caller +82 **-****-5678"
+    assert out[1:] == ["  path:    start > choose_language > start_english > agent",
+                       "  keys:    2 0",
+                       "  outcome: queued: general  (caller asked for an agent)"]
+
+
+def test_ivr_call_says_when_the_engine_recorded_nothing(config, capsys, monkeypatch):
+    from ivr import cli
+
+    monkeypatch.setattr(cli, "RECORD_WAIT", 0.3)
+    import argparse
+
+    cli._print_engine_record(argparse.Namespace(config=str(config)), _sipp_result("15771000", "01012345678"),
+                             dt.datetime.now(UTC))
+    assert "no record of this call" in capsys.readouterr().out

@@ -62,6 +62,18 @@ def test_unknown_keys_get_a_suggestion(tmp_path):
         "description, numbers, entry, language, vars, caller, bypass, nodes"]
 
 
+def test_a_prompt_in_a_fixed_language(tmp_path):
+    text = GOOD.replace("hangup: goodbye", "hangup: [goodbye@en, goodbye]")
+    assert problems(tmp_path, "ok.yaml", text) == []
+    text = GOOD.replace("hangup: goodbye", "hangup: [goodbye@fr, goodbye@EN, goodby@en]")
+    assert problems(tmp_path, "f.yaml", text) == [
+        f"{tmp_path}/f.yaml:14: node 'bye': 'goodbye@fr': language 'fr' is not in the prompt catalogue "
+        "(ko, en, zh, vi)",
+        f"{tmp_path}/f.yaml:14: node 'bye': 'goodbye@EN': after '@' comes a language code (like goodbye@en)",
+        f"{tmp_path}/f.yaml:14: node 'bye': unknown prompt 'goodby' (did you mean 'goodbye'?); "
+        f"add it to {PROMPTS}/catalog.yaml"]
+
+
 def test_unknown_prompt(tmp_path):
     text = GOOD.replace("hangup: goodbye", "hangup: [goodby]")
     assert problems(tmp_path, "f.yaml", text) == [

@@ -50,3 +50,69 @@ def test_build_renders_8khz_mono_audio_and_skips_what_did_not_change(tmp_path):
     changed = build(load_catalogue(tmp_path), out, ["en"])
     assert (changed.rendered, changed.unchanged) == (["en/hello"], 1)
     assert str(changed) == "prompts: 1 rendered, 1 unchanged"
+
+
+def _tone(path, seconds=1.0, rate=44100, channels=2):
+    """A stand-in for a studio recording: a CD-quality stereo tone."""
+    import subprocess
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["sox", "-n", "-r", str(rate), "-c", str(channels), str(path), "synth", str(seconds),
+                    "sine", "440"], check=True, capture_output=True)
+
+
+@pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox")), reason="needs espeak-ng and sox")
+def test_a_recording_covers_its_prompt_instead_of_speech_synthesis(tmp_path):
+    (tmp_path / "catalog.yaml").write_text(
+        "hello:\n  ko: 안녕하십니까\n  en: Hello\nbye:\n  ko: 안녕히 계십시오\n  en: Goodbye\n", encoding="utf-8")
+    recordings, out = tmp_path / "recordings", tmp_path / "audio"
+    _tone(recordings / "ko" / "hello.wav", seconds=1.5)
+    _tone(recordings / "en" / "helo.flac")                       # a typo: reported, not used
+    seen = []
+    first = build(load_catalogue(tmp_path), out, recordings=recordings,
+                  progress=lambda done, total, key, what: seen.append((done, total, key, what)))
+    assert first.recorded == ["ko/hello"]
+    assert first.rendered == ["en/bye", "en/hello", "ko/bye"]
+    assert first.strays == [str(recordings / "en" / "helo.flac")]
+    assert [s[:2] for s in seen] == [(1, 4), (2, 4), (3, 4), (4, 4)]        # as each file is made
+    assert ("ko/hello", "recorded") in {(s[2], s[3]) for s in seen}
+    with wave.open(str(out / "ko" / "hello.wav")) as w:           # the recording, made Asterisk-ready
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+        assert abs(w.getnframes() - 12000) < 100                  # 1.5 s of it, not the speech
+
+    again = build(load_catalogue(tmp_path), out, recordings=recordings)
+    assert (again.rendered, again.recorded, again.unchanged, again.covered) == ([], [], 4, 1)
+    assert str(again) == "prompts: 0 rendered, 4 unchanged (1 covered by recordings)"
+
+    # The text changed after the recording was made: kept, but the author is told.
+    (tmp_path / "catalog.yaml").write_text(
+        "hello:\n  ko: 안녕하세요\n  en: Hello\nbye:\n  ko: 안녕히 계십시오\n  en: Goodbye\n", encoding="utf-8")
+    edited = build(load_catalogue(tmp_path), out, recordings=recordings)
+    assert (edited.rendered, edited.recorded, edited.stale) == ([], [], ["ko/hello"])
+    assert "record it again" in edited.warnings()[0]
+
+    _tone(recordings / "ko" / "hello.wav", seconds=0.5)           # re-recorded: converted again
+    rerecorded = build(load_catalogue(tmp_path), out, recordings=recordings)
+    assert (rerecorded.recorded, rerecorded.stale) == (["ko/hello"], [])
+    with wave.open(str(out / "ko" / "hello.wav")) as w:
+        assert abs(w.getnframes() - 4000) < 100
+
+    (recordings / "ko" / "hello.wav").unlink()                    # back to speech synthesis
+    spoken = build(load_catalogue(tmp_path), out, recordings=recordings)
+    assert (spoken.rendered, spoken.covered) == (["ko/hello"], 0)
+
+
+@pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox")), reason="needs espeak-ng and sox")
+def test_prompts_build_shows_progress_and_fails_on_a_broken_recording(tmp_path, capsys):
+    from ivr.cli import main
+
+    (tmp_path / "catalog.yaml").write_text(
+        "hello:\n  ko: 안녕하십니까\n  en: Hello\nbye:\n  ko: 안녕히 계십시오\n  en: Goodbye\n", encoding="utf-8")
+    (tmp_path / "recordings" / "en").mkdir(parents=True)
+    (tmp_path / "recordings" / "en" / "bye.wav").write_bytes(b"not audio at all")
+    assert main(["prompts", "build", "--prompts", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "[4/4]" in out                                        # progress, ending at the total
+    assert "failed   en/bye" in out
+    assert "1 failed: en/bye: sox cannot read" in out
+    assert not (tmp_path / "audio" / "en" / "bye.wav").exists()

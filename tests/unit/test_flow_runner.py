@@ -323,9 +323,10 @@ async def sample_call(sample, *script, **kw):
 
 
 async def test_sample_premium_check_reads_the_birth_date_back_and_reaches_an_agent(sample):
-    call, record = await sample_call(sample, press("1", during="welcome"), press("1"), press("850315#"),
-                                     press("1"), press("1"))
-    assert call.prompts[2:10] == ["ask_birth_date", "you_entered", "digit_8", "digit_5", "digit_0", "digit_3",
+    call, record = await sample_call(sample, press("1"), press("1", during="welcome"), press("1"),
+                                     press("850315#"), press("1"), press("1"))
+    assert call.prompts[:5] == ["choose_language"] * 4 + ["welcome"]       # Korean chosen with 1
+    assert call.prompts[6:14] == ["ask_birth_date", "you_entered", "digit_8", "digit_5", "digit_0", "digit_3",
                                   "digit_1", "digit_5"]
     assert "******" in record.digits and "850315" not in record.digits
     assert (record.outcome, record.detail, record.reason) == ("queued", "general", "premium enquiry")
@@ -345,7 +346,8 @@ async def test_sample_silence_ends_with_an_agent(sample):
 
 
 async def test_sample_english_caller_and_long_term_care_round_trip(sample):
-    call, record = await sample_call(sample, press("8"), press("1"), press("3"), press("9"), press("0"))
-    assert record.nodes == ["welcome", "main_menu", "language_menu", "english", "main_menu", "long_term_care",
+    call, record = await sample_call(sample, press("2"), press("3"), press("9"), press("0"))
+    assert record.nodes == ["start", "choose_language", "start_english", "welcome", "main_menu", "long_term_care",
                             "long_term_care/ltc_menu", "long_term_care/back", "main_menu", "agent"]
+    assert call.played[4] == "sound:ivr/en/welcome"
     assert call.played[-1] == "sound:ivr/en/queue_hold"

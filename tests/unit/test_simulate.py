@@ -12,14 +12,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_simulate_prints_the_prompts_the_keys_and_the_end(capsys, monkeypatch):
     monkeypatch.chdir(REPO)
-    assert main(["simulate", "15771000", "--keys", "2,1,1"]) == 0
+    assert main(["simulate", "15771000", "--keys", "1,2,1,1"]) == 0
     out = capsys.readouterr().out
+    assert "▶ choose_language [en]: For English, press 2." in out    # each language offers itself
     assert "▶ welcome [ko]: 안녕하십니까" in out
     assert "⌨ pressed 2" in out
     assert "■ completed" in out
-    assert "path: welcome > main_menu > certificates_menu" in out
-    assert main(["simulate", "main", "--keys", "8,1,9"]) == 0
-    assert "✎ lang = 'en'" in capsys.readouterr().out       # variable changes are shown
+    assert "path: start > choose_language > welcome > main_menu > certificates_menu" in out
+    assert main(["simulate", "main", "--keys", "2,9"]) == 0
+    out = capsys.readouterr().out
+    assert "✎ lang = 'en'" in out                              # variable changes are shown
+    assert "▶ welcome [en]: Hello" in out
+    assert main(["simulate", "main", "--caller-lang", "vi", "--keys", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "choose_language" not in out and "▶ welcome [vi]" in out  # a known language: not asked
 
 
 def test_simulate_shows_a_bypass_and_a_timeout(capsys, monkeypatch):
@@ -48,13 +54,13 @@ def test_a_failing_case_names_the_file_line_and_what_differs(tmp_path, capsys, m
     flows = tmp_path / "flows"
     shutil.copytree(REPO / "flows", flows)
     (flows / "tests" / "main.yaml").write_text(
-        "flow: main\ncases:\n  - name: wrong\n    keys: ['2', '1', '1']\n"
+        "flow: main\ncases:\n  - name: wrong\n    keys: ['1', '2', '1', '1']\n"
         "    expect: {outcome: queued, path: [welcome]}\n", encoding="utf-8")
     assert main(["test-flows", str(flows)]) == 1
     out = capsys.readouterr().out
     assert "FAIL  main.yaml: wrong" in out
     assert "main.yaml:3: outcome: expected 'queued', got 'completed'" in out
-    assert "path: expected welcome, got welcome > main_menu" in out
+    assert "path: expected welcome, got start > choose_language > welcome > main_menu" in out
 
 
 def test_graph_draws_every_node_key_and_exit_of_the_sample_flow(capsys, monkeypatch):
@@ -86,6 +92,31 @@ def test_the_schema_accepts_every_sample_flow_and_flags_an_unknown_key(capsys, m
     broken = yaml.safe_load((REPO / "flows/main.yaml").read_text(encoding="utf-8"))
     broken["nodes"]["welcome"]["nxet"] = "main_menu"
     assert list(validator.iter_errors(broken))
+    broken = yaml.safe_load((REPO / "flows/main.yaml").read_text(encoding="utf-8"))
+    broken["nodes"]["welcome"]["play"] = "welcome@English"          # not a language code
+    assert list(validator.iter_errors(broken))
+
+
+def test_the_vscode_settings_map_the_flows_to_the_schema_ivr_schema_prints(capsys, monkeypatch):
+    """.vscode/settings.json is ready to use: its schema file is the current one."""
+    import json
+    import re
+    from pathlib import PurePosixPath
+
+    monkeypatch.chdir(REPO)
+    assert main(["schema"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    settings_text = (REPO / ".vscode" / "settings.json").read_text(encoding="utf-8")
+    settings = json.loads(re.sub(r"^\s*//.*$", "", settings_text, flags=re.M))    # JSON with comments
+    ((schema_file, globs),) = settings["yaml.schemas"].items()
+    committed = json.loads((REPO / schema_file).read_text(encoding="utf-8"))
+    assert committed == printed, f"{schema_file} is out of date: run  ivr schema > {schema_file.lstrip('./')}"
+    flows = [str(p.relative_to(REPO)) for p in [*REPO.glob("flows/*.yaml"), *REPO.glob("tests/e2e/flows/*.yaml")]]
+    def matches(path: str, glob: str) -> bool:              # VS Code's '*' stays within a folder
+        return PurePosixPath(path).match(glob) and path.count("/") == glob.count("/")
+
+    assert flows and all(any(matches(f, g) for g in globs) for f in flows)
+    assert not any(matches("flows/tests/main.yaml", g) for g in globs)    # test cases are not flows
 
 
 def test_graph_writes_an_svg_with_graphviz(tmp_path, monkeypatch):
