@@ -33,7 +33,7 @@ from ivr.acd.model import AgentState, Event, Offer, QueueSpec
 from ivr.flow.model import CallbackOffer
 from ivr.call import Bridge, Call, CallRecord, Switch
 from ivr.errors import AriError, CallerHungUp, DialFailed, IvrError
-from ivr.flow.say import say_number
+from ivr.flow.say import say_number, say_ordinal
 from ivr.prompts import Catalogue
 
 log = structlog.get_logger(__name__)
@@ -270,24 +270,23 @@ class QueueService:
         if position == 1:
             parts = [media(NEXT_IN_LINE, language)]
         else:
-            parts = [media(POSITION_PRE, language), *self._number(position, language),
-                     media(POSITION_POST, language)]
+            parts = [media(POSITION_PRE, language), *self._words(say_ordinal(position, language), language),
+                     media(POSITION_POST, language)]       # 세 번째 / third / 第三位
         estimate = self.acd.estimate_wait(call_id, now)
         if estimate is not None and position > 1:
             minutes = announce_range(estimate)
             if minutes == 0:
                 parts.append(media(WAIT_LONG, language))
             else:
-                parts += [media(WAIT_PRE, language), *self._number(minutes, language),
-                          media(WAIT_POST, language)]
+                parts += [media(WAIT_PRE, language), *self._words(say_number(minutes, language), language),
+                          media(WAIT_POST, language)]      # 오 분 / five minutes
         return [p for p in parts if p]
 
     def _media(self, prompt: str, language: str) -> str:
         return self.catalogue.media(prompt, language) if self.catalogue.has(prompt) else ""
 
-    def _number(self, n: int, language: str) -> list[str]:
-        return [self.catalogue.media(word, language) for word in say_number(n, language)
-                if self.catalogue.has(word)]
+    def _words(self, words: list[str], language: str) -> list[str]:
+        return [self.catalogue.media(word, language) for word in words if self.catalogue.has(word)]
 
     async def _announce(self, c: _Caller) -> None:
         delay = FIRST_ANNOUNCEMENT

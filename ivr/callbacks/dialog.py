@@ -122,7 +122,7 @@ async def choose_time(call: Call, catalogue: Catalogue, language: str, hours: Op
             continue
         start = slot[0]
         words = [catalogue.media(w, language) for w in
-                 say("date", start.date().isoformat(), language) + say("number", start.hour, language)
+                 say("date", start.date().isoformat(), language) + say("time", start.time(), language)
                  if catalogue.has(w)]
         await call.play([*media(SLOT_IS), *words, *media(SLOT_POST)])
         return slot

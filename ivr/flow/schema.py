@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ivr.flow.loader import (BYPASS_KEYS, NODE_KEYS, NOTE, REPEAT_KEYS, TOP_KEYS)
+from ivr.flow.say import KINDS
 
 __all__ = ["flow_schema"]
 
@@ -27,7 +28,7 @@ _EXPR = {"type": ["string", "number", "boolean", "null"], "description": "an exp
 # What each key of a node holds; keys not listed here take text.
 _VALUES: dict[str, Any] = {
     "play": _PROMPTS, "menu": _PROMPTS, "gather": _PROMPTS, "hangup": {**_PROMPTS, "type": ["string", "array", "null"]},
-    "say": {"enum": ["digits", "number", "date"]}, "set": {"type": "object", "additionalProperties": _EXPR},
+    "say": {"enum": list(KINDS)}, "set": {"type": "object", "additionalProperties": _EXPR},
     "branch": {"type": "array", "items": {"type": "object", "properties": {"if": _EXPR, "goto": _NODE_NAME},
                                           "required": ["if", "goto"], "additionalProperties": False}},
     "goto": _NODE_NAME, "subflow": _NODE_NAME, "return": {"type": "null"}, "queue": {"type": "string"},

@@ -224,7 +224,7 @@ def test_all_problems_of_a_file_are_reported_at_once(tmp_path):
         f"{tmp_path}/f.yaml:11: node 'ask': 'min' (7) is more than 'max' (3)",
         f"{tmp_path}/f.yaml:13: node 'ask': 'pattern' is not a valid regular expression: "
         "unterminated character set at position 0",
-        f"{tmp_path}/f.yaml:16: node 'said': 'say' must be one of digits, number, date, not 'digit' "
+        f"{tmp_path}/f.yaml:16: node 'said': 'say' must be one of digits, number, count, ordinal, amount, date, time, not 'digit' "
         "(did you mean 'digits'?)",
         f"{tmp_path}/f.yaml:18: node 'said': 'next' goes to 'nowhere', which does not exist",
     ]

@@ -1,10 +1,11 @@
-"""Digits, numbers and dates said the way each language says them."""
+"""Digits, numbers, counts, ordinals, amounts, dates and times said the way each language says them."""
 
 import datetime as dt
 
 import pytest
 
-from ivr.flow.say import SAY_PROMPT_IDS, parse_date, say, say_date, say_digits, say_number
+from ivr.flow.say import (KINDS, SAY_PROMPT_IDS, parse_date, parse_time, say, say_amount, say_count, say_date,
+                          say_digits, say_number, say_ordinal, say_time)
 from ivr.prompts import load_catalogue
 from flow_helpers import PROMPTS
 
@@ -94,8 +95,9 @@ def test_dates_in_each_languages_order():
 def test_say_dispatches_by_kind():
     assert say("digits", 12, "ko") == ["digit_1", "digit_2"]
     assert say("number", "12", "en") == ["num_12"]
+    assert say("time", "12", "en") == ["num_12", "time_afternoon"]
     with pytest.raises(ValueError):
-        say("time", "12", "en")
+        say("weight", "12", "en")
 
 
 def test_the_catalogue_has_every_word_say_can_use_in_every_language():
@@ -104,3 +106,83 @@ def test_the_catalogue_has_every_word_say_can_use_in_every_language():
     for n in (0, 7, 19, 99, 101, 1015, 20000, 123456789, 999999999999):
         for lang in ("ko", "en", "zh", "vi"):
             assert set(say_number(n, lang)) <= SAY_PROMPT_IDS
+    for n in range(1, 1200):
+        for lang in ("ko", "en", "zh", "vi"):
+            assert set(say_count(n, lang)) | set(say_ordinal(n, lang)) | set(say_amount(n, lang)) <= SAY_PROMPT_IDS
+    for hour in range(24):
+        for minute in (0, 5, 30, 59):
+            for lang in ("ko", "en", "zh", "vi"):
+                assert set(say_time(f"{hour}:{minute:02d}", lang)) <= SAY_PROMPT_IDS
+
+
+def joined(ids, lang):
+    return words(ids, lang).replace(" ", "")
+
+
+@pytest.mark.parametrize("n, expected", [
+    (1, "한"), (2, "두"), (3, "세"), (4, "네"), (10, "열"), (11, "열한"), (12, "열두"), (20, "스무"),
+    (21, "스물한"), (35, "서른다섯"), (99, "아흔아홉"), (100, "백"), (123, "백스물세"), (250, "이백쉰"),
+])
+def test_korean_counts_things_with_native_numerals(n, expected):
+    # 세 명, 스무 명, 스물한 명: the form that stands before a counter
+    assert joined(say_count(n, "ko"), "ko") == expected
+
+
+@pytest.mark.parametrize("n, expected", [(1, "첫"), (2, "두"), (3, "세"), (11, "열한"), (20, "스무"), (101, "백한")])
+def test_korean_ordinals_before_beonjjae(n, expected):
+    assert joined(say_ordinal(n, "ko"), "ko") == expected       # 첫 번째, 두 번째, 열한 번째
+
+
+@pytest.mark.parametrize("n, expected", [
+    (1, "first"), (3, "third"), (12, "twelfth"), (21, "twenty-first"), (40, "fortieth"),
+    (42, "forty second"), (100, "one hundredth"), (103, "one hundred third"), (300, "three hundredth"),
+])
+def test_english_ordinals(n, expected):
+    assert words(say_ordinal(n, "en"), "en") == expected
+
+
+def test_chinese_and_vietnamese_places_are_plain_numbers_their_prompts_carry_the_marker():
+    assert joined(say_ordinal(3, "zh"), "zh") == "三"              # 第三位
+    assert words(say_ordinal(21, "vi"), "vi") == "hai mươi mốt"    # vị trí số hai mươi mốt
+    assert joined(say_count(2, "zh"), "zh") == "两"                # 两个人, not 二个人
+    with pytest.raises(ValueError):
+        say_ordinal(0, "ko")
+
+
+@pytest.mark.parametrize("value, lang, expected", [
+    ("12,340", "ko", "만이천삼백사십원"), (10000, "ko", "만원"), ("1,000,000원", "ko", "백만원"),
+    (12340, "en", "twelve thousand three hundred forty won"),
+    (20000, "zh", "两万韩元"), (105000, "vi", "một trăm linh năm nghìn won"),
+])
+def test_amounts_in_won(value, lang, expected):
+    said = words(say_amount(value, lang), lang)
+    assert (said.replace(" ", "") if lang in ("ko", "zh") else said) == expected
+
+
+@pytest.mark.parametrize("value, lang, expected", [
+    ("14:30", "ko", "오후두시삼십분"), ("9", "ko", "오전아홉시"), ("12:00", "ko", "오후열두시"),
+    ("0:10", "ko", "오전열두시십분"), ("1905", "ko", "저녁일곱시오분"),
+    ("14:30", "en", "two thirty p.m."), ("18:05", "en", "six oh five p.m."), ("9:00", "en", "nine a.m."),
+    ("14:00", "zh", "下午两点"), ("9:15", "zh", "上午九点十五分"),
+    ("14:30", "vi", "hai giờ ba mươi phút chiều"), ("8", "vi", "tám giờ sáng"),
+])
+def test_times_of_day_on_the_12_hour_clock(value, lang, expected):
+    said = words(say_time(value, lang), lang)
+    assert (said.replace(" ", "") if lang in ("ko", "zh") else said) == expected
+
+
+def test_parse_time_accepts_the_usual_spellings_and_refuses_the_rest():
+    assert parse_time("14:30") == parse_time("1430") == parse_time(dt.time(14, 30)) == (14, 30)
+    assert parse_time(9) == (9, 0)
+    for bad in ("24:00", "12:60", "noon", True):
+        with pytest.raises(ValueError):
+            parse_time(bad)
+
+
+def test_every_kind_is_offered_by_the_schema():
+    import json
+
+    from ivr.flow.schema import flow_schema
+
+    assert json.dumps(list(KINDS)) in json.dumps(flow_schema())     # editors complete every kind
+    assert {"count", "ordinal", "amount", "time"} <= set(KINDS)
