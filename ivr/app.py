@@ -18,7 +18,7 @@ from ivr.config import Config
 from ivr.errors import ChannelGone, FlowError, IvrError
 from ivr.flow.loader import FlowSet, load_flows
 from ivr.flow.runner import run_flow
-from ivr.prompts import Catalogue, load_catalogue
+from ivr.prompts import Catalogue, audio_problems, load_catalogue
 from ivr.routing.identify import CallerFacts, RepeatRule, identify
 from ivr.routing.numbers import normalize
 from ivr.routing.registry import CallerRegistry, StoreRegistry, registry_for
@@ -106,6 +106,7 @@ class Engine:
             return False
         self.catalogue, self.flowset = catalogue, flowset
         log.info("flows.reloaded", flows=sorted(flowset.flow_names()))
+        _warn_about_audio(catalogue)
         return True
 
     def _flow_stamp(self) -> tuple:
@@ -271,6 +272,12 @@ class Engine:
             log.error("engine.records_lost", lost=len(self.unsaved))
 
 
+def _warn_about_audio(catalogue: Catalogue) -> None:
+    """Prompts without audio (or with audio older than their text) are said in the log."""
+    for problem in audio_problems(catalogue):
+        log.warning("prompts.audio_problem", problem=str(problem))
+
+
 async def serve(config: Config, *, ready: asyncio.Event | None = None,
                 stop: asyncio.Event | None = None) -> None:
     """Run the engine until SIGTERM/SIGINT (or ``stop`` is set)."""
@@ -281,6 +288,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
     flowset = load_flows(list(config.flows), catalogue)   # FlowError: refuse to start
     for w in getattr(flowset, "warnings", []):
         log.warning("flows.warning", problem=str(w))
+    _warn_about_audio(catalogue)
     stop = stop or asyncio.Event()
     async with contextlib.AsyncExitStack() as resources:
         store = await resources.enter_async_context(open_store(config.store_url))

@@ -279,6 +279,57 @@ def build(catalogue: Catalogue, out_dir: str | os.PathLike[str], langs: Iterable
     return result
 
 
+def audio_problems(catalogue: Catalogue, audio_dir: str | os.PathLike[str] | None = None,
+                   recordings: str | os.PathLike[str] | None = None) -> list[FlowProblem]:
+    """Warnings for prompts whose audio is missing or older than their text (or recording), so
+    that ``ivr validate`` and the engine say so before a caller hears silence.
+
+    ``audio_dir`` defaults to ``audio/`` beside the catalogue; when it does not exist at all the
+    audio is taken to be elsewhere (a deployment's sound folder) and nothing is checked.
+    """
+    base = Path(catalogue.path).parent
+    out = Path(audio_dir) if audio_dir is not None else base / "audio"
+    if not out.is_dir():
+        return []
+    try:
+        manifest: dict[str, str] = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    covering, _ = find_recordings(recordings if recordings is not None else base / "recordings",
+                                  catalogue, catalogue.languages)
+    problems = []
+    for prompt_id, texts in catalogue.texts.items():
+        missing, stale = [], []
+        for lang in catalogue.languages:
+            key = f"{lang}/{prompt_id}"
+            if not (out / lang / f"{prompt_id}.wav").exists():
+                missing.append(lang)
+                continue
+            made_from = manifest.get(key)
+            if made_from is None:
+                continue                              # placed by hand: nothing to compare
+            recording = covering.get((lang, prompt_id))
+            if recording is not None:
+                try:
+                    current = made_from.startswith(f"rec:{_digest(recording.read_bytes())}:")
+                except OSError:
+                    current = True
+            else:
+                current = made_from == _fingerprint(VOICES.get(lang, lang), texts[lang])
+            if not current:
+                stale.append(lang)
+        line = catalogue.lines.get(prompt_id, 1)
+        if missing:
+            problems.append(FlowProblem(catalogue.path, line, f"prompt '{prompt_id}' has no audio in "
+                                        f"{', '.join(missing)} (callers would hear nothing); "
+                                        "run 'ivr prompts build'", severity="warning"))
+        if stale:
+            problems.append(FlowProblem(catalogue.path, line, f"prompt '{prompt_id}': the audio in "
+                                        f"{', '.join(stale)} is older than its text or recording; "
+                                        "run 'ivr prompts build'", severity="warning"))
+    return problems
+
+
 def _make(source: tuple, target: Path) -> str | None:
     if source[0] == "rec":
         return _convert(source[1], target)

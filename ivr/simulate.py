@@ -33,6 +33,7 @@ from ivr.call import CallRecord, Gathered
 from ivr.errors import FlowError
 from ivr.flow.loader import FlowSet, load_flows
 from ivr.flow.runner import run_flow
+from ivr.flow.say import SAY_PROMPT_IDS
 from ivr.flow.yamlsafe import YList, YMap, load_yaml
 from ivr.prompts import Catalogue
 from ivr.routing.identify import CallerFacts
@@ -74,10 +75,19 @@ class SimulatedCall(ScriptedCall):
         print(line, file=self.out)
 
     async def play(self, media: Sequence[str], *, barge_in: bool = False) -> None:
+        words: list[str] = []           # the words of a said value (digits, number, time …) on one line
         for uri in media:
             lang, _, prompt = uri.removeprefix("sound:ivr/").partition("/")
             text = self.catalogue.text(prompt, lang) if self.catalogue.has(prompt) else uri
+            if prompt in SAY_PROMPT_IDS:
+                words.append(text)
+                continue
+            if words:
+                self._say(f"  ▶ (said) [{lang}]: {' '.join(words)}")
+                words = []
             self._say(f"  ▶ {prompt} [{lang}]: {text}")
+        if words:
+            self._say(f"  ▶ (said) [{lang}]: {' '.join(words)}")
         await super().play(media, barge_in=barge_in)
 
     async def gather(self, *, max_digits: int, first_timeout: float, inter_timeout: float,

@@ -27,7 +27,7 @@ from ivr.flow.model import (NODE_TYPES, Branch, Bypass, CallbackOffer, CancelCal
                             Queue, RepeatPolicy, Return, Say, Set, Subflow, Transfer)
 from ivr.flow.say import KINDS, SAY_PROMPT_IDS
 from ivr.flow.yamlsafe import YList, YMap, load_yaml, type_name
-from ivr.prompts import Catalogue, load_catalogue
+from ivr.prompts import Catalogue, audio_problems, load_catalogue
 
 __all__ = ["load_flow_file", "load_flows", "validate_paths", "flow_files", "FlowSet", "Flow",
            "BUILTIN_VARIABLES", "DEFAULT_CATALOGUE"]
@@ -1027,5 +1027,5 @@ def validate_paths(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[st
         except FlowError as exc:
             return list(exc.problems)
     problems, _, _ = _collect(path_list, loaded)
-    return problems
+    return problems + audio_problems(loaded)
 

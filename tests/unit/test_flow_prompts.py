@@ -116,3 +116,34 @@ def test_prompts_build_shows_progress_and_fails_on_a_broken_recording(tmp_path, 
     assert "failed   en/bye" in out
     assert "1 failed: en/bye: sox cannot read" in out
     assert not (tmp_path / "audio" / "en" / "bye.wav").exists()
+
+
+@pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox")), reason="needs espeak-ng and sox")
+def test_validate_warns_of_prompts_without_audio_or_with_audio_older_than_the_text(tmp_path, capsys):
+    from ivr.cli import main
+    from ivr.prompts import audio_problems
+
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    (prompts / "catalog.yaml").write_text(
+        "hello:\n  ko: 안녕하십니까\n  en: Hello\nbye:\n  ko: 안녕히 계십시오\n  en: Goodbye\n", encoding="utf-8")
+    assert audio_problems(load_catalogue(prompts)) == []          # no audio folder: built elsewhere
+    assert build(load_catalogue(prompts), prompts / "audio").ok
+    assert audio_problems(load_catalogue(prompts)) == []
+    (prompts / "audio" / "en" / "bye.wav").unlink()
+    (prompts / "catalog.yaml").write_text(
+        "hello:\n  ko: 안녕하세요\n  en: Hello\nbye:\n  ko: 안녕히 계십시오\n  en: Goodbye\n", encoding="utf-8")
+    assert [str(p) for p in audio_problems(load_catalogue(prompts))] == [
+        f"{prompts}/catalog.yaml:1: warning: prompt 'hello': the audio in ko is older than its text or "
+        "recording; run 'ivr prompts build'",
+        f"{prompts}/catalog.yaml:4: warning: prompt 'bye' has no audio in en (callers would hear nothing); "
+        "run 'ivr prompts build'"]
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "f.yaml").write_text("flow: f\nnumbers: ['1']\nentry: hi\nnodes:\n  hi:\n    hangup: [hello, bye]\n",
+                                  encoding="utf-8")
+    assert main(["validate", "--prompts", str(prompts), str(flows)]) == 0    # warnings do not fail it
+    captured = capsys.readouterr()
+    assert "has no audio in en" in captured.err and "(2 warning(s))" in captured.out
+    assert build(load_catalogue(prompts), prompts / "audio").ok
+    assert audio_problems(load_catalogue(prompts)) == []

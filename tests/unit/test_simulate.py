@@ -28,6 +28,13 @@ def test_simulate_prints_the_prompts_the_keys_and_the_end(capsys, monkeypatch):
     assert "choose_language" not in out and "▶ welcome [vi]" in out  # a known language: not asked
 
 
+def test_simulate_says_a_value_on_one_line(capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert main(["simulate", "main", "--keys", "1,1,1,850315#,1,2"]) == 0
+    out = capsys.readouterr().out
+    assert "▶ you_entered [ko]: 입력하신 번호는\n  ▶ (said) [ko]: 팔 오 공 삼 일 오\n" in out
+
+
 def test_simulate_shows_a_bypass_and_a_timeout(capsys, monkeypatch):
     monkeypatch.chdir(REPO)
     assert main(["simulate", "main", "--age", "81"]) == 0
