@@ -571,10 +571,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    """The JSON Schema of flow files, for editors."""
-    from ivr.flow.schema import flow_schema
+    """The JSON Schema of flow files (or, with --cases, of scripted flow tests), for editors."""
+    from ivr.flow.schema import cases_schema, flow_schema
 
-    print(json.dumps(flow_schema(), indent=2, ensure_ascii=False))
+    print(json.dumps(cases_schema() if args.cases else flow_schema(), indent=2, ensure_ascii=False))
     return 0
 
 
@@ -688,6 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_call)
 
     p = sub.add_parser("schema", help="print the JSON Schema of flow files (for editors)")
+    p.add_argument("--cases", action="store_true", help="the schema of scripted tests (flows/tests/*.yaml)")
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("test-flows", help="run the scripted cases in <flows>/tests/*.yaml")

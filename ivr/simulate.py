@@ -24,6 +24,7 @@ prompt ids, in this order, among those played).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -139,8 +140,10 @@ class _Queues:
 
 async def simulate(flowset: FlowSet, catalogue: Catalogue, target: str, *, keys: Sequence[str] = (),
                    facts: dict[str, Any] | None = None, language: str | None = None,
-                   out: TextIO | None = None, ask: Callable[[str], str] | None = None) -> CallRecord:
-    """Run the flow named ``target`` (or answering the number ``target``) in the terminal."""
+                   out: TextIO | None = None, ask: Callable[[str], str] | None = None,
+                   heard: list[str] | None = None) -> CallRecord:
+    """Run the flow named ``target`` (or answering the number ``target``) in the terminal;
+    ``heard`` (when given) receives the prompt ids played, in order."""
     out = sys.stdout if out is None else out
     flow = flowset.get(target) if target in flowset.flow_names() else flowset.for_number(target)
     if flow is None:
@@ -159,6 +162,8 @@ async def simulate(flowset: FlowSet, catalogue: Catalogue, target: str, *, keys:
     print(f"■ {record.outcome}" + (f": {record.detail}" if record.detail else "")
           + (f"  ({record.reason})" if record.reason else ""), file=out)
     print(f"  path: {' > '.join(record.nodes)}   keys: {' '.join(record.digits) or '-'}", file=out)
+    if heard is not None:
+        heard.extend(call.prompts)
     return record
 
 
@@ -194,10 +199,33 @@ async def run_cases(flows_dir: Path, catalogue: Catalogue, flowset: FlowSet | No
             results.append(CaseResult(file, "(file)", ["needs 'flow:' and a list of 'cases:'"]))
             continue
         target = str(doc.get("flow", ""))
+        bad = _unknown_keys(file, doc, FILE_KEYS, "a case file")
+        if bad:
+            results.append(CaseResult(file, "(file)", bad))
+            continue
         for i, case in enumerate(doc["cases"], 1):
             name = str(case.get("name", f"case {i}")) if isinstance(case, YMap) else f"case {i}"
             results.append(await _run_case(file, name, case, target, flowset, catalogue))
     return results
+
+
+# What a case file may say; the same tables give editors their schema (``ivr schema --cases``).
+FILE_KEYS = ("flow", "cases")
+CASE_KEYS = ("name", "flow", "caller", "keys", "expect")
+CALLER_KEYS = ("number", "age", "recent_calls", "language", "needs_assistance", "anonymous")
+EXPECT_KEYS = ("path", "outcome", "detail", "reason", "priority", "language", "heard")
+
+
+def _unknown_keys(where_file: Path, raw: YMap, allowed: Sequence[str], what: str) -> list[str]:
+    """A misspelt key would make a check that cannot fail: it is an error, with a suggestion."""
+    problems = []
+    for key in raw:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"{where_file}:{raw.key_line(key)}: unknown key '{key}' in {what}{hint}; "
+                            f"{what} has {', '.join(allowed)}")
+    return problems
 
 
 async def _run_case(file: Path, name: str, case: Any, target: str, flowset: FlowSet,
@@ -205,7 +233,13 @@ async def _run_case(file: Path, name: str, case: Any, target: str, flowset: Flow
     where = f"{file}:{getattr(case, 'line', '?')}"
     if not isinstance(case, YMap) or not isinstance(case.get("expect"), YMap):
         return CaseResult(file, name, [f"{where}: a case needs 'expect:'"])
-    who = case.get("caller") or {}
+    who = case.get("caller") or YMap(case.line)
+    if not isinstance(who, YMap):
+        return CaseResult(file, name, [f"{where}: 'caller' must be a mapping (age, language …)"])
+    bad = (_unknown_keys(file, case, CASE_KEYS, "a case") + _unknown_keys(file, who, CALLER_KEYS, "'caller'")
+           + _unknown_keys(file, case["expect"], EXPECT_KEYS, "'expect'"))
+    if bad:
+        return CaseResult(file, name, bad)
     try:
         facts = caller_facts(str(who.get("number", "01012345678")), age=who.get("age"),
                              recent_calls=int(who.get("recent_calls", 1)), language=who.get("language"),
@@ -215,14 +249,14 @@ async def _run_case(file: Path, name: str, case: Any, target: str, flowset: Flow
         return CaseResult(file, name, [f"{where}: caller: {exc}"])
     keys = [str(k) for k in (case.get("keys") or [])]
     sink = _Null()
+    heard: list[str] = []
     try:
         record = await simulate(flowset, catalogue, str(case.get("flow", target)), keys=keys,
-                                facts=facts, out=sink)
+                                facts=facts, out=sink, heard=heard)
     except LookupError as exc:
         return CaseResult(file, name, [f"{where}: {exc}"])
     expect = case["expect"]
     problems: list[str] = []
-    heard = [line.split(" ", 4)[3] for line in sink.lines if line.startswith("  ▶ ")]
     checks = {"outcome": record.outcome, "detail": record.detail, "reason": record.reason,
               "priority": record.priority, "language": record.language}
     for key, got in checks.items():

@@ -78,3 +78,35 @@ def flow_schema() -> dict[str, Any]:
             "$id": "https://ivr.example/schemas/flow.json", "title": "ivr flow file",
             "type": "object", "required": ["flow", "entry", "nodes"], "additionalProperties": False,
             "properties": top}
+
+
+def cases_schema() -> dict[str, Any]:
+    """The JSON Schema of scripted flow tests (``flows/tests/*.yaml``, run by ``ivr test-flows``)."""
+    from ivr.simulate import CALLER_KEYS, CASE_KEYS, EXPECT_KEYS, FILE_KEYS
+
+    key = {"anyOf": [{"type": "string", "pattern": "^([0-9*#]+|-)$"}, {"type": "integer", "minimum": 0}]}
+    caller = {"number": {"type": "string"}, "age": {"type": ["integer", "null"], "minimum": 0},
+              "recent_calls": {"type": "integer", "minimum": 1},
+              "language": {"enum": ["ko", "en", "zh", "vi"]},
+              "needs_assistance": {"type": "boolean"}, "anonymous": {"type": "boolean"}}
+    expect = {"path": {"type": "array", "items": {"type": "string"},
+                       "description": "the nodes visited, in order (subflow nodes as flow/node; bypass)"},
+              "outcome": {"enum": ["completed", "caller_hangup", "queued", "transferred", "retries_exhausted",
+                                   "error"]},
+              "detail": {"type": "string"}, "reason": {"type": "string"}, "priority": {"type": "string"},
+              "language": {"enum": ["ko", "en", "zh", "vi"]},
+              "heard": {"type": "array", "items": {"type": "string"},
+                        "description": "prompt ids heard in this order (others may come between)"}}
+    case = {"name": {"type": "string"}, "flow": {"type": "string"},
+            "caller": {"type": "object", "additionalProperties": False, "properties": caller},
+            "keys": {"type": "array", "items": key,
+                     "description": "keys at each wait, in order; '-' lets a wait time out"},
+            "expect": {"type": "object", "additionalProperties": False, "properties": expect}}
+    assert (list(caller), list(expect), list(case)) == (list(CALLER_KEYS), list(EXPECT_KEYS), list(CASE_KEYS))
+    top = {"flow": {"type": "string", "description": "the flow's name (or a number it answers)"},
+           "cases": {"type": "array", "items": {"type": "object", "required": ["expect"],
+                                                "additionalProperties": False, "properties": case}}}
+    assert list(top) == list(FILE_KEYS)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": "https://ivr.example/schemas/flow-cases.json", "title": "ivr scripted flow tests",
+            "type": "object", "required": ["flow", "cases"], "additionalProperties": False, "properties": top}

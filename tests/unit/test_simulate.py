@@ -104,26 +104,55 @@ def test_the_schema_accepts_every_sample_flow_and_flags_an_unknown_key(capsys, m
     assert list(validator.iter_errors(broken))
 
 
-def test_the_vscode_settings_map_the_flows_to_the_schema_ivr_schema_prints(capsys, monkeypatch):
-    """.vscode/settings.json is ready to use: its schema file is the current one."""
+def test_the_vscode_settings_map_flows_and_their_tests_to_the_schemas_ivr_schema_prints(capsys, monkeypatch):
+    """.vscode/settings.json is ready to use: its schema files are the current ones, and each
+    sample file validates against the schema it is mapped to."""
     import json
     import re
     from pathlib import PurePosixPath
 
+    import jsonschema
+    import yaml
+
     monkeypatch.chdir(REPO)
-    assert main(["schema"]) == 0
-    printed = json.loads(capsys.readouterr().out)
+    printed = {}
+    for args, name in ((["schema"], "flows"), (["schema", "--cases"], "cases")):
+        assert main(args) == 0
+        printed[name] = json.loads(capsys.readouterr().out)
     settings_text = (REPO / ".vscode" / "settings.json").read_text(encoding="utf-8")
     settings = json.loads(re.sub(r"^\s*//.*$", "", settings_text, flags=re.M))    # JSON with comments
-    ((schema_file, globs),) = settings["yaml.schemas"].items()
-    committed = json.loads((REPO / schema_file).read_text(encoding="utf-8"))
-    assert committed == printed, f"{schema_file} is out of date: run  ivr schema > {schema_file.lstrip('./')}"
-    flows = [str(p.relative_to(REPO)) for p in [*REPO.glob("flows/*.yaml"), *REPO.glob("tests/e2e/flows/*.yaml")]]
+    mapping = settings["yaml.schemas"]
+    assert len(mapping) == 2
+
     def matches(path: str, glob: str) -> bool:              # VS Code's '*' stays within a folder
         return PurePosixPath(path).match(glob) and path.count("/") == glob.count("/")
 
-    assert flows and all(any(matches(f, g) for g in globs) for f in flows)
-    assert not any(matches("flows/tests/main.yaml", g) for g in globs)    # test cases are not flows
+    files = [str(p.relative_to(REPO)) for p in [*REPO.glob("flows/**/*.yaml"), *REPO.glob("tests/e2e/flows/*.yaml")]]
+    for schema_file, globs in mapping.items():
+        committed = json.loads((REPO / schema_file).read_text(encoding="utf-8"))
+        which = "cases" if "cases" in schema_file else "flows"
+        hint = "ivr schema" + (" --cases" if which == "cases" else "")
+        assert committed == printed[which], f"{schema_file} is out of date: run  {hint} > {schema_file[2:]}"
+        validator = jsonschema.Draft202012Validator(committed)
+        mine = [f for f in files if any(matches(f, g) for g in globs)]
+        assert mine
+        for f in mine:
+            errors = list(validator.iter_errors(yaml.safe_load((REPO / f).read_text(encoding="utf-8"))))
+            assert not errors, (f, [e.message for e in errors][:3])
+    assert all(sum(any(matches(f, g) for g in globs) for globs in mapping.values()) == 1 for f in files)
+
+
+def test_a_misspelt_expectation_fails_the_case_instead_of_passing_unchecked(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    flows = tmp_path / "flows"
+    shutil.copytree(REPO / "flows", flows)
+    (flows / "tests" / "main.yaml").write_text(
+        "flow: main\ncases:\n  - name: typo\n    keys: ['0']\n    caller: {age: 40, langauge: en}\n"
+        "    expect: {outcom: queued}\n", encoding="utf-8")
+    assert main(["test-flows", str(flows)]) == 1
+    out = capsys.readouterr().out
+    assert "main.yaml:5: unknown key 'langauge' in 'caller' (did you mean 'language'?)" in out
+    assert "main.yaml:6: unknown key 'outcom' in 'expect' (did you mean 'outcome'?)" in out
 
 
 def test_graph_writes_an_svg_with_graphviz(tmp_path, monkeypatch):
