@@ -68,10 +68,11 @@ class ThreadedProxy:
 
 
 class Engine:
-    def __init__(self, workdir: Path, sandbox, extra_config: str = "") -> None:
+    def __init__(self, workdir: Path, sandbox, extra_config: str = "", flows: list[Path] | None = None) -> None:
         self.workdir = workdir
         self.sandbox = sandbox
         self.extra_config = extra_config
+        self.flows = flows or [REPO / "flows", REPO / "tests" / "e2e" / "flows"]
         self.admin_token = "e2e-" + os.urandom(12).hex()
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -89,7 +90,7 @@ class Engine:
             f"  username: {self.sandbox.user}\n"
             "  password: ${IVR_TEST_ARI_PASSWORD}\n"
             f"  app: {self.sandbox.app}\n"
-            f"flows: [{REPO / 'flows'}, {REPO / 'tests' / 'e2e' / 'flows'}]\n"
+            f"flows: [{', '.join(str(f) for f in self.flows)}]\n"
             f"prompts: {REPO / 'prompts'}\n"
             f"store: {{url: 'sqlite:///{self.workdir / 'ivr.db'}'}}\n"
             "log: {format: json, level: debug}\n"
