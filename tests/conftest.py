@@ -64,3 +64,18 @@ def _fresh_logging() -> Iterator[None]:
     import structlog
 
     structlog.reset_defaults()
+
+
+# Fuzzing (hypothesis): a bounded run by default (CI), a long one with IVR_FUZZ=long.
+try:
+    from hypothesis import HealthCheck, settings as _hyp_settings
+except ImportError:  # pragma: no cover - hypothesis is a test dependency
+    pass
+else:
+    _hyp_settings.register_profile(
+        "ci", max_examples=60, deadline=None, derandomize=True, print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    _hyp_settings.register_profile(
+        "long", max_examples=5000, deadline=None, print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    _hyp_settings.load_profile("long" if os.environ.get("IVR_FUZZ") == "long" else "ci")
