@@ -24,7 +24,7 @@ from ivr.ari.bridge import AriBridge
 from ivr.ari.call import AriCall
 from ivr.ari.client import AriClient
 from ivr.ari.events import EventStream, backoff_delay
-from ivr.ari.tasks import TaskSet
+from ivr.tasks import TaskSet
 from ivr.ari.timeouts import Timeouts
 
 log = structlog.get_logger(__name__)

@@ -21,7 +21,7 @@ import structlog
 
 from ivr.errors import AriError, AriTimeout
 from ivr.ari.client import AriClient
-from ivr.ari.tasks import TaskSet
+from ivr.tasks import TaskSet
 
 log = structlog.get_logger(__name__)
 
