@@ -6,7 +6,11 @@ tested in virtual time.
 Opening hours are local wall-clock intervals per weekday in the center's time zone (``tz``),
 start included, end excluded; ``time.max`` as an end means "until midnight" (the config's
 ``24:00``).  An interval never spans midnight: write ``22:00-24:00`` on one day and
-``00:00-02:00`` on the next.  A holiday (a local date) has no opening hours at all.
+``00:00-02:00`` on the next.  A holiday (a local date) has no opening hours at all: the dates
+given (``holidays``, the center's own) and a country's public holidays (``PublicHolidays``, from
+the ``holidays`` package: for Korea the lunar ones too — Seollal and Chuseok with the days
+around them — and the substitute holidays).  The package computes a year's calendar from the
+year alone, never from today's date, so this stays a pure function of the times it is given.
 
 Daylight saving time: whether a moment is open is decided on its local wall-clock time, so
 ``09:00-18:00`` means 09:00 to 18:00 local time on both sides of a change.  Slots are laid out
@@ -21,23 +25,65 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import itertools
+import types
 from collections.abc import Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-__all__ = ["DAY_NAMES", "OpeningHours", "RetryPolicy"]
+import holidays as holiday_calendars
+
+__all__ = ["DAY_NAMES", "OpeningHours", "PublicHolidays", "RetryPolicy"]
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")   # index = date.weekday()
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 # How far next_open looks ahead before deciding the center never opens.
 _HORIZON_DAYS = 400
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class PublicHolidays:
+    """The public holidays of a country (ISO 3166 code, e.g. ``KR``), from the ``holidays`` package.
+
+    ``day in PublicHolidays("KR")`` is true on Seollal, Chuseok, their eves and second days, the
+    substitute holidays and every other public holiday of the package's calendar for that year.
+    """
+
+    country: str
+
+    def __post_init__(self) -> None:
+        country = self.country.strip().upper()
+        if country not in holiday_calendars.list_supported_countries():
+            raise ValueError(f"the holidays package has no public holidays for the country "
+                             f"{self.country!r}")
+        object.__setattr__(self, "country", country)
+
+    def __contains__(self, day: object) -> bool:
+        if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
+            return False
+        return day in _public_holidays(self.country, day.year)
+
+    def name(self, day: dt.date) -> str | None:
+        """The holiday's name (``Chuseok``), None on a day that is not one."""
+        return _public_holidays(self.country, day.year).get(day)
+
+
+@functools.lru_cache(maxsize=64)
+def _public_holidays(country: str, year: int) -> Mapping[dt.date, str]:
+    calendar = holiday_calendars.country_holidays(country, years=year, language="en_US")
+    return types.MappingProxyType(dict(calendar.items()))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class OpeningHours:
+    """When callbacks may be dialled.  Closed on ``holidays`` (the center's own dates) and, when
+    given, on the ``public_holidays`` of a country."""
+
     tz: ZoneInfo
     weekly: Mapping[int, Sequence[tuple[dt.time, dt.time]]]   # 0 = Monday … 6 = Sunday
     holidays: frozenset[dt.date] = frozenset()
+    public_holidays: PublicHolidays | None = None
 
     def __post_init__(self) -> None:
         weekly: dict[int, list[tuple[dt.time, dt.time]]] = {}
@@ -52,7 +98,7 @@ class OpeningHours:
                 if not start < end:
                     raise ValueError(f"opening hours on {DAY_NAMES[day]}: "
                                      f"{_hhmm(start)}-{_hhmm(end)} does not end after it starts")
-            for (_, end), (start, _) in zip(ordered, ordered[1:]):
+            for (_, end), (start, _) in itertools.pairwise(ordered):
                 if start < end:
                     raise ValueError(f"opening hours on {DAY_NAMES[day]} overlap at {_hhmm(start)}")
             if ordered:
@@ -62,15 +108,21 @@ class OpeningHours:
 
     @classmethod
     def office(cls, tz: ZoneInfo | str = "Asia/Seoul",
-               holidays: frozenset[dt.date] = frozenset()) -> "OpeningHours":
+               holidays: frozenset[dt.date] = frozenset(),
+               public_holidays: PublicHolidays | None = None) -> OpeningHours:
         """Monday to Friday, 09:00 to 18:00 (the default)."""
         zone = ZoneInfo(tz) if isinstance(tz, str) else tz
         nine_to_six = [(dt.time(9), dt.time(18))]
-        return cls(zone, {day: nine_to_six for day in range(5)}, holidays)
+        return cls(zone, {day: nine_to_six for day in range(5)}, holidays, public_holidays)
+
+    def is_holiday(self, day: dt.date) -> bool:
+        """Whether ``day`` (a local date) is one of the center's holidays or a public holiday."""
+        return day in self.holidays or (self.public_holidays is not None
+                                        and day in self.public_holidays)
 
     def intervals(self, day: dt.date) -> list[tuple[dt.time, dt.time]]:
         """The local opening intervals of ``day`` (none on a holiday)."""
-        if day in self.holidays:
+        if self.is_holiday(day):
             return []
         return list(self.weekly.get(day.weekday(), ()))
 

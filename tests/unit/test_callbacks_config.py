@@ -125,3 +125,52 @@ def test_an_endpoint_that_cannot_dial_a_number_is_refused(tmp_path, endpoint, me
     with pytest.raises(ConfigError) as err:
         load(tmp_path, f"callbacks: {{endpoint: {endpoint}}}\n")
     assert message in str(err.value)
+
+
+# -- public holidays ---------------------------------------------------------------------------------
+
+def test_no_callbacks_on_korean_public_holidays_by_default(tmp_path):
+    hours = load(tmp_path).hours
+    assert not hours.is_open(seoul(2026, 9, 25, 10, 0))      # Chuseok 2026, a Friday
+    assert not hours.is_open(seoul(2026, 9, 24, 10, 0))      # its eve
+    assert not hours.is_open(seoul(2027, 2, 8, 10, 0))       # Seollal 2027, a Monday
+    assert not hours.is_open(seoul(2027, 2, 9, 10, 0))       # its substitute holiday
+    assert hours.is_open(seoul(2026, 9, 15, 10, 0))          # an ordinary Tuesday
+
+
+def test_a_date_in_the_config_is_closed_as_well(tmp_path):
+    hours = load(tmp_path, "callbacks: {holidays: ['2026-09-15']}\n").hours
+    assert not hours.is_open(seoul(2026, 9, 15, 10, 0))      # the center's own date
+    assert not hours.is_open(seoul(2026, 9, 25, 10, 0))      # and still Chuseok
+    assert hours.is_open(seoul(2026, 9, 16, 10, 0))
+
+
+def test_the_public_calendar_can_be_turned_off(tmp_path):
+    hours = load(tmp_path, "callbacks: {public_holidays: false, holidays: ['2026-09-15']}\n").hours
+    assert hours.is_open(seoul(2026, 9, 25, 10, 0))          # Chuseok: open
+    assert not hours.is_open(seoul(2026, 9, 15, 10, 0))      # the config's dates still count
+
+
+def test_the_calendar_follows_callers_region(tmp_path):
+    german = load(tmp_path, callers="callers: {region: DE, timezone: Europe/Berlin}\n").hours
+    berlin = dt.timezone(dt.timedelta(hours=2))
+    assert german.is_open(dt.datetime(2026, 9, 25, 10, 0, tzinfo=berlin))   # no Chuseok in Germany
+    assert not german.is_open(dt.datetime(2026, 12, 25, 10, 0, tzinfo=dt.UTC))  # Christmas
+
+
+@pytest.mark.parametrize("section, message", [
+    ("callbacks: {public_holidays: KR}", "callbacks.public_holidays must be true"),
+    ("callbacks: {public_holidays: none}", "callbacks.public_holidays must be true"),
+])
+def test_public_holidays_is_true_or_false(tmp_path, section, message):
+    with pytest.raises(ConfigError) as err:
+        load(tmp_path, section + "\n")
+    assert message in str(err.value)
+
+
+def test_a_region_without_a_calendar_says_how_to_go_on(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load(tmp_path, callers="callers: {region: AC}\n")
+    assert "no calendar for callers.region AC" in str(err.value)
+    assert "public_holidays: false" in str(err.value)
+    assert load(tmp_path, "callbacks: {public_holidays: false}\n", callers="callers: {region: AC}\n")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from ivr.callbacks.schedule import OpeningHours, RetryPolicy
+from ivr.callbacks.dialog import slot_at_hour
+from ivr.callbacks.schedule import OpeningHours, PublicHolidays, RetryPolicy
 
 SEOUL = ZoneInfo("Asia/Seoul")
 BERLIN = ZoneInfo("Europe/Berlin")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NINE, SIX = dt.time(9), dt.time(18)
 SAMIL = dt.date(2025, 3, 3)        # a Monday, the substitute holiday for 3·1 in 2025
 
@@ -161,7 +163,7 @@ def test_slots_on_dst_days_last_their_length_in_real_time():
     for slots in (spring, autumn):
         real = [(a.astimezone(UTC), b.astimezone(UTC)) for a, b in slots]
         assert all(b - a == dt.timedelta(hours=1) for a, b in real)
-        assert all(a2 == b1 for (_, b1), (a2, _) in zip(real, real[1:]))
+        assert all(a2 == b1 for (_, b1), (a2, _) in itertools.pairwise(real))
     assert [a.strftime("%H:%M%z") for a, _ in autumn][2:4] == ["02:00+0200", "02:00+0100"]
     assert spring[2][0] == dt.datetime(2025, 3, 30, 1, 0, tzinfo=UTC)     # 03:00 CEST
 
@@ -195,3 +197,74 @@ def test_a_retry_policy_that_makes_no_sense_is_refused():
         RetryPolicy(max_attempts=0)
     with pytest.raises(ValueError):
         RetryPolicy(delay=dt.timedelta(seconds=-1))
+
+
+# -- public holidays (the holidays package) ---------------------------------------------------------
+
+KOREA = PublicHolidays("KR")
+
+
+@pytest.fixture
+def korean_office() -> OpeningHours:
+    return OpeningHours.office(SEOUL, public_holidays=KOREA)
+
+
+@pytest.mark.parametrize("day", [
+    dt.date(2026, 9, 24), dt.date(2026, 9, 25),        # Chuseok 2026: the eve, the day (Thu, Fri)
+    dt.date(2027, 2, 8), dt.date(2027, 2, 9),          # Seollal 2027: the second day, the substitute
+])
+def test_no_callbacks_on_chuseok_or_seollal(korean_office, day):
+    assert day.weekday() < 5                            # an office day but for the holiday
+    assert korean_office.is_holiday(day)
+    assert not korean_office.is_open(dt.datetime.combine(day, dt.time(10), tzinfo=SEOUL))
+    assert korean_office.slots(day, dt.timedelta(hours=1)) == []
+
+
+def test_the_days_around_chuseok_2026():
+    every_day = OpeningHours(SEOUL, {d: [(NINE, SIX)] for d in range(7)}, public_holidays=KOREA)
+    # Wednesday 23 September is open; the eve, Chuseok and its second day (24-26) are closed;
+    # Sunday 27 is an ordinary day again (no substitute: the holidays miss the Sunday).
+    assert [d.day for d in every_day.open_days(dt.date(2026, 9, 23), 3)] == [23, 27, 28]
+    assert KOREA.name(dt.date(2026, 9, 25)) == "Chuseok"
+    # Office hours: from Wednesday evening the next opening is Monday 28 September.
+    office = OpeningHours.office(SEOUL, public_holidays=KOREA)
+    assert office.next_open(seoul(2026, 9, 23, 18, 0)) == seoul(2026, 9, 28, 9, 0)
+
+
+def test_seollal_2027_and_its_substitute_holiday():
+    every_day = OpeningHours(SEOUL, {d: [(NINE, SIX)] for d in range(7)}, public_holidays=KOREA)
+    # 6-8 February 2027 is Seollal (Saturday to Monday); it takes a Sunday, so Tuesday 9 is off too.
+    assert [d.day for d in every_day.open_days(dt.date(2027, 2, 5), 2)] == [5, 10]
+    assert "Korean New Year" in KOREA.name(dt.date(2027, 2, 9))
+
+
+def test_a_retry_due_on_chuseok_waits_for_the_next_working_day(korean_office):
+    policy = RetryPolicy(max_attempts=3, delay=dt.timedelta(minutes=10))
+    assert policy.next_attempt(seoul(2026, 9, 23, 17, 55), 1, korean_office) == seoul(2026, 9, 28, 9, 0)
+
+
+def test_an_hour_asked_for_on_the_eve_of_chuseok_is_after_it(korean_office):
+    start, _ = slot_at_hour(korean_office, 14, seoul(2026, 9, 23, 15, 0))
+    assert start == seoul(2026, 9, 28, 14, 0)
+
+
+def test_an_ordinary_tuesday_is_open(korean_office):
+    assert not korean_office.is_holiday(dt.date(2026, 9, 15))
+    assert korean_office.is_open(seoul(2026, 9, 15, 10, 0))
+
+
+def test_the_centers_own_dates_and_the_public_holidays_both_close():
+    hours = OpeningHours.office(SEOUL, frozenset({dt.date(2026, 9, 15)}), KOREA)
+    assert not hours.is_open(seoul(2026, 9, 15, 10, 0))     # the center's date
+    assert not hours.is_open(seoul(2026, 9, 25, 10, 0))     # Chuseok
+    assert hours.is_open(seoul(2026, 9, 16, 10, 0))
+
+
+def test_without_a_calendar_chuseok_is_an_ordinary_friday():
+    assert OpeningHours.office(SEOUL).is_open(seoul(2026, 9, 25, 10, 0))
+
+
+def test_a_country_the_holidays_package_does_not_know_is_refused():
+    with pytest.raises(ValueError, match="no public holidays for the country 'XX'"):
+        PublicHolidays("XX")
+    assert PublicHolidays("kr") == KOREA
