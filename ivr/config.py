@@ -454,7 +454,7 @@ _CALLER_ID = re.compile(r"\+?[0-9]{3,20}")
 
 def _callbacks(raw: Mapping[str, Any], callers: CallersConfig) -> CallbacksConfig:
     sec = _section(raw, "callbacks")
-    _check_keys("callbacks", sec, _CALLBACK_KEYS)
+    _check_keys("callbacks", sec, _CALLBACK_KEYS | {"public_holidays"})
     default = CallbacksConfig()
     owner = sec.get("owner", default.owner)
     if not isinstance(owner, (str, int)) or isinstance(owner, bool) or not str(owner).strip():
@@ -480,10 +480,26 @@ def _callbacks(raw: Mapping[str, Any], callers: CallersConfig) -> CallbacksConfi
     delay = _seconds("callbacks.retry_delay", sec.get("retry_delay", 600), upper=86400.0)
     tz = ZoneInfo(callers.timezone)
     holidays = _holidays(sec.get("holidays"))
+    # The public holidays of callers.region (holidays package) unless turned off.
+    from ivr.callbacks.schedule import PublicHolidays
+
+    calendar = sec.get("public_holidays", True)
+    if not isinstance(calendar, bool):
+        raise ConfigError(f"callbacks.public_holidays must be true (no callbacks on the public "
+                          f"holidays of callers.region) or false (only the dates in "
+                          f"callbacks.holidays), not {calendar!r}")
+    public: PublicHolidays | None = None
+    if calendar:
+        try:
+            public = PublicHolidays(callers.region)
+        except ValueError:
+            raise ConfigError(f"callbacks.public_holidays: the holidays package has no calendar "
+                              f"for callers.region {callers.region}; set public_holidays: false "
+                              f"and list the center's holidays in callbacks.holidays") from None
     if "hours" in sec:
-        hours = OpeningHours(tz, _weekly_hours(sec["hours"]), holidays)
+        hours = OpeningHours(tz, _weekly_hours(sec["hours"]), holidays, public)
     else:
-        hours = OpeningHours.office(tz, holidays)
+        hours = OpeningHours.office(tz, holidays, public)
     return CallbacksConfig(
         owner=str(owner).strip(),
         lease=_seconds("callbacks.lease", sec.get("lease", default.lease), upper=3600.0),
