@@ -68,18 +68,18 @@ class Catalogue:
 
 
 def load_catalogue(path: str | os.PathLike[str]) -> Catalogue:
-    """Read ``catalog.yaml`` (or a folder holding it); ``FlowError`` lists every problem."""
-    from ivr.flow.yamlsafe import YMap, load_yaml, type_name
+    """Read ``catalog.yaml`` (or a folder holding it); ``FlowError`` lists every problem.
+
+    Whatever the file holds (bytes that are not UTF-8, control characters, deep nesting) or
+    when it cannot be read at all, the error is a ``FlowError`` whose problems say
+    ``file:line: message``; nothing else is raised for a bad file."""
+    from ivr.flow.yamlsafe import YMap, load_yaml_file, type_name
 
     p = Path(path)
     if p.is_dir():
         p = p / "catalog.yaml"
     file = str(p)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FlowError([FlowProblem(file, 1, f"cannot read the prompt catalogue: {exc.strerror}")]) from exc
-    data = load_yaml(text, file)
+    data = load_yaml_file(p, "the prompt catalogue")
     if not isinstance(data, YMap) or not data:
         raise FlowError([FlowProblem(file, 1, "the prompt catalogue must map prompt ids to texts by language")])
 

@@ -26,7 +26,7 @@ from ivr.flow.expr import ENGINE_NAMESPACES, Expr, ExprError, compile_expr, cons
 from ivr.flow.model import (NODE_TYPES, Branch, Bypass, CallbackOffer, CancelCallback, Flow, FlowSet, Gather, Goto, Hangup, Menu, Node, Play,
                             Queue, RepeatPolicy, Return, Say, Set, Subflow, Transfer)
 from ivr.flow.say import KINDS, SAY_PROMPT_IDS
-from ivr.flow.yamlsafe import YList, YMap, load_yaml, type_name
+from ivr.flow.yamlsafe import YList, YMap, decode_text, load_yaml, read_file, type_name
 from ivr.prompts import Catalogue, audio_problems, load_catalogue
 
 __all__ = ["load_flow_file", "load_flows", "validate_paths", "flow_files", "FlowSet", "Flow",
@@ -136,17 +136,13 @@ class _FileReader:
     # -- top level -----------------------------------------------------------------------------
     def read(self) -> _Parsed:
         try:
-            text = self.data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            self.error(1, f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})")
-            return self.out
-        try:
-            doc = load_yaml(text, self.file)
+            doc = load_yaml(decode_text(self.data, self.file), self.file)
         except FlowError as exc:
             self.out.problems.extend(exc.problems)
             return self.out
         if not isinstance(doc, YMap):
-            self.error(getattr(doc, "line", 1), "a flow file must be a mapping with 'flow', 'entry' and 'nodes'")
+            line = doc.line if isinstance(doc, YList) else 1
+            self.error(line, "a flow file must be a mapping with 'flow', 'entry' and 'nodes'")
             return self.out
         for key in doc:
             if key not in TOP_KEYS:
@@ -903,10 +899,10 @@ def _cycle_path(start: str, scc: set[str], edges: dict[str, list[str]]) -> str:
 def _read_file(path: Path, catalogue: Catalogue | None) -> _Parsed:
     file = str(path)
     try:
-        data = path.read_bytes()
-    except OSError as exc:
+        data = read_file(path, "the flow file")
+    except FlowError as exc:
         parsed = _Parsed(file)
-        parsed.problems.append(FlowProblem(file, 1, f"cannot read the flow file: {exc.strerror or exc}"))
+        parsed.problems.extend(exc.problems)
         return parsed
     return _FileReader(file, data, catalogue).read()
 
@@ -925,16 +921,26 @@ def load_flow_file(path: str | os.PathLike[str], catalogue: Catalogue | None) ->
 
 
 def flow_files(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """Flow files named by ``paths``: files as given, folders as their ``*.yaml``/``*.yml``."""
+    """Flow files named by ``paths``: files as given, folders as their ``*.yaml``/``*.yml``.
+
+    A folder that cannot be listed gives no files (``load_flows`` reports it)."""
+    return _list_files(paths)[0]
+
+
+def _list_files(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list[FlowProblem]]:
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     files: list[Path] = []
+    problems: list[FlowProblem] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files += sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file())
+            try:
+                files += sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file())
+            except OSError as exc:
+                problems.append(FlowProblem(str(p), 1, f"cannot list the flow folder: {exc.strerror or exc}"))
         else:
             files.append(p)
-    return files
+    return files, problems
 
 
 def _check_set(parsed: list[_Parsed]) -> tuple[dict[str, Flow], dict[str, Flow], list[FlowProblem]]:
@@ -975,7 +981,9 @@ def _check_set(parsed: list[_Parsed]) -> tuple[dict[str, Flow], dict[str, Flow],
 
 
 def _collect(paths: Any, catalogue: Catalogue | None) -> tuple[list[FlowProblem], dict, dict]:
-    files = flow_files(paths)
+    files, list_problems = _list_files(paths)
+    if list_problems:
+        return list_problems, {}, {}
     if not files:
         where = ", ".join(str(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths))
         return [FlowProblem(where or ".", 1, "no flow files (*.yaml) found")], {}, {}

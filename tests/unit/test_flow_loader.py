@@ -262,3 +262,61 @@ def test_gather_and_say_read_into_their_models(tmp_path):
 def test_a_missing_catalogue_is_reported_by_validate(tmp_path):
     found = validate_paths([FLOWS], tmp_path / "nope")
     assert len(found) == 1 and "cannot read the prompt catalogue" in str(found[0])
+
+
+def _sample_copy(tmp_path, edit):
+    """The sample flows copied to tmp_path/flows, main.yaml's bytes passed through ``edit``."""
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    for f in FLOWS.glob("*.yaml"):
+        (folder / f.name).write_bytes(edit(f.read_bytes()) if f.name == "main.yaml" else f.read_bytes())
+    return folder
+
+
+@pytest.mark.parametrize("bad", [b"\x00", b"\x1b", b"\x7f", b"\x0c"])
+def test_a_control_character_saved_into_a_flow_is_a_flow_error_at_its_line(tmp_path, bad):
+    def edit(data):
+        lines = data.split(b"\n")
+        lines[9] = lines[9][:4] + bad + lines[9][4:]
+        return b"\n".join(lines)
+
+    folder = _sample_copy(tmp_path, edit)
+    with pytest.raises(FlowError) as err:
+        load_flows(folder, catalogue())
+    (problem,) = err.value.problems
+    assert str(problem).startswith(f"{folder}/main.yaml:10: column 5: the control character U+00")
+
+
+def test_deeply_nested_brackets_in_a_flow_are_a_flow_error(tmp_path):
+    folder = _sample_copy(tmp_path, lambda data: data + b"\nvars: {deep: " + b"[" * 500 + b"]" * 500 + b"}\n")
+    with pytest.raises(FlowError) as err:
+        load_flows(folder, catalogue())
+    (problem,) = err.value.problems
+    assert problem.file == f"{folder}/main.yaml" and problem.line > 1
+    assert "nested more than 64 levels deep" in problem.message
+
+
+def test_bytes_that_are_not_utf8_are_reported_at_their_line(tmp_path):
+    def edit(data):
+        lines = data.split(b"\n")
+        lines[11] = lines[11][:6] + b"\xff" + lines[11][6:]
+        return b"\n".join(lines)
+
+    folder = _sample_copy(tmp_path, edit)
+    with pytest.raises(FlowError) as err:
+        load_flows(folder, catalogue())
+    assert [str(p) for p in err.value.problems] == [
+        f"{folder}/main.yaml:12: column 7: the file is not UTF-8 text (byte 0xff: invalid start byte); "
+        "save it as UTF-8"]
+
+
+def test_a_flow_path_that_is_missing_or_not_a_file_is_a_flow_error(tmp_path):
+    (tmp_path / "pipe.yaml").unlink(missing_ok=True)
+    import os
+
+    os.mkfifo(tmp_path / "pipe.yaml")                 # reading it would never end
+    (tmp_path / "gone.yaml").symlink_to(tmp_path / "nowhere.yaml")
+    for name, says in (("pipe.yaml", "it is not a regular file"), ("gone.yaml", "No such file or directory")):
+        with pytest.raises(FlowError) as err:
+            load_flows([tmp_path / name], catalogue())
+        assert [str(p) for p in err.value.problems] == [f"{tmp_path}/{name}:1: cannot read the flow file: {says}"]

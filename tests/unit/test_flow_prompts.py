@@ -147,3 +147,34 @@ def test_validate_warns_of_prompts_without_audio_or_with_audio_older_than_the_te
     assert "has no audio in en" in captured.err and "(2 warning(s))" in captured.out
     assert build(load_catalogue(prompts), prompts / "audio").ok
     assert audio_problems(load_catalogue(prompts)) == []
+
+
+def test_a_catalogue_with_bytes_that_are_not_utf8_is_a_flow_error_at_the_line(tmp_path):
+    (tmp_path / "catalog.yaml").write_bytes("hello:\n  ko: 안녕하십니까\n  en: Hel".encode() + b"\xff\xfelo\n")
+    with pytest.raises(FlowError) as err:
+        load_catalogue(tmp_path)
+    assert [str(p) for p in err.value.problems] == [
+        f"{tmp_path}/catalog.yaml:3: column 10: the file is not UTF-8 text (byte 0xff: invalid start byte); "
+        "save it as UTF-8"]
+
+
+def test_a_catalogue_with_a_control_character_or_deep_nesting_is_a_flow_error(tmp_path):
+    for text, line, says in (("hello:\n  ko: 안녕\x00\n", 2, "the control character U+0000 (NUL)"),
+                             ("hello: " + "{a: " * 300 + "}" * 300 + "\n", 1, "nested more than 64 levels")):
+        (tmp_path / "catalog.yaml").write_text(text, encoding="utf-8")
+        with pytest.raises(FlowError) as err:
+            load_catalogue(tmp_path)
+        (problem,) = err.value.problems
+        assert (problem.file, problem.line) == (f"{tmp_path}/catalog.yaml", line) and says in problem.message
+
+
+def test_a_catalogue_that_is_a_folder_or_missing_is_a_flow_error(tmp_path):
+    (tmp_path / "catalog.yaml").mkdir()
+    with pytest.raises(FlowError) as err:
+        load_catalogue(tmp_path)
+    assert [str(p) for p in err.value.problems] == [
+        f"{tmp_path}/catalog.yaml:1: cannot read the prompt catalogue: it is a folder, not a file"]
+    with pytest.raises(FlowError) as err:
+        load_catalogue(tmp_path / "elsewhere" / "catalog.yaml")
+    assert [str(p) for p in err.value.problems] == [
+        f"{tmp_path}/elsewhere/catalog.yaml:1: cannot read the prompt catalogue: No such file or directory"]

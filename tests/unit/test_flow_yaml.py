@@ -63,3 +63,53 @@ def test_aliases_cannot_blow_up_into_a_huge_document():
     with pytest.raises(FlowError) as err:
         load_yaml("\n".join(lines) + "\n", "f.yaml")
     assert "expands to more than" in str(err.value)
+
+
+@pytest.mark.parametrize("char, name", [("\x00", "U+0000 (NUL)"), ("\x1b", "U+001B (ESC)"),
+                                        ("\x7f", "U+007F (DEL)"), ("\x0c", "U+000C (form-feed)"),
+                                        ("\ufffe", "U+FFFE")])
+def test_a_control_character_is_an_error_at_its_line_and_column(char, name):
+    with pytest.raises(FlowError) as err:
+        load_yaml(f"flow: main\nentry: st{char}art\n", "f.yaml")
+    assert [str(p) for p in err.value.problems] == [
+        f"f.yaml:2: column 10: the control character {name} is not allowed in YAML; delete it "
+        "(tab and line breaks are the only control characters a flow file may hold)"]
+
+
+def test_hundreds_of_nested_brackets_are_refused_before_the_recursion_limit():
+    with pytest.raises(FlowError) as err:
+        load_yaml("flow: main\nnodes: " + "[" * 500 + "]" * 500 + "\n", "f.yaml")
+    (problem,) = err.value.problems
+    assert str(problem).startswith("f.yaml:2: lists and mappings are nested more than 64 levels deep")
+
+
+def test_deep_indentation_is_refused_like_deep_brackets():
+    text = "".join(f"{' ' * i}k{i}:\n" for i in range(300)) + " " * 300 + "x\n"
+    with pytest.raises(FlowError) as err:
+        load_yaml(text, "f.yaml")
+    assert "nested more than 64 levels deep" in str(err.value)
+
+
+def test_aliases_cannot_nest_past_the_depth_limit_either():
+    lines = ["a0: &a0 " + "[" * 40 + "x" + "]" * 40]
+    lines += [f"a{i}: &a{i} " + "[" * 40 + f"*a{i - 1}" + "]" * 40 for i in range(1, 4)]
+    with pytest.raises(FlowError) as err:
+        load_yaml("\n".join(lines) + "\n", "f.yaml")
+    assert "nested more than 64 levels deep" in str(err.value)
+
+
+def test_nesting_a_flow_needs_is_read():
+    doc = load_yaml("a: " + "[" * 60 + "1" + "]" * 60 + "\n", "f.yaml")
+    doc = doc["a"]
+    for _ in range(60):
+        doc = doc[0]
+    assert doc == 1
+
+
+def test_bytes_that_are_not_utf8_are_an_error_at_their_line():
+    from ivr.flow.yamlsafe import decode_text
+
+    with pytest.raises(FlowError) as err:
+        decode_text("flow: 안녕\n".encode() + b"entry: b\xffad\n", "f.yaml")
+    assert [str(p) for p in err.value.problems] == [
+        "f.yaml:2: column 9: the file is not UTF-8 text (byte 0xff: invalid start byte); save it as UTF-8"]
