@@ -461,7 +461,11 @@ def cmd_agents(args: argparse.Namespace) -> int:
     print(f"{'agent':10}  {'name':16}  {'state':10}  {'for':>7}  {'handled':>7}  reason / call")
     for a in rows:
         extra = a.get("reason") or a.get("call") or ""
-        print(f"{a['id']:10}  {a['name'][:16]:16}  {a['state']:10}  {a['for_seconds']:6.0f}s  "
+        if a.get("for_seconds") is None:          # never in any state since the engine started
+            held, extra = f"{'-':>7}", extra or "never logged in"
+        else:
+            held = f"{a['for_seconds']:6.0f}s"
+        print(f"{a['id']:10}  {a['name'][:16]:16}  {a['state']:10}  {held}  "
               f"{a['handled']:7}  {extra}")
     return 0
 
@@ -586,7 +590,7 @@ def cmd_call(args: argparse.Namespace) -> int:
     from ivr.sipp import agent_main, call_main
 
     if args.rest[:1] == ["agent"]:
-        return agent_main(args.rest[1:])
+        return agent_main(args.rest[1:], prog="ivr call agent")
     started = dt.datetime.now(dt.timezone.utc)
     return call_main(args.rest, prog="ivr call", report=lambda result: _print_engine_record(args, result, started))
 

@@ -12,9 +12,10 @@ Keys: a string of keys pressed 0.2 s apart ("01012345678#"), or comma-separated 
 ``wN`` waits N seconds before the next key ("w6,1,w4,2"), or a list of ``(pause_seconds, key)``.
 Pauses count from the answer: the first key comes after its own pause, or ``key_delay``.
 
-From a shell (as root — replaying a capture needs raw sockets)::
+From a shell (as root — replaying a capture needs raw sockets), through the ``ivr`` command
+(``python -m ivr.sipp`` takes the same arguments)::
 
-    python -m ivr.sipp 15771000 --from 01012345678 --keys w6,1,w4,2
+    ivr call 15771000 --from 01012345678 --keys w6,1,w4,2
 
 ``AgentPhone`` is the other side: an agent's softphone (one SIPp UAS, ``sipp_scenarios/agent.xml``)
 on the port of the agent's static contact (agentN: 5070+N), taking calls one after another.  It
@@ -32,7 +33,9 @@ records ``keys_sent``, and the caller-ID it saw (``caller``, ``caller_name``)::
     async with AgentPhone(5090, keys="1", keys_after=1.0) as phone:
         ...
 
-    python -m ivr.sipp agent --port 5071 [--no-answer | --busy] [--ring-delay S] [--talk S] [--keys 1 --keys-after S]
+    ivr call agent --port 5071 [--no-answer | --busy] [--ring-delay S] [--talk S] [--keys 1 --keys-after S]
+
+Ctrl-C (SIGINT), SIGTERM or SIGHUP stops a phone run so, SIPp with it.
 """
 
 from __future__ import annotations
@@ -826,6 +829,9 @@ class AgentPhone:
                     stderr=stderr,
                     cwd=work,
                     preexec_fn=_die_with_parent(),  # no phone left on the port if we are killed
+                    # Out of the terminal's process group: Ctrl-C reaches this process, which
+                    # then stops SIPp itself, rather than SIPp dying first as if it had failed.
+                    start_new_session=True,
                 )
             deadline = loop.time() + ready_timeout
             while not _udp_port_bound(self.host, self.port):
@@ -1123,9 +1129,10 @@ def call_main(argv: list[str] | None = None, *, prog: str = "python -m ivr.sipp"
     return 0
 
 
-def agent_main(argv: list[str] | None = None) -> int:
+def agent_main(argv: list[str] | None = None, *, prog: str = "python -m ivr.sipp agent") -> int:
+    """Run an agent's phone until Ctrl-C (SIGINT), SIGTERM or SIGHUP; exit 0 when stopped so."""
     parser = argparse.ArgumentParser(
-        prog="python -m ivr.sipp agent",
+        prog=prog,
         description="Run an agent's phone (SIPp) that takes calls one after another until Ctrl-C.",
     )
     parser.add_argument("--port", type=int, default=AGENT_BASE_PORT + 1,
@@ -1167,7 +1174,9 @@ def agent_main(argv: list[str] | None = None) -> int:
 async def _run_agent(phone: AgentPhone, show_messages: bool) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGHUP):  # Ctrl-C comes as KeyboardInterrupt
+    # SIGINT too, explicitly: a phone started in the background by a shell script ('… &') has
+    # SIGINT ignored from birth, and asyncio's own Ctrl-C handling then never comes into play.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     async with phone:

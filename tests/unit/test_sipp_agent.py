@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import shutil
+import signal
 import socket
 import struct
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -444,3 +449,73 @@ def test_the_agent_command_line_presses_keys(monkeypatch):
     assert (customer.port, customer.keys, customer.keys_after) == (5090, "1", 2.5)
     assert (agent.keys, agent.keys_after) == ("", 1.0)
     assert sipp.agent_main(["--keys", "1z"]) == 2
+
+
+# -- the agent phone as a user runs it: 'ivr call agent' ---------------------------------------------
+
+
+def test_the_agent_phone_help_names_the_ivr_command(capsys):
+    from ivr.cli import main as ivr_main
+
+    with pytest.raises(SystemExit) as done:
+        ivr_main(["call", "agent", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: ivr call agent ")
+    assert "python -m ivr.sipp" not in out
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    path = f"/proc/{pid}/task/{pid}/children"
+    try:
+        with open(path) as f:
+            return [int(p) for p in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] == "Z"       # a zombie is gone too
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed (Debian: sip-tester)")
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
+@pytest.mark.parametrize("started_by", ["a terminal", "a script in the background"])
+def test_ctrl_c_stops_the_agent_phone_and_its_sipp(started_by):
+    """SIGINT ends 'ivr call agent' with exit 0 and no SIPp left on the port — also when the
+    phone was started with '&' from a script, which starts it with SIGINT ignored."""
+    port = _free_udp_port()
+
+    def as_a_background_job() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    phone = subprocess.Popen(
+        [sys.executable, "-m", "ivr.cli", "call", "agent", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=as_a_background_job if started_by != "a terminal" else None)
+    try:
+        ready = phone.stdout.readline()                    # printed once SIPp listens
+        assert f"agent phone on 127.0.0.1:{port}" in ready, phone.stderr.read()
+        children = _children(phone.pid)
+        assert children, "the phone runs SIPp"
+        if started_by == "a terminal":
+            os.killpg(phone.pid, signal.SIGINT)            # Ctrl-C: the whole foreground group
+        else:
+            phone.send_signal(signal.SIGINT)
+        assert phone.wait(timeout=10) == 0, phone.stderr.read()
+        assert all(_gone(child) for child in children), "SIPp was left running"
+        assert not sipp._udp_port_bound("127.0.0.1", port)
+    finally:
+        if phone.poll() is None:
+            phone.kill()
+            phone.wait()
