@@ -232,7 +232,7 @@ def _center_today(config):
 def cmd_callers_show(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from ivr.routing.identify import RepeatRule
+    from ivr.routing.identify import RepeatPolicy
     from ivr.routing.numbers import normalize
     from ivr.routing.registry import age_on
     from ivr.store import open_store
@@ -247,13 +247,13 @@ def cmd_callers_show(args: argparse.Namespace) -> int:
         print(f"ivr: {args.number!r} is not a phone number one can look up: {number.reason}", file=sys.stderr)
         return 1
     e164 = number.e164
-    rule = RepeatRule()
+    rule = RepeatPolicy()
     now = dt.datetime.now(dt.timezone.utc)
 
     async def fetch():
         async with open_store(config.store_url) as store:
             caller = await store.get_caller(e164)
-            recent = await store.count_calls_since(e164, now - rule.window)
+            recent = await store.count_calls_since(e164, now - dt.timedelta(seconds=rule.window))
             return caller, recent
 
     try:
@@ -262,7 +262,7 @@ def cmd_callers_show(args: argparse.Namespace) -> int:
         print(f"ivr: {exc}", file=sys.stderr)
         return 2
     today = _center_today(config)
-    days = rule.window.days
+    days = round(rule.window / 86400)
     rows = [("number", e164)]
     if caller is None:
         rows.append(("registered", "no"))
@@ -649,6 +649,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description="IVR/ARS voice-flow engine for Asterisk (ARI)")
     parser.add_argument("--config", "-c", default=None,
                         help="config file (default: $IVR_CONFIG or ./ivr.yaml)")
+    from ivr import __version__
+
+    parser.add_argument("--version", action="version", version=f"ivr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="run the engine (connects to Asterisk over ARI)")

@@ -750,7 +750,6 @@ class AgentPhone:
         self.host = host
         self.poll_interval = poll_interval
         self.media_port: int | None = None
-        self.unmatched_rtp = 0  # RTP packets from an address no call of ours announced
         render_agent_scenario(  # checks the arguments early
             media_ip=host, media_port=0, mode=mode, ring_delay=ring_delay, talk=talk
         )
@@ -994,8 +993,7 @@ class AgentPhone:
             self._sync()
             call = self._by_source.get(addr[:2])
         if call is None or call.ended:
-            self.unmatched_rtp += 1
-            return
+            return  # from an address no call of ours announced, or after the call
         call.rtp_packets_received = (call.rtp_packets_received or 0) + 1
 
     async def _send_media(self, call: AgentCallLog) -> None:
