@@ -463,6 +463,14 @@ def _result(
 
 AGENT_SCENARIO = SCENARIO_DIR / "agent.xml"
 AGENT_BASE_PORT = 5070  # agentN's phone listens on 5070 + N (asterisk-conf/pjsip.conf)
+_SANDBOX_AGENT = re.compile(r"PJSIP/agent([1-9][0-9]?)")
+
+
+def sandbox_agent_port(endpoint: str) -> int | None:
+    """The SIP port of the sandbox's static contact for ``PJSIP/agentN`` (5070 + N), where an
+    agent phone answers that agent's calls; None for any other endpoint."""
+    m = _SANDBOX_AGENT.fullmatch(endpoint.strip())
+    return AGENT_BASE_PORT + int(m.group(1)) if m else None
 TONE_HZ = 400  # the agent's "voice": 8000 / 400 = 20 samples a period, so one packet loops cleanly
 
 

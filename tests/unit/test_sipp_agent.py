@@ -519,3 +519,27 @@ def test_ctrl_c_stops_the_agent_phone_and_its_sipp(started_by):
         if phone.poll() is None:
             phone.kill()
             phone.wait()
+
+
+def test_the_sandbox_agent_contacts_are_5070_plus_n():
+    assert sipp.sandbox_agent_port("PJSIP/agent1") == 5071
+    assert sipp.sandbox_agent_port("PJSIP/agent12") == 5082
+    for other in ("PJSIP/tester1", "PJSIP/agent0", "SIP/agent1", "PJSIP/agent1@trunk", "PJSIP/agent"):
+        assert sipp.sandbox_agent_port(other) is None
+
+
+def test_every_sample_agent_logged_in_at_start_gets_a_phone_from_scripts_run():
+    """scripts/run starts 'ivr call agent --port P' for these: none may be rung without a phone."""
+    from pathlib import Path
+
+    from ivr.config import load_config
+
+    repo = Path(__file__).resolve().parents[2]
+    acd = load_config(repo / "ivr.yaml", env={}, need_ari=False).acd
+    logged_in = [a for a in acd.agents if a.id in acd.auto_login]
+    assert logged_in, "the sample has agents who take calls"
+    ports = {a.id: sipp.sandbox_agent_port(a.endpoint) for a in logged_in}
+    assert None not in ports.values(), ports
+    pjsip = (repo / "asterisk-conf" / "pjsip.conf").read_text(encoding="utf-8")
+    for agent, port in ports.items():
+        assert f"contact = sip:{agent}@127.0.0.1:{port}" in pjsip
