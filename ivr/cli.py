@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -387,7 +388,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_prompts_build(args: argparse.Namespace) -> int:
     """Render what changed, with progress; recordings in <prompts>/recordings/<lang>/ win."""
-    from ivr.prompts import build, load_catalogue
+    from ivr.prompts import ToolMissing, build, load_catalogue
 
     root = Path(args.prompts)
     try:
@@ -409,7 +410,11 @@ def cmd_prompts_build(args: argparse.Namespace) -> int:
             step = done * 10 // total             # a log or CI: a line every tenth
             print(line, flush=True)
 
-    result = build(catalogue, root / "audio", langs, recordings=root / "recordings", progress=progress)
+    try:
+        result = build(catalogue, root / "audio", langs, recordings=root / "recordings", progress=progress)
+    except ToolMissing as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 1
     for warning in result.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     print(result)
@@ -480,22 +485,58 @@ def _flows_and_prompts(args: argparse.Namespace):
     return load_flows([Path(p) for p in args.flows], catalogue), catalogue
 
 
+def _looks_like_a_path(ref: str) -> bool:
+    """Flow names and dialled numbers hold no '/' and no '.'; a flow file's path does."""
+    return "/" in ref or os.sep in ref or ref.endswith((".yaml", ".yml"))
+
+
+def _flows_for(args: argparse.Namespace):
+    """The flows and catalogue for ``args.flow``, and the flow it means, for simulate and graph.
+
+    ``args.flow`` is a flow's name, a number it answers, or the path of a flow file (as
+    ``ivr validate`` takes).  A file among the ``--flows`` folders' files is loaded with them;
+    any other file with the flow files of its own folder (where its subflows are).
+    ``LookupError`` when the path is not a file; ``FlowError`` when the flows have errors.
+    """
+    from ivr.flow.loader import flow_files
+
+    ref, folders = args.flow, [Path(p) for p in args.flows]
+    path = Path(ref) if _looks_like_a_path(ref) else None
+    if path is None:
+        flowset, catalogue = _flows_and_prompts(args)
+        return flowset, catalogue, ref
+    if not path.is_file():
+        raise LookupError(f"no flow file '{ref}'" + (": it is a folder; name a file in it, or a flow"
+                                                      if path.is_dir() else ""))
+    wanted = path.resolve()
+    if wanted not in {f.resolve() for f in flow_files(folders)}:
+        folders = [path.parent] if path.suffix in (".yaml", ".yml") else [path]
+    flowset, catalogue = _flows_and_prompts(argparse.Namespace(flows=folders, prompts=args.prompts))
+    for flow in flowset:
+        if Path(flow.file).resolve() == wanted:
+            return flowset, catalogue, flow.name
+    raise LookupError(f"'{ref}' is not a flow file")       # pragma: no cover - a loaded file is a flow
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """A call in the terminal: the prompts' texts, the keys, the routing, the end."""
     from ivr.errors import FlowError
     from ivr.simulate import caller_facts, simulate
 
     try:
-        flowset, catalogue = _flows_and_prompts(args)
+        flowset, catalogue, target = _flows_for(args)
     except FlowError as exc:
         print(exc, file=sys.stderr)
         return 1
+    except LookupError as exc:
+        print(f"ivr: {exc.args[0]}", file=sys.stderr)
+        return 2
     keys = args.keys.split(",") if args.keys else []
     facts = caller_facts(args.caller, age=args.age, recent_calls=args.recent_calls,
                          language=args.caller_lang, anonymous=args.anonymous)
     ask = None if args.keys is not None or not sys.stdin.isatty() else input
     try:
-        asyncio.run(simulate(flowset, catalogue, args.flow, keys=keys, facts=facts,
+        asyncio.run(simulate(flowset, catalogue, target, keys=keys, facts=facts,
                              language=args.lang, ask=ask))
     except LookupError as exc:
         print(f"ivr: {exc.args[0]}", file=sys.stderr)
@@ -542,11 +583,14 @@ def cmd_graph(args: argparse.Namespace) -> int:
     from ivr.flow.graph import dot, mermaid
 
     try:
-        flowset, _ = _flows_and_prompts(args)
+        flowset, _, target = _flows_for(args)
     except FlowError as exc:
         print(exc, file=sys.stderr)
         return 1
-    flow = flowset.get(args.flow) if args.flow in flowset.flow_names() else flowset.for_number(args.flow)
+    except LookupError as exc:
+        print(f"ivr: {exc.args[0]}", file=sys.stderr)
+        return 2
+    flow = flowset.get(target) if target in flowset.flow_names() else flowset.for_number(target)
     if flow is None:
         print(f"ivr: no flow is named or answers '{args.flow}' "
               f"(flows: {', '.join(sorted(flowset.flow_names()))})", file=sys.stderr)
@@ -657,7 +701,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the engine (connects to Asterisk over ARI)")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("validate", help="check flow files; exit 1 with file:line: message on errors")
+    p = sub.add_parser("validate", help="check flow files; exit 1 with file:line: message on errors",
+                       description="Check flow files and the prompt catalogue.  Exit 0: valid (warnings "
+                       "may be printed); 1: problems found, one 'file:line: message' line each on stderr; "
+                       "2: the check could not run (wrong usage, or an internal error: a bug, said in one "
+                       "line; set IVR_DEBUG=1 to see its traceback).")
     p.add_argument("paths", nargs="*", help="flow files or folders (default: flows/)")
     p.add_argument("--prompts", default=None, help="prompt catalogue folder (default: prompts/)")
     p.add_argument("--quiet", "-q", action="store_true")
@@ -665,7 +713,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="a call to a flow in the terminal (no Asterisk): "
                        "prompts as text, keys, routing, the end")
-    p.add_argument("flow", help="a flow's name or a number it answers, e.g. main or 15771000")
+    p.add_argument("flow", help="a flow's name, a number it answers or a flow file, e.g. main, 15771000 "
+                   "or flows/main.yaml")
     p.add_argument("--keys", default=None,
                    help="keys at each wait, comma-separated, '-' for none: 2,1,1 or 0101234#; "
                         "without it, asks in the terminal")
@@ -681,7 +730,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("graph", help="draw a flow: Mermaid text (default), Graphviz DOT, or SVG")
-    p.add_argument("flow", help="a flow's name or a number it answers")
+    p.add_argument("flow", help="a flow's name, a number it answers or a flow file (flows/main.yaml)")
     p.add_argument("-o", "--output", default=None, help="write here (.mmd, .dot or .svg); default stdout")
     p.add_argument("--format", choices=["mermaid", "dot", "svg"], default=None)
     p.add_argument("--flows", nargs="+", default=["flows"])
@@ -776,7 +825,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     if rest[:1] == ["call"]:              # its own options (ivr.sipp), passed through whole
         return cmd_call(argparse.Namespace(config=config, rest=rest[1:]))
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except FlowError as exc:             # a command that let its flows' problems through
+        for problem in exc.problems:
+            print(str(problem), file=sys.stderr)
+        return 1
+    except IvrError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:             # a bug: one line, exit 2; the traceback with IVR_DEBUG=1
+        return _internal_error(args, exc)
+
+
+DEBUG_ENV = "IVR_DEBUG"
+
+
+def _internal_error(args: argparse.Namespace, exc: Exception) -> int:
+    """Say in one line that the command failed by a bug of its own (not the user's files)."""
+    import traceback
+
+    whole = bool(os.environ.get(DEBUG_ENV)) or args.command == "run"   # an engine's crash: always whole
+    if whole:
+        traceback.print_exception(exc, file=sys.stderr)
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" in {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    detail = " ".join(str(exc).split())[:200]
+    print(f"ivr: internal error in 'ivr {args.command}' (a bug, not a problem in your files): "
+          f"{type(exc).__name__}{': ' + detail if detail else ''}{where}"
+          + ("" if whole else f"; run it again with {DEBUG_ENV}=1 for the traceback"), file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

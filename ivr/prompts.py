@@ -31,7 +31,7 @@ from types import MappingProxyType
 
 import structlog
 
-from ivr.errors import FlowError, FlowProblem
+from ivr.errors import FlowError, FlowProblem, IvrError
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +76,7 @@ def load_catalogue(path: str | os.PathLike[str]) -> Catalogue:
     from ivr.flow.yamlsafe import YMap, load_yaml_file, type_name
 
     p = Path(path)
-    if p.is_dir():
+    if p.is_dir() and p.name != "catalog.yaml":     # a folder of that name is reported as one
         p = p / "catalog.yaml"
     file = str(p)
     data = load_yaml_file(p, "the prompt catalogue")
@@ -125,6 +125,18 @@ def load_catalogue(path: str | os.PathLike[str]) -> Catalogue:
 
 
 # -- rendering ------------------------------------------------------------------------------
+
+class ToolMissing(IvrError):
+    """A program ``build`` needs (espeak-ng, sox) is not on the PATH; the message says how to
+    install it.  Raised before anything is made, so it is said once, not once per prompt."""
+
+    def __init__(self, tools: Iterable[str]) -> None:
+        self.tools = tuple(tools)
+        one = len(self.tools) == 1
+        super().__init__(f"{' and '.join(self.tools)} {'is' if one else 'are'} not installed, so the prompts "
+                         f"cannot be made; install {'it' if one else 'them'} with "
+                         f"'apt-get install {' '.join(self.tools)}' (or run scripts/setup)")
+
 
 @dataclasses.dataclass(slots=True)
 class BuildResult:
@@ -209,7 +221,8 @@ def build(catalogue: Catalogue, out_dir: str | os.PathLike[str], langs: Iterable
     instead of being spoken by espeak-ng; deleting the recording goes back to speech synthesis.
     ``out_dir/manifest.json`` keeps a fingerprint of what every file was made from (the text and
     voice, or the recording's content), so an unchanged prompt is not made again.  Needs
-    ``espeak-ng`` and ``sox`` on the PATH.
+    ``espeak-ng`` (to speak a text) and ``sox`` on the PATH: ``ToolMissing`` when a prompt to
+    make needs one that is not there, before anything is made.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -257,6 +270,10 @@ def build(catalogue: Catalogue, out_dir: str | os.PathLike[str], langs: Iterable
                 continue
             jobs.append((key, ("tts", voice, texts[lang]), target, fp))
 
+    needed = {"espeak-ng": any(source[0] == "tts" for _, source, _, _ in jobs), "sox": bool(jobs)}
+    missing = [tool for tool, need in needed.items() if need and shutil.which(tool) is None]
+    if missing:
+        raise ToolMissing(missing)
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
         futures = {pool.submit(_make, source, target): (key, source[0], fp) for key, source, target, fp in jobs}
         for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
