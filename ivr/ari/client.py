@@ -117,11 +117,19 @@ class AriClient:
 
     # -- channels ----------------------------------------------------------------------------
 
-    async def list_channels(self) -> list[dict[str, Any]]:
-        return await self.request("GET", "/channels") or []
+    async def list_channels(self) -> list[Any]:
+        """Every channel Asterisk has (each should be an object: the caller checks)."""
+        answer = await self.request("GET", "/channels")
+        if answer is None:
+            return []
+        if not isinstance(answer, list):
+            raise AriError(f"ARI GET /channels: answer is {type(answer).__name__}, "
+                           f"expected a list of channels")
+        return answer
 
     async def get_channel(self, channel_id: str) -> dict[str, Any]:
-        return await self.request("GET", f"/channels/{_seg(channel_id)}")
+        path = f"/channels/{_seg(channel_id)}"
+        return _object(await self.request("GET", path), "GET", path)
 
     async def answer(self, channel_id: str) -> None:
         await self.request("POST", f"/channels/{_seg(channel_id)}/answer")
@@ -141,19 +149,21 @@ class AriClient:
         """Start playing; Asterisk answers 201 at once and reports the end as an event."""
         uris = media if isinstance(media, str) else ",".join(media)
         params = _drop_none(media=uris, lang=lang)
-        return await self.request(
-            "POST", f"/channels/{_seg(channel_id)}/play/{_seg(playback_id)}", params=params)
+        path = f"/channels/{_seg(channel_id)}/play/{_seg(playback_id)}"
+        return _object(await self.request("POST", path, params=params), "POST", path)
 
     async def get_playback(self, playback_id: str) -> dict[str, Any]:
-        return await self.request("GET", f"/playbacks/{_seg(playback_id)}")
+        path = f"/playbacks/{_seg(playback_id)}"
+        return _object(await self.request("GET", path), "GET", path)
 
     async def stop_playback(self, playback_id: str) -> None:
         await self.request("DELETE", f"/playbacks/{_seg(playback_id)}")
 
     async def get_variable(self, channel_id: str, name: str) -> str:
-        answer = await self.request("GET", f"/channels/{_seg(channel_id)}/variable",
-                                    params={"variable": name})
-        return (answer or {}).get("value", "")
+        path = f"/channels/{_seg(channel_id)}/variable"
+        answer = _object(await self.request("GET", path, params={"variable": name}), "GET", path)
+        value = answer.get("value", "")
+        return value if isinstance(value, str) else str(value)
 
     async def set_variable(self, channel_id: str, name: str, value: str) -> None:
         await self.request("POST", f"/channels/{_seg(channel_id)}/variable",
@@ -183,14 +193,15 @@ class AriClient:
                             callerId=caller_id, timeout=timeout, channelId=channel_id,
                             originator=originator)
         body = {"variables": dict(variables)} if variables else None
-        return await self.request("POST", "/channels", params=params, json=body)
+        return _object(await self.request("POST", "/channels", params=params, json=body),
+                       "POST", "/channels")
 
     # -- bridges -----------------------------------------------------------------------------
 
     async def create_bridge(self, bridge_type: str = "mixing", *, bridge_id: str | None = None,
                             name: str | None = None) -> dict[str, Any]:
         params = _drop_none(type=bridge_type, bridgeId=bridge_id, name=name)
-        return await self.request("POST", "/bridges", params=params)
+        return _object(await self.request("POST", "/bridges", params=params), "POST", "/bridges")
 
     async def add_to_bridge(self, bridge_id: str, channel_ids: str | Sequence[str]) -> None:
         ids = channel_ids if isinstance(channel_ids, str) else ",".join(channel_ids)
@@ -237,6 +248,16 @@ class AriClient:
                                  f"{exc.os_error or exc}") from exc
         except aiohttp.ClientError as exc:
             raise AriError(f"ARI event socket {url}: {exc}") from exc
+
+
+def _object(answer: Json, method: str, path: str) -> dict[str, Any]:
+    """An answer that must be a JSON object (an empty answer counts as an empty one)."""
+    if answer is None:
+        return {}
+    if not isinstance(answer, dict):
+        raise AriError(f"ARI {method} {path}: answer is {type(answer).__name__}, "
+                       f"expected an object")
+    return answer
 
 
 def _drop_none(**params: str | int | float | None) -> dict[str, str | int | float]:

@@ -6,6 +6,14 @@ A ``StasisStart`` of an unknown channel creates an ``AriCall`` and runs the app'
 reconciles with ``GET /channels``: calls whose channel vanished are marked hung up, channels
 in our application that we do not know are adopted, and playbacks that may have ended unseen
 are checked.
+
+Events are checked before they are routed (``event_problem``): an event missing a field it
+needs, or with a field the adapter or ``AriCall`` reads of the wrong type (a channel id that
+is not a string, ``args`` that are not a list of strings, a key that is not a string …), is
+refused with ``BadEvent`` — the event stream logs ``ari.bad_event`` and reads on — so no such
+event creates a call, wakes one wrongly, or raises inside one.  Channels in ``GET /channels``
+that are not described the way ARI describes one are skipped (``ari.bad_channel``).  Events
+about channels or playbacks nobody knows, repeated or out of order, are ignored.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from ivr.errors import AriError, AriTimeout, CallerHungUp, ChannelGone, DialFail
 from ivr.ari.bridge import AriBridge
 from ivr.ari.call import AriCall
 from ivr.ari.client import AriClient
-from ivr.ari.events import EventStream, backoff_delay
+from ivr.ari.events import BadEvent, EventStream, backoff_delay, json_kind
 from ivr.tasks import TaskSet
 from ivr.ari.timeouts import Timeouts
 
@@ -41,25 +49,133 @@ class NewCallHandler(Protocol):
     def __call__(self, call: AriCall, args: list[str], *, adopted: bool) -> Awaitable[None]: ...
 
 
-def channel_of(event: dict[str, Any]) -> str | None:
-    """The channel an event is about, if any."""
-    channel = event.get("channel")
-    if channel is not None:
-        return channel.get("id")
-    playback = event.get("playback")
-    if playback is not None:
-        target = playback.get("target_uri", "")
-        if target.startswith("channel:"):
-            return target[len("channel:"):]
+# What the adapter and ``AriCall`` read of a channel, besides its id: the field and its type.
+_CHANNEL_PARTS: dict[str, tuple[str, ...]] = {
+    "caller": ("name", "number"),
+    "connected": ("name", "number"),
+    "dialplan": ("context", "exten", "app_name", "app_data"),
+}
+_CHANNEL_TEXT = ("state", "name", "language")
+
+# Fields an event of each type must carry to mean anything.
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "StasisStart": ("channel",),
+    "StasisEnd": ("channel",),
+    "ChannelStateChange": ("channel",),
+    "ChannelHangupRequest": ("channel",),
+    "ChannelDestroyed": ("channel",),
+    "ChannelDtmfReceived": ("channel", "digit"),
+    "PlaybackStarted": ("playback",),
+    "PlaybackFinished": ("playback",),
+}
+
+_ENDS_CALL = ("StasisEnd", "ChannelDestroyed")
+_END_EVENTS = frozenset({"ChannelHangupRequest", "ChannelDestroyed", "StasisEnd"})
+
+
+def channel_problem(channel: object, where: str = "channel") -> str | None:
+    """What is wrong with a channel object as ARI describes it, or None when it is usable:
+    a non-empty string ``id``, and the fields the engine reads of the right types."""
+    if not isinstance(channel, dict):
+        return f"'{where}' is {json_kind(channel)}, expected an object"
+    if "id" not in channel:
+        return f"'{where}' has no 'id'"
+    channel_id = channel["id"]
+    if not isinstance(channel_id, str) or not channel_id:
+        return f"'{where}.id' is {_kind(channel_id)}, expected the channel's id (a string)"
+    for key in _CHANNEL_TEXT:
+        if key in channel and not isinstance(channel[key], str):
+            return f"'{where}.{key}' is {json_kind(channel[key])}, expected a string"
+    for part, keys in _CHANNEL_PARTS.items():
+        if part not in channel:
+            continue
+        value = channel[part]
+        if not isinstance(value, dict):
+            return f"'{where}.{part}' is {json_kind(value)}, expected an object"
+        for key in keys:
+            if key in value and not isinstance(value[key], str):
+                return f"'{where}.{part}.{key}' is {json_kind(value[key])}, expected a string"
     return None
 
 
-def stasis_args(channel: dict[str, Any], app: str) -> list[str] | None:
-    """The Stasis arguments when ``channel`` sits in ``Stasis(app,…)``; None otherwise."""
-    dialplan = channel.get("dialplan") or {}
-    if dialplan.get("app_name") != "Stasis":
+def event_problem(event: Mapping[str, Any]) -> str | None:
+    """What keeps the adapter from reading ``event``, or None: a field it needs is missing,
+    or a field it reads has the wrong type.  Fields it does not read are not checked."""
+    kind = event.get("type")
+    if not isinstance(kind, str) or not kind:
+        return f"'type' is {_kind(kind)}, expected the event's name"
+    problem = _event_problem(event)
+    return None if problem is None else f"{kind}: {problem}"
+
+
+def _event_problem(event: Mapping[str, Any]) -> str | None:
+    for key in _REQUIRED.get(event["type"], ()):
+        if key not in event:
+            return f"no '{key}'"
+    if "channel" in event:
+        problem = channel_problem(event["channel"])
+        if problem is not None:
+            return problem
+    if "playback" in event:
+        playback = event["playback"]
+        if not isinstance(playback, dict):
+            return f"'playback' is {json_kind(playback)}, expected an object"
+        playback_id = playback.get("id")
+        if not isinstance(playback_id, str) or not playback_id:
+            return f"'playback.id' is {_kind(playback_id)}, expected the playback's id (a string)"
+        for key in ("target_uri", "state", "media_uri"):
+            if key in playback and not isinstance(playback[key], str):
+                return f"'playback.{key}' is {json_kind(playback[key])}, expected a string"
+    if "args" in event:
+        args = event["args"]
+        if not isinstance(args, list):
+            return f"'args' is {json_kind(args)}, expected a list of strings"
+        for arg in args:
+            if not isinstance(arg, str):
+                return f"'args' holds {json_kind(arg)}, expected strings only"
+    if "digit" in event and not isinstance(event["digit"], str):
+        return f"'digit' is {json_kind(event['digit'])}, expected a string"
+    if "cause" in event and (not isinstance(event["cause"], int) or isinstance(event["cause"], bool)):
+        return f"'cause' is {json_kind(event['cause'])}, expected a number (Q.850 cause)"
+    if "cause_txt" in event and not isinstance(event["cause_txt"], str):
+        return f"'cause_txt' is {json_kind(event['cause_txt'])}, expected a string"
+    return None
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "missing or null"
+    if value == "":
+        return "empty"
+    return json_kind(value)
+
+
+def channel_of(event: Mapping[str, Any]) -> str | None:
+    """The channel an event is about, if any (None for a value that is not a channel id)."""
+    channel = event.get("channel")
+    if channel is not None:
+        channel_id = channel.get("id") if isinstance(channel, dict) else None
+        return channel_id if isinstance(channel_id, str) and channel_id else None
+    playback = event.get("playback")
+    if isinstance(playback, dict):
+        target = playback.get("target_uri")
+        if isinstance(target, str) and target.startswith("channel:"):
+            return target[len("channel:"):] or None
+    return None
+
+
+def stasis_args(channel: object, app: str) -> list[str] | None:
+    """The Stasis arguments when ``channel`` sits in ``Stasis(app,…)``; None otherwise
+    (also when the channel is not described the way ARI describes one)."""
+    if not isinstance(channel, dict):
         return None
-    parts = (dialplan.get("app_data") or "").split(",")
+    dialplan = channel.get("dialplan")
+    if not isinstance(dialplan, dict) or dialplan.get("app_name") != "Stasis":
+        return None
+    app_data = dialplan.get("app_data")
+    if not isinstance(app_data, str):
+        return None
+    parts = app_data.split(",")
     if parts[0].strip() != app:
         return None
     return parts[1:]
@@ -91,10 +207,21 @@ class AriAdapter:
     # -- lifetime ----------------------------------------------------------------------------
 
     async def __aenter__(self) -> AriAdapter:
-        await self.client.__aenter__()
-        self._opened = True
-        self._events.start()
+        await self.open()
+        self.start()
         return self
+
+    async def open(self) -> None:
+        """Open the REST client: the adapter can dial and make bridges, but hears no event and
+        takes no call until ``start``.  The engine opens it first, builds the services that
+        use it as their ``Switch``, and starts the event stream last."""
+        if not self._opened:
+            await self.client.__aenter__()
+            self._opened = True
+
+    def start(self) -> None:
+        """Connect the event stream: from now on calls arrive (``on_new_call``)."""
+        self._events.start()
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
@@ -132,37 +259,43 @@ class AriAdapter:
         """Live calls by channel id."""
         return types.MappingProxyType(self._calls)
 
-    async def close(self, grace: float | None = None,
-                    cleanup: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Stop taking calls, let calls finish within ``grace`` seconds, cancel the rest.
-
-        Channels still in Stasis after that are sent on in the dialplan (after the
-        ``Stasis()`` line), so the dialplan can apologise or route them elsewhere.
-        """
-        if not self._opened:
+    async def drain(self, grace: float | None = None) -> None:
+        """Stop taking calls and let calls in progress finish within ``grace`` seconds; cancel
+        the rest.  Channels still in Stasis after that are sent on in the dialplan (after the
+        ``Stasis()`` line), so the dialplan can apologise or route them elsewhere.  Events keep
+        flowing meanwhile (calls in progress need them); the REST client stays open."""
+        if not self._opened or not self._accepting:
             return
-        self._opened = False
         self._accepting = False
         grace = self.timeouts.shutdown_grace if grace is None else grace
+        pending = await self._call_tasks.wait(grace)
+        if pending:
+            log.warning("ari.calls_cancelled", count=len(pending))
+        await self._call_tasks.cancel_all(self.timeouts.ws_close)
+        leftovers = [call for call in self._calls.values() if not call.hung_up]
+        if leftovers and self._events.connected:
+            await asyncio.wait(
+                [self._helpers.spawn(self._send_on(call)) for call in leftovers],
+                timeout=self.timeouts.request)
+        for future in self._expected.values():
+            future.cancel()
+        self._expected.clear()
+
+    async def close(self, grace: float | None = None,
+                    cleanup: Callable[[], Awaitable[None]] | None = None) -> None:
+        """``drain`` (if not done yet), run ``cleanup`` while the client is still open (e.g.
+        bridges of ours), then close the event stream and the client."""
+        if not self._opened:
+            return
         try:
-            pending = await self._call_tasks.wait(grace)
-            if pending:
-                log.warning("ari.calls_cancelled", count=len(pending))
-            await self._call_tasks.cancel_all(self.timeouts.ws_close)
-            leftovers = [call for call in self._calls.values() if not call.hung_up]
-            if leftovers and self._events.connected:
-                await asyncio.wait(
-                    [self._helpers.spawn(self._send_on(call)) for call in leftovers],
-                    timeout=self.timeouts.request)
-            for future in self._expected.values():
-                future.cancel()
-            self._expected.clear()
+            await self.drain(grace)
             if cleanup is not None and self._events.connected:
-                try:                          # e.g. bridges of ours, while the client is open
+                try:
                     await asyncio.wait_for(cleanup(), self.timeouts.request * 2)
                 except (AriError, TimeoutError) as exc:
                     log.warning("ari.cleanup_failed", error=str(exc))
         finally:
+            self._opened = False
             await self._helpers.cancel_all(self.timeouts.ws_close)
             await self._events.close()
             await self.client.close()
@@ -246,11 +379,16 @@ class AriAdapter:
     # -- events: synchronous, in order, on the reading task ----------------------------------
 
     def _dispatch(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
+        """Route one event to its call.  Raises ``BadEvent`` for an event it cannot read;
+        the event stream logs it and reads on."""
+        problem = event_problem(event)
+        if problem is not None:
+            raise BadEvent(problem)
+        kind = event["type"]
         if kind == "StasisStart":
-            channel = event.get("channel") or {}
-            if channel.get("id") not in self._calls:
-                self._start_call(channel, list(event.get("args") or []), adopted=False)
+            channel = event["channel"]
+            if channel["id"] not in self._calls:
+                self._start_call(channel, list(event.get("args", [])), adopted=False)
                 return
         channel_id = channel_of(event)
         if channel_id is None:
@@ -266,12 +404,22 @@ class AriAdapter:
                         f"not answered: {event.get('cause_txt') or 'cause ' + str(cause)}",
                         cause=cause if isinstance(cause, int) else None))
             return
-        call.on_event(event)
-        if kind in ("StasisEnd", "ChannelDestroyed"):
+        try:
+            call.on_event(event)
+        except Exception:
+            # Contained to this event and this call; an end still ends the call.
+            log.exception("ari.call_event_failed", channel=channel_id, type=kind)
+            if kind in _END_EVENTS:
+                call.mark_gone(kind)
+        if kind in _ENDS_CALL:
             self._calls.pop(channel_id, None)
 
     def _start_call(self, channel: dict[str, Any], args: list[str], *, adopted: bool) -> None:
-        channel_id = channel["id"]
+        problem = channel_problem(channel)
+        if problem is not None:                 # no usable id: nothing to answer or hang up
+            log.warning("ari.bad_channel", problem=problem, adopted=adopted)
+            return
+        channel_id: str = channel["id"]
         call = AriCall(self.client, channel, args, adopted=adopted, spawn=self._helpers.spawn,
                        generation=self._generation)
         self._calls[channel_id] = call
@@ -331,7 +479,13 @@ class AriAdapter:
         channels = await self._list_channels()
         if channels is None:
             return
-        live = {channel["id"]: channel for channel in channels}
+        live: dict[str, dict[str, Any]] = {}
+        for channel in channels:
+            problem = channel_problem(channel)
+            if problem is None:
+                live[channel["id"]] = channel
+            else:
+                log.warning("ari.bad_channel", problem=f"GET /channels: {problem}")
         vanished = [cid for cid in known if cid not in live]
         for channel_id in vanished:
             call = self._calls.pop(channel_id, None)

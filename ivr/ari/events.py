@@ -5,6 +5,13 @@ order: no task per event, and the callback must not block (Asterisk drops a cons
 does not read for ``websocket_write_timeout``, 100 ms by default).  After every
 (re)connection the async ``on_connected(first)`` hook runs as a tracked task: Asterisk
 replays nothing after a reconnect, so the hook reconciles.
+
+No frame can stop the reader.  A frame that is not an ARI event (binary, not JSON, JSON that
+is not an object, no string ``type``), or that the callback refuses with ``BadEvent``, is
+logged as ``ari.bad_event`` with a short excerpt (phone numbers masked) and skipped; any other
+exception of the callback is logged as ``ari.event_handler_failed`` and the next event is read.
+A fault in the reading loop itself is logged as ``ari.events_failed`` and the socket is opened
+again with back-off: the engine never stops listening while it runs.
 """
 
 from __future__ import annotations
@@ -12,26 +19,84 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
 import structlog
 
-from ivr.errors import AriError, AriTimeout
 from ivr.ari.client import AriClient
+from ivr.errors import AriError, AriTimeout, IvrError
+from ivr.logs import mask_number
 from ivr.tasks import TaskSet
 
 log = structlog.get_logger(__name__)
 
 EventCallback = Callable[[dict[str, Any]], None]
-ConnectedHook = Callable[[bool], Awaitable[None]]
+ConnectedHook = Callable[[bool], Coroutine[Any, Any, None]]
+
+EXCERPT_CHARS = 160                 # how much of a bad frame the log shows
+_NUMBER = re.compile(r"\+?\d{7,}")
+
+
+class BadEvent(IvrError, ValueError):
+    """A frame on the event socket that is not an event the engine can read.  The message
+    says what is wrong with it (``StasisStart: 'channel.id' is a number, expected a string``)."""
+
+
+def json_kind(value: object) -> str:
+    """How a decoded JSON value is called in messages: ``a list``, ``null`` …"""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def decode_event(data: str) -> dict[str, Any]:
+    """One text frame as an ARI event: a JSON object with a non-empty string ``type``.
+
+    Raises ``BadEvent`` saying what is wrong.
+    """
+    try:
+        event = json.loads(data)
+    except RecursionError as exc:
+        raise BadEvent("not an event: JSON nested too deeply") from exc
+    except ValueError as exc:
+        raise BadEvent(f"not JSON: {exc}") from exc
+    if not isinstance(event, dict):
+        raise BadEvent(f"not an event: JSON {json_kind(event)}, expected an object")
+    if "type" not in event:
+        raise BadEvent("not an event: no 'type'")
+    kind = event["type"]
+    if not isinstance(kind, str) or not kind:
+        raise BadEvent(f"not an event: 'type' is {json_kind(kind) if kind != '' else 'empty'}, "
+                       f"expected the event's name")
+    return event
+
+
+def excerpt(data: str | bytes) -> str:
+    """The start of a frame for the log, phone numbers masked."""
+    if isinstance(data, bytes):
+        head = repr(data[:EXCERPT_CHARS // 2])
+        return head + ("…" if len(data) > EXCERPT_CHARS // 2 else "")
+    head = _NUMBER.sub(lambda m: mask_number(m.group()), data[:EXCERPT_CHARS * 2])
+    return head[:EXCERPT_CHARS] + ("…" if len(data) > EXCERPT_CHARS else "")
 
 
 def backoff_delay(attempt: int, low: float, high: float, rand: Callable[[], float]) -> float:
     """Exponential back-off with jitter: attempt 0 waits about ``low``, never above ``high``."""
-    ceiling = min(high, low * (2 ** min(attempt, 30)))
+    ceiling = min(high, low * (2.0 ** min(attempt, 30)))
     return ceiling / 2 + rand() * ceiling / 2
 
 
@@ -53,6 +118,12 @@ class EventStream:
         self._fatal: AriError | None = None
         self._ended = asyncio.Event()
         self.connections = 0      # successful connections so far: a generation number
+        # The reader's back-off state, across connection attempts.
+        self._attempt = 0                       # failed connection attempts in a row
+        self._flaps = 0                         # connections in a row lost soon after opening
+        self._outage_started: float | None = None
+        self._outage_logged = False
+        self._last_error: str | None = None     # why the socket is not up, for wait_connected
 
     async def __aenter__(self) -> EventStream:
         self.start()
@@ -80,8 +151,9 @@ class EventStream:
             async with asyncio.timeout(timeout):
                 await asyncio.wait({connected, ended}, return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError as exc:
+            why = f": {self._last_error}" if self._last_error else ""
             raise AriTimeout(f"the ARI event socket did not connect within {timeout}s "
-                             f"({self._client.base_url})") from exc
+                             f"({self._client.base_url}){why}") from exc
         finally:
             connected.cancel()
             ended.cancel()
@@ -106,84 +178,106 @@ class EventStream:
     # -- the reading task --------------------------------------------------------------------
 
     async def _run(self) -> None:
-        attempt = 0
-        outage_started: float | None = None
-        outage_logged = False
-        flaps = 0               # consecutive connections that were lost soon after opening
+        failures = 0            # faults of the loop itself in a row (bugs, not network faults)
         try:
             while True:
                 try:
-                    ws = await self._client.connect_events()
-                except AriError as exc:
-                    if exc.status == 401 and not self._ever_connected:
-                        self._fatal = exc
-                        log.error("ari.auth_failed", error=str(exc))
+                    if not await self._connect_and_read():
                         return
-                    if outage_started is None:
-                        outage_started = time.monotonic()
-                    if not outage_logged:
-                        outage_logged = True
-                        log.warning("ari.reconnecting" if self._ever_connected
-                                    else "ari.unreachable", error=str(exc))
-                    else:
-                        log.debug("ari.reconnect_failed", attempt=attempt, error=str(exc))
-                    delay = backoff_delay(attempt, self._timeouts.reconnect_min,
+                    failures = 0
+                except Exception as exc:
+                    # A bug, not a network fault: say so loudly, and listen again.
+                    delay = backoff_delay(failures, self._timeouts.reconnect_min,
                                           self._timeouts.reconnect_max, self._rand)
-                    attempt += 1
+                    failures += 1
+                    self._last_error = repr(exc)
+                    log.exception("ari.events_failed", error=repr(exc), failures=failures,
+                                  retry_in_s=round(delay, 3))
+                    if self._ever_connected and self._outage_started is None:
+                        self._outage_started = time.monotonic()
                     await asyncio.sleep(delay)
-                    continue
-
-                first = not self._ever_connected
-                self._ever_connected = True
-                self.connections += 1
-                if outage_started is None:
-                    log.info("ari.connected", app=self._client.app, first=first)
-                else:
-                    log.info("ari.reconnected", app=self._client.app, attempts=attempt + 1,
-                             outage_s=round(time.monotonic() - outage_started, 3))
-                attempt = 0
-                outage_started = None
-                outage_logged = False
-                connected_at = time.monotonic()
-                self._connected.set()
-                if self._on_connected is not None:
-                    self._tasks.spawn(self._on_connected(first), name="ari.on_connected")
-                try:
-                    await self._read(ws)
-                finally:
-                    self._connected.clear()
-                    if not ws.closed:
-                        await asyncio.shield(ws.close())
-                outage_started = time.monotonic()
-                log.warning("ari.disconnected", close_code=ws.close_code)
-                # Reconnect at once after a connection that lasted; back off when they flap.
-                if outage_started - connected_at < self._timeouts.reconnect_max:
-                    await asyncio.sleep(backoff_delay(flaps, self._timeouts.reconnect_min,
-                                                      self._timeouts.reconnect_max, self._rand))
-                    flaps += 1
-                else:
-                    flaps = 0
-        except Exception as exc:
-            # A bug, not a network fault: say so loudly and let wait_connected report it.
-            log.exception("ari.events_failed")
-            self._fatal = AriError(f"the ARI event stream stopped: {exc!r}")
         finally:
             self._connected.clear()
             self._ended.set()
 
+    async def _connect_and_read(self) -> bool:
+        """One attempt to connect, and reading until the socket is lost; False: give up
+        for good (Asterisk refused our user before we ever connected)."""
+        timeouts = self._timeouts
+        try:
+            ws = await self._client.connect_events()
+        except AriError as exc:
+            if exc.status == 401 and not self._ever_connected:
+                self._fatal = exc
+                log.error("ari.auth_failed", error=str(exc))
+                return False
+            self._last_error = str(exc)
+            if self._outage_started is None:
+                self._outage_started = time.monotonic()
+            if not self._outage_logged:
+                self._outage_logged = True
+                log.warning("ari.reconnecting" if self._ever_connected
+                            else "ari.unreachable", error=str(exc))
+            else:
+                log.debug("ari.reconnect_failed", attempt=self._attempt, error=str(exc))
+            delay = backoff_delay(self._attempt, timeouts.reconnect_min,
+                                  timeouts.reconnect_max, self._rand)
+            self._attempt += 1
+            await asyncio.sleep(delay)
+            return True
+
+        try:
+            first = not self._ever_connected
+            self._ever_connected = True
+            self.connections += 1
+            if self._outage_started is None:
+                log.info("ari.connected", app=self._client.app, first=first)
+            else:
+                log.info("ari.reconnected", app=self._client.app, attempts=self._attempt + 1,
+                         outage_s=round(time.monotonic() - self._outage_started, 3))
+            self._attempt = 0
+            self._outage_started = None
+            self._outage_logged = False
+            self._last_error = None
+            connected_at = time.monotonic()
+            self._connected.set()
+            if self._on_connected is not None:
+                self._tasks.spawn(self._on_connected(first), name="ari.on_connected")
+            await self._read(ws)
+        finally:
+            self._connected.clear()
+            if not ws.closed:
+                await asyncio.shield(ws.close())
+        self._outage_started = time.monotonic()
+        log.warning("ari.disconnected", close_code=ws.close_code)
+        # Reconnect at once after a connection that lasted; back off when they flap.
+        if self._outage_started - connected_at < timeouts.reconnect_max:
+            await asyncio.sleep(backoff_delay(self._flaps, timeouts.reconnect_min,
+                                              timeouts.reconnect_max, self._rand))
+            self._flaps += 1
+        else:
+            self._flaps = 0
+        return True
+
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        on_event = self._on_event
         async for msg in ws:
             if msg.type is aiohttp.WSMsgType.TEXT:
-                try:
-                    event = json.loads(msg.data)
-                except ValueError:
-                    log.warning("ari.bad_event", data=msg.data[:200])
-                    continue
-                try:
-                    on_event(event)
-                except Exception:
-                    log.exception("ari.event_handler_failed", type=event.get("type"))
+                self._handle(msg.data)
+            elif msg.type is aiohttp.WSMsgType.BINARY:
+                log.warning("ari.bad_event", problem="a binary frame (ARI sends JSON text)",
+                            excerpt=excerpt(msg.data))
             elif msg.type is aiohttp.WSMsgType.ERROR:
                 log.debug("ari.socket_error", error=str(ws.exception()))
                 return
+
+    def _handle(self, data: str) -> None:
+        """Decode one text frame and hand it over.  No exception leaves this method."""
+        kind: str | None = None
+        try:
+            event = decode_event(data)
+            kind = event["type"]
+            self._on_event(event)
+        except BadEvent as exc:
+            log.warning("ari.bad_event", problem=str(exc), excerpt=excerpt(data))
+        except Exception:
+            log.exception("ari.event_handler_failed", type=kind, excerpt=excerpt(data))

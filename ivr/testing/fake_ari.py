@@ -97,7 +97,7 @@ class _Subscriber:
 
     def __init__(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
-        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.queue: asyncio.Queue[str | bytes] = asyncio.Queue()
         self.writer = asyncio.get_running_loop().create_task(self._write(), name="fake-ari.ws")
 
     async def _write(self) -> None:
@@ -105,7 +105,10 @@ class _Subscriber:
         while True:
             data = await queue.get()
             try:
-                await ws.send_str(data)
+                if isinstance(data, bytes):
+                    await ws.send_bytes(data)
+                else:
+                    await ws.send_str(data)
             except ConnectionError:
                 pass
             finally:
@@ -322,6 +325,19 @@ class FakeAri:
         """Send events exactly in the order given (for out-of-order cases), then flush."""
         for event in events:
             self.emit(event)
+        await self.flush()
+
+    def emit_frame(self, frame: str | bytes) -> None:
+        """Send one raw WebSocket frame, as is, to every connected socket: text for ``str``,
+        binary for ``bytes`` (for frames Asterisk would never send: not JSON, not an object).
+        Raw frames are not recorded in ``events_sent``."""
+        for subscriber in self._subscribers:
+            subscriber.queue.put_nowait(frame)
+
+    async def send_frames(self, frames: Iterable[str | bytes]) -> None:
+        """Send raw frames in the order given (see ``emit_frame``), then flush."""
+        for frame in frames:
+            self.emit_frame(frame)
         await self.flush()
 
     async def flush(self) -> None:

@@ -44,6 +44,12 @@ class Harness:
                       timeout: float = 2.0, since: int = 0) -> RecordedRequest:
         return await self.fake.wait_for_request(match, timeout=timeout, since=since)
 
+    async def answered(self, channel_id: str, timeout: float = 2.0) -> RecordedRequest:
+        """The engine's answer to a channel, as it reached Asterisk (waits for it)."""
+        path = f"/channels/{channel_id}/answer"
+        return await self.request(lambda r: r.method == "POST" and r.path == path,
+                                  timeout=timeout)
+
 
 async def outcome(started: Started, timeout: float = 2.0) -> Any:
     """The flow's result; re-raises what the flow raised."""
