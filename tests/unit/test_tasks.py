@@ -30,7 +30,7 @@ async def test_a_task_that_fails_is_logged_with_its_name_and_traceback():
     assert failed[0]["tasks"] == "acd.offers"
     assert failed[0]["task"] == "acd.offer.agent7"
     assert "agent phone exploded" in failed[0]["error"]
-    kind, exc, tb = failed[0]["exc_info"]
+    kind, _exc, tb = failed[0]["exc_info"]
     assert kind is RuntimeError and tb is not None
     assert failed[0]["log_level"] == "error"
 
