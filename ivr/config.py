@@ -55,12 +55,33 @@ every key is optional:
 
 ``admin:`` — the operator API (``ivr agents …`` talks to it): ``listen`` (``127.0.0.1:8089``),
 ``token`` / ``token_file`` / ``IVR_ADMIN_TOKEN`` (a bearer token; without one the API is off).
+
+The file is read as the flow files are (``ivr.flow.yamlsafe``): only ``true``/``false`` are
+booleans (``yes``/``no`` stay text), a number with a leading zero stays text (``015771000``),
+dates are text, a key appears once per mapping, and aliases may expand to at most
+``MAX_VALUES`` values (a "billion laughs" file is refused, not expanded).  Every value is
+checked for its kind and range: a number is never NaN, infinite, a boolean or negative (``0``
+only where it means "none"), text is never ``null``.  A mistake is a ``ConfigError`` that names
+the place and the key: ``ivr.yaml:17: engine.max_calls must be a whole number from 1 to
+1000000, not -5``.  A number may also be written as text (``'30'``, what ``${NAME}`` gives).
+
+Environment: every scalar setting can be set from the environment as ``IVR_<SECTION>_<KEY>``
+(``IVR_ENGINE_MAX_CALLS=100``, ``IVR_CALLBACKS_OWNER=engine-b``,
+``IVR_CALLERS_REGISTRY_TIMEOUT=0.8``; ``IVR_FLOWS`` and ``IVR_PROMPTS`` for the top-level
+keys), which wins over the file.  Values are read as YAML scalars (``100``, ``0.5``, ``true``)
+and checked like the file's, except text settings (passwords, tokens, names, URLs), which are
+taken exactly as written; ``IVR_FLOWS`` is a list of paths separated by ``os.pathsep``.  An
+empty variable counts as unset.  Lists and per-queue or per-agent entries (``acd.queues``,
+``acd.agents``, ``acd.priorities``, ``callbacks.hours``, ``callbacks.holidays``) come from the
+file only.  ``environment_variables()`` lists every name.  ``${NAME}`` inside a value of the
+file is replaced by the environment variable NAME.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import os
 import re
 import socket
@@ -74,7 +95,8 @@ import phonenumbers
 import yaml
 
 from ivr.callbacks.schedule import DAY_NAMES, OpeningHours, RetryPolicy
-from ivr.errors import ConfigError
+from ivr.errors import ConfigError, FlowError
+from ivr.flow.yamlsafe import YList, YMap, load_yaml
 
 ENV_PREFIX = "IVR_"
 _ENV_REF = re.compile(r"\$\{([A-Z0-9_]+)\}")
@@ -84,7 +106,7 @@ _ENV_REF = re.compile(r"\$\{([A-Z0-9_]+)\}")
 class AriConfig:
     url: str
     username: str
-    password: str
+    password: str = dataclasses.field(repr=False)   # never printed
     app: str = "ivr"
 
 
@@ -134,7 +156,7 @@ class CallbacksConfig:
     caller_id: str | None = None       # None: what the trunk presents
     endpoint: str | None = None        # PJSIP/{national}@trunk; None: no callbacks offered
     hours: OpeningHours = dataclasses.field(default_factory=OpeningHours.office)
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = dataclasses.field(default_factory=RetryPolicy)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -142,7 +164,7 @@ class Config:
     ari: AriConfig
     flows: tuple[Path, ...]
     prompts: Path
-    store_url: str
+    store_url: str = dataclasses.field(repr=False)      # a PostgreSQL URL holds a password
     log: LogConfig
     engine: EngineConfig
     source: Path | None = None
@@ -168,34 +190,257 @@ class AdminConfig:
     token: str | None = dataclasses.field(default=None, repr=False)   # None: the API is off
 
 
+class _SettingError(ConfigError):
+    """A setting's value is wrong; ``key`` (``engine.max_calls``, ``acd.agents[2].endpoint``)
+    lets ``load_config`` say where it was given: ``ivr.yaml:17:`` or ``IVR_ENGINE_MAX_CALLS:``."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _expand_text(value: str) -> str:
+    """Replace ``${NAME}`` by the environment variable NAME (error when unset)."""
+    def repl(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"config refers to ${{{name}}}, but the environment variable {name} is not set")
+        return os.environ[name]
+    return _ENV_REF.sub(repl, value)
+
+
 def _expand(value: Any) -> Any:
-    """Replace ``${NAME}`` in strings by the environment variable NAME (error when unset)."""
+    """``_expand_text`` on every string in ``value``, in place (lists and mappings keep their
+    lines); at most ``MAX_VALUES`` values, as the YAML reader allows, and no recursion."""
     if isinstance(value, str):
-        def repl(m: re.Match[str]) -> str:
-            name = m.group(1)
-            if name not in os.environ:
-                raise ConfigError(f"config refers to ${{{name}}}, but the environment variable {name} is not set")
-            return os.environ[name]
-        return _ENV_REF.sub(repl, value)
-    if isinstance(value, list):
-        return [_expand(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _expand(v) for k, v in value.items()}
+        return _expand_text(value)
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        items = list(node.items()) if isinstance(node, dict) else list(enumerate(node)) \
+            if isinstance(node, list) else []
+        for key, item in items:
+            if isinstance(item, str):
+                node[key] = _expand_text(item)
+            elif isinstance(item, (dict, list)):
+                stack.append(item)
     return value
 
 
 def _section(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
-    value = raw.get(name) or {}
+    value = raw.get(name)
+    if value is None:
+        return {}
     if not isinstance(value, dict):
-        raise ConfigError(f"config: '{name}' must be a mapping, not {type(value).__name__}")
+        raise _SettingError(name, f"config: '{name}' must be a mapping, not {_shown(value)}")
     return dict(value)
 
 
 def _check_keys(section: str, given: Mapping[str, Any], known: set[str]) -> None:
-    unknown = sorted(set(given) - known)
+    unknown = sorted(set(map(str, given)) - known)
     if unknown:
-        raise ConfigError(f"config: unknown key(s) in '{section}': {', '.join(unknown)} "
-                          f"(known: {', '.join(sorted(known))})")
+        raise _SettingError(section, f"config: unknown key(s) in '{section}': {', '.join(unknown)} "
+                                     f"(known: {', '.join(sorted(known))})")
+
+
+# -- values: kinds and ranges ----------------------------------------------------------------------
+
+_NUMBER_TEXT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+_WHOLE_TEXT = re.compile(r"[-+]?[0-9]+")
+
+
+def _shown(value: Any) -> str:
+    """A value as a message shows it: short, and containers by their kind."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _real(value: Any) -> int | float | None:
+    """An int or a finite float from a number or a number written as text; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if _WHOLE_TEXT.fullmatch(text) and len(text) <= 30:
+            return int(text)
+        if not _NUMBER_TEXT.fullmatch(text) or len(text) > 60:
+            return None
+        value = float(text)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value if isinstance(value, (int, float)) else None
+
+
+def _seconds(name: str, value: Any, *, upper: float, zero: bool = False) -> float:
+    """A number of seconds, more than 0 (or 0 too with ``zero``) and at most ``upper``."""
+    bounds = f"from 0 to {upper:g}" if zero else f"more than 0 and at most {upper:g}"
+    number = _real(value)
+    if number is None:
+        raise _SettingError(name, f"{name} must be a number of seconds ({bounds}), not {_shown(value)}")
+    if not (0 <= number if zero else 0 < number) or number > upper:
+        raise _SettingError(name, f"{name} must be {bounds} seconds, not {_shown(value)}")
+    return float(number)
+
+
+def _whole(name: str, value: Any, *, lower: int, upper: int) -> int:
+    number = _real(value)
+    if not isinstance(number, int) or not lower <= number <= upper:
+        raise _SettingError(name, f"{name} must be a whole number from {lower} to {upper}, "
+                                  f"not {_shown(value)}")
+    return number
+
+
+def _flag(name: str, value: Any, meaning: str = "") -> bool:
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if not isinstance(value, bool):
+        raise _SettingError(name, f"{name} must be true or false{meaning}, not {_shown(value)}")
+    return value
+
+
+def _text(name: str, value: Any, *, example: str, pattern: re.Pattern[str] | None = None,
+          what: str = "text") -> str:
+    """Text (a number is taken as its digits); not empty, and matching ``pattern`` when given."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip() or (
+            pattern is not None and not pattern.fullmatch(value.strip())):
+        raise _SettingError(name, f"{name} must be {what}, e.g. {example}, not {_shown(value)}")
+    return value.strip()
+
+
+_URL = re.compile(r"https?://[^\s/]+\S*")
+_TOKEN = re.compile(r"[\x21-\x7e]{1,1000}")        # what an HTTP header carries as it is
+_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,200}")     # one line, no control characters
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+# -- the environment ------------------------------------------------------------------------------
+
+_ARI_KEYS = {"url", "username", "password", "password_file", "app"}
+_ADMIN_KEYS = {"listen", "token", "token_file"}
+_CALLERS_KEYS = {"region", "timezone", "lookup_budget", "registry"}
+_REGISTRY_KEYS = {"url", "timeout", "token_env"}
+# Settings whose environment value is taken exactly as written (not read as a YAML scalar).
+_TEXT_SETTINGS = frozenset({
+    "flows", "prompts", "ari.url", "ari.username", "ari.password", "ari.password_file", "ari.app",
+    "store.url", "log.format", "log.level", "engine.busy_prompt", "engine.default_language",
+    "callers.region", "callers.timezone", "callers.registry.url", "callers.registry.token_env",
+    "acd.music", "callbacks.owner", "callbacks.endpoint", "callbacks.caller_id",
+    "admin.listen", "admin.token", "admin.token_file"})
+
+
+def _env_settings() -> dict[tuple[str, ...], set[str]]:
+    """Section path → its scalar keys, each settable as ``IVR_<SECTION>_<KEY>``."""
+    return {
+        (): {"flows", "prompts"},
+        ("ari",): _ARI_KEYS,
+        ("store",): {"url"},
+        ("log",): {"format", "level"},
+        ("engine",): {f.name for f in dataclasses.fields(EngineConfig)},
+        ("callers",): _CALLERS_KEYS - {"registry"},
+        ("callers", "registry"): _REGISTRY_KEYS,
+        ("acd",): {"music"},
+        ("callbacks",): _CALLBACK_KEYS - _CALLBACK_LISTS,
+        ("admin",): _ADMIN_KEYS,
+    }
+
+
+def environment_variables() -> dict[str, str]:
+    """Every environment variable that sets a setting: ``IVR_ENGINE_MAX_CALLS`` → ``engine.max_calls``."""
+    return {ENV_PREFIX + "_".join((*path, key)).upper(): ".".join((*path, key))
+            for path, keys in _env_settings().items() for key in sorted(keys)}
+
+
+def _env_value(dotted: str, text: str) -> Any:
+    if dotted == "flows":
+        return [p for p in text.split(os.pathsep) if p]
+    if dotted in _TEXT_SETTINGS:
+        return text
+    try:
+        value = load_yaml(text, "environment")
+    except (FlowError, yaml.YAMLError, RecursionError):
+        return text
+    return text if isinstance(value, (dict, list)) else value
+
+
+def _apply_environment(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Put ``IVR_<SECTION>_<KEY>`` values into ``raw``; answers {dotted key: variable}."""
+    given: dict[str, str] = {}
+    for var, dotted in environment_variables().items():
+        text = env.get(var)
+        if not text:
+            continue
+        *path, key = dotted.split(".")
+        target: Any = raw
+        for part in path:
+            if target.get(part) is None:
+                target[part] = {}
+            target = target[part]
+            if not isinstance(target, dict):
+                break                   # the file's section is not a mapping: said below
+        else:
+            target[key] = _env_value(dotted, text)
+            given[dotted] = var
+    return given
+
+
+def _line_of(raw: Any, key: str) -> int | None:
+    """The line in the file of the value at ``key`` (``acd.queues.q.max_wait``,
+    ``acd.agents[2].id``), or of the deepest part of it that is in the file."""
+    parts = [p for p in re.split(r"\.|(?=\[)", key) if p]
+    node, line = raw, None
+    while parts and isinstance(node, (YMap, YList)):
+        if isinstance(node, YList):
+            m = re.fullmatch(r"\[(\d+)\]", parts[0])
+            index = int(m.group(1)) - 1 if m else -1
+            if not 0 <= index < len(node):
+                break
+            line, node, parts = node.item_line(index), node[index], parts[1:]
+            continue
+        for n in range(len(parts), 0, -1):       # a queue's name may hold a dot
+            name = ".".join(parts[:n])
+            if name in node:
+                line, node, parts = node.value_line(name), node[name], parts[n:]
+                break
+        else:
+            break
+    return line
+
+
+def _read_file(cfg_path: Path) -> Any:
+    name = str(cfg_path)
+    try:
+        data = cfg_path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot be read ({exc.strerror or exc})") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{name}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+                          "save the file as UTF-8") from None
+    try:
+        return load_yaml(text, name)
+    except FlowError as exc:
+        problems = [f"{p.file}:{p.line}: not valid YAML: "
+                    f"{_clip(p.message.removeprefix('YAML syntax: ').removeprefix('YAML: '))}"
+                    for p in exc.problems]
+        raise ConfigError("\n".join(problems)) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{name}: not valid YAML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"{name}: not valid YAML: lists and mappings are nested too deeply") from None
 
 
 def load_config(path: str | os.PathLike[str] | None = None,
@@ -204,32 +449,47 @@ def load_config(path: str | os.PathLike[str] | None = None,
 
     ``need_ari=False`` is for commands that never talk to Asterisk (``calls list``, ``callers``):
     the ARI credentials may then be missing or unreadable (the password is left empty).
+    Raises ``ConfigError`` and nothing else, whatever the file holds.
     """
     env = os.environ if env is None else env
     if path is None:
         path = env.get("IVR_CONFIG", "ivr.yaml")
     cfg_path = Path(path)
-    raw: dict[str, Any] = {}
+    raw: dict[str, Any] = YMap(1)
+    source: Path | None = None
     if cfg_path.exists():
-        try:
-            loaded = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{cfg_path}: not valid YAML: {exc}") from exc
+        loaded = _read_file(cfg_path)
         if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{cfg_path}: the top level must be a mapping")
-        raw = {}
-        for key, value in (loaded or {}).items():
-            try:
-                raw[key] = _expand(value)
-            except ConfigError:
-                if key != "ari" or need_ari or not isinstance(value, dict):
-                    raise
-                raw[key] = {k: _expand(v) for k, v in value.items() if k not in ("password", "password_file")}
-        source: Path | None = cfg_path.resolve()
+            raise ConfigError(f"{cfg_path}:1: the top level must be a mapping (key: value lines)")
+        raw = loaded if loaded is not None else raw
+        ari_raw = raw.get("ari")
+        for key, value in raw.items():
+            if key == "ari" and isinstance(ari_raw, dict):
+                continue
+            raw[key] = _expand(value)
+        if isinstance(ari_raw, dict):
+            for key, value in list(ari_raw.items()):
+                try:
+                    ari_raw[key] = _expand(value)
+                except ConfigError:
+                    if need_ari or key not in ("password", "password_file"):
+                        raise
+                    del ari_raw[key]
+        source = cfg_path.resolve()
     elif env.get("IVR_CONFIG") or path != "ivr.yaml":
         raise ConfigError(f"config file {cfg_path} does not exist")
-    else:
-        source = None
+    given = _apply_environment(raw, env)
+    try:
+        return _build(raw, env, source, need_ari=need_ari)
+    except _SettingError as exc:
+        var = next((v for k, v in given.items() if exc.key == k or exc.key.startswith(k + ".")), None)
+        line = _line_of(raw, exc.key) if var is None else None
+        where = var if var else f"{cfg_path}:{line}" if line else str(cfg_path) if source else "config"
+        raise ConfigError(f"{where}: {str(exc).removeprefix('config: ')}") from exc
+
+
+def _build(raw: dict[str, Any], env: Mapping[str, str], source: Path | None, *,
+           need_ari: bool) -> Config:
     _check_keys("top level", raw, {"ari", "flows", "prompts", "store", "log", "engine", "callers",
                                    "acd", "admin", "callbacks"})
     base = source.parent if source else Path.cwd()
@@ -239,68 +499,105 @@ def load_config(path: str | os.PathLike[str] | None = None,
         return q if q.is_absolute() else (base / q)
 
     ari = _section(raw, "ari")
-    _check_keys("ari", ari, {"url", "username", "password", "password_file", "app"})
-    url = env.get("IVR_ARI_URL", ari.get("url", "http://127.0.0.1:8088/ari"))
-    username = env.get("IVR_ARI_USERNAME", ari.get("username"))
-    password = env.get("IVR_ARI_PASSWORD", ari.get("password"))
-    password_file = env.get("IVR_ARI_PASSWORD_FILE", ari.get("password_file"))
-    if not password and password_file and need_ari:
-        pf = rel(str(password_file))
+    _check_keys("ari", ari, _ARI_KEYS)
+    url = _text("ari.url", ari.get("url", "http://127.0.0.1:8088/ari"), pattern=_URL,
+                what="the http(s) URL of Asterisk's REST interface", example="http://127.0.0.1:8088/ari")
+    app = _text("ari.app", ari.get("app", "ivr"), pattern=re.compile(r"[A-Za-z0-9_.\-]{1,80}"),
+                what="the Stasis application's name (letters, digits, _ . -)", example="ivr")
+    username = ari.get("username")
+    if username is not None or need_ari:
+        if username is None:
+            raise _SettingError("ari.username", "ari.username is not set (config 'ari.username' "
+                                                "or IVR_ARI_USERNAME)")
+        username = _text("ari.username", username, pattern=_NAME, example="ivr")
+    password = ari.get("password")
+    if password == "":
+        password = None                 # e.g. '${IVR_ARI_PASSWORD}' with the variable empty
+    if password is not None:
+        password = _text("ari.password", password, pattern=_NAME, what="text on one line",
+                         example="'${IVR_ARI_PASSWORD}'")
+    password_file = ari.get("password_file")
+    if not password and password_file is not None and need_ari:
+        pf = rel(_text("ari.password_file", password_file, pattern=_NAME, what="a path",
+                       example=".sandbox/ari-password"))
         try:
             password = pf.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"ari.password_file {pf} cannot be read ({exc.strerror}); "
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text" \
+                if isinstance(exc, UnicodeDecodeError) else str(exc)
+            raise ConfigError(f"ari.password_file {pf} cannot be read ({why}); "
                               "run 'ivr sandbox up' to create the sandbox credentials, "
                               "or set IVR_ARI_PASSWORD") from exc
-    if not username and need_ari:
-        raise ConfigError("ari.username is not set (config 'ari.username' or IVR_ARI_USERNAME)")
     if not password and need_ari:
         raise ConfigError("no ARI password: set ari.password, ari.password_file or IVR_ARI_PASSWORD")
-    username, password = username or "", password or ""
 
-    flows_raw = env.get("IVR_FLOWS", raw.get("flows", "flows"))
+    flows_raw = raw.get("flows", "flows")
     if isinstance(flows_raw, str):
-        flows_raw = [p for p in flows_raw.split(os.pathsep) if p]
+        flows_raw = [flows_raw]
     if not isinstance(flows_raw, list) or not flows_raw:
-        raise ConfigError("config: 'flows' must be a path or a list of paths")
+        raise _SettingError("flows", "config: 'flows' must be a path or a list of paths, "
+                                     f"not {_shown(flows_raw)}")
+    flows = tuple(rel(_text(f"flows[{i}]" if len(flows_raw) > 1 else "flows", p, pattern=_NAME,
+                            what="a path", example="flows")) for i, p in enumerate(flows_raw, 1))
+    prompts = rel(_text("prompts", raw.get("prompts", "prompts"), pattern=_NAME, what="a path",
+                        example="prompts"))
 
     store = _section(raw, "store")
     _check_keys("store", store, {"url"})
-    store_url = env.get("IVR_STORE_URL", store.get("url", "sqlite:///var/ivr.db"))
+    store_url = _text("store.url", store.get("url", "sqlite:///var/ivr.db"),
+                      pattern=re.compile(r"(?:sqlite|postgresql|postgres)://\S+"),
+                      what="sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE",
+                      example="sqlite:///var/ivr.db")
     if store_url.startswith("sqlite:///") and not store_url.startswith("sqlite:////"):
         # sqlite:///relative/path → relative to the config folder
         store_url = "sqlite:///" + str(rel(store_url[len("sqlite:///"):]))
 
     log = _section(raw, "log")
     _check_keys("log", log, {"format", "level"})
-    log_cfg = LogConfig(format=env.get("IVR_LOG_FORMAT", log.get("format", "console")),
-                        level=env.get("IVR_LOG_LEVEL", log.get("level", "info")))
-    if log_cfg.format not in ("console", "json"):
-        raise ConfigError(f"log.format must be 'console' or 'json', not {log_cfg.format!r}")
-
-    eng = _section(raw, "engine")
-    fields = {f.name: f for f in dataclasses.fields(EngineConfig)}
-    _check_keys("engine", eng, set(fields))
-    try:
-        engine = EngineConfig(**{k: type(getattr(EngineConfig(), k))(v) for k, v in eng.items()})
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"config: bad value in 'engine': {exc}") from exc
+    log_format = log.get("format", "console")
+    if log_format not in ("console", "json"):
+        raise _SettingError("log.format", f"log.format must be 'console' or 'json', not {_shown(log_format)}")
+    level = log.get("level", "info")
+    if not isinstance(level, str) or level.strip().lower() not in _LOG_LEVELS:
+        raise _SettingError("log.level", f"log.level must be one of {', '.join(_LOG_LEVELS)}, "
+                                         f"not {_shown(level)}")
 
     callers = _callers(raw, env)
     return Config(
-        ari=AriConfig(url=str(url).rstrip("/"), username=str(username), password=str(password),
-                      app=str(env.get("IVR_ARI_APP", ari.get("app", "ivr")))),
-        flows=tuple(rel(str(p)) for p in flows_raw),
-        prompts=rel(str(env.get("IVR_PROMPTS", raw.get("prompts", "prompts")))),
+        ari=AriConfig(url=url.rstrip("/"), username=username or "", password=password or "", app=app),
+        flows=flows,
+        prompts=prompts,
         store_url=store_url,
-        log=log_cfg,
-        engine=engine,
+        log=LogConfig(format=log_format, level=level.strip().lower()),
+        engine=_engine(raw),
         source=source,
         callers=callers,
         acd=_acd(raw),
-        admin=_admin(raw, env, rel),
+        admin=_admin(raw, rel),
         callbacks=_callbacks(raw, callers),
     )
+
+
+def _engine(raw: Mapping[str, Any]) -> EngineConfig:
+    eng = _section(raw, "engine")
+    default = EngineConfig()
+    _check_keys("engine", eng, {f.name for f in dataclasses.fields(EngineConfig)})
+    return EngineConfig(
+        max_calls=_whole("engine.max_calls", eng.get("max_calls", default.max_calls),
+                         lower=1, upper=1_000_000),
+        max_loop_lag=_seconds("engine.max_loop_lag", eng.get("max_loop_lag", default.max_loop_lag),
+                              upper=60.0),
+        shutdown_grace=_seconds("engine.shutdown_grace",
+                                eng.get("shutdown_grace", default.shutdown_grace), upper=3600.0, zero=True),
+        reload_interval=_seconds("engine.reload_interval",
+                                 eng.get("reload_interval", default.reload_interval), upper=3600.0, zero=True),
+        busy_prompt=_text("engine.busy_prompt", eng.get("busy_prompt", default.busy_prompt),
+                          pattern=re.compile(r"[A-Za-z0-9_.\-]{1,100}"), what="a prompt id",
+                          example="system_busy"),
+        default_language=_text("engine.default_language",
+                               eng.get("default_language", default.default_language),
+                               pattern=re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{1,8})?"),
+                               what="a language code", example="ko"))
 
 
 _ON_MAX_WAIT = ("message", "overflow", "callback")
@@ -315,65 +612,84 @@ def _acd(raw: Mapping[str, Any]) -> AcdConfig:
     _check_keys("acd", sec, {"priorities", "music", "queues", "agents"})
     default = AcdConfig()
     priorities = sec.get("priorities", list(default.priorities))
-    if not isinstance(priorities, list) or not priorities or not all(isinstance(p, str) for p in priorities):
-        raise ConfigError("acd.priorities must be a list of names, highest first, e.g. [elderly, repeat, normal]")
-    music = str(sec.get("music", default.music))
+    if not isinstance(priorities, list) or not priorities \
+            or not all(isinstance(p, str) and _NAME.fullmatch(p) for p in priorities) \
+            or len(set(priorities)) != len(priorities):
+        raise _SettingError("acd.priorities", "acd.priorities must be a list of different names, "
+                                              "highest first, e.g. [elderly, repeat, normal]")
+    music = _text("acd.music", sec.get("music", default.music), pattern=_NAME,
+                  what="a music-on-hold class", example="default")
 
-    queues_raw = sec.get("queues") or {}
+    queues_raw = sec.get("queues")
+    if queues_raw is None:
+        queues_raw = {}
     if not isinstance(queues_raw, dict):
-        raise ConfigError("acd.queues must be a mapping of queue name to its settings")
+        raise _SettingError("acd.queues", "acd.queues must be a mapping of queue name to its settings")
     queue_keys = {"skills", "max_wait", "on_max_wait", "overflow", "announce_every", "ring_timeout",
                   "wrap_up", "music"}
     queues = []
     for name, q in queues_raw.items():
         where = f"acd.queues.{name}"
-        q = q or {}
+        q = {} if q is None else q
         if not isinstance(q, dict):
-            raise ConfigError(f"{where} must be a mapping")
+            raise _SettingError(where, f"{where} must be a mapping")
         _check_keys(where, q, queue_keys)
-        on_max = str(q.get("on_max_wait", "overflow" if q.get("overflow") else "message"))
-        if on_max not in _ON_MAX_WAIT:
-            raise ConfigError(f"{where}.on_max_wait must be one of {', '.join(_ON_MAX_WAIT)}, not {on_max!r}")
         overflow = q.get("overflow")
+        if overflow is not None:
+            overflow = _text(f"{where}.overflow", overflow, pattern=_NAME, what="a queue's name",
+                             example="backup")
+        on_max = q.get("on_max_wait", "overflow" if overflow else "message")
+        if on_max not in _ON_MAX_WAIT:
+            raise _SettingError(f"{where}.on_max_wait", f"{where}.on_max_wait must be one of "
+                                                        f"{', '.join(_ON_MAX_WAIT)}, not {_shown(on_max)}")
         if on_max == "overflow" and not overflow:
-            raise ConfigError(f"{where}: on_max_wait is 'overflow' but no 'overflow' queue is named")
-        if overflow is not None and str(overflow) not in queues_raw:
-            raise ConfigError(f"{where}.overflow names '{overflow}', which is not a queue "
-                              f"(queues: {', '.join(map(str, queues_raw))})")
-        if overflow is not None and str(overflow) == str(name):
-            raise ConfigError(f"{where}.overflow names the queue itself")
+            raise _SettingError(where, f"{where}: on_max_wait is 'overflow' but no 'overflow' queue is named")
+        if overflow is not None and overflow not in queues_raw:
+            raise _SettingError(f"{where}.overflow", f"{where}.overflow names '{overflow}', which is not "
+                                                     f"a queue (queues: {', '.join(map(str, queues_raw))})")
+        if overflow is not None and overflow == str(name):
+            raise _SettingError(f"{where}.overflow", f"{where}.overflow names the queue itself")
         queues.append(QueueSpec(
             name=str(name), skills=_names(f"{where}.skills", q.get("skills", [])),
             max_wait=_seconds(f"{where}.max_wait", q.get("max_wait", 600), upper=86400),
-            overflow=str(overflow) if overflow is not None else None, on_max_wait=on_max,
+            overflow=overflow, on_max_wait=on_max,
             announce_every=_seconds(f"{where}.announce_every", q.get("announce_every", 45), upper=3600),
             ring_timeout=_seconds(f"{where}.ring_timeout", q.get("ring_timeout", 15), upper=120),
-            wrap_up=_seconds(f"{where}.wrap_up", q.get("wrap_up", 10), upper=3600) if q.get("wrap_up", 10) else 0.0,
-            music=str(q.get("music", music))))
+            wrap_up=_seconds(f"{where}.wrap_up", q.get("wrap_up", 10), upper=3600, zero=True),
+            music=_text(f"{where}.music", q.get("music", music), pattern=_NAME,
+                        what="a music-on-hold class", example="default")))
 
-    agents_raw = sec.get("agents") or []
+    agents_raw = sec.get("agents")
+    if agents_raw is None:
+        agents_raw = []
     if not isinstance(agents_raw, list):
-        raise ConfigError("acd.agents must be a list of {id, name, endpoint, skills, center, login}")
+        raise _SettingError("acd.agents", "acd.agents must be a list of {id, name, endpoint, skills, "
+                                          "center, login}")
     agents, auto, seen = [], set(), set()
     for i, a in enumerate(agents_raw, 1):
         where = f"acd.agents[{i}]"
         if not isinstance(a, dict):
-            raise ConfigError(f"{where} must be a mapping with id, name, endpoint")
+            raise _SettingError(where, f"{where} must be a mapping with id, name, endpoint")
         _check_keys(where, a, {"id", "name", "endpoint", "skills", "center", "login"})
-        agent_id = a.get("id")
-        if not isinstance(agent_id, str) or not agent_id:
-            raise ConfigError(f"{where}: 'id' is required (text)")
+        if a.get("id") is None:
+            raise _SettingError(where, f"{where}: 'id' is required (text)")
+        agent_id = _text(f"{where}.id", a["id"], pattern=re.compile(r"[^\s/]{1,80}"),
+                         what="an agent's id (no spaces)", example="agent1")
         if agent_id in seen:
-            raise ConfigError(f"{where}: agent id '{agent_id}' is used twice")
+            raise _SettingError(f"{where}.id", f"{where}: agent id '{agent_id}' is used twice")
         seen.add(agent_id)
         endpoint = a.get("endpoint")
-        if not isinstance(endpoint, str) or "/" not in endpoint:
-            raise ConfigError(f"{where} ({agent_id}): 'endpoint' must be a channel technology and "
-                              f"resource, e.g. PJSIP/{agent_id}")
-        agents.append(AgentSpec(id=agent_id, name=str(a.get("name", agent_id)), endpoint=endpoint,
-                                skills=_names(f"{where}.skills", a.get("skills", [])),
-                                center=str(a["center"]) if a.get("center") is not None else None))
-        if a.get("login", False) is True:
+        if not isinstance(endpoint, str) or not re.fullmatch(r"[^\s/]+/\S+", endpoint.strip()):
+            raise _SettingError(f"{where}.endpoint", f"{where} ({agent_id}): 'endpoint' must be a "
+                                                     f"channel technology and resource, e.g. PJSIP/{agent_id}")
+        center = a.get("center")
+        agents.append(AgentSpec(
+            id=agent_id, name=_text(f"{where}.name", a.get("name", agent_id), pattern=_NAME,
+                                    example="Kim"),
+            endpoint=endpoint.strip(), skills=_names(f"{where}.skills", a.get("skills", [])),
+            center=None if center is None else _text(f"{where}.center", center, pattern=_NAME,
+                                                     example="seoul")))
+        if _flag(f"{where}.login", a.get("login", False), " (logged in when the engine starts)"):
             auto.add(agent_id)
     return AcdConfig(priorities=tuple(priorities), music=music, queues=tuple(queues),
                      agents=tuple(agents), auto_login=frozenset(auto))
@@ -382,72 +698,91 @@ def _acd(raw: Mapping[str, Any]) -> AcdConfig:
 def _names(where: str, value: Any) -> frozenset[str]:
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where} must be a list of names")
+    if not isinstance(value, list) or not all(isinstance(v, str) and _NAME.fullmatch(v) for v in value):
+        raise _SettingError(where, f"{where} must be a list of names, e.g. [general]")
     return frozenset(value)
 
 
-def _admin(raw: Mapping[str, Any], env: Mapping[str, str], rel) -> AdminConfig:
+_LISTEN = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^\s:\[\]]*)):(?P<port>[0-9]{1,5})")
+
+
+def _admin(raw: Mapping[str, Any], rel) -> AdminConfig:
     sec = _section(raw, "admin")
-    _check_keys("admin", sec, {"listen", "token", "token_file"})
-    listen = str(env.get("IVR_ADMIN_LISTEN", sec.get("listen", "127.0.0.1:8089")))
-    host, _, port = listen.rpartition(":")
-    try:
-        port_n = int(port)
-    except ValueError:
-        raise ConfigError(f"admin.listen must be HOST:PORT, not {listen!r}") from None
-    token = env.get("IVR_ADMIN_TOKEN") or sec.get("token")
-    if not token and sec.get("token_file"):
-        tf = rel(str(sec["token_file"]))
+    _check_keys("admin", sec, _ADMIN_KEYS)
+    listen = sec.get("listen", "127.0.0.1:8089")
+    m = _LISTEN.fullmatch(listen.strip()) if isinstance(listen, str) else None
+    if m is None or int(m.group("port")) > 65535:
+        raise _SettingError("admin.listen", f"admin.listen must be HOST:PORT with a port from 0 to "
+                                            f"65535, e.g. 127.0.0.1:8089, not {_shown(listen)}")
+    host = m.group("v6") or m.group("host") or "127.0.0.1"
+    what = "a bearer token: visible ASCII characters, no spaces"
+    token = sec.get("token")
+    if token is not None and token != "":
+        token = _text("admin.token", token, pattern=_TOKEN, what=what, example="'${IVR_ADMIN_TOKEN}'")
+    elif sec.get("token_file") is not None:
+        tf = rel(_text("admin.token_file", sec["token_file"], pattern=_NAME, what="a path",
+                       example=".sandbox/admin-token"))
         try:
             token = tf.read_text(encoding="utf-8").strip()
-        except OSError:
+        except (OSError, UnicodeDecodeError, ValueError):
             token = None          # the API stays off; 'ivr run' and 'ivr agents' say so
-    return AdminConfig(host=host or "127.0.0.1", port=port_n, token=str(token) if token else None)
+        if token and not _TOKEN.fullmatch(token):
+            raise _SettingError("admin.token_file", f"admin.token_file {tf} must hold {what}")
+    return AdminConfig(host=host, port=int(m.group("port")), token=token or None)
 
 
 def _callers(raw: Mapping[str, Any], env: Mapping[str, str]) -> CallersConfig:
     sec = _section(raw, "callers")
-    _check_keys("callers", sec, {"region", "timezone", "lookup_budget", "registry"})
+    _check_keys("callers", sec, _CALLERS_KEYS)
     default = CallersConfig()
-    region = str(sec.get("region", default.region)).upper()
+    given_region = sec.get("region", default.region)
+    region = given_region.strip().upper() if isinstance(given_region, str) else ""
     if region not in phonenumbers.SUPPORTED_REGIONS:
-        raise ConfigError(f"callers.region {sec.get('region')!r} is not a country code phonenumbers knows "
-                          "(e.g. KR, US, VN)")
-    tz = str(sec.get("timezone", default.timezone))
+        raise _SettingError("callers.region", f"callers.region {_shown(given_region)} is not a country "
+                                              "code phonenumbers knows (e.g. KR, US, VN)")
+    tz = sec.get("timezone", default.timezone)
     try:
+        if not isinstance(tz, str) or len(tz) > 100:
+            raise ValueError(tz)
         ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"callers.timezone {tz!r} is not a time zone name (e.g. Asia/Seoul)") from exc
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise _SettingError("callers.timezone", f"callers.timezone {_shown(tz)} is not a time zone "
+                                                "name (e.g. Asia/Seoul)") from exc
     budget = _seconds("callers.lookup_budget", sec.get("lookup_budget", default.lookup_budget), upper=10.0)
 
     registry: RegistryConfig | None = None
     reg = sec.get("registry")
     if reg is not None:
         if not isinstance(reg, dict):
-            raise ConfigError("config: 'callers.registry' must be a mapping with url, timeout, token_env")
-        _check_keys("callers.registry", reg, {"url", "timeout", "token_env"})
+            raise _SettingError("callers.registry", "config: 'callers.registry' must be a mapping with "
+                                                    "url, timeout, token_env")
+        _check_keys("callers.registry", reg, _REGISTRY_KEYS)
         url = reg.get("url")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or "{number}" not in url:
-            raise ConfigError("callers.registry.url must be an http(s) URL with {number} in it, "
-                              "e.g. https://crm.example/callers/{number}")
+        if not isinstance(url, str) or not _URL.fullmatch(url) or "{number}" not in url:
+            raise _SettingError("callers.registry.url", "callers.registry.url must be an http(s) URL "
+                                "with {number} in it, e.g. https://crm.example/callers/{number}")
         timeout = _seconds("callers.registry.timeout", reg.get("timeout", budget), upper=10.0)
         token: str | None = None
         token_env = reg.get("token_env")
         if token_env is not None:
             if not isinstance(token_env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", token_env):
-                raise ConfigError("callers.registry.token_env must be the NAME of an environment variable "
-                                  "(not the token itself)")
+                raise _SettingError("callers.registry.token_env", "callers.registry.token_env must be "
+                                    "the NAME of an environment variable (not the token itself)")
             token = env.get(token_env)
             if not token:
-                raise ConfigError(f"callers.registry.token_env names {token_env}, but the environment "
-                                  f"variable {token_env} is not set")
+                raise _SettingError("callers.registry.token_env", f"callers.registry.token_env names "
+                                    f"{token_env}, but the environment variable {token_env} is not set")
+            if not _TOKEN.fullmatch(token):
+                raise _SettingError("callers.registry.token_env", f"the environment variable {token_env} "
+                                    "(callers.registry.token_env) must hold a bearer token: visible "
+                                    "ASCII characters, no spaces")
         registry = RegistryConfig(url=url, timeout=timeout, token=token)
     return CallersConfig(region=region, timezone=tz, lookup_budget=budget, registry=registry)
 
 
 _CALLBACK_KEYS = {"endpoint", "owner", "lease", "poll", "max_attempts", "retry_delay", "ring_timeout",
-                  "allow_international", "caller_id", "hours", "holidays"}
+                  "allow_international", "caller_id", "hours", "holidays", "public_holidays"}
+_CALLBACK_LISTS = {"hours", "holidays"}         # not settable from the environment
 _HOURS = re.compile(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})")
 _CALLER_ID = re.compile(r"\+?[0-9]{3,20}")
 
@@ -456,27 +791,21 @@ def _callbacks(raw: Mapping[str, Any], callers: CallersConfig) -> CallbacksConfi
     sec = _section(raw, "callbacks")
     _check_keys("callbacks", sec, _CALLBACK_KEYS | {"public_holidays"})
     default = CallbacksConfig()
-    owner = sec.get("owner", default.owner)
-    if not isinstance(owner, (str, int)) or isinstance(owner, bool) or not str(owner).strip():
-        raise ConfigError("callbacks.owner must be a name for this engine instance, e.g. ivr-1")
-    international = sec.get("allow_international", False)
-    if not isinstance(international, bool):
-        raise ConfigError(f"callbacks.allow_international must be true or false, "
-                          f"not {international!r}")
+    owner = _text("callbacks.owner", sec.get("owner", default.owner), pattern=_NAME,
+                  what="a name for this engine instance", example="ivr-1")
+    international = _flag("callbacks.allow_international", sec.get("allow_international", False))
     caller_id = sec.get("caller_id")
     if caller_id is not None:
         if isinstance(caller_id, bool) or not isinstance(caller_id, (str, int)) \
                 or not _CALLER_ID.fullmatch(str(caller_id).strip()):
-            raise ConfigError(f"callbacks.caller_id must be a phone number in digits, e.g. "
-                              f"'15771000', not {caller_id!r}")
+            raise _SettingError("callbacks.caller_id", f"callbacks.caller_id must be a phone number "
+                                f"in digits, e.g. '15771000', not {_shown(caller_id)}")
         caller_id = str(caller_id).strip()
     endpoint = sec.get("endpoint")
     if endpoint is not None:
         endpoint = _callback_endpoint(endpoint)
-    attempts = sec.get("max_attempts", default.retry.max_attempts)
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 20:
-        raise ConfigError(f"callbacks.max_attempts must be a whole number from 1 to 20, "
-                          f"not {attempts!r}")
+    attempts = _whole("callbacks.max_attempts", sec.get("max_attempts", default.retry.max_attempts),
+                      lower=1, upper=20)
     delay = _seconds("callbacks.retry_delay", sec.get("retry_delay", 600), upper=86400.0)
     tz = ZoneInfo(callers.timezone)
     holidays = _holidays(sec.get("holidays"))
@@ -501,7 +830,7 @@ def _callbacks(raw: Mapping[str, Any], callers: CallersConfig) -> CallbacksConfi
     else:
         hours = OpeningHours.office(tz, holidays, public)
     return CallbacksConfig(
-        owner=str(owner).strip(),
+        owner=owner,
         lease=_seconds("callbacks.lease", sec.get("lease", default.lease), upper=3600.0),
         poll=_seconds("callbacks.poll", sec.get("poll", default.poll), upper=300.0),
         ring_timeout=_seconds("callbacks.ring_timeout",
@@ -513,14 +842,14 @@ def _callbacks(raw: Mapping[str, Any], callers: CallersConfig) -> CallbacksConfi
 def _callback_endpoint(value: Any) -> str:
     example = "PJSIP/{national}@trunk"
     if not isinstance(value, str) or "/" not in value:
-        raise ConfigError(f"callbacks.endpoint must be an Asterisk channel to dial, e.g. {example}, "
+        raise _SettingError("callbacks.endpoint", f"callbacks.endpoint must be an Asterisk channel to dial, e.g. {example}, "
                           f"not {value!r}")
     try:
         fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
     except ValueError as exc:
-        raise ConfigError(f"callbacks.endpoint {value!r}: {exc}") from None
+        raise _SettingError("callbacks.endpoint", f"callbacks.endpoint {value!r}: {exc}") from None
     if not fields or not fields <= {"national", "e164", "digits"}:
-        raise ConfigError(f"callbacks.endpoint {value!r} must say where the number goes with "
+        raise _SettingError("callbacks.endpoint", f"callbacks.endpoint {value!r} must say where the number goes with "
                           f"{{national}}, {{e164}} or {{digits}} (and nothing else in braces), "
                           f"e.g. {example}")
     return value
@@ -529,13 +858,13 @@ def _callback_endpoint(value: Any) -> str:
 def _weekly_hours(value: Any) -> dict[int, list[tuple[dt.time, dt.time]]]:
     example = '{mon: ["09:00-18:00"], sat: ["09:00-13:00"], sun: []}'
     if not isinstance(value, dict):
-        raise ConfigError(f"callbacks.hours must be a mapping of weekday to opening hours, "
+        raise _SettingError("callbacks.hours", f"callbacks.hours must be a mapping of weekday to opening hours, "
                           f"e.g. {example}")
     weekly: dict[int, list[tuple[dt.time, dt.time]]] = {}
     for day, spans in value.items():
         key = str(day).lower()
         if key not in DAY_NAMES:
-            raise ConfigError(f"callbacks.hours: {day!r} is not a weekday "
+            raise _SettingError("callbacks.hours", f"callbacks.hours: {day!r} is not a weekday "
                               f"(use {', '.join(DAY_NAMES)})")
         where = f"callbacks.hours.{key}"
         if spans is None:
@@ -543,30 +872,30 @@ def _weekly_hours(value: Any) -> dict[int, list[tuple[dt.time, dt.time]]]:
         elif isinstance(spans, str):
             spans = [spans]
         if not isinstance(spans, list):
-            raise ConfigError(f"{where} must be a list like [\"09:00-18:00\"], not {spans!r}")
+            raise _SettingError(where, f"{where} must be a list like [\"09:00-18:00\"], not {spans!r}")
         intervals = []
         for span in spans:
             m = _HOURS.fullmatch(span.replace(" ", "")) if isinstance(span, str) else None
             if m is None:
-                raise ConfigError(f"{where}: {span!r} is not HH:MM-HH:MM")
+                raise _SettingError(where, f"{where}: {span!r} is not HH:MM-HH:MM")
             h1, m1, h2, m2 = (int(g) for g in m.groups())
             if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2 != 0):
-                raise ConfigError(f"{where}: {span!r} is not a time of day (00:00 to 24:00)")
+                raise _SettingError(where, f"{where}: {span!r} is not a time of day (00:00 to 24:00)")
             start = dt.time(h1, m1)
             end = dt.time.max if h2 == 24 else dt.time(h2, m2)
             if end <= start:
-                raise ConfigError(f"{where}: {span!r} does not end after it starts (an interval "
+                raise _SettingError(where, f"{where}: {span!r} does not end after it starts (an interval "
                                   "cannot span midnight: end it at 24:00 and go on the next day)")
             intervals.append((start, end))
         if DAY_NAMES.index(key) in weekly:
-            raise ConfigError(f"callbacks.hours names {key} twice")
+            raise _SettingError("callbacks.hours", f"callbacks.hours names {key} twice")
         weekly[DAY_NAMES.index(key)] = intervals
     try:
         hours = OpeningHours(ZoneInfo("UTC"), weekly)
     except ValueError as exc:
-        raise ConfigError(f"callbacks.hours: {exc}") from None
+        raise _SettingError("callbacks.hours", f"callbacks.hours: {exc}") from None
     if not hours.weekly:
-        raise ConfigError("callbacks.hours: no day has opening hours, so no callback could "
+        raise _SettingError("callbacks.hours", "callbacks.hours: no day has opening hours, so no callback could "
                           "ever be dialled")
     return weekly
 
@@ -575,28 +904,16 @@ def _holidays(value: Any) -> frozenset[dt.date]:
     if value is None:
         return frozenset()
     if not isinstance(value, list):
-        raise ConfigError("callbacks.holidays must be a list of dates, e.g. [2025-01-01, 2025-03-01]")
+        raise _SettingError("callbacks.holidays", "callbacks.holidays must be a list of dates, e.g. [2025-01-01, 2025-03-01]")
     days = set()
     for item in value:
         if isinstance(item, dt.datetime):
-            raise ConfigError(f"callbacks.holidays: {item!r} is not a date (YYYY-MM-DD)")
+            raise _SettingError("callbacks.holidays", f"callbacks.holidays: {item!r} is not a date (YYYY-MM-DD)")
         if isinstance(item, dt.date):
             days.add(item)
             continue
         try:
             days.add(dt.date.fromisoformat(str(item).strip()))
         except ValueError:
-            raise ConfigError(f"callbacks.holidays: {item!r} is not a date (YYYY-MM-DD)") from None
+            raise _SettingError("callbacks.holidays", f"callbacks.holidays: {item!r} is not a date (YYYY-MM-DD)") from None
     return frozenset(days)
-
-
-def _seconds(name: str, value: Any, *, upper: float) -> float:
-    if isinstance(value, bool):
-        raise ConfigError(f"{name} must be a number of seconds, not {value!r}")
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
-    if not 0 < seconds <= upper:
-        raise ConfigError(f"{name} must be more than 0 and at most {upper:g} seconds, not {value!r}")
-    return seconds
