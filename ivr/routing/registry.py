@@ -10,7 +10,11 @@ born on 29 February becomes a year older on 1 March in common years: under the K
 new age starts the next day.
 
 CSV files (UTF-8, with or without a BOM; Excel's "CSV UTF-8" is fine) have a header line naming
-the columns, in any order and any case:
+the columns, in any order and any case.  Each line is one row (lines end with ``\n``, ``\r\n``
+or ``\r``): a value in double quotes may hold commas and ``""`` for a quote, but must end on its
+own line.  So a stray quote costs its own line only (``callers.csv:4: an unclosed quote …``),
+never the rows after it, and a file of 100,000 rows is read to its end whatever one line holds.
+The columns:
 
 * ``phone`` (required) — any spelling ``normalize`` understands;
 * ``birth_date`` (required column; an empty cell means "not known") — ``YYYY-MM-DD``,
@@ -26,10 +30,8 @@ twice: the later row wins, with a warning.
 from __future__ import annotations
 
 import asyncio
-import csv
 import dataclasses
 import datetime as dt
-import io
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -47,9 +49,21 @@ from ivr.store.base import Caller, Store
 if TYPE_CHECKING:
     from ivr.config import CallersConfig
 
-__all__ = ["age_on", "parse_birth_date", "parse_language", "parse_flag", "LANGUAGES",
-           "ImportProblem", "ImportReport", "import_callers_csv",
-           "CallerRegistry", "StoreRegistry", "HttpRegistry", "registry_for", "EARLIEST_BIRTH_DATE"]
+__all__ = [
+    "EARLIEST_BIRTH_DATE",
+    "LANGUAGES",
+    "CallerRegistry",
+    "HttpRegistry",
+    "ImportProblem",
+    "ImportReport",
+    "StoreRegistry",
+    "age_on",
+    "import_callers_csv",
+    "parse_birth_date",
+    "parse_flag",
+    "parse_language",
+    "registry_for",
+]
 
 LANGUAGES = ("ko", "en", "zh", "vi")
 EARLIEST_BIRTH_DATE = dt.date(1900, 1, 1)
@@ -172,11 +186,13 @@ def import_callers_csv(path: str | Path, region: str = "KR", *, today: dt.date |
         line = data.count(b"\n", 0, exc.start) + 1
         raise CallerFileError(name, "not UTF-8 text (a file saved as CP949/EUC-KR? save it as "
                               "'CSV UTF-8')", line=line) from exc
-    reader = csv.reader(io.StringIO(text, newline=""))
+    lines = _LINE_END.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()                          # the file's last line break
     try:
-        header = next(reader, None)
-    except csv.Error as exc:
-        raise CallerFileError(name, f"header is not CSV: {exc}", line=1) from exc
+        header = _split_line(lines[0]) if lines else None
+    except ValueError as exc:
+        raise CallerFileError(name, f"header: {exc}", line=1) from None
     if not header or not any(h.strip() for h in header):
         raise CallerFileError(name, "empty file: the first line must name the columns, "
                               "e.g. phone,birth_date,language,needs_assistance,name", line=1)
@@ -201,17 +217,15 @@ def import_callers_csv(path: str | Path, region: str = "KR", *, today: dt.date |
 
     callers: dict[str, tuple[int, Caller]] = {}
     rows = 0
-    line_end = reader.line_num
-    while True:
-        start = line_end + 1
+    for start, line in enumerate(lines[1:], 2):
+        if not line.strip():
+            continue
         try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            problems.append(ImportProblem(name, start, f"not CSV ({exc}); the rest of the file was not read"))
-            break                            # the csv reader cannot resume after this
-        line_end = reader.line_num
+            row = _split_line(line)
+        except ValueError as exc:
+            rows += 1
+            problems.append(ImportProblem(name, start, f"{exc}; this row was left out"))
+            continue
         if not row or not any(cell.strip() for cell in row):
             continue
         rows += 1
@@ -231,6 +245,47 @@ def import_callers_csv(path: str | Path, region: str = "KR", *, today: dt.date |
             del callers[caller.number]       # keep file order: the later row's place
         callers[caller.number] = (start, caller)
     return ImportReport(file=name, callers=[c for _, c in callers.values()], problems=problems, rows=rows)
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def _split_line(line: str) -> list[str]:
+    """One CSV line → its values (``,`` between them; ``"…"`` around a value with commas, ``""``
+    for a quote inside it).  ValueError names what is wrong when the quotes are broken."""
+    values: list[str] = []
+    i, n = 0, len(line)
+    while True:
+        if i < n and line[i] == '"':
+            parts, j = [], i + 1
+            while True:
+                k = line.find('"', j)
+                if k < 0:
+                    raise ValueError("an unclosed quote: a value in quotes must end on its own line "
+                                     "(a line is one row)")
+                parts.append(line[j:k])
+                if line.startswith('"', k + 1):        # "" is a quote inside the value
+                    parts.append('"')
+                    j = k + 2
+                    continue
+                i = k + 1
+                break
+            if i < n and line[i] != ",":
+                raise ValueError('text after a closing quote (a quote inside a quoted value is '
+                                 'written twice: "")')
+            values.append("".join(parts))
+        else:
+            k = line.find(",", i)
+            end = n if k < 0 else k
+            value = line[i:end]
+            if '"' in value:
+                raise ValueError('a quote inside a value that is not in quotes (put the value in '
+                                 'quotes and write the quote twice: "Kim ""Bob"" Lee")')
+            values.append(value)
+            i = end
+        if i >= n:
+            return values
+        i += 1                                          # the comma
 
 
 def _caller_from_row(row: Sequence[str], index: Mapping[str, int], region: str, today: dt.date) -> Caller:

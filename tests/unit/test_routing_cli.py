@@ -85,9 +85,21 @@ def test_import_writes_the_good_rows_and_names_the_bad_ones(tmp_path, store, cap
     assert run(tmp_path, "callers", "import", str(csv)) == 0
     out, err = capsys.readouterr()
     assert out.strip() == "imported 2, rejected 2"
-    assert err.splitlines() == [f"{csv}:3: bad phone: not a phone number (only digits, spaces and + - . ( ) "
-                                "may appear)", f"{csv}:5: birth date '2999-01-01' is in the future"]
+    assert err.splitlines() == [(f"{csv}:3: bad phone: not a phone number (only digits, spaces and + - . ( ) "
+                                 "may appear)"), f"{csv}:5: birth date '2999-01-01' is in the future"]
     assert set(store.callers) == {"+821012345678", "+8221234567"}
+
+
+def test_a_stray_quote_in_a_big_file_loses_only_its_row(tmp_path, store, capsys):
+    csv = tmp_path / "callers.csv"
+    rows = [f"010-3{i // 10000:03d}-{i % 10000:04d},1950-03-15,caller {i}" for i in range(1000)]
+    rows[2] = '010-3000-0002,1950-03-15,"Kim'
+    csv.write_text("phone,birth_date,name\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    assert run(tmp_path, "callers", "import", str(csv)) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "imported 999, rejected 1"
+    assert err.startswith(f"{csv}:4: an unclosed quote") and len(err.splitlines()) == 1
+    assert len(store.callers) == 999 and "+821030000002" not in store.callers
 
 
 def test_import_fails_when_nothing_is_usable(tmp_path, store, capsys):

@@ -9,7 +9,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from ivr.errors import CallerFileError, IvrError, RegistryTimeout, RegistryUnavailable, StoreError
+from ivr.errors import (
+    CallerFileError,
+    IvrError,
+    RegistryTimeout,
+    RegistryUnavailable,
+    StoreError,
+)
 from ivr.routing.registry import HttpRegistry, StoreRegistry, age_on, import_callers_csv
 from ivr.store.base import Caller
 from ivr.testing.memory_store import MemoryStore
@@ -109,10 +115,49 @@ def test_a_number_given_twice_keeps_the_later_row_with_a_warning(tmp_path):
 
 def test_a_bom_any_column_order_and_case_and_quoted_fields_are_fine(tmp_path):
     p = write(tmp_path, 'Name,Birth_Date,PHONE\n"caller, one",1950-03-15,010-1234-5678\r\n'
-                        '"two\nlines",1960-01-01,010-2222-3333\r\n010,bad,010\r\n', bom=True)
+                        '"say ""hi""",1960-01-01,010-2222-3333\r\n010,bad,010\r\n', bom=True)
     report = import_callers_csv(p, today=TODAY)
-    assert [c.name for c in report.callers] == ["caller, one", "two\nlines"]
-    assert [str(x) for x in report.problems] == [f"{p}:5: bad phone: not a valid number (read from region KR)"]
+    assert [c.name for c in report.callers] == ["caller, one", 'say "hi"']
+    assert [str(x) for x in report.problems] == [f"{p}:4: bad phone: not a valid number (read from region KR)"]
+
+
+def test_a_stray_quote_costs_its_own_line_only(tmp_path):
+    rows = [f"010-1000-{i:04d},1950-03-15,caller {i}" for i in range(1000)]
+    rows[2] = '010-1000-0002,1950-03-15,"Kim'                  # line 4: the quote never closes
+    p = write(tmp_path, "phone,birth_date,name\n" + "\n".join(rows) + "\n")
+    report = import_callers_csv(p, today=TODAY)
+    assert [str(x) for x in report.problems] == [
+        (f'{p}:4: an unclosed quote: a value in quotes must end on its own line (a line is one '
+         'row); this row was left out')]
+    assert (report.rows, report.accepted, report.rejected) == (1000, 999, 1)
+
+
+@pytest.mark.parametrize("line, message", [
+    ('010-1234-5678,"1950-03-15"x,Kim', "text after a closing quote"),
+    ('010-1234-5678,1950-03-15,Kim "Bob" Lee', "a quote inside a value that is not in quotes"),
+    ('"two', "an unclosed quote"),
+    ('lines",1960-01-01,010-2222-3333', "a quote inside a value that is not in quotes"),
+])
+def test_every_kind_of_broken_quoting_is_named_on_its_line(tmp_path, line, message):
+    p = write(tmp_path, f"phone,birth_date,name\n{line}\n010-2222-3333,1960-01-01,Lee\n")
+    report = import_callers_csv(p, today=TODAY)
+    assert [x.line for x in report.problems] == [2] and message in report.problems[0].message
+    assert [c.number for c in report.callers] == ["+821022223333"]
+
+
+def test_a_header_with_a_stray_quote_cannot_be_imported(tmp_path):
+    with pytest.raises(CallerFileError, match="unclosed quote") as err:
+        import_callers_csv(write(tmp_path, 'phone,"birth_date\n010-1234-5678,1950-03-15\n'), today=TODAY)
+    assert err.value.line == 1
+
+
+def test_lines_end_as_editors_end_them(tmp_path):
+    # \r\n (Windows), \n, and a lone \r (old Macs); a form feed or U+2028 is not a line end.
+    p = write(tmp_path, "phone,birth_date,name\r010-1234-5678,1950-03-15,a\u2028b\r\n"
+                        "abc,1950-03-15,x\n010-2222-3333,1960-01-01,y\n")
+    report = import_callers_csv(p, today=TODAY)
+    assert [c.number for c in report.callers] == ["+821012345678", "+821022223333"]
+    assert [x.line for x in report.problems] == [3]
 
 
 def test_unknown_columns_are_a_warning_on_the_header_line(tmp_path):
