@@ -15,15 +15,23 @@
 * ``premium`` — premium-rate and shared-cost numbers (calling them costs the center extra and
   is the classic abuse of a callback service).  In Korea every ``060`` number is refused
   as premium, also in ranges ``phonenumbers`` does not list as assigned.
-* ``not_dialable`` — numbers that do reach someone, but a callback to them is pointless,
+* ``not_dialable`` — numbers no person answers a call on, or where a callback is pointless
   because they are businesses' inbound lines, not a customer's phone: Korean "representative
   numbers" (대표번호: 15xx-xxxx, 16xx-xxxx, 18xx-xxxx, the type ``UAN``), toll-free numbers
-  (``080``) and voicemail access numbers.
+  (``080``), voicemail access numbers, and pagers (``015x``: a pager shows a number, it
+  cannot take a call; ``1588012904``, a representative number with two digits too many, reads
+  as one).
 
-Accepted: mobile (``010``, also ``011``-``019`` and the ``012`` range), geographic numbers
-(``02`` Seoul and the other area codes), ``070`` internet phones (``VOIP``: many homes and
-small offices use them) and ``050x`` personal forwarding numbers (often the "safe numbers"
-delivery and market apps hand out, which ring the customer's mobile).
+Accepted are only the ``phonenumbers`` types in ``CALLABLE_TYPES``, the phones a person picks
+up: mobile (``MOBILE``: ``010``, also ``011``, ``016``-``019``), geographic numbers
+(``FIXED_LINE``: ``02`` Seoul, ``031``-``064`` the other area codes), ``FIXED_LINE_OR_MOBILE``
+(countries whose ranges do not tell them apart, such as the US), ``070`` internet phones
+(``VOIP``: many homes and small offices use them) and ``050x`` personal forwarding numbers
+(``PERSONAL_NUMBER``: often the "safe numbers" delivery and market apps hand out, which ring the
+customer's mobile).  Every other type is refused: ``PAGER``, ``PREMIUM_RATE``,
+``SHARED_COST``, ``UAN``, ``TOLL_FREE``, ``VOICEMAIL``, and ``UNKNOWN`` (a range
+``phonenumbers`` holds valid without saying what it is), so a type added to ``phonenumbers``
+later is refused until it is judged here.
 
 Spellings are read as ``ivr.routing.numbers.normalize`` reads them: ``010-1234-5678``,
 ``+82 10 1234 5678`` and ``82-10-1234-5678`` are the same phone; only digits, spaces and
@@ -39,7 +47,7 @@ from phonenumbers import PhoneNumberType, shortnumberinfo
 
 from ivr.errors import IvrError
 
-__all__ = ["CallbackNumberRefused", "MAX_LENGTH", "MIN_NATIONAL_DIGITS", "REFUSALS",
+__all__ = ["CALLABLE_TYPES", "MAX_LENGTH", "MIN_NATIONAL_DIGITS", "REFUSALS", "CallbackNumberRefused",
            "validate_callback_number"]
 
 MAX_LENGTH = 20              # characters after stripping, as ivr.routing.numbers
@@ -52,7 +60,12 @@ _NOT_DIALABLE_TYPES = {
     PhoneNumberType.UAN: "a company's representative number (such as 1588-xxxx)",
     PhoneNumberType.TOLL_FREE: "a toll-free number (a company's inbound line)",
     PhoneNumberType.VOICEMAIL: "a voicemail access number",
+    PhoneNumberType.PAGER: "a pager number (015x), which cannot take a call",
 }
+# The phones a person answers: everything else is refused.
+CALLABLE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE,
+                            PhoneNumberType.FIXED_LINE_OR_MOBILE, PhoneNumberType.VOIP,
+                            PhoneNumberType.PERSONAL_NUMBER})
 # National number prefixes refused as premium rate whatever phonenumbers knows of the range.
 _PREMIUM_PREFIXES = {"KR": ("60",)}
 
@@ -116,10 +129,11 @@ def validate_callback_number(raw: str, region: str = "KR", *,
     if kind in _PREMIUM_TYPES:
         what = "premium-rate" if kind == PhoneNumberType.PREMIUM_RATE else "shared-cost"
         raise CallbackNumberRefused("premium", f"{what} numbers are not called back")
-    if kind in _NOT_DIALABLE_TYPES:
+    if kind not in CALLABLE_TYPES:
+        what = _NOT_DIALABLE_TYPES.get(kind, "not a phone a person answers (a service or "
+                                             "unknown kind of number)")
         raise CallbackNumberRefused(
-            "not_dialable", f"the number is {_NOT_DIALABLE_TYPES[kind]}; a callback needs the "
-                            "customer's own phone")
+            "not_dialable", f"the number is {what}; a callback needs the customer's own phone")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -95,6 +95,25 @@ def test_company_lines_are_not_called_back(raw):
     assert "customer's own phone" in str(err)
 
 
+@pytest.mark.parametrize("raw", ["1588012904", "015-1234-5678", "0151234567", "0155-123-456",
+                                 "+82 15 1234 5678"])
+def test_pager_numbers_are_not_called_back(raw):
+    # 015x is the pager range: 1588012904 (a 1588 number with two digits too many) reads as one.
+    err = refusal(raw)
+    assert err.why == "not_dialable"
+    assert "pager" in str(err)
+
+
+def test_only_types_a_person_answers_are_accepted():
+    from phonenumbers import PhoneNumberType
+
+    from ivr.callbacks.numbers import CALLABLE_TYPES
+
+    assert CALLABLE_TYPES == {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE,
+                              PhoneNumberType.FIXED_LINE_OR_MOBILE, PhoneNumberType.VOIP,
+                              PhoneNumberType.PERSONAL_NUMBER}
+
+
 def test_another_home_region():
     # Dialled from the US: a US number is domestic, a Korean one international.
     assert validate_callback_number("(650) 253-0000", "US") == "+16502530000"
