@@ -11,11 +11,18 @@ Every request needs ``Authorization: Bearer <admin token>`` (``admin.token`` /
     GET  /api/queues                      waiting callers, oldest wait, agents staffed per queue
     GET  /api/callbacks[?status=pending]  reservations (numbers masked)
     POST /api/callbacks/{id}/cancel       404 unless the reservation is still open
+
+Every answer is a JSON object (a list for the listings) built by ``json_response``, errors as
+``{"error": "…"}``: 401 without the right token (compared in constant time, as bytes, whatever
+characters the header holds), 400 for a body that is not a JSON object or a field of the wrong
+kind, 404 for an unknown agent, reservation or path, 405 for a wrong method, 409 for an action
+the agent's state does not allow.  An unexpected failure is logged and answered 500 as JSON.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -36,18 +43,20 @@ def _agent_json(status: Any, now: float) -> dict[str, Any]:
     return {
         "id": spec.id, "name": spec.name, "endpoint": spec.endpoint, "center": spec.center,
         "skills": sorted(spec.skills), "state": str(status.state),
-        "for_seconds": round(max(0.0, now - status.since), 1), "reason": status.reason,
+        "for_seconds": None if status.since is None else round(max(0.0, now - status.since), 1),
+        "reason": status.reason,
         "call": status.current_call, "handled": status.handled,
     }
 
 
 def admin_app(service: Any, token: str) -> web.Application:
     """``service``: the running ``QueueService`` (its ``acd`` and ``clock``)."""
-    expected = f"Bearer {token}".encode()
+    expected = f"Bearer {token}".encode("utf-8")
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "").encode()
+        # Header bytes that are not UTF-8 arrive as surrogates: back to the same bytes.
+        given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
         if not hmac.compare_digest(given, expected):
             return web.json_response({"error": "missing or wrong bearer token"}, status=401)
         return await handler(request)
@@ -59,8 +68,7 @@ def admin_app(service: Any, token: str) -> web.Application:
         try:
             acd.agent(agent_id)
         except KeyError:
-            raise web.HTTPNotFound(text=f'{{"error": "no agent {agent_id!r}"}}',
-                                   content_type="application/json") from None
+            raise _json_error(web.HTTPNotFound, f"no agent {agent_id!r}") from None
         return agent_id
 
     async def list_agents(request: web.Request) -> web.Response:
@@ -73,9 +81,7 @@ def admin_app(service: Any, token: str) -> web.Application:
             now = service.clock()
             try:
                 if name == "pause":
-                    body = await request.json() if request.can_read_body else {}
-                    reason = str((body or {}).get("reason") or "paused")
-                    acd.pause(agent_id, reason, now)
+                    acd.pause(agent_id, _reason(await _json_object(request)), now)
                 else:
                     getattr(acd, name)(agent_id, now)
             except ValueError as exc:
@@ -114,7 +120,7 @@ def admin_app(service: Any, token: str) -> web.Application:
         log.info("callback.cancelled", reservation=request.match_info["reservation_id"], by="admin api")
         return web.json_response({"cancelled": request.match_info["reservation_id"]})
 
-    app = web.Application(middlewares=[auth])
+    app = web.Application(middlewares=[_answers_json, auth])
     app.router.add_get("/api/callbacks", list_callbacks)
     app.router.add_post("/api/callbacks/{reservation_id}/cancel", cancel_callback)
     app.router.add_get("/api/agents", list_agents)
@@ -122,6 +128,62 @@ def admin_app(service: Any, token: str) -> web.Application:
         app.router.add_post(f"/api/agents/{{agent_id}}/{name}", action(name))
     app.router.add_get("/api/queues", queues)
     return app
+
+
+def _json_error(kind: type[web.HTTPException], message: str) -> web.HTTPException:
+    return kind(text=json.dumps({"error": message}), content_type="application/json")
+
+
+@web.middleware
+async def _answers_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every answer is JSON: aiohttp's own (404 for an unknown path, 405, 413) too."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.content_type == "application/json" or exc.status < 400:
+            raise
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return web.json_response({"error": (exc.reason or "error").lower()}, status=exc.status,
+                                 headers=headers)
+    except Exception:                   # a defect: logged with its traceback, answered as JSON
+        log.exception("admin.request_failed", method=request.method, path=request.path)
+        return web.json_response({"error": "internal error; the engine's log has the details"},
+                                 status=500)
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    """The request's body as a JSON object; no body is ``{}``; else 400."""
+    data = await request.read()
+    if not data.strip():
+        return {}
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise _json_error(web.HTTPBadRequest, 'the body is not JSON; send an object such as '
+                                              '{"reason": "lunch"}') from None
+    if not isinstance(value, dict):
+        raise _json_error(web.HTTPBadRequest, f"the body must be a JSON object such as "
+                                              f'{{"reason": "lunch"}}, not a JSON {_json_kind(value)}')
+    return value
+
+
+def _json_kind(value: Any) -> str:
+    return ("array" if isinstance(value, list) else "string" if isinstance(value, str)
+            else "null" if value is None else "boolean" if isinstance(value, bool) else "number")
+
+
+MAX_REASON = 200
+
+
+def _reason(body: dict[str, Any]) -> str:
+    reason = body.get("reason")
+    if reason is None or reason == "":
+        return "paused"
+    if not isinstance(reason, str) or len(reason) > MAX_REASON \
+            or any(ch < " " or ch == "\x7f" or "\ud800" <= ch <= "\udfff" for ch in reason):
+        raise _json_error(web.HTTPBadRequest, f'"reason" must be text on one line, at most '
+                                              f"{MAX_REASON} characters")
+    return reason
 
 
 class AdminServer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from urllib.parse import quote
 
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -84,5 +85,94 @@ async def test_callbacks_are_listed_masked_and_can_be_cancelled():
         assert (await client.post(f"/api/callbacks/{r.id}/cancel", headers=AUTH)).status == 200
         assert (await client.post(f"/api/callbacks/{r.id}/cancel", headers=AUTH)).status == 404
         assert (await store.get_reservation(r.id)).status == "cancelled"
+    finally:
+        await client.close()
+
+
+async def raw_request(client: TestClient, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+    """Send bytes as they are (a client library would refuse some of them); answer status, body."""
+    import asyncio
+
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    try:
+        writer.write(head + b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+        await writer.drain()
+        answer = await reader.read()
+    finally:
+        writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+def json_object(body: bytes) -> dict:
+    import json
+
+    value = json.loads(body)
+    assert isinstance(value, dict), value
+    return value
+
+
+async def test_a_token_that_is_not_ascii_is_refused_not_a_crash():
+    client = await client_for(make_service())
+    try:
+        for token in ("Bearer 토큰".encode(), b"Bearer \xff\xfe", "Bearer t0ken-for-testsé".encode("latin-1")):
+            status, body = await raw_request(client, b"GET /api/agents HTTP/1.1\r\nHost: x\r\n"
+                                                     b"Authorization: " + token + b"\r\n")
+            assert status == 401 and "token" in json_object(body)["error"]
+    finally:
+        await client.close()
+
+
+async def test_a_pause_body_that_is_not_a_json_object_is_a_bad_request():
+    client = await client_for(make_service())
+    try:
+        await client.post("/api/agents/agent1/login", headers=AUTH)
+        for body in (b"[1, 2]", b"5", b"null", b'"lunch"', b"{not json", b"\xff\xfe", b'{"reason": [1]}'):
+            resp = await client.post("/api/agents/agent1/pause", headers=AUTH, data=body)
+            assert resp.status == 400, (body, resp.status)
+            assert "error" in json_object(await resp.read())
+        assert (await (await client.get("/api/agents", headers=AUTH)).json())[0]["state"] == "available"
+        resp = await client.post("/api/agents/agent1/pause", headers=AUTH, data=b"")
+        assert resp.status == 200 and (await resp.json())["reason"] == "paused"
+    finally:
+        await client.close()
+
+
+async def test_an_id_cannot_inject_keys_into_an_error():
+    client = await client_for(make_service())
+    try:
+        tricky = 'x", "a": "'
+        resp = await client.post(f"/api/agents/{quote(tricky)}/login", headers=AUTH)
+        assert resp.status == 404
+        assert json_object(await resp.read()) == {"error": f"no agent {tricky!r}"}
+        for path in ("/api/callbacks", f"/api/callbacks/{quote(tricky)}/cancel"):   # not configured
+            resp = await (client.get(path, headers=AUTH) if path == "/api/callbacks"
+                          else client.post(path, headers=AUTH))
+            assert resp.status == 404 and list(json_object(await resp.read())) == ["error"]
+    finally:
+        await client.close()
+
+
+async def test_an_agent_never_logged_in_has_no_time_in_its_state():
+    client = await client_for(make_service())
+    try:
+        resp = await client.get("/api/agents", headers=AUTH)
+        assert resp.status == 200
+        (agent,) = await resp.json()
+        assert agent["state"] == "offline"
+        assert agent["for_seconds"] is None or agent["for_seconds"] >= 0
+    finally:
+        await client.close()
+
+
+async def test_every_answer_is_a_json_object_even_for_unknown_paths_and_methods():
+    client = await client_for(make_service())
+    try:
+        for method, path, status in (("GET", "/nowhere", 404), ("DELETE", "/api/agents", 405),
+                                     ("GET", "/api/agents/agent1/login", 405)):
+            resp = await client.request(method, path, headers=AUTH)
+            assert resp.status == status
+            assert resp.content_type == "application/json"
+            assert "error" in json_object(await resp.read())
     finally:
         await client.close()
