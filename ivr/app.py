@@ -1,27 +1,46 @@
-"""Wiring: config → store → flows → ARI → per-call tasks.  Start in order, stop in reverse."""
+"""Wiring: config → store → engine → queues and callbacks → admin API → ARI events.
+
+``serve`` is the one start-up order, in one place, and shutdown runs it in reverse:
+
+    start                                           stop (SIGTERM, SIGINT)
+    1. store (SQLite or PostgreSQL)                 8. store closed
+    2. HTTP session (the callers' registry)         7. session closed
+    3. engine (flows, catalogue, call records)      6. records kept back written (last try)
+    4. ARI client (REST only: no call yet)          5. ARI client and event stream closed
+    5. queues' event log, queues, callbacks         4. callbacks, queues (bridges), event log
+       (agents and lines rebuilt from the log)
+    6. admin API                                    3. admin API closed
+    7. flow watcher, signal handlers                2. watcher stopped
+    8. ARI event stream: calls arrive               1. no new call; calls in progress get
+                                                       ``engine.shutdown_grace`` to finish
+
+So every call, including the calls re-adopted by the first reconciliation after a restart,
+finds every service it may need; a standby engine taking over runs exactly this.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 import contextlib
-import datetime as dt
 import signal
-from pathlib import Path
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 import aiohttp
 import structlog
 
-from ivr.call import Call, CallRecord, utcnow
+from ivr.call import Call, CallRecord, Outcome, Prompt, Queues, utcnow
 from ivr.config import Config
-from ivr.errors import ChannelGone, FlowError, IvrError
-from ivr.flow.loader import FlowSet, load_flows
+from ivr.errors import CallError, FlowError, IvrError
+from ivr.flow.loader import FlowSet, flow_files, load_flows
+from ivr.flow.model import Flow
 from ivr.flow.runner import run_flow
 from ivr.prompts import Catalogue, audio_problems, load_catalogue
-from ivr.routing.identify import CallerFacts, RepeatRule, identify
+from ivr.routing.identify import CallerFacts, identify
 from ivr.routing.numbers import normalize
 from ivr.routing.registry import CallerRegistry, StoreRegistry, registry_for
+from ivr.tasks import TaskSet
 
 log = structlog.get_logger("ivr.app")
 
@@ -67,19 +86,21 @@ class Engine:
     call history under ``callers.lookup_budget``); the caller hears ringing meanwhile, never
     silence.  Call records the store refuses (a database briefly away) are kept in memory, up
     to ``max_unsaved``, and written again every ``retry_interval`` seconds until it takes them.
+
+    ``queues`` is the ``Queues`` port (None: the engine runs no queues).  A flow reload hands
+    the new prompt catalogue to everyone registered with ``on_catalogue`` (the queues, the
+    callback desk), so all of the engine speaks from one catalogue.
     """
 
     def __init__(self, config: Config, store, catalogue: Catalogue, flowset: FlowSet, *,
-                 registry: CallerRegistry | None = None, services=None, clock=utcnow,
-                 retry_interval: float = 2.0, max_unsaved: int = 10_000) -> None:
+                 registry: CallerRegistry | None = None, queues: Queues | None = None,
+                 clock=utcnow, retry_interval: float = 2.0, max_unsaved: int = 10_000) -> None:
         self.config = config
         self.store = store
         self.catalogue = catalogue
         self.flowset = flowset
         self.registry = registry if registry is not None else StoreRegistry(store)
-        self.services = services          # queue_handoff: the agent queues (None: none configured)
-        self.queues = services
-        self.recorder = None              # the queues' event log writer, when queues run
+        self.queues = queues
         self.clock = clock
         self.tz = ZoneInfo(config.callers.timezone)
         self.live_calls = 0
@@ -90,11 +111,18 @@ class Engine:
         self.unsaved: collections.OrderedDict[str, CallRecord] = collections.OrderedDict()
         self.records_lost = 0
         self._retrying: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = TaskSet("engine.background")
+        self._catalogue_users: list[Callable[[Catalogue], None]] = []
+
+    def on_catalogue(self, use: Callable[[Catalogue], None]) -> None:
+        """``use(catalogue)`` is called with every catalogue a reload brings."""
+        self._catalogue_users.append(use)
 
     # -- flows -------------------------------------------------------------------------------
     def reload_flows(self) -> bool:
-        """Load the flows again; on any error keep the ones that are serving now."""
+        """Load the flows again; on any error keep the ones that are serving now.  Never raises:
+        a broken edit is logged (``flows.reload_rejected``, one ``file:line`` per problem) and a
+        bug in loading is logged with its traceback (``flows.reload_failed``)."""
         try:
             catalogue = load_catalogue(self.config.prompts / "catalog.yaml")
             flowset = load_flows(list(self.config.flows), catalogue)
@@ -104,15 +132,18 @@ class Engine:
         except IvrError as exc:
             log.error("flows.reload_rejected", error=str(exc))
             return False
+        except Exception as exc:
+            log.exception("flows.reload_failed", error=repr(exc))
+            return False
         self.catalogue, self.flowset = catalogue, flowset
+        for use in self._catalogue_users:
+            use(catalogue)
         log.info("flows.reloaded", flows=sorted(flowset.flow_names()))
         _warn_about_audio(catalogue)
         return True
 
     def _flow_stamp(self) -> tuple:
         """What the flow files and the prompt catalogue look like on disk (names, sizes, times)."""
-        from ivr.flow.loader import flow_files
-
         paths = [*flow_files(list(self.config.flows)), self.config.prompts / "catalog.yaml"]
         stamp = []
         for path in paths:
@@ -125,15 +156,19 @@ class Engine:
 
     async def watch_flows(self, interval: float) -> None:
         """Reload the flows when a file changes (as SIGHUP does); a broken edit is reported
-        once and the flows serving now keep serving; calls in progress keep their version."""
-        seen = self._flow_stamp()
+        once and the flows serving now keep serving; calls in progress keep their version.
+        Nothing ends the watch but cancellation: a failure to look is logged and retried."""
+        seen: tuple | None = None
         while True:
-            await asyncio.sleep(interval)
-            stamp = self._flow_stamp()
-            if stamp != seen:
+            try:
+                stamp = self._flow_stamp()
+                if seen is not None and stamp != seen:
+                    log.info("flows.changed_on_disk")
+                    self.reload_flows()
                 seen = stamp
-                log.info("flows.changed_on_disk")
-                self.reload_flows()
+            except Exception as exc:
+                log.exception("flows.watch_failed", error=repr(exc))
+            await asyncio.sleep(interval)
 
     # -- calls -------------------------------------------------------------------------------
     async def on_new_call(self, call: Call, args: list[str], *, adopted: bool = False) -> None:
@@ -146,50 +181,50 @@ class Engine:
             self.live_calls -= 1
             self.calls_handled += 1
             if record.outcome is None:
-                record.end("caller_hangup" if call.hung_up else "completed")
+                record.end(Outcome.CALLER_HANGUP if call.hung_up else Outcome.COMPLETED)
             if not call.hung_up:
                 try:
                     await call.hangup()
-                except ChannelGone:
-                    pass
-                except IvrError as exc:
+                except CallError as exc:
                     log.warning("call.hangup_failed", error=str(exc))
             await self._save(record)
-            log.info("call.ended", outcome=record.outcome, detail=record.detail,
+            log.info("call.ended", outcome=str(record.outcome), detail=record.detail,
                      caller=record.caller, nodes=len(record.nodes))
 
     async def _serve(self, call: Call, record: CallRecord, adopted: bool) -> None:
         flowset, catalogue = self.flowset, self.catalogue   # this call keeps this version
         overloaded = self.lag.lag > self.config.engine.max_loop_lag
-        if self.live_calls > self.config.engine.max_calls or overloaded:
+        if not adopted and (self.live_calls > self.config.engine.max_calls or overloaded):
             why = (f"engine overloaded (event loop {self.lag.lag * 1000:.0f} ms late)" if overloaded
                    else "engine at max_calls")
-            record.end("busy", why)
+            record.end(Outcome.BUSY, why)
             log.warning("call.shed", live_calls=self.live_calls, why=why)
             try:
                 await call.answer()
                 lang = self.config.engine.default_language
                 if catalogue.has(self.config.engine.busy_prompt):
-                    await call.play([catalogue.media(self.config.engine.busy_prompt, lang)])
-            except ChannelGone:
+                    await call.play([Prompt(self.config.engine.busy_prompt, lang)])
+            except CallError:
                 pass
             return
         flow = flowset.for_number(call.dialled)
         if flow is None:
             log.warning("call.no_flow", dialled=call.dialled)
-            record.end("no_flow", f"no flow answers {call.dialled}")
+            record.end(Outcome.NO_FLOW, f"no flow answers {call.dialled}")
             return
         record.flow = flow.name
         record.flow_version = flowset.version(flow.name)
         structlog.contextvars.bind_contextvars(flow=flow.name)
         log.info("call.started", caller=call.caller_number, dialled=call.dialled, adopted=adopted)
         if adopted:
+            # Picked up again after a restart or a lost event socket.  Where the call was in
+            # the flow is not known: it starts again from the flow's entry (the safe point).
             record.detail = "re-adopted after reconnect"
         facts = await self._identify(call, record, flow)
-        await run_flow(flowset, flow, call, record, catalogue=catalogue, services=self.services,
+        await run_flow(flowset, flow, call, record, catalogue=catalogue, queues=self.queues,
                        language=facts.language, variables=facts.variables())
 
-    async def _identify(self, call: Call, record: CallRecord, flow) -> CallerFacts:
+    async def _identify(self, call: Call, record: CallRecord, flow: Flow) -> CallerFacts:
         """Who is calling: note the call in the history, ask the registry and the history."""
         callers = self.config.callers
         number = normalize(call.caller_number, callers.region)
@@ -197,12 +232,9 @@ class Engine:
         if number.ok:
             # Noted at once so that concurrent calls from the same number count each other; it
             # runs beside the lookups (which leave this call out and add one) and never delays them.
-            self._in_background(self._note_start(record))
-        policy = flow.repeat
-        rule = RepeatRule(calls=policy.calls, window=dt.timedelta(seconds=policy.window),
-                          unserved_only=policy.unserved_only)
+            self._background.spawn(self._note_start(record), name=f"engine.note_start.{call.id}")
         facts = await identify(call.caller_number, now=self.clock(), tz=self.tz,
-                               registry=self.registry, store=self.store, repeat=rule,
+                               registry=self.registry, store=self.store, repeat=flow.repeat,
                                budget=callers.lookup_budget, call_id=call.id, region=callers.region)
         log.info("caller.identified", known=facts.known, age=facts.age, anonymous=facts.anonymous,
                  valid_number=facts.number is not None, recent_calls=facts.recent_calls,
@@ -215,10 +247,9 @@ class Engine:
         except IvrError as exc:
             log.warning("call.start_not_recorded", error=str(exc))
 
-    def _in_background(self, coro) -> None:
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    async def save_record(self, record: CallRecord) -> None:
+        """Store a finished call's record; kept in memory and retried when the store refuses."""
+        await self._save(record)
 
     async def _save(self, record: CallRecord) -> None:
         try:
@@ -236,7 +267,7 @@ class Engine:
             self.records_lost += 1
             log.error("call.record_lost", call=dropped.call_id, lost=self.records_lost)
         if self._retrying is None or self._retrying.done():
-            self._retrying = asyncio.ensure_future(self._retry_unsaved())
+            self._retrying = self._background.spawn(self._retry_unsaved(), name="engine.retry_unsaved")
 
     async def _retry_unsaved(self) -> None:
         while self.unsaved:
@@ -259,14 +290,11 @@ class Engine:
 
     async def close(self) -> None:
         """Stop background work: the starts being noted, then one last try at unsaved records."""
-        if self._background:
-            await asyncio.wait(set(self._background), timeout=5)
         if self._retrying is not None:
             self._retrying.cancel()
-            try:
-                await self._retrying
-            except asyncio.CancelledError:
-                pass
+        pending = await self._background.wait(5)
+        if pending:
+            await self._background.cancel_all(1)
         if not await self.flush_unsaved():
             self.records_lost += len(self.unsaved)
             log.error("engine.records_lost", lost=len(self.unsaved))
@@ -280,113 +308,132 @@ def _warn_about_audio(catalogue: Catalogue) -> None:
 
 async def serve(config: Config, *, ready: asyncio.Event | None = None,
                 stop: asyncio.Event | None = None) -> None:
-    """Run the engine until SIGTERM/SIGINT (or ``stop`` is set)."""
+    """Run the engine until SIGTERM/SIGINT (or ``stop`` is set).
+
+    The start-up order of the module docstring, in code: each step is entered into one
+    ``AsyncExitStack``, so shutdown leaves them in reverse, every exit runs, and a failure
+    half-way through start-up closes exactly what was opened."""
     from ivr.ari.dispatcher import AriAdapter
     from ivr.store import open_store
 
     catalogue = load_catalogue(config.prompts / "catalog.yaml")
     flowset = load_flows(list(config.flows), catalogue)   # FlowError: refuse to start
-    for w in getattr(flowset, "warnings", []):
+    for w in flowset.warnings:
         log.warning("flows.warning", problem=str(w))
     _warn_about_audio(catalogue)
     stop = stop or asyncio.Event()
-    async with contextlib.AsyncExitStack() as resources:
-        store = await resources.enter_async_context(open_store(config.store_url))
+    loop = asyncio.get_running_loop()
+    async with contextlib.AsyncExitStack() as stack:
+        # 1. store, 2. HTTP session
+        store = await stack.enter_async_context(open_store(config.store_url))
         session = None
         if config.callers.registry is not None:
-            session = await resources.enter_async_context(aiohttp.ClientSession())
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+        # 3. engine
         engine = Engine(config, store, catalogue, flowset,
                         registry=registry_for(config.callers, store, session))
+        stack.push_async_callback(_closing("engine", engine.close))
         engine.lag.start()
-        watcher = (asyncio.create_task(engine.watch_flows(config.engine.reload_interval), name="flows.watch")
-                   if config.engine.reload_interval > 0 else None)
-        loop = asyncio.get_running_loop()
-        handlers = []
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        stack.callback(engine.lag.stop)
+        # 4. the ARI client: a switch for the services, no call yet
+        ari = AriAdapter(config.ari.url, config.ari.username, config.ari.password,
+                         config.ari.app, on_new_call=engine.on_new_call)
+        await ari.open()
+        stack.push_async_callback(_closing("ari", ari.close))
+        # 5. queues and callbacks
+        queues = await _start_queues(config, ari, engine, stack)
+        # 6. admin API
+        if queues is not None and config.admin.token:
+            from ivr.web.api import AdminServer
+
+            service, desk = queues
+            admin = AdminServer(service, config.admin.host, config.admin.port, config.admin.token,
+                                desk=desk)
+            await admin.__aenter__()
+            stack.push_async_callback(_closing("admin", admin.__aexit__), None, None, None)
+        elif queues is not None:
+            log.warning("admin.off", why="no admin token: set admin.token_file or IVR_ADMIN_TOKEN")
+        # 7. the flow watcher and the signals
+        background = TaskSet("engine.watch")
+        if config.engine.reload_interval > 0:
+            background.spawn(engine.watch_flows(config.engine.reload_interval), name="flows.watch")
+        stack.push_async_callback(background.cancel_all, 2)
+        for sig, handler in ((signal.SIGTERM, stop.set), (signal.SIGINT, stop.set),
+                             (signal.SIGHUP, engine.reload_flows)):
             try:
-                loop.add_signal_handler(sig, stop.set)
-                handlers.append(sig)
+                loop.add_signal_handler(sig, handler)
             except (NotImplementedError, RuntimeError):
-                pass
-        try:
-            loop.add_signal_handler(signal.SIGHUP, engine.reload_flows)
-            handlers.append(signal.SIGHUP)
-        except (NotImplementedError, RuntimeError):
-            pass
-        try:
-            async with AriAdapter(config.ari.url, config.ari.username, config.ari.password,
-                                  config.ari.app, on_new_call=engine.on_new_call) as ari:
-                log.info("engine.connecting", ari=config.ari.url)
-                await ari.wait_connected()
-                queues = await _start_queues(config, ari, engine)
-                if queues is not None and config.admin.token:
-                    from ivr.web.api import AdminServer
-
-                    await resources.enter_async_context(
-                        AdminServer(queues, config.admin.host, config.admin.port, config.admin.token))
-                elif queues is not None:
-                    log.warning("admin.off", why="no admin token: set admin.token_file or IVR_ADMIN_TOKEN")
-                log.info("engine.ready", flows=sorted(flowset.flow_names()),
-                         numbers=sorted(flowset.numbers()), ari=config.ari.url)
-                if ready is not None:
-                    ready.set()
-                await stop.wait()
-                log.info("engine.stopping", live_calls=engine.live_calls)
-                async def cleanup() -> None:
-                    if queues is not None:
-                        if queues.callbacks is not None:
-                            await queues.callbacks.close()
-                        await queues.close()
-
-                await ari.close(grace=config.engine.shutdown_grace, cleanup=cleanup)
-        finally:
-            engine.lag.stop()
-            if watcher is not None:
-                watcher.cancel()
-            await engine.close()
-            if engine.recorder is not None:
-                await engine.recorder.close()
-            for sig in handlers:
-                loop.remove_signal_handler(sig)
+                continue
+            stack.callback(loop.remove_signal_handler, sig)
+        # 8. the ARI event stream, last: from now on calls arrive and find everything above
+        log.info("engine.connecting", ari=config.ari.url)
+        ari.start()
+        stack.push_async_callback(_closing("calls", ari.drain), config.engine.shutdown_grace)
+        await ari.wait_connected()
+        log.info("engine.ready", flows=sorted(flowset.flow_names()),
+                 numbers=sorted(flowset.numbers()), ari=config.ari.url)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("engine.stopping", live_calls=engine.live_calls)
     log.info("engine.stopped", calls_handled=engine.calls_handled)
 
 
-async def _start_queues(config: Config, switch, engine: Engine):
-    """The agent queues of ``config.acd`` on ``switch``; None when none are configured."""
+def _closing(what: str, close):
+    """``close`` for the exit stack, logged as a step of the shutdown."""
+    async def step(*args) -> None:
+        log.debug("engine.closing", step=what)
+        await close(*args)
+    return step
+
+
+async def _start_queues(config: Config, switch, engine: Engine,
+                        stack: contextlib.AsyncExitStack):
+    """The agent queues of ``config.acd`` on ``switch`` (and the callback desk when callbacks
+    are configured), started and entered into ``stack``; ``(service, desk)``, or None when no
+    queue is configured."""
     if not config.acd.queues:
-        unknown = sorted(engine.flowset.queues()) if hasattr(engine.flowset, "queues") else []
+        unknown = sorted(engine.flowset.queues())
         if unknown:
-            log.warning("acd.not_configured", queues_in_flows=unknown)
+            log.warning("acd.not_configured", queues_in_flows=unknown,
+                        effect="callers handed to a queue hear queue_hold and are hung up")
         return None
     from ivr.acd.core import Acd
-    from ivr.acd.service import QueueService
-
     from ivr.acd.recorder import EventRecorder
+    from ivr.acd.service import QueueService
 
     specs = {q.name: q for q in config.acd.queues}
     recorder = EventRecorder(engine.store)
+    await recorder.start()
+    stack.push_async_callback(_closing("queue events", recorder.close))
     acd = Acd(specs, config.acd.agents, priorities=config.acd.priorities, on_event=recorder)
     service = QueueService(acd, specs, switch, engine.catalogue, music=config.acd.music,
                            default_language=config.engine.default_language)
     for agent_id in sorted(config.acd.auto_login):
         acd.login(agent_id, service.clock())
-    await recorder.start()
-    engine.recorder = recorder
-    callbacks = getattr(config, "callbacks", None)
-    if callbacks is not None and getattr(callbacks, "endpoint", None):
+    await service.start()
+    stack.push_async_callback(_closing("queues", service.close))
+    engine.on_catalogue(service.set_catalogue)
+    desk = None
+    callbacks = config.callbacks
+    if callbacks.endpoint:
         from ivr.callbacks.desk import CallbackDesk
 
-        desk = CallbackDesk(callbacks, engine.store, service, switch, engine.catalogue,
-                            region=config.callers.region, save_record=engine._save)
-        service.callbacks = desk
+        desk = CallbackDesk(callbacks, engine.store, service, service, switch, engine.catalogue,
+                            region=config.callers.region, save_record=engine.save_record)
+        service.attach_booking(desk)
         await desk.start()
+        stack.push_async_callback(_closing("callbacks", desk.close))
+        engine.on_catalogue(desk.set_catalogue)
         log.info("callbacks.ready", owner=callbacks.owner, endpoint=callbacks.endpoint)
-    await service.start()
-    engine.services = service
     engine.queues = service
+    unknown = sorted(engine.flowset.queues() - set(specs))
+    if unknown:
+        log.warning("acd.unknown_queues", queues_in_flows=unknown,
+                    effect="callers handed to them hear queue_sorry")
     log.info("acd.ready", queues=sorted(specs), agents=len(config.acd.agents),
              logged_in=sorted(config.acd.auto_login))
-    return service
+    return service, desk
 
 
-__all__ = ["Engine", "serve", "Path"]
+__all__ = ["Engine", "serve"]

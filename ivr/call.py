@@ -1,8 +1,16 @@
 """The ``Call`` port: everything a flow, a queue or a callback may do to a live call.
 
 Flows, queues and callbacks speak only to this port.  The ARI adapter implements it for real
-calls (``ivr.ari.call.AriCall``); tests and the simulator implement it too.  Every method
-raises ``ivr.errors.CallerHungUp`` once the caller has hung up.
+calls (``ivr.ari.call.AriCall``); tests and the simulator implement it too.  The port speaks
+the caller's world: a call hears ``Prompt`` values (a prompt id in a language) and the
+adapter alone knows how a switch finds the audio.  Its errors are its own: every method
+raises ``ivr.errors.CallEnded`` (with the way the call ended) once the call is over, and
+``ivr.errors.CallError`` when the switch cannot do what was asked.
+
+This module also holds the other ports: ``Switch`` and ``Bridge`` (what the queues need of the
+switch beyond one call), ``Queues`` (what a flow needs of the agent queues), ``Line`` and
+``Booking`` (what the callback desk and the queues need of each other), and the one list of
+call outcomes, ``Outcome``.
 
 Digits: a call keeps a buffer of keys pressed and not yet consumed.  ``play`` with
 ``barge_in=True`` stops as soon as a key is pressed (or does not start when a key is already
@@ -14,10 +22,60 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping, Sequence
-from typing import Literal, Protocol, runtime_checkable
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ivr.flow.model import CallbackOffer
 
 GatherEnd = Literal["max_digits", "terminator", "timeout"]
+
+
+class Outcome(enum.StrEnum):
+    """How a call ended, as ``ivr calls list`` shows it and the store keeps it (one list, here).
+
+    ``completed``            the flow ended normally (a ``hangup`` node, ``return`` from the top)
+    ``caller_hangup``        the caller hung up before the flow ended (not in a queue)
+    ``retries_exhausted``    a menu or gather ran out of tries and the flow ended
+    ``transferred``          handed back to the dialplan (``detail``: the target)
+    ``queued``               handed to a queue when the engine runs none (``detail``: the queue)
+    ``agent_connected``      talked to an agent (``detail``: who, and the wait)
+    ``abandoned``            hung up while waiting in a queue (``detail``: the wait)
+    ``queue_timeout``        nobody could take the call: polite message, hang-up
+    ``callback_booked``      took a callback instead of waiting (``detail``: the reservation)
+    ``busy``                 turned away at the door: the engine was full (``detail``: why)
+    ``no_flow``              no flow answers the dialled number
+    ``lost``                 the switch lost the call (Asterisk restarted, or the engine did
+                             while the call was in a state it cannot be picked up from)
+    ``error``                something went wrong (``detail`` says what); the caller heard
+                             ``system_error`` when possible
+    """
+
+    COMPLETED = "completed"
+    CALLER_HANGUP = "caller_hangup"
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    TRANSFERRED = "transferred"
+    QUEUED = "queued"
+    AGENT_CONNECTED = "agent_connected"
+    ABANDONED = "abandoned"
+    QUEUE_TIMEOUT = "queue_timeout"
+    CALLBACK_BOOKED = "callback_booked"
+    BUSY = "busy"
+    NO_FLOW = "no_flow"
+    LOST = "lost"
+    ERROR = "error"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Prompt:
+    """A prompt to play: its id in the catalogue and the language to say it in."""
+
+    id: str
+    language: str
+
+    def __str__(self) -> str:
+        return f"{self.language}/{self.id}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,11 +113,11 @@ class Call(Protocol):
     async def answer(self) -> None:
         """Answer the call (no-op when already answered)."""
 
-    async def play(self, media: Sequence[str], *, barge_in: bool = False) -> None:
-        """Play media URIs (``sound:ivr/ko/welcome``) in order and return when done.
+    async def play(self, prompts: Sequence[Prompt], *, barge_in: bool = False) -> None:
+        """Play ``prompts`` in order and return when done.
 
         With ``barge_in`` a key press stops the playback at once; the key stays buffered.
-        A media item that cannot be played is skipped (and logged), never fatal.
+        A prompt whose audio cannot be played is skipped (and logged), never fatal.
         """
 
     async def gather(self, *, max_digits: int, first_timeout: float, inter_timeout: float,
@@ -74,7 +132,8 @@ class Call(Protocol):
         """Forget keys pressed but not yet consumed."""
 
     async def transfer(self, context: str, extension: str, priority: int = 1) -> None:
-        """Hand the call back to the Asterisk dialplan at ``context,extension,priority``."""
+        """Hand the call back to the switch's dialplan at ``context,extension,priority``; later
+        calls on the port raise ``CallEnded`` with reason ``transferred``."""
 
     async def hangup(self) -> None:
         """Hang up (no-op when already gone)."""
@@ -111,6 +170,81 @@ class Switch(Protocol):
     async def bridge(self, kind: str = "mixing", *, name: str | None = None) -> Bridge: ...
 
 
+@runtime_checkable
+class Queues(Protocol):
+    """What a flow needs of the agent queues (``ivr.acd.service.QueueService`` in the engine,
+    a stand-in in the simulator)."""
+
+    async def queue_handoff(self, call: Call, record: CallRecord, queue: str, priority: str | None,
+                            reason: str | None, language: str | None = None, *,
+                            callback: CallbackOffer | None = None,
+                            arrived_at: dt.datetime | None = None) -> None:
+        """Carry ``call`` from the hand-off to its end; the outcome goes into ``record``.
+        ``arrived_at`` keeps an earlier place in line (a customer called back, a caller
+        picked up again after an engine restart)."""
+
+    def queue_variable(self, name: str) -> Any:
+        """``queue.<name>.estimated_wait`` / ``.waiting`` / ``.agents_available``; None when
+        unknown."""
+
+    async def cancel_callbacks(self, number: str, queue: str | None = None) -> int:
+        """Cancel the open reservations of ``number`` (E.164); how many were cancelled."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Turn:
+    """A held place whose turn came: ``agent_id`` is held for it (RINGING) until the holder
+    calls ``Line.release`` or ``Line.take``."""
+
+    entry: str
+    queue: str
+    agent_id: str
+
+
+@runtime_checkable
+class Line(Protocol):
+    """What the callback desk needs of the queues: places held in a line for someone who is
+    not on the phone yet (a reservation), told when their turn comes."""
+
+    def has_queue(self, queue: str) -> bool: ...
+
+    def hold_place(self, entry: str, queue: str, priority: str | None, arrived_at: dt.datetime,
+                   on_turn: Callable[[Turn], None]) -> int | None:
+        """Put ``entry`` in ``queue``'s line at the place of ``arrived_at``; its position (None
+        when it is already in line).  ``on_turn`` is called (synchronously) when an agent is
+        held for it."""
+
+    def holds(self, entry: str) -> bool:
+        """True while ``entry`` is in a line (waiting, or its turn has come)."""
+
+    def withdraw(self, entry: str, why: str) -> bool:
+        """Take ``entry`` out of its line; False when its turn has already come (an agent is
+        held for it: the holder releases it)."""
+
+    def release(self, turn: Turn, why: str) -> None:
+        """The held agent is not needed after all: the entry leaves the line, the agent is free."""
+
+    def take(self, turn: Turn) -> None:
+        """The person is on the phone: the entry leaves the line and frees the held agent for
+        the ``queue_handoff`` that follows (which takes them at once at the same place)."""
+
+    def free_agents(self) -> int:
+        """Agents available now (all queues)."""
+
+
+@runtime_checkable
+class Booking(Protocol):
+    """What the queues need of the callback desk: book a callback for a waiting caller, and
+    cancel a number's reservations."""
+
+    async def book(self, call: Call, *, queue: str, priority: str | None, reason: str | None,
+                   language: str, waited: float, call_id: str) -> str | None:
+        """Confirm the number and store the reservation; its id, or None (stay in line)."""
+
+    async def cancel_for(self, number: str, queue: str | None = None) -> int:
+        """Cancel (and withdraw from the line) the open reservations of ``number``."""
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -119,11 +253,7 @@ def utcnow() -> dt.datetime:
 class CallRecord:
     """What happened on one call: written by the runner, stored, listed by ``ivr calls list``.
 
-    ``outcome`` is one of: ``completed`` (the flow hung up normally), ``caller_hangup``,
-    ``queued`` (handed to a queue; ``detail`` names it), ``transferred`` (``detail`` names the
-    target), ``retries_exhausted`` (a menu or gather ran out of retries and the flow ended),
-    ``no_flow`` (nothing answers the dialled number), ``error`` (``detail`` says what),
-    ``lost`` (Asterisk lost the call: restart or connection lost for good).
+    ``outcome`` is an ``Outcome`` (see there for each value and what ``detail`` holds).
     """
 
     call_id: str
@@ -136,7 +266,7 @@ class CallRecord:
     language: str | None = None
     nodes: list[str] = dataclasses.field(default_factory=list)
     digits: list[str] = dataclasses.field(default_factory=list)
-    outcome: str | None = None
+    outcome: Outcome | None = None
     detail: str = ""
     priority: str | None = None
     reason: str | None = None        # why it was routed so, e.g. "bypass: elderly"
@@ -149,9 +279,10 @@ class CallRecord:
         if keys:
             self.digits.append(keys)
 
-    def end(self, outcome: str, detail: str = "") -> None:
-        """Record how the call ended; the first ending wins."""
+    def end(self, outcome: Outcome | str, detail: str = "") -> None:
+        """Record how the call ended; the first ending wins.  ``outcome`` must be an
+        ``Outcome`` value (a plain string is checked: ``ValueError`` for an unknown one)."""
         if self.outcome is None:
-            self.outcome = outcome
+            self.outcome = Outcome(outcome)
             self.detail = detail
             self.ended_at = utcnow()

@@ -834,7 +834,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IvrError as exc:
         print(f"ivr: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:             # a bug: one line, exit 2; the traceback with IVR_DEBUG=1
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, exit 2; the traceback with IVR_DEBUG=1
         return _internal_error(args, exc)
 
 
@@ -849,7 +849,9 @@ def _internal_error(args: argparse.Namespace, exc: Exception) -> int:
     if whole:
         traceback.print_exception(exc, file=sys.stderr)
     frames = traceback.extract_tb(exc.__traceback__)
-    where = f" in {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    ours = [f for f in frames if Path(f.filename).resolve().is_relative_to(Path(__file__).resolve().parent)]
+    last = (ours or frames or [None])[-1]
+    where = f" in {Path(last.filename).name}:{last.lineno}" if last is not None else ""
     detail = " ".join(str(exc).split())[:200]
     print(f"ivr: internal error in 'ivr {args.command}' (a bug, not a problem in your files): "
           f"{type(exc).__name__}{': ' + detail if detail else ''}{where}"

@@ -49,8 +49,38 @@ class FlowRuntimeError(IvrError):
     """A flow did something impossible while running (e.g. too many steps without waiting)."""
 
 
-class AriError(IvrError):
-    """Asterisk's REST interface answered with an error or could not be reached."""
+class CallError(IvrError):
+    """What the ``Call`` port (``ivr.call``) raises when the switch cannot do what was asked.
+
+    Flows, queues and callbacks catch this (and ``CallEnded``), never an adapter's own classes.
+    """
+
+
+class CallEnded(CallError, LookupError):
+    """The call is over, so nothing more can be done on it.  ``reason`` says how it ended:
+    ``hangup`` (the person hung up), ``engine`` (the engine hung it up), ``transferred`` (it left
+    for the dialplan: nobody hung up), ``lost`` (the switch lost it: Asterisk restarted, the
+    channel vanished while the engine was not listening)."""
+
+    def __init__(self, message: str, *, reason: str = "hangup") -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class DialFailed(CallError):
+    """A channel we dialled (an agent's phone, a callback) never answered: no answer, busy,
+    unreachable.  ``cause`` is the Q.850 cause the switch gave (19 no answer, 17 busy …)."""
+
+    def __init__(self, message: str, *, cause: int | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.status = status
+
+
+class AriError(CallError):
+    """Asterisk's REST interface answered with an error or could not be reached.
+
+    An adapter detail: at the ``Call`` port it is a ``CallError`` like any other."""
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         self.status = status
@@ -66,20 +96,8 @@ class AriTimeout(AriError, TimeoutError):
 
 
 class ChannelGone(AriError, LookupError):
-    """The channel no longer exists (hung up).  Normal during a call's life: log quietly."""
-
-
-class CallerHungUp(ChannelGone):
-    """Raised by the ``Call`` port once the caller has hung up."""
-
-
-class DialFailed(AriError):
-    """A channel we dialled (an agent's phone, a callback) never answered: no answer, busy,
-    unreachable.  ``cause`` is the Q.850 cause Asterisk gave (19 no answer, 17 busy …)."""
-
-    def __init__(self, message: str, *, cause: int | None = None, status: int | None = None) -> None:
-        super().__init__(message, status=status)
-        self.cause = cause
+    """The channel no longer exists (hung up): Asterisk answered 404.  Normal during a call's
+    life: log quietly.  The adapter turns it into ``CallEnded`` at the port."""
 
 
 class StoreError(IvrError):

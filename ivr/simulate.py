@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ivr.call import CallRecord, Gathered
+from ivr.call import CallRecord, Gathered, Prompt
 from ivr.errors import FlowError
 from ivr.flow.loader import FlowSet, load_flows
 from ivr.flow.runner import run_flow
@@ -75,11 +75,12 @@ class SimulatedCall(ScriptedCall):
     def _say(self, line: str) -> None:
         print(line, file=self.out)
 
-    async def play(self, media: Sequence[str], *, barge_in: bool = False) -> None:
+    async def play(self, prompts: Sequence[Prompt], *, barge_in: bool = False) -> None:
         words: list[str] = []           # the words of a said value (digits, number, time …) on one line
-        for uri in media:
-            lang, _, prompt = uri.removeprefix("sound:ivr/").partition("/")
-            text = self.catalogue.text(prompt, lang) if self.catalogue.has(prompt) else uri
+        lang = ""
+        for item in prompts:
+            lang, prompt = item.language, item.id
+            text = self.catalogue.text(prompt, lang) if self.catalogue.has(prompt) else f"({prompt})"
             if prompt in SAY_PROMPT_IDS:
                 words.append(text)
                 continue
@@ -89,7 +90,7 @@ class SimulatedCall(ScriptedCall):
             self._say(f"  ▶ {prompt} [{lang}]: {text}")
         if words:
             self._say(f"  ▶ (said) [{lang}]: {' '.join(words)}")
-        await super().play(media, barge_in=barge_in)
+        await super().play(prompts, barge_in=barge_in)
 
     async def gather(self, *, max_digits: int, first_timeout: float, inter_timeout: float,
                      terminator: str = "#") -> Gathered:
@@ -115,12 +116,14 @@ class SimulatedCall(ScriptedCall):
 
 
 class _Queues:
-    """Stands in for the agent queues: says where the call would go and ends it there."""
+    """Stands in for the agent queues (the ``Queues`` port): says where the call would go and
+    ends it there."""
 
     def __init__(self, out: TextIO | None) -> None:
         self.out = out
 
-    async def queue_handoff(self, call, record, queue, priority, reason, language=None, callback=None):
+    async def queue_handoff(self, call, record, queue, priority, reason, language=None, *,
+                            callback=None, arrived_at=None):
         if self.out is not None:
             offer = f", callback offered above {callback.above} s / after {callback.after} s" if callback else ""
             print(f"  → queue {queue} (priority {priority or 'normal'}, reason {reason or '-'}{offer})",
@@ -157,8 +160,10 @@ async def simulate(flowset: FlowSet, catalogue: Catalogue, target: str, *, keys:
     print(f"☎ call to {flow.name} from {number or 'a withheld number'}"
           + (f", age {facts['caller.age']}" if facts.get("caller.age") is not None else "")
           + (", repeat caller" if facts.get("caller.is_repeat") else ""), file=out)
-    await run_flow(flowset, flow, call, record, catalogue=catalogue, services=_Queues(out),
-                   language=language or facts.get("caller.language"), variables=facts)
+    queues = _Queues(out)
+    await run_flow(flowset, flow, call, record, catalogue=catalogue, queues=queues,
+                   language=language or facts.get("caller.language"), variables=facts,
+                   on_variable=queues.on_variable)
     print(f"■ {record.outcome}" + (f": {record.detail}" if record.detail else "")
           + (f"  ({record.reason})" if record.reason else ""), file=out)
     print(f"  path: {' > '.join(record.nodes)}   keys: {' '.join(record.digits) or '-'}", file=out)
@@ -257,7 +262,7 @@ async def _run_case(file: Path, name: str, case: Any, target: str, flowset: Flow
         return CaseResult(file, name, [f"{where}: {exc}"])
     expect = case["expect"]
     problems: list[str] = []
-    checks = {"outcome": record.outcome, "detail": record.detail, "reason": record.reason,
+    checks = {"outcome": str(record.outcome) if record.outcome else None, "detail": record.detail, "reason": record.reason,
               "priority": record.priority, "language": record.language}
     for key, got in checks.items():
         if key in expect and expect[key] != got:

@@ -15,12 +15,18 @@ time) or hears a polite message and is hung up.
 
 The caller's own task (the flow runner) carries the call from the hand-off to the end;
 ringing agents run as tasks of this service; one ticker ends wrap-ups and enforces deadlines.
+
+Ports: to flows this service is the ``Queues`` port (``ivr.call``); to the callback desk it is
+the ``Line`` port (places held for reservations, told when their turn comes), and it knows the
+desk only as the ``Booking`` port.  It speaks to calls through the ``Call`` port and to the
+switch through ``Switch``; it imports nothing of ARI.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -31,8 +37,8 @@ from ivr.acd.core import Acd
 from ivr.acd.estimate import announce_range
 from ivr.acd.model import AgentState, Event, Offer, QueueSpec
 from ivr.flow.model import CallbackOffer
-from ivr.call import Bridge, Call, CallRecord, Switch
-from ivr.errors import AriError, CallerHungUp, DialFailed, IvrError
+from ivr.call import Booking, Bridge, Call, CallRecord, Outcome, Prompt, Switch, Turn, utcnow
+from ivr.errors import CallEnded, CallError, IvrError
 from ivr.flow.say import say_number, say_ordinal
 from ivr.prompts import Catalogue
 
@@ -44,7 +50,6 @@ POSITION_PRE, POSITION_POST = "queue_position_pre", "queue_position_post"
 WAIT_PRE, WAIT_POST, WAIT_LONG = "queue_wait_pre", "queue_wait_post", "queue_wait_long"
 NEXT_IN_LINE, SORRY = "queue_next", "queue_sorry"
 CALLBACK_OFFER = "callback_offer"
-CALLBACK_ENTRY = "cb-"          # line entries that are reservations (ivr.callbacks.desk)
 FIRST_ANNOUNCEMENT = 3.0      # seconds after joining the line: the caller hears where they stand
 
 
@@ -70,7 +75,8 @@ class _Caller:
 class QueueService:
     def __init__(self, acd: Acd, specs: Mapping[str, QueueSpec], switch: Switch,
                  catalogue: Catalogue, *, music: str | None = "default", default_language: str = "ko",
-                 clock: Callable[[], float] = time.monotonic, tick: float = 0.5) -> None:
+                 clock: Callable[[], float] = time.monotonic, tick: float = 0.5,
+                 wall_clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.acd = acd
         self.specs = dict(specs)
         self.switch = switch
@@ -78,13 +84,28 @@ class QueueService:
         self.music = music
         self.default_language = default_language
         self.clock = clock
+        self.wall = wall_clock
         self.tick_interval = tick
         self.callers: dict[str, _Caller] = {}
         self._holding: Bridge | None = None
         self._holding_lock = asyncio.Lock()
         self._ticker: asyncio.Task[None] | None = None
         self._rings: set[asyncio.Task[None]] = set()
-        self.callbacks = None      # the callback desk: book() offers, serve() dials reservations
+        self._booking: Booking | None = None        # the callback desk, when callbacks are on
+        self._held: dict[str, Callable[[Turn], None]] = {}   # places held for reservations
+
+    def attach_booking(self, booking: Booking) -> None:
+        """Callbacks are on: waiting callers may be offered one (``queue`` nodes with
+        ``callback:``) and ``cancel_callbacks`` reaches the desk."""
+        self._booking = booking
+
+    def set_catalogue(self, catalogue: Catalogue) -> None:
+        """Prompts reloaded: what callers hear from now on (announcements, messages)."""
+        self.catalogue = catalogue
+
+    def _mono(self, arrived_at: dt.datetime) -> float:
+        """A wall-clock arrival on this service's clock (a place in line)."""
+        return self.clock() - max(0.0, (self.wall() - arrived_at).total_seconds())
 
     # -- lifetime ----------------------------------------------------------------------------
 
@@ -109,27 +130,28 @@ class QueueService:
     async def queue_handoff(self, call: Call, record: CallRecord, queue: str, priority: str | None,
                             reason: str | None, language: str | None = None, *,
                             callback: CallbackOffer | None = None,
-                            arrived_at: float | None = None) -> None:
+                            arrived_at: dt.datetime | None = None) -> None:
         """Carry ``call`` from the hand-off to its end; the outcome goes into ``record``:
         ``agent_connected`` (detail: agent and wait), ``abandoned`` (the caller hung up while
         waiting), ``queue_timeout`` (nobody could take the call: polite message, hang-up),
         ``callback_booked`` (the caller took a callback offer; detail: the reservation).
 
-        ``arrived_at`` (this service's clock) keeps an earlier place in line, e.g. for a
-        customer called back who joins the line again at their original place."""
+        ``arrived_at`` (wall clock) keeps an earlier place in line, e.g. for a customer called
+        back who joins the line again at their original place, or a caller picked up again
+        after an engine restart."""
         spec = self.specs.get(queue)
         language = language or self.default_language
         if spec is None:
             log.error("acd.unknown_queue", queue=queue)
-            record.end("error", f"no queue named '{queue}' in the acd config")
+            record.end(Outcome.ERROR, f"no queue named '{queue}' in the acd config")
             await self._say_sorry(call, language)
             return
         now = self.clock()
         loop = asyncio.get_running_loop()
-        first = now if arrived_at is None else arrived_at
+        first = now if arrived_at is None else min(now, self._mono(arrived_at))
         c = _Caller(call, record, queue, priority or "normal", language, arrived_at=first,
                     deadline=now + spec.max_wait, outcome=loop.create_future())
-        c.callback = callback if self.callbacks is not None else None
+        c.callback = callback if self._booking is not None else None
         c.reason = reason
         self.callers[call.id] = c
         self.acd.enqueue(call.id, queue, c.priority, now, arrived_at=first)
@@ -148,12 +170,12 @@ class QueueService:
                     if await self._book_callback(c):
                         return
                     continue                              # not booked: back in line, same place
-                record.end("queue_timeout", f"{c.queue}: {result}")
+                record.end(Outcome.QUEUE_TIMEOUT, f"{c.queue}: {result}")
                 await self._leave_holding(c)
                 await self._say_sorry(call, language)
                 return
-        except CallerHungUp:
-            self._abandon(c)
+        except CallEnded as exc:
+            self._abandon(c, exc.reason)
         finally:
             self._forget(c)
 
@@ -183,14 +205,14 @@ class QueueService:
     async def _book_callback(self, c: _Caller) -> bool:
         """The caller took the offer (and is off the line): confirm the number, store the
         reservation, then say so.  Not booked: back in the line at the same place."""
-        assert self.callbacks is not None
+        assert self._booking is not None
         await self._leave_holding(c)
         waited = self.clock() - c.arrived_at
-        reservation = await self.callbacks.book(c.call, queue=c.queue, priority=c.priority,
-                                                reason=c.reason, language=c.language,
-                                                waited=waited, call_id=c.call.id)
+        reservation = await self._booking.book(c.call, queue=c.queue, priority=c.priority,
+                                               reason=c.reason, language=c.language,
+                                               waited=waited, call_id=c.call.id)
         if reservation is not None:
-            c.record.end("callback_booked", f"{c.queue}: reservation {reservation}")
+            c.record.end(Outcome.CALLBACK_BOOKED, f"{c.queue}: reservation {reservation}")
             log.info("acd.callback_booked", queue=c.queue, reservation=reservation, waited=round(waited))
             await _hang_up_quietly(c.call)
             return True
@@ -206,10 +228,13 @@ class QueueService:
         self.acd.leave(c.call.id, self.clock(), "callback")
         c.outcome.set_result("callback")
 
-    def _abandon(self, c: _Caller) -> None:
+    def _abandon(self, c: _Caller, how: str | None = "hangup") -> None:
         waited = self.clock() - c.arrived_at
-        c.record.end("abandoned", f"{c.queue}: hung up after {waited:.0f} s in line")
-        log.info("acd.abandoned", queue=c.queue, waited=round(waited, 1))
+        if how == "lost":
+            c.record.end(Outcome.LOST, f"{c.queue}: the switch lost the call after {waited:.0f} s in line")
+        else:
+            c.record.end(Outcome.ABANDONED, f"{c.queue}: hung up after {waited:.0f} s in line")
+        log.info("acd.abandoned", queue=c.queue, waited=round(waited, 1), how=how)
 
     def _forget(self, c: _Caller) -> None:
         """The caller's part is over: off the line, any ringing phone stopped."""
@@ -226,9 +251,9 @@ class QueueService:
     async def _say_sorry(self, call: Call, language: str) -> None:
         try:
             if self.catalogue.has(SORRY):
-                await call.play([self.catalogue.media(SORRY, language)])
+                await call.play([Prompt(SORRY, language)])
             await call.hangup()
-        except CallerHungUp:
+        except CallEnded:
             pass
 
     # -- holding and announcements -----------------------------------------------------------
@@ -247,9 +272,9 @@ class QueueService:
             bridge = await self._holding_bridge()
             await bridge.add(c.call)
             c.in_holding = True
-        except CallerHungUp:
+        except CallEnded:
             raise
-        except AriError as exc:
+        except CallError as exc:
             # Without the holding bridge the caller still waits (in silence between
             # announcements): better than losing the place in line.
             log.warning("acd.holding_failed", error=str(exc))
@@ -259,10 +284,10 @@ class QueueService:
             c.in_holding = False
             try:
                 await self._holding.remove(c.call)
-            except AriError as exc:
+            except CallError as exc:
                 log.info("acd.holding_remove_failed", error=str(exc))
 
-    def announcement(self, call_id: str, language: str) -> list[str]:
+    def announcement(self, call_id: str, language: str) -> list[Prompt]:
         """What a waiting caller hears now: place in line and the expected wait as a range."""
         now = self.clock()
         position = self.acd.position(call_id)
@@ -280,13 +305,13 @@ class QueueService:
             else:
                 parts += [media(WAIT_PRE, language), *self._words(say_number(minutes, language), language),
                           media(WAIT_POST, language)]      # 오 분 / five minutes
-        return [p for p in parts if p]
+        return [p for p in parts if p is not None]
 
-    def _media(self, prompt: str, language: str) -> str:
-        return self.catalogue.media(prompt, language) if self.catalogue.has(prompt) else ""
+    def _media(self, prompt: str, language: str) -> Prompt | None:
+        return Prompt(prompt, language) if self.catalogue.has(prompt) else None
 
-    def _words(self, words: list[str], language: str) -> list[str]:
-        return [self.catalogue.media(word, language) for word in words if self.catalogue.has(word)]
+    def _words(self, words: list[str], language: str) -> list[Prompt]:
+        return [Prompt(word, language) for word in words if self.catalogue.has(word)]
 
     async def _announce(self, c: _Caller) -> None:
         delay = FIRST_ANNOUNCEMENT
@@ -306,13 +331,15 @@ class QueueService:
             media = self.announcement(c.call.id, c.language)
             if self._offer_due(c):
                 c.offered_at = self.clock()
-                media.append(self._media(CALLBACK_OFFER, c.language))
+                offer = self._media(CALLBACK_OFFER, c.language)
+                if offer is not None:
+                    media.append(offer)
                 c.call.flush_digits()
             try:
-                await c.call.play([m for m in media if m], barge_in=c.offered_at is not None)
-            except CallerHungUp:
+                await c.call.play(media, barge_in=c.offered_at is not None)
+            except CallEnded:
                 return
-            except AriError as exc:
+            except CallError as exc:
                 log.warning("acd.announce_failed", error=str(exc))
 
     def _offer_due(self, c: _Caller) -> bool:
@@ -333,8 +360,13 @@ class QueueService:
 
     def _match(self) -> None:
         for offer in self.acd.offers(self.clock()):
-            if self.callbacks is not None and offer.call_id.startswith(CALLBACK_ENTRY):
-                self.callbacks.serve(offer)     # a reservation's turn: the agent is held for it
+            on_turn = self._held.get(offer.call_id)
+            if on_turn is not None:             # a reservation's turn: the agent is held for it
+                try:
+                    on_turn(Turn(offer.call_id, offer.queue, offer.agent_id))
+                except Exception:
+                    log.exception("acd.turn_failed", entry=offer.call_id)
+                    self.release(Turn(offer.call_id, offer.queue, offer.agent_id), "failed")
                 continue
             c = self.callers.get(offer.call_id)
             if c is None:                       # should not happen: the line and we disagree
@@ -360,7 +392,7 @@ class QueueService:
         except asyncio.CancelledError:
             self.acd.ring_cancelled(offer.agent_id, self.clock())
             raise
-        except (DialFailed, AriError) as exc:
+        except CallError as exc:
             log.warning("acd.agent_no_answer", agent=offer.agent_id, error=str(exc),
                         cause=getattr(exc, "cause", None))
             if c.call.id in self.callers and not c.outcome.done():
@@ -401,7 +433,7 @@ class QueueService:
             bridge = await self.switch.bridge("mixing", name=f"ivr-call-{call.id}")
             await bridge.add(call)
             await bridge.add(agent_call)
-            c.record.end("agent_connected", f"{agent_id} after {waited:.0f} s in line")
+            c.record.end(Outcome.AGENT_CONNECTED, f"{agent_id} after {waited:.0f} s in line")
             log.info("acd.connected", agent=agent_id, waited=round(waited, 1))
             ends = [asyncio.create_task(call.wait_hangup()), asyncio.create_task(agent_call.wait_hangup())]
             try:
@@ -411,10 +443,10 @@ class QueueService:
                     task.cancel()
             log.info("acd.conversation_ended", agent=agent_id,
                      by="caller" if call.hung_up else "agent")
-        except AriError as exc:
+        except CallError as exc:
             if not call.hung_up:
                 log.warning("acd.connect_failed", agent=agent_id, error=str(exc))
-            c.record.end("abandoned", f"{c.queue}: gone as {agent_id} answered")
+            c.record.end(Outcome.ABANDONED, f"{c.queue}: gone as {agent_id} answered")
         finally:
             await _hang_up_quietly(agent_call)
             await _hang_up_quietly(call)
@@ -474,16 +506,54 @@ class QueueService:
 
     async def cancel_callbacks(self, number: str, queue: str | None = None) -> int:
         """A caller who calls again cancels their open reservations; how many were cancelled.
-        (A flow's ``cancel_callback`` node.)  A store failure counts as none cancelled."""
-        if self.callbacks is None:
+        (A flow's ``cancel_callback`` node.)"""
+        if self._booking is None:
             return 0
-        try:
-            count = await self.callbacks.store.cancel_reservations_for(number, queue)
-        except IvrError as exc:
-            log.error("callback.cancel_failed", error=str(exc))
-            return 0
-        self.callbacks.withdraw_number(number, queue)
-        return count
+        return await self._booking.cancel_for(number, queue)
+
+    # -- the Line port: places held for reservations -----------------------------------------
+
+    def has_queue(self, queue: str) -> bool:
+        return queue in self.specs
+
+    def hold_place(self, entry: str, queue: str, priority: str | None, arrived_at: dt.datetime,
+                   on_turn: Callable[[Turn], None]) -> int | None:
+        if entry in self._held or self.acd.waiting_call(entry) is not None:
+            return None
+        now = self.clock()
+        self.acd.enqueue(entry, queue, priority, now, arrived_at=min(now, self._mono(arrived_at)))
+        self._held[entry] = on_turn
+        position = self.acd.position(entry)
+        self._match()
+        return position
+
+    def holds(self, entry: str) -> bool:
+        return entry in self._held
+
+    def withdraw(self, entry: str, why: str) -> bool:
+        waiting = self.acd.waiting_call(entry)
+        if waiting is not None and waiting.offered_to is not None:
+            return False                          # its turn came: the holder releases it
+        self._held.pop(entry, None)
+        if waiting is not None:
+            self.acd.leave(entry, self.clock(), why)
+        return True
+
+    def release(self, turn: Turn, why: str) -> None:
+        self._held.pop(turn.entry, None)
+        now = self.clock()
+        self.acd.leave(turn.entry, now, why)
+        self.acd.ring_cancelled(turn.agent_id, now)
+        self._match()
+
+    def take(self, turn: Turn) -> None:
+        self._held.pop(turn.entry, None)
+        now = self.clock()
+        self.acd.leave(turn.entry, now, "called back")
+        self.acd.ring_cancelled(turn.agent_id, now)
+
+    def free_agents(self) -> int:
+        return sum(1 for a in self.acd.agents() if a.state == AgentState.AVAILABLE)
 
     # -- what flows may read -----------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ivr.errors import ChannelGone
+from ivr.errors import CallEnded, ChannelGone
 
 if TYPE_CHECKING:
     from ivr.ari.client import AriClient
@@ -24,7 +24,11 @@ class AriBridge:
         return f"<AriBridge {self.id} {self.kind}>"
 
     async def add(self, call: Call) -> None:
-        await self._client.add_to_bridge(self.id, call.id)
+        """Raises ``CallEnded`` when the call's channel is gone."""
+        try:
+            await self._client.add_to_bridge(self.id, call.id)
+        except ChannelGone as exc:
+            raise CallEnded(f"call {call.id} is over: it cannot join bridge {self.id}") from exc
 
     async def remove(self, call: Call) -> None:
         try:

@@ -4,6 +4,10 @@ The dispatcher feeds the channel's events to ``on_event`` synchronously and in o
 updates state and wakes waiters.  Waiters are futures that only *wake* the waiting method
 (their result says why); the method then looks at the call's state.  So a hang-up wakes
 every waiter once, and no future ever holds an exception nobody reads.
+
+At the port a call hears ``Prompt`` values; this adapter alone turns them into Asterisk media
+(``sound:ivr/<language>/<id>``, the layout ``ivr prompts build`` renders into Asterisk's sounds
+folder) and turns a gone channel into ``CallEnded`` with the way it ended.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from typing import Any
 
 import structlog
 
-from ivr.call import Gathered
-from ivr.errors import CallerHungUp, ChannelGone
+from ivr.call import Gathered, Prompt
+from ivr.errors import CallEnded, ChannelGone
 from ivr.ari.client import AriClient
 
 log = structlog.get_logger(__name__)
@@ -35,6 +39,17 @@ _PLAYBACK_PREFIX = uuid.uuid4().hex[:16]
 _playback_numbers = itertools.count(1)
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], Any]
+
+SOUNDS_FOLDER = "ivr"           # under Asterisk's sounds folder: <folder>/<language>/<id>.wav
+
+
+def media_uri(prompt: Prompt) -> str:
+    """The Asterisk media URI of a prompt: ``sound:ivr/ko/welcome``."""
+    return f"sound:{SOUNDS_FOLDER}/{prompt.language}/{prompt.id}"
+
+
+# How a call ended, from what the channel did (the port's ``CallEnded.reason``).
+_HANGUP, _ENGINE, _TRANSFERRED, _LOST = "hangup", "engine", "transferred", "lost"
 
 
 class _Playback:
@@ -69,6 +84,7 @@ class AriCall:
         self._digit_waiter: asyncio.Future[str] | None = None
         self._playbacks: dict[str, _Playback] = {}
         self._gone_reason: str | None = None
+        self._ended_as = _HANGUP                  # CallEnded.reason once gone
         self._gone: asyncio.Future[str] | None = None
         self.hangup_cause: int | None = None
         self.left_stasis = False
@@ -152,11 +168,17 @@ class AriCall:
         if not playback.waiter.done():
             playback.waiter.set_result(_FINISHED)
 
-    def mark_gone(self, reason: str) -> None:
+    @property
+    def ended_as(self) -> str | None:
+        """How the call ended (``hangup``, ``engine``, ``transferred``, ``lost``); None while live."""
+        return self._ended_as if self._gone_reason is not None else None
+
+    def mark_gone(self, reason: str, *, ended_as: str = _HANGUP) -> None:
         """The channel hung up or left Stasis: wake every waiter; later calls raise."""
         if self._gone_reason is not None:
             return
         self._gone_reason = reason
+        self._ended_as = ended_as
         if self._gone is not None and not self._gone.done():
             self._gone.set_result(reason)
         log.debug("call.gone", channel=self._id, reason=reason)
@@ -166,14 +188,17 @@ class AriCall:
             if not playback.waiter.done():
                 playback.waiter.set_result(_GONE)
 
+    def mark_lost(self, reason: str) -> None:
+        """The switch lost the channel (it vanished while the engine was not listening)."""
+        self.mark_gone(reason, ended_as=_LOST)
+
     def _raise_if_gone(self) -> None:
         if self._gone_reason is not None:
-            raise CallerHungUp(f"caller hung up (channel {self._id}: {self._gone_reason})",
-                               status=404)
+            raise CallEnded(f"call {self._id} is over ({self._gone_reason})", reason=self._ended_as)
 
-    def _gone_from(self, exc: ChannelGone) -> CallerHungUp:
+    def _gone_from(self, exc: ChannelGone) -> CallEnded:
         self.mark_gone("not found")
-        return CallerHungUp(f"caller hung up (channel {self._id} is gone)", status=exc.status)
+        return CallEnded(f"call {self._id} is over (the channel is gone)", reason=self._ended_as)
 
     # -- the Call port -----------------------------------------------------------------------
 
@@ -187,14 +212,12 @@ class AriCall:
             raise self._gone_from(exc) from exc
         self._state = "Up"
 
-    async def play(self, media: Sequence[str], *, barge_in: bool = False) -> None:
-        if isinstance(media, str):
-            media = [media]
-        for uri in media:
+    async def play(self, prompts: Sequence[Prompt], *, barge_in: bool = False) -> None:
+        for prompt in prompts:
             self._raise_if_gone()
             if barge_in and self._digits:
                 return
-            stopped_by_key = await self._play_one(uri, barge_in)
+            stopped_by_key = await self._play_one(media_uri(prompt), barge_in)
             if stopped_by_key:
                 return
         self._raise_if_gone()
@@ -316,7 +339,7 @@ class AriCall:
             await self._client.hangup(self._id)
         except ChannelGone:
             pass
-        self.mark_gone("hung up by the engine")
+        self.mark_gone("hung up by the engine", ended_as=_ENGINE)
 
     # -- beyond the port: what queues will need ----------------------------------------------
 
@@ -332,7 +355,7 @@ class AriCall:
     def _left_for_dialplan(self) -> None:
         # Our part is over even before StasisEnd arrives: nobody may hang this channel up.
         self.left_stasis = True
-        self.mark_gone("left for the dialplan")
+        self.mark_gone("left for the dialplan", ended_as=_TRANSFERRED)
 
     async def wait_hangup(self, timeout: float | None = None) -> bool:
         """Wait until the channel is gone (hung up, left Stasis); False if ``timeout`` passed first."""

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from ivr.errors import AriError, AriTimeout, CallerHungUp, ChannelGone, DialFailed
+from ivr.errors import AriError, AriTimeout, CallEnded, ChannelGone, DialFailed
 from ivr.ari.bridge import AriBridge
 from ivr.ari.call import AriCall
 from ivr.ari.client import AriClient
@@ -303,7 +303,7 @@ class AriAdapter:
     async def _send_on(self, call: AriCall) -> None:
         try:
             await call.continue_in_dialplan()
-        except (CallerHungUp, ChannelGone):
+        except (CallEnded, ChannelGone):
             pass
         except AriError as exc:
             log.warning("ari.send_on_failed", channel=call.id, error=str(exc))
@@ -450,7 +450,7 @@ class AriAdapter:
                   args=args, adopted=adopted)
         try:
             await self._on_new_call(call, args, adopted=adopted)
-        except CallerHungUp:
+        except CallEnded:
             log.debug("ari.call_hung_up")
         except Exception:
             log.exception("ari.call_failed")
@@ -490,7 +490,7 @@ class AriAdapter:
         for channel_id in vanished:
             call = self._calls.pop(channel_id, None)
             if call is not None:
-                call.mark_gone("vanished while the event socket was down")
+                call.mark_lost("vanished while the event socket was down")
         adopted = 0
         for channel_id, channel in live.items():
             if channel_id in self._calls:

@@ -14,6 +14,15 @@ is released and the attempt is recorded; the next attempt is due ``retry_delay``
 one started, inside opening hours, up to ``max_attempts``; then the reservation is ``failed``
 for a person to follow up.  A reservation is marked ``done`` as soon as the customer presses 1,
 so it is never dialled twice once reached.
+
+Never dialled twice, never dialled once cancelled: a claim is renewed every poll while the
+reservation waits in a line, and renewed once more just before the customer's phone is rung.
+A renewal the store refuses (the reservation was cancelled by an operator or a caller, or
+another engine holds it now) withdraws it from the line at once; a store that cannot be
+reached keeps it in line only until the last successful renewal's lease runs out.
+
+The desk speaks to the queues through ports only (``ivr.call``): ``Line`` to hold places and
+hear when their turn comes, ``Queues`` to hand a reached customer to the line.
 """
 
 from __future__ import annotations
@@ -21,15 +30,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import structlog
 
-from ivr.acd.model import Offer
-from ivr.call import Call, CallRecord, utcnow
+from ivr.call import Call, CallRecord, Outcome, Prompt, Queues, Switch, Line, Turn, utcnow
 from ivr.callbacks.dialog import choose_time, confirm_number, national_digits
 from ivr.callbacks.model import Reservation
-from ivr.errors import AriError, CallerHungUp, DialFailed, IvrError
+from ivr.errors import CallEnded, CallError, DialFailed, IvrError
 from ivr.prompts import Catalogue
 
 log = structlog.get_logger(__name__)
@@ -41,22 +49,40 @@ INTRO = "callback_intro"
 MADE, FAILED = "callback_made", "callback_failed"
 
 
+class _Held:
+    """A reservation holding a place in a line, and until when this engine's claim runs."""
+
+    __slots__ = ("reservation", "claim_until", "dialling")
+
+    def __init__(self, reservation: Reservation, claim_until: dt.datetime) -> None:
+        self.reservation = reservation
+        self.claim_until = claim_until
+        self.dialling: asyncio.Task[None] | None = None
+
+
 class CallbackDesk:
-    def __init__(self, config: Any, store: Any, service: Any, switch: Any, catalogue: Catalogue, *,
-                 region: str = "KR", wall_clock=utcnow, save_record=None) -> None:
+    def __init__(self, config, store, line: Line, queues: Queues, switch: Switch,
+                 catalogue: Catalogue, *, region: str = "KR",
+                 wall_clock: Callable[[], dt.datetime] = utcnow,
+                 save_record: Callable[[CallRecord], Awaitable[None]] | None = None) -> None:
         self.config = config
         self.store = store
-        self.service = service
+        self.line = line
+        self.queues = queues
         self.switch = switch
         self.catalogue = catalogue
         self.region = region
         self.wall = wall_clock
-        self.save_record = save_record           # async (CallRecord) -> None
-        self.in_line: dict[str, Reservation] = {}  # line entry id → reservation
+        self.save_record = save_record
+        self.in_line: dict[str, _Held] = {}        # line entry id → the reservation held there
         self._task: asyncio.Task[None] | None = None
         self._calls: set[asyncio.Task[None]] = set()
 
-    # -- booking -----------------------------------------------------------------------------
+    def set_catalogue(self, catalogue: Catalogue) -> None:
+        """Prompts reloaded: what callers and customers hear from now on."""
+        self.catalogue = catalogue
+
+    # -- booking (the Booking port) ----------------------------------------------------------
 
     async def book(self, call: Call, *, queue: str, priority: str | None, reason: str | None,
                    language: str, waited: float, call_id: str) -> str | None:
@@ -86,11 +112,50 @@ class CallbackDesk:
         await self._play(call, MADE, language)
         return stored.id
 
+    async def cancel_for(self, number: str, queue: str | None = None) -> int:
+        """A caller who calls again cancels their open reservations (a flow's
+        ``cancel_callback`` node): stored as cancelled, and out of the line at once.  A store
+        failure counts as none cancelled."""
+        try:
+            count = await self.store.cancel_reservations_for(number, queue)
+        except IvrError as exc:
+            log.error("callback.cancel_failed", error=str(exc))
+            return 0
+        for entry, held in list(self.in_line.items()):
+            r = held.reservation
+            if r.number == number and (queue is None or r.queue == queue):
+                self._withdraw(entry, "cancelled")
+        return count
+
+    async def reservations(self, status: str | None = None) -> list[Reservation]:
+        """Reservations as the store keeps them (all, or those with ``status``)."""
+        return await self.store.list_reservations(status)
+
+    async def cancel(self, reservation_id: str) -> bool:
+        """An operator cancels one reservation: stored as cancelled, out of the line at once,
+        and a call back in progress to it is stopped unless the customer already accepted.
+        False when there is no open reservation with that id."""
+        if not await self.store.cancel_reservation(reservation_id):
+            return False
+        self._withdraw(PREFIX + reservation_id, "cancelled")
+        return True
+
+    def _withdraw(self, entry: str, why: str) -> None:
+        held = self.in_line.get(entry)
+        if held is None:
+            return
+        if held.dialling is not None and not held.dialling.done():
+            held.dialling.cancel()             # ringing the customer: stop (gives the agent back)
+            return
+        if self.line.withdraw(entry, why):
+            self.in_line.pop(entry, None)
+            log.info("callback.withdrawn", reservation=held.reservation.id, why=why)
+
     async def _play(self, call: Call, prompt: str, language: str) -> None:
         if self.catalogue.has(prompt):
             try:
-                await call.play([self.catalogue.media(prompt, language)])
-            except CallerHungUp:
+                await call.play([Prompt(prompt, language)])
+            except CallEnded:
                 pass
 
     # -- claiming ----------------------------------------------------------------------------
@@ -132,51 +197,55 @@ class CallbackDesk:
         if not self.config.hours.is_open(now):
             self._withdraw_all("closed")       # and nothing new is claimed until opening time
             return
-        for entry, r in list(self.in_line.items()):
-            if self.service.acd.waiting_call(entry) is not None:
-                await self.store.renew_claim(r.id, self.config.owner,
-                                             now + dt.timedelta(seconds=self.config.lease))
+        await self._renew_all(now)
         # A few at a time (as many as this engine has agents free, at least one): every due
         # reservation is in a line within a few polls, and engines sharing a store share them.
-        free = sum(1 for a in self.service.acd.agents() if a.state == "available")
         claimed = await self.store.claim_reservations(now, self.config.owner, self.config.lease,
-                                                      max(1, free))
+                                                      max(1, self.line.free_agents()))
         for r in claimed:
             self._enqueue(r, now)
 
+    async def _renew_all(self, now: dt.datetime) -> None:
+        until = now + dt.timedelta(seconds=self.config.lease)
+        for entry, held in list(self.in_line.items()):
+            if held.dialling is not None:
+                continue                       # renewed just before dialling; finished after
+            try:
+                kept = await self.store.renew_claim(held.reservation.id, self.config.owner, until)
+            except IvrError as exc:
+                if now >= held.claim_until:
+                    log.warning("callback.claim_expired", reservation=held.reservation.id,
+                                error=str(exc))
+                    self._withdraw(entry, "claim expired")
+                continue
+            if kept:
+                held.claim_until = until
+            else:                              # cancelled, or another engine has it now
+                log.info("callback.claim_lost", reservation=held.reservation.id)
+                self._withdraw(entry, "claim lost")
+
     def _enqueue(self, r: Reservation, now: dt.datetime) -> None:
         entry = PREFIX + r.id
-        if entry in self.in_line or r.queue not in self.service.specs:
+        if entry in self.in_line or not self.line.has_queue(r.queue):
             return
-        mono = self.service.clock()
-        arrived = mono - max(0.0, (now - r.arrived_at).total_seconds())
-        self.service.acd.enqueue(entry, r.queue, r.priority, mono, arrived_at=arrived)
-        self.in_line[entry] = r
-        log.info("callback.in_line", reservation=r.id, queue=r.queue,
-                 position=self.service.acd.position(entry))
-        self.service._match()
+        self.in_line[entry] = _Held(r, now + dt.timedelta(seconds=self.config.lease))
+        position = self.line.hold_place(entry, r.queue, r.priority, r.arrived_at, self._on_turn)
+        log.info("callback.in_line", reservation=r.id, queue=r.queue, position=position)
 
     def _withdraw_all(self, why: str) -> None:
         for entry in list(self.in_line):
-            if self.service.acd.waiting_call(entry) is not None and \
-                    self.service.acd.waiting_call(entry).offered_to is None:
-                self.service.acd.leave(entry, self.service.clock(), why)
+            held = self.in_line[entry]
+            if held.dialling is None and self.line.withdraw(entry, why):
                 self.in_line.pop(entry, None)
-
-    def withdraw_number(self, number: str, queue: str | None = None) -> None:
-        """Cancelled reservations of ``number`` leave the line (unless already being dialled)."""
-        for entry, r in list(self.in_line.items()):
-            if r.number == number and (queue is None or r.queue == queue):
-                waiting = self.service.acd.waiting_call(entry)
-                if waiting is not None and waiting.offered_to is None:
-                    self.service.acd.leave(entry, self.service.clock(), "cancelled")
-                    self.in_line.pop(entry, None)
 
     # -- calling back ------------------------------------------------------------------------
 
-    def serve(self, offer: Offer) -> None:
+    def _on_turn(self, turn: Turn) -> None:
         """The line gave an agent to a reservation: call the customer (the agent is held)."""
-        task = asyncio.create_task(self._call_back(offer), name=f"callback.{offer.call_id}")
+        held = self.in_line.get(turn.entry)
+        task = asyncio.create_task(self._call_back(turn, held), name=f"callback.{turn.entry}")
+        if held is not None:
+            held.dialling = task
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
 
@@ -184,19 +253,29 @@ class CallbackDesk:
         return self.config.endpoint.format(e164=number, national=national_digits(number),
                                            digits=number.lstrip("+"))
 
-    async def _call_back(self, offer: Offer) -> None:
-        entry, agent_id = offer.call_id, offer.agent_id
-        r = self.in_line.get(entry)
-        acd, clock = self.service.acd, self.service.clock
-        if r is None:
-            acd.leave(entry, clock(), "lost")
-            acd.ring_cancelled(agent_id, clock())
+    async def _call_back(self, turn: Turn, held: _Held | None) -> None:
+        if held is None:
+            self.line.release(turn, "lost")
             return
+        r = held.reservation
         started = self.wall()
         if not self.config.hours.is_open(started):
-            self._give_back(entry, agent_id)
+            self._give_back(turn, "closed")
             return
-        log.info("callback.dialling", reservation=r.id, agent=agent_id, attempt=r.attempts + 1)
+        try:                                   # still ours? (cancelled, or another engine has it)
+            kept = await self.store.renew_claim(r.id, self.config.owner,
+                                                started + dt.timedelta(seconds=self.config.lease))
+        except IvrError as exc:
+            kept = started < held.claim_until
+            log.warning("callback.renew_failed", reservation=r.id, error=str(exc), dialling=kept)
+        except asyncio.CancelledError:
+            self._give_back(turn, "cancelled")
+            raise
+        if not kept:
+            log.info("callback.claim_lost", reservation=r.id)
+            self._give_back(turn, "claim lost")
+            return
+        log.info("callback.dialling", reservation=r.id, agent=turn.agent_id, attempt=r.attempts + 1)
         customer: Call | None = None
         try:
             customer = await self.switch.dial(self.endpoint(r.number), timeout=self.config.ring_timeout,
@@ -204,61 +283,65 @@ class CallbackDesk:
                                               args=("callback", r.id))
             await customer.answer()
             if self.catalogue.has(INTRO):
-                await customer.play([self.catalogue.media(INTRO, r.language)], barge_in=True)
+                await customer.play([Prompt(INTRO, r.language)], barge_in=True)
             got = await customer.gather(max_digits=1, first_timeout=10, inter_timeout=1, terminator="")
             if got.digits != "1":
                 await customer.hangup()
-                await self._attempt_failed(r, entry, agent_id, started, "no key")
+                await self._attempt_failed(r, turn, started, "no key")
                 return
         except DialFailed as exc:
-            await self._attempt_failed(r, entry, agent_id, started,
-                                       "busy" if exc.cause == 17 else "no answer")
+            await self._attempt_failed(r, turn, started, "busy" if exc.cause == 17 else "no answer")
             return
-        except (CallerHungUp, AriError) as exc:
+        except CallError as exc:
             if customer is not None:
                 try:
                     await customer.hangup()
                 except IvrError:
                     pass
-            await self._attempt_failed(r, entry, agent_id, started, f"hung up ({type(exc).__name__})")
+            await self._attempt_failed(r, turn, started, f"hung up ({type(exc).__name__})")
             return
         except asyncio.CancelledError:
-            self._give_back(entry, agent_id)
+            if customer is not None and not customer.hung_up:
+                self._spawn_hangup(customer)
+            self._give_back(turn, "withdrawn")
             raise
         # Reached: done, never dialled again; the customer joins the line at their place and
-        # takes the agent held for them.
-        await self._finish(r, started, "reached", "done")
-        self.in_line.pop(entry, None)
-        acd.leave(entry, clock(), "called back")
-        arrived = clock() - max(0.0, (self.wall() - r.arrived_at).total_seconds())
-        acd.ring_cancelled(agent_id, clock())
+        # takes the agent held for them.  (Off our list first: a cancel from now on is too late.)
+        self.in_line.pop(turn.entry, None)
+        await asyncio.shield(self._finish(r, started, "reached", "done"))
+        self.line.take(turn)
         record = CallRecord(call_id=customer.id, caller=r.number, dialled="callback", number=r.number,
                             flow=None)
         record.priority, record.reason = r.priority, f"callback: {r.reason or 'reservation'}"
         record.language = r.language
-        await self.service.queue_handoff(customer, record, r.queue, r.priority, record.reason,
-                                         r.language, arrived_at=arrived)
+        await self.queues.queue_handoff(customer, record, r.queue, r.priority, record.reason,
+                                        r.language, arrived_at=r.arrived_at)
         if record.outcome is None:
-            record.end("completed")
+            record.end(Outcome.COMPLETED)
         if self.save_record is not None:
             await self.save_record(record)
 
-    def _give_back(self, entry: str, agent_id: str) -> None:
-        """Not dialled after all (closed, shutting down): off the line, the agent free again."""
-        acd, clock = self.service.acd, self.service.clock
-        acd.leave(entry, clock(), "withdrawn")
-        acd.ring_cancelled(agent_id, clock())
-        self.in_line.pop(entry, None)
-        self.service._match()
+    def _spawn_hangup(self, call: Call) -> None:
+        async def hang_up() -> None:
+            try:
+                await call.hangup()
+            except IvrError:
+                pass
+        task = asyncio.create_task(hang_up(), name=f"callback.hangup.{call.id}")
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
 
-    async def _attempt_failed(self, r: Reservation, entry: str, agent_id: str,
-                              started: dt.datetime, result: str) -> None:
+    def _give_back(self, turn: Turn, why: str) -> None:
+        """Not dialled after all (closed, cancelled, shutting down): off the line, the agent
+        free again."""
+        self.in_line.pop(turn.entry, None)
+        self.line.release(turn, why)
+
+    async def _attempt_failed(self, r: Reservation, turn: Turn, started: dt.datetime,
+                              result: str) -> None:
         log.info("callback.attempt_failed", reservation=r.id, result=result, attempt=r.attempts + 1)
-        acd, clock = self.service.acd, self.service.clock
-        acd.leave(entry, clock(), result)
-        acd.ring_cancelled(agent_id, clock())
-        self.in_line.pop(entry, None)
-        self.service._match()
+        self.in_line.pop(turn.entry, None)
+        self.line.release(turn, result)
         following = self.config.retry.next_attempt(started, r.attempts + 1, self.config.hours)
         await self._finish(r, started, result, None if following is not None else "failed", following)
 

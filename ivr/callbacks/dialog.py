@@ -18,7 +18,7 @@ import datetime as dt
 import phonenumbers
 import structlog
 
-from ivr.call import Call
+from ivr.call import Call, Prompt
 from ivr.callbacks.numbers import CallbackNumberRefused, validate_callback_number
 from ivr.callbacks.schedule import OpeningHours
 from ivr.flow.say import say, say_digits
@@ -45,11 +45,11 @@ def national_digits(e164: str) -> str:
 async def confirm_number(call: Call, catalogue: Catalogue, language: str, *, region: str = "KR",
                          allow_international: bool = False) -> str | None:
     """The E.164 number the caller confirmed, or None (no confirmation after the tries)."""
-    def media(prompt: str) -> list[str]:
-        return [catalogue.media(prompt, language)] if catalogue.has(prompt) else []
+    def media(prompt: str) -> list[Prompt]:
+        return [Prompt(prompt, language)] if catalogue.has(prompt) else []
 
-    def digits(number: str) -> list[str]:
-        return [catalogue.media(w, language) for w in say_digits(national_digits(number))
+    def digits(number: str) -> list[Prompt]:
+        return [Prompt(w, language) for w in say_digits(national_digits(number))
                 if catalogue.has(w)]
 
     candidate: str | None = None
@@ -104,8 +104,8 @@ async def choose_time(call: Call, catalogue: Catalogue, language: str, hours: Op
                       now: dt.datetime) -> tuple[dt.datetime, dt.datetime] | None:
     """As soon as possible (None: keeps the caller's place in line) or an hour the caller keys,
     today or on the next opening day, within opening hours and not on holidays."""
-    def media(prompt: str) -> list[str]:
-        return [catalogue.media(prompt, language)] if catalogue.has(prompt) else []
+    def media(prompt: str) -> list[Prompt]:
+        return [Prompt(prompt, language)] if catalogue.has(prompt) else []
 
     call.flush_digits()
     await call.play(media(WHEN), barge_in=True)
@@ -121,7 +121,7 @@ async def choose_time(call: Call, catalogue: Catalogue, language: str, hours: Op
             await call.play(media(HOUR_TAKEN))
             continue
         start = slot[0]
-        words = [catalogue.media(w, language) for w in
+        words = [Prompt(w, language) for w in
                  say("date", start.date().isoformat(), language) + say("time", start.time(), language)
                  if catalogue.has(w)]
         await call.play([*media(SLOT_IS), *words, *media(SLOT_POST)])

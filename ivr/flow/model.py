@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from ivr.errors import FlowProblem
 from ivr.flow.expr import Expr
+from ivr.routing.identify import RepeatPolicy   # one type: what a flow says, what identify counts
 
 __all__ = ["RepeatPolicy", "Bypass", "Node", "Play", "Menu", "Gather", "Say", "Set", "Branch", "Goto", "Subflow", "Return",
            "Queue", "Transfer", "Hangup", "CancelCallback", "Flow", "FlowSet", "NODE_TYPES"]
@@ -209,16 +210,6 @@ NODE_TYPES: Mapping[str, type[Node]] = {
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class RepeatPolicy:
-    """Who counts as a repeat caller: ``calls`` or more calls within ``window`` seconds, this call
-    included; with ``unserved_only`` only calls that did not reach an agent count."""
-
-    calls: int = 3
-    window: float = 7 * 86400.0
-    unserved_only: bool = False
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
 class Bypass:
     """A rule checked before the entry node: when ``condition`` holds, the caller skips the menu
     and goes to ``queue`` with ``priority``; the call records ``bypass: <reason>``."""
@@ -284,3 +275,11 @@ class FlowSet:
 
     def numbers(self) -> list[str]:
         return list(self.by_number)
+
+    def queues(self) -> set[str]:
+        """Every queue a flow hands callers to (``queue`` nodes and bypass rules)."""
+        names = set()
+        for flow in self.flows.values():
+            names.update(rule.queue for rule in flow.bypass)
+            names.update(node.queue for node in flow.nodes.values() if isinstance(node, Queue))
+        return names

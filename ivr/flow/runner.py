@@ -8,21 +8,22 @@ How a call ends (``record.outcome``):
 * ``hangup`` node, or ``return`` from the top flow → ``completed`` (``retries_exhausted`` when the
   caller got there through a menu or gather that ran out of tries);
 * a menu or gather without ``on_fail`` runs out of tries → ``retries_exhausted``;
-* ``queue`` → ``queued`` (detail: the queue), ``transfer`` → ``transferred`` (detail: the target);
-* the caller hangs up → ``caller_hangup``; anything unexpected → ``error`` (the caller hears
-  ``system_error`` when possible and the call is hung up).
+* ``queue`` → what the queues record (``agent_connected``, ``abandoned`` …; ``queued`` when the
+  engine runs no queues), ``transfer`` → ``transferred`` (detail: the target);
+* the caller hangs up → ``caller_hangup``; the switch loses the call → ``lost``; anything
+  unexpected → ``error`` (the caller hears ``system_error`` when possible and the call is hung up).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
 
-from ivr.call import Call, CallRecord
-from ivr.errors import ChannelGone, FlowRuntimeError
+from ivr.call import Call, CallRecord, Outcome, Prompt, Queues
+from ivr.errors import CallEnded, FlowRuntimeError
 from ivr.flow.expr import ExprRuntimeError
 from ivr.flow.model import (Branch, Bypass, CancelCallback, Flow, FlowSet, Gather, Goto, Hangup, Menu, Node, Play, Queue, Return,
                             Say, Set, Subflow, Transfer)
@@ -41,17 +42,20 @@ ERROR_PROMPT = "system_error"
 
 
 async def run_flow(flowset: FlowSet, flow: Flow, call: Call, record: CallRecord, *,
-                   catalogue: Catalogue, services: Any = None, language: str | None = None,
-                   variables: Mapping[str, Any] | None = None, max_steps: int = MAX_STEPS) -> None:
+                   catalogue: Catalogue, queues: Queues | None = None, language: str | None = None,
+                   variables: Mapping[str, Any] | None = None, max_steps: int = MAX_STEPS,
+                   on_variable: Callable[[str, Any], None] | None = None) -> None:
     """Run ``flow`` on ``call`` until it ends; the outcome is in ``record``.
 
     ``language`` overrides the flow's starting language (e.g. from the caller's history);
     ``variables`` adds facts the engine knows (``caller.age``, ``caller.repeat`` …).
-    ``services.queue_handoff(call, record, queue, priority, reason, language=)`` (when given) takes the call
-    into an agent queue.  Never raises, except ``CancelledError``.
+    ``queues`` (the ``Queues`` port) takes the call into an agent queue; without it a
+    ``queue`` node plays ``queue_hold`` and records ``queued``.  ``on_variable`` is told every
+    variable the flow sets (the simulator shows them).  Never raises, except ``CancelledError``.
     """
-    runner = FlowRunner(flowset, call, record, catalogue=catalogue, services=services,
-                        language=language, variables=variables, max_steps=max_steps)
+    runner = FlowRunner(flowset, call, record, catalogue=catalogue, queues=queues,
+                        language=language, variables=variables, max_steps=max_steps,
+                        on_variable=on_variable)
     await runner.run(flow)
 
 
@@ -73,17 +77,19 @@ class _End(Exception):
 
 
 class FlowRunner:
-    __slots__ = ("flowset", "call", "record", "catalogue", "services", "vars", "vars_given", "max_steps",
-                 "steps", "exhausted", "stack", "flow", "lang")
+    __slots__ = ("flowset", "call", "record", "catalogue", "queues", "on_variable", "vars", "vars_given",
+                 "max_steps", "steps", "exhausted", "stack", "flow", "lang")
 
     def __init__(self, flowset: FlowSet, call: Call, record: CallRecord, *, catalogue: Catalogue,
-                 services: Any = None, language: str | None = None,
-                 variables: Mapping[str, Any] | None = None, max_steps: int = MAX_STEPS) -> None:
+                 queues: Queues | None = None, language: str | None = None,
+                 variables: Mapping[str, Any] | None = None, max_steps: int = MAX_STEPS,
+                 on_variable: Callable[[str, Any], None] | None = None) -> None:
         self.flowset = flowset
         self.call = call
         self.record = record
         self.catalogue = catalogue
-        self.services = services
+        self.queues = queues
+        self.on_variable = on_variable
         self.vars: dict[str, Any] = {}
         self.vars_given: dict[str, Any] = dict(variables or {})
         self.max_steps = max_steps
@@ -101,7 +107,7 @@ class FlowRunner:
         lang = self.lang or flow.language
         if lang not in self.catalogue.languages:
             lang = flow.language
-        self.vars = _Vars(getattr(self.services, "queue_variable", None))
+        self.vars = _Vars(self.queues.queue_variable if self.queues is not None else None)
         self.vars.update({**flow.vars, "caller.number": call.caller_number, **self.vars_given, "lang": lang,
                      "call.dialled": call.dialled, "call.id": call.id})
         self.lang = lang
@@ -115,18 +121,22 @@ class FlowRunner:
                     await self._bypass(rule)
                 else:
                     await self._walk(flow)
-            except ChannelGone:
-                record.end("caller_hangup")
-                log.info("flow.caller_hangup", node=record.nodes[-1] if record.nodes else None)
+            except CallEnded as exc:
+                if exc.reason == "lost":
+                    record.end(Outcome.LOST, f"the switch lost the call ({exc})")
+                else:
+                    record.end(Outcome.CALLER_HANGUP)
+                log.info("flow.call_ended", reason=exc.reason,
+                         node=record.nodes[-1] if record.nodes else None)
             except asyncio.CancelledError:
                 raise
             except FlowRuntimeError as exc:
                 log.error("flow.runtime_error", error=str(exc))
-                record.end("error", str(exc))
+                record.end(Outcome.ERROR, str(exc))
                 await self._apologise()
             except Exception as exc:  # the call must end cleanly whatever happened
                 log.exception("flow.crashed", error=repr(exc))
-                record.end("error", f"{type(exc).__name__}: {exc}")
+                record.end(Outcome.ERROR, f"{type(exc).__name__}: {exc}")
                 await self._apologise()
             finally:
                 record.language = self.lang
@@ -150,7 +160,7 @@ class FlowRunner:
             if target is None:
                 # return (or end of a subflow): back to the caller flow's next node
                 if not self.stack:
-                    self.record.end("retries_exhausted" if self.exhausted else "completed")
+                    self.record.end(Outcome.RETRIES_EXHAUSTED if self.exhausted else Outcome.COMPLETED)
                     await self.call.hangup()
                     return
                 self.flow, name = self.stack.pop()
@@ -203,18 +213,18 @@ class FlowRunner:
                 return _FINISHED
             case Hangup():
                 await self._play(node.prompts)
-                self.record.end("retries_exhausted" if self.exhausted else "completed")
+                self.record.end(Outcome.RETRIES_EXHAUSTED if self.exhausted else Outcome.COMPLETED)
                 await self.call.hangup()
                 return _FINISHED
         raise FlowRuntimeError(f"node '{node.name}': unknown node type {type(node).__name__}")  # pragma: no cover
 
     # -- helpers -------------------------------------------------------------------------------
-    def _media(self, prompts: Sequence[str]) -> list[str]:
+    def _media(self, prompts: Sequence[str]) -> list[Prompt]:
         """``welcome`` plays in the call's language; ``welcome@en`` always in English."""
         media = []
         for prompt in prompts:
             prompt_id, _, lang = prompt.partition("@")
-            media.append(f"sound:ivr/{lang or self.lang}/{prompt_id}")
+            media.append(Prompt(prompt_id, lang or self.lang))
         return media
 
     async def _play(self, prompts: Sequence[str], *, barge_in: bool = False) -> None:
@@ -229,9 +239,8 @@ class FlowRunner:
             self.lang = value
             self.record.language = value
         self.vars[var] = value
-        watch = getattr(self.services, "on_variable", None)
-        if watch is not None:                 # the simulator shows every change
-            watch(var, value)
+        if self.on_variable is not None:      # the simulator shows every change
+            self.on_variable(var, value)
 
     def _enter_subflow(self, node: Subflow) -> Flow:
         target = self.flowset.get(node.flow)
@@ -315,7 +324,7 @@ class FlowRunner:
         log.info("flow.retries_exhausted", node=node.name)
         if node.on_fail is not None:
             return node.on_fail
-        self.record.end("retries_exhausted", node.name)
+        self.record.end(Outcome.RETRIES_EXHAUSTED, node.name)
         await self.call.hangup()
         return _FINISHED
 
@@ -345,11 +354,10 @@ class FlowRunner:
         await self._handoff(rule.queue, rule.priority, f"bypass: {rule.reason}", rule.prompts)
 
     async def _cancel_callback(self, node: CancelCallback) -> str:
-        cancel = getattr(self.services, "cancel_callbacks", None)
         number = self.vars.get("caller.number")
-        if cancel is None or not number or not str(number).startswith("+"):
+        if self.queues is None or not number or not str(number).startswith("+"):
             return node.none
-        count = await cancel(str(number), node.queue)
+        count = await self.queues.cancel_callbacks(str(number), node.queue)
         log.info("flow.callback_cancelled", count=count, queue=node.queue)
         return node.next if count else node.none
 
@@ -364,19 +372,15 @@ class FlowRunner:
         if reason is not None:
             record.reason = reason
         await self._play(prompts)
-        handoff = getattr(self.services, "queue_handoff", None)
-        if handoff is not None:
-            if callback is not None:
-                await handoff(self.call, record, queue, record.priority, record.reason,
-                              language=self.lang, callback=callback)
-            else:
-                await handoff(self.call, record, queue, record.priority, record.reason, language=self.lang)
-            record.end("queued", queue)
+        if self.queues is not None:
+            await self.queues.queue_handoff(self.call, record, queue, record.priority, record.reason,
+                                            language=self.lang, callback=callback)
+            record.end(Outcome.QUEUED, queue)
             return
         log.info("flow.queue", queue=queue, priority=record.priority, reason=record.reason)
         if self.catalogue.has(QUEUE_HOLD_PROMPT):
             await self._play((QUEUE_HOLD_PROMPT,))
-        record.end("queued", queue)
+        record.end(Outcome.QUEUED, queue)
         await self.call.hangup()
 
     async def _transfer(self, node: Transfer) -> None:
@@ -384,7 +388,7 @@ class FlowRunner:
         target = f"{node.context},{node.extension},{node.priority}"
         log.info("flow.transfer", target=target)
         await self.call.transfer(node.context, node.extension, node.priority)
-        self.record.end("transferred", target)
+        self.record.end(Outcome.TRANSFERRED, target)
 
     async def _apologise(self) -> None:
         """After an error: say sorry when the caller is still there, then hang up."""

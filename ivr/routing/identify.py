@@ -21,7 +21,7 @@ from ivr.routing.numbers import normalize
 from ivr.routing.registry import CallerRegistry, age_on
 from ivr.store.base import Caller
 
-__all__ = ["RepeatRule", "CallerFacts", "CallHistory", "identify", "DEFAULT_TIMEZONE"]
+__all__ = ["RepeatPolicy", "CallerFacts", "CallHistory", "identify", "DEFAULT_TIMEZONE"]
 
 log = structlog.get_logger(__name__)
 
@@ -29,12 +29,13 @@ DEFAULT_TIMEZONE = ZoneInfo("Asia/Seoul")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class RepeatRule:
-    """A repeat caller made ``calls`` or more calls within ``window``, this call included; with
-    ``unserved_only`` only calls that did not reach an agent count (this call always counts)."""
+class RepeatPolicy:
+    """Who counts as a repeat caller (a flow's ``caller: repeat:``): ``calls`` or more calls
+    within ``window`` seconds, this call included; with ``unserved_only`` only calls that did
+    not reach an agent count (this call always counts)."""
 
     calls: int = 3
-    window: dt.timedelta = dt.timedelta(days=7)
+    window: float = 7 * 86400.0
     unserved_only: bool = False
 
 
@@ -73,7 +74,7 @@ class CallHistory(Protocol):
 
 
 async def identify(raw_caller_id: str | None, *, now: dt.datetime, tz: dt.tzinfo = DEFAULT_TIMEZONE,
-                   registry: CallerRegistry, store: CallHistory, repeat: RepeatRule = RepeatRule(),
+                   registry: CallerRegistry, store: CallHistory, repeat: RepeatPolicy = RepeatPolicy(),
                    budget: float = 1.0, call_id: str | None = None, region: str = "KR") -> CallerFacts:
     """The facts about the caller of call ``call_id`` presenting ``raw_caller_id`` at ``now``.
 
@@ -91,7 +92,7 @@ async def identify(raw_caller_id: str | None, *, now: dt.datetime, tz: dt.tzinfo
         now = now.replace(tzinfo=dt.timezone.utc)
 
     lookup = asyncio.ensure_future(_ask(registry.lookup, e164))
-    history = asyncio.ensure_future(_ask(store.count_calls_since, e164, now - repeat.window,
+    history = asyncio.ensure_future(_ask(store.count_calls_since, e164, now - dt.timedelta(seconds=repeat.window),
                                          unserved_only=repeat.unserved_only, exclude_call=call_id))
     try:
         await asyncio.wait((lookup, history), timeout=max(0.0, budget))

@@ -15,8 +15,8 @@ import asyncio
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from ivr.call import Gathered
-from ivr.errors import CallerHungUp, ChannelGone, DialFailed
+from ivr.call import Gathered, Prompt
+from ivr.errors import CallEnded, DialFailed
 
 __all__ = ["LiveCall", "Phone", "FakeSwitch", "FakeBridge"]
 
@@ -30,7 +30,7 @@ class LiveCall:
         self._caller = caller_number
         self._dialled = dialled
         self.play_time = play_time
-        self.played: list[str] = []
+        self.played: list[str] = []            # "ko/welcome" for each prompt started
         self.hung_up_by_ivr = False
         self._gone = asyncio.get_running_loop().create_future()
         self._keys: list[str] = []
@@ -58,21 +58,22 @@ class LiveCall:
     def hang_up(self) -> None:
         """The person on this call hangs up."""
         if not self._gone.done():
-            self._gone.set_result("remote")
+            self._gone.set_result("hangup")
 
     def _check(self) -> None:
         if self.hung_up:
-            raise CallerHungUp(f"{self._id} hung up")
+            raise CallEnded(f"{self._id} is over",
+                            reason="engine" if self.hung_up_by_ivr else self._gone.result())
 
     async def answer(self) -> None:
         self._check()
 
-    async def play(self, media: Sequence[str], *, barge_in: bool = False) -> None:
-        for item in media:
+    async def play(self, prompts: Sequence[Prompt], *, barge_in: bool = False) -> None:
+        for prompt in prompts:
             self._check()
             if barge_in and self._keys:
                 return
-            self.played.append(item)
+            self.played.append(str(prompt))
             if self.play_time:
                 await asyncio.wait({self._gone}, timeout=self.play_time)
         self._check()
@@ -114,7 +115,7 @@ class LiveCall:
     async def hangup(self) -> None:
         if not self._gone.done():
             self.hung_up_by_ivr = True
-            self._gone.set_result("local")
+            self._gone.set_result("engine")
 
     async def wait_hangup(self, timeout: float | None = None) -> bool:
         try:
@@ -148,7 +149,7 @@ class FakeBridge:
 
     async def add(self, call) -> None:
         if call.hung_up:
-            raise ChannelGone(f"{call.id} is gone", status=404)
+            raise CallEnded(f"{call.id} is gone")
         self.members.add(call.id)
         self.switch.log.append(("add", self.kind, call.id))
 

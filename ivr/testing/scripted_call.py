@@ -11,7 +11,8 @@ The script is an ordered list of what the caller does::
 
 Actions are used strictly in order.  When the IVR waits for a key and the next action is not
 for that moment (or the script is over), the wait times out at once: no test ever sleeps.
-``played``/``prompts`` tell what the caller heard, ``events`` everything that happened.
+``played`` (``"ko/welcome"``: language and prompt id) and ``prompts`` (ids only) tell what the
+caller heard, ``events`` everything that happened.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import collections
 import dataclasses
 from collections.abc import Sequence
 
-from ivr.call import Gathered
-from ivr.errors import CallerHungUp
+from ivr.call import Gathered, Prompt
+from ivr.errors import CallEnded
 
 __all__ = ["ScriptedCall", "Press", "Silence", "HangUp", "press", "silence", "hang_up"]
 
@@ -29,7 +30,7 @@ __all__ = ["ScriptedCall", "Press", "Silence", "HangUp", "press", "silence", "ha
 @dataclasses.dataclass(frozen=True, slots=True)
 class Press:
     keys: str
-    during: str | None = None      # a prompt id (or media URI); None: when the IVR waits
+    during: str | None = None      # a prompt id (or "ko/welcome"); None: when the IVR waits
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -57,10 +58,6 @@ def hang_up(*, during: str | None = None) -> HangUp:
     return HangUp(during)
 
 
-def _prompt_id(media: str) -> str:
-    return media.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
-
-
 class ScriptedCall:
     """Implements ``ivr.call.Call``."""
 
@@ -71,9 +68,11 @@ class ScriptedCall:
         self._caller_number = caller_number
         self._dialled = dialled
         self._hung_up = False
+        self._ended_as = "hangup"
         self.buffer: collections.deque[str] = collections.deque()
         self.answered = False
-        self.played: list[str] = []                # media that started playing, in order
+        self.played: list[str] = []                # "ko/welcome" for each prompt started, in order
+        self.heard: list[Prompt] = []              # the same, as Prompt values
         self.events: list[tuple] = []               # ("answer",), ("play", media, barged), ("gather", …) …
         self.transferred_to: tuple[str, str, int] | None = None
         self.hung_up_by_ivr = False
@@ -81,8 +80,8 @@ class ScriptedCall:
     # -- what the test reads -------------------------------------------------------------------
     @property
     def prompts(self) -> list[str]:
-        """Prompt ids heard, in order (``sound:ivr/ko/welcome`` → ``welcome``)."""
-        return [_prompt_id(m) for m in self.played]
+        """Prompt ids heard, in order (``welcome``)."""
+        return [p.id for p in self.heard]
 
     @property
     def script_left(self) -> list[Action]:
@@ -107,12 +106,12 @@ class ScriptedCall:
 
     def _check(self) -> None:
         if self._hung_up:
-            raise CallerHungUp("the caller has hung up")
+            raise CallEnded("the call is over", reason=self._ended_as)
 
     def _caller_hangs_up(self) -> None:
         self._hung_up = True
         self.events.append(("caller_hangup",))
-        raise CallerHungUp("the caller has hung up")
+        raise CallEnded("the caller has hung up", reason="hangup")
 
     async def answer(self) -> None:
         self._check()
@@ -120,15 +119,17 @@ class ScriptedCall:
             self.answered = True
             self.events.append(("answer",))
 
-    async def play(self, media: Sequence[str], *, barge_in: bool = False) -> None:
+    async def play(self, prompts: Sequence[Prompt], *, barge_in: bool = False) -> None:
         self._check()
-        for item in media:
+        for prompt in prompts:
+            item = str(prompt)
             if barge_in and self.buffer:
                 self.events.append(("play_skipped", item))
                 continue
             self.played.append(item)
+            self.heard.append(prompt)
             head = self.script[0] if self.script else None
-            if isinstance(head, (Press, HangUp)) and head.during in (item, _prompt_id(item)):
+            if isinstance(head, (Press, HangUp)) and head.during in (item, prompt.id):
                 self.script.popleft()
                 if isinstance(head, HangUp):
                     self.events.append(("play", item, "hangup"))
@@ -175,10 +176,11 @@ class ScriptedCall:
         self._check()
         self.transferred_to = (context, extension, priority)
         self.events.append(("transfer", context, extension, priority))
+        self._hung_up, self._ended_as = True, "transferred"
 
     async def hangup(self) -> None:
         if not self._hung_up:
-            self._hung_up = True
+            self._hung_up, self._ended_as = True, "engine"
             self.hung_up_by_ivr = True
             self.events.append(("hangup",))
 

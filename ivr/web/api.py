@@ -49,7 +49,7 @@ def _agent_json(status: Any, now: float) -> dict[str, Any]:
     }
 
 
-def admin_app(service: Any, token: str) -> web.Application:
+def admin_app(service: Any, token: str, desk: Any = None) -> web.Application:
     """``service``: the running ``QueueService`` (its ``acd`` and ``clock``)."""
     expected = f"Bearer {token}".encode("utf-8")
 
@@ -95,7 +95,6 @@ def admin_app(service: Any, token: str) -> web.Application:
         return web.json_response(service.snapshot())
 
     def desk_or_404():
-        desk = getattr(service, "callbacks", None)
         if desk is None:
             raise web.HTTPNotFound(text='{"error": "callbacks are not configured"}',
                                    content_type="application/json")
@@ -105,7 +104,7 @@ def admin_app(service: Any, token: str) -> web.Application:
         desk = desk_or_404()
         status = request.query.get("status") or None
         try:
-            found = await desk.store.list_reservations(status)
+            found = await desk.reservations(status)
         except ValueError as exc:
             return web.json_response({"error": str(exc)}, status=400)
         return web.json_response([{
@@ -115,7 +114,8 @@ def admin_app(service: Any, token: str) -> web.Application:
 
     async def cancel_callback(request: web.Request) -> web.Response:
         desk = desk_or_404()
-        if not await desk.store.cancel_reservation(request.match_info["reservation_id"]):
+        # Stored as cancelled and withdrawn from the line at once (a call back ringing is stopped).
+        if not await desk.cancel(request.match_info["reservation_id"]):
             return web.json_response({"error": "no open reservation with that id"}, status=404)
         log.info("callback.cancelled", reservation=request.match_info["reservation_id"], by="admin api")
         return web.json_response({"cancelled": request.match_info["reservation_id"]})
@@ -189,8 +189,8 @@ def _reason(body: dict[str, Any]) -> str:
 class AdminServer:
     """``async with AdminServer(service, host, port, token):`` serves the API meanwhile."""
 
-    def __init__(self, service: Any, host: str, port: int, token: str) -> None:
-        self._app = admin_app(service, token)
+    def __init__(self, service: Any, host: str, port: int, token: str, *, desk: Any = None) -> None:
+        self._app = admin_app(service, token, desk=desk)
         self.host, self.port = host, port
         self._runner: web.AppRunner | None = None
 

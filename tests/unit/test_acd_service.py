@@ -186,7 +186,7 @@ async def test_after_max_wait_the_caller_hears_a_polite_message_and_is_hung_up(r
     line = Line(svc)
     rec = await line.done()
     assert rec.outcome == "queue_timeout"
-    assert line.call.played[-1] == "sound:ivr/ko/queue_sorry"
+    assert line.call.played[-1] == "ko/queue_sorry"
     assert line.call.hung_up_by_ivr
     assert svc.acd.waiting("general") == []
 
@@ -196,7 +196,7 @@ async def test_with_nobody_logged_in_the_caller_is_not_left_waiting(running):
     line = Line(svc)
     rec = await line.done(timeout=2)
     assert rec.outcome == "queue_timeout" and "no agent logged in" in rec.detail
-    assert line.call.played[-1] == "sound:ivr/ko/queue_sorry"
+    assert line.call.played[-1] == "ko/queue_sorry"
 
 
 async def test_overflow_moves_the_caller_to_the_other_queue_keeping_the_place(running):
@@ -225,13 +225,13 @@ async def test_waiting_callers_hear_their_place_and_the_wait_as_a_range(running)
     leg = await svc.switch.answered("PJSIP/agent1")          # agent1 is on a call
     lines = [Line(svc) for _ in range(3)]
     await until(lambda: len(svc.acd.waiting("general")) == 3)
-    heard = svc.announcement(lines[2].call.id, "ko")
-    assert heard[0] == "sound:ivr/ko/queue_position_pre"
-    assert "sound:ivr/ko/queue_position_post" in heard
-    assert heard[-1] in ("sound:ivr/ko/queue_wait_post", "sound:ivr/ko/queue_wait_long")
-    assert svc.announcement(lines[0].call.id, "en") == ["sound:ivr/en/queue_next"]
+    heard = [str(p) for p in svc.announcement(lines[2].call.id, "ko")]
+    assert heard[0] == "ko/queue_position_pre"
+    assert "ko/queue_position_post" in heard
+    assert heard[-1] in ("ko/queue_wait_post", "ko/queue_wait_long")
+    assert [str(p) for p in svc.announcement(lines[0].call.id, "en")] == ["en/queue_next"]
     svc.acd.pause("agent1", "break", svc.clock())            # nobody to serve: no figure promised
-    assert not any("queue_wait" in m for m in svc.announcement(lines[2].call.id, "ko"))
+    assert not any("queue_wait" in p.id for p in svc.announcement(lines[2].call.id, "ko"))
     for line in lines:
         line.call.hang_up()
         await line.done()
@@ -244,7 +244,7 @@ async def test_an_unknown_queue_is_an_error_the_caller_hears_about(running):
     line = Line(svc, queue="nonexistent")
     rec = await line.done()
     assert rec.outcome == "error" and "nonexistent" in rec.detail
-    assert line.call.played == ["sound:ivr/ko/queue_sorry"]
+    assert line.call.played == ["ko/queue_sorry"]
 
 
 async def test_when_the_last_agent_logs_out_the_waiting_callers_are_not_left_there(running):
@@ -287,7 +287,7 @@ nodes:
     async def heard() -> str:
         call = ScriptedCall(dialled="100", call_id=f"flow-{next(_ids)}")
         record = CallRecord(call.id, call.caller_number, "100")
-        await run_flow(flows, flows.for_number("100"), call, record, catalogue=CATALOGUE, services=svc)
+        await run_flow(flows, flows.for_number("100"), call, record, catalogue=CATALOGUE, queues=svc)
         return call.prompts[-1]
 
     assert await heard() == "queue_sorry"                 # nobody logged in

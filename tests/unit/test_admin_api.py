@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import types
 from pathlib import Path
 from urllib.parse import quote
 
@@ -11,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from ivr.acd.core import Acd
 from ivr.acd.model import AgentSpec, QueueSpec
 from ivr.acd.service import QueueService
+from ivr.callbacks.desk import CallbackDesk
 from ivr.callbacks.model import Reservation
 from ivr.prompts import load_catalogue
 from ivr.testing.fake_switch import FakeSwitch
@@ -28,8 +30,8 @@ def make_service() -> QueueService:
     return QueueService(acd, specs, FakeSwitch({}), load_catalogue(REPO / "prompts" / "catalog.yaml"))
 
 
-async def client_for(service) -> TestClient:
-    client = TestClient(TestServer(admin_app(service, TOKEN)))
+async def client_for(service, desk=None) -> TestClient:
+    client = TestClient(TestServer(admin_app(service, TOKEN, desk=desk)))
     await client.start_server()
     return client
 
@@ -69,16 +71,12 @@ async def test_callbacks_are_listed_masked_and_can_be_cancelled():
     service = make_service()
     store = MemoryStore()
 
-    class Desk:
-        pass
-
-    desk = Desk()
-    desk.store = store
-    service.callbacks = desk
+    desk = CallbackDesk(types.SimpleNamespace(owner="test"), store, service, service,
+                        service.switch, service.catalogue)
     now = dt.datetime.now(dt.timezone.utc)
     r = await store.put_reservation(Reservation.new("+821012345678", "general", language="ko",
                                                     arrived_at=now, now=now))
-    client = await client_for(service)
+    client = await client_for(service, desk)
     try:
         (listed,) = await (await client.get("/api/callbacks?status=pending", headers=AUTH)).json()
         assert listed["id"] == r.id and "12345678" not in listed["number"]

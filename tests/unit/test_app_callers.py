@@ -193,7 +193,7 @@ async def test_a_preferred_language_from_the_registry_sets_the_prompts(tmp_path)
     c, rec = await call(engine, "01055550074", *MENU_WALK)
     assert rec.language == "en"
     assert rec.nodes[:3] == ["start", "welcome", "main_menu"]           # not asked for a language
-    assert c.played[:2] == ["sound:ivr/en/welcome", "sound:ivr/en/main_menu"]
+    assert c.played[:2] == ["en/welcome", "en/main_menu"]
 
 
 async def test_serve_reads_the_registry_imported_into_the_store(tmp_path, capsys):

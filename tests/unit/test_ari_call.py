@@ -8,12 +8,13 @@ import time
 import pytest
 from structlog.testing import capture_logs
 
-from ivr.call import Call, Gathered
-from ivr.errors import CallerHungUp
+from ivr.call import Call, Gathered, Prompt
+from ivr.errors import CallEnded
 
 from ari_harness import harness, is_play, outcome
 
 LONG = "sound:ivr/ko/long_menu"       # never ends on its own in these tests
+LONG_PROMPT = Prompt("long_menu", "ko")
 
 
 async def test_a_call_shows_who_called_what_and_how():
@@ -53,7 +54,7 @@ async def test_answer_then_answer_again_is_one_request():
 
 async def test_a_prompt_that_ends_before_asterisk_answers_201_does_not_hang():
     async def flow(call, args):
-        await call.play(["sound:ivr/ko/welcome", "sound:ivr/ko/menu"])
+        await call.play([Prompt("welcome", "ko"), Prompt("menu", "ko")])
         return "played"
 
     async with harness(flow, finish_before_reply=True) as h:
@@ -63,7 +64,7 @@ async def test_a_prompt_that_ends_before_asterisk_answers_201_does_not_hang():
 
 async def test_a_missing_prompt_is_logged_and_skipped():
     async def flow(call, args):
-        await call.play(["sound:ivr/ko/a", "sound:ivr/ko/missing", "sound:ivr/ko/b"])
+        await call.play([Prompt("a", "ko"), Prompt("missing", "ko"), Prompt("b", "ko")])
         return "played"
 
     with capture_logs() as logs:
@@ -77,7 +78,7 @@ async def test_a_missing_prompt_is_logged_and_skipped():
 
 async def test_a_key_stops_the_menu_at_once_and_is_the_first_digit_gathered():
     async def flow(call, args):
-        await call.play([LONG, "sound:ivr/ko/never_reached"], barge_in=True)
+        await call.play([LONG_PROMPT, Prompt("never_reached", "ko")], barge_in=True)
         return await call.gather(max_digits=2, first_timeout=1, inter_timeout=1)
 
     async with harness(flow, durations={LONG: None}) as h:
@@ -98,7 +99,7 @@ async def test_a_key_pressed_before_a_barge_in_prompt_skips_it():
 
     async def flow(call, args):
         await pressed.wait()
-        await call.play(["sound:ivr/ko/menu"], barge_in=True)
+        await call.play([Prompt("menu", "ko")], barge_in=True)
         return await call.gather(max_digits=1, first_timeout=1, inter_timeout=1)
 
     async with harness(flow) as h:
@@ -113,7 +114,7 @@ async def test_a_key_pressed_before_a_barge_in_prompt_skips_it():
 
 async def test_without_barge_in_a_key_waits_for_the_prompt_to_end():
     async def flow(call, args):
-        await call.play(["sound:ivr/ko/short"])
+        await call.play([Prompt("short", "ko")])
         return await call.gather(max_digits=1, first_timeout=1, inter_timeout=1)
 
     async with harness(flow, playback_delay=0.1) as h:
@@ -226,24 +227,24 @@ async def test_two_callers_pressing_at_once_each_get_their_own_keys_in_order():
 async def test_a_caller_who_hangs_up_mid_prompt_ends_the_call_at_once():
     async def flow(call, args):
         await call.answer()
-        await call.play([LONG])
+        await call.play([LONG_PROMPT])
 
     async with harness(flow, durations={LONG: None}) as h:
         started = await h.call_in()
         await h.request(is_play)
         began = time.monotonic()
         await h.fake.caller_hangs_up(started.call.id)
-        with pytest.raises(CallerHungUp):
+        with pytest.raises(CallEnded):
             await outcome(started, timeout=0.5)
         assert time.monotonic() - began < 0.5
         assert started.call.hung_up
         assert started.call.id not in h.adapter.calls
         await asyncio.sleep(0.05)
         assert not h.adapter._call_tasks.tasks            # the call's task has ended
-        with pytest.raises(CallerHungUp):
+        with pytest.raises(CallEnded):
             await started.call.gather(max_digits=1, first_timeout=1, inter_timeout=1)
-        with pytest.raises(CallerHungUp):
-            await started.call.play(["sound:ivr/ko/bye"])
+        with pytest.raises(CallEnded):
+            await started.call.play([Prompt("bye", "ko")])
         await started.call.hangup()                        # no-op once gone
         deletes = [r for r in h.fake.requests if r.method == "DELETE"
                    and r.path.startswith("/channels")]
@@ -260,7 +261,7 @@ async def test_hangup_events_in_an_unusual_order_still_end_a_gather(order):
         started = await h.call_in()
         await asyncio.sleep(0.02)
         await h.fake.caller_hangs_up(started.call.id, order=order)
-        with pytest.raises(CallerHungUp):
+        with pytest.raises(CallEnded):
             await outcome(started, timeout=0.5)
 
 
@@ -272,7 +273,7 @@ async def test_a_channel_gone_between_events_gives_caller_hung_up():
         channel_id = await h.fake.start_call()
         h.fake.remove_channel(channel_id)               # gone, and no event says so
         started = await h.next_call()
-        with pytest.raises(CallerHungUp):
+        with pytest.raises(CallEnded):
             await outcome(started)
         assert started.call.hung_up
 

@@ -10,19 +10,20 @@ import pytest
 from structlog.testing import capture_logs
 
 from ivr.ari import AriAdapter, Timeouts
-from ivr.call import Gathered
-from ivr.errors import AriError, AriTimeout, CallerHungUp
+from ivr.call import Gathered, Prompt
+from ivr.errors import AriError, AriTimeout, CallEnded
 from ivr.testing.fake_ari import FakeAri
 
 from ari_harness import FAST, harness, is_play, outcome
 
 LONG = "sound:ivr/ko/long_menu"
+LONG_PROMPT = Prompt("long_menu", "ko")
 
 
 async def test_a_lost_socket_mid_call_reconnects_and_the_calls_go_on():
     async def flow(call, args):
         if args == ["prompt"]:
-            await call.play([LONG])
+            await call.play([LONG_PROMPT])
             return await call.gather(max_digits=1, first_timeout=1, inter_timeout=1)
         return await call.gather(max_digits=1, first_timeout=5, inter_timeout=5)
 
@@ -41,7 +42,7 @@ async def test_a_lost_socket_mid_call_reconnects_and_the_calls_go_on():
             h.fake.allow_websocket()
             await h.fake.wait_for_connection(2)
 
-            with pytest.raises(CallerHungUp):
+            with pytest.raises(CallEnded):
                 await outcome(doomed)
             await h.fake.wait_for_request(lambda r: r.path == f"/playbacks/{playback_id}")
             await h.fake.press(listening.call.id, "5")
@@ -140,7 +141,7 @@ async def test_closing_lets_calls_finish_then_sends_the_rest_back_to_the_dialpla
             await asyncio.sleep(0.05)
             await call.hangup()
             return "finished"
-        await call.play([LONG])                     # never ends
+        await call.play([LONG_PROMPT])                     # never ends
 
     async with FakeAri(durations={LONG: None}) as fake:
         started = []

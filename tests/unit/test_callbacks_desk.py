@@ -58,9 +58,9 @@ class Center:
         async def save(record):
             self.saved.append(record)
 
-        self.desk = CallbackDesk(desk_config(**config), self.store, self.service, self.switch,
-                                 CATALOGUE, save_record=save, **kwargs)
-        self.service.callbacks = self.desk
+        self.desk = CallbackDesk(desk_config(**config), self.store, self.service, self.service,
+                                 self.switch, CATALOGUE, save_record=save, **kwargs)
+        self.service.attach_booking(self.desk)
         self.service.acd.login("agent1", self.service.clock())
 
     async def __aenter__(self):
@@ -96,21 +96,21 @@ async def test_a_waiting_caller_books_a_callback_on_their_own_number():
     async with Center({"PJSIP/agent1": Phone()}) as center:
         busy_agent(center)
         call, record, task = waiting_caller(center)
-        await until(lambda: "sound:ivr/ko/callback_offer" in call.played)
+        await until(lambda: "ko/callback_offer" in call.played)
         call.press("1")                                     # take the offer
-        await until(lambda: "sound:ivr/ko/callback_confirm" in call.played)
+        await until(lambda: "ko/callback_confirm" in call.played)
         call.press("1")                                     # yes, that number
-        await until(lambda: "sound:ivr/ko/callback_when" in call.played)
+        await until(lambda: "ko/callback_when" in call.played)
         call.press("1")                                     # as soon as possible
         await asyncio.wait_for(task, 5)
         assert record.outcome == "callback_booked"
-        assert call.played[-1] == "sound:ivr/ko/callback_made" and call.hung_up_by_ivr
+        assert call.played[-1] == "ko/callback_made" and call.hung_up_by_ivr
         (r,) = await center.store.list_reservations()
         assert (r.number, r.queue, r.status, r.language) == ("+821012345678", "general", "pending", "ko")
         assert center.service.acd.waiting("general") == []
         # The number was read back digit by digit before the confirmation.
-        spoken = call.played[call.played.index("sound:ivr/ko/callback_number_is") + 1:
-                             call.played.index("sound:ivr/ko/callback_confirm")]
+        spoken = call.played[call.played.index("ko/callback_number_is") + 1:
+                             call.played.index("ko/callback_confirm")]
         assert len(spoken) == 11
 
 
@@ -118,16 +118,16 @@ async def test_an_anonymous_caller_keys_a_number_and_an_international_one_is_ref
     async with Center({"PJSIP/agent1": Phone()}) as center:
         busy_agent(center)
         call, record, task = waiting_caller(center, number="anonymous")
-        await until(lambda: "sound:ivr/ko/callback_offer" in call.played)
+        await until(lambda: "ko/callback_offer" in call.played)
         call.press("1")
-        await until(lambda: "sound:ivr/ko/callback_enter_number" in call.played)
+        await until(lambda: "ko/callback_enter_number" in call.played)
         call.press("0012025550123#")                        # the USA: refused (toll fraud guard)
-        await until(lambda: "sound:ivr/ko/callback_number_refused" in call.played)
-        await until(lambda: call.played.count("sound:ivr/ko/callback_enter_number") == 2)
+        await until(lambda: "ko/callback_number_refused" in call.played)
+        await until(lambda: call.played.count("ko/callback_enter_number") == 2)
         call.press("01098765432#")
-        await until(lambda: "sound:ivr/ko/callback_confirm" in call.played)
+        await until(lambda: "ko/callback_confirm" in call.played)
         call.press("1")
-        await until(lambda: "sound:ivr/ko/callback_when" in call.played)
+        await until(lambda: "ko/callback_when" in call.played)
         call.press("1")
         await asyncio.wait_for(task, 5)
         (r,) = await center.store.list_reservations()
@@ -141,13 +141,13 @@ async def test_if_the_reservation_cannot_be_stored_the_caller_keeps_waiting_in_p
         busy_agent(center)
         call, record, task = waiting_caller(center)
         other, _, other_task = waiting_caller(center, number="01011112222")
-        await until(lambda: "sound:ivr/ko/callback_offer" in call.played)
+        await until(lambda: "ko/callback_offer" in call.played)
         call.press("1")
-        await until(lambda: "sound:ivr/ko/callback_confirm" in call.played)
+        await until(lambda: "ko/callback_confirm" in call.played)
         call.press("1")
-        await until(lambda: "sound:ivr/ko/callback_when" in call.played)
+        await until(lambda: "ko/callback_when" in call.played)
         call.press("1")
-        await until(lambda: "sound:ivr/ko/callback_failed" in call.played)
+        await until(lambda: "ko/callback_failed" in call.played)
         await until(lambda: len(center.service.acd.waiting("general")) == 2)
         assert center.service.acd.position(call.id) == 1     # the place was kept
         assert record.outcome is None and not call.hung_up
@@ -177,7 +177,7 @@ async def test_the_customer_is_called_back_presses_1_and_is_connected_to_the_age
         assert leg.variables["IVR_REASON"] == "callback: test"  # and why it was reserved
         assert int(leg.variables["IVR_WAITED"]) >= 30
         (cust,) = center.switch.phones[customer].calls
-        assert "sound:ivr/ko/callback_intro" in cust.played
+        assert "ko/callback_intro" in cust.played
         assert (await center.store.get_reservation(r.id)).status == "done"
         await until(lambda: any(b.kind == "mixing" and len(b.members) == 2 for b in center.switch.bridges))
         leg.hang_up()
@@ -193,7 +193,7 @@ async def test_a_reservation_waits_behind_callers_who_came_earlier():
         earlier = LiveCall("early", "01033334444")
         rec = CallRecord("early", "01033334444", "15771000")
         t = asyncio.create_task(center.service.queue_handoff(earlier, rec, "general", None, "x",
-                                                             language="ko", arrived_at=center.service.clock() - 100))
+                                                             language="ko", arrived_at=center.service.wall() - dt.timedelta(seconds=100)))
         await until(lambda: len(center.service.acd.waiting("general")) == 1)
         await book(center, waited=30)                     # joined 30 s ago: behind 'early'
         await center.desk.poll()
@@ -265,7 +265,7 @@ nodes:
             call = ScriptedCall(dialled="100", call_id=f"again-{next(_ids)}")
             record = CallRecord(call.id, call.caller_number, "100")
             await run_flow(flows, flows.for_number("100"), call, record, catalogue=CATALOGUE,
-                           services=center.service, variables=number_vars)
+                           queues=center.service, variables=number_vars)
             return call.prompts[-1]
 
         assert await call_again({"caller.number": "+821012345678"}) == "callback_cancelled"
@@ -283,23 +283,23 @@ async def test_a_caller_can_choose_an_hour_within_opening_hours_instead():
                       wall=lambda: monday_evening.astimezone(dt.timezone.utc)) as center:
         busy_agent(center)
         call, record, task = waiting_caller(center)
-        await until(lambda: "sound:ivr/ko/callback_offer" in call.played)
+        await until(lambda: "ko/callback_offer" in call.played)
         call.press("1")
-        await until(lambda: "sound:ivr/ko/callback_confirm" in call.played)
+        await until(lambda: "ko/callback_confirm" in call.played)
         call.press("1")
-        await until(lambda: "sound:ivr/ko/callback_when" in call.played)
+        await until(lambda: "ko/callback_when" in call.played)
         call.press("2")
-        await until(lambda: "sound:ivr/ko/callback_enter_hour" in call.played)
+        await until(lambda: "ko/callback_enter_hour" in call.played)
         call.press("20#")                                   # 8 p.m.: the center is closed
-        await until(lambda: "sound:ivr/ko/callback_hour_unavailable" in call.played)
-        await until(lambda: call.played.count("sound:ivr/ko/callback_enter_hour") == 2)
+        await until(lambda: "ko/callback_hour_unavailable" in call.played)
+        await until(lambda: call.played.count("ko/callback_enter_hour") == 2)
         call.press("14#")
         await asyncio.wait_for(task, 5)
         (r,) = await center.store.list_reservations()
         # Tuesday 1 December is a holiday: Wednesday 14:00-15:00.
         assert r.due_at.astimezone(SEOUL) == dt.datetime(2026, 12, 2, 14, 0, tzinfo=SEOUL)
         assert r.slot_end.astimezone(SEOUL) == dt.datetime(2026, 12, 2, 15, 0, tzinfo=SEOUL)
-        assert "sound:ivr/ko/callback_slot_is" in call.played
+        assert "ko/callback_slot_is" in call.played
         await center.desk.poll()                             # not due yet: not in line
         assert center.desk.in_line == {}
 

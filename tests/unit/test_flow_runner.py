@@ -93,10 +93,10 @@ def flows(tmp_path):
     return flowset(tmp_path, ("menu.yaml", MENU), ("care.yaml", CARE))
 
 
-async def call_in(flows, *script, services=None, caller="01012345678", **kw):
+async def call_in(flows, *script, queues=None, caller="01012345678", **kw):
     call = ScriptedCall(*script, caller_number=caller, dialled="100")
     record = CallRecord(call.id, call.caller_number, call.dialled)
-    await run_flow(flows, flows.for_number("100"), call, record, catalogue=catalogue(), services=services, **kw)
+    await run_flow(flows, flows.for_number("100"), call, record, catalogue=catalogue(), queues=queues, **kw)
     return call, record
 
 
@@ -104,7 +104,7 @@ async def test_a_caller_who_presses_a_valid_key_hears_the_choice_and_goodbye(flo
     call, record = await call_in(flows, press("1"))
     assert call.answered and call.hung_up_by_ivr
     assert call.prompts == ["welcome", "main_menu", "payment_methods", "goodbye"]
-    assert call.played[0] == "sound:ivr/ko/welcome"
+    assert call.played[0] == "ko/welcome"
     assert record.nodes == ["welcome", "main", "billing", "bye"]
     assert record.digits == ["1"]
     assert (record.outcome, record.language) == ("completed", "ko")
@@ -133,14 +133,14 @@ async def test_a_wrong_key_then_a_right_one(flows):
 
 async def test_a_caller_who_knows_the_menu_interrupts_it(flows):
     call, record = await call_in(flows, press("1", during="main_menu"))
-    assert ("play", "sound:ivr/ko/main_menu", "barged") in call.events
+    assert ("play", "ko/main_menu", "barged") in call.events
     assert call.prompts == ["welcome", "main_menu", "payment_methods", "goodbye"]
     assert record.digits == ["1"]
 
 
 async def test_a_key_during_a_prompt_without_barge_in_waits_for_the_menu(flows):
     call, record = await call_in(flows, press("1", during="welcome"))
-    assert ("play", "sound:ivr/ko/welcome", "keys") in call.events
+    assert ("play", "ko/welcome", "keys") in call.events
     # The key was typed ahead: the menu prompt does not start, the key chooses at once.
     assert call.prompts == ["welcome", "payment_methods", "goodbye"]
     assert record.nodes[:3] == ["welcome", "main", "billing"]
@@ -185,20 +185,27 @@ async def test_a_subflow_can_transfer_the_call(flows):
 async def test_branch_on_the_callers_number_and_switch_language(flows):
     call, record = await call_in(flows, press("4"))
     assert record.nodes == ["welcome", "main", "check", "mobile", "bye"]
-    assert call.played[-1] == "sound:ivr/en/goodbye"
+    assert call.played[-1] == "en/goodbye"
     assert record.language == "en"
     call, record = await call_in(flows, press("4"), caller="0212345678")
-    assert record.nodes == ["welcome", "main", "check", "bye"] and call.played[-1] == "sound:ivr/ko/goodbye"
+    assert record.nodes == ["welcome", "main", "check", "bye"] and call.played[-1] == "ko/goodbye"
 
 
 async def test_queue_hand_off_through_the_queue_service(flows):
     calls = []
 
     class Services:
-        async def queue_handoff(self, call, record, queue, priority, reason, language=None):
+        async def queue_handoff(self, call, record, queue, priority, reason, language=None, *,
+                                callback=None, arrived_at=None):
             calls.append((queue, priority, reason))
 
-    call, record = await call_in(flows, press("0"), services=Services())
+        def queue_variable(self, name):
+            return None
+
+        async def cancel_callbacks(self, number, queue=None):
+            return 0
+
+    call, record = await call_in(flows, press("0"), queues=Services())
     assert calls == [("general", "high", "asked for an agent")]
     assert (record.outcome, record.detail, record.priority, record.reason) == (
         "queued", "general", "high", "asked for an agent")
@@ -305,7 +312,7 @@ async def test_the_engine_can_supply_facts_and_the_language(tmp_path):
     _, record = await call_in(flows, variables={"caller.age": 80}, language="vi")
     assert (record.outcome, record.priority, record.language) == ("queued", "high", "vi")
     call, record = await call_in(flows)
-    assert record.outcome == "completed" and call.played[-1] == "sound:ivr/ko/goodbye"
+    assert record.outcome == "completed" and call.played[-1] == "ko/goodbye"
 
 
 # -- the sample flow -------------------------------------------------------------------------
@@ -349,5 +356,5 @@ async def test_sample_english_caller_and_long_term_care_round_trip(sample):
     call, record = await sample_call(sample, press("2"), press("3"), press("9"), press("0"))
     assert record.nodes == ["start", "choose_language", "start_english", "welcome", "main_menu", "long_term_care",
                             "long_term_care/ltc_menu", "long_term_care/back", "main_menu", "agent"]
-    assert call.played[4] == "sound:ivr/en/welcome"
-    assert call.played[-1] == "sound:ivr/en/queue_hold"
+    assert call.played[4] == "en/welcome"
+    assert call.played[-1] == "en/queue_hold"

@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from ivr.call import CallRecord
 from ivr.errors import RegistryUnavailable, StoreError
 from ivr.logs import configure_logging
-from ivr.routing.identify import CallerFacts, RepeatRule, identify
+from ivr.routing.identify import CallerFacts, RepeatPolicy, identify
 from ivr.routing.registry import StoreRegistry
 from ivr.store.base import Caller
 from ivr.testing.memory_store import MemoryStore
@@ -36,7 +36,7 @@ def past_call(call_id: str, ago: dt.timedelta, *, number: str = MOBILE, outcome:
                       outcome=outcome, number=number)
 
 
-async def who(raw, store: MemoryStore, *, registry=None, now=NOW, repeat=RepeatRule(), budget=1.0,
+async def who(raw, store: MemoryStore, *, registry=None, now=NOW, repeat=RepeatPolicy(), budget=1.0,
               call_id="this-call") -> CallerFacts:
     return await identify(raw, now=now, tz=SEOUL, registry=registry or StoreRegistry(store), store=store,
                           repeat=repeat, budget=budget, call_id=call_id)
@@ -116,7 +116,7 @@ async def test_with_unserved_only_calls_that_reached_an_agent_do_not_count():
     store = MemoryStore()
     await store.call_started(past_call("served", dt.timedelta(days=1), outcome="agent_connected"))
     await store.call_started(past_call("gave-up", dt.timedelta(days=2), outcome="caller_hangup"))
-    unserved = RepeatRule(calls=3, unserved_only=True)
+    unserved = RepeatPolicy(calls=3, unserved_only=True)
     assert (await who("01012345678", store, repeat=unserved)).recent_calls == 2
     assert (await who("01012345678", store)).recent_calls == 3
 

@@ -1,0 +1,317 @@
+"""The engine's spine: one start-up order, ports between the parts, a defined end for every call.
+
+Over the fake ARI (real HTTP + WebSocket) with the real ``serve``; the queues and the callback
+desk with a switch in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import types
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from ivr.acd.core import Acd
+from ivr.acd.model import AgentSpec, QueueSpec
+from ivr.acd.service import QueueService
+from ivr.app import serve
+from ivr.call import CallRecord, Outcome, Prompt
+from ivr.callbacks.desk import CallbackDesk
+from ivr.callbacks.model import Reservation
+from ivr.callbacks.schedule import OpeningHours, RetryPolicy
+from ivr.config import load_config
+from ivr.errors import CallEnded
+from ivr.flow.loader import load_flows
+from ivr.flow.runner import run_flow
+from ivr.prompts import load_catalogue
+from ivr.store import open_store
+from ivr.testing.fake_ari import FakeAri
+from ivr.testing.fake_switch import FakeSwitch, LiveCall, Phone
+from ivr.testing.memory_store import MemoryStore
+from ivr.testing.scripted_call import ScriptedCall
+
+REPO = Path(__file__).resolve().parents[2]
+CATALOGUE = load_catalogue(REPO / "prompts" / "catalog.yaml")
+ALWAYS = OpeningHours(ZoneInfo("Asia/Seoul"), {d: [(dt.time(0), dt.time(23, 59, 59))] for d in range(7)})
+
+QUEUE_FLOW = """\
+flow: straight
+numbers: ["100"]
+entry: to_agents
+nodes:
+  to_agents:
+    queue: general
+"""
+
+
+def engine_config(tmp_path: Path, fake: FakeAri, *, acd: bool = True, token: bool = False,
+                  callbacks: bool = False) -> Path:
+    flows = tmp_path / "flows"
+    flows.mkdir(exist_ok=True)
+    (flows / "straight.yaml").write_text(QUEUE_FLOW, encoding="utf-8")
+    text = (f"ari: {{url: '{fake.base_url}', username: {fake.username}, password: {fake.password}}}\n"
+            f"flows: flows\nprompts: {REPO / 'prompts'}\n"
+            "store: {url: 'sqlite:///ivr.db'}\n"
+            "engine: {shutdown_grace: 1, reload_interval: 0}\n")
+    if acd:
+        text += ("acd:\n  queues:\n    general: {max_wait: 60, on_max_wait: message}\n"
+                 "  agents:\n    - {id: agent1, name: A, endpoint: PJSIP/agent1}\n")
+    if callbacks:
+        text += "callbacks: {endpoint: 'PJSIP/{national}@trunk'}\n"
+    if token:
+        text += "admin: {listen: '127.0.0.1:0', token: secret-token}\n"
+    cfg = tmp_path / "ivr.yaml"
+    cfg.write_text(text, encoding="utf-8")
+    return cfg
+
+
+@contextlib.asynccontextmanager
+async def engine(tmp_path: Path, fake: FakeAri, **kw):
+    config = load_config(engine_config(tmp_path, fake, **kw), env={})
+    ready, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(serve(config, ready=ready, stop=stop))
+    waiter = asyncio.create_task(ready.wait())
+    async with asyncio.timeout(5):
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if task.done():
+        task.result()
+    try:
+        yield config
+    finally:
+        stop.set()
+        async with asyncio.timeout(10):
+            await task
+
+
+async def calls_of(config):
+    async with open_store(config.store_url) as store:
+        return await store.recent_calls()
+
+
+def media_of(fake: FakeAri, channel_id: str) -> list[str]:
+    return [r.params.get("media") for r in fake.requests
+            if r.path.startswith(f"/channels/{channel_id}/play")]
+
+
+# -- 2. calls before the queues exist ---------------------------------------------------------
+
+async def test_a_caller_left_in_stasis_at_start_up_reaches_the_queues(tmp_path, monkeypatch):
+    """Re-adopted by the first reconciliation, the call finds the queues built, even when
+    building them is slow (here: the callback desk's first store call): nobody is logged in,
+    so the caller hears the queue's apology (not 'queue_hold' and a hang-up)."""
+    from ivr.store.sqlite import SqliteStore
+
+    release = SqliteStore.release_claims
+
+    async def slow_release(self, owner):
+        await asyncio.sleep(0.5)
+        return await release(self, owner)
+
+    monkeypatch.setattr(SqliteStore, "release_claims", slow_release)
+    async with FakeAri() as fake:
+        channel = fake.add_channel(caller="01012345678", exten="100", state="Up")
+        async with engine(tmp_path, fake, callbacks=True) as config:
+            await fake.wait_for_request(
+                lambda r: r.method == "DELETE" and r.path == f"/channels/{channel['id']}", timeout=5)
+        (record,) = await calls_of(config)
+    assert "sound:ivr/ko/queue_hold" not in media_of(fake, channel["id"])
+    assert "sound:ivr/ko/queue_sorry" in media_of(fake, channel["id"])
+    assert (record.outcome, record.detail) == ("queue_timeout", "general: no agent logged in")
+
+
+async def test_a_flow_that_names_a_queue_the_engine_does_not_run_is_said_at_start_up(tmp_path):
+    async with FakeAri() as fake:
+        with structlog.testing.capture_logs() as logs:
+            async with engine(tmp_path, fake, acd=False):
+                pass
+    (warning,) = [e for e in logs if e["event"] == "acd.not_configured"]
+    assert warning["queues_in_flows"] == ["general"]
+
+
+async def test_shutdown_closes_in_reverse_order_calls_first_admin_before_the_queues(tmp_path):
+    async with FakeAri() as fake:
+        with structlog.testing.capture_logs() as logs:
+            async with engine(tmp_path, fake, token=True):
+                pass
+    steps = [e["step"] for e in logs if e["event"] == "engine.closing"]
+    assert steps == ["calls", "admin", "queues", "queue events", "ari", "engine"]
+
+
+# -- 13. one catalogue for everyone -------------------------------------------------------------
+
+async def test_a_reload_gives_the_queues_and_the_callbacks_the_new_catalogue(tmp_path):
+    from ivr.app import Engine
+
+    async with FakeAri() as fake:
+        config = load_config(engine_config(tmp_path, fake), env={})
+    flowset = load_flows(list(config.flows), CATALOGUE)
+    eng = Engine(config, MemoryStore(), CATALOGUE, flowset)
+    svc = QueueService(Acd({}, []), {}, FakeSwitch({}), CATALOGUE)
+    desk = CallbackDesk(types.SimpleNamespace(owner="t"), MemoryStore(), svc, svc, svc.switch, CATALOGUE)
+    eng.on_catalogue(svc.set_catalogue)
+    eng.on_catalogue(desk.set_catalogue)
+    assert eng.reload_flows()
+    assert eng.catalogue is not CATALOGUE
+    assert svc.catalogue is eng.catalogue and desk.catalogue is eng.catalogue
+
+
+# -- 14. the Call port speaks the caller's world ------------------------------------------------
+
+async def test_after_a_transfer_the_call_ended_as_transferred_not_as_a_hang_up():
+    call = ScriptedCall()
+    await call.transfer("from-ivr", "200")
+    try:
+        await call.play([Prompt("goodbye", "ko")])
+    except CallEnded as exc:
+        assert exc.reason == "transferred"
+    else:
+        raise AssertionError("a transferred call still played a prompt")
+
+
+async def test_a_call_the_switch_loses_is_recorded_as_lost_not_as_a_caller_hang_up():
+    flows = load_flows([REPO / "flows"], CATALOGUE)
+
+    class LostCall(ScriptedCall):
+        async def gather(self, **kw):
+            raise CallEnded("the switch restarted", reason="lost")
+
+    call = LostCall(dialled="15771000")
+    record = CallRecord(call.id, call.caller_number, call.dialled)
+    await run_flow(flows, flows.for_number("15771000"), call, record, catalogue=CATALOGUE)
+    assert record.outcome == Outcome.LOST
+
+
+def test_every_outcome_the_engine_records_is_one_documented_value():
+    record = CallRecord("c", "", "100")
+    try:
+        record.end("hung_up_somehow")
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("an outcome outside Outcome was accepted")
+    record.end("completed")
+    assert record.outcome is Outcome.COMPLETED
+
+
+# -- 6. an operator's cancel withdraws the reservation from the line --------------------------
+
+def desk_config(**kw):
+    base = dict(owner="engine-a", lease=60.0, poll=60.0, ring_timeout=0.2, allow_international=False,
+                caller_id="15771000", endpoint="PJSIP/sipp/sip:{national}@127.0.0.1:5090",
+                hours=ALWAYS, retry=RetryPolicy(max_attempts=3, delay=dt.timedelta(minutes=10)))
+    base.update(kw)
+    return types.SimpleNamespace(**base)
+
+
+class Center:
+    """One queue, one agent busy on a call, a callback desk; everything in memory."""
+
+    customer = "PJSIP/sipp/sip:01012345678@127.0.0.1:5090"
+
+    def __init__(self) -> None:
+        spec = QueueSpec(name="general", skills=frozenset(), ring_timeout=0.3, wrap_up=0.05,
+                         max_wait=60, announce_every=5)
+        self.store = MemoryStore()
+        self.switch = FakeSwitch({"PJSIP/agent1": Phone(), self.customer: Phone(keys="1")})
+        self.service = QueueService(Acd({"general": spec}, [AgentSpec(id="agent1", name="A",
+                                                                      endpoint="PJSIP/agent1")]),
+                                    {"general": spec}, self.switch, CATALOGUE, tick=0.05)
+        self.desk = CallbackDesk(desk_config(), self.store, self.service, self.service, self.switch,
+                                 CATALOGUE)
+        self.service.attach_booking(self.desk)
+
+    async def book(self) -> Reservation:
+        now = dt.datetime.now(dt.timezone.utc)
+        return await self.store.put_reservation(Reservation.new("+821012345678", "general", language="ko",
+                                                                arrived_at=now, now=now))
+
+
+async def test_a_reservation_cancelled_by_an_operator_leaves_the_line_and_is_never_dialled():
+    center = Center()
+    await center.service.start()
+    try:
+        r = await center.book()
+        await center.desk.poll()                           # claimed, in line (no agent logged in)
+        assert center.service.holds("cb-" + r.id)
+        assert await center.desk.cancel(r.id)              # what the admin API calls
+        assert not center.service.holds("cb-" + r.id)
+        assert center.service.acd.waiting("general") == []
+        center.service.acd.login("agent1", center.service.clock())
+        center.service.tick()
+        await asyncio.sleep(0)
+        assert center.customer not in center.switch.rings()
+        assert (await center.store.get_reservation(r.id)).status == "cancelled"
+    finally:
+        await center.desk.close()
+        await center.service.close()
+
+
+async def test_a_reservation_cancelled_outside_the_engine_leaves_the_line_at_the_next_poll():
+    """``ivr callbacks cancel`` writes the store only: the claim renewal fails, so the desk
+    withdraws the reservation, and it is never dialled."""
+    center = Center()
+    await center.service.start()
+    try:
+        r = await center.book()
+        await center.desk.poll()
+        assert center.service.holds("cb-" + r.id)
+        assert await center.store.cancel_reservation(r.id)   # the operator's command, elsewhere
+        await center.desk.poll()
+        assert not center.service.holds("cb-" + r.id)
+        center.service.acd.login("agent1", center.service.clock())
+        center.service.tick()
+        await asyncio.sleep(0.05)
+        assert center.customer not in center.switch.rings()
+    finally:
+        await center.desk.close()
+        await center.service.close()
+
+
+async def test_a_reservation_whose_claim_another_engine_took_is_not_dialled_here():
+    center = Center()
+    await center.service.start()
+    try:
+        r = await center.book()
+        await center.desk.poll()
+        await center.store.release_claims("engine-a")              # as if our lease had run out
+        (taken,) = await center.store.claim_reservations(dt.datetime.now(dt.timezone.utc),
+                                                         "engine-b", 60, 1)
+        assert taken.id == r.id
+        center.service.acd.login("agent1", center.service.clock())
+        center.service.tick()                                       # its turn comes here …
+        await asyncio.sleep(0.05)
+        assert center.customer not in center.switch.rings()         # … but it is engine-b's now
+        assert not center.service.holds("cb-" + r.id)
+        assert center.service.acd.agent("agent1").state == "available"
+    finally:
+        await center.desk.close()
+        await center.service.close()
+
+
+async def test_a_caller_handed_to_the_queue_with_an_earlier_arrival_keeps_that_place():
+    center = Center()
+    await center.service.start()
+    try:
+        early, late = LiveCall("late-arrival"), LiveCall("early-arrival")
+        center.service.acd.login("agent1", center.service.clock())   # someone to wait for …
+        center.service.acd.pause("agent1", "lunch", center.service.clock())   # … not yet free
+        now = center.service.wall()
+        t1 = asyncio.create_task(center.service.queue_handoff(
+            early, CallRecord("late-arrival", "", "100"), "general", None, None, "ko"))
+        await asyncio.sleep(0)
+        t2 = asyncio.create_task(center.service.queue_handoff(
+            late, CallRecord("early-arrival", "", "100"), "general", None, None, "ko",
+            arrived_at=now - dt.timedelta(seconds=30)))
+        await asyncio.sleep(0.01)
+        assert [w.call_id for w in center.service.acd.waiting("general")][0] == "early-arrival"
+        early.hang_up()
+        late.hang_up()
+        await asyncio.gather(t1, t2)
+    finally:
+        await center.desk.close()
+        await center.service.close()
