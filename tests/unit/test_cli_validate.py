@@ -104,7 +104,7 @@ def test_a_valid_folder_exits_0_and_says_ok(tmp_path, capsys):
 # -- simulate and graph take a flow file, as validate does -------------------------------------
 
 def test_simulate_takes_a_flow_files_path(tmp_path, capsys, monkeypatch):
-    flows, prompts = copy_project(tmp_path)
+    copy_project(tmp_path)
     monkeypatch.chdir(tmp_path)
     assert main(["simulate", "flows/main.yaml", "--keys", "1,2,1,1"]) == 0
     out = capsys.readouterr().out
