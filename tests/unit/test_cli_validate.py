@@ -83,12 +83,12 @@ def test_a_bug_in_the_check_exits_2_with_one_line_and_the_traceback_only_with_iv
     def broken(*args, **kwargs):                 # a bug in the loader, as the user would meet it
         raise KeyError("menu")
 
-    monkeypatch.setattr(loader, "validate_paths", broken)
+    monkeypatch.setattr(loader, "_collect", broken)
     monkeypatch.delenv("IVR_DEBUG", raising=False)
     code, err = validate(capsys, "--prompts", str(prompts), str(flows))
     assert code == 2
     assert len(err) == 1 and err[0].startswith("ivr: internal error in 'ivr validate' (a bug, not a problem "
-                                               "in your files): KeyError: 'menu' in test_cli_validate.py:")
+                                               "in your files): KeyError: 'menu' in loader.py:")
     assert err[0].endswith("run it again with IVR_DEBUG=1 for the traceback")
     monkeypatch.setenv("IVR_DEBUG", "1")
     code, err = validate(capsys, "--prompts", str(prompts), str(flows))
