@@ -41,6 +41,7 @@ from ivr.call import Booking, Bridge, Call, CallRecord, Outcome, Prompt, Switch,
 from ivr.errors import CallEnded, CallError, IvrError
 from ivr.flow.say import say_number, say_ordinal
 from ivr.prompts import Catalogue
+from ivr.tasks import TaskSet
 
 log = structlog.get_logger(__name__)
 
@@ -89,8 +90,8 @@ class QueueService:
         self.callers: dict[str, _Caller] = {}
         self._holding: Bridge | None = None
         self._holding_lock = asyncio.Lock()
-        self._ticker: asyncio.Task[None] | None = None
-        self._rings: set[asyncio.Task[None]] = set()
+        self._ticker = TaskSet("acd.ticker")
+        self._rings = TaskSet("acd.rings")
         self._booking: Booking | None = None        # the callback desk, when callbacks are on
         self._held: dict[str, Callable[[Turn], None]] = {}   # places held for reservations
 
@@ -110,15 +111,11 @@ class QueueService:
     # -- lifetime ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._ticker = asyncio.create_task(self._tick_loop(), name="acd.ticker")
+        self._ticker.spawn(self._tick_loop(), name="acd.ticker")
 
     async def close(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            await asyncio.gather(self._ticker, return_exceptions=True)
-        for task in list(self._rings):
-            task.cancel()
-        await asyncio.gather(*self._rings, return_exceptions=True)
+        await self._ticker.cancel_all(5)
+        await self._rings.cancel_all(5)             # a ringing phone is hung up by its task
         if self._holding is not None:
             try:
                 await self._holding.destroy()
@@ -373,10 +370,7 @@ class QueueService:
                 self.acd.leave(offer.call_id, self.clock(), "lost")
                 self.acd.ring_cancelled(offer.agent_id, self.clock())
                 continue
-            task = asyncio.create_task(self._ring(c, offer), name=f"acd.ring.{offer.agent_id}")
-            c.ring = task
-            self._rings.add(task)
-            task.add_done_callback(self._rings.discard)
+            c.ring = self._rings.spawn(self._ring(c, offer), name=f"acd.ring.{offer.agent_id}")
 
     async def _ring(self, c: _Caller, offer: Offer) -> None:
         agent = self.acd.agent(offer.agent_id)

@@ -280,8 +280,8 @@ class AriCall:
         except ChannelGone:
             self._finish_playback(playback_id, "done")
             return
-        state = (found or {}).get("state", "")
-        if state not in ("queued", "playing", "paused", ""):
+        state = found.get("state", "") if isinstance(found, dict) else ""
+        if isinstance(state, str) and state not in ("queued", "playing", "paused", ""):
             self._finish_playback(playback_id, state)
 
     async def recheck_playbacks(self) -> None:

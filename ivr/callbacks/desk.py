@@ -39,6 +39,7 @@ from ivr.callbacks.dialog import choose_time, confirm_number, national_digits
 from ivr.callbacks.model import Reservation
 from ivr.errors import CallEnded, CallError, DialFailed, IvrError
 from ivr.prompts import Catalogue
+from ivr.tasks import TaskSet
 
 log = structlog.get_logger(__name__)
 
@@ -75,8 +76,8 @@ class CallbackDesk:
         self.wall = wall_clock
         self.save_record = save_record
         self.in_line: dict[str, _Held] = {}        # line entry id → the reservation held there
-        self._task: asyncio.Task[None] | None = None
-        self._calls: set[asyncio.Task[None]] = set()
+        self._poller = TaskSet("callbacks.poll")
+        self._calls = TaskSet("callbacks.calls")
 
     def set_catalogue(self, catalogue: Catalogue) -> None:
         """Prompts reloaded: what callers and customers hear from now on."""
@@ -167,15 +168,11 @@ class CallbackDesk:
                 log.info("callback.claims_released", count=released, owner=self.config.owner)
         except IvrError as exc:
             log.warning("callback.release_failed", error=str(exc))
-        self._task = asyncio.create_task(self._loop(), name="callbacks.poll")
+        self._poller.spawn(self._loop(), name="callbacks.poll")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        for task in list(self._calls):
-            task.cancel()
-        await asyncio.gather(*self._calls, return_exceptions=True)
+        await self._poller.cancel_all(5)
+        await self._calls.cancel_all(5)             # a call back ringing gives its agent back
         try:
             await self.store.release_claims(self.config.owner)
         except IvrError as exc:
@@ -243,11 +240,9 @@ class CallbackDesk:
     def _on_turn(self, turn: Turn) -> None:
         """The line gave an agent to a reservation: call the customer (the agent is held)."""
         held = self.in_line.get(turn.entry)
-        task = asyncio.create_task(self._call_back(turn, held), name=f"callback.{turn.entry}")
+        task = self._calls.spawn(self._call_back(turn, held), name=f"callback.{turn.entry}")
         if held is not None:
             held.dialling = task
-        self._calls.add(task)
-        task.add_done_callback(self._calls.discard)
 
     def endpoint(self, number: str) -> str:
         return self.config.endpoint.format(e164=number, national=national_digits(number),
@@ -327,9 +322,7 @@ class CallbackDesk:
                 await call.hangup()
             except IvrError:
                 pass
-        task = asyncio.create_task(hang_up(), name=f"callback.hangup.{call.id}")
-        self._calls.add(task)
-        task.add_done_callback(self._calls.discard)
+        self._calls.spawn(hang_up(), name=f"callback.hangup.{call.id}")
 
     def _give_back(self, turn: Turn, why: str) -> None:
         """Not dialled after all (closed, cancelled, shutting down): off the line, the agent
