@@ -418,12 +418,30 @@ def _line_of(raw: Any, key: str) -> int | None:
     return line
 
 
+MAX_CONFIG_BYTES = 8 * 2**20     # ivr.yaml; a center with thousands of agents needs well under 1 MiB
+MAX_SECRET_BYTES = 4096          # a password or token file
+
+
+def _read_bounded(path: Path, limit: int) -> bytes:
+    """At most ``limit`` bytes of a regular file; ValueError for anything else (a device, a pipe,
+    a folder or a larger file is never read: it might never end)."""
+    if not path.is_file():
+        raise ValueError("it is not a regular file" if path.exists() else "it does not exist")
+    with path.open("rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"it is too large (more than {limit} bytes)")
+    return data
+
+
 def _read_file(cfg_path: Path) -> Any:
     name = str(cfg_path)
     try:
-        data = cfg_path.read_bytes()
+        data = _read_bounded(cfg_path, MAX_CONFIG_BYTES)
     except OSError as exc:
         raise ConfigError(f"{name}: cannot be read ({exc.strerror or exc})") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{name}: cannot be read: {exc}") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -521,13 +539,16 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], source: Path | None, *,
         pf = rel(_text("ari.password_file", password_file, pattern=_NAME, what="a path",
                        example=".sandbox/ari-password"))
         try:
-            password = pf.read_text(encoding="utf-8").strip()
+            password = _read_bounded(pf, MAX_SECRET_BYTES).decode("utf-8").strip()
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text" \
                 if isinstance(exc, UnicodeDecodeError) else str(exc)
-            raise ConfigError(f"ari.password_file {pf} cannot be read ({why}); "
-                              "run 'ivr sandbox up' to create the sandbox credentials, "
-                              "or set IVR_ARI_PASSWORD") from exc
+            raise _SettingError("ari.password_file", f"ari.password_file {pf} cannot be read ({why}); "
+                                "run 'ivr sandbox up' to create the sandbox credentials, "
+                                "or set IVR_ARI_PASSWORD") from exc
+        if not _NAME.fullmatch(password):
+            raise _SettingError("ari.password_file", f"ari.password_file {pf} must hold the password "
+                                                     "on one line")
     if not password and need_ari:
         raise ConfigError("no ARI password: set ari.password, ari.password_file or IVR_ARI_PASSWORD")
 
@@ -723,9 +744,17 @@ def _admin(raw: Mapping[str, Any], rel) -> AdminConfig:
         tf = rel(_text("admin.token_file", sec["token_file"], pattern=_NAME, what="a path",
                        example=".sandbox/admin-token"))
         try:
-            token = tf.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError, ValueError):
+            token = _read_bounded(tf, MAX_SECRET_BYTES).decode("utf-8").strip()
+        except FileNotFoundError:
             token = None          # the API stays off; 'ivr run' and 'ivr agents' say so
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            if not tf.exists():
+                token = None      # as above
+            else:
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text" \
+                    if isinstance(exc, UnicodeDecodeError) else str(exc)
+                raise _SettingError("admin.token_file", f"admin.token_file {tf} cannot be read "
+                                                        f"({why})") from exc
         if token and not _TOKEN.fullmatch(token):
             raise _SettingError("admin.token_file", f"admin.token_file {tf} must hold {what}")
     return AdminConfig(host=host, port=int(m.group("port")), token=token or None)

@@ -251,3 +251,17 @@ def test_every_documented_variable_is_one_setting():
     assert names["IVR_CALLERS_REGISTRY_TOKEN_ENV"] == "callers.registry.token_env"
     assert names["IVR_CALLBACKS_PUBLIC_HOLIDAYS"] == "callbacks.public_holidays"
     assert len(set(names.values())) == len(names)
+
+
+@pytest.mark.timeout(10)
+def test_files_that_never_end_are_refused_not_read(tmp_path):
+    # A device or a pipe as a password, token or config file: refused at once, not read forever.
+    message = config_error(tmp_path, "ari: {username: ivr, password_file: /dev/zero}\n")
+    assert "ari.password_file" in message and "not a regular file" in message
+    message = config_error(tmp_path, BASE + "admin: {token_file: /dev/zero}\n")
+    assert "admin.token_file" in message and "not a regular file" in message
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_config("/dev/zero", env={})
+    big = tmp_path / "big-secret"
+    big.write_bytes(b"x" * 100_000)
+    assert "too large" in config_error(tmp_path, f"ari: {{username: ivr, password_file: {big}}}\n")
