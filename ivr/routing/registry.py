@@ -177,6 +177,10 @@ def import_callers_csv(path: str | Path, region: str = "KR", *, today: dt.date |
     name = str(path)
     today = today or dt.date.today()
     try:
+        if path.is_dir():
+            raise CallerFileError(name, "cannot be read: it is a folder, not a CSV file")
+        if path.exists() and not path.is_file():       # a device or a pipe might never end
+            raise CallerFileError(name, "cannot be read: it is not a regular file")
         data = path.read_bytes()
     except OSError as exc:
         raise CallerFileError(name, f"cannot be read ({exc.strerror or exc})") from exc

@@ -189,6 +189,13 @@ def test_a_file_that_is_not_utf8_says_where_and_what_to_do(tmp_path):
     assert str(err.value).startswith(f"{p}:2: ")
 
 
+@pytest.mark.timeout(10)
+def test_a_device_or_a_folder_is_refused_not_read_forever(tmp_path):
+    for path, message in (("/dev/zero", "not a regular file"), (tmp_path, "a folder")):
+        with pytest.raises(CallerFileError, match=message):
+            import_callers_csv(path)
+
+
 def test_a_missing_file_is_a_caller_file_error(tmp_path):
     with pytest.raises(CallerFileError, match="cannot be read"):
         import_callers_csv(tmp_path / "nope.csv")
