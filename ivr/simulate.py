@@ -35,7 +35,7 @@ from ivr.errors import FlowError
 from ivr.flow.loader import FlowSet, load_flows
 from ivr.flow.runner import run_flow
 from ivr.flow.say import SAY_PROMPT_IDS
-from ivr.flow.yamlsafe import YList, YMap, load_yaml
+from ivr.flow.yamlsafe import YList, YMap, load_yaml_file
 from ivr.prompts import Catalogue
 from ivr.routing.identify import CallerFacts
 from ivr.routing.numbers import normalize
@@ -196,7 +196,7 @@ async def run_cases(flows_dir: Path, catalogue: Catalogue, flowset: FlowSet | No
     results: list[CaseResult] = []
     for file in sorted((flows_dir / "tests").glob("*.y*ml")):
         try:
-            doc = load_yaml(file.read_text(encoding="utf-8"), str(file))
+            doc = load_yaml_file(file, "the test file")
         except FlowError as exc:
             results.append(CaseResult(file, "(file)", [str(p) for p in exc.problems]))
             continue
