@@ -31,9 +31,10 @@ class QueueEvent:
     """One change of a call's or an agent's state in a queue, as the event log keeps it.
 
     Kinds: ``call.queued``, ``call.offered``, ``call.connected``, ``call.left`` (``call_id`` set,
-    ``agent_id`` when an agent is involved) and ``agent.state`` (``agent_id`` set, the new state
-    and its reason in ``detail``).  ``at`` is an aware UTC datetime (a naive one is taken as UTC
-    when stored); events read back are in UTC.
+    ``agent_id`` when an agent is involved), ``agent.state`` (``agent_id`` set, the new state
+    and its reason in ``detail``) and ``agent.pause_after``; ``ivr.acd.model.Event`` says what
+    each detail holds.  ``at`` is an aware UTC datetime (a naive one is taken as UTC when
+    stored); events read back are in UTC.
     """
 
     at: dt.datetime
@@ -94,6 +95,20 @@ class Store(Protocol):
 
         To read on past ``limit``, ask again from the ``at`` of the last event returned (and
         skip the events already seen at that instant).
+        """
+
+    async def latest_agent_events(self) -> list[QueueEvent]:
+        """What a restarting engine needs of every agent the log knows, however long ago it
+        was last told of: the agent's latest ``agent.state`` event and the
+        ``agent.pause_after`` events after it, all agents together, oldest first (events of
+        one instant in the order recorded).  Indexed: one index probe per agent, whatever the
+        length of the log.
+        """
+
+    async def line_events(self, since: dt.datetime) -> list[QueueEvent]:
+        """The events that say who waits in line (``call.queued``, ``call.connected``,
+        ``call.left``) at or after ``since``, oldest first (events of one instant in the order
+        recorded).  Indexed by time: reads only the events since ``since``.
         """
 
     # -- callback reservations -----------------------------------------------------------------

@@ -43,6 +43,7 @@ import structlog
 from ivr.call import CallRecord
 from ivr.callbacks.model import Reservation, check_attempt_outcome, check_status
 from ivr.errors import ConfigError, StoreError
+from ivr.store import statements
 from ivr.store.base import SERVED_OUTCOMES, Caller, QueueEvent
 from ivr.store.timeouts import StoreTimeouts
 
@@ -50,7 +51,7 @@ log = structlog.get_logger("ivr.store")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 4          # the same numbering as the SQLite store
+SCHEMA_VERSION = 5          # the same numbering as the SQLite store
 _FIRST_VERSION = 2          # PostgreSQL started at 2: what _CREATE makes
 _SCHEMA_LOCK = 0x1F5_70_2E  # advisory lock key: engines starting together create the schema once
 
@@ -127,6 +128,7 @@ CREATE INDEX reservations_status_due ON reservations (status, due_at);
 CREATE UNIQUE INDEX reservations_open ON reservations (number, queue)
     WHERE status IN ('pending', 'claimed');
 """,
+    5: ";\n".join(statements.EVENT_INDEXES),   # what a restarting engine reads
 }
 
 COLUMNS = ("call_id", "caller", "dialled", "started_at", "ended_at", "flow", "flow_version",
@@ -146,14 +148,13 @@ _UPSERT_CALLER = (f"INSERT INTO callers ({', '.join(_CALLER_COLUMNS)}) "
                   + ", ".join(f"{c} = EXCLUDED.{c}" for c in _CALLER_COLUMNS[1:]))
 _GET_CALLER = f"SELECT {', '.join(_CALLER_COLUMNS)} FROM callers WHERE number = $1"
 
-# Events of one instant come back in the order they were recorded (the id).
-_EVENT_COLUMNS = ("at", "kind", "call_id", "agent_id", "queue", "detail")
-_INSERT_EVENT = (f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
-                 f"VALUES ({', '.join(f'${i}' for i in range(1, len(_EVENT_COLUMNS) + 1))})")
-_CALL_EVENTS = (f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events "
-                "WHERE call_id = $1 ORDER BY at, id")
-_AGENT_EVENTS = (f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events "
-                 "WHERE agent_id = $1 AND at >= $2 ORDER BY at, id LIMIT $3")
+# The event log's statements are shared with SQLite (``ivr.store.statements``); events of one
+# instant come back in the order they were recorded (the id).
+_INSERT_EVENT = statements.numbered(statements.INSERT_EVENT)
+_CALL_EVENTS = statements.numbered(statements.CALL_EVENTS)
+_AGENT_EVENTS = statements.numbered(statements.AGENT_EVENTS)
+_LATEST_AGENT_EVENTS = statements.numbered(statements.LATEST_AGENT_EVENTS)
+_LINE_EVENTS = statements.numbered(statements.LINE_EVENTS)
 
 _RES_COLUMNS = ("id", "number", "queue", "priority", "reason", "language", "waited",
                 "arrived_at", "created_at", "due_at", "slot_end", "status", "attempts",
@@ -542,6 +543,18 @@ class PostgresStore:
         rows = await self._run(f"cannot read the events of agent {agent_id}",
                                lambda conn: conn.fetch(_AGENT_EVENTS, agent_id, _aware(since),
                                                        limit),
+                               timeout=self.timeouts.operation)
+        return [_event_from_row(r) for r in rows]
+
+    async def latest_agent_events(self) -> list[QueueEvent]:
+        rows = await self._run("cannot read the agents' latest states",
+                               lambda conn: conn.fetch(_LATEST_AGENT_EVENTS),
+                               timeout=self.timeouts.operation)
+        return [_event_from_row(r) for r in rows]
+
+    async def line_events(self, since: dt.datetime) -> list[QueueEvent]:
+        rows = await self._run("cannot read the waiting lines' events",
+                               lambda conn: conn.fetch(_LINE_EVENTS, _aware(since)),
                                timeout=self.timeouts.operation)
         return [_event_from_row(r) for r in rows]
 

@@ -35,6 +35,7 @@ import structlog
 from ivr.call import CallRecord
 from ivr.callbacks.model import OPEN_STATUSES, Reservation, check_attempt_outcome, check_status
 from ivr.errors import StoreError
+from ivr.store import statements
 from ivr.store.base import SERVED_OUTCOMES, Caller, QueueEvent
 from ivr.store.timeouts import StoreTimeouts
 
@@ -42,7 +43,7 @@ log = structlog.get_logger("ivr.store")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Version 1, as the first release created it.  A new database is created at version 1 and then
 # migrated like an old one, so new and upgraded databases are the same.
@@ -120,6 +121,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE UNIQUE INDEX reservations_open ON reservations (number, queue) "
         "WHERE status IN ('pending', 'claimed')",
     ),
+    5: statements.EVENT_INDEXES,       # what a restarting engine reads: the line, agents' states
 }
 
 _COLUMNS = ("call_id", "caller", "dialled", "started_at", "ended_at", "flow", "flow_version",
@@ -139,15 +141,8 @@ _UPSERT_CALLER = (f"INSERT INTO callers ({', '.join(_CALLER_COLUMNS)}) "
                   + ", ".join(f"{c} = excluded.{c}" for c in _CALLER_COLUMNS[1:]))
 _GET_CALLER = f"SELECT {', '.join(_CALLER_COLUMNS)} FROM callers WHERE number = ?"
 
-# Events of one instant come back in the order they were recorded (the row id); both indexes
-# end in the row id, so neither query sorts.
-_EVENT_COLUMNS = ("at", "kind", "call_id", "agent_id", "queue", "detail")
-_INSERT_EVENT = (f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
-                 f"VALUES ({', '.join('?' * len(_EVENT_COLUMNS))})")
-_CALL_EVENTS = (f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events "
-                "WHERE call_id = ? ORDER BY at, id")
-_AGENT_EVENTS = (f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events "
-                 "WHERE agent_id = ? AND at >= ? ORDER BY at, id LIMIT ?")
+# The event log's statements are shared with PostgreSQL (``ivr.store.statements``).  Here
+# every index ends in the row id, so events of one instant need no sort.
 
 _RES_COLUMNS = ("id", "number", "queue", "priority", "reason", "language", "waited",
                 "arrived_at", "created_at", "due_at", "slot_end", "status", "attempts",
@@ -431,11 +426,11 @@ class SqliteStore:
             return
         rows = [_event_row(e) for e in events]
         await self._run(f"cannot record {len(rows)} queue event(s)", self._write_many,
-                        _INSERT_EVENT, rows, timeout=self.timeouts.operation)
+                        statements.INSERT_EVENT, rows, timeout=self.timeouts.operation)
 
     async def call_events(self, call_id: str) -> list[QueueEvent]:
         rows = await self._run(f"cannot read the events of call {call_id}", self._fetchall,
-                               _CALL_EVENTS, (call_id,), timeout=self.timeouts.operation)
+                               statements.CALL_EVENTS, (call_id,), timeout=self.timeouts.operation)
         return [_event_from_row(r) for r in rows]
 
     async def agent_events(self, agent_id: str, since: dt.datetime,
@@ -443,8 +438,18 @@ class SqliteStore:
         if limit < 1:
             return []
         rows = await self._run(f"cannot read the events of agent {agent_id}", self._fetchall,
-                               _AGENT_EVENTS, (agent_id, _ts(since), limit),
+                               statements.AGENT_EVENTS, (agent_id, _ts(since), limit),
                                timeout=self.timeouts.operation)
+        return [_event_from_row(r) for r in rows]
+
+    async def latest_agent_events(self) -> list[QueueEvent]:
+        rows = await self._run("cannot read the agents' latest states", self._fetchall,
+                               statements.LATEST_AGENT_EVENTS, (), timeout=self.timeouts.operation)
+        return [_event_from_row(r) for r in rows]
+
+    async def line_events(self, since: dt.datetime) -> list[QueueEvent]:
+        rows = await self._run("cannot read the waiting lines' events", self._fetchall,
+                               statements.LINE_EVENTS, (_ts(since),), timeout=self.timeouts.operation)
         return [_event_from_row(r) for r in rows]
 
 

@@ -104,6 +104,24 @@ class MemoryStore:
         return sorted((e for e in self.events if e.agent_id == agent_id and e.at >= since),
                       key=lambda e: e.at)[:limit]
 
+    async def latest_agent_events(self) -> list[QueueEvent]:
+        await self._enter("latest_agent_events")
+        ordered = sorted(enumerate(self.events), key=lambda ie: (ie[1].at, ie[0]))
+        latest: dict[str, int] = {}          # agent id → place in ``ordered`` of its latest state
+        for place, (_, e) in enumerate(ordered):
+            if e.kind == "agent.state" and e.agent_id is not None:
+                latest[e.agent_id] = place
+        return [e for place, (_, e) in enumerate(ordered)
+                if e.agent_id in latest and place >= latest[e.agent_id]
+                and e.kind in ("agent.state", "agent.pause_after")]
+
+    async def line_events(self, since: dt.datetime) -> list[QueueEvent]:
+        await self._enter("line_events")
+        since = _utc(since)
+        return sorted((e for e in self.events if e.at >= since
+                       and e.kind in ("call.queued", "call.connected", "call.left")),
+                      key=lambda e: e.at)
+
     # -- callback reservations -----------------------------------------------------------------
     async def put_reservation(self, r: Reservation) -> Reservation:
         await self._enter("put_reservation")

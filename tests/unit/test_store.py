@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import contextlib
 import datetime as dt
+import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -485,7 +486,7 @@ async def test_a_database_from_the_first_release_is_upgraded_and_keeps_its_calls
     assert calls["old-1"].started_at == dt.datetime(2025, 3, 1, 9, tzinfo=UTC)
     assert calls["old-1"].nodes == ["welcome"] and calls["old-1"].number is None
     db = sqlite3.connect(path)
-    assert db.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
+    assert db.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
     plan = db.execute("EXPLAIN QUERY PLAN SELECT count(*) FROM calls "
                       "WHERE number = ? AND started_at >= ?", (MOBILE, "x")).fetchall()
     assert "calls_number_started" in str(plan)
@@ -531,7 +532,7 @@ async def test_a_version_2_database_gains_the_event_log_and_keeps_its_calls(tmp_
     assert kept.ended_at == dt.datetime(2025, 3, 1, 9, 1, 0, 250000, tzinfo=UTC)
     assert caller is not None and caller.birth_date == dt.date(1941, 2, 28)
     db = sqlite3.connect(path)
-    assert db.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
+    assert db.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
     # Stored in the same text shape as the calls, and both lookups use their index.
     assert db.execute("SELECT at FROM events").fetchall() == [("2025-03-10T09:30:00.123456+00:00",)]
     for sql, index in (("SELECT * FROM events WHERE call_id = ? ORDER BY at, id", "events_call_at"),
@@ -587,7 +588,7 @@ async def test_a_version_2_postgresql_database_gains_the_event_log_and_keeps_its
         "old-1", NOW, ["welcome"], MOBILE)
     db = await asyncpg.connect(postgres_url)
     try:
-        assert await db.fetchval("SELECT array_agg(version) FROM schema_version") == [4]
+        assert await db.fetchval("SELECT array_agg(version) FROM schema_version") == [5]
         indexes = {r["indexname"] for r in await db.fetch(
             "SELECT indexname FROM pg_indexes WHERE tablename = 'events'")}
     finally:
@@ -971,6 +972,8 @@ async def test_a_version_3_database_gains_reservations_and_keeps_its_events(tmp_
         await store.record_events([event(0, "call.queued", "old-1")])
     db = sqlite3.connect(path)      # back to version 3, as its release left it
     db.execute("DROP TABLE reservations")
+    for index in V5_INDEXES:
+        db.execute(f"DROP INDEX {index}")
     db.execute("UPDATE schema_version SET version = 3")
     db.commit()
     db.close()
@@ -980,7 +983,7 @@ async def test_a_version_3_database_gains_reservations_and_keeps_its_events(tmp_
         assert await store.get_reservation(r.id) == r
     db = sqlite3.connect(path)
     try:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
         plan = str(db.execute(
             "EXPLAIN QUERY PLAN SELECT id FROM reservations WHERE status = 'pending' "
             "AND due_at <= ?", ("x",)).fetchall())
@@ -1004,14 +1007,15 @@ async def test_a_version_3_postgresql_database_gains_reservations(postgres_url):
         pass
     db = await asyncpg.connect(postgres_url)
     try:
-        await db.execute("DROP TABLE reservations; UPDATE schema_version SET version = 3")
+        await db.execute("DROP TABLE reservations; UPDATE schema_version SET version = 3; "
+                         + "; ".join(f"DROP INDEX {index}" for index in V5_INDEXES))
     finally:
         await db.close()
     async with open_store(postgres_url) as store:
         r = await store.put_reservation(booking())
     db = await asyncpg.connect(postgres_url)
     try:
-        assert await db.fetchval("SELECT array_agg(version) FROM schema_version") == [4]
+        assert await db.fetchval("SELECT array_agg(version) FROM schema_version") == [5]
         indexes = {r["indexname"]: r["indexdef"] for r in await db.fetch(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'reservations'")}
         with pytest.raises(asyncpg.UniqueViolationError):
@@ -1023,3 +1027,99 @@ async def test_a_version_3_postgresql_database_gains_reservations(postgres_url):
         await db.close()
     assert "reservations_status_due" in indexes
     assert "UNIQUE" in indexes["reservations_open"] and "WHERE" in indexes["reservations_open"]
+
+
+# -- version 5: what a restarting engine reads, indexed ----------------------------------------
+
+V5_INDEXES = ("events_at", "events_agent_state", "events_agent_pause")
+
+
+def restart_queries(db: sqlite3.Connection) -> dict[str, str]:
+    from ivr.store import statements
+
+    return {name: str(db.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall())
+            for name, sql, params in (("latest", statements.LATEST_AGENT_EVENTS, ()),
+                                      ("line", statements.LINE_EVENTS, ("x",)))}
+
+
+async def test_a_version_4_database_gains_the_indexes_a_restart_reads_and_keeps_its_events(tmp_path):
+    path = tmp_path / "ivr.db"
+    async with open_store(f"sqlite:///{path}") as store:
+        await store.record_events(FIRST_BATCH + SECOND_BATCH)
+    db = sqlite3.connect(path)      # back to version 4, as its release left it
+    for index in V5_INDEXES:
+        db.execute(f"DROP INDEX {index}")
+    db.execute("UPDATE schema_version SET version = 4")
+    db.commit()
+    plans = restart_queries(db)
+    assert "SCAN events" in plans["line"]          # without the index: the whole log is read
+    db.close()
+    async with open_store(f"sqlite:///{path}") as store:
+        # agent2's latest is "available" at 3 s (its "paused: lunch" at 1 s reached the store late)
+        assert [e.detail for e in await store.latest_agent_events()] == ["available", "on_call"]
+        assert len(await store.line_events(NOW)) == 5
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
+        after = restart_queries(db)
+        for name, plan in after.items():     # no query reads the log, only its indexes
+            assert not re.search(r"SCAN (?!agents|latest|found)", plan), (name, plan)
+        assert "events_agent_state" in after["latest"] and "events_agent_pause" in after["latest"]
+        assert "events_at" in after["line"]
+    finally:
+        db.close()
+
+
+async def test_a_version_4_postgresql_database_gains_the_indexes_a_restart_reads(postgres_url):
+    import asyncpg
+
+    async with open_store(postgres_url) as store:
+        await store.record_events(FIRST_BATCH)
+    db = await asyncpg.connect(postgres_url)
+    try:
+        await db.execute("UPDATE schema_version SET version = 4; "
+                         + "; ".join(f"DROP INDEX {index}" for index in V5_INDEXES))
+    finally:
+        await db.close()
+    async with open_store(postgres_url) as store:
+        assert [e.detail for e in await store.latest_agent_events()] == ["ringing", "available"]
+    db = await asyncpg.connect(postgres_url)
+    try:
+        assert await db.fetchval("SELECT array_agg(version) FROM schema_version") == [5]
+        indexes = {r["indexname"] for r in await db.fetch(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'events'")}
+    finally:
+        await db.close()
+    assert set(V5_INDEXES) <= indexes
+
+
+async def check_what_a_restart_reads(store) -> None:
+    await store.record_events(FIRST_BATCH)
+    await store.record_events(SECOND_BATCH)
+    await store.record_events([
+        event(70, "agent.pause_after", "c9", "agent2", detail="lunch"),   # before its last state
+        event(80, "agent.state", "c9", "agent2", detail="on_call"),
+        event(80, "agent.pause_after", "c9", "agent2", detail="end of shift"),   # same instant
+        event(90, "agent.pause_after", "c9", "agent2", detail="called off"),
+        event(95, "call.offered", "c9", "agent2"),
+    ])
+    latest = await store.latest_agent_events()
+    assert [(e.agent_id, e.kind, e.detail) for e in latest] == [
+        ("agent1", "agent.state", "on_call"),
+        ("agent2", "agent.state", "on_call"),
+        ("agent2", "agent.pause_after", "end of shift"),
+        ("agent2", "agent.pause_after", "called off"),
+    ]
+    line = await store.line_events(NOW + dt.timedelta(seconds=1.5))
+    assert [(e.kind, e.call_id) for e in line] == [
+        ("call.queued", "c2"), ("call.connected", "c1"), ("call.left", "c2"), ("call.left", "c1")]
+    assert await store.line_events(NOW + dt.timedelta(seconds=100)) == []
+
+
+async def test_a_restart_reads_each_agents_latest_state_and_the_line_since_a_moment(store_url):
+    async with open_store(store_url) as store:
+        await check_what_a_restart_reads(store)
+
+
+async def test_the_memory_store_reads_what_a_restart_needs_as_the_databases_do():
+    await check_what_a_restart_reads(MemoryStore())
