@@ -23,6 +23,12 @@ Agent states::
 
 A pause asked for while ringing or on a call starts when the call ends (instead of the
 wrap-up).  Logging out is refused while ringing or on a call.
+
+A restarting engine sets each agent's state from the event log (``restore_agent``; see
+``ivr.acd.restore``) before any call is offered: a ring does not outlive the engine, so a
+ringing agent is restored as available; an agent on a call stays busy with it until
+``call_ended``.  Each restored state is told as an ``agent.state`` event saying so, so the
+log read by the next restart is complete.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from typing import Any
 from ivr.acd.estimate import WaitEstimator
 from ivr.acd.model import (
     AcdStateError, AgentSpec, AgentState, AgentStatus, Event, NoSuchAgent, NoSuchCall, NoSuchQueue,
-    Offer, QueueSpec, Waiting,
+    Offer, QueuedDetail, QueueSpec, StateDetail, Waiting, queued_detail, state_detail,
 )
 
 __all__ = ["Acd", "DEFAULT_PRIORITIES"]
@@ -51,7 +57,7 @@ _ArrivalKey = tuple[float, int, str]            # arrived_at, seq, call_id
 class _Agent:
     spec: AgentSpec
     state: AgentState = AgentState.OFFLINE
-    since: float = 0.0
+    since: float | None = None         # None: not logged in (nor restored) since the start
     idle_since: float = 0.0            # the order agents are offered calls in: longest idle first
     reason: str | None = None
     wrap_until: float | None = None
@@ -113,10 +119,14 @@ class Acd:
     # -- callers -------------------------------------------------------------------------
 
     def enqueue(self, call_id: str, queue: str, priority: str | None, now: float, *,
-                arrived_at: float | None = None) -> Waiting:
+                arrived_at: float | None = None, reason: str | None = None,
+                language: str | None = None) -> Waiting:
         """Put the caller in line.  ``arrived_at`` (default ``now``) is the time the place is
-        taken from: a caller coming back to the line (after declining a callback, or moved
-        from another queue) passes the original arrival to keep the place."""
+        taken from: a caller coming back to the line (after declining a callback, moved from
+        another queue, or re-adopted by a restarted engine) passes the original arrival to
+        keep the place.  ``reason`` and ``language`` go into the ``call.queued`` event, with
+        the priority and the wait so far, so that a restarted engine can put the caller back
+        (``ivr.acd.restore``)."""
         line = self._line(queue)
         if call_id in self._waiting:
             raise AcdStateError(f"call {call_id} is already waiting in queue "
@@ -130,7 +140,9 @@ class Acd:
         bisect.insort(line.order, (w.rank, w.arrived_at, w.seq, call_id))
         bisect.insort(line.by_arrival, (w.arrived_at, w.seq, call_id))
         self._estimators[queue].record_arrival(rank, now)
-        self._emit(now, "call.queued", call_id=call_id, queue=queue, detail=w.priority)
+        detail = queued_detail(QueuedDetail(priority=w.priority, waited=now - w.arrived_at,
+                                            language=language, reason=reason))
+        self._emit(now, "call.queued", call_id=call_id, queue=queue, detail=detail)
         return w
 
     def leave(self, call_id: str, now: float, why: str) -> Waiting | None:
@@ -220,6 +232,82 @@ class Acd:
             a.pause_after = None
             self._emit(now, "agent.pause_after", agent_id=agent_id, call_id=a.current_call,
                        detail="called off")
+
+    def restore_agent(self, agent_id: str, state: AgentState, reason: str | None, now: float, *,
+                      call_id: str | None = None, queue: str | None = None,
+                      pause_after: str | None = None, since: float | None = None) -> AgentStatus:
+        """Set the agent's state as the event log of an engine that stopped left it, without
+        offering the agent a call (``offers`` does that, as ever).  Told as an ``agent.state``
+        event saying ``(restored, N s in state)``.
+
+        ``since``: when the agent entered ``state`` (default and at most ``now``).  ``reason``:
+        the pause's, for PAUSED (ignored otherwise).  ON_CALL needs ``call_id`` and ``queue``:
+        the agent is busy with that call until ``call_ended`` (talk time counted from
+        ``since``), and ``pause_after`` is the pause asked for during it.  WRAP_UP needs the
+        ``queue`` of the call: the wrap-up ends ``wrap_up`` seconds after ``since`` (the agent
+        is AVAILABLE at once when that is past, or when the queue is not known).  RINGING is
+        refused (a ring does not outlive the engine: restore the agent as AVAILABLE), as is an
+        agent ringing or on a call now.  Returns the agent's status."""
+        a = self._agent(agent_id)
+        if a.state in (AgentState.RINGING, AgentState.ON_CALL):
+            raise AcdStateError(f"agent {agent_id} is {a.state} with call {a.current_call}; "
+                                "restore agents before calls are offered")
+        if state is AgentState.RINGING:
+            raise AcdStateError(f"agent {agent_id}: a ring does not outlive the engine; "
+                                "restore the agent as available")
+        if pause_after is not None and state is not AgentState.ON_CALL:
+            raise AcdStateError(f"agent {agent_id}: a pause after the call needs a call "
+                                f"(state on_call, not {state})")
+        self._tell(now)
+        started = now if since is None else min(since, now)
+        if state is AgentState.ON_CALL:
+            if call_id is None or queue is None:
+                raise AcdStateError(f"agent {agent_id}: restoring a call needs its call id and queue")
+            self._line(queue)
+            if call_id in self._waiting:
+                raise AcdStateError(f"call {call_id} is waiting in queue "
+                                    f"{self._waiting[call_id].queue!r}; it cannot also be on a "
+                                    f"call with agent {agent_id}")
+            other = next((x.spec.id for x in self._agents.values()
+                          if x is not a and x.current_call == call_id), None)
+            if other is not None:
+                raise AcdStateError(f"call {call_id} is already with agent {other}")
+            a.answered_at = started
+            a.pause_after = pause_after
+            self._set(a, state, now, call=call_id, call_queue=queue, since=started, restored=True)
+            if pause_after is not None:
+                self._emit(now, "agent.pause_after", agent_id=agent_id, call_id=call_id,
+                           detail=pause_after)
+            return a.status()
+        a.pause_after = None
+        a.answered_at = None
+        if state is AgentState.WRAP_UP:
+            line = self._lines.get(queue) if queue is not None else None
+            until = started + (line.spec.wrap_up if line is not None else 0.0)
+            if until > now:
+                self._set(a, state, now, wrap_until=until, call_queue=queue, since=started,
+                          restored=True)
+                heapq.heappush(self._wrapping, (until, agent_id))
+            else:
+                self._set(a, AgentState.AVAILABLE, now, idle_since=until, since=until,
+                          restored=True)
+        elif state is AgentState.AVAILABLE:
+            self._set(a, state, now, idle_since=started, since=started, restored=True)
+        else:                              # PAUSED, OFFLINE
+            self._set(a, state, now, reason=reason if state is AgentState.PAUSED else None,
+                      since=started, restored=True)
+        return a.status()
+
+    def gone_during_restart(self, call_id: str, queue: str, now: float,
+                            why: str = "gone during restart") -> None:
+        """A caller the event log had in line whose call did not survive the restart: told as
+        ``call.left`` (``why``), so the log no longer has the caller waiting.  The line is not
+        touched; refused (``AcdStateError``) for a caller who is in it."""
+        if call_id in self._waiting:
+            raise AcdStateError(f"call {call_id} is waiting in queue "
+                                f"{self._waiting[call_id].queue!r}; take it out with leave()")
+        self._tell(now)
+        self._emit(now, "call.left", call_id=call_id, queue=queue, detail=why)
 
     def agents(self) -> list[AgentStatus]:
         return [a.status() for a in self._agents.values()]
@@ -324,6 +412,7 @@ class Acd:
         waited = now - w.arrived_at
         est = self._estimators[w.queue]
         est.record_answered(waited)
+        assert a.since is not None                  # set on entering RINGING
         est.record_ring(now - a.since)
         a.handled += 1
         a.answered_at = now
@@ -348,7 +437,7 @@ class Acd:
             reason, a.pause_after = a.pause_after, None
             self._set(a, AgentState.PAUSED, now, reason=reason)
         elif wrap > 0:
-            self._set(a, AgentState.WRAP_UP, now, wrap_until=now + wrap)
+            self._set(a, AgentState.WRAP_UP, now, wrap_until=now + wrap, call_queue=queue)
             heapq.heappush(self._wrapping, (now + wrap, agent_id))
         else:
             self._set(a, AgentState.AVAILABLE, now)
@@ -435,7 +524,8 @@ class Acd:
                 "abandon_rate": round(est.abandon_rate, 3),
             }
         agents = {
-            a.spec.id: {"state": str(a.state), "for_seconds": round(max(0.0, now - a.since), 1),
+            a.spec.id: {"state": str(a.state),
+                        "for_seconds": None if a.since is None else round(max(0.0, now - a.since), 1),
                         "reason": a.reason, "call": a.current_call, "handled": a.handled}
             for a in self._agents.values()
         }
@@ -491,15 +581,18 @@ class Acd:
 
     def _set(self, a: _Agent, state: AgentState, now: float, *, reason: str | None = None,
              wrap_until: float | None = None, call: str | None = None, call_queue: str | None = None,
-             idle_since: float | None = None) -> None:
-        a.state, a.since, a.reason, a.wrap_until = state, now, reason, wrap_until
+             idle_since: float | None = None, since: float | None = None,
+             restored: bool = False) -> None:
+        a.state, a.reason, a.wrap_until = state, reason, wrap_until
+        a.since = now if since is None else since
         a.current_call, a.call_queue = call, call_queue
         if state is AgentState.AVAILABLE:
             a.idle_since = now if idle_since is None else idle_since
             self._available.add(a.spec.id)
         else:
             self._available.discard(a.spec.id)
-        detail = f"{state}: {reason}" if reason else str(state)
+        detail = state_detail(StateDetail(state=state, reason=reason, restored=restored,
+                                          age=now - a.since))
         self._emit(now, "agent.state", agent_id=a.spec.id, call_id=call, queue=call_queue, detail=detail)
 
     def _tell(self, now: float) -> None:

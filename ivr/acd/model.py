@@ -3,18 +3,24 @@
 Values (``AgentSpec``, ``QueueSpec``, ``Event``, ``Offer``, ``Waiting``, ``AgentStatus``) are
 frozen: what ``Acd`` hands out is a picture taken at that moment, never a handle on its state.
 Times are plain floats in seconds on whatever clock the caller of ``Acd`` uses.
+
+The details of ``call.queued`` and ``agent.state`` events are written for people
+(``ivr calls show``) and read back by a restarting engine (``ivr.acd.restore``): both sides of
+that grammar are here, ``queued_detail``/``read_queued`` and ``state_detail``/``read_state``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 
 from ivr.errors import IvrError
 
 __all__ = [
     "AgentState", "AgentSpec", "QueueSpec", "Event", "Offer", "Waiting", "AgentStatus",
     "AcdError", "NoSuchQueue", "NoSuchAgent", "NoSuchCall", "AcdStateError", "ON_MAX_WAIT",
+    "QueuedDetail", "StateDetail", "queued_detail", "read_queued", "state_detail", "read_state",
 ]
 
 ON_MAX_WAIT = ("overflow", "callback", "message")
@@ -77,12 +83,23 @@ class QueueSpec:
 class Event:
     """Something that happened in the queues.
 
-    ``kind``: ``call.queued`` (detail: the priority), ``call.offered`` (an agent is rung),
-    ``call.connected`` (detail: the wait in whole seconds), ``call.left`` (detail: why —
-    ``caller_hangup``, ``max_wait``, ``overflow``, ``callback``, …), ``agent.state`` (detail:
-    the new state, with the reason for a pause: ``paused: no answer``), ``agent.pause_after``
-    (a pause asked for during a call, which starts when the call ends; detail: the reason, or
-    ``called off``).
+    ``kind``:
+
+    - ``call.queued``: the caller took a place in line.  Detail (``queued_detail``): the
+      priority, then, when known, how long the caller had already waited (a place kept across
+      an overflow, a declined callback or a restart), the language and the reason, e.g.
+      ``elderly; waited 11.204 s; language ko; reason bypass: elderly``.
+    - ``call.offered``: an agent is rung for the caller (``agent_id``).
+    - ``call.connected``: the agent answered; detail: the wait in whole seconds.
+    - ``call.left``: the caller left the line unserved; detail: why (``caller_hangup``,
+      ``max_wait``, ``overflow``, ``callback``, ``gone during restart``, …).
+    - ``agent.state``: the agent's new state (``state_detail``), with the reason of a pause
+      (``paused: no answer``); ``call_id`` and ``queue`` name the call of ``ringing`` and
+      ``on_call`` (and the queue of ``wrap_up``).  A state set by a restarting engine from the
+      event log says so, with how long the agent had been in it:
+      ``paused: lunch (restored, 1203.4 s in state)``.
+    - ``agent.pause_after``: a pause asked for during a call, which starts when the call
+      ends; detail: the reason, or ``called off``.
     """
 
     at: float
@@ -126,11 +143,12 @@ class AgentStatus:
     """An agent at one moment.  ``since``: when the agent entered ``state``.  ``reason``: why
     the agent is paused.  ``wrap_until``: when the wrap-up ends.  ``current_call``: the call
     ringing or connected.  ``handled``: calls answered since the start.  ``pause_after``: the
-    reason of a pause asked for during a call, which starts when the call ends."""
+    reason of a pause asked for during a call, which starts when the call ends.  ``since`` is
+    None for an agent that has not logged in since the start (nor been restored)."""
 
     spec: AgentSpec
     state: AgentState
-    since: float
+    since: float | None
     reason: str | None = None
     wrap_until: float | None = None
     current_call: str | None = None
@@ -162,3 +180,94 @@ class NoSuchCall(_Missing):
 class AcdStateError(AcdError, ValueError):
     """What was asked cannot happen now: a call already in line, an agent on a call logging
     out, an agent answering a call it was not rung for (also a ``ValueError``)."""
+
+
+# -- the details of events, written for people and read back on a restart ---------------------
+
+_RESTORED = re.compile(r" \(restored, (?P<age>[0-9]+(?:\.[0-9]+)?) s in state\)$")
+
+
+def _seconds(value: float) -> str:
+    """Seconds to the millisecond, without trailing zeros: ``11.204``, ``11.2``, ``5``."""
+    return f"{max(0.0, value):.3f}".rstrip("0").rstrip(".")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueuedDetail:
+    """What a ``call.queued`` event says: ``waited`` is how long the caller had been in line
+    before this place was taken (0 for a newcomer)."""
+
+    priority: str
+    waited: float = 0.0
+    language: str | None = None
+    reason: str | None = None
+
+
+def queued_detail(q: QueuedDetail) -> str:
+    """``elderly; waited 11.204 s; language ko; reason bypass: elderly`` (parts left out
+    when not known; the reason comes last, as it may hold anything)."""
+    parts = [q.priority]
+    if q.waited > 0:
+        parts.append(f"waited {_seconds(q.waited)} s")
+    if q.language:
+        parts.append(f"language {q.language}")
+    if q.reason:
+        parts.append(f"reason {q.reason}")
+    return "; ".join(parts)
+
+
+def read_queued(detail: str) -> QueuedDetail:
+    """The inverse of ``queued_detail``.  A detail of an older engine (the priority alone)
+    reads as a newcomer of that priority.  ``ValueError`` for a detail with no priority."""
+    first, *rest = detail.split("; ")
+    if not first:
+        raise ValueError(f"call.queued detail {detail!r} names no priority")
+    waited, language, reason = 0.0, None, None
+    for i, part in enumerate(rest):
+        word, _, value = part.partition(" ")
+        if word == "reason":
+            reason = "; ".join([value, *rest[i + 1:]])
+            break
+        if word == "waited" and re.fullmatch(r"[0-9]+(\.[0-9]+)? s", value):
+            waited = float(value[:-2])
+        elif word == "language" and value:
+            language = value
+        else:
+            raise ValueError(f"call.queued detail {detail!r}: cannot read {part!r}")
+    return QueuedDetail(priority=first, waited=waited, language=language, reason=reason)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StateDetail:
+    """What an ``agent.state`` event says.  ``age``: how long the agent had been in ``state``
+    when the event was told (0 but for a restored state)."""
+
+    state: AgentState
+    reason: str | None = None
+    restored: bool = False
+    age: float = 0.0
+
+
+def state_detail(d: StateDetail) -> str:
+    """``available``, ``paused: no answer``, ``paused: lunch (restored, 1203.4 s in state)``."""
+    text = f"{d.state}: {d.reason}" if d.reason else str(d.state)
+    if d.restored:
+        text += f" (restored, {_seconds(d.age)} s in state)"
+    return text
+
+
+def read_state(detail: str) -> StateDetail:
+    """The inverse of ``state_detail``; ``ValueError`` for a state this engine does not know."""
+    restored = _RESTORED.search(detail)
+    age = 0.0
+    if restored is not None:
+        age = float(restored.group("age"))
+        detail = detail[:restored.start()]
+    name, sep, reason = detail.partition(": ")
+    try:
+        state = AgentState(name)
+    except ValueError:
+        raise ValueError(f"agent.state detail {detail!r}: no agent state is called {name!r} "
+                         f"(states: {', '.join(AgentState)})") from None
+    return StateDetail(state=state, reason=reason if sep and reason else None,
+                       restored=restored is not None, age=age)

@@ -541,6 +541,18 @@ def test_a_call_s_course_is_told_in_order():
     assert all(e.queue == "general" for e in events if e.call_id)
 
 
+def test_a_place_in_line_is_told_with_the_wait_so_far_the_language_and_the_reason():
+    events: list[Event] = []
+    a = acd(events=events)
+    a.enqueue("c1", "general", "elderly", now=5, reason="bypass: elderly", language="ko")
+    a.leave("c1", now=30, why="callback")
+    a.enqueue("c1", "general", "elderly", now=41.5, arrived_at=5, reason="bypass: elderly",
+              language="ko")
+    assert [e.detail for e in events if e.kind == "call.queued"] == [
+        "elderly; language ko; reason bypass: elderly",
+        "elderly; waited 36.5 s; language ko; reason bypass: elderly"]
+
+
 def test_a_caller_leaving_is_told_with_the_reason():
     events: list[Event] = []
     a = acd(events=events)
@@ -600,6 +612,18 @@ def test_the_snapshot_shows_each_queue_and_agent():
     assert snap["agents"]["kim"]["state"] == "ringing" and snap["agents"]["kim"]["call"] == "c1"
     assert snap["agents"]["lee"] == {"state": "paused", "for_seconds": 35, "reason": "lunch",
                                      "call": None, "handled": 0}
+
+
+def test_an_agent_who_never_logged_in_has_no_time_in_state():
+    """Not "offline 1214 s" (the machine's uptime on a monotonic clock): no time at all."""
+    a = acd(agent("kim"), agent("lee"))
+    a.login("kim", now=1214)
+    assert a.agent("lee").since is None and a.agent("kim").since == 1214
+    snap = a.snapshot(now=1300)
+    assert snap["agents"]["lee"]["for_seconds"] is None
+    assert snap["agents"]["kim"]["for_seconds"] == 86
+    a.logout("kim", now=1400)
+    assert (a.agent("kim").state, a.agent("kim").since) == (AgentState.OFFLINE, 1400)
 
 
 def test_the_snapshot_without_a_time_is_as_of_the_latest_operation():

@@ -138,6 +138,45 @@ def test_events_of_a_call_whose_record_is_missing_are_still_shown(config, capsys
     assert "call.queued" in out.splitlines()[1]
 
 
+def test_what_the_queues_tell_of_a_call_reads_as_text_restart_included(config, capsys):
+    """The details a restarted engine reads back (wait so far, language, reason, a restored
+    state) are shown as they are: plain words."""
+    from ivr.acd.core import Acd
+    from ivr.acd.model import AgentSpec, AgentState, QueueSpec
+
+    told: list[QueueEvent] = []
+
+    def record(e) -> None:
+        told.append(QueueEvent(at(e.at), e.kind, e.call_id, e.agent_id, e.queue, e.detail))
+
+    queues = {"general": QueueSpec(name="general")}
+    agents = [AgentSpec(id="agent1", name="A", endpoint="PJSIP/agent1")]
+    first = Acd(queues, agents, on_event=record)
+    first.enqueue("ch-3", "general", "elderly", 0, reason="bypass: elderly", language="ko")
+    first.leave("ch-3", 30, "callback")
+    first.enqueue("ch-3", "general", "elderly", 41.5, arrived_at=0, reason="bypass: elderly",
+                  language="ko")
+    first.login("agent1", 42)
+    first.offers(42)
+    first.answered("ch-3", "agent1", 44)
+    restarted = Acd(queues, agents, on_event=record)        # the engine was killed at 50 s
+    restarted.restore_agent("agent1", AgentState.ON_CALL, None, 60, call_id="ch-3",
+                            queue="general", since=44)
+    fill(config, [], told)
+    assert main(["--config", str(config), "calls", "show", "ch-3"]) == 0
+    rows = [line.split(None, 2)[2] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [" ".join(r.split()) for r in rows] == [
+        "call.queued - general elderly; language ko; reason bypass: elderly",
+        "call.left - general callback",
+        "call.queued - general elderly; waited 41.5 s; language ko; reason bypass: elderly",
+        "call.offered agent1 general",
+        "agent.state agent1 general ringing",
+        "call.connected agent1 general 44",
+        "agent.state agent1 general on_call",
+        "agent.state agent1 general on_call (restored, 16 s in state)",
+    ]
+
+
 def _sipp_result(number: str, caller: str):
     from ivr.sipp import CallResult
 
