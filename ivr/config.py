@@ -870,17 +870,23 @@ def _callbacks(raw: Mapping[str, Any], callers: CallersConfig) -> CallbacksConfi
 
 def _callback_endpoint(value: Any) -> str:
     example = "PJSIP/{national}@trunk"
+    key = "callbacks.endpoint"
     if not isinstance(value, str) or "/" not in value:
-        raise _SettingError("callbacks.endpoint", f"callbacks.endpoint must be an Asterisk channel to dial, e.g. {example}, "
-                          f"not {value!r}")
+        raise _SettingError(key, f"callbacks.endpoint must be an Asterisk channel to dial, e.g. "
+                                 f"{example}, not {_shown(value)}")
     try:
-        fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        parsed = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(value)
+                  if name is not None]
+        if any(spec or conversion for _, spec, conversion in parsed):
+            raise ValueError("write {national}, {e164} or {digits} alone, without ':' or '!' after "
+                             "the name")
+        fields = {name for name, _, _ in parsed}
     except ValueError as exc:
-        raise _SettingError("callbacks.endpoint", f"callbacks.endpoint {value!r}: {exc}") from None
+        raise _SettingError(key, f"callbacks.endpoint {value!r}: {exc}") from None
     if not fields or not fields <= {"national", "e164", "digits"}:
-        raise _SettingError("callbacks.endpoint", f"callbacks.endpoint {value!r} must say where the number goes with "
-                          f"{{national}}, {{e164}} or {{digits}} (and nothing else in braces), "
-                          f"e.g. {example}")
+        raise _SettingError(key, f"callbacks.endpoint {value!r} must say where the number goes with "
+                                 f"{{national}}, {{e164}} or {{digits}} (and nothing else in braces), "
+                                 f"e.g. {example}")
     return value
 
 

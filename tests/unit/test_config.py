@@ -265,3 +265,11 @@ def test_files_that_never_end_are_refused_not_read(tmp_path):
     big = tmp_path / "big-secret"
     big.write_bytes(b"x" * 100_000)
     assert "too large" in config_error(tmp_path, f"ari: {{username: ivr, password_file: {big}}}\n")
+
+
+@pytest.mark.parametrize("endpoint", ["PJSIP/{national:d}@trunk", "PJSIP/{national!x}@trunk",
+                                      "PJSIP/{national:>{e164}}@trunk", "PJSIP/{e164!r}@trunk"])
+def test_a_callback_endpoint_that_could_not_be_dialled_is_refused_at_start(tmp_path, endpoint):
+    # Accepted before, and then every callback failed when the number was put in.
+    message = config_error(tmp_path, BASE + f"callbacks: {{endpoint: '{endpoint}'}}\n")
+    assert "ivr.yaml:2: callbacks.endpoint" in message and "{national}" in message
