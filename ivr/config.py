@@ -650,6 +650,9 @@ def _acd(raw: Mapping[str, Any]) -> AcdConfig:
                   "wrap_up", "music"}
     queues = []
     for name, q in queues_raw.items():
+        if not _NAME.fullmatch(name) or name != name.strip():
+            raise _SettingError(f"acd.queues.{name}", f"acd.queues: {name!r} is not a queue name "
+                                                      "(text on one line, e.g. general)")
         where = f"acd.queues.{name}"
         q = {} if q is None else q
         if not isinstance(q, dict):

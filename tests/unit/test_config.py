@@ -128,6 +128,8 @@ def test_bytes_that_are_not_utf8_say_where(tmp_path):
     (BASE + "acd: {agents: [{id: a1, endpoint: PJSIP/a1, login: yes}]}", "acd.agents[1].login"),
     (BASE + "acd: {agents: [{id: a1, endpoint: PJSIP/a1, name: null}]}", "acd.agents[1].name"),
     (BASE + "acd: {queues: {q: {music: [x]}}}", "acd.queues.q.music"),
+    (BASE + "acd: {queues: {'': {}}}", "acd.queues: '' is not a queue name"),
+    (BASE + "acd: {queues: {\"a\\tb\": {}}}", "is not a queue name"),
     (BASE + "callers: {timezone: '" + "x" * 5000 + "'}", "callers.timezone"),
 ])
 def test_a_value_of_the_wrong_kind_is_named(tmp_path, text, key):
