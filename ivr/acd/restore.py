@@ -133,13 +133,13 @@ def replay(events: Iterable[QueueEvent]) -> Restored:
         if e.kind == "agent.state" and e.agent_id is not None:
             try:
                 told = read_state(e.detail)
+                since = _before(e.at, told.age)
             except ValueError as exc:
                 problem(e, str(exc))
                 continue
             with_call = told.state in (AgentState.RINGING, AgentState.ON_CALL)
             agents[e.agent_id] = _Agent(
-                state=told.state, reason=told.reason,
-                since=e.at - dt.timedelta(seconds=told.age),
+                state=told.state, reason=told.reason, since=since,
                 call_id=e.call_id if with_call else None,
                 queue=e.queue if with_call or told.state is AgentState.WRAP_UP else None)
         elif e.kind == "agent.pause_after" and e.agent_id is not None:
@@ -152,12 +152,13 @@ def replay(events: Iterable[QueueEvent]) -> Restored:
                 continue
             try:
                 q = read_queued(e.detail)
+                arrived_at = _before(e.at, q.waited)
             except ValueError as exc:
                 problem(e, str(exc))
                 continue
             waiting[e.call_id] = RestoredWaiting(
                 call_id=e.call_id, queue=e.queue, priority=q.priority, reason=q.reason,
-                language=q.language, arrived_at=e.at - dt.timedelta(seconds=q.waited))
+                language=q.language, arrived_at=arrived_at)
         elif e.kind in ("call.left", "call.connected") and e.call_id is not None:
             waiting.pop(e.call_id, None)
 
@@ -189,6 +190,14 @@ def replay(events: Iterable[QueueEvent]) -> Restored:
     return Restored(agents=types.MappingProxyType(restored),
                     waiting=types.MappingProxyType({w.call_id: w for w in line}),
                     talking=types.MappingProxyType(talking), problems=tuple(problems))
+
+
+def _before(at: dt.datetime, seconds: float) -> dt.datetime:
+    try:
+        return at - dt.timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{seconds:g} s before {at.isoformat()} is out of the calendar's "
+                         "range") from None
 
 
 async def load_restored(store: EventLog, now: dt.datetime, *, horizon: float) -> Restored:

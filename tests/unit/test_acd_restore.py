@@ -305,14 +305,18 @@ def test_events_that_cannot_be_read_are_reported_and_change_nothing():
         ev(4, "call.queued", call_id="c3", detail=""),
         ev(5, "agent.state", agent_id="lee", call_id=None, detail="on_call"),
         ev(6, "something.new", call_id="c4"),
+        ev(7, "call.queued", call_id="c5", detail="normal; waited 99999999999999999999 s"),
+        ev(8, "agent.state", agent_id="park", detail="available (restored, 9999999999999 s in state)"),
     ])
     assert restored.agents["kim"] == RestoredAgent("kim", AgentState.PAUSED, "lunch", wall(0), None)
     assert restored.agents["lee"].state is AgentState.AVAILABLE
     assert restored.waiting == {} and restored.talking == {}
-    assert len(restored.problems) == 5
+    assert restored.agents.keys() == {"kim", "lee"}
+    assert len(restored.problems) == 7
+    assert all("out of the calendar's range; event ignored" in p for p in restored.problems[4:6])
     assert "no agent state is called 'dancing'" in restored.problems[0]
     assert "names no queue" in restored.problems[1] and "'waited soon s'" in restored.problems[2]
-    assert restored.problems[4].startswith("agent lee: on a call the log does not name")
+    assert restored.problems[6].startswith("agent lee: on a call the log does not name")
 
 
 def test_an_older_engines_log_reads_as_newcomers_of_that_priority():
