@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import datetime as dt
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -41,8 +42,14 @@ from ivr.routing.identify import CallerFacts, identify
 from ivr.routing.numbers import normalize
 from ivr.routing.registry import CallerRegistry, StoreRegistry, registry_for
 from ivr.tasks import TaskSet
+from ivr.acd.restore import Restored, load_restored
+from ivr.acd.service import RESUME_WAIT
+
+RESTORE_MARGIN = 3600.0   # seconds of the line's log read beyond the longest chain of max_wait
 
 log = structlog.get_logger("ivr.app")
+
+LEGS = ("agent", "callback")      # Stasis arguments of the channels the engine dials itself
 
 
 class LagMonitor:
@@ -113,6 +120,8 @@ class Engine:
         self._retrying: asyncio.Task[None] | None = None
         self._background = TaskSet("engine.background")
         self._catalogue_users: list[Callable[[Catalogue], None]] = []
+        # After a restart: the queues' part of a re-adopted call (None: no queues run).
+        self.resume: Callable[[Call, CallRecord, Sequence[str]], Awaitable[bool]] | None = None
 
     def on_catalogue(self, use: Callable[[Catalogue], None]) -> None:
         """``use(catalogue)`` is called with every catalogue a reload brings."""
@@ -173,7 +182,15 @@ class Engine:
     # -- calls -------------------------------------------------------------------------------
     async def on_new_call(self, call: Call, args: list[str], *, adopted: bool = False) -> None:
         structlog.contextvars.bind_contextvars(call_id=call.id)
+        leg = bool(args) and args[0] in LEGS
+        if leg and not adopted:
+            return                      # the dialler's own legs never come here (the adapter's)
         record = CallRecord(call_id=call.id, caller=call.caller_number, dialled=call.dialled)
+        if adopted and await self._resume(call, record, args):
+            return
+        if leg:                         # a leg whose call is over: nobody to connect it to
+            await call.hangup()
+            return
         self.live_calls += 1
         try:
             await self._serve(call, record, adopted)
@@ -190,6 +207,49 @@ class Engine:
             await self._save(record)
             log.info("call.ended", outcome=str(record.outcome), detail=record.detail,
                      caller=record.caller, nodes=len(record.nodes))
+
+    async def _resume(self, call: Call, record: CallRecord, args: Sequence[str]) -> bool:
+        """A call re-adopted after a restart that the queues take back (it waited or talked,
+        or it is an agent's leg of a conversation); its record goes on from the one stored."""
+        if self.resume is None:
+            return False
+        await self._continue_record(record)
+        if args and args[0] == "agent":
+            return await self.resume(call, record, args)
+        self.live_calls += 1
+        try:
+            taken = await self.resume(call, record, args)
+        except CallError:
+            taken = True
+            record.end(Outcome.CALLER_HANGUP)
+        finally:
+            self.live_calls -= 1
+        if taken:
+            self.calls_handled += 1
+            if record.outcome is None:
+                record.end(Outcome.CALLER_HANGUP if call.hung_up else Outcome.COMPLETED)
+            await self._save(record)
+            log.info("call.ended", outcome=str(record.outcome), detail=record.detail, resumed=True)
+        return taken
+
+    async def _continue_record(self, record: CallRecord) -> None:
+        """Fill ``record`` from what the store kept of the call before the restart."""
+        try:
+            async with asyncio.timeout(self.config.callers.lookup_budget):
+                before = await self.store.get_call(record.call_id)
+        except (IvrError, TimeoutError) as exc:
+            log.warning("call.record_not_read", error=str(exc))
+            before = None
+        flow = self.flowset.for_number(record.dialled)
+        if before is not None:
+            record.started_at = before.started_at
+            record.flow, record.flow_version = before.flow, before.flow_version
+            record.nodes, record.digits = list(before.nodes), list(before.digits)
+            record.language, record.number = before.language, before.number
+        elif flow is not None:
+            record.flow, record.flow_version = flow.name, self.flowset.version(flow.name)
+            record.number = normalize(record.caller, self.config.callers.region).e164
+        record.visit("resumed after an engine restart")
 
     async def _serve(self, call: Call, record: CallRecord, adopted: bool) -> None:
         flowset, catalogue = self.flowset, self.catalogue   # this call keeps this version
@@ -219,7 +279,7 @@ class Engine:
         if adopted:
             # Picked up again after a restart or a lost event socket.  Where the call was in
             # the flow is not known: it starts again from the flow's entry (the safe point).
-            record.detail = "re-adopted after reconnect"
+            record.detail = "re-adopted: started again from the flow's entry"
         facts = await self._identify(call, record, flow)
         await run_flow(flowset, flow, call, record, catalogue=catalogue, queues=self.queues,
                        language=facts.language, variables=facts.variables())
@@ -370,6 +430,9 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
         ari.start()
         stack.push_async_callback(_closing("calls", ari.drain), config.engine.shutdown_grace)
         await ari.wait_connected()
+        if queues is not None:
+            await ari.wait_ready(10)                # the first reconciliation has run
+            queues[0].settle_restored(after=RESUME_WAIT)
         log.info("engine.ready", flows=sorted(flowset.flow_names()),
                  numbers=sorted(flowset.numbers()), ari=config.ari.url)
         if ready is not None:
@@ -409,7 +472,11 @@ async def _start_queues(config: Config, switch, engine: Engine,
     acd = Acd(specs, config.acd.agents, priorities=config.acd.priorities, on_event=recorder)
     service = QueueService(acd, specs, switch, engine.catalogue, music=config.acd.music,
                            default_language=config.engine.default_language)
-    for agent_id in sorted(config.acd.auto_login):
+    # Agents' states and the lines as the event log left them (a restart, a take-over);
+    # ``login: true`` applies to agents the log has never seen.
+    restored = await _read_restored(engine.store, specs)
+    service.restore(restored)
+    for agent_id in sorted(config.acd.auto_login - set(restored.agents)):
         acd.login(agent_id, service.clock())
     await service.start()
     stack.push_async_callback(_closing("queues", service.close))
@@ -427,6 +494,7 @@ async def _start_queues(config: Config, switch, engine: Engine,
         engine.on_catalogue(desk.set_catalogue)
         log.info("callbacks.ready", owner=callbacks.owner, endpoint=callbacks.endpoint)
     engine.queues = service
+    engine.resume = service.resume
     unknown = sorted(engine.flowset.queues() - set(specs))
     if unknown:
         log.warning("acd.unknown_queues", queues_in_flows=unknown,
@@ -434,6 +502,17 @@ async def _start_queues(config: Config, switch, engine: Engine,
     log.info("acd.ready", queues=sorted(specs), agents=len(config.acd.agents),
              logged_in=sorted(config.acd.auto_login))
     return service, desk
+
+
+async def _read_restored(store, specs) -> Restored:
+    """The queues as the event log left them; empty (and said) when the store cannot tell."""
+    horizon = RESTORE_MARGIN + sum(spec.max_wait for spec in specs.values())
+    try:
+        return await load_restored(store, dt.datetime.now(dt.timezone.utc), horizon=horizon)
+    except IvrError as exc:
+        log.error("acd.not_restored", error=str(exc),
+                  effect="agents start as configured, lines start empty")
+        return Restored({}, {}, {})
 
 
 __all__ = ["Engine", "serve"]

@@ -36,6 +36,7 @@ import structlog
 from ivr.acd.core import Acd
 from ivr.acd.estimate import announce_range
 from ivr.acd.model import AgentState, Event, Offer, QueueSpec
+from ivr.acd.restore import Restored, RestoredTalk, restore_agents
 from ivr.flow.model import CallbackOffer
 from ivr.call import Booking, Bridge, Call, CallRecord, Outcome, Prompt, Switch, Turn, utcnow
 from ivr.errors import CallEnded, CallError, IvrError
@@ -51,6 +52,7 @@ POSITION_PRE, POSITION_POST = "queue_position_pre", "queue_position_post"
 WAIT_PRE, WAIT_POST, WAIT_LONG = "queue_wait_pre", "queue_wait_post", "queue_wait_long"
 NEXT_IN_LINE, SORRY = "queue_next", "queue_sorry"
 CALLBACK_OFFER = "callback_offer"
+RESUME_WAIT = 10.0            # seconds a re-adopted conversation waits for the agent's leg to be re-adopted
 FIRST_ANNOUNCEMENT = 3.0      # seconds after joining the line: the caller hears where they stand
 
 
@@ -94,6 +96,9 @@ class QueueService:
         self._rings = TaskSet("acd.rings")
         self._booking: Booking | None = None        # the callback desk, when callbacks are on
         self._held: dict[str, Callable[[Turn], None]] = {}   # places held for reservations
+        self._restored = Restored({}, {}, {})       # what a restart picks up again
+        self._legs: dict[str, asyncio.Future[Call]] = {}     # agents' legs picked up again
+        self._settle = TaskSet("acd.restored")
 
     def attach_booking(self, booking: Booking) -> None:
         """Callbacks are on: waiting callers may be offered one (``queue`` nodes with
@@ -114,6 +119,7 @@ class QueueService:
         self._ticker.spawn(self._tick_loop(), name="acd.ticker")
 
     async def close(self) -> None:
+        await self._settle.cancel_all(1)
         await self._ticker.cancel_all(5)
         await self._rings.cancel_all(5)             # a ringing phone is hung up by its task
         if self._holding is not None:
@@ -504,6 +510,115 @@ class QueueService:
         if self._booking is None:
             return 0
         return await self._booking.cancel_for(number, queue)
+
+    # -- after a restart: the queues as the event log left them -----------------------------
+
+    def restore(self, restored: Restored) -> list[str]:
+        """Before any call arrives: agents get their states back (a paused agent stays paused,
+        an agent on a call stays busy with it); the callers who waited and talked are picked
+        up by ``resume`` as their calls are re-adopted.  Returns what could not be restored."""
+        self._restored = restored
+        problems = restore_agents(self.acd, restored, wall_now=self.wall(), now=self.clock())
+        for problem in [*restored.problems, *problems]:
+            log.warning("acd.restore_problem", problem=problem)
+        log.info("acd.restored", agents=len(restored.agents), waiting=len(restored.waiting),
+                 talking=len(restored.talking))
+        return problems
+
+    def settle_restored(self, after: float) -> None:
+        """``after`` seconds from now (time for the first reconciliation's calls to be picked
+        up), agents whose restored call never came back are freed (wrap-up), and callers who
+        never came back are forgotten: they hung up while no engine was listening."""
+        async def settle() -> None:
+            await asyncio.sleep(after)
+            for talk in list(self._restored.talking.values()):
+                self._end_restored_talk(talk, "the call was gone when the engine came back")
+            self._restored = Restored({}, {}, {})
+            for agent_id, leg in list(self._legs.items()):
+                if leg.done() and not leg.cancelled():
+                    await _hang_up_quietly(leg.result())     # an agent's leg without its caller
+                self._legs.pop(agent_id, None)
+            self._match()
+        self._settle.spawn(settle(), name="acd.settle_restored")
+
+    async def resume(self, call: Call, record: CallRecord, args: Sequence[str]) -> bool:
+        """A call re-adopted after a restart: True when the queues take it back.
+
+        A caller who waited goes back into the line at the original place (arrival time) and
+        priority; a caller who talked to an agent goes on talking, and the agent is freed with
+        wrap-up when the conversation ends; an agent's leg is handed to its conversation (or
+        hung up when there is none).  Anything else is the flow's (False)."""
+        if args and args[0] == "agent":
+            agent_id = args[1] if len(args) > 1 else ""
+            leg = self._legs.get(agent_id)
+            if agent_id in self._restored.agents and any(
+                    t.agent_id == agent_id for t in self._restored.talking.values()):
+                if leg is None:
+                    leg = self._legs[agent_id] = asyncio.get_running_loop().create_future()
+                if not leg.done():
+                    leg.set_result(call)
+                    await call.wait_hangup()          # the conversation's task ends it
+                    return True
+            await _hang_up_quietly(call)             # nobody is on the other end any more
+            return True
+        waiting = self._restored.waiting.get(call.id)
+        if waiting is not None:
+            log.info("acd.resumed_waiting", queue=waiting.queue, priority=waiting.priority,
+                     arrived_at=waiting.arrived_at.isoformat())
+            record.priority, record.reason = waiting.priority, waiting.reason
+            await self.queue_handoff(call, record, waiting.queue, waiting.priority, waiting.reason,
+                                     waiting.language or self.default_language,
+                                     arrived_at=waiting.arrived_at)
+            return True
+        talk = self._restored.talking.get(call.id)
+        if talk is not None:
+            await self._resume_talk(call, record, talk)
+            return True
+        return False
+
+    async def _resume_talk(self, call: Call, record: CallRecord, talk: RestoredTalk) -> None:
+        agent_id = talk.agent_id
+        leg = self._legs.get(agent_id)
+        if leg is None:
+            leg = self._legs[agent_id] = asyncio.get_running_loop().create_future()
+        record.end(Outcome.AGENT_CONNECTED, f"{agent_id} (the conversation went on through an engine restart)")
+        agent_call: Call | None = None
+        try:
+            hangup = asyncio.ensure_future(call.wait_hangup())
+            try:
+                await asyncio.wait({leg, hangup}, timeout=RESUME_WAIT, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                hangup.cancel()
+            if leg.done() and not leg.cancelled():
+                agent_call = leg.result()
+            if agent_call is None or call.hung_up:
+                log.info("acd.resume_talk_over", agent=agent_id, caller_gone=call.hung_up)
+                return
+            log.info("acd.resumed_talk", agent=agent_id)
+            ends = [asyncio.ensure_future(call.wait_hangup()), asyncio.ensure_future(agent_call.wait_hangup())]
+            try:
+                await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in ends:
+                    task.cancel()
+            log.info("acd.conversation_ended", agent=agent_id, by="caller" if call.hung_up else "agent")
+        finally:
+            if agent_call is not None:
+                await _hang_up_quietly(agent_call)
+            await _hang_up_quietly(call)
+            self._legs.pop(agent_id, None)
+            self._end_restored_talk(talk, "conversation ended")
+
+    def _end_restored_talk(self, talk: RestoredTalk, why: str) -> None:
+        if talk.call_id not in self._restored.talking:
+            return
+        self._restored = dataclasses.replace(
+            self._restored, talking={k: v for k, v in self._restored.talking.items() if k != talk.call_id})
+        agent = self.acd.agent(talk.agent_id)
+        if agent.state == AgentState.ON_CALL and agent.current_call == talk.call_id:
+            self.acd.call_ended(talk.agent_id, self.clock())
+            log.info("acd.restored_talk_ended", agent=talk.agent_id, why=why)
+        self._match()
 
     # -- the Line port: places held for reservations -----------------------------------------
 

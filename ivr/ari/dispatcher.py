@@ -430,7 +430,7 @@ class AriAdapter:
             else:                                  # given up on while it rang: hang it up
                 self._helpers.spawn(call.hangup(), name=f"ari.dial.late.{channel_id}")
             return
-        if channel_id in self._dialling or channel_id.startswith("ivr-dial-"):
+        if channel_id in self._dialling or (channel_id.startswith("ivr-dial-") and not adopted):
             # Answered after the dialler gave up: nobody owns it.
             self._helpers.spawn(call.hangup(), name=f"ari.dial.late.{channel_id}")
             return

@@ -48,9 +48,6 @@ async def agents_list(tmp_path: Path, service: QueueService, monkeypatch) -> Non
         await runner.cleanup()
 
 
-@pytest.mark.xfail(strict=True, reason="needs the ACD to tell 'never logged in' apart: "
-                   "AgentStatus.since None until the first state change (ivr/acd/core.py) and "
-                   "for_seconds null for it in the API (ivr/web/api.py)")
 async def test_an_agent_never_logged_in_says_so_not_the_machines_uptime(tmp_path, monkeypatch, capsys):
     clock = Clock(UPTIME)
     specs = {"general": QueueSpec(name="general")}

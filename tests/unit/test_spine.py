@@ -315,3 +315,141 @@ async def test_a_caller_handed_to_the_queue_with_an_earlier_arrival_keeps_that_p
     finally:
         await center.desk.close()
         await center.service.close()
+
+
+# -- 3. a restart remembers the agents and the line --------------------------------------------
+
+RESTART_FLOW = """\
+flow: straight
+numbers: ["100"]
+entry: to_agents
+nodes:
+  to_agents:
+    queue: general
+"""
+
+
+def restart_config(tmp_path: Path, fake: FakeAri) -> Path:
+    flows = tmp_path / "flows"
+    flows.mkdir(exist_ok=True)
+    (flows / "straight.yaml").write_text(RESTART_FLOW, encoding="utf-8")
+    cfg = tmp_path / "ivr.yaml"
+    cfg.write_text(
+        f"ari: {{url: '{fake.base_url}', username: {fake.username}, password: {fake.password}}}\n"
+        f"flows: flows\nprompts: {REPO / 'prompts'}\n"
+        "store: {url: 'sqlite:///ivr.db'}\n"
+        "engine: {shutdown_grace: 1, reload_interval: 0}\n"
+        "acd:\n  queues:\n    general: {max_wait: 600, on_max_wait: message, announce_every: 600}\n"
+        "  agents:\n"
+        "    - {id: agent1, name: A, endpoint: PJSIP/agent1, login: true}\n"
+        "    - {id: agent2, name: B, endpoint: PJSIP/agent2, login: true}\n", encoding="utf-8")
+    return cfg
+
+
+async def killed_engine_left(config, events) -> None:
+    """What an engine killed with SIGKILL left in the store: its event log."""
+    async with open_store(config.store_url) as store:
+        await store.record_events(events)
+
+
+async def test_after_a_restart_a_paused_agent_stays_paused_and_the_waiting_caller_keeps_the_place(tmp_path):
+    from ivr.acd.model import AgentState, QueuedDetail, StateDetail, queued_detail, state_detail
+    from ivr.store.base import QueueEvent
+
+    now = dt.datetime.now(dt.timezone.utc)
+    async with FakeAri() as fake:
+        config = load_config(restart_config(tmp_path, fake), env={})
+        elderly = fake.add_channel(caller="01070000070", exten="100", state="Up")   # still in Stasis
+        await killed_engine_left(config, [
+            QueueEvent(at=now - dt.timedelta(seconds=300), kind="agent.state", agent_id="agent1",
+                       detail=state_detail(StateDetail(AgentState.PAUSED, "lunch"))),
+            QueueEvent(at=now - dt.timedelta(seconds=300), kind="agent.state", agent_id="agent2",
+                       detail=state_detail(StateDetail(AgentState.PAUSED, "meeting"))),
+            QueueEvent(at=now - dt.timedelta(seconds=40), kind="call.queued", call_id=elderly["id"],
+                       queue="general", detail=queued_detail(QueuedDetail(
+                           "elderly", language="ko", reason="bypass: elderly"))),
+        ])
+        cfg_path = config.source
+        config = load_config(cfg_path, env={})
+        ready, stop = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(serve(config, ready=ready, stop=stop))
+        try:
+            async with asyncio.timeout(10):
+                await ready.wait()
+            newcomer = await fake.start_call(caller="01012345678", exten="100")
+            # Both wait in the holding bridge; no paused agent is rung (offers are made at
+            # once when a caller joins, so a short look is enough to see none was).
+            for channel_id in (elderly["id"], newcomer):
+                await fake.wait_for_request(
+                    lambda r, c=channel_id: "addChannel" in r.path and r.params.get("channel") == c,
+                    timeout=5)
+            await asyncio.sleep(0.2)
+            rung = [r for r in fake.requests if r.method == "POST" and r.path == "/channels"]
+            assert rung == [], "a paused agent was rung after the restart"
+            await fake.caller_hangs_up(elderly["id"])
+            await fake.caller_hangs_up(newcomer)
+        finally:
+            stop.set()
+            async with asyncio.timeout(10):
+                await task
+        records = {r.call_id: r for r in await calls_of(config)}
+    old = records[elderly["id"]]
+    assert old.outcome == "abandoned" and old.priority == "elderly"
+    waited = int(old.detail.split("after ")[1].split(" s")[0])
+    assert waited >= 40, old.detail                      # counted from the first arrival, not the restart
+    async with open_store(config.store_url) as store:
+        latest = {e.agent_id: e.detail for e in await store.latest_agent_events()}
+    assert latest["agent1"].startswith("paused: lunch (restored")
+    assert latest["agent2"].startswith("paused: meeting (restored")
+
+
+async def test_a_conversation_picked_up_after_a_restart_frees_the_agent_with_wrap_up_when_it_ends():
+    from ivr.acd.model import AgentState
+    from ivr.acd.restore import Restored, RestoredAgent, RestoredTalk
+
+    center = Center()
+    now = center.service.wall()
+    center.service.restore(Restored(
+        agents={"agent1": RestoredAgent("agent1", AgentState.ON_CALL, None, now - dt.timedelta(seconds=90),
+                                        "caller-1", queue="general")},
+        waiting={}, talking={"caller-1": RestoredTalk("caller-1", "agent1", "general",
+                                                      now - dt.timedelta(seconds=90))}))
+    await center.service.start()
+    try:
+        assert center.service.acd.agent("agent1").state == AgentState.ON_CALL
+        caller, leg = LiveCall("caller-1", "01012345678"), LiveCall("ivr-dial-x")
+        record = CallRecord("caller-1", "01012345678", "100")
+        talk = asyncio.create_task(center.service.resume(caller, record, []))
+        agent_side = asyncio.create_task(center.service.resume(leg, CallRecord("ivr-dial-x", "", ""),
+                                                               ["agent", "agent1"]))
+        await asyncio.sleep(0.01)
+        assert not talk.done() and not leg.hung_up            # they go on talking
+        caller.hang_up()                                        # the caller says goodbye
+        assert await talk and await agent_side
+        assert leg.hung_up_by_ivr                               # the agent's leg is ended too
+        assert center.service.acd.agent("agent1").state == AgentState.WRAP_UP
+        assert record.outcome == Outcome.AGENT_CONNECTED
+    finally:
+        await center.desk.close()
+        await center.service.close()
+
+
+async def test_an_agent_whose_restored_call_never_comes_back_is_freed():
+    from ivr.acd.model import AgentState
+    from ivr.acd.restore import Restored, RestoredAgent, RestoredTalk
+
+    center = Center()
+    now = center.service.wall()
+    center.service.restore(Restored(
+        agents={"agent1": RestoredAgent("agent1", AgentState.ON_CALL, None, now, "gone-call", queue="general")},
+        waiting={}, talking={"gone-call": RestoredTalk("gone-call", "agent1", "general", now)}))
+    await center.service.start()
+    try:
+        center.service.settle_restored(after=0.01)
+        async with asyncio.timeout(2):
+            while center.service.acd.agent("agent1").state == AgentState.ON_CALL:
+                await asyncio.sleep(0.01)
+        assert center.service.acd.agent("agent1").state in (AgentState.WRAP_UP, AgentState.AVAILABLE)
+    finally:
+        await center.desk.close()
+        await center.service.close()
