@@ -157,7 +157,8 @@ class QueueService:
         c.callback = callback if self._booking is not None else None
         c.reason = reason
         self.callers[call.id] = c
-        self.acd.enqueue(call.id, queue, c.priority, now, arrived_at=first)
+        self.acd.enqueue(call.id, queue, c.priority, now, arrived_at=first, reason=reason,
+                         language=language)
         log.info("acd.queued", queue=queue, priority=c.priority, reason=reason,
                  position=self.acd.position(call.id))
         try:
@@ -222,7 +223,8 @@ class QueueService:
         now = self.clock()
         c.outcome = asyncio.get_running_loop().create_future()
         c.callback = None                      # offered once and it did not work out: no more
-        self.acd.enqueue(c.call.id, c.queue, c.priority, now, arrived_at=c.arrived_at)
+        self.acd.enqueue(c.call.id, c.queue, c.priority, now, arrived_at=c.arrived_at,
+                         reason=c.reason, language=c.language)
         return False
 
     def _accept_callback(self, c: _Caller) -> None:
@@ -477,7 +479,8 @@ class QueueService:
             log.info("acd.overflow", queue=c.queue, to=target.name, why=why)
             c.queue = target.name
             c.deadline = now + target.max_wait
-            self.acd.enqueue(c.call.id, target.name, c.priority, now, arrived_at=c.arrived_at)
+            self.acd.enqueue(c.call.id, target.name, c.priority, now, arrived_at=c.arrived_at,
+                             reason=c.reason, language=c.language)
             self._check_staffed(c)
             return
         self.acd.leave(c.call.id, now, "max_wait")
@@ -533,6 +536,12 @@ class QueueService:
             await asyncio.sleep(after)
             for talk in list(self._restored.talking.values()):
                 self._end_restored_talk(talk, "the call was gone when the engine came back")
+            now = self.clock()
+            for w in self._restored.waiting.values():
+                if w.call_id not in self.callers and self.acd.waiting_call(w.call_id) is None:
+                    # Gone while no engine listened (or a reservation's place: the desk claims
+                    # it again from the reservations): the log no longer has it waiting.
+                    self.acd.gone_during_restart(w.call_id, w.queue, now)
             self._restored = Restored({}, {}, {})
             for agent_id, leg in list(self._legs.items()):
                 if leg.done() and not leg.cancelled():
