@@ -500,7 +500,8 @@ def load_config(path: str | os.PathLike[str] | None = None,
     try:
         return _build(raw, env, source, need_ari=need_ari)
     except _SettingError as exc:
-        var = next((v for k, v in given.items() if exc.key == k or exc.key.startswith(k + ".")), None)
+        var = next((v for k, v in given.items() if exc.key == k or exc.key.startswith((k + ".", k + "["))),
+                   None)
         line = _line_of(raw, exc.key) if var is None else None
         where = var if var else f"{cfg_path}:{line}" if line else str(cfg_path) if source else "config"
         raise ConfigError(f"{where}: {str(exc).removeprefix('config: ')}") from exc
@@ -512,8 +513,13 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], source: Path | None, *,
                                    "acd", "admin", "callbacks"})
     base = source.parent if source else Path.cwd()
 
-    def rel(p: str) -> Path:
-        q = Path(p).expanduser()
+    def rel(p: str, key: str) -> Path:
+        try:
+            q = Path(p).expanduser()
+        except RuntimeError:                        # ~name of a user that does not exist
+            user = p[1:].split("/", 1)[0]
+            raise _SettingError(key, f"{key} {p!r} starts with ~{user}, but there is no such user "
+                                     "(no home folder to put in its place)") from None
         return q if q.is_absolute() else (base / q)
 
     ari = _section(raw, "ari")
@@ -537,7 +543,7 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], source: Path | None, *,
     password_file = ari.get("password_file")
     if not password and password_file is not None and need_ari:
         pf = rel(_text("ari.password_file", password_file, pattern=_NAME, what="a path",
-                       example=".sandbox/ari-password"))
+                       example=".sandbox/ari-password"), "ari.password_file")
         try:
             password = _read_bounded(pf, MAX_SECRET_BYTES).decode("utf-8").strip()
         except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -558,10 +564,11 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], source: Path | None, *,
     if not isinstance(flows_raw, list) or not flows_raw:
         raise _SettingError("flows", "config: 'flows' must be a path or a list of paths, "
                                      f"not {_shown(flows_raw)}")
-    flows = tuple(rel(_text(f"flows[{i}]" if len(flows_raw) > 1 else "flows", p, pattern=_NAME,
-                            what="a path", example="flows")) for i, p in enumerate(flows_raw, 1))
+    flow_keys = [f"flows[{i}]" if len(flows_raw) > 1 else "flows" for i in range(1, len(flows_raw) + 1)]
+    flows = tuple(rel(_text(key, p, pattern=_NAME, what="a path", example="flows"), key)
+                  for key, p in zip(flow_keys, flows_raw, strict=True))
     prompts = rel(_text("prompts", raw.get("prompts", "prompts"), pattern=_NAME, what="a path",
-                        example="prompts"))
+                        example="prompts"), "prompts")
 
     store = _section(raw, "store")
     _check_keys("store", store, {"url"})
@@ -571,7 +578,7 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], source: Path | None, *,
                       example="sqlite:///var/ivr.db")
     if store_url.startswith("sqlite:///") and not store_url.startswith("sqlite:////"):
         # sqlite:///relative/path → relative to the config folder
-        store_url = "sqlite:///" + str(rel(store_url[len("sqlite:///"):]))
+        store_url = "sqlite:///" + str(rel(store_url[len("sqlite:///"):], "store.url"))
 
     log = _section(raw, "log")
     _check_keys("log", log, {"format", "level"})
@@ -745,7 +752,7 @@ def _admin(raw: Mapping[str, Any], rel) -> AdminConfig:
         token = _text("admin.token", token, pattern=_TOKEN, what=what, example="'${IVR_ADMIN_TOKEN}'")
     elif sec.get("token_file") is not None:
         tf = rel(_text("admin.token_file", sec["token_file"], pattern=_NAME, what="a path",
-                       example=".sandbox/admin-token"))
+                       example=".sandbox/admin-token"), "admin.token_file")
         try:
             token = _read_bounded(tf, MAX_SECRET_BYTES).decode("utf-8").strip()
         except FileNotFoundError:

@@ -275,3 +275,15 @@ def test_a_callback_endpoint_that_could_not_be_dialled_is_refused_at_start(tmp_p
     # Accepted before, and then every callback failed when the number was put in.
     message = config_error(tmp_path, BASE + f"callbacks: {{endpoint: '{endpoint}'}}\n")
     assert "ivr.yaml:2: callbacks.endpoint" in message and "{national}" in message
+
+
+@pytest.mark.parametrize("text, env, where", [
+    (BASE + "flows: ~nosuchuser-ivr/flows\n", {}, "ivr.yaml:2: flows"),
+    (BASE + "prompts: '~nosuchuser-ivr'\n", {}, "ivr.yaml:2: prompts"),
+    ("ari: {username: ivr, password_file: '~nosuchuser-ivr/secret'}\n", {}, "ivr.yaml:1: ari.password_file"),
+    (BASE, {"IVR_FLOWS": "~0"}, "IVR_FLOWS: flows"),
+])
+def test_a_home_folder_that_does_not_exist_is_named(tmp_path, text, env, where):
+    message = config_error(tmp_path, text, env)
+    assert message.startswith(f"{tmp_path}/{where}" if where.startswith("ivr.yaml") else where), message
+    assert "no such user" in message
