@@ -30,18 +30,21 @@ from hypothesis import strategies as st
 from ivr.acd.core import Acd
 from ivr.acd.model import AgentSpec, QueueSpec
 from ivr.acd.service import QueueService
+from ivr.callbacks.desk import CallbackDesk
+from ivr.callbacks.model import Reservation
 from ivr.callbacks.numbers import (
     CALLABLE_TYPES,
     REFUSALS,
     CallbackNumberRefused,
     validate_callback_number,
 )
-from ivr.config import Config, environment_variables, load_config
+from ivr.config import CallbacksConfig, Config, environment_variables, load_config
 from ivr.errors import CallerFileError, ConfigError
 from ivr.prompts import load_catalogue
 from ivr.routing.numbers import CallerNumber, normalize
 from ivr.routing.registry import import_callers_csv
 from ivr.testing.fake_switch import FakeSwitch
+from ivr.testing.memory_store import MemoryStore
 from ivr.web.api import admin_app
 
 pytestmark = pytest.mark.fuzz
@@ -308,6 +311,9 @@ class Api:
         self.runner, self.client = runner, client
 
 
+RESERVATION_IDS: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def api() -> Iterator[Api]:
     runner = asyncio.Runner()
@@ -316,7 +322,15 @@ def api() -> Iterator[Api]:
     async def start() -> TestClient:
         acd = Acd(specs, [AgentSpec(id="agent1", name="Kim", endpoint="PJSIP/agent1")])
         service = QueueService(acd, specs, FakeSwitch({}), load_catalogue(REPO / "prompts" / "catalog.yaml"))
-        client = TestClient(TestServer(admin_app(service, TOKEN)))
+        store = MemoryStore()
+        now = dt.datetime.now(dt.UTC)
+        for number in ("+821012345678", "+821022223333", "+8221234567"):
+            r = await store.put_reservation(Reservation.new(number, "general", language="ko",
+                                                            arrived_at=now, now=now))
+            RESERVATION_IDS.append(r.id)
+        desk = CallbackDesk(CallbacksConfig(owner="fuzz"), store, service, service, service.switch,
+                            service.catalogue)
+        client = TestClient(TestServer(admin_app(service, TOKEN, desk=desk)))
         await client.start_server()
         return client
 
@@ -333,7 +347,9 @@ SEGMENT = st.sampled_from(["api", "agents", "agent1", "nobody", "login", "logout
     st.text(max_size=8).map(lambda s: quote(s, safe=""))
 KNOWN_PATHS = st.sampled_from(["/api/agents", "/api/queues", "/api/callbacks", "/api/agents/agent1/pause",
                          "/api/agents/agent1/login", "/api/agents/agent1/logout",
-                         "/api/agents/agent1/resume", "/api/callbacks/x/cancel"])
+                         "/api/agents/agent1/resume", "/api/callbacks/x/cancel",
+                         "/api/callbacks?status=pending", "/api/callbacks?status=nonsense"]) | \
+    st.integers(0, 2).map(lambda i: f"/api/callbacks/{RESERVATION_IDS[i]}/cancel")
 PATHS = KNOWN_PATHS | KNOWN_PATHS | st.lists(SEGMENT, min_size=1, max_size=5).map(lambda parts: "/" + "/".join(parts))
 QUERY = st.none() | st.dictionaries(st.sampled_from(["status", "x", ""]), st.text(max_size=10),
                                     max_size=2).map(lambda q: "&".join(f"{quote(k)}={quote(v)}" for k, v in q.items()))
