@@ -531,11 +531,18 @@ class QueueService:
     def settle_restored(self, after: float) -> None:
         """``after`` seconds from now (time for the first reconciliation's calls to be picked
         up), agents whose restored call never came back are freed (wrap-up), and callers who
-        never came back are forgotten: they hung up while no engine was listening."""
+        never came back are forgotten: they hung up while no engine was listening.  A
+        conversation whose caller came back is left alone: it goes on, and its agent is freed
+        when it ends (``_resume_talk``)."""
         async def settle() -> None:
             await asyncio.sleep(after)
-            for talk in list(self._restored.talking.values()):
+            for talk in list(self._restored.talking.values()):     # the caller never came back
                 self._end_restored_talk(talk, "the call was gone when the engine came back")
+                leg = self._legs.pop(talk.agent_id, None)
+                if leg is not None and leg.done() and not leg.cancelled():
+                    await _hang_up_quietly(leg.result())     # an agent's leg without its caller
+                elif leg is not None:
+                    leg.cancel()
             now = self.clock()
             for w in self._restored.waiting.values():
                 if w.call_id not in self.callers and self.acd.waiting_call(w.call_id) is None:
@@ -543,10 +550,6 @@ class QueueService:
                     # it again from the reservations): the log no longer has it waiting.
                     self.acd.gone_during_restart(w.call_id, w.queue, now)
             self._restored = Restored({}, {}, {})
-            for agent_id, leg in list(self._legs.items()):
-                if leg.done() and not leg.cancelled():
-                    await _hang_up_quietly(leg.result())     # an agent's leg without its caller
-                self._legs.pop(agent_id, None)
             self._match()
         self._settle.spawn(settle(), name="acd.settle_restored")
 
@@ -560,8 +563,11 @@ class QueueService:
         if args and args[0] == "agent":
             agent_id = args[1] if len(args) > 1 else ""
             leg = self._legs.get(agent_id)
-            if agent_id in self._restored.agents and any(
-                    t.agent_id == agent_id for t in self._restored.talking.values()):
+            # Wanted by a conversation picked up already (it waits for this leg), or by one
+            # whose caller has not come back yet.
+            wanted = (leg is not None and not leg.done()) or any(
+                t.agent_id == agent_id for t in self._restored.talking.values())
+            if wanted:
                 if leg is None:
                     leg = self._legs[agent_id] = asyncio.get_running_loop().create_future()
                 if not leg.done():
@@ -586,7 +592,12 @@ class QueueService:
         return False
 
     async def _resume_talk(self, call: Call, record: CallRecord, talk: RestoredTalk) -> None:
+        """The caller of a conversation is back: pair it with the agent's leg (re-adopted
+        before or after it) and carry it to its end; then the agent is freed with wrap-up.
+        From here on the conversation is this task's: ``settle_restored`` leaves it alone."""
         agent_id = talk.agent_id
+        self._restored = dataclasses.replace(
+            self._restored, talking={k: v for k, v in self._restored.talking.items() if k != talk.call_id})
         leg = self._legs.get(agent_id)
         if leg is None:
             leg = self._legs[agent_id] = asyncio.get_running_loop().create_future()
@@ -594,8 +605,9 @@ class QueueService:
         agent_call: Call | None = None
         try:
             hangup = asyncio.ensure_future(call.wait_hangup())
+            either: set[asyncio.Future[Any]] = {leg, hangup}
             try:
-                await asyncio.wait({leg, hangup}, timeout=RESUME_WAIT, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(either, timeout=RESUME_WAIT, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 hangup.cancel()
             if leg.done() and not leg.cancelled():
@@ -615,14 +627,18 @@ class QueueService:
             if agent_call is not None:
                 await _hang_up_quietly(agent_call)
             await _hang_up_quietly(call)
-            self._legs.pop(agent_id, None)
+            if self._legs.get(agent_id) is leg:
+                self._legs.pop(agent_id, None)
+                if not leg.done():
+                    leg.cancel()
             self._end_restored_talk(talk, "conversation ended")
 
     def _end_restored_talk(self, talk: RestoredTalk, why: str) -> None:
-        if talk.call_id not in self._restored.talking:
-            return
-        self._restored = dataclasses.replace(
-            self._restored, talking={k: v for k, v in self._restored.talking.items() if k != talk.call_id})
+        """A restored conversation is over (or its caller never came back): its agent, if
+        still on it, is freed with wrap-up.  Safe to call more than once."""
+        if talk.call_id in self._restored.talking:
+            self._restored = dataclasses.replace(
+                self._restored, talking={k: v for k, v in self._restored.talking.items() if k != talk.call_id})
         agent = self.acd.agent(talk.agent_id)
         if agent.state == AgentState.ON_CALL and agent.current_call == talk.call_id:
             self.acd.call_ended(talk.agent_id, self.clock())

@@ -453,3 +453,59 @@ async def test_an_agent_whose_restored_call_never_comes_back_is_freed():
     finally:
         await center.desk.close()
         await center.service.close()
+
+
+# -- 17. the engine killed and started again: a conversation goes on ----------------------------
+
+async def test_a_conversation_picked_up_after_a_restart_goes_on_past_the_settling():
+    """Measured with SIPp: a conversation re-adopted after SIGKILL was cut 10 s after the
+    restart (the settling hung the agent's leg up and freed the agent mid-call)."""
+    await conversation_through_the_settling(leg_first=False)
+
+
+async def test_a_conversation_whose_agent_leg_comes_back_first_goes_on_past_the_settling():
+    await conversation_through_the_settling(leg_first=True)
+
+
+async def conversation_through_the_settling(*, leg_first: bool) -> None:
+    from ivr.acd.model import AgentState
+    from ivr.acd.restore import Restored, RestoredAgent, RestoredTalk
+
+    center = Center()
+    now = center.service.wall()
+    center.service.restore(Restored(
+        agents={"agent1": RestoredAgent("agent1", AgentState.ON_CALL, None, now - dt.timedelta(seconds=30),
+                                        "caller-1", queue="general")},
+        waiting={}, talking={"caller-1": RestoredTalk("caller-1", "agent1", "general",
+                                                      now - dt.timedelta(seconds=30))}))
+    await center.service.start()
+    try:
+        caller, leg = LiveCall("caller-1", "01012345678"), LiveCall("ivr-dial-x")
+        record = CallRecord("caller-1", "01012345678", "100")
+
+        def agent_side() -> asyncio.Task[bool]:
+            return asyncio.create_task(center.service.resume(leg, CallRecord("ivr-dial-x", "", ""),
+                                                             ["agent", "agent1"]))
+
+        first = agent_side() if leg_first else None
+        await asyncio.sleep(0)
+        talk = asyncio.create_task(center.service.resume(caller, record, []))
+        await asyncio.sleep(0)
+        legs = first or agent_side()
+        center.service.settle_restored(after=0.01)
+        (settling,) = [t for t in asyncio.all_tasks() if t.get_name() == "acd.settle_restored"]
+        await settling
+        # Settled: the conversation goes on, the agent is still on it.
+        assert not caller.hung_up and not leg.hung_up
+        assert not talk.done() and not legs.done()
+        center.service.tick()
+        assert center.service.acd.agent("agent1").state == AgentState.ON_CALL
+        caller.hang_up()                                        # the caller says goodbye
+        async with asyncio.timeout(2):
+            assert await talk and await legs
+        assert leg.hung_up_by_ivr                               # the agent's leg is ended too
+        assert center.service.acd.agent("agent1").state == AgentState.WRAP_UP
+        assert record.outcome == Outcome.AGENT_CONNECTED
+    finally:
+        await center.desk.close()
+        await center.service.close()
