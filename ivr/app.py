@@ -210,15 +210,34 @@ class Engine:
 
     async def _resume(self, call: Call, record: CallRecord, args: Sequence[str]) -> bool:
         """A call re-adopted after a restart that the queues take back (it waited or talked,
-        or it is an agent's leg of a conversation); its record goes on from the one stored."""
+        or it is an agent's leg of a conversation); its record goes on from the one stored.
+
+        A caller on whose call a callback reservation was stored had finished booking when
+        the engine died (confirmed, perhaps still hearing "we will call you"): the call ends
+        as ``callback_booked``.  Looked for among the 200 reservations booked last
+        (``list_reservations``)."""
         if self.resume is None:
             return False
         await self._continue_record(record)
         if args and args[0] == "agent":
             return await self.resume(call, record, args)
+        booked = None
+        if self.config.callbacks.endpoint and not args:
+            try:
+                async with asyncio.timeout(self.config.callers.lookup_budget):
+                    recent = await self.store.list_reservations()
+                booked = next((r for r in recent if r.call_id == call.id), None)
+            except (IvrError, TimeoutError) as exc:
+                log.warning("callback.booking_not_read", error=str(exc))
         self.live_calls += 1
         try:
-            taken = await self.resume(call, record, args)
+            if booked is not None:
+                record.end(Outcome.CALLBACK_BOOKED, f"{booked.queue}: reservation {booked.id}")
+                log.info("acd.callback_booked", queue=booked.queue, reservation=booked.id, resumed=True)
+                await call.hangup()
+                taken = True
+            else:
+                taken = await self.resume(call, record, args)
         except CallError:
             taken = True
             record.end(Outcome.CALLER_HANGUP)

@@ -23,6 +23,10 @@ Replay rules:
   waiting, in that queue, with that priority, reason and language; ``arrived_at`` is the
   original place in line (the event says how long the caller had already waited: a place
   kept across an overflow, a declined callback or an earlier restart).
+- A caller whose latest event is ``call.left`` with detail ``callback`` took a callback offer
+  and was in the callback dialog (confirming the number) when the log ends: in ``booking``,
+  with the place in line they left.  Whether the booking was finished is the reservations'
+  to say (a reservation booked on that call), not the log's.
 - An event that cannot be read (a detail of no known shape) changes nothing and is told in
   ``Restored.problems``.
 
@@ -49,7 +53,9 @@ from ivr.acd.model import AcdError, AgentState, read_queued, read_state
 from ivr.store.base import QueueEvent
 
 __all__ = ["RestoredAgent", "RestoredWaiting", "RestoredTalk", "Restored", "replay",
-           "load_restored", "restore_agents", "on_clock"]
+           "load_restored", "restore_agents", "on_clock", "CALLBACK_DIALOG"]
+
+CALLBACK_DIALOG = "callback"   # the detail of ``call.left`` when a caller takes a callback offer
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -93,12 +99,15 @@ class RestoredTalk:
 @dataclasses.dataclass(frozen=True, slots=True)
 class Restored:
     """The queues as the log left them, by agent id and by call id (``waiting`` in order of
-    arrival).  ``problems``: the events that could not be read, one line each."""
+    arrival).  ``booking``: callers who had left the line for the callback dialog, with the
+    place they left.  ``problems``: the events that could not be read, one line each."""
 
     agents: Mapping[str, RestoredAgent]
     waiting: Mapping[str, RestoredWaiting]
     talking: Mapping[str, RestoredTalk]
     problems: tuple[str, ...] = ()
+    booking: Mapping[str, RestoredWaiting] = dataclasses.field(
+        default_factory=lambda: types.MappingProxyType({}))
 
 
 class EventLog(Protocol):
@@ -123,6 +132,7 @@ def replay(events: Iterable[QueueEvent]) -> Restored:
     """Fold ``events`` (oldest first, as the store gives them) into the queues' state."""
     agents: dict[str, _Agent] = {}
     waiting: dict[str, RestoredWaiting] = {}
+    booking: dict[str, RestoredWaiting] = {}
     problems: list[str] = []
 
     def problem(e: QueueEvent, message: str) -> None:
@@ -156,11 +166,15 @@ def replay(events: Iterable[QueueEvent]) -> Restored:
             except ValueError as exc:
                 problem(e, str(exc))
                 continue
+            booking.pop(e.call_id, None)               # not booked: back in line
             waiting[e.call_id] = RestoredWaiting(
                 call_id=e.call_id, queue=e.queue, priority=q.priority, reason=q.reason,
                 language=q.language, arrived_at=arrived_at)
         elif e.kind in ("call.left", "call.connected") and e.call_id is not None:
-            waiting.pop(e.call_id, None)
+            left = waiting.pop(e.call_id, None)
+            booking.pop(e.call_id, None)
+            if e.kind == "call.left" and e.detail == CALLBACK_DIALOG and left is not None:
+                booking[e.call_id] = left
 
     restored: dict[str, RestoredAgent] = {}
     talking: dict[str, RestoredTalk] = {}
@@ -179,6 +193,7 @@ def replay(events: Iterable[QueueEvent]) -> Restored:
                 talking[a.call_id] = RestoredTalk(call_id=a.call_id, agent_id=agent_id,
                                                   queue=a.queue, connected_at=a.since)
                 waiting.pop(a.call_id, None)
+                booking.pop(a.call_id, None)
         on_call = state is AgentState.ON_CALL
         restored[agent_id] = RestoredAgent(
             agent_id=agent_id, state=state,
@@ -189,7 +204,8 @@ def replay(events: Iterable[QueueEvent]) -> Restored:
     line = sorted(waiting.values(), key=lambda w: w.arrived_at)
     return Restored(agents=types.MappingProxyType(restored),
                     waiting=types.MappingProxyType({w.call_id: w for w in line}),
-                    talking=types.MappingProxyType(talking), problems=tuple(problems))
+                    talking=types.MappingProxyType(talking), problems=tuple(problems),
+                    booking=types.MappingProxyType(booking))
 
 
 def _before(at: dt.datetime, seconds: float) -> dt.datetime:

@@ -557,9 +557,11 @@ class QueueService:
         """A call re-adopted after a restart: True when the queues take it back.
 
         A caller who waited goes back into the line at the original place (arrival time) and
-        priority; a caller who talked to an agent goes on talking, and the agent is freed with
-        wrap-up when the conversation ends; an agent's leg is handed to its conversation (or
-        hung up when there is none).  Anything else is the flow's (False)."""
+        priority, and so does a caller who was in the callback dialog (a booking that was
+        finished is the engine's to find first); a caller who talked to an agent goes on
+        talking, and the agent is freed with wrap-up when the conversation ends; an agent's leg
+        is handed to its conversation (or hung up when there is none).  Anything else is the
+        flow's (False)."""
         if args and args[0] == "agent":
             agent_id = args[1] if len(args) > 1 else ""
             leg = self._legs.get(agent_id)
@@ -577,9 +579,14 @@ class QueueService:
             await _hang_up_quietly(call)             # nobody is on the other end any more
             return True
         waiting = self._restored.waiting.get(call.id)
+        booking = self._restored.booking.get(call.id)
+        if waiting is None and booking is not None:
+            # In the callback dialog when the engine died, with no reservation booked on this
+            # call (the engine checks that first): the offer is not repeated, the place is kept.
+            waiting = booking
         if waiting is not None:
             log.info("acd.resumed_waiting", queue=waiting.queue, priority=waiting.priority,
-                     arrived_at=waiting.arrived_at.isoformat())
+                     arrived_at=waiting.arrived_at.isoformat(), from_callback_dialog=booking is not None)
             record.priority, record.reason = waiting.priority, waiting.reason
             await self.queue_handoff(call, record, waiting.queue, waiting.priority, waiting.reason,
                                      waiting.language or self.default_language,

@@ -509,3 +509,73 @@ async def conversation_through_the_settling(*, leg_first: bool) -> None:
     finally:
         await center.desk.close()
         await center.service.close()
+
+
+# -- 17. the engine killed and started again: a caller in the callback dialog ------------------
+
+async def restarted_with_a_caller_in_the_callback_dialog(tmp_path: Path, *, booked: bool):
+    """A caller queued 40 s ago took the callback offer 5 s ago (``call.left``: callback) and
+    the engine died in the dialog; ``booked``: the reservation was stored on that call.  The
+    engine starts again; the caller's channel is still in Stasis.  Returns the fake ARI's
+    requests, the caller's record and the reservation."""
+    import dataclasses
+
+    from ivr.acd.model import AgentState, QueuedDetail, StateDetail, queued_detail, state_detail
+    from ivr.store.base import QueueEvent
+
+    now = dt.datetime.now(dt.timezone.utc)
+    async with FakeAri() as fake:
+        cfg_path = restart_config(tmp_path, fake)
+        cfg_path.write_text(cfg_path.read_text(encoding="utf-8")
+                            + "callbacks: {endpoint: 'PJSIP/{national}@trunk'}\n", encoding="utf-8")
+        config = load_config(cfg_path, env={})
+        caller = fake.add_channel(caller="01012345678", exten="100", state="Up")
+        paused = state_detail(StateDetail(AgentState.PAUSED, "lunch"))
+        await killed_engine_left(config, [
+            QueueEvent(at=now - dt.timedelta(seconds=300), kind="agent.state", agent_id="agent1", detail=paused),
+            QueueEvent(at=now - dt.timedelta(seconds=300), kind="agent.state", agent_id="agent2", detail=paused),
+            QueueEvent(at=now - dt.timedelta(seconds=40), kind="call.queued", call_id=caller["id"],
+                       queue="general", detail=queued_detail(QueuedDetail("normal", language="ko"))),
+            QueueEvent(at=now - dt.timedelta(seconds=5), kind="call.left", call_id=caller["id"],
+                       queue="general", detail="callback"),
+        ])
+        reservation = None
+        if booked:
+            async with open_store(config.store_url) as store:
+                reservation = await store.put_reservation(dataclasses.replace(
+                    Reservation.new("+821012345678", "general", language="ko",
+                                    arrived_at=now - dt.timedelta(seconds=40), now=now),
+                    call_id=caller["id"]))
+        ready, stop = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(serve(config, ready=ready, stop=stop))
+        try:
+            async with asyncio.timeout(10):
+                await ready.wait()
+            if booked:              # the booking was finished: the engine ends the call
+                await fake.wait_for_request(lambda r: r.method == "DELETE"
+                                            and r.path == f"/channels/{caller['id']}", timeout=5)
+            else:                   # not booked: back in line (the holding bridge), not the flow
+                await fake.wait_for_request(lambda r: "addChannel" in r.path
+                                            and r.params.get("channel") == caller["id"], timeout=5)
+                await fake.caller_hangs_up(caller["id"])
+        finally:
+            stop.set()
+            async with asyncio.timeout(10):
+                await task
+        records = {r.call_id: r for r in await calls_of(config)}
+        return fake.requests, records[caller["id"]], reservation
+
+
+async def test_a_caller_killed_in_the_callback_dialog_after_booking_ends_as_callback_booked(tmp_path):
+    requests, record, reservation = await restarted_with_a_caller_in_the_callback_dialog(tmp_path, booked=True)
+    assert record.outcome == Outcome.CALLBACK_BOOKED, (record.outcome, record.detail)
+    assert record.detail == f"general: reservation {reservation.id}"
+    assert not [r for r in requests if "/play" in r.path], "the booked caller heard the flow again"
+
+
+async def test_a_caller_killed_in_the_callback_dialog_before_booking_is_back_in_line_at_the_place(tmp_path):
+    _, record, _ = await restarted_with_a_caller_in_the_callback_dialog(tmp_path, booked=False)
+    assert record.outcome == Outcome.ABANDONED, (record.outcome, record.detail)
+    waited = int(record.detail.split("after ")[1].split(" s")[0])
+    assert waited >= 40, record.detail                  # the place of the first arrival
+    assert "to_agents" not in record.nodes, record.nodes    # not the flow again
