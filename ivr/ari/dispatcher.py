@@ -491,12 +491,17 @@ class AriAdapter:
             call = self._calls.pop(channel_id, None)
             if call is not None:
                 call.mark_lost("vanished while the event socket was down")
-        adopted = 0
+        adopted = stale = 0
         for channel_id, channel in live.items():
             if channel_id in self._calls:
                 continue
             args = stasis_args(channel, self.app)
             if args is None:
+                if first and channel_id.startswith("ivr-dial-") and channel_id not in self._dialling:
+                    # A phone an engine before us was ringing (an agent, a customer called
+                    # back): nobody waits for that answer any more; stop the ring.
+                    self._helpers.spawn(self._hangup_quietly(channel_id), name=f"ari.stale_ring.{channel_id}")
+                    stale += 1
                 continue
             self._start_call(channel, args, adopted=True)
             adopted += 1
@@ -509,7 +514,8 @@ class AriAdapter:
             if isinstance(result, Exception):
                 log.warning("ari.playback_recheck_failed", error=str(result))
         log.info("ari.reconciled", first=first, live=len(self._calls),
-                 vanished=len(vanished), adopted=adopted, playbacks_checked=len(rechecks))
+                 vanished=len(vanished), adopted=adopted, playbacks_checked=len(rechecks),
+                 stale_rings=stale)
 
     async def _list_channels(self) -> list[dict[str, Any]] | None:
         attempts = self.timeouts.reconcile_attempts

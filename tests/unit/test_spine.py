@@ -579,3 +579,29 @@ async def test_a_caller_killed_in_the_callback_dialog_before_booking_is_back_in_
     waited = int(record.detail.split("after ")[1].split(" s")[0])
     assert waited >= 40, record.detail                  # the place of the first arrival
     assert "to_agents" not in record.nodes, record.nodes    # not the flow again
+
+
+# -- 17. the engine killed and started again: an agent's phone still ringing -------------------
+
+async def test_an_agent_phone_still_ringing_for_the_killed_engine_is_hung_up_at_the_restart(tmp_path):
+    """The killed engine was ringing an agent (a channel it dialled, not answered, so not in
+    Stasis): the new engine stops that ring at once.  Answered later it would connect the
+    agent to nobody, and the caller it was for is offered again from the line."""
+    async with FakeAri() as fake:
+        config = load_config(engine_config(tmp_path, fake), env={})
+        ring = fake.add_channel(channel_id="ivr-dial-0123456789abcdef0123", caller="01012345678",
+                                exten="s", state="Ringing", in_stasis=False)
+        other = fake.add_channel(channel_id="elsewhere-1", state="Up", in_stasis=False)
+        ready, stop = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(serve(config, ready=ready, stop=stop))
+        try:
+            async with asyncio.timeout(10):
+                await ready.wait()
+            await fake.wait_for_request(lambda r: r.method == "DELETE"
+                                        and r.path == f"/channels/{ring['id']}", timeout=5)
+            assert ring["id"] not in fake.channels
+            assert other["id"] in fake.channels            # not ours: left alone
+        finally:
+            stop.set()
+            async with asyncio.timeout(10):
+                await task
