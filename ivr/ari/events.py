@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import re
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -29,7 +28,7 @@ import structlog
 
 from ivr.ari.client import AriClient
 from ivr.errors import AriError, AriTimeout, IvrError
-from ivr.logs import mask_number
+from ivr.logs import mask_numbers_in
 from ivr.tasks import TaskSet
 
 log = structlog.get_logger(__name__)
@@ -38,9 +37,6 @@ EventCallback = Callable[[dict[str, Any]], None]
 ConnectedHook = Callable[[bool], Coroutine[Any, Any, None]]
 
 EXCERPT_CHARS = 160                 # how much of a bad frame the log shows
-_NUMBER = re.compile(r"\+?\d{7,}")
-
-
 class BadEvent(IvrError, ValueError):
     """A frame on the event socket that is not an event the engine can read.  The message
     says what is wrong with it (``StasisStart: 'channel.id' is a number, expected a string``)."""
@@ -90,7 +86,7 @@ def excerpt(data: str | bytes) -> str:
     if isinstance(data, bytes):
         head = repr(data[:EXCERPT_CHARS // 2])
         return head + ("…" if len(data) > EXCERPT_CHARS // 2 else "")
-    head = _NUMBER.sub(lambda m: mask_number(m.group()), data[:EXCERPT_CHARS * 2])
+    head = mask_numbers_in(data[:EXCERPT_CHARS * 2])
     return head[:EXCERPT_CHARS] + ("…" if len(data) > EXCERPT_CHARS else "")
 
 

@@ -455,6 +455,16 @@ async def test_an_agent_whose_restored_call_never_comes_back_is_freed():
         await center.service.close()
 
 
+def test_the_outcomes_in_the_flow_docs_are_exactly_the_ones_the_engine_records():
+    import re
+
+    text = (REPO / "docs" / "flows.md").read_text(encoding="utf-8")
+    section = text[text.index("## How a call ends"):]
+    section = section[:section.index("\n## ", 3)]
+    documented = re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.M)
+    assert documented == [o.value for o in Outcome]
+
+
 # -- 17. the engine killed and started again: a conversation goes on ----------------------------
 
 async def test_a_conversation_picked_up_after_a_restart_goes_on_past_the_settling():
