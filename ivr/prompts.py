@@ -9,8 +9,8 @@
       vi: Xin chào, đây là Cơ quan Bảo hiểm Y tế Quốc gia.
 
 Every prompt has a text in every language of the catalogue (the languages are those the first
-prompt names).  Flows name prompts by id; the runner plays ``sound:ivr/<lang>/<id>``, which
-Asterisk finds at ``<sounds>/ivr/<lang>/<id>.wav`` — the files ``build`` renders into
+prompt names).  Flows name prompts by id; a call plays ``Prompt(id, lang)``, which the ARI
+adapter asks Asterisk for as ``sound:ivr/<lang>/<id>`` and Asterisk finds at ``<sounds>/ivr/<lang>/<id>.wav`` — the files ``build`` renders into
 ``prompts/audio/<lang>/<id>.wav`` with espeak-ng and sox.
 """
 
@@ -60,11 +60,6 @@ class Catalogue:
     def text(self, prompt_id: str, lang: str) -> str:
         """The text of a prompt in a language (``KeyError`` when either is unknown)."""
         return self.texts[prompt_id][lang]
-
-    @staticmethod
-    def media(prompt_id: str, lang: str) -> str:
-        """The media URI the ``Call`` port plays for this prompt."""
-        return f"sound:ivr/{lang}/{prompt_id}"
 
 
 def load_catalogue(path: str | os.PathLike[str]) -> Catalogue:

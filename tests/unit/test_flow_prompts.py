@@ -15,7 +15,10 @@ def test_the_catalogue_has_four_languages_and_media_paths():
     assert catalogue.languages == ("ko", "en", "zh", "vi")
     assert catalogue.has("welcome") and not catalogue.has("nope")
     assert catalogue.text("goodbye", "ko").endswith("안녕히 계십시오.")
-    assert catalogue.media("welcome", "vi") == "sound:ivr/vi/welcome"
+    from ivr.ari.call import media_uri
+    from ivr.call import Prompt
+
+    assert media_uri(Prompt("welcome", "vi")) == "sound:ivr/vi/welcome"
 
 
 def test_a_prompt_missing_a_language_is_a_problem(tmp_path):
