@@ -395,7 +395,7 @@ async def place_call(
             killed = False
             try:
                 _, stderr_b = await asyncio.wait_for(proc.communicate(), timeout=hard_limit + 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 killed = True
                 proc.kill()
                 _, stderr_b = await proc.communicate()
@@ -828,7 +828,7 @@ class AgentPhone:
                 "-trace_err", "-error_file", str(work / "errors.log"),
                 "-trace_msg", "-message_file", str(work / "messages.log"),
             ]  # fmt: skip
-            with open(work / "stderr.log", "wb") as stderr:
+            with open(work / "stderr.log", "wb") as stderr:  # noqa: ASYNC230 (a new local file: instant)
                 self._proc = await asyncio.create_subprocess_exec(
                     *argv,
                     stdin=asyncio.subprocess.DEVNULL,

@@ -144,7 +144,7 @@ class OpeningHours:
         day = local.date()
         for offset in range(_HORIZON_DAYS):
             current = day + dt.timedelta(days=offset)
-            for start, end in self.intervals(current):
+            for start, _end in self.intervals(current):
                 if offset == 0 and start <= wall:
                     continue                  # started already (and closed, or we were open)
                 opens = self._aware(current, start)
