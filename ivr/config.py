@@ -828,7 +828,7 @@ _CALLER_ID = re.compile(r"\+?[0-9]{3,20}")
 
 def _callbacks(raw: Mapping[str, Any], callers: CallersConfig) -> CallbacksConfig:
     sec = _section(raw, "callbacks")
-    _check_keys("callbacks", sec, _CALLBACK_KEYS | {"public_holidays"})
+    _check_keys("callbacks", sec, _CALLBACK_KEYS)
     default = CallbacksConfig()
     owner = _text("callbacks.owner", sec.get("owner", default.owner), pattern=_NAME,
                   what="a name for this engine instance", example="ivr-1")

@@ -174,3 +174,10 @@ def test_a_region_without_a_calendar_says_how_to_go_on(tmp_path):
     assert "no calendar for callers.region AC" in str(err.value)
     assert "public_holidays: false" in str(err.value)
     assert load(tmp_path, "callbacks: {public_holidays: false}\n", callers="callers: {region: AC}\n")
+
+
+def test_the_public_calendar_can_be_turned_off_from_the_environment(tmp_path):
+    p = tmp_path / "ivr.yaml"
+    p.write_text("ari: {username: ivr, password: x}\n", encoding="utf-8")
+    hours = load_config(p, env={"IVR_CALLBACKS_PUBLIC_HOLIDAYS": "false"}).callbacks.hours
+    assert hours.is_open(seoul(2026, 9, 25, 10, 0))          # Chuseok: open
