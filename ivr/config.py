@@ -52,6 +52,9 @@ every key is optional:
   may have several intervals, ``24:00`` ends one at midnight; days not named are closed.
   Default: Monday to Friday, 09:00-18:00;
 * ``holidays`` — dates with no callbacks, ``[2025-01-01, 2025-03-01]`` (``YYYY-MM-DD``).
+* ``public_holidays`` (``true``) — also no callbacks on the public holidays of
+  ``callers.region`` (the ``holidays`` package: for Korea Seollal, Chuseok and substitute
+  holidays included); ``false``: only the dates in ``holidays``.
 
 ``admin:`` — the operator API (``ivr agents …`` talks to it): ``listen`` (``127.0.0.1:8089``),
 ``token`` / ``token_file`` / ``IVR_ADMIN_TOKEN`` (a bearer token; without one the API is off).
