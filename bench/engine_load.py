@@ -18,7 +18,6 @@ import resource
 import sys
 import time
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from typing import Any
 
 REQUESTS_PER_CALL = 8     # answer, 5 × play, 1 × stop playback, hangup

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ivr.errors import ConfigError, FlowError, IvrError, StoreError
 
@@ -144,7 +145,7 @@ def cmd_calls_show(args: argparse.Namespace) -> int:
         print(f"ivr: call {args.call_id!r} has queue events but no call record", file=sys.stderr)
     caller = (mask_number(r.caller) if r.caller else "anonymous") if r is not None else None
     if args.json:
-        out = {"call": None, "events": [
+        out: dict[str, Any] = {"call": None, "events": [
             {"at": e.at.isoformat(), "kind": e.kind, "agent_id": e.agent_id, "queue": e.queue,
              "detail": e.detail} for e in events]}
         if r is not None:
@@ -850,7 +851,8 @@ def _internal_error(args: argparse.Namespace, exc: Exception) -> int:
         traceback.print_exception(exc, file=sys.stderr)
     frames = traceback.extract_tb(exc.__traceback__)
     ours = [f for f in frames if Path(f.filename).resolve().is_relative_to(Path(__file__).resolve().parent)]
-    last = (ours or frames or [None])[-1]
+    innermost = ours or frames
+    last = innermost[-1] if innermost else None
     where = f" in {Path(last.filename).name}:{last.lineno}" if last is not None else ""
     detail = " ".join(str(exc).split())[:200]
     print(f"ivr: internal error in 'ivr {args.command}' (a bug, not a problem in your files): "

@@ -952,7 +952,8 @@ def _holidays(value: Any) -> frozenset[dt.date]:
     if value is None:
         return frozenset()
     if not isinstance(value, list):
-        raise _SettingError("callbacks.holidays", "callbacks.holidays must be a list of dates, e.g. [2025-01-01, 2025-03-01]")
+        raise _SettingError("callbacks.holidays",
+                            "callbacks.holidays must be a list of dates, e.g. [2025-01-01, 2025-03-01]")
     days = set()
     for item in value:
         if isinstance(item, dt.datetime):
@@ -963,5 +964,6 @@ def _holidays(value: Any) -> frozenset[dt.date]:
         try:
             days.add(dt.date.fromisoformat(str(item).strip()))
         except ValueError:
-            raise _SettingError("callbacks.holidays", f"callbacks.holidays: {item!r} is not a date (YYYY-MM-DD)") from None
+            raise _SettingError("callbacks.holidays",
+                                f"callbacks.holidays: {item!r} is not a date (YYYY-MM-DD)") from None
     return frozenset(days)

@@ -18,7 +18,7 @@ class ConfigError(IvrError):
 class FlowError(IvrError):
     """A flow file is wrong.  ``problems`` holds one entry per problem found."""
 
-    def __init__(self, problems: list["FlowProblem"]) -> None:
+    def __init__(self, problems: list[FlowProblem]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
 

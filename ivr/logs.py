@@ -18,7 +18,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -97,7 +97,7 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
-def configure_logging(fmt: str = "console", level: str = "info", stream: Any = None) -> None:
+def configure_logging(fmt: str = "console", level: str = "info", stream: TextIO | None = None) -> None:
     lvl = logging.getLevelName(level.upper())
     if not isinstance(lvl, int):
         lvl = logging.INFO
@@ -116,6 +116,7 @@ def configure_logging(fmt: str = "console", level: str = "info", stream: Any = N
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(stream or _CurrentStderr()),
+        # PrintLogger calls only write() and flush(), which _CurrentStderr has.
+        logger_factory=structlog.PrintLoggerFactory(stream or cast(TextIO, _CurrentStderr())),
         cache_logger_on_first_use=True,
     )

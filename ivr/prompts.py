@@ -10,7 +10,8 @@
 
 Every prompt has a text in every language of the catalogue (the languages are those the first
 prompt names).  Flows name prompts by id; a call plays ``Prompt(id, lang)``, which the ARI
-adapter asks Asterisk for as ``sound:ivr/<lang>/<id>`` and Asterisk finds at ``<sounds>/ivr/<lang>/<id>.wav`` — the files ``build`` renders into
+adapter asks Asterisk for as ``sound:ivr/<lang>/<id>`` and Asterisk finds at
+``<sounds>/ivr/<lang>/<id>.wav`` — the files ``build`` renders into
 ``prompts/audio/<lang>/<id>.wav`` with espeak-ng and sox.
 """
 

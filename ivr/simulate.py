@@ -28,7 +28,7 @@ import difflib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 from ivr.call import CallRecord, Gathered, Prompt
 from ivr.errors import FlowError
@@ -57,6 +57,12 @@ def caller_facts(number: str = "01012345678", *, age: int | None = None, recent_
                        language=language, needs_assistance=needs_assistance).variables()
 
 
+class Output(Protocol):
+    """Where a simulated call is printed: a terminal, a file, or a sink collecting the lines."""
+
+    def write(self, text: str, /) -> int: ...
+
+
 def _script(keys: Sequence[str]) -> list:
     return [silence() if k in ("-", "") else press(k) for k in keys]
 
@@ -65,7 +71,7 @@ class SimulatedCall(ScriptedCall):
     """A ``ScriptedCall`` that prints what the caller hears and does; when the scripted keys
     run out and ``ask`` is given, it asks for the next keys (empty: no key, the wait times out)."""
 
-    def __init__(self, keys: Sequence[str], catalogue: Catalogue, *, out: TextIO,
+    def __init__(self, keys: Sequence[str], catalogue: Catalogue, *, out: Output,
                  ask: Callable[[str], str] | None = None, **kw: Any) -> None:
         super().__init__(*_script(keys), **kw)
         self.catalogue = catalogue
@@ -119,7 +125,7 @@ class _Queues:
     """Stands in for the agent queues (the ``Queues`` port): says where the call would go and
     ends it there."""
 
-    def __init__(self, out: TextIO | None) -> None:
+    def __init__(self, out: Output | None) -> None:
         self.out = out
 
     async def queue_handoff(self, call, record, queue, priority, reason, language=None, *,
@@ -143,7 +149,7 @@ class _Queues:
 
 async def simulate(flowset: FlowSet, catalogue: Catalogue, target: str, *, keys: Sequence[str] = (),
                    facts: dict[str, Any] | None = None, language: str | None = None,
-                   out: TextIO | None = None, ask: Callable[[str], str] | None = None,
+                   out: Output | None = None, ask: Callable[[str], str] | None = None,
                    heard: list[str] | None = None) -> CallRecord:
     """Run the flow named ``target`` (or answering the number ``target``) in the terminal;
     ``heard`` (when given) receives the prompt ids played, in order."""
@@ -262,8 +268,8 @@ async def _run_case(file: Path, name: str, case: Any, target: str, flowset: Flow
         return CaseResult(file, name, [f"{where}: {exc}"])
     expect = case["expect"]
     problems: list[str] = []
-    checks = {"outcome": str(record.outcome) if record.outcome else None, "detail": record.detail, "reason": record.reason,
-              "priority": record.priority, "language": record.language}
+    checks = {"outcome": str(record.outcome) if record.outcome else None, "detail": record.detail,
+              "reason": record.reason, "priority": record.priority, "language": record.language}
     for key, got in checks.items():
         if key in expect and expect[key] != got:
             problems.append(f"{where}: {key}: expected {expect[key]!r}, got {got!r}")

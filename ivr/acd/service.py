@@ -35,7 +35,7 @@ import structlog
 
 from ivr.acd.core import Acd
 from ivr.acd.estimate import announce_range
-from ivr.acd.model import AgentState, Event, Offer, QueueSpec
+from ivr.acd.model import AgentState, Offer, QueueSpec
 from ivr.acd.restore import Restored, RestoredTalk, restore_agents
 from ivr.flow.model import CallbackOffer
 from ivr.call import Booking, Bridge, Call, CallRecord, Outcome, Prompt, Switch, Turn, utcnow
@@ -195,7 +195,8 @@ class QueueService:
                 await self._enter_holding(c)
             announcer = asyncio.create_task(self._announce(c), name=f"acd.announce.{c.call.id}")
             hangup = asyncio.create_task(c.call.wait_hangup(), name=f"acd.hangup.{c.call.id}")
-            await asyncio.wait({c.outcome, hangup}, return_when=asyncio.FIRST_COMPLETED)
+            ends: set[asyncio.Future[Any]] = {c.outcome, hangup}
+            await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
             announcer.cancel()
             await asyncio.gather(announcer, return_exceptions=True)
             if not c.outcome.done() or c.call.hung_up and c.outcome.result() != "connected":

@@ -7,7 +7,6 @@ connection is ``AriUnavailable`` and a slow answer ``AriTimeout``.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json as jsonlib
 from collections.abc import Mapping, Sequence
@@ -88,7 +87,7 @@ class AriClient:
             async with self.session.request(method, url, json=json) as resp:
                 body = await resp.read()
                 status = resp.status
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise AriTimeout(f"ARI {method} {path}: no answer within "
                              f"{self.timeouts.request}s") from exc
         except aiohttp.ClientConnectorError as exc:
@@ -240,7 +239,7 @@ class AriClient:
                                f"ari.conf", status=401) from exc
             raise AriError(f"ARI event socket {url}: handshake answered {exc.status}",
                            status=exc.status) from exc
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise AriTimeout(f"ARI event socket {url}: no answer within "
                              f"{self.timeouts.request}s") from exc
         except aiohttp.ClientConnectorError as exc:

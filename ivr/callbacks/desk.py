@@ -31,15 +31,20 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import structlog
 
 from ivr.call import Call, CallRecord, Outcome, Prompt, Queues, Switch, Line, Turn, utcnow
 from ivr.callbacks.dialog import choose_time, confirm_number, national_digits
 from ivr.callbacks.model import Reservation
-from ivr.errors import CallEnded, CallError, DialFailed, IvrError
+from ivr.errors import CallEnded, CallError, ConfigError, DialFailed, IvrError
 from ivr.prompts import Catalogue
 from ivr.tasks import TaskSet
+
+if TYPE_CHECKING:                     # annotations only: both are passed in by app.py
+    from ivr.config import CallbacksConfig
+    from ivr.store.base import Store
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +67,7 @@ class _Held:
 
 
 class CallbackDesk:
-    def __init__(self, config, store, line: Line, queues: Queues, switch: Switch,
+    def __init__(self, config: CallbacksConfig, store: Store, line: Line, queues: Queues, switch: Switch,
                  catalogue: Catalogue, *, region: str = "KR",
                  wall_clock: Callable[[], dt.datetime] = utcnow,
                  save_record: Callable[[CallRecord], Awaitable[None]] | None = None) -> None:
@@ -245,7 +250,10 @@ class CallbackDesk:
             held.dialling = task
 
     def endpoint(self, number: str) -> str:
-        return self.config.endpoint.format(e164=number, national=national_digits(number),
+        template = self.config.endpoint
+        if template is None:                   # app.py builds a desk only with an endpoint
+            raise ConfigError("callbacks.endpoint is not set: there is no line to call customers back on")
+        return template.format(e164=number, national=national_digits(number),
                                            digits=number.lstrip("+"))
 
     async def _call_back(self, turn: Turn, held: _Held | None) -> None:

@@ -58,7 +58,7 @@ class Reservation:
             now: dt.datetime, due_at: dt.datetime | None = None,
             slot_end: dt.datetime | None = None, priority: str | None = None,
             reason: str | None = None, waited: float = 0.0,
-            call_id: str | None = None) -> "Reservation":
+            call_id: str | None = None) -> Reservation:
         """A fresh pending reservation booked at ``now`` (due at once unless ``due_at``)."""
         return cls(id=uuid.uuid4().hex, number=number, queue=queue, language=language,
                    arrived_at=arrived_at, created_at=now, due_at=due_at or now,

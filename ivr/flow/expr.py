@@ -152,7 +152,7 @@ class _Compiler:
         return ExprError(f"`{self.source}`: not allowed in a flow expression: {what}")
 
     def compile(self, node: ast.AST) -> Fn:
-        method = getattr(self, "c_" + type(node).__name__, None)
+        method: Callable[[Any], Fn] | None = getattr(self, "c_" + type(node).__name__, None)
         if method is None:
             raise self.fail(_FORBIDDEN_NAMES.get(type(node), f"'{type(node).__name__}'"))
         return method(node)
@@ -251,8 +251,8 @@ class _Compiler:
 
     def c_Compare(self, node: ast.Compare) -> Fn:
         first = self.compile(node.left)
-        rest = [(_CMPOPS.get(type(op)), self.compile(c)) for op, c in zip(node.ops, node.comparators)]
-        for (op, _), raw in zip(rest, node.ops):
+        rest = [(_CMPOPS.get(type(op)), self.compile(c)) for op, c in zip(node.ops, node.comparators, strict=True)]
+        for (op, _), raw in zip(rest, node.ops, strict=True):
             if op is None:
                 raise self.fail(f"the comparison '{type(raw).__name__}' (use == or !=)")
 

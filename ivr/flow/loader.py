@@ -23,8 +23,8 @@ from typing import Any
 
 from ivr.errors import FlowError, FlowProblem
 from ivr.flow.expr import ENGINE_NAMESPACES, Expr, ExprError, compile_expr, constant, is_variable_name
-from ivr.flow.model import (NODE_TYPES, Branch, Bypass, CallbackOffer, CancelCallback, Flow, FlowSet, Gather, Goto, Hangup, Menu, Node, Play,
-                            Queue, RepeatPolicy, Return, Say, Set, Subflow, Transfer)
+from ivr.flow.model import (NODE_TYPES, Branch, Bypass, CallbackOffer, CancelCallback, Flow, FlowSet, Gather, Goto,
+                            Hangup, Menu, Node, Play, Queue, RepeatPolicy, Return, Say, Set, Subflow, Transfer)
 from ivr.flow.say import KINDS, SAY_PROMPT_IDS
 from ivr.flow.yamlsafe import YList, YMap, decode_text, load_yaml, read_file, type_name
 from ivr.prompts import Catalogue, audio_problems, load_catalogue
@@ -927,7 +927,8 @@ def flow_files(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]])
     return _list_files(paths)[0]
 
 
-def _list_files(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list[FlowProblem]]:
+def _list_files(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+                ) -> tuple[list[Path], list[FlowProblem]]:
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     files: list[Path] = []
@@ -980,7 +981,7 @@ def _check_set(parsed: list[_Parsed]) -> tuple[dict[str, Flow], dict[str, Flow],
     return flows, dialled, problems
 
 
-def _collect(paths: Any, catalogue: Catalogue | None) -> tuple[list[FlowProblem], dict, dict]:
+def _collect(paths: Any, catalogue: Catalogue | None) -> tuple[list[FlowProblem], dict[str, Flow], dict[str, Flow]]:
     files, list_problems = _list_files(paths)
     if list_problems:
         return list_problems, {}, {}

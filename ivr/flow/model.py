@@ -16,8 +16,8 @@ from ivr.errors import FlowProblem
 from ivr.flow.expr import Expr
 from ivr.routing.identify import RepeatPolicy   # one type: what a flow says, what identify counts
 
-__all__ = ["RepeatPolicy", "Bypass", "Node", "Play", "Menu", "Gather", "Say", "Set", "Branch", "Goto", "Subflow", "Return",
-           "Queue", "Transfer", "Hangup", "CancelCallback", "Flow", "FlowSet", "NODE_TYPES"]
+__all__ = ["RepeatPolicy", "Bypass", "Node", "Play", "Menu", "Gather", "Say", "Set", "Branch", "Goto", "Subflow",
+           "Return", "Queue", "Transfer", "Hangup", "CancelCallback", "Flow", "FlowSet", "NODE_TYPES"]
 
 Prompts = tuple[str, ...]
 
@@ -278,7 +278,7 @@ class FlowSet:
 
     def queues(self) -> set[str]:
         """Every queue a flow hands callers to (``queue`` nodes and bypass rules)."""
-        names = set()
+        names: set[str] = set()
         for flow in self.flows.values():
             names.update(rule.queue for rule in flow.bypass)
             names.update(node.queue for node in flow.nodes.values() if isinstance(node, Queue))

@@ -25,8 +25,8 @@ import structlog
 from ivr.call import Call, CallRecord, Outcome, Prompt, Queues
 from ivr.errors import CallEnded, FlowRuntimeError
 from ivr.flow.expr import ExprRuntimeError
-from ivr.flow.model import (Branch, Bypass, CancelCallback, Flow, FlowSet, Gather, Goto, Hangup, Menu, Node, Play, Queue, Return,
-                            Say, Set, Subflow, Transfer)
+from ivr.flow.model import (Branch, Bypass, CancelCallback, Flow, FlowSet, Gather, Goto, Hangup, Menu, Node, Play,
+                            Queue, Return, Say, Set, Subflow, Transfer)
 from ivr.flow.say import say
 from ivr.prompts import Catalogue
 
@@ -59,7 +59,7 @@ async def run_flow(flowset: FlowSet, flow: Flow, call: Call, record: CallRecord,
     await runner.run(flow)
 
 
-class _Vars(dict):
+class _Vars(dict[str, Any]):
     """The call's variables; ``queue.<name>.…`` are read live from the queue service."""
 
     def __init__(self, resolve: Any = None) -> None:
@@ -255,7 +255,7 @@ class FlowRunner:
             self.vars.setdefault(var, value)
         return target
 
-    async def _menu(self, node: Menu) -> str | None:
+    async def _menu(self, node: Menu) -> str | _Finished:
         call, record = self.call, self.record
         tries = 0
         prompts = node.prompts
@@ -279,7 +279,7 @@ class FlowRunner:
             call.flush_digits()
             await self._play(retry_prompts, barge_in=node.barge_in)
 
-    async def _gather(self, node: Gather) -> str | None:
+    async def _gather(self, node: Gather) -> str | _Finished:
         call, record = self.call, self.record
         tries = 0
         while True:
@@ -319,7 +319,7 @@ class FlowRunner:
             return False
         return True
 
-    async def _exhausted(self, node: Menu | Gather) -> str | object:
+    async def _exhausted(self, node: Menu | Gather) -> str | _Finished:
         self.exhausted = True
         log.info("flow.retries_exhausted", node=node.name)
         if node.on_fail is not None:
@@ -404,5 +404,9 @@ class FlowRunner:
             log.info("flow.apology_failed", error=repr(exc))
 
 
-_FINISHED = object()
+class _Finished:
+    """What a step returns when the call has ended."""
+
+
+_FINISHED = _Finished()
 _MISSING = object()

@@ -61,7 +61,7 @@ def say_digits(text: str) -> list[str]:
     return ids
 
 
-def say_number(value: int | str, lang: str) -> list[str]:
+def say_number(value: object, lang: str) -> list[str]:
     """A whole number in words, the way the language counts."""
     n = _as_int(value)
     speak = _NUMBERS.get(lang)
@@ -70,7 +70,7 @@ def say_number(value: int | str, lang: str) -> list[str]:
     return speak(n)
 
 
-def _as_int(value: int | str) -> int:
+def _as_int(value: object) -> int:
     if isinstance(value, bool):
         raise ValueError("cannot say true/false as a number")
     if isinstance(value, str):
@@ -259,7 +259,7 @@ def _ko_counted(n: int, *, ordinal: bool = False) -> list[str]:
     return ids + (_ko_native(low) if low else [])
 
 
-def say_count(value: int | str, lang: str) -> list[str]:
+def say_count(value: object, lang: str) -> list[str]:
     """How many (people, calls, minutes …): native Korean counting in Korean (세 명)."""
     n = _as_int(value)
     if lang == "ko":
@@ -269,7 +269,7 @@ def say_count(value: int | str, lang: str) -> list[str]:
     return say_number(n, lang)
 
 
-def say_ordinal(value: int | str, lang: str) -> list[str]:
+def say_ordinal(value: object, lang: str) -> list[str]:
     """Which one in order: Korean 첫/두/세 (before 번째), English first/second/third; Chinese and
     Vietnamese a plain number (their prompts say 第 … / số …)."""
     n = _as_int(value)
@@ -292,7 +292,7 @@ def _en_ordinal(n: int) -> list[str]:
     return [*head, _n(low // 10 * 10), f"ordinal_{low % 10}"]      # forty-second
 
 
-def say_amount(value: int | str, lang: str) -> list[str]:
+def say_amount(value: object, lang: str) -> list[str]:
     """A sum of money in won: 12,340 → 만 이천삼백사십 원 / twelve thousand three hundred forty won."""
     if isinstance(value, str):
         value = value.strip().removesuffix("원").removesuffix("KRW").replace("₩", "").strip()
@@ -397,7 +397,7 @@ def say(kind: str, value: object, lang: str) -> list[str]:
     if kind == "digits":
         return say_digits(value if isinstance(value, str) else str(value))
     if kind in _SAYERS:
-        return _SAYERS[kind](value, lang)  # type: ignore[operator]
+        return _SAYERS[kind](value, lang)
     if kind == "date":
         return say_date(value, lang)
     if kind == "time":
@@ -405,7 +405,8 @@ def say(kind: str, value: object, lang: str) -> list[str]:
     raise ValueError(f"cannot say a {kind!r}")
 
 
-_SAYERS = {"number": say_number, "count": say_count, "ordinal": say_ordinal, "amount": say_amount}
+_SAYERS: dict[str, Callable[[object, str], list[str]]] = {
+    "number": say_number, "count": say_count, "ordinal": say_ordinal, "amount": say_amount}
 
 
 def _all_ids() -> frozenset[str]:

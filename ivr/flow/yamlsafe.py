@@ -33,7 +33,7 @@ __all__ = ["YMap", "YList", "load_yaml", "load_yaml_file", "read_file", "decode_
            "MAX_DEPTH", "MAX_VALUES"]
 
 
-class YMap(dict):
+class YMap(dict[str, Any]):
     """A mapping read from YAML.  ``line`` is where it starts; ``key_line``/``value_line``."""
 
     __slots__ = ("line", "key_lines", "value_lines")
@@ -51,7 +51,7 @@ class YMap(dict):
         return self.value_lines.get(key, self.line)
 
 
-class YList(list):
+class YList(list[Any]):
     """A list read from YAML.  ``line`` is where it starts; ``item_line(i)`` for each item."""
 
     __slots__ = ("line", "item_lines")
@@ -97,17 +97,18 @@ class FlowYamlLoader(yaml.SafeLoader):
     Composing stops at ``MAX_DEPTH`` levels of nesting, well before Python's recursion limit.
     """
 
-    yaml_implicit_resolvers: dict = {}
+    yaml_implicit_resolvers: dict[Any, Any] = {}
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise _too_deep(self.peek_event().start_mark.line + 1)
+                event = self.peek_event()  # type: ignore[no-untyped-call]  # unannotated in types-PyYAML
+                raise _too_deep(event.start_mark.line + 1)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1

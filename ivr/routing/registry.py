@@ -187,9 +187,9 @@ def import_callers_csv(path: str | Path, region: str = "KR", *, today: dt.date |
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+        bad_line = data.count(b"\n", 0, exc.start) + 1
         raise CallerFileError(name, "not UTF-8 text (a file saved as CP949/EUC-KR? save it as "
-                              "'CSV UTF-8')", line=line) from exc
+                              "'CSV UTF-8')", line=bad_line) from exc
     lines = _LINE_END.split(text)
     if lines and lines[-1] == "":
         lines.pop()                          # the file's last line break

@@ -576,6 +576,7 @@ class PostgresStore:
     async def list_reservations(self, status: str | None = None,
                                 limit: int = 200) -> list[Reservation]:
         check_status(status)
+        params: tuple[Any, ...]
         if status is None:
             sql, params = _LIST_RESERVATIONS, (limit,)
         else:
@@ -594,6 +595,7 @@ class PostgresStore:
 
     async def cancel_reservations_for(self, number: str, queue: str | None = None) -> int:
         now = dt.datetime.now(dt.timezone.utc)
+        params: tuple[Any, ...]
         if queue is None:
             sql, params = _CANCEL_FOR, (number, now)
         else:
@@ -635,6 +637,7 @@ class PostgresStore:
                              at: dt.datetime, next_due: dt.datetime | None,
                              final_status: str | None) -> bool:
         check_attempt_outcome(next_due, final_status)
+        params: tuple[Any, ...]
         if final_status is not None:
             sql, params = _FINISH_FINAL, (reservation_id, owner, _aware(at), result, final_status)
         else:

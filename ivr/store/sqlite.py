@@ -222,10 +222,10 @@ def _call_row(record: CallRecord, *, started: bool = False) -> tuple[Any, ...]:
 
 
 def _call_from_row(row: Sequence[Any]) -> CallRecord:
-    d = dict(zip(_COLUMNS, row))
+    d = dict(zip(_COLUMNS, row, strict=True))
     return CallRecord(
         call_id=d["call_id"], caller=d["caller"], dialled=d["dialled"],
-        started_at=_from_ts(d["started_at"]), ended_at=_from_ts(d["ended_at"]),
+        started_at=dt.datetime.fromisoformat(d["started_at"]), ended_at=_from_ts(d["ended_at"]),
         flow=d["flow"], flow_version=d["flow_version"], language=d["language"],
         nodes=json.loads(d["nodes"]), digits=json.loads(d["digits"]), outcome=d["outcome"],
         detail=d["detail"], priority=d["priority"], reason=d["reason"], number=d["number"])
@@ -246,7 +246,7 @@ def _reservation_row(r: Reservation) -> tuple[Any, ...]:
 
 
 def _reservation_from_row(row: Sequence[Any]) -> Reservation:
-    d = dict(zip(_RES_COLUMNS, row))
+    d = dict(zip(_RES_COLUMNS, row, strict=True))
     for c in _RES_TIMES:
         d[c] = _from_ts(d[c])
     d["waited"] = float(d["waited"])
@@ -476,6 +476,7 @@ class SqliteStore:
     async def list_reservations(self, status: str | None = None,
                                 limit: int = 200) -> list[Reservation]:
         check_status(status)
+        params: tuple[Any, ...]
         if status is None:
             sql, params = f"{_RES_SELECT} ORDER BY created_at DESC, id DESC LIMIT ?", (limit,)
         else:
@@ -494,6 +495,7 @@ class SqliteStore:
 
     async def cancel_reservations_for(self, number: str, queue: str | None = None) -> int:
         now = _ts(dt.datetime.now(dt.timezone.utc))
+        params: tuple[Any, ...]
         sql, params = _CANCEL_FOR, (now, number)
         if queue is not None:
             sql, params = sql + " AND queue = ?", (now, number, queue)

@@ -35,6 +35,7 @@ class LiveCall:
         self._gone = asyncio.get_running_loop().create_future()
         self._keys: list[str] = []
         self._key_pressed = asyncio.Event()
+        self.variables: dict[str, str] = {}    # channel variables set when it was dialled
 
     def __repr__(self) -> str:
         return f"<LiveCall {self._id}>"

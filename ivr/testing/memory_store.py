@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 from ivr.call import CallRecord, utcnow
 from ivr.callbacks.model import (OPEN_STATUSES, Reservation, check_attempt_outcome,
@@ -238,7 +239,7 @@ class MemoryStore:
 
 def _utc_reservation(r: Reservation) -> Reservation:
     """Every time of ``r`` in UTC, as the real stores give them back."""
-    changes = {}
+    changes: dict[str, Any] = {}
     for name in ("arrived_at", "created_at", "due_at", "slot_end", "last_attempt_at",
                  "claim_until", "updated_at"):
         value = getattr(r, name)

@@ -51,7 +51,7 @@ def _agent_json(status: Any, now: float) -> dict[str, Any]:
 
 def admin_app(service: Any, token: str, desk: Any = None) -> web.Application:
     """``service``: the running ``QueueService`` (its ``acd`` and ``clock``)."""
-    expected = f"Bearer {token}".encode("utf-8")
+    expected = f"Bearer {token}".encode()
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -199,9 +199,9 @@ class AdminServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
-        if server is not None and server.sockets:
-            self.port = server.sockets[0].getsockname()[1]
+        addresses = self._runner.addresses         # port 0 asks for any free port: which one
+        if addresses:
+            self.port = addresses[0][1]
         log.info("admin.listening", host=self.host, port=self.port)
         return self
 

@@ -15,7 +15,7 @@ class TcpProxy:
         self._tasks: set[asyncio.Task] = set()
         self.connections = 0
 
-    async def __aenter__(self) -> "TcpProxy":
+    async def __aenter__(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self

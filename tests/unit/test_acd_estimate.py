@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import heapq
+import itertools
 import math
 
 from ivr.acd.estimate import (
@@ -55,7 +56,7 @@ def test_the_first_in_line_waits_for_the_agent_who_frees_up_first():
 def test_the_wait_grows_with_the_place_in_line():
     est = estimator()
     waits = [est.estimate(p, [30.0, 90.0, 150.0], NOW) for p in range(1, 12)]
-    assert all(a < b for a, b in zip(waits, waits[1:]))
+    assert all(a < b for a, b in itertools.pairwise(waits))
 
 
 def test_one_agent_serves_the_line_one_handle_time_after_another():

@@ -54,8 +54,8 @@ async def test_a_calls_course_through_the_queue_is_in_the_event_log():
     assert await recorder.flush()
     kinds = [e.kind for e in await store.call_events("c1") if e.kind.startswith("call.")]
     assert kinds == ["call.queued", "call.offered", "call.connected"]
-    states = [e.detail for e in await store.agent_events("agent1", since=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc))
-              if e.kind == "agent.state"]
+    since = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+    states = [e.detail for e in await store.agent_events("agent1", since=since) if e.kind == "agent.state"]
     assert states[0].startswith("available") and any(s.startswith("ringing") for s in states)
     assert any(s.startswith("wrap_up") for s in states)
 

@@ -7,8 +7,6 @@ import contextlib
 import shutil
 from pathlib import Path
 
-import pytest
-
 from ivr.app import serve
 from ivr.cli import main as cli_main
 from ivr.config import load_config
@@ -229,7 +227,7 @@ async def test_the_lag_monitor_sees_a_blocked_loop():
     try:
         await asyncio.sleep(0.03)
         import time
-        time.sleep(0.2)                   # block the loop, as a CPU-bound burst would
+        time.sleep(0.2)  # noqa: ASYNC251 - block the loop, as a CPU-bound burst would
         await asyncio.sleep(0.001)
         assert mon.lag > 0.1
         await asyncio.sleep(0.3)          # recovered: the figure decays again

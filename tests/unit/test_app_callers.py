@@ -8,7 +8,6 @@ import datetime as dt
 import itertools
 from pathlib import Path
 
-import pytest
 from aiohttp import web
 
 from ivr.app import Engine

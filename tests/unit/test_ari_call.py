@@ -216,7 +216,7 @@ async def test_two_callers_pressing_at_once_each_get_their_own_keys_in_order():
         second = await h.call_in("01022222222")
         a, b = h.fake.channels[first.call.id], h.fake.channels[second.call.id]
         interleaved = []
-        for key_a, key_b in zip("1234", "9876"):
+        for key_a, key_b in zip("1234", "9876", strict=True):
             interleaved.append(h.fake.event("ChannelDtmfReceived", channel=a, digit=key_a))
             interleaved.append(h.fake.event("ChannelDtmfReceived", channel=b, digit=key_b))
         await h.fake.send_events(interleaved)

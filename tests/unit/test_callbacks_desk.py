@@ -10,8 +10,6 @@ import types
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from ivr.acd.core import Acd
 from ivr.acd.model import AgentSpec, QueueSpec
 from ivr.acd.service import QueueService
@@ -192,8 +190,9 @@ async def test_a_reservation_waits_behind_callers_who_came_earlier():
         busy_agent(center)
         earlier = LiveCall("early", "01033334444")
         rec = CallRecord("early", "01033334444", "15771000")
+        arrived = center.service.wall() - dt.timedelta(seconds=100)
         t = asyncio.create_task(center.service.queue_handoff(earlier, rec, "general", None, "x",
-                                                             language="ko", arrived_at=center.service.wall() - dt.timedelta(seconds=100)))
+                                                             language="ko", arrived_at=arrived))
         await until(lambda: len(center.service.acd.waiting("general")) == 1)
         await book(center, waited=30)                     # joined 30 s ago: behind 'early'
         await center.desk.poll()

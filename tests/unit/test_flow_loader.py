@@ -102,7 +102,8 @@ def test_a_node_with_no_type_or_two(tmp_path):
     text = GOOD.replace("hangup: goodbye", "hangp: goodbye")
     assert problems(tmp_path, "f.yaml", text) == [
         f"{tmp_path}/f.yaml:13: node 'bye': has no type: give it one of play, menu, gather, say, set, "
-        "branch, goto, subflow, return, queue, transfer, hangup, cancel_callback; did you mean 'hangup' instead of 'hangp'?"]
+        "branch, goto, subflow, return, queue, transfer, hangup, cancel_callback; "
+        "did you mean 'hangup' instead of 'hangp'?"]
     text = GOOD.replace("hangup: goodbye", "hangup: goodbye\n    play: goodbye")
     assert problems(tmp_path, "g.yaml", text) == [
         f"{tmp_path}/g.yaml:15: node 'bye': has two types, 'hangup' and 'play'; a node does one thing: "
@@ -224,8 +225,8 @@ def test_all_problems_of_a_file_are_reported_at_once(tmp_path):
         f"{tmp_path}/f.yaml:11: node 'ask': 'min' (7) is more than 'max' (3)",
         f"{tmp_path}/f.yaml:13: node 'ask': 'pattern' is not a valid regular expression: "
         "unterminated character set at position 0",
-        f"{tmp_path}/f.yaml:16: node 'said': 'say' must be one of digits, number, count, ordinal, amount, date, time, not 'digit' "
-        "(did you mean 'digits'?)",
+        f"{tmp_path}/f.yaml:16: node 'said': 'say' must be one of digits, number, count, ordinal, amount, date, "
+        "time, not 'digit' (did you mean 'digits'?)",
         f"{tmp_path}/f.yaml:18: node 'said': 'next' goes to 'nowhere', which does not exist",
     ]
 

@@ -49,7 +49,10 @@ def call(call_id: str, *, number: str | None = MOBILE, at: dt.datetime = NOW,
 async def test_a_recorded_call_is_read_back_after_reopening(store_url):
     rec = CallRecord("ch-1", "010-1234-5678", "15771000", flow="main", flow_version="abc",
                      language="ko", priority="high", reason="bypass: elderly", number=MOBILE)
-    rec.visit("welcome"); rec.visit("메인_메뉴"); rec.pressed("1"); rec.pressed("19400101")
+    rec.visit("welcome")
+    rec.visit("메인_메뉴")
+    rec.pressed("1")
+    rec.pressed("19400101")
     rec.end("queued", "general")
     async with open_store(store_url) as store:
         await store.record_call(rec)
