@@ -477,7 +477,7 @@ main() {
     shift || true
     case "$action" in
         up) cmd_up ;;
-        build) need_root; [ "$(mode)" = chroot ] && build_chroot ;;
+        build) need_root; [ "$(mode)" != chroot ] || build_chroot ;;
         down) cmd_down ;;
         status) cmd_status ;;
         logs) show_logs "${1:-50}" ;;
