@@ -68,10 +68,14 @@ class ThreadedProxy:
 
 
 class Engine:
-    def __init__(self, workdir: Path, sandbox, extra_config: str = "", flows: list[Path] | None = None) -> None:
+    def __init__(self, workdir: Path, sandbox, extra_config: str = "", flows: list[Path] | None = None,
+                 *, store_url: str | None = None) -> None:
         self.workdir = workdir
         self.sandbox = sandbox
         self.extra_config = extra_config
+        # The store the engine (and every `ivr` command run through `cli`) uses; SQLite in the
+        # work folder unless a test passes another URL (a PostgreSQL database).
+        self.store_url = store_url or f"sqlite:///{workdir / 'ivr.db'}"
         self.flows = flows or [REPO / "flows", REPO / "tests" / "e2e" / "flows"]
         self.admin_token = "e2e-" + os.urandom(12).hex()
         with socket.socket() as probe:
@@ -92,7 +96,7 @@ class Engine:
             f"  app: {self.sandbox.app}\n"
             f"flows: [{', '.join(str(f) for f in self.flows)}]\n"
             f"prompts: {REPO / 'prompts'}\n"
-            f"store: {{url: 'sqlite:///{self.workdir / 'ivr.db'}'}}\n"
+            f"store: {{url: '{self.store_url}'}}\n"
             "log: {format: json, level: debug}\n"
             f"admin: {{listen: '127.0.0.1:{self.admin_port}', token: {self.admin_token}}}\n" + self.extra_config,
             encoding="utf-8",
