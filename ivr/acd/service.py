@@ -438,12 +438,7 @@ class QueueService:
             await bridge.add(agent_call)
             c.record.end(Outcome.AGENT_CONNECTED, f"{agent_id} after {waited:.0f} s in line")
             log.info("acd.connected", agent=agent_id, waited=round(waited, 1))
-            ends = [asyncio.create_task(call.wait_hangup()), asyncio.create_task(agent_call.wait_hangup())]
-            try:
-                await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in ends:
-                    task.cancel()
+            await _until_one_hangs_up(call, agent_call)
             log.info("acd.conversation_ended", agent=agent_id,
                      by="caller" if call.hung_up else "agent")
         except CallError as exc:
@@ -624,12 +619,7 @@ class QueueService:
                 log.info("acd.resume_talk_over", agent=agent_id, caller_gone=call.hung_up)
                 return
             log.info("acd.resumed_talk", agent=agent_id)
-            ends = [asyncio.ensure_future(call.wait_hangup()), asyncio.ensure_future(agent_call.wait_hangup())]
-            try:
-                await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in ends:
-                    task.cancel()
+            await _until_one_hangs_up(call, agent_call)
             log.info("acd.conversation_ended", agent=agent_id, by="caller" if call.hung_up else "agent")
         finally:
             if agent_call is not None:
@@ -719,6 +709,16 @@ class QueueService:
 
     def snapshot(self) -> dict[str, Any]:
         return self.acd.snapshot()
+
+
+async def _until_one_hangs_up(call: Call, other: Call) -> None:
+    """Wait until either side of a conversation hangs up."""
+    ends = [asyncio.ensure_future(call.wait_hangup()), asyncio.ensure_future(other.wait_hangup())]
+    try:
+        await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in ends:
+            task.cancel()
 
 
 async def _hang_up_quietly(call: Call) -> None:

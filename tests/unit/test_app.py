@@ -14,6 +14,8 @@ from ivr.errors import StoreError
 from ivr.store import open_store
 from ivr.testing.fake_ari import FakeAri
 
+from engine_helpers import serving
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -33,18 +35,8 @@ def make_config(tmp_path: Path, fake: FakeAri, *, max_calls: int = 100) -> Path:
 @contextlib.asynccontextmanager
 async def running_engine(tmp_path: Path, fake: FakeAri, **kw):
     config = load_config(make_config(tmp_path, fake, **kw), env={})
-    ready, stop = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(serve(config, ready=ready, stop=stop))
-    async with asyncio.timeout(5):
-        await asyncio.wait({task, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        task.result()
-    try:
+    async with serving(config):
         yield config
-    finally:
-        stop.set()
-        async with asyncio.timeout(10):
-            await task
 
 
 async def recorded_calls(config):

@@ -4,7 +4,6 @@ flows that were serving keep serving; the next good edit is picked up."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import shutil
@@ -12,10 +11,11 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from ivr.app import serve
 from ivr.config import load_config
 from ivr.store import open_store
 from ivr.testing.fake_ari import FakeAri
+
+from engine_helpers import serving
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,19 +42,9 @@ async def engine_with_own_files(tmp_path: Path, fake: FakeAri, monkeypatch):
 
     monkeypatch.setattr(app_module, "Engine", Spy)
     config = load_config(cfg, env={})
-    ready, stop = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(serve(config, ready=ready, stop=stop))
-    async with asyncio.timeout(5):
-        await asyncio.wait({task, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        task.result()
-    try:
+    async with serving(config):
         (engine,) = engines
         yield config, engine
-    finally:
-        stop.set()
-        async with asyncio.timeout(10):
-            await task
 
 
 async def a_call_through_the_menu(fake: FakeAri, caller: str) -> str:

@@ -34,6 +34,8 @@ from ivr.testing.fake_switch import FakeSwitch, LiveCall, Phone
 from ivr.testing.memory_store import MemoryStore
 from ivr.testing.scripted_call import ScriptedCall
 
+from engine_helpers import serving
+
 REPO = Path(__file__).resolve().parents[2]
 CATALOGUE = load_catalogue(REPO / "prompts" / "catalog.yaml")
 ALWAYS = OpeningHours(ZoneInfo("Asia/Seoul"), {d: [(dt.time(0), dt.time(23, 59, 59))] for d in range(7)})
@@ -72,20 +74,8 @@ def engine_config(tmp_path: Path, fake: FakeAri, *, acd: bool = True, token: boo
 @contextlib.asynccontextmanager
 async def engine(tmp_path: Path, fake: FakeAri, **kw):
     config = load_config(engine_config(tmp_path, fake, **kw), env={})
-    ready, stop = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(serve(config, ready=ready, stop=stop))
-    waiter = asyncio.create_task(ready.wait())
-    async with asyncio.timeout(5):
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-    if task.done():
-        task.result()
-    try:
+    async with serving(config):
         yield config
-    finally:
-        stop.set()
-        async with asyncio.timeout(10):
-            await task
 
 
 async def calls_of(config):
@@ -225,6 +215,14 @@ class Center:
                                  CATALOGUE)
         self.service.attach_booking(self.desk)
 
+    async def __aenter__(self) -> Center:
+        await self.service.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.desk.close()
+        await self.service.close()
+
     async def book(self) -> Reservation:
         now = dt.datetime.now(dt.timezone.utc)
         return await self.store.put_reservation(Reservation.new("+821012345678", "general", language="ko",
@@ -232,9 +230,7 @@ class Center:
 
 
 async def test_a_reservation_cancelled_by_an_operator_leaves_the_line_and_is_never_dialled():
-    center = Center()
-    await center.service.start()
-    try:
+    async with Center() as center:
         r = await center.book()
         await center.desk.poll()                           # claimed, in line (no agent logged in)
         assert center.service.holds("cb-" + r.id)
@@ -246,17 +242,12 @@ async def test_a_reservation_cancelled_by_an_operator_leaves_the_line_and_is_nev
         await asyncio.sleep(0)
         assert center.customer not in center.switch.rings()
         assert (await center.store.get_reservation(r.id)).status == "cancelled"
-    finally:
-        await center.desk.close()
-        await center.service.close()
 
 
 async def test_a_reservation_cancelled_outside_the_engine_leaves_the_line_at_the_next_poll():
     """``ivr callbacks cancel`` writes the store only: the claim renewal fails, so the desk
     withdraws the reservation, and it is never dialled."""
-    center = Center()
-    await center.service.start()
-    try:
+    async with Center() as center:
         r = await center.book()
         await center.desk.poll()
         assert center.service.holds("cb-" + r.id)
@@ -267,15 +258,10 @@ async def test_a_reservation_cancelled_outside_the_engine_leaves_the_line_at_the
         center.service.tick()
         await asyncio.sleep(0.05)
         assert center.customer not in center.switch.rings()
-    finally:
-        await center.desk.close()
-        await center.service.close()
 
 
 async def test_a_reservation_whose_claim_another_engine_took_is_not_dialled_here():
-    center = Center()
-    await center.service.start()
-    try:
+    async with Center() as center:
         r = await center.book()
         await center.desk.poll()
         await center.store.release_claims("engine-a")              # as if our lease had run out
@@ -288,15 +274,10 @@ async def test_a_reservation_whose_claim_another_engine_took_is_not_dialled_here
         assert center.customer not in center.switch.rings()         # … but it is engine-b's now
         assert not center.service.holds("cb-" + r.id)
         assert center.service.acd.agent("agent1").state == "available"
-    finally:
-        await center.desk.close()
-        await center.service.close()
 
 
 async def test_a_caller_handed_to_the_queue_with_an_earlier_arrival_keeps_that_place():
-    center = Center()
-    await center.service.start()
-    try:
+    async with Center() as center:
         early, late = LiveCall("late-arrival"), LiveCall("early-arrival")
         center.service.acd.login("agent1", center.service.clock())   # someone to wait for …
         center.service.acd.pause("agent1", "lunch", center.service.clock())   # … not yet free
@@ -312,9 +293,6 @@ async def test_a_caller_handed_to_the_queue_with_an_earlier_arrival_keeps_that_p
         early.hang_up()
         late.hang_up()
         await asyncio.gather(t1, t2)
-    finally:
-        await center.desk.close()
-        await center.service.close()
 
 
 # -- 3. a restart remembers the agents and the line --------------------------------------------
@@ -369,13 +347,7 @@ async def test_after_a_restart_a_paused_agent_stays_paused_and_the_waiting_calle
                        queue="general", detail=queued_detail(QueuedDetail(
                            "elderly", language="ko", reason="bypass: elderly"))),
         ])
-        cfg_path = config.source
-        config = load_config(cfg_path, env={})
-        ready, stop = asyncio.Event(), asyncio.Event()
-        task = asyncio.create_task(serve(config, ready=ready, stop=stop))
-        try:
-            async with asyncio.timeout(10):
-                await ready.wait()
+        async with serving(config):
             newcomer = await fake.start_call(caller="01012345678", exten="100")
             # Both wait in the holding bridge; no paused agent is rung (offers are made at
             # once when a caller joins, so a short look is enough to see none was).
@@ -388,10 +360,6 @@ async def test_after_a_restart_a_paused_agent_stays_paused_and_the_waiting_calle
             assert rung == [], "a paused agent was rung after the restart"
             await fake.caller_hangs_up(elderly["id"])
             await fake.caller_hangs_up(newcomer)
-        finally:
-            stop.set()
-            async with asyncio.timeout(10):
-                await task
         records = {r.call_id: r for r in await calls_of(config)}
     old = records[elderly["id"]]
     assert old.outcome == "abandoned" and old.priority == "elderly"
@@ -414,8 +382,7 @@ async def test_a_conversation_picked_up_after_a_restart_frees_the_agent_with_wra
                                         "caller-1", queue="general")},
         waiting={}, talking={"caller-1": RestoredTalk("caller-1", "agent1", "general",
                                                       now - dt.timedelta(seconds=90))}))
-    await center.service.start()
-    try:
+    async with center:
         assert center.service.acd.agent("agent1").state == AgentState.ON_CALL
         caller, leg = LiveCall("caller-1", "01012345678"), LiveCall("ivr-dial-x")
         record = CallRecord("caller-1", "01012345678", "100")
@@ -429,9 +396,6 @@ async def test_a_conversation_picked_up_after_a_restart_frees_the_agent_with_wra
         assert leg.hung_up_by_ivr                               # the agent's leg is ended too
         assert center.service.acd.agent("agent1").state == AgentState.WRAP_UP
         assert record.outcome == Outcome.AGENT_CONNECTED
-    finally:
-        await center.desk.close()
-        await center.service.close()
 
 
 async def test_an_agent_whose_restored_call_never_comes_back_is_freed():
@@ -443,16 +407,12 @@ async def test_an_agent_whose_restored_call_never_comes_back_is_freed():
     center.service.restore(Restored(
         agents={"agent1": RestoredAgent("agent1", AgentState.ON_CALL, None, now, "gone-call", queue="general")},
         waiting={}, talking={"gone-call": RestoredTalk("gone-call", "agent1", "general", now)}))
-    await center.service.start()
-    try:
+    async with center:
         center.service.settle_restored(after=0.01)
         async with asyncio.timeout(2):
             while center.service.acd.agent("agent1").state == AgentState.ON_CALL:
                 await asyncio.sleep(0.01)
         assert center.service.acd.agent("agent1").state in (AgentState.WRAP_UP, AgentState.AVAILABLE)
-    finally:
-        await center.desk.close()
-        await center.service.close()
 
 
 def test_the_outcomes_in_the_flow_docs_are_exactly_the_ones_the_engine_records():
@@ -488,8 +448,7 @@ async def conversation_through_the_settling(*, leg_first: bool) -> None:
                                         "caller-1", queue="general")},
         waiting={}, talking={"caller-1": RestoredTalk("caller-1", "agent1", "general",
                                                       now - dt.timedelta(seconds=30))}))
-    await center.service.start()
-    try:
+    async with center:
         caller, leg = LiveCall("caller-1", "01012345678"), LiveCall("ivr-dial-x")
         record = CallRecord("caller-1", "01012345678", "100")
 
@@ -516,9 +475,6 @@ async def conversation_through_the_settling(*, leg_first: bool) -> None:
         assert leg.hung_up_by_ivr                               # the agent's leg is ended too
         assert center.service.acd.agent("agent1").state == AgentState.WRAP_UP
         assert record.outcome == Outcome.AGENT_CONNECTED
-    finally:
-        await center.desk.close()
-        await center.service.close()
 
 
 # -- 17. the engine killed and started again: a caller in the callback dialog ------------------
