@@ -198,7 +198,7 @@ class Engine:
             self.live_calls -= 1
             self.calls_handled += 1
             if record.outcome is None:
-                record.end(Outcome.CALLER_HANGUP if call.hung_up else Outcome.COMPLETED)
+                record.end(_ended(call))
             if not call.hung_up:
                 try:
                     await call.hangup()
@@ -246,7 +246,7 @@ class Engine:
         if taken:
             self.calls_handled += 1
             if record.outcome is None:
-                record.end(Outcome.CALLER_HANGUP if call.hung_up else Outcome.COMPLETED)
+                record.end(_ended(call))
             await self._save(record)
             log.info("call.ended", outcome=str(record.outcome), detail=record.detail, resumed=True)
         return taken
@@ -377,6 +377,13 @@ class Engine:
         if not await self.flush_unsaved():
             self.records_lost += len(self.unsaved)
             log.error("engine.records_lost", lost=len(self.unsaved))
+
+
+def _ended(call: Call) -> Outcome:
+    """The outcome of a call that ended with nothing else said about it."""
+    if not call.hung_up:
+        return Outcome.COMPLETED
+    return Outcome.LOST if call.ended_as == "lost" else Outcome.CALLER_HANGUP
 
 
 def _warn_about_audio(catalogue: Catalogue) -> None:

@@ -108,7 +108,12 @@ class Call(Protocol):
 
     @property
     def hung_up(self) -> bool:
-        """True once the caller has hung up."""
+        """True once the call is over (whoever ended it)."""
+
+    @property
+    def ended_as(self) -> str | None:
+        """How the call ended — ``hangup`` (the person), ``engine``, ``transferred``, ``lost``
+        (the switch lost it) — as ``CallEnded.reason`` says; None while the call is live."""
 
     async def answer(self) -> None:
         """Answer the call (no-op when already answered)."""

@@ -165,7 +165,7 @@ class QueueService:
             while True:
                 result = await self._wait_in_line(c)
                 if result is None:
-                    self._abandon(c)
+                    self._abandon(c, call.ended_as)
                     return
                 if result == "connected":
                     await self._converse(c)
@@ -398,7 +398,9 @@ class QueueService:
         except CallError as exc:
             log.warning("acd.agent_no_answer", agent=offer.agent_id, error=str(exc),
                         cause=getattr(exc, "cause", None))
-            if c.call.id in self.callers and not c.outcome.done():
+            # A ring that failed because the caller is gone (or the switch went away) is not the
+            # agent's no-answer: the agent is simply free again.
+            if c.call.id in self.callers and not c.outcome.done() and not c.call.hung_up:
                 self.acd.ring_failed(c.call.id, offer.agent_id, self.clock())
             else:
                 self.acd.ring_cancelled(offer.agent_id, self.clock())

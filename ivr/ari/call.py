@@ -145,9 +145,13 @@ class AriCall:
             if kind == "StasisEnd":
                 self.left_stasis = True
             cause = event.get("cause")
-            if cause is not None and self.hangup_cause is None:
+            if isinstance(cause, int) and self.hangup_cause is None:
                 self.hangup_cause = cause
-            self.mark_gone(kind)
+            # A soft hang-up is Asterisk's own doing (it shuts down or restarts, a module is
+            # unloaded, an operator's 'channel request hangup'): the caller did not hang up.
+            soft = kind == "ChannelHangupRequest" and event.get("soft") is True
+            self.mark_gone(kind if not soft else "ended by Asterisk (soft hang-up)",
+                           ended_as=_LOST if soft else _HANGUP)
 
     def _on_key(self, digit: str) -> None:
         if not digit or self.hung_up:

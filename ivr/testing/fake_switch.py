@@ -56,10 +56,21 @@ class LiveCall:
     def hung_up(self) -> bool:
         return self._gone.done()
 
+    @property
+    def ended_as(self) -> str | None:
+        if not self._gone.done():
+            return None
+        return "engine" if self.hung_up_by_ivr else self._gone.result()
+
     def hang_up(self) -> None:
         """The person on this call hangs up."""
         if not self._gone.done():
             self._gone.set_result("hangup")
+
+    def lose(self) -> None:
+        """The switch loses the call (Asterisk restarts)."""
+        if not self._gone.done():
+            self._gone.set_result("lost")
 
     def _check(self) -> None:
         if self.hung_up:

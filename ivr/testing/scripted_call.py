@@ -104,6 +104,10 @@ class ScriptedCall:
     def hung_up(self) -> bool:
         return self._hung_up
 
+    @property
+    def ended_as(self) -> str | None:
+        return self._ended_as if self._hung_up else None
+
     def _check(self) -> None:
         if self._hung_up:
             raise CallEnded("the call is over", reason=self._ended_as)

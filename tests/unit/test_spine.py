@@ -571,3 +571,38 @@ async def test_an_agent_phone_still_ringing_for_the_killed_engine_is_hung_up_at_
             stop.set()
             async with asyncio.timeout(10):
                 await task
+
+
+# -- 18. Asterisk restarted: what it cut is lost, not the caller's doing -------------------------
+
+async def test_a_waiting_caller_cut_by_the_switch_is_recorded_lost_and_the_ringing_agent_is_not_paused():
+    from ivr.acd.model import AgentState
+
+    center = Center()
+    center.switch.phones["PJSIP/agent1"] = Phone(answers=False)
+    async with center:
+        center.service.acd.login("agent1", center.service.clock())
+        caller = LiveCall("c-cut", "01012345678")
+        record = CallRecord("c-cut", "01012345678", "100")
+        waiting = asyncio.create_task(center.service.queue_handoff(caller, record, "general", None, None, "ko"))
+        async with asyncio.timeout(2):
+            while center.service.acd.agent("agent1").state != AgentState.RINGING:
+                await asyncio.sleep(0.01)
+        caller.lose()                                     # Asterisk restarts
+        await waiting
+        assert record.outcome == Outcome.LOST
+        async with asyncio.timeout(2):
+            while center.service.acd.agent("agent1").state == AgentState.RINGING:
+                await asyncio.sleep(0.01)
+        assert center.service.acd.agent("agent1").state == AgentState.AVAILABLE
+
+
+async def test_a_soft_hang_up_from_asterisk_ends_the_call_as_lost():
+    from ivr.ari.call import AriCall
+
+    call = AriCall(client=None, channel={"id": "ch-1", "state": "Up"}, args=[])  # type: ignore[arg-type]
+    call.on_event({"type": "ChannelHangupRequest", "soft": True, "cause": 4, "channel": {"id": "ch-1"}})
+    assert call.hung_up and call.ended_as == "lost"
+    far_end = AriCall(client=None, channel={"id": "ch-2", "state": "Up"}, args=[])  # type: ignore[arg-type]
+    far_end.on_event({"type": "ChannelHangupRequest", "cause": 16, "channel": {"id": "ch-2"}})
+    assert far_end.ended_as == "hangup"
