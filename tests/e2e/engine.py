@@ -84,6 +84,7 @@ class Engine:
         self.proxy = ThreadedProxy("127.0.0.1", 8088)
         self.config = workdir / "ivr.yaml"
         self.log_path = workdir / "engine.log"
+        self.previous_logs: list[Path] = []      # of the engines before a crash (start_again)
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> None:
@@ -101,6 +102,10 @@ class Engine:
             f"admin: {{listen: '127.0.0.1:{self.admin_port}', token: {self.admin_token}}}\n" + self.extra_config,
             encoding="utf-8",
         )
+        self._launch(timeout)
+
+    def _launch(self, timeout: float) -> None:
+        """``ivr run`` on ivr.yaml, logging to ``log_path``; returns once it is ready."""
         env = dict(os.environ, IVR_TEST_ARI_PASSWORD=self.sandbox.password)
         for key in ("IVR_ARI_PASSWORD", "IVR_ARI_URL", "IVR_CONFIG", "IVR_STORE_URL", "IVR_FLOWS"):
             env.pop(key, None)
@@ -136,6 +141,25 @@ class Engine:
             self.proc.wait()
         self.proxy.stop()
         self._log.close()
+
+    def crash(self) -> None:
+        """SIGKILL the engine process, as a crash would: nothing is cleaned up, the calls stay
+        in Asterisk.  Unlike ``kill`` the ARI proxy and ivr.yaml stay, so that ``start_again``
+        runs the next engine on the very same config (ARI URL, admin port and token, store)."""
+        assert self.proc is not None and self.proc.poll() is None, "the engine is not running"
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self._log.close()
+
+    def start_again(self, timeout: float = 30) -> None:
+        """After ``crash``: ``ivr run`` again on the same ivr.yaml and store, as an operator
+        restarting the engine would; returns once it is ready.  The new engine logs to a new
+        file (engine.2.log, …): ``events`` and ``log_text`` read the running engine's log,
+        ``previous_logs`` are the earlier ones."""
+        assert self.proc is not None and self.proc.poll() is not None, "crash() the engine first"
+        self.previous_logs.append(self.log_path)
+        self.log_path = self.workdir / f"engine.{len(self.previous_logs) + 1}.log"
+        self._launch(timeout)
 
     def log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
