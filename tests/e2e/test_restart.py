@@ -12,7 +12,10 @@ again on the same ivr.yaml and store.  What callers, agents and operators see af
 - a caller in the menu: the flow starts again from its entry (the documented safe point) and
   the caller finishes the call with keys; the record says the call was resumed;
 - a caller ringing an agent who does not answer: back in line at the same place, offered to
-  an agent who is available.
+  an agent who is available; the ring the killed engine left is stopped;
+- callers in the callback dialog: one whose reservation was stored ends as booked (the
+  reservation kept once), one still deciding goes back into the line at the place and is not
+  offered the callback again.
 
 Each test prints what it measured: seconds from the restart command to the engine ready,
 seconds until the first re-adopted call was handled, calls kept and calls lost.
