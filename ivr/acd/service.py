@@ -39,7 +39,7 @@ from ivr.acd.model import AgentState, Offer, QueueSpec
 from ivr.acd.restore import Restored, RestoredTalk, restore_agents
 from ivr.flow.model import CallbackOffer
 from ivr.call import Booking, Bridge, Call, CallRecord, Outcome, Prompt, Switch, Turn, utcnow
-from ivr.errors import CallEnded, CallError, IvrError
+from ivr.errors import CallEnded, CallError, DialFailed, IvrError
 from ivr.flow.say import say_number, say_ordinal
 from ivr.prompts import Catalogue
 from ivr.tasks import TaskSet
@@ -380,6 +380,15 @@ class QueueService:
                 self.acd.ring_cancelled(offer.agent_id, self.clock())
                 continue
             c.ring = self._rings.spawn(self._ring(c, offer), name=f"acd.ring.{offer.agent_id}")
+            # A ring cancelled before it ever ran (the caller left in the same instant) never
+            # reaches its own clean-up: the agent is freed here (a no-op when it ran).
+            c.ring.add_done_callback(self._freeing(offer.agent_id))
+
+    def _freeing(self, agent_id: str) -> Callable[[asyncio.Task[None]], None]:
+        def free_if_cancelled(task: asyncio.Task[None]) -> None:
+            if task.cancelled():
+                self.acd.ring_cancelled(agent_id, self.clock())     # a no-op when already freed
+        return free_if_cancelled
 
     async def _ring(self, c: _Caller, offer: Offer) -> None:
         agent = self.acd.agent(offer.agent_id)
@@ -396,16 +405,21 @@ class QueueService:
             self.acd.ring_cancelled(offer.agent_id, self.clock())
             raise
         except CallError as exc:
-            log.warning("acd.agent_no_answer", agent=offer.agent_id, error=str(exc),
-                        cause=getattr(exc, "cause", None))
-            # A ring that failed because the caller is gone (or the switch went away) is not the
-            # agent's no-answer: the agent is simply free again.
-            if c.call.id in self.callers and not c.outcome.done() and not c.call.hung_up:
+            # The switch's own trouble (unreachable, or a ring it ended with cause 0 as it went
+            # down) is not the agent's no-answer, and neither is a ring whose caller is gone:
+            # the agent is simply free again.  After the switch's trouble the next offer waits
+            # for the ticker, so a switch that is down is not asked again and again at once.
+            switch_trouble = not isinstance(exc, DialFailed) or exc.cause == 0
+            log.warning("acd.agent_no_answer" if not switch_trouble else "acd.ring_failed",
+                        agent=offer.agent_id, error=str(exc), cause=getattr(exc, "cause", None))
+            if (c.call.id in self.callers and not c.outcome.done() and not c.call.hung_up
+                    and not switch_trouble):
                 self.acd.ring_failed(c.call.id, offer.agent_id, self.clock())
             else:
                 self.acd.ring_cancelled(offer.agent_id, self.clock())
             c.ring = None
-            self._match()
+            if not switch_trouble:
+                self._match()
             return
         if c.outcome.done() or c.call.hung_up:
             self.acd.ring_cancelled(offer.agent_id, self.clock())

@@ -606,3 +606,51 @@ async def test_a_soft_hang_up_from_asterisk_ends_the_call_as_lost():
     far_end = AriCall(client=None, channel={"id": "ch-2", "state": "Up"}, args=[])  # type: ignore[arg-type]
     far_end.on_event({"type": "ChannelHangupRequest", "cause": 16, "channel": {"id": "ch-2"}})
     assert far_end.ended_as == "hangup"
+
+
+async def test_a_ring_cancelled_before_it_ran_frees_the_agent():
+    from ivr.acd.model import AgentState
+
+    center = Center()
+    center.switch.phones["PJSIP/agent1"] = Phone(answers=False)
+    async with center:
+        acd, now = center.service.acd, center.service.clock()
+        acd.login("agent1", now)
+        acd.pause("agent1", "break", now)
+        caller = LiveCall("c-x", "01012345678")
+        waiting = asyncio.create_task(center.service.queue_handoff(
+            caller, CallRecord("c-x", "", "100"), "general", None, None, "ko"))
+        await asyncio.sleep(0)
+        acd.resume("agent1", center.service.clock())
+        center.service.tick()                         # the agent is offered the caller …
+        ring = center.service.callers["c-x"].ring
+        ring.cancel()                                 # … and the ring is called off before it ran
+        await asyncio.gather(ring, return_exceptions=True)
+        await asyncio.sleep(0)                        # (its done-callbacks run next)
+        assert acd.agent("agent1").state == AgentState.AVAILABLE
+        caller.hang_up()
+        await waiting
+
+
+async def test_a_switch_that_cannot_be_reached_is_not_asked_again_at_once_and_the_agent_is_not_paused():
+    from ivr.acd.model import AgentState
+    from ivr.errors import AriUnavailable
+
+    center = Center()
+    dials = []
+
+    async def unreachable(endpoint, **kw):
+        dials.append(endpoint)
+        raise AriUnavailable("Asterisk is restarting")
+
+    center.switch.dial = unreachable
+    async with center:
+        center.service.acd.login("agent1", center.service.clock())
+        caller = LiveCall("c-y", "01012345678")
+        waiting = asyncio.create_task(center.service.queue_handoff(
+            caller, CallRecord("c-y", "", "100"), "general", None, None, "ko"))
+        await asyncio.sleep(0.12)                      # two ticks of 0.05 s
+        assert 1 <= len(dials) <= 4, dials             # once per tick at most, not a hot loop
+        assert center.service.acd.agent("agent1").state != AgentState.PAUSED
+        caller.hang_up()
+        await waiting
