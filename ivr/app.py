@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import datetime as dt
 import signal
 from collections.abc import Awaitable, Callable, Sequence
@@ -120,6 +121,7 @@ class Engine:
         self._retrying: asyncio.Task[None] | None = None
         self._background = TaskSet("engine.background")
         self._catalogue_users: list[Callable[[Catalogue], None]] = []
+        self._progress: dict[str, CallRecord | None] = {}   # progress notes being written, next one
         # After a restart: the queues' part of a re-adopted call (None: no queues run).
         self.resume: Callable[[Call, CallRecord, Sequence[str]], Awaitable[bool]] | None = None
 
@@ -301,7 +303,8 @@ class Engine:
             record.detail = "re-adopted: started again from the flow's entry"
         facts = await self._identify(call, record, flow)
         await run_flow(flowset, flow, call, record, catalogue=catalogue, queues=self.queues,
-                       language=facts.language, variables=facts.variables())
+                       language=facts.language, variables=facts.variables(),
+                       checkpoint=lambda: self._note_progress(record))
 
     async def _identify(self, call: Call, record: CallRecord, flow: Flow) -> CallerFacts:
         """Who is calling: note the call in the history, ask the registry and the history."""
@@ -325,6 +328,28 @@ class Engine:
             await self.store.call_started(record)
         except IvrError as exc:
             log.warning("call.start_not_recorded", error=str(exc))
+
+    def _note_progress(self, record: CallRecord) -> None:
+        """The record as it is now goes to the store in the background (one write per call in
+        flight; a newer note replaces one not yet written), so an engine taking over after a
+        crash continues it."""
+        snapshot = dataclasses.replace(record, nodes=list(record.nodes), digits=list(record.digits))
+        writing = record.call_id in self._progress
+        self._progress[record.call_id] = snapshot
+        if not writing:
+            self._background.spawn(self._write_progress(record.call_id),
+                                   name=f"engine.progress.{record.call_id}")
+
+    async def _write_progress(self, call_id: str) -> None:
+        try:
+            while (snapshot := self._progress.get(call_id)) is not None:
+                self._progress[call_id] = None
+                try:
+                    await self.store.call_progress(snapshot)
+                except IvrError as exc:
+                    log.debug("call.progress_not_recorded", error=str(exc))
+        finally:
+            self._progress.pop(call_id, None)
 
     async def save_record(self, record: CallRecord) -> None:
         """Store a finished call's record; kept in memory and retried when the store refuses."""

@@ -44,18 +44,21 @@ ERROR_PROMPT = "system_error"
 async def run_flow(flowset: FlowSet, flow: Flow, call: Call, record: CallRecord, *,
                    catalogue: Catalogue, queues: Queues | None = None, language: str | None = None,
                    variables: Mapping[str, Any] | None = None, max_steps: int = MAX_STEPS,
-                   on_variable: Callable[[str, Any], None] | None = None) -> None:
+                   on_variable: Callable[[str, Any], None] | None = None,
+                   checkpoint: Callable[[], None] | None = None) -> None:
     """Run ``flow`` on ``call`` until it ends; the outcome is in ``record``.
 
     ``language`` overrides the flow's starting language (e.g. from the caller's history);
     ``variables`` adds facts the engine knows (``caller.age``, ``caller.repeat`` …).
     ``queues`` (the ``Queues`` port) takes the call into an agent queue; without it a
     ``queue`` node plays ``queue_hold`` and records ``queued``.  ``on_variable`` is told every
-    variable the flow sets (the simulator shows them).  Never raises, except ``CancelledError``.
+    variable the flow sets (the simulator shows them).  ``checkpoint`` is called where the call
+    waits for the caller (a menu, a gather) and at the hand-off to a queue: the engine notes the
+    record so far there.  Never raises, except ``CancelledError``.
     """
     runner = FlowRunner(flowset, call, record, catalogue=catalogue, queues=queues,
                         language=language, variables=variables, max_steps=max_steps,
-                        on_variable=on_variable)
+                        on_variable=on_variable, checkpoint=checkpoint)
     await runner.run(flow)
 
 
@@ -77,19 +80,21 @@ class _End(Exception):
 
 
 class FlowRunner:
-    __slots__ = ("flowset", "call", "record", "catalogue", "queues", "on_variable", "vars", "vars_given",
+    __slots__ = ("flowset", "call", "record", "catalogue", "queues", "on_variable", "checkpoint", "vars", "vars_given",
                  "max_steps", "steps", "exhausted", "stack", "flow", "lang")
 
     def __init__(self, flowset: FlowSet, call: Call, record: CallRecord, *, catalogue: Catalogue,
                  queues: Queues | None = None, language: str | None = None,
                  variables: Mapping[str, Any] | None = None, max_steps: int = MAX_STEPS,
-                 on_variable: Callable[[str, Any], None] | None = None) -> None:
+                 on_variable: Callable[[str, Any], None] | None = None,
+                 checkpoint: Callable[[], None] | None = None) -> None:
         self.flowset = flowset
         self.call = call
         self.record = record
         self.catalogue = catalogue
         self.queues = queues
         self.on_variable = on_variable
+        self.checkpoint = checkpoint
         self.vars: dict[str, Any] = {}
         self.vars_given: dict[str, Any] = dict(variables or {})
         self.max_steps = max_steps
@@ -257,6 +262,8 @@ class FlowRunner:
 
     async def _menu(self, node: Menu) -> str | _Finished:
         call, record = self.call, self.record
+        if self.checkpoint is not None:
+            self.checkpoint()
         tries = 0
         prompts = node.prompts
         while True:
@@ -281,6 +288,8 @@ class FlowRunner:
 
     async def _gather(self, node: Gather) -> str | _Finished:
         call, record = self.call, self.record
+        if self.checkpoint is not None:
+            self.checkpoint()
         tries = 0
         while True:
             await self._play(node.prompts, barge_in=node.barge_in)
@@ -372,6 +381,8 @@ class FlowRunner:
         if reason is not None:
             record.reason = reason
         await self._play(prompts)
+        if self.checkpoint is not None:
+            self.checkpoint()
         if self.queues is not None:
             await self.queues.queue_handoff(self.call, record, queue, record.priority, record.reason,
                                             language=self.lang, callback=callback)

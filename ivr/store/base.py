@@ -54,6 +54,11 @@ class Store(Protocol):
     async def call_started(self, record: CallRecord) -> None:
         """Note a call as it starts (so concurrent calls and crashed engines still count)."""
 
+    async def call_progress(self, record: CallRecord) -> None:
+        """Note how far a call in progress has come (nodes, keys, language, priority), so an
+        engine taking over after a crash continues its record; a finished call is left alone."""
+        ...
+
     async def record_call(self, record: CallRecord) -> None:
         """Store a finished call (insert or replace by call id)."""
 

@@ -131,13 +131,10 @@ CREATE UNIQUE INDEX reservations_open ON reservations (number, queue)
     5: ";\n".join(statements.EVENT_INDEXES),   # what a restarting engine reads
 }
 
-COLUMNS = ("call_id", "caller", "dialled", "started_at", "ended_at", "flow", "flow_version",
-           "language", "nodes", "digits", "outcome", "detail", "priority", "reason", "number")
-_INSERT = (f"INSERT INTO calls ({', '.join(COLUMNS)}) "
-           f"VALUES ({', '.join(f'${i}' for i in range(1, len(COLUMNS) + 1))})")
-_UPSERT_CALL = (_INSERT + " ON CONFLICT (call_id) DO UPDATE SET "
-                + ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS[1:]))
-_INSERT_STARTED = _INSERT + " ON CONFLICT (call_id) DO NOTHING"
+COLUMNS = statements.CALL_COLUMNS
+_UPSERT_CALL = statements.numbered(statements.UPSERT_CALL)
+_INSERT_STARTED = statements.numbered(statements.INSERT_STARTED)
+_PROGRESS_CALL = statements.numbered(statements.PROGRESS_CALL)
 _RECENT = f"SELECT {', '.join(COLUMNS)} FROM calls ORDER BY started_at DESC LIMIT $1"
 _GET_CALL = f"SELECT {', '.join(COLUMNS)} FROM calls WHERE call_id = $1"
 
@@ -445,6 +442,12 @@ class PostgresStore:
         row = _call_row(record, started=True)
         await self._run(f"cannot note call {record.call_id}",
                         lambda conn: conn.execute(_INSERT_STARTED, *row),
+                        timeout=self.timeouts.operation)
+
+    async def call_progress(self, record: CallRecord) -> None:
+        row = _call_row(record, started=True)
+        await self._run(f"cannot note the progress of call {record.call_id}",
+                        lambda conn: conn.execute(_PROGRESS_CALL, *row),
                         timeout=self.timeouts.operation)
 
     async def record_call(self, record: CallRecord) -> None:

@@ -124,13 +124,10 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     5: statements.EVENT_INDEXES,       # what a restarting engine reads: the line, agents' states
 }
 
-_COLUMNS = ("call_id", "caller", "dialled", "started_at", "ended_at", "flow", "flow_version",
-            "language", "nodes", "digits", "outcome", "detail", "priority", "reason", "number")
-_INSERT = (f"INSERT INTO calls ({', '.join(_COLUMNS)}) "
-           f"VALUES ({', '.join('?' * len(_COLUMNS))})")
-_UPSERT_CALL = (_INSERT + " ON CONFLICT (call_id) DO UPDATE SET "
-                + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:]))
-_INSERT_STARTED = _INSERT + " ON CONFLICT (call_id) DO NOTHING"
+_COLUMNS = statements.CALL_COLUMNS
+_UPSERT_CALL = statements.UPSERT_CALL
+_INSERT_STARTED = statements.INSERT_STARTED
+_PROGRESS_CALL = statements.PROGRESS_CALL
 _RECENT = f"SELECT {', '.join(_COLUMNS)} FROM calls ORDER BY started_at DESC LIMIT ?"
 _GET_CALL = f"SELECT {', '.join(_COLUMNS)} FROM calls WHERE call_id = ?"
 
@@ -357,6 +354,11 @@ class SqliteStore:
     async def call_started(self, record: CallRecord) -> None:
         await self._run(f"cannot note call {record.call_id}", self._write_call,
                         _INSERT_STARTED, _call_row(record, started=True),
+                        timeout=self.timeouts.operation)
+
+    async def call_progress(self, record: CallRecord) -> None:
+        await self._run(f"cannot note the progress of call {record.call_id}", self._write_call,
+                        _PROGRESS_CALL, _call_row(record, started=True),
                         timeout=self.timeouts.operation)
 
     async def record_call(self, record: CallRecord) -> None:

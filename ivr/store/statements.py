@@ -22,9 +22,30 @@ id), and every query below is answered from an index without reading the whole l
 from __future__ import annotations
 
 __all__ = [
+    "CALL_COLUMNS", "INSERT_CALL", "UPSERT_CALL", "INSERT_STARTED", "PROGRESS_CALL",
     "EVENT_COLUMNS", "INSERT_EVENT", "CALL_EVENTS", "AGENT_EVENTS", "LINE_KINDS", "LINE_EVENTS",
     "LATEST_AGENT_EVENTS", "EVENT_INDEXES", "numbered",
 ]
+
+# -- calls ------------------------------------------------------------------------------------
+
+CALL_COLUMNS = ("call_id", "caller", "dialled", "started_at", "ended_at", "flow", "flow_version",
+                "language", "nodes", "digits", "outcome", "detail", "priority", "reason", "number")
+INSERT_CALL = (f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) "
+               f"VALUES ({', '.join('?' * len(CALL_COLUMNS))})")
+# A finished call: its whole record.
+UPSERT_CALL = (INSERT_CALL + " ON CONFLICT (call_id) DO UPDATE SET "
+               + ", ".join(f"{c} = excluded.{c}" for c in CALL_COLUMNS[1:]))
+# A call starting: noted once (repeat callers count it at once).
+INSERT_STARTED = INSERT_CALL + " ON CONFLICT (call_id) DO NOTHING"
+# A call in progress: what it went through so far (a killed engine's successor reads it);
+# a finished record is never overwritten by a late progress note.
+_PROGRESS_COLUMNS = ("flow", "flow_version", "language", "nodes", "digits", "priority", "reason", "number")
+PROGRESS_CALL = (INSERT_CALL + " ON CONFLICT (call_id) DO UPDATE SET "
+                 + ", ".join(f"{c} = excluded.{c}" for c in _PROGRESS_COLUMNS)
+                 + " WHERE calls.outcome IS NULL")
+
+# -- the event log --------------------------------------------------------------------------
 
 EVENT_COLUMNS = ("at", "kind", "call_id", "agent_id", "queue", "detail")
 _SELECT = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events"

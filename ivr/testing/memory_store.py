@@ -53,6 +53,12 @@ class MemoryStore:
         await self._enter("call_started")
         self.calls[record.call_id] = dataclasses.replace(record)
 
+    async def call_progress(self, record: CallRecord) -> None:
+        await self._enter("call_progress")
+        stored = self.calls.get(record.call_id)
+        if stored is None or stored.outcome is None:
+            self.calls[record.call_id] = dataclasses.replace(record, outcome=None, ended_at=None)
+
     async def record_call(self, record: CallRecord) -> None:
         await self._enter("record_call")
         self.calls[record.call_id] = dataclasses.replace(record)

@@ -7,6 +7,7 @@ desk with a switch in memory.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import contextlib
 import datetime as dt
 import types
@@ -654,3 +655,42 @@ async def test_a_switch_that_cannot_be_reached_is_not_asked_again_at_once_and_th
         assert center.service.acd.agent("agent1").state != AgentState.PAUSED
         caller.hang_up()
         await waiting
+
+
+async def test_the_record_so_far_is_in_the_store_while_the_caller_is_in_a_menu(tmp_path):
+    """So an engine taking over after a crash continues the record from there."""
+    from ivr.app import Engine
+    from ivr.testing.scripted_call import hang_up, press
+
+    async with FakeAri() as fake:
+        config = load_config(engine_config(tmp_path, fake), env={})
+    config = dataclasses.replace(config, flows=(REPO / "flows",))
+    flowset = load_flows(list(config.flows), CATALOGUE)
+
+    class Spying(MemoryStore):
+        noted: list[CallRecord] = []
+
+        async def call_progress(self, record):
+            self.noted.append(record)
+            await super().call_progress(record)
+
+    store = Spying()
+    engine = Engine(config, store, CATALOGUE, flowset)
+    call = ScriptedCall(press("1"), hang_up(during="main_menu"), dialled="15771000")
+    await engine.on_new_call(call, [])
+    await engine.close()
+    assert any("main_menu" in r.nodes and r.outcome is None for r in store.noted)
+    assert (await store.get_call(call.id)).outcome == "caller_hangup"   # the end still wins
+
+
+async def test_a_progress_note_never_overwrites_a_finished_record(store_url):
+    record = CallRecord("c-p", "01012345678", "15771000", flow="main", nodes=["start", "main_menu"])
+    async with open_store(store_url) as store:
+        await store.call_progress(record)
+        assert (await store.get_call("c-p")).nodes == ["start", "main_menu"]
+        finished = dataclasses.replace(record, nodes=["start", "main_menu", "goodbye"])
+        finished.end(Outcome.COMPLETED)
+        await store.record_call(finished)
+        await store.call_progress(record)                    # late: the call has ended meanwhile
+        stored = await store.get_call("c-p")
+    assert stored.outcome == "completed" and stored.nodes[-1] == "goodbye"
