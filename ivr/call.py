@@ -174,6 +174,9 @@ class Switch(Protocol):
 
     async def bridge(self, kind: str = "mixing", *, name: str | None = None) -> Bridge: ...
 
+    async def sweep_bridges(self) -> int:
+        """Destroy the bridges an earlier engine left behind that nobody is in now; how many."""
+
 
 @runtime_checkable
 class Queues(Protocol):

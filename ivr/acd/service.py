@@ -563,7 +563,16 @@ class QueueService:
                     self.acd.gone_during_restart(w.call_id, w.queue, now)
             self._restored = Restored({}, {}, {})
             self._match()
+            await self._sweep()
         self._settle.spawn(settle(), name="acd.settle_restored")
+
+    async def _sweep(self) -> None:
+        """The bridges an earlier engine left behind (its holding room, its conversations once
+        they ended) are destroyed when nobody is in them."""
+        try:
+            await self.switch.sweep_bridges()
+        except CallError as exc:
+            log.info("acd.sweep_failed", error=str(exc))
 
     async def resume(self, call: Call, record: CallRecord, args: Sequence[str]) -> bool:
         """A call re-adopted after a restart: True when the queues take it back.
@@ -646,6 +655,7 @@ class QueueService:
                 if not leg.done():
                     leg.cancel()
             self._end_restored_talk(talk, "conversation ended")
+            self._settle.spawn(self._sweep(), name="acd.sweep")     # its bridge is empty now
 
     def _end_restored_talk(self, talk: RestoredTalk, why: str) -> None:
         """A restored conversation is over (or its caller never came back): its agent, if

@@ -197,6 +197,16 @@ class AriClient:
 
     # -- bridges -----------------------------------------------------------------------------
 
+    async def list_bridges(self) -> list[Any]:
+        """Every bridge Asterisk has (each should be an object: the caller checks)."""
+        answer = await self.request("GET", "/bridges")
+        if answer is None:
+            return []
+        if not isinstance(answer, list):
+            raise AriError(f"ARI GET /bridges: answer is {type(answer).__name__}, "
+                           f"expected a list of bridges")
+        return answer
+
     async def create_bridge(self, bridge_type: str = "mixing", *, bridge_id: str | None = None,
                             name: str | None = None) -> dict[str, Any]:
         params = _drop_none(type=bridge_type, bridgeId=bridge_id, name=name)

@@ -37,6 +37,9 @@ from ivr.ari.timeouts import Timeouts
 
 log = structlog.get_logger(__name__)
 
+DIAL_PREFIX = "ivr-dial-"        # channels the engine dials (agents, callbacks): ivr-dial-<random>
+BRIDGE_PREFIX = "ivr-"           # bridges the engine makes: ivr-holding-…, ivr-mixing-…
+
 
 class NewCallHandler(Protocol):
     """Runs one call from its first event to its end.
@@ -203,6 +206,7 @@ class AriAdapter:
         self._reconciled = asyncio.Event()
         self._accepting = True
         self._opened = False
+        self._bridges: dict[str, AriBridge] = {}   # bridges this adapter made, by id
 
     # -- lifetime ----------------------------------------------------------------------------
 
@@ -329,7 +333,7 @@ class AriAdapter:
         Raises ``DialFailed`` (with the Q.850 cause) when it is not answered, busy or
         unreachable.  Cancelling the wait hangs the ringing channel up.
         """
-        channel_id = f"ivr-dial-{uuid.uuid4().hex[:20]}"
+        channel_id = f"{DIAL_PREFIX}{uuid.uuid4().hex[:20]}"
         future = self.expect(channel_id)
         self._dialling.add(channel_id)
         try:
@@ -372,9 +376,34 @@ class AriAdapter:
 
     async def bridge(self, kind: str = "mixing", *, name: str | None = None) -> AriBridge:
         """A new bridge: ``mixing`` (a conversation) or ``holding`` (a waiting room)."""
-        bridge_id = f"ivr-{kind}-{uuid.uuid4().hex[:20]}"
+        bridge_id = f"{BRIDGE_PREFIX}{kind}-{uuid.uuid4().hex[:20]}"
         await self.client.create_bridge(kind, bridge_id=bridge_id, name=name)
-        return AriBridge(self.client, bridge_id, kind)
+        bridge = AriBridge(self.client, bridge_id, kind)
+        self._bridges[bridge_id] = bridge
+        return bridge
+
+    async def sweep_bridges(self) -> int:
+        """Destroy the engine's bridges nobody is in any more that this adapter did not make
+        (an earlier engine's holding room and finished conversations, left behind when it was
+        killed); how many.  Bridges of other applications are never touched."""
+        for done in [b for b, bridge in self._bridges.items() if bridge.destroyed]:
+            del self._bridges[done]
+        swept = 0
+        for found in await self.client.list_bridges():
+            if not isinstance(found, dict):
+                continue
+            bridge_id: object = found.get("id")
+            if (not isinstance(bridge_id, str) or not bridge_id.startswith(BRIDGE_PREFIX)
+                    or bridge_id in self._bridges or found.get("channels")):
+                continue
+            try:
+                await self.client.destroy_bridge(bridge_id)
+                swept += 1
+            except ChannelGone:
+                pass                                   # gone meanwhile
+        if swept:
+            log.info("ari.bridges_swept", count=swept)
+        return swept
 
     # -- events: synchronous, in order, on the reading task ----------------------------------
 
@@ -430,7 +459,7 @@ class AriAdapter:
             else:                                  # given up on while it rang: hang it up
                 self._helpers.spawn(call.hangup(), name=f"ari.dial.late.{channel_id}")
             return
-        if channel_id in self._dialling or (channel_id.startswith("ivr-dial-") and not adopted):
+        if channel_id in self._dialling or (channel_id.startswith(DIAL_PREFIX) and not adopted):
             # Answered after the dialler gave up: nobody owns it.
             self._helpers.spawn(call.hangup(), name=f"ari.dial.late.{channel_id}")
             return
@@ -497,7 +526,7 @@ class AriAdapter:
                 continue
             args = stasis_args(channel, self.app)
             if args is None:
-                if first and channel_id.startswith("ivr-dial-") and channel_id not in self._dialling:
+                if first and channel_id.startswith(DIAL_PREFIX) and channel_id not in self._dialling:
                     # A phone an engine before us was ringing (an agent, a customer called
                     # back): nobody waits for that answer any more; stop the ring.
                     self._helpers.spawn(self._hangup_quietly(channel_id), name=f"ari.stale_ring.{channel_id}")

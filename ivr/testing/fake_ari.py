@@ -191,6 +191,7 @@ class FakeAri:
             r.add_delete(f"/ari/channels/{{id}}/{name}", self._channel_noop)
         r.add_get("/ari/playbacks/{pb}", self._get_playback)
         r.add_delete("/ari/playbacks/{pb}", self._stop_playback)
+        r.add_get("/ari/bridges", self._list_bridges)
         r.add_post("/ari/bridges", self._create_bridge)
         r.add_get("/ari/bridges/{id}", self._get_bridge)
         r.add_delete("/ari/bridges/{id}", self._destroy_bridge)
@@ -630,6 +631,9 @@ class FakeAri:
 
     def _bridge(self, request: web.Request) -> dict[str, Any] | None:
         return self.bridges.get(request.match_info["id"])
+
+    async def _list_bridges(self, request: web.Request) -> web.Response:
+        return web.json_response(list(self.bridges.values()))
 
     async def _create_bridge(self, request: web.Request) -> web.Response:
         bridge_id = request.query.get("bridgeId") or uuid.uuid4().hex

@@ -230,5 +230,11 @@ class FakeSwitch:
         self.bridges.append(bridge)
         return bridge
 
+    async def sweep_bridges(self) -> int:
+        """Forget the bridges that were destroyed; how many (this switch has no earlier engine)."""
+        before = len(self.bridges)
+        self.bridges = [b for b in self.bridges if not b.destroyed]
+        return before - len(self.bridges)
+
     def rings(self) -> list[str]:
         return [entry[1] for entry in self.log if entry[0] == "ring"]

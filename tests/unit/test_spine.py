@@ -694,3 +694,20 @@ async def test_a_progress_note_never_overwrites_a_finished_record(store_url):
         await store.call_progress(record)                    # late: the call has ended meanwhile
         stored = await store.get_call("c-p")
     assert stored.outcome == "completed" and stored.nodes[-1] == "goodbye"
+
+
+async def test_the_bridges_a_killed_engine_left_empty_are_swept_and_ours_and_others_kept():
+    from ivr.ari.dispatcher import AriAdapter
+
+    async def nothing(call, args, *, adopted):
+        return None
+
+    async with FakeAri() as fake:
+        fake.bridges["ivr-holding-old"] = {"id": "ivr-holding-old", "channels": [], "name": "ivr-holding"}
+        fake.bridges["ivr-mixing-busy"] = {"id": "ivr-mixing-busy", "channels": ["ch-1"], "name": "x"}
+        fake.bridges["conference-7"] = {"id": "conference-7", "channels": [], "name": "not ours"}
+        async with AriAdapter(fake.base_url, fake.username, fake.password, "ivr", nothing) as ari:
+            await ari.wait_connected(5)
+            mine = await ari.bridge("holding", name="ivr-holding")      # empty, but in use
+            assert await ari.sweep_bridges() == 1
+            assert set(fake.bridges) == {"ivr-mixing-busy", "conference-7", mine.id}
