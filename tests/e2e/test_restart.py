@@ -190,9 +190,21 @@ async def ari_get(sandbox, path: str) -> Any:
         return await resp.json()
 
 
-async def conversation(sandbox, caller: str, agent: str) -> tuple[int, int]:
-    """The caller's leg and the agent's leg, up and in one bridge: ``(RTP packets Asterisk sent
-    to the caller, to the agent)`` so far; AssertionError when they are not bridged."""
+async def conversation(sandbox, caller: str, agent: str, timeout: float = 5) -> tuple[int, int]:
+    """The caller's leg and the agent's leg, up and in one bridge (the engine joins them just
+    after the agent answers: allowed ``timeout`` seconds): ``(RTP packets Asterisk sent to the
+    caller, to the agent)`` so far; AssertionError when they are not bridged by then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await _bridged(sandbox, caller, agent)
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def _bridged(sandbox, caller: str, agent: str) -> tuple[int, int]:
     channels = await ari_get(sandbox, "channels")
     legs = {c["id"]: c for c in channels}
     mine = [c for c in channels if c["caller"]["number"] == caller and not c["name"].startswith("PJSIP/agent")]
