@@ -15,11 +15,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from tcp_proxy import TcpProxy
 
 REPO = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
 class ThreadedProxy:
@@ -206,3 +209,16 @@ class Engine:
                 raise AssertionError(f"no call was recorded within {timeout} s; engine log:\n"
                                      + "\n".join(self.log_text().splitlines()[-40:]))
             await asyncio.sleep(0.2)
+
+
+async def until(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.25) -> T:
+    """Poll ``predicate`` (an operator's command, run off the event loop so that the SIPp
+    phones keep their media going) until it gives something true; that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await asyncio.to_thread(predicate)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(interval)

@@ -27,7 +27,7 @@ from collections import Counter
 
 import pytest
 
-from engine import REPO, Engine
+from engine import REPO, Engine, until
 from ivr.sipp import AgentPhone, CallResult, place_call
 
 pytestmark = pytest.mark.e2e
@@ -45,16 +45,6 @@ def masked(number: str) -> str:
     return f"{number[:3]}****{number[-4:]}"
 
 
-async def until(predicate, timeout: float, what: str, interval: float = 0.3):
-    """Poll ``predicate`` (an operator's command) until it returns something true."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await asyncio.to_thread(predicate)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 def cli_json(engine: Engine, *args: str):

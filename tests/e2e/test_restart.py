@@ -30,19 +30,17 @@ import json
 import re
 import time
 import urllib.request
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
-from engine import Engine
+from engine import Engine, until
 
 from ivr.sipp import AgentPhone, place_call
 
 pytestmark = pytest.mark.e2e
 
-T = TypeVar("T")
 
 QUEUE_LINE = "15779100"        # tests/e2e/flows/queue.yaml: straight into queue 'general'
 MAIN = "15771000"              # flows/main.yaml: language choice, welcome, main menu (0: agent)
@@ -123,17 +121,6 @@ def queue_events(engine: Engine, call_id: str) -> list[tuple[str, str | None]]:
     return [(e["kind"], e["agent_id"]) for e in json.loads(out.stdout)["events"]]
 
 
-async def until(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.25) -> T:
-    """Poll ``predicate`` (an operator's command, run off the event loop so that the SIPp
-    phones keep their media going) until it gives something true; that value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await asyncio.to_thread(predicate)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 def in_line_since(detail: str) -> int:
