@@ -46,6 +46,11 @@ def cli(engine: Engine, *args: str):
     return out
 
 
+def agent_state(engine: Engine, agent_id: str) -> str:
+    (agent,) = [a for a in json.loads(cli(engine, "agents", "list", "--json").stdout) if a["id"] == agent_id]
+    return agent["state"]
+
+
 def reservations(engine: Engine) -> list[dict]:
     return json.loads(cli(engine, "callbacks", "list", "--json").stdout)
 
@@ -111,8 +116,12 @@ async def test_a_reservation_survives_an_engine_killed_before_the_callback_and_i
     async with AgentPhone(CUSTOMER_PORT, keys="1", keys_after=1.0) as customer, \
             AgentPhone(5071, ring_delay=0.5, talk=2) as agent:
         again = Engine(tmp_path, sandbox, extra_config=CONFIG)  # same store, same owner name
-        again.start()                                           # agent1 logs in free
+        again.start()
         try:
+            # The restart keeps the supervisor's pause (the event log says so); lifting it
+            # frees agent1 for the reservation.
+            assert agent_state(again, "agent1") == "paused"
+            cli(again, "agents", "resume", "agent1")
             await agent.wait_for_ended(1, timeout=30)
             await asyncio.sleep(5)                              # long enough for a second dial
             assert len(customer.calls) == 1, [c.describe() for c in customer.calls]
