@@ -235,9 +235,14 @@ class AriCall:
                              barge_in)
         self._playbacks[playback_id] = playback
         log.debug("call.play", media=uri)
+        # The POST is not cancelled with the call's task: Asterisk may start the playback
+        # anyway, so a cancelled play waits for the POST's answer and then stops it (else the
+        # prompt plays on, and the channel's next commands, a bridge move, wait behind it).
+        post = asyncio.ensure_future(self._client.play(self._id, playback_id, uri,
+                                                       lang=self.language or None))
         try:
             try:
-                await self._client.play(self._id, playback_id, uri, lang=self.language or None)
+                await asyncio.shield(post)
             except ChannelGone as exc:
                 raise self._gone_from(exc) from exc
             playback.posted = True
@@ -255,8 +260,10 @@ class AriCall:
                 log.warning("call.media_failed", channel=self._id, media=uri)
             return False
         except asyncio.CancelledError:
-            if playback.posted and not playback.waiter.done() and self._spawn is not None:
-                self._spawn(self._stop_quietly(playback_id))
+            if not playback.waiter.done() and self._spawn is not None:
+                self._spawn(self._stop_after(post, playback_id))
+            elif not post.done():
+                post.cancel()
             raise
         finally:
             self._playbacks.pop(playback_id, None)
@@ -267,6 +274,14 @@ class AriCall:
         except ChannelGone:
             pass  # it ended on its own meanwhile
         self._raise_if_gone()
+
+    async def _stop_after(self, post: asyncio.Future[Any], playback_id: str) -> None:
+        """Stop a playback once its POST has been answered (at once when it has)."""
+        try:
+            await post
+        except Exception:          # the POST failed: there is nothing to stop
+            return
+        await self._stop_quietly(playback_id)
 
     async def _stop_quietly(self, playback_id: str) -> None:
         try:

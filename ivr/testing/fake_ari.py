@@ -47,6 +47,9 @@ class RecordedRequest:
     at: float                     # loop.time() when received
 
 
+SLOW = -1                        # a Fault's status: no error, only a late answer
+
+
 @dataclasses.dataclass(slots=True)
 class Fault:
     """Answer matching requests with ``status`` (after ``delay`` seconds), ``times`` times."""
@@ -375,6 +378,14 @@ class FakeAri:
         self.faults.append(fault)
         return fault
 
+    def slow(self, match: Callable[[RecordedRequest], bool], delay: float, *,
+             times: float = 1) -> Fault:
+        """Answer the next ``times`` matching requests as usual, but ``delay`` seconds late
+        (what is asked happens when the answer goes out)."""
+        fault = Fault(match, SLOW, times, delay)
+        self.faults.append(fault)
+        return fault
+
     async def wait_for_request(self, match: Callable[[RecordedRequest], bool], *,
                                timeout: float = 2.0, since: int = 0) -> RecordedRequest:
         """The first request (from index ``since``) that matches; waits for it if needed."""
@@ -455,6 +466,8 @@ class FakeAri:
                         await asyncio.sleep(fault.delay)
                     if fault.status == 0:
                         await asyncio.Event().wait()   # never answer
+                    if fault.status == SLOW:
+                        break                          # answered as usual, only late
                     return web.json_response({"message": "injected fault"},
                                              status=fault.status)
         return await handler(request)

@@ -320,3 +320,24 @@ async def test_a_channel_we_originate_is_handed_to_whoever_expects_it():
         await agent.start_moh()
         await agent.hangup()
         assert agent.hung_up
+
+
+async def test_a_prompt_cancelled_while_its_request_is_in_flight_is_stopped_once_asterisk_answers():
+    """The queue connects a caller to an agent while an announcement is being asked for: the
+    announcement must not play on (and hold up the move to the agent's bridge)."""
+    playing = asyncio.Event()
+
+    async def flow(call, args):
+        playing.set()
+        await call.play([LONG_PROMPT])
+
+    async with harness(flow, durations={LONG: None}) as h:
+        h.fake.slow(lambda r: r.method == "POST" and "/play/" in r.path, 0.3)
+        started = await h.call_in()
+        await playing.wait()
+        await h.request(lambda r: r.method == "POST" and "/play/" in r.path)   # asked, not answered
+        flow_task = next(t for t in asyncio.all_tasks() if t.get_name() == f"ari.call.{started.call.id}")
+        flow_task.cancel()                                                    # the call moves on
+        stop = await h.request(lambda r: r.method == "DELETE" and r.path.startswith("/playbacks"),
+                               timeout=2)
+        assert h.fake.playbacks.get(stop.path.rsplit("/", 1)[1]) is None     # it no longer plays
