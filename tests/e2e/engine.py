@@ -222,3 +222,26 @@ async def until(predicate: Callable[[], T], timeout: float, what: str, interval:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+def callbacks_config(owner: str, customer_port: int = 5090) -> str:
+    """``ivr.yaml`` lines for one queue with agent1 and callbacks dialled to a SIPp phone on
+    ``customer_port``, open every hour, quick polls and retries (``owner`` names the engine)."""
+    return f"""
+acd:
+  queues:
+    general: {{max_wait: 300, on_max_wait: message, announce_every: 30, ring_timeout: 6, wrap_up: 2}}
+  agents:
+    - {{id: agent1, name: Agent 1, endpoint: PJSIP/agent1, login: true}}
+callbacks:
+  owner: {owner}
+  poll: 1
+  lease: 20
+  ring_timeout: 6
+  max_attempts: 2
+  retry_delay: 4
+  caller_id: "15771000"
+  endpoint: "PJSIP/sipp/sip:{{national}}@127.0.0.1:{customer_port}"
+  hours: {{mon: ["00:00-23:59"], tue: ["00:00-23:59"], wed: ["00:00-23:59"], thu: ["00:00-23:59"],
+          fri: ["00:00-23:59"], sat: ["00:00-23:59"], sun: ["00:00-23:59"]}}
+"""

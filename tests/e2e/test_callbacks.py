@@ -10,31 +10,14 @@ import time
 
 import pytest
 
-from engine import Engine
+from engine import Engine, callbacks_config
 from ivr.sipp import AgentPhone, place_call
 
 pytestmark = pytest.mark.e2e
 
 LINE = "15779200"              # tests/e2e/flows/callback.yaml
 CUSTOMER_PORT = 5090
-CONFIG = f"""
-acd:
-  queues:
-    general: {{max_wait: 300, on_max_wait: message, announce_every: 30, ring_timeout: 6, wrap_up: 2}}
-  agents:
-    - {{id: agent1, name: Agent 1, endpoint: PJSIP/agent1, login: true}}
-callbacks:
-  owner: e2e-engine
-  poll: 1
-  lease: 20
-  ring_timeout: 6
-  max_attempts: 2
-  retry_delay: 4
-  caller_id: "15771000"
-  endpoint: "PJSIP/sipp/sip:{{national}}@127.0.0.1:{CUSTOMER_PORT}"
-  hours: {{mon: ["00:00-23:59"], tue: ["00:00-23:59"], wed: ["00:00-23:59"], thu: ["00:00-23:59"],
-          fri: ["00:00-23:59"], sat: ["00:00-23:59"], sun: ["00:00-23:59"]}}
-"""
+CONFIG = callbacks_config("e2e-engine", CUSTOMER_PORT)
 # After the answer: the offer comes with the first announcement (3 s); 1 takes it; the number
 # is read back and 1 confirms it.
 BOOK = "w6,1,w5,1"

@@ -27,7 +27,7 @@ from collections import Counter
 
 import pytest
 
-from engine import REPO, Engine, until
+from engine import REPO, Engine, until, callbacks_config
 from ivr.sipp import AgentPhone, CallResult, place_call
 
 pytestmark = pytest.mark.e2e
@@ -282,24 +282,7 @@ async def test_asterisk_restarted_under_calls_loses_them_visibly_and_the_next_ca
 # PostgreSQL away
 
 
-CALLBACKS = f"""
-acd:
-  queues:
-    general: {{max_wait: 300, on_max_wait: message, announce_every: 30, ring_timeout: 6, wrap_up: 2}}
-  agents:
-    - {{id: agent1, name: Agent 1, endpoint: PJSIP/agent1, login: true}}
-callbacks:
-  owner: e2e-faults
-  poll: 1
-  lease: 20
-  ring_timeout: 6
-  max_attempts: 2
-  retry_delay: 4
-  caller_id: "15771000"
-  endpoint: "PJSIP/sipp/sip:{{national}}@127.0.0.1:{CUSTOMER_PORT}"
-  hours: {{mon: ["00:00-23:59"], tue: ["00:00-23:59"], wed: ["00:00-23:59"], thu: ["00:00-23:59"],
-          fri: ["00:00-23:59"], sat: ["00:00-23:59"], sun: ["00:00-23:59"]}}
-"""
+CALLBACKS = callbacks_config("e2e-faults", CUSTOMER_PORT)
 BOOK = "w6,1,w5,1"             # take the callback offer, confirm the number read back
 RATE = 1.0                     # callers a second
 LEAD, TAIL = 5, 5              # seconds of traffic before and after the outage

@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
-from engine import Engine, until
+from engine import Engine, until, callbacks_config
 
 from ivr.sipp import AgentPhone, place_call
 
@@ -411,24 +411,7 @@ async def test_a_caller_ringing_an_agent_when_the_engine_dies_is_back_in_line_an
 # -- 5. in the callback dialog -----------------------------------------------------------------
 
 CALLBACK_LINE = "15779200"     # tests/e2e/flows/callback.yaml: queue 'general', callback offered at once
-CALLBACKS = """
-acd:
-  queues:
-    general: {max_wait: 300, on_max_wait: message, announce_every: 30, ring_timeout: 6, wrap_up: 2}
-  agents:
-    - {id: agent1, name: Agent 1, endpoint: PJSIP/agent1, login: true}
-callbacks:
-  owner: e2e-restart
-  poll: 1
-  lease: 20
-  ring_timeout: 6
-  max_attempts: 2
-  retry_delay: 4
-  caller_id: "15771000"
-  endpoint: "PJSIP/sipp/sip:{national}@127.0.0.1:5090"
-  hours: {mon: ["00:00-23:59"], tue: ["00:00-23:59"], wed: ["00:00-23:59"], thu: ["00:00-23:59"],
-          fri: ["00:00-23:59"], sat: ["00:00-23:59"], sun: ["00:00-23:59"]}
-"""
+CALLBACKS = callbacks_config("e2e-restart", 5090)
 TAKE_OFFER = "w6,1"            # 1 at the offer (with the first announcement); then nothing
 BOOK = "w6,1,w5,1"             # 1 at the offer, 1 to confirm the number read back
 
