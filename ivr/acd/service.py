@@ -54,6 +54,7 @@ NEXT_IN_LINE, SORRY = "queue_next", "queue_sorry"
 CALLBACK_OFFER = "callback_offer"
 RESUME_WAIT = 10.0            # seconds a re-adopted conversation waits for the agent's leg to be re-adopted
 FIRST_ANNOUNCEMENT = 3.0      # seconds after joining the line: the caller hears where they stand
+RING_RECHECK = 2.0            # seconds: the next look for an announcement while an agent rings
 
 
 @dataclasses.dataclass(eq=False)
@@ -334,6 +335,12 @@ class QueueService:
             delay = self.specs[c.queue].announce_every
             if c.outcome.done() or c.call.hung_up:
                 return
+            if c.ring is not None:
+                # An agent is being rung for this caller: no announcement now.  Asterisk plays
+                # a prompt to a caller in a bridge to its end (stopping it does not cut it), and
+                # the move to the agent's bridge would wait for it.
+                delay = min(delay, RING_RECHECK)
+                continue
             media = self.announcement(c.call.id, c.language)
             if self._offer_due(c):
                 c.offered_at = self.clock()

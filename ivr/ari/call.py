@@ -85,6 +85,7 @@ class AriCall:
         self._playbacks: dict[str, _Playback] = {}
         self._gone_reason: str | None = None
         self._ended_as = _HANGUP                  # CallEnded.reason once gone
+        self._hanging_up = False                  # the engine asked Asterisk to hang up
         self._gone: asyncio.Future[str] | None = None
         self.hangup_cause: int | None = None
         self.left_stasis = False
@@ -150,8 +151,11 @@ class AriCall:
             # A soft hang-up is Asterisk's own doing (it shuts down or restarts, a module is
             # unloaded, an operator's 'channel request hangup'): the caller did not hang up.
             soft = kind == "ChannelHangupRequest" and event.get("soft") is True
-            self.mark_gone(kind if not soft else "ended by Asterisk (soft hang-up)",
-                           ended_as=_LOST if soft else _HANGUP)
+            if self._hanging_up:                   # our own hang-up, seen before its answer
+                self.mark_gone("hung up by the engine", ended_as=_ENGINE)
+            else:
+                self.mark_gone(kind if not soft else "ended by Asterisk (soft hang-up)",
+                               ended_as=_LOST if soft else _HANGUP)
 
     def _on_key(self, digit: str) -> None:
         if not digit or self.hung_up:
@@ -354,6 +358,7 @@ class AriCall:
     async def hangup(self) -> None:
         if self.hung_up:
             return
+        self._hanging_up = True
         try:
             await self._client.hangup(self._id)
         except ChannelGone:

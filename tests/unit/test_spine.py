@@ -711,3 +711,36 @@ async def test_the_bridges_a_killed_engine_left_empty_are_swept_and_ours_and_oth
             mine = await ari.bridge("holding", name="ivr-holding")      # empty, but in use
             assert await ari.sweep_bridges() == 1
             assert set(fake.bridges) == {"ivr-mixing-busy", "conference-7", mine.id}
+
+
+async def test_the_engines_own_hang_up_is_not_taken_for_asterisk_losing_the_call():
+    from ivr.ari.call import AriCall
+
+    class Client:
+        async def hangup(self, channel_id):
+            # Asterisk tells of the hang-up (a soft one, the engine's request) before answering.
+            call.on_event({"type": "ChannelHangupRequest", "soft": True, "channel": {"id": "ch-3"}})
+
+    call = AriCall(client=Client(), channel={"id": "ch-3", "state": "Up"}, args=[])  # type: ignore[arg-type]
+    await call.hangup()
+    assert call.ended_as == "engine"
+
+
+async def test_no_announcement_starts_while_an_agent_is_being_rung_for_the_caller(monkeypatch):
+    from ivr.acd import service as service_module
+
+    monkeypatch.setattr(service_module, "FIRST_ANNOUNCEMENT", 0.1)
+    center = Center()
+    center.switch.phones["PJSIP/agent1"] = Phone(answers=False)
+    spec = center.service.specs["general"]
+    center.service.specs["general"] = dataclasses.replace(spec, ring_timeout=5)
+    async with center:
+        center.service.acd.login("agent1", center.service.clock())
+        caller = LiveCall("c-r", "01012345678")
+        waiting = asyncio.create_task(center.service.queue_handoff(
+            caller, CallRecord("c-r", "", "100"), "general", None, None, "ko"))
+        await asyncio.sleep(0.3)                                       # past the first announcement's time
+        assert center.switch.rings() == ["PJSIP/agent1"]               # still ringing
+        assert caller.played == []                                     # nothing was announced
+        caller.hang_up()
+        await waiting
