@@ -185,12 +185,19 @@ class Engine:
     async def on_new_call(self, call: Call, args: list[str], *, adopted: bool = False) -> None:
         structlog.contextvars.bind_contextvars(call_id=call.id)
         leg = bool(args) and args[0] in LEGS
-        if leg and not adopted:
-            return                      # the dialler's own legs never come here (the adapter's)
-        record = CallRecord(call_id=call.id, caller=call.caller_number, dialled=call.dialled)
-        if adopted and await self._resume(call, record, args):
+        resume = self.resume
+        if leg and (not adopted or resume is None):
+            await call.hangup()         # a leg nobody waits for (the dialler's own never come here)
             return
-        if leg:                         # a leg whose call is over: nobody to connect it to
+        if leg and args[0] == "agent" and resume is not None:   # after a restart: back to its
+            await resume(call, CallRecord(call.id, "", ""), args)  # conversation, or hung up
+            return
+        record = CallRecord(call_id=call.id, caller=call.caller_number, dialled=call.dialled)
+        if adopted:
+            await self._continue_record(record)
+            if await self._resume(call, record, args):
+                return
+        if leg:                         # a customer's leg whose call back is over
             await call.hangup()
             return
         self.live_calls += 1
@@ -198,59 +205,37 @@ class Engine:
             await self._serve(call, record, adopted)
         finally:
             self.live_calls -= 1
-            self.calls_handled += 1
-            if record.outcome is None:
-                record.end(_ended(call))
-            if not call.hung_up:
-                try:
-                    await call.hangup()
-                except CallError as exc:
-                    log.warning("call.hangup_failed", error=str(exc))
-            await self._save(record)
-            log.info("call.ended", outcome=str(record.outcome), detail=record.detail,
-                     caller=record.caller, nodes=len(record.nodes))
+            await self._finish(call, record)
+
+    async def _finish(self, call: Call, record: CallRecord) -> None:
+        """A call is over: its outcome (when nothing else said one), hung up, recorded."""
+        self.calls_handled += 1
+        if record.outcome is None:
+            record.end(_ended(call))
+        if not call.hung_up:
+            try:
+                await call.hangup()
+            except CallError as exc:
+                log.warning("call.hangup_failed", error=str(exc))
+        await self._save(record)
+        log.info("call.ended", outcome=str(record.outcome), detail=record.detail,
+                 caller=record.caller, nodes=len(record.nodes))
 
     async def _resume(self, call: Call, record: CallRecord, args: Sequence[str]) -> bool:
-        """A call re-adopted after a restart that the queues take back (it waited or talked,
-        or it is an agent's leg of a conversation); its record goes on from the one stored.
-
-        A caller on whose call a callback reservation was stored had finished booking when
-        the engine died (confirmed, perhaps still hearing "we will call you"): the call ends
-        as ``callback_booked``.  Looked for among the 200 reservations booked last
-        (``list_reservations``)."""
+        """A call re-adopted after a restart that the queues take back (it waited, talked, or
+        was in the callback dialog); False leaves it to the flow."""
         if self.resume is None:
             return False
-        await self._continue_record(record)
-        if args and args[0] == "agent":
-            return await self.resume(call, record, args)
-        booked = None
-        if self.config.callbacks.endpoint and not args:
-            try:
-                async with asyncio.timeout(self.config.callers.lookup_budget):
-                    recent = await self.store.list_reservations()
-                booked = next((r for r in recent if r.call_id == call.id), None)
-            except (IvrError, TimeoutError) as exc:
-                log.warning("callback.booking_not_read", error=str(exc))
         self.live_calls += 1
         try:
-            if booked is not None:
-                record.end(Outcome.CALLBACK_BOOKED, f"{booked.queue}: reservation {booked.id}")
-                log.info("acd.callback_booked", queue=booked.queue, reservation=booked.id, resumed=True)
-                await call.hangup()
-                taken = True
-            else:
-                taken = await self.resume(call, record, args)
+            taken = await self.resume(call, record, args)
         except CallError:
             taken = True
             record.end(Outcome.CALLER_HANGUP)
         finally:
             self.live_calls -= 1
         if taken:
-            self.calls_handled += 1
-            if record.outcome is None:
-                record.end(_ended(call))
-            await self._save(record)
-            log.info("call.ended", outcome=str(record.outcome), detail=record.detail, resumed=True)
+            await self._finish(call, record)
         return taken
 
     async def _continue_record(self, record: CallRecord) -> None:

@@ -252,6 +252,10 @@ class Booking(Protocol):
     async def cancel_for(self, number: str, queue: str | None = None) -> int:
         """Cancel (and withdraw from the line) the open reservations of ``number``."""
 
+    async def booked_on(self, call_id: str) -> str | None:
+        """The id of the reservation booked on call ``call_id``, if one was (None also when
+        the store cannot tell)."""
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)

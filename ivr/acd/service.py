@@ -585,8 +585,8 @@ class QueueService:
         """A call re-adopted after a restart: True when the queues take it back.
 
         A caller who waited goes back into the line at the original place (arrival time) and
-        priority, and so does a caller who was in the callback dialog (a booking that was
-        finished is the engine's to find first); a caller who talked to an agent goes on
+        priority, and so does a caller who was in the callback dialog and had not finished
+        booking (one who had ends as ``callback_booked``); a caller who talked to an agent goes on
         talking, and the agent is freed with wrap-up when the conversation ends; an agent's leg
         is handed to its conversation (or hung up when there is none).  Anything else is the
         flow's (False)."""
@@ -609,8 +609,15 @@ class QueueService:
         waiting = self._restored.waiting.get(call.id)
         booking = self._restored.booking.get(call.id)
         if waiting is None and booking is not None:
-            # In the callback dialog when the engine died, with no reservation booked on this
-            # call (the engine checks that first): the offer is not repeated, the place is kept.
+            # In the callback dialog when the engine died.  Booked already (perhaps hearing
+            # "we will call you"): the call ends so.  Not booked: the offer is not repeated,
+            # the place is kept.
+            booked = await self._booking.booked_on(call.id) if self._booking is not None else None
+            if booked is not None:
+                record.end(Outcome.CALLBACK_BOOKED, f"{booking.queue}: reservation {booked}")
+                log.info("acd.callback_booked", queue=booking.queue, reservation=booked, resumed=True)
+                await _hang_up_quietly(call)
+                return True
             waiting = booking
         if waiting is not None:
             log.info("acd.resumed_waiting", queue=waiting.queue, priority=waiting.priority,

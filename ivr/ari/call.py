@@ -32,7 +32,7 @@ _FINISHED = "finished"     # PlaybackFinished (state done/failed/canceled…)
 _KEY = "key"               # a key was pressed
 _GONE = "gone"             # the channel hung up or left Stasis
 
-_END_EVENTS = frozenset({"ChannelHangupRequest", "ChannelDestroyed", "StasisEnd"})
+END_EVENTS = frozenset({"ChannelHangupRequest", "ChannelDestroyed", "StasisEnd"})   # a call ends
 
 # Playback ids: unique per engine process (random prefix) without a system call per prompt.
 _PLAYBACK_PREFIX = uuid.uuid4().hex[:16]
@@ -142,7 +142,7 @@ class AriCall:
             channel = event.get("channel") or {}
             self._channel = channel or self._channel
             self._state = channel.get("state", self._state)
-        elif kind in _END_EVENTS:
+        elif kind in END_EVENTS:
             if kind == "StasisEnd":
                 self.left_stasis = True
             cause = event.get("cause")

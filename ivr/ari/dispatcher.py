@@ -29,7 +29,7 @@ import structlog
 
 from ivr.errors import AriError, AriTimeout, CallEnded, ChannelGone, DialFailed
 from ivr.ari.bridge import AriBridge
-from ivr.ari.call import AriCall
+from ivr.ari.call import END_EVENTS, AriCall
 from ivr.ari.client import AriClient
 from ivr.ari.events import BadEvent, EventStream, backoff_delay, json_kind
 from ivr.tasks import TaskSet
@@ -73,7 +73,6 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
 }
 
 _ENDS_CALL = ("StasisEnd", "ChannelDestroyed")
-_END_EVENTS = frozenset({"ChannelHangupRequest", "ChannelDestroyed", "StasisEnd"})
 
 
 def channel_problem(channel: object, where: str = "channel") -> str | None:
@@ -438,16 +437,13 @@ class AriAdapter:
         except Exception:
             # Contained to this event and this call; an end still ends the call.
             log.exception("ari.call_event_failed", channel=channel_id, type=kind)
-            if kind in _END_EVENTS:
+            if kind in END_EVENTS:
                 call.mark_gone(kind)
         if kind in _ENDS_CALL:
             self._calls.pop(channel_id, None)
 
     def _start_call(self, channel: dict[str, Any], args: list[str], *, adopted: bool) -> None:
-        problem = channel_problem(channel)
-        if problem is not None:                 # no usable id: nothing to answer or hang up
-            log.warning("ari.bad_channel", problem=problem, adopted=adopted)
-            return
+        """``channel`` passed ``channel_problem`` (``_dispatch`` and the reconciliation check it)."""
         channel_id: str = channel["id"]
         call = AriCall(self.client, channel, args, adopted=adopted, spawn=self._helpers.spawn,
                        generation=self._generation)

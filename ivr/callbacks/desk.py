@@ -133,6 +133,17 @@ class CallbackDesk:
                 self._withdraw(entry, "cancelled")
         return count
 
+    async def booked_on(self, call_id: str) -> str | None:
+        """The reservation booked on ``call_id`` (after a restart: did the caller in the callback
+        dialog finish booking?).  Looked for among the 200 booked last; None when the store
+        cannot tell."""
+        try:
+            recent = await self.store.list_reservations()
+        except IvrError as exc:
+            log.warning("callback.booking_not_read", error=str(exc))
+            return None
+        return next((r.id for r in recent if r.call_id == call_id), None)
+
     async def reservations(self, status: str | None = None) -> list[Reservation]:
         """Reservations as the store keeps them (all, or those with ``status``)."""
         return await self.store.list_reservations(status)
