@@ -409,7 +409,6 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
     The start-up order of the module docstring, in code: each step is entered into one
     ``AsyncExitStack``, so shutdown leaves them in reverse, every exit runs, and a failure
     half-way through start-up closes exactly what was opened."""
-    from ivr.ari.dispatcher import AriAdapter
     from ivr.store import open_store
 
     catalogue = load_catalogue(config.prompts / "catalog.yaml")
@@ -431,13 +430,14 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
         stack.push_async_callback(_closing("engine", engine.close))
         engine.lag.start()
         stack.callback(engine.lag.stop)
-        # 4. the ARI client: a switch for the services, no call yet
-        ari = AriAdapter(config.ari.url, config.ari.username, config.ari.password,
-                         config.ari.app, on_new_call=engine.on_new_call)
+        # 4. the ARI clients (one per media server): a switch for the services, no call yet
+        ari = _switchboard(config, engine)
         await ari.open()
         stack.push_async_callback(_closing("ari", ari.close))
         # 5. queues and callbacks
         queues = await _start_queues(config, ari, engine, stack)
+        if queues is not None:
+            _follow_centers(ari, queues[0])
         # 6. admin API
         if queues is not None and config.admin.token:
             from ivr.web.api import AdminServer
@@ -462,7 +462,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
                 continue
             stack.callback(loop.remove_signal_handler, sig)
         # 8. the ARI event stream, last: from now on calls arrive and find everything above
-        log.info("engine.connecting", ari=config.ari.url)
+        log.info("engine.connecting", ari=[sw.ari.url for sw in config.switches])
         ari.start()
         stack.push_async_callback(_closing("calls", ari.drain), config.engine.shutdown_grace)
         await ari.wait_connected()
@@ -470,12 +470,42 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
             await ari.wait_ready(10)                # the first reconciliation has run
             queues[0].settle_restored(after=RESUME_WAIT)
         log.info("engine.ready", flows=sorted(flowset.flow_names()),
-                 numbers=sorted(flowset.numbers()), ari=config.ari.url)
+                 numbers=sorted(flowset.numbers()), ari=[sw.ari.url for sw in config.switches])
         if ready is not None:
             ready.set()
         await stop.wait()
         log.info("engine.stopping", live_calls=engine.live_calls)
     log.info("engine.stopped", calls_handled=engine.calls_handled)
+
+
+def _switchboard(config: Config, engine: Engine):
+    """One ARI adapter per media server of ``config.switches``, as one ``Switchboard``.  With
+    one server, a lost event socket never ends its calls by itself (the reconciliation after
+    the reconnection tells what is left); with several, a server down for ``DOWN_AFTER``
+    seconds is taken for gone and its calls end as lost."""
+    from ivr.ari.dispatcher import AriAdapter
+    from ivr.ari.switchboard import DOWN_AFTER, Switchboard
+
+    adapters = [AriAdapter(sw.ari.url, sw.ari.username, sw.ari.password, sw.ari.app,
+                           on_new_call=engine.on_new_call, name=sw.name, center=sw.center)
+                for sw in config.switches]
+    several = len(adapters) > 1
+    return Switchboard(adapters, {sw.name: sw.trunk for sw in config.switches},
+                       down_after=DOWN_AFTER if several else float("inf"))
+
+
+def _follow_centers(board, service) -> None:
+    """A center whose last server is gone has its agents taken out of the line; back when a
+    server of it returns."""
+    def down(name: str, center: str | None) -> None:
+        if center is not None and center not in board.centers_up():
+            service.center_down(center)
+
+    def up(name: str, center: str | None) -> None:
+        if center is not None:
+            service.center_up(center)
+
+    board.on_down, board.on_up = down, up
 
 
 def _closing(what: str, close):
@@ -505,7 +535,8 @@ async def _start_queues(config: Config, switch, engine: Engine,
     recorder = EventRecorder(engine.store)
     await recorder.start()
     stack.push_async_callback(_closing("queue events", recorder.close))
-    acd = Acd(specs, config.acd.agents, priorities=config.acd.priorities, on_event=recorder)
+    acd = Acd(specs, config.acd.agents, priorities=config.acd.priorities, on_event=recorder,
+              centers=config.acd.centers)
     service = QueueService(acd, specs, switch, engine.catalogue, music=config.acd.music,
                            default_language=config.engine.default_language)
     # Agents' states and the lines as the event log left them (a restart, a take-over);

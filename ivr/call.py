@@ -111,6 +111,14 @@ class Call(Protocol):
         """True once the call is over (whoever ended it)."""
 
     @property
+    def switch(self) -> str:
+        """The name of the media server the call is on (``switches:``)."""
+
+    @property
+    def center(self) -> str | None:
+        """The center of that server: the caller's home center (None: not known)."""
+
+    @property
     def ended_as(self) -> str | None:
         """How the call ended — ``hangup`` (the person), ``engine``, ``transferred``, ``lost``
         (the switch lost it) — as ``CallEnded.reason`` says; None while the call is live."""
@@ -169,10 +177,17 @@ class Switch(Protocol):
 
     async def dial(self, endpoint: str, *, timeout: float, caller_id: str | None = None,
                    args: Sequence[str] = ("dialled",),
-                   variables: Mapping[str, str] | None = None) -> Call:
-        """Ring ``endpoint``; the answered call, or ``ivr.errors.DialFailed``."""
+                   variables: Mapping[str, str] | None = None,
+                   near: Call | None = None, home: str | None = None) -> Call:
+        """Ring ``endpoint``; the answered call, or ``ivr.errors.DialFailed``.
 
-    async def bridge(self, kind: str = "mixing", *, name: str | None = None) -> Bridge: ...
+        ``near``: place the leg on the server of that call (to bridge the two there).
+        ``home``: the center the endpoint sits on (an agent's phone); from a server of another
+        center the leg goes across the trunk to a server of ``home``."""
+
+    async def bridge(self, kind: str = "mixing", *, name: str | None = None,
+                     near: Call | None = None) -> Bridge:
+        """A new bridge, on the server of ``near`` when given."""
 
     async def sweep_bridges(self) -> int:
         """Destroy the bridges an earlier engine left behind that nobody is in now; how many."""

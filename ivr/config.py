@@ -114,6 +114,17 @@ class AriConfig:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class SwitchConfig:
+    """One media server (``switches:``): its ARI connection, its center, and ``trunk``: the
+    endpoint the other servers dial it through (``PJSIP/<agent>@<trunk>``)."""
+
+    name: str
+    ari: AriConfig
+    center: str | None = None
+    trunk: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class LogConfig:
     format: str = "console"   # console | json
     level: str = "info"
@@ -175,6 +186,11 @@ class Config:
     acd: AcdConfig = dataclasses.field(default_factory=lambda: AcdConfig())
     admin: AdminConfig = dataclasses.field(default_factory=lambda: AdminConfig())
     callbacks: CallbacksConfig = dataclasses.field(default_factory=lambda: CallbacksConfig())
+    switches: tuple[SwitchConfig, ...] = ()      # the media servers; () before _build fills it
+
+    def __post_init__(self) -> None:
+        if not self.switches:
+            object.__setattr__(self, "switches", (SwitchConfig(name="asterisk", ari=self.ari),))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -184,6 +200,7 @@ class AcdConfig:
     queues: tuple[Any, ...] = ()          # ivr.acd.model.QueueSpec
     agents: tuple[Any, ...] = ()          # ivr.acd.model.AgentSpec
     auto_login: frozenset[str] = frozenset()
+    centers: Any = None                   # ivr.acd.model.CenterRouting; None: one pool
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -354,6 +371,7 @@ def _env_settings() -> dict[tuple[str, ...], set[str]]:
         ("callers",): _CALLERS_KEYS - {"registry"},
         ("callers", "registry"): _REGISTRY_KEYS,
         ("acd",): {"music"},
+        ("acd", "centers"): {"spill_after", "spill_margin"},
         ("callbacks",): _CALLBACK_KEYS - _CALLBACK_LISTS,
         ("admin",): _ADMIN_KEYS,
     }
@@ -512,8 +530,8 @@ def load_config(path: str | os.PathLike[str] | None = None,
 
 def _build(raw: dict[str, Any], env: Mapping[str, str], source: Path | None, *,
            need_ari: bool) -> Config:
-    _check_keys("top level", raw, {"ari", "flows", "prompts", "store", "log", "engine", "callers",
-                                   "acd", "admin", "callbacks"})
+    _check_keys("top level", raw, {"ari", "switches", "flows", "prompts", "store", "log", "engine",
+                                   "callers", "acd", "admin", "callbacks"})
     base = source.parent if source else Path.cwd()
 
     def rel(p: str, key: str) -> Path:
@@ -525,41 +543,8 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], source: Path | None, *,
                                      "(no home folder to put in its place)") from None
         return q if q.is_absolute() else (base / q)
 
-    ari = _section(raw, "ari")
-    _check_keys("ari", ari, _ARI_KEYS)
-    url = _text("ari.url", ari.get("url", "http://127.0.0.1:8088/ari"), pattern=_URL,
-                what="the http(s) URL of Asterisk's REST interface", example="http://127.0.0.1:8088/ari")
-    app = _text("ari.app", ari.get("app", "ivr"), pattern=re.compile(r"[A-Za-z0-9_.\-]{1,80}"),
-                what="the Stasis application's name (letters, digits, _ . -)", example="ivr")
-    username = ari.get("username")
-    if username is not None or need_ari:
-        if username is None:
-            raise _SettingError("ari.username", "ari.username is not set (config 'ari.username' "
-                                                "or IVR_ARI_USERNAME)")
-        username = _text("ari.username", username, pattern=_NAME, example="ivr")
-    password = ari.get("password")
-    if password == "":
-        password = None                 # e.g. '${IVR_ARI_PASSWORD}' with the variable empty
-    if password is not None:
-        password = _text("ari.password", password, pattern=_NAME, what="text on one line",
-                         example="'${IVR_ARI_PASSWORD}'")
-    password_file = ari.get("password_file")
-    if not password and password_file is not None and need_ari:
-        pf = rel(_text("ari.password_file", password_file, pattern=_NAME, what="a path",
-                       example=".sandbox/ari-password"), "ari.password_file")
-        try:
-            password = _read_bounded(pf, MAX_SECRET_BYTES).decode("utf-8").strip()
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text" \
-                if isinstance(exc, UnicodeDecodeError) else str(exc)
-            raise _SettingError("ari.password_file", f"ari.password_file {pf} cannot be read ({why}); "
-                                "run 'ivr sandbox up' to create the sandbox credentials, "
-                                "or set IVR_ARI_PASSWORD") from exc
-        if not _NAME.fullmatch(password):
-            raise _SettingError("ari.password_file", f"ari.password_file {pf} must hold the password "
-                                                     "on one line")
-    if not password and need_ari:
-        raise ConfigError("no ARI password: set ari.password, ari.password_file or IVR_ARI_PASSWORD")
+    ari_config = _ari(_section(raw, "ari"), "ari", rel, need_ari=need_ari)
+    switches = _switches(raw.get("switches"), ari_config, rel, need_ari=need_ari)
 
     flows_raw = raw.get("flows", "flows")
     if isinstance(flows_raw, str):
@@ -594,8 +579,17 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], source: Path | None, *,
                                          f"not {_shown(level)}")
 
     callers = _callers(raw, env)
+    acd = _acd(raw)
+    centers = {sw.center for sw in switches if sw.center}
+    if centers:
+        for i, agent in enumerate(acd.agents, 1):
+            if agent.center is not None and agent.center not in centers:
+                raise _SettingError(f"acd.agents[{i}].center",
+                                    f"acd.agents[{i}] ({agent.id}): center '{agent.center}' has no "
+                                    f"server in switches (centers: {', '.join(sorted(centers))})")
     return Config(
-        ari=AriConfig(url=url.rstrip("/"), username=username or "", password=password or "", app=app),
+        ari=switches[0].ari,
+        switches=switches,
         flows=flows,
         prompts=prompts,
         store_url=store_url,
@@ -603,10 +597,97 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], source: Path | None, *,
         engine=_engine(raw),
         source=source,
         callers=callers,
-        acd=_acd(raw),
+        acd=acd,
         admin=_admin(raw, rel),
         callbacks=_callbacks(raw, callers),
     )
+
+
+def _ari(ari: Mapping[str, Any], where: str, rel, *, need_ari: bool) -> AriConfig:
+    """An ARI connection's settings (``ari:``, or one of ``switches:``)."""
+    _check_keys(where, ari, _ARI_KEYS | ({"name", "center", "trunk"} if where != "ari" else set()))
+    url = _text(f"{where}.url", ari.get("url", "http://127.0.0.1:8088/ari"), pattern=_URL,
+                what="the http(s) URL of Asterisk's REST interface", example="http://127.0.0.1:8088/ari")
+    app = _text(f"{where}.app", ari.get("app", "ivr"), pattern=re.compile(r"[A-Za-z0-9_.\-]{1,80}"),
+                what="the Stasis application's name (letters, digits, _ . -)", example="ivr")
+    username = ari.get("username")
+    if username is not None or need_ari:
+        if username is None:
+            raise _SettingError(f"{where}.username", f"{where}.username is not set (config "
+                                                     f"'{where}.username' or IVR_ARI_USERNAME)")
+        username = _text(f"{where}.username", username, pattern=_NAME, example="ivr")
+    password = ari.get("password")
+    if password == "":
+        password = None                 # e.g. '${IVR_ARI_PASSWORD}' with the variable empty
+    if password is not None:
+        password = _text(f"{where}.password", password, pattern=_NAME, what="text on one line",
+                         example="'${IVR_ARI_PASSWORD}'")
+    password_file = ari.get("password_file")
+    if not password and password_file is not None and need_ari:
+        pf = rel(_text(f"{where}.password_file", password_file, pattern=_NAME, what="a path",
+                       example=".sandbox/ari-password"), f"{where}.password_file")
+        try:
+            password = _read_bounded(pf, MAX_SECRET_BYTES).decode("utf-8").strip()
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text" \
+                if isinstance(exc, UnicodeDecodeError) else str(exc)
+            raise _SettingError(f"{where}.password_file",
+                                f"{where}.password_file {pf} cannot be read ({why}); "
+                                "run 'ivr sandbox up' to create the sandbox credentials, "
+                                "or set IVR_ARI_PASSWORD") from exc
+        if not _NAME.fullmatch(password):
+            raise _SettingError(f"{where}.password_file",
+                                f"{where}.password_file {pf} must hold the password on one line")
+    if not password and need_ari:
+        raise ConfigError(f"no ARI password: set {where}.password, {where}.password_file"
+                          + (" or IVR_ARI_PASSWORD" if where == "ari" else
+                             " (e.g. password: '${IVR_SEOUL_ARI_PASSWORD}')"))
+
+    return AriConfig(url=url.rstrip("/"), username=username or "", password=password or "", app=app)
+
+
+def _switches(value: Any, ari: AriConfig, rel, *, need_ari: bool) -> tuple[SwitchConfig, ...]:
+    """``switches:``: the media servers, each with its ARI connection (the keys of ``ari:``,
+    whose values are the defaults) and its center.  Absent: the one server of ``ari:``."""
+    if value is None:
+        return (SwitchConfig(name="asterisk", ari=ari),)
+    if not isinstance(value, list) or not value:
+        raise _SettingError("switches", "switches must be a list of media servers, each "
+                                        "{name, center, url, username, password_file, app}")
+    out: list[SwitchConfig] = []
+    names: set[str] = set()
+    urls: set[str] = set()
+    for i, item in enumerate(value, 1):
+        where = f"switches[{i}]"
+        if not isinstance(item, dict):
+            raise _SettingError(where, f"{where} must be a mapping with name, center and url")
+        name = _text(f"{where}.name", item.get("name"), pattern=re.compile(r"[a-z0-9][a-z0-9_\-]{0,39}"),
+                     what="a server's name (lower-case letters, digits, - _)", example="seoul-1")
+        if name in names:
+            raise _SettingError(f"{where}.name", f"{where}: the name '{name}' is used twice")
+        names.add(name)
+        merged = {"url": None, "username": None, "app": ari.app}
+        merged = {k: v for k, v in merged.items() if v is not None}
+        merged.update(item)
+        if "password" not in item and "password_file" not in item and ari.password:
+            merged["password"] = ari.password
+        if "username" not in item and ari.username:
+            merged["username"] = ari.username
+        if "url" not in item:
+            raise _SettingError(where, f"{where} ({name}): 'url' is required "
+                                       "(e.g. http://10.1.0.5:8088/ari)")
+        conn = _ari(merged, where, rel, need_ari=need_ari)
+        if conn.url in urls:
+            raise _SettingError(f"{where}.url", f"{where} ({name}): {conn.url} is given twice")
+        urls.add(conn.url)
+        center = item.get("center")
+        center = None if center is None else _text(f"{where}.center", center, pattern=_NAME,
+                                                   example="seoul")
+        trunk = _text(f"{where}.trunk", item.get("trunk", f"to-{name}"),
+                      pattern=re.compile(r"[A-Za-z0-9_.\-]{1,80}"),
+                      what="the PJSIP endpoint other servers reach this one by", example=f"to-{name}")
+        out.append(SwitchConfig(name=name, ari=conn, center=center, trunk=trunk))
+    return tuple(out)
 
 
 def _engine(raw: Mapping[str, Any]) -> EngineConfig:
@@ -640,7 +721,7 @@ def _acd(raw: Mapping[str, Any]) -> AcdConfig:
         return AcdConfig()
     from ivr.acd.model import AgentSpec, QueueSpec
 
-    _check_keys("acd", sec, {"priorities", "music", "queues", "agents"})
+    _check_keys("acd", sec, {"priorities", "music", "queues", "agents", "centers"})
     default = AcdConfig()
     priorities = sec.get("priorities", list(default.priorities))
     if not isinstance(priorities, list) or not priorities \
@@ -726,7 +807,32 @@ def _acd(raw: Mapping[str, Any]) -> AcdConfig:
         if _flag(f"{where}.login", a.get("login", False), " (logged in when the engine starts)"):
             auto.add(agent_id)
     return AcdConfig(priorities=tuple(priorities), music=music, queues=tuple(queues),
-                     agents=tuple(agents), auto_login=frozenset(auto))
+                     agents=tuple(agents), auto_login=frozenset(auto),
+                     centers=_center_routing(sec.get("centers")))
+
+
+def _center_routing(value: Any) -> Any:
+    """``acd.centers``: how the centers share the line (``ivr.acd.model.CenterRouting``);
+    absent: one nationwide pool, the agents' centers ignored."""
+    if value is None:
+        return None
+    from ivr.acd.model import CenterRouting
+
+    if not isinstance(value, dict):
+        raise _SettingError("acd.centers", "acd.centers must be a mapping: {spill_after: 60, "
+                                           "spill_margin: 120} (seconds; null turns a rule off)")
+    _check_keys("acd.centers", value, {"spill_after", "spill_margin"})
+    default = CenterRouting()
+
+    def rule(key: str, fallback: float | None) -> float | None:
+        if key not in value:
+            return fallback
+        if value[key] is None:
+            return None
+        return _seconds(f"acd.centers.{key}", value[key], upper=86400, zero=True)
+
+    return CenterRouting(spill_after=rule("spill_after", default.spill_after),
+                         spill_margin=rule("spill_margin", default.spill_margin))
 
 
 def _names(where: str, value: Any) -> frozenset[str]:

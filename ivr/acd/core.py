@@ -41,7 +41,7 @@ from typing import Any
 
 from ivr.acd.estimate import WaitEstimator
 from ivr.acd.model import (
-    AcdStateError, AgentSpec, AgentState, AgentStatus, Event, NoSuchAgent, NoSuchCall, NoSuchQueue,
+    AcdStateError, AgentSpec, CenterRouting, AgentState, AgentStatus, Event, NoSuchAgent, NoSuchCall, NoSuchQueue,
     Offer, QueuedDetail, QueueSpec, StateDetail, Waiting, queued_detail, state_detail,
 )
 
@@ -93,7 +93,8 @@ class Acd:
     def __init__(self, queues: Mapping[str, QueueSpec], agents: Iterable[AgentSpec], *,
                  priorities: Sequence[str] = DEFAULT_PRIORITIES,
                  on_event: Callable[[Event], None] | None = None,
-                 make_estimator: Callable[[], WaitEstimator] = WaitEstimator) -> None:
+                 make_estimator: Callable[[], WaitEstimator] = WaitEstimator,
+                 centers: CenterRouting | None = None) -> None:
         if not priorities:
             raise ValueError("priorities must name at least one level, highest first")
         self.priorities = tuple(priorities)
@@ -115,18 +116,25 @@ class Acd:
         self._wrapping: list[tuple[float, str]] = []   # heap of (wrap_until, agent id); stale entries skipped
         self._seq = 0
         self._now = 0.0
+        self.centers = centers
+        self._center_names = sorted({a.spec.center for a in self._agents.values() if a.spec.center})
 
     # -- callers -------------------------------------------------------------------------
 
     def enqueue(self, call_id: str, queue: str, priority: str | None, now: float, *,
                 arrived_at: float | None = None, reason: str | None = None,
-                language: str | None = None) -> Waiting:
+                language: str | None = None, center: str | None = None) -> Waiting:
         """Put the caller in line.  ``arrived_at`` (default ``now``) is the time the place is
         taken from: a caller coming back to the line (after declining a callback, moved from
         another queue, or re-adopted by a restarted engine) passes the original arrival to
         keep the place.  ``reason`` and ``language`` go into the ``call.queued`` event, with
         the priority and the wait so far, so that a restarted engine can put the caller back
-        (``ivr.acd.restore``)."""
+        (``ivr.acd.restore``).
+
+        ``center``: the caller's home center (the center of the switch the call came in on).
+        With ``centers`` routing, the home center's agents serve the caller first; whether the
+        caller is eligible everywhere at once (``spill_margin``) is decided here, against the
+        centers' estimates for a newcomer, and kept in ``Waiting.spill``."""
         line = self._line(queue)
         if call_id in self._waiting:
             raise AcdStateError(f"call {call_id} is already waiting in queue "
@@ -134,14 +142,16 @@ class Acd:
         self._tell(now)
         rank = self._rank.get(priority, self._default_rank) if priority else self._default_rank
         self._seq += 1
+        spill = self._spill_on_arrival(queue, rank, center, now) if center else None
         w = Waiting(call_id=call_id, queue=queue, priority=self.priorities[rank], rank=rank,
-                    arrived_at=now if arrived_at is None else arrived_at, seq=self._seq)
+                    arrived_at=now if arrived_at is None else arrived_at, seq=self._seq,
+                    center=center, spill=spill)
         self._waiting[call_id] = w
         bisect.insort(line.order, (w.rank, w.arrived_at, w.seq, call_id))
         bisect.insort(line.by_arrival, (w.arrived_at, w.seq, call_id))
         self._estimators[queue].record_arrival(rank, now)
         detail = queued_detail(QueuedDetail(priority=w.priority, waited=now - w.arrived_at,
-                                            language=language, reason=reason))
+                                            language=language, reason=reason, center=center))
         self._emit(now, "call.queued", call_id=call_id, queue=queue, detail=detail)
         return w
 
@@ -344,6 +354,8 @@ class Acd:
         if not self._available or not self._waiting:
             return []
         self._tell(now)
+        if self.centers is not None:
+            return self._offers_by_center(now)
         free = sorted(self._available, key=lambda i: (self._agents[i].idle_since, i))
         heap: list[tuple[int, float, int, str, int]] = []     # rank, arrived_at, seq, queue, index
         for name, line in self._lines.items():
@@ -367,6 +379,96 @@ class Acd:
                 rank, arrived, seq, _ = line.order[j]
                 heapq.heappush(heap, (rank, arrived, seq, name, j))
         return made
+
+    def _offers_by_center(self, now: float) -> list[Offer]:
+        """``offers`` with centers: each free agent (longest free first within a center) may
+        take the callers of its own center and the callers of other centers who are eligible
+        everywhere (``_spilled``).  Of all the pairs possible, the best caller by
+        ``(rank, from another center, arrival)`` is served first, again and again: priorities
+        first everywhere, then the agent's own center, then the longest wait."""
+        free = sorted(self._available, key=lambda i: (self._agents[i].idle_since, i))
+        made: list[Offer] = []
+        while free:
+            best: tuple[tuple[int, int, float, int], Waiting, str] | None = None
+            for line in self._lines.values():
+                if not line.order:
+                    continue
+                seen: set[str | None] = set()
+                for agent_id in free:               # the longest-free agent of each center
+                    spec = self._agents[agent_id].spec
+                    if spec.center in seen or not line.spec.skills <= spec.skills:
+                        continue
+                    seen.add(spec.center)
+                    found = self._best_for(line, spec.center, now)
+                    if found is None:
+                        continue
+                    w, foreign = found
+                    key = (w.rank, int(foreign), w.arrived_at, w.seq)
+                    if best is None or key < best[0]:
+                        best = (key, w, agent_id)
+            if best is None:
+                break
+            (_, other_center, _, _), w, agent_id = best
+            free.remove(agent_id)
+            a = self._agents[agent_id]
+            note = self._spill_note(w, a.spec.center, now) if other_center else None
+            self._ring(w, a, now)
+            made.append(Offer(call_id=w.call_id, agent_id=agent_id, queue=w.queue, note=note))
+        return made
+
+    def _best_for(self, line: _Line, center: str | None, now: float) -> tuple[Waiting, bool] | None:
+        """The caller of ``line`` an agent of ``center`` should take: within the best rank that
+        has any, the first of the own center, else the first eligible from another center;
+        with whether it is from another center."""
+        foreign: Waiting | None = None
+        for key in line.order:
+            if foreign is not None and key[0] != foreign.rank:
+                break
+            w = self._waiting[key[3]]
+            if w.offered_to is not None:
+                continue
+            if center is None or w.center is None or w.center == center:
+                return w, False
+            if foreign is None and self._spilled(w, now):
+                foreign = w
+        return (foreign, True) if foreign is not None else None
+
+    def _spilled(self, w: Waiting, now: float) -> bool:
+        """Eligible for other centers' agents: at once (``Waiting.spill``), or after
+        ``spill_after`` seconds in line."""
+        if w.spill is not None:
+            return True
+        after = self.centers.spill_after if self.centers is not None else None
+        return after is not None and now - w.arrived_at >= after
+
+    def _spill_note(self, w: Waiting, center: str | None, now: float) -> str:
+        where = center or "another center"
+        if w.spill is not None:
+            return f"served by {where}: {w.spill}"
+        return f"served by {where}: {w.center} caller after {now - w.arrived_at:.0f} s in line"
+
+    def _spill_on_arrival(self, queue: str, rank: int, center: str, now: float) -> str | None:
+        """Why a newcomer of ``center`` is eligible everywhere at once (its own center's wait
+        against the best other center's, as said in the record), or None."""
+        routing = self.centers
+        if routing is None or routing.spill_margin is None:
+            return None
+        others = [c for c in self._center_names if c != center]
+        if not others:
+            return None
+        home = self._newcomer(queue, rank, now, center)
+        best: tuple[float, str] | None = None
+        for other in others:
+            e = self._newcomer(queue, rank, now, other)
+            if e is not None and (best is None or e < best[0]):
+                best = (e, other)
+        if best is None:
+            return None
+        if home is None:
+            return f"{center}: nobody on duty, {best[1]} wait {_said(best[0])}"
+        if home - best[0] > routing.spill_margin:
+            return f"{center} wait {_said(home)}, {best[1]} {_said(best[0])}"
+        return None
 
     def ring_failed(self, call_id: str, agent_id: str, now: float) -> None:
         """The agent did not answer: the agent is PAUSED ("no answer"); the caller keeps the
@@ -470,27 +572,50 @@ class Acd:
     def estimate_wait(self, call_id: str, now: float) -> float | None:
         """Seconds the caller is expected to wait still; None when no agent serving the queue
         is on duty (logged in and neither paused nor due to pause after the call): nobody to
-        serve, nothing to estimate.  A caller whose agent is ringing waits 0."""
+        serve, nothing to estimate.  A caller whose agent is ringing waits 0.  With centers
+        routing, a caller not yet eligible everywhere counts the own center's callers ahead
+        and agents only."""
         w = self._get_waiting(call_id)
         if w.offered_to is not None:
             return 0.0
-        return self._estimate(w.queue, self.position(call_id), w.rank, now)
+        if self.centers is None or w.center is None or self._spilled(w, now):
+            return self._estimate(w.queue, self.position(call_id), w.rank, now)
+        line = self._lines[w.queue]
+        mine = self._line_key(w)
+        ahead = sum(1 for key in line.order[:bisect.bisect_left(line.order, mine)]
+                    if self._waiting[key[3]].center in (w.center, None))
+        return self._estimate(w.queue, ahead + 1, w.rank, now, center=w.center)
 
-    def estimate_newcomer(self, queue: str, now: float, priority: str | None = None) -> float | None:
+    def estimate_newcomer(self, queue: str, now: float, priority: str | None = None, *,
+                          center: str | None = None) -> float | None:
         """Seconds a caller of ``priority`` joining ``queue`` now would be expected to wait
-        (``queue.<name>.estimated_wait`` in flows); None when nobody is on duty for it."""
-        line = self._line(queue)
+        (``queue.<name>.estimated_wait`` in flows); None when nobody is on duty for it.  With
+        centers routing, ``center`` counts that center's callers ahead and its agents only."""
+        self._line(queue)
         rank = self._rank.get(priority, self._default_rank) if priority else self._default_rank
-        position = 1 + sum(1 for key in line.order if key[0] <= rank)
-        return self._estimate(queue, position, rank, now)
+        return self._newcomer(queue, rank, now, center)
 
-    def _estimate(self, queue: str, position: int, rank: int, now: float) -> float | None:
+    def _newcomer(self, queue: str, rank: int, now: float, center: str | None) -> float | None:
+        line = self._lines[queue]
+        if center is None or self.centers is None:
+            position = 1 + sum(1 for key in line.order if key[0] <= rank)
+        else:
+            position = 1 + sum(1 for key in line.order if key[0] <= rank
+                               and self._waiting[key[3]].center in (center, None))
+        return self._estimate(queue, position, rank, now, center=center)
+
+    def _estimate(self, queue: str, position: int, rank: int, now: float, *,
+                  center: str | None = None) -> float | None:
+        """``center``: counting that center's agents only (with centers routing)."""
         line = self._lines[queue]
         est = self._estimators[queue]
         on_call: list[float] = []           # how long each agent on a call has been on it
         others: list[float] = []            # the known remaining time of the others
+        only = center if self.centers is not None else None
         for agent_id in line.serving:
             a = self._agents[agent_id]
+            if only is not None and a.spec.center not in (only, None):
+                continue
             if a.state in (AgentState.OFFLINE, AgentState.PAUSED) or a.pause_after is not None:
                 continue
             if a.state is AgentState.ON_CALL:
@@ -523,10 +648,17 @@ class Acd:
                 "handle_time": round(est.mean_handle, 1),
                 "abandon_rate": round(est.abandon_rate, 3),
             }
+            if self._center_names:
+                by_center: dict[str, int] = {}
+                for key in line.order:
+                    c = self._waiting[key[3]].center or "-"
+                    by_center[c] = by_center.get(c, 0) + 1
+                queues[name]["waiting_by_center"] = by_center
         agents = {
             a.spec.id: {"state": str(a.state),
                         "for_seconds": None if a.since is None else round(max(0.0, now - a.since), 1),
-                        "reason": a.reason, "call": a.current_call, "handled": a.handled}
+                        "reason": a.reason, "call": a.current_call, "handled": a.handled,
+                        "center": a.spec.center}
             for a in self._agents.values()
         }
         return {"as_of": now, "queues": queues, "agents": agents}
@@ -602,3 +734,10 @@ class Acd:
     def _emit(self, now: float, kind: str, **fields: Any) -> None:
         if self._on_event is not None:
             self._on_event(Event(at=now, kind=kind, **fields))
+
+
+def _said(seconds: float) -> str:
+    """A wait as a person says it in a record: ``40 s``, ``6 min``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min"

@@ -18,7 +18,7 @@ import re
 from ivr.errors import IvrError
 
 __all__ = [
-    "AgentState", "AgentSpec", "QueueSpec", "Event", "Offer", "Waiting", "AgentStatus",
+    "AgentState", "AgentSpec", "CenterRouting", "QueueSpec", "Event", "Offer", "Waiting", "AgentStatus",
     "AcdError", "NoSuchQueue", "NoSuchAgent", "NoSuchCall", "AcdStateError", "ON_MAX_WAIT",
     "QueuedDetail", "StateDetail", "queued_detail", "read_queued", "state_detail", "read_state",
 ]
@@ -111,12 +111,31 @@ class Event:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class CenterRouting:
+    """How the centers share one nationwide line (``acd.centers`` in the config).
+
+    Agents serve their own center's callers first (within a priority: priorities come first
+    everywhere, so an elderly caller anywhere is served before a normal caller).  A caller
+    becomes eligible for other centers' agents ``spill_after`` seconds after arriving, or at
+    once when, on arrival, the own center's estimated wait is longer than another center's
+    by more than ``spill_margin`` seconds (or nobody in the own center is on duty for the
+    queue).  None turns a rule off; both None: each center serves only its own callers.
+    Callers and agents without a center belong to every center."""
+
+    spill_after: float | None = 60.0
+    spill_margin: float | None = 120.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Offer:
-    """Ring ``agent_id`` for the caller ``call_id`` of ``queue``."""
+    """Ring ``agent_id`` for the caller ``call_id`` of ``queue``.  ``note``: why the caller is
+    served by another center's agent (``served by busan: seoul wait 6 min, busan 40 s``);
+    None when served by the own center."""
 
     call_id: str
     agent_id: str
     queue: str
+    note: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -132,6 +151,8 @@ class Waiting:
     arrived_at: float
     seq: int
     offered_to: str | None = None
+    center: str | None = None          # the caller's home center (None: every center's)
+    spill: str | None = None           # why eligible everywhere at once (the estimates compared)
 
     @property
     def key(self) -> tuple[int, float, int]:
@@ -201,16 +222,19 @@ class QueuedDetail:
     waited: float = 0.0
     language: str | None = None
     reason: str | None = None
+    center: str | None = None
 
 
 def queued_detail(q: QueuedDetail) -> str:
-    """``elderly; waited 11.204 s; language ko; reason bypass: elderly`` (parts left out
+    """``elderly; waited 11.204 s; language ko; center busan; reason bypass: elderly`` (parts left out
     when not known; the reason comes last, as it may hold anything)."""
     parts = [q.priority]
     if q.waited > 0:
         parts.append(f"waited {_seconds(q.waited)} s")
     if q.language:
         parts.append(f"language {q.language}")
+    if q.center:
+        parts.append(f"center {q.center}")
     if q.reason:
         parts.append(f"reason {q.reason}")
     return "; ".join(parts)
@@ -222,7 +246,7 @@ def read_queued(detail: str) -> QueuedDetail:
     first, *rest = detail.split("; ")
     if not first:
         raise ValueError(f"call.queued detail {detail!r} names no priority")
-    waited, language, reason = 0.0, None, None
+    waited, language, reason, center = 0.0, None, None, None
     for i, part in enumerate(rest):
         word, _, value = part.partition(" ")
         if word == "reason":
@@ -232,9 +256,12 @@ def read_queued(detail: str) -> QueuedDetail:
             waited = float(value[:-2])
         elif word == "language" and value:
             language = value
+        elif word == "center" and value:
+            center = value
         else:
             raise ValueError(f"call.queued detail {detail!r}: cannot read {part!r}")
-    return QueuedDetail(priority=first, waited=waited, language=language, reason=reason)
+    return QueuedDetail(priority=first, waited=waited, language=language, reason=reason,
+                        center=center)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ WAIT_PRE, WAIT_POST, WAIT_LONG = "queue_wait_pre", "queue_wait_post", "queue_wai
 NEXT_IN_LINE, SORRY = "queue_next", "queue_sorry"
 CALLBACK_OFFER = "callback_offer"
 RESUME_WAIT = 10.0            # seconds a re-adopted conversation waits for the agent's leg to be re-adopted
+SERVER_DOWN = "server down"   # the pause of an agent whose center's server went while on a call
 FIRST_ANNOUNCEMENT = 3.0      # seconds after joining the line: the caller hears where they stand
 RING_RECHECK = 2.0            # seconds: the next look for an announcement while an agent rings
 
@@ -74,6 +75,7 @@ class _Caller:
     callback: CallbackOffer | None = None
     reason: str | None = None
     offered_at: float | None = None        # when a callback was last offered
+    note: str | None = None                # served by another center: which, and why
 
 
 class QueueService:
@@ -91,8 +93,9 @@ class QueueService:
         self.wall = wall_clock
         self.tick_interval = tick
         self.callers: dict[str, _Caller] = {}
-        self._holding: Bridge | None = None
+        self._holding: dict[str, Bridge] = {}         # the waiting room on each server
         self._holding_lock = asyncio.Lock()
+        self._away: dict[str, set[str]] = {}          # center → agents it logged out when its server went
         self._ticker = TaskSet("acd.ticker")
         self._rings = TaskSet("acd.rings")
         self._booking: Booking | None = None        # the callback desk, when callbacks are on
@@ -123,9 +126,9 @@ class QueueService:
         await self._settle.cancel_all(1)
         await self._ticker.cancel_all(5)
         await self._rings.cancel_all(5)             # a ringing phone is hung up by its task
-        if self._holding is not None:
+        for bridge in self._holding.values():
             try:
-                await self._holding.destroy()
+                await bridge.destroy()
             except IvrError as exc:
                 log.info("acd.holding_destroy_failed", error=str(exc))
 
@@ -159,7 +162,7 @@ class QueueService:
         c.reason = reason
         self.callers[call.id] = c
         self.acd.enqueue(call.id, queue, c.priority, now, arrived_at=first, reason=reason,
-                         language=language)
+                         language=language, center=call.center)
         log.info("acd.queued", queue=queue, priority=c.priority, reason=reason,
                  position=self.acd.position(call.id))
         try:
@@ -226,7 +229,7 @@ class QueueService:
         c.outcome = asyncio.get_running_loop().create_future()
         c.callback = None                      # offered once and it did not work out: no more
         self.acd.enqueue(c.call.id, c.queue, c.priority, now, arrived_at=c.arrived_at,
-                         reason=c.reason, language=c.language)
+                         reason=c.reason, language=c.language, center=c.call.center)
         return False
 
     def _accept_callback(self, c: _Caller) -> None:
@@ -265,18 +268,19 @@ class QueueService:
 
     # -- holding and announcements -----------------------------------------------------------
 
-    async def _holding_bridge(self) -> Bridge:
+    async def _holding_bridge(self, call: Call) -> Bridge:
         async with self._holding_lock:
-            if self._holding is None:
-                bridge = await self.switch.bridge("holding", name="ivr-holding")
+            bridge = self._holding.get(call.switch)
+            if bridge is None:
+                bridge = await self.switch.bridge("holding", name="ivr-holding", near=call)
                 if self.music:
                     await bridge.start_moh(self.music)
-                self._holding = bridge
-            return self._holding
+                self._holding[call.switch] = bridge
+            return bridge
 
     async def _enter_holding(self, c: _Caller) -> None:
         try:
-            bridge = await self._holding_bridge()
+            bridge = await self._holding_bridge(c.call)
             await bridge.add(c.call)
             c.in_holding = True
         except CallEnded:
@@ -287,10 +291,11 @@ class QueueService:
             log.warning("acd.holding_failed", error=str(exc))
 
     async def _leave_holding(self, c: _Caller) -> None:
-        if c.in_holding and self._holding is not None:
+        holding = self._holding.get(c.call.switch)
+        if c.in_holding and holding is not None:
             c.in_holding = False
             try:
-                await self._holding.remove(c.call)
+                await holding.remove(c.call)
             except CallError as exc:
                 log.info("acd.holding_remove_failed", error=str(exc))
 
@@ -400,9 +405,11 @@ class QueueService:
     async def _ring(self, c: _Caller, offer: Offer) -> None:
         agent = self.acd.agent(offer.agent_id)
         spec = self.specs[offer.queue]
-        log.info("acd.ringing", agent=offer.agent_id, endpoint=agent.spec.endpoint, queue=offer.queue)
+        log.info("acd.ringing", agent=offer.agent_id, endpoint=agent.spec.endpoint, queue=offer.queue,
+                 **({"spill": offer.note} if offer.note else {}))
         try:
             agent_call = await self.switch.dial(agent.spec.endpoint, timeout=spec.ring_timeout,
+                                                near=c.call, home=agent.spec.center,
                                                 # the agent sees who it is (for a call back: the
                                                 # customer, not the center's own number)
                                                 caller_id=c.record.caller or c.call.caller_number or None,
@@ -435,6 +442,7 @@ class QueueService:
             return
         self.acd.answered(c.call.id, offer.agent_id, self.clock())
         c.agent_id, c.agent_call, c.ring = offer.agent_id, agent_call, None
+        c.note = offer.note
         c.outcome.set_result("connected")
 
     def _agent_variables(self, c: _Caller) -> dict[str, str]:
@@ -456,10 +464,11 @@ class QueueService:
         bridge: Bridge | None = None
         try:
             await self._leave_holding(c)
-            bridge = await self.switch.bridge("mixing", name=f"ivr-call-{call.id}")
+            bridge = await self.switch.bridge("mixing", name=f"ivr-call-{call.id}", near=call)
             await bridge.add(call)
             await bridge.add(agent_call)
-            c.record.end(Outcome.AGENT_CONNECTED, f"{agent_id} after {waited:.0f} s in line")
+            served = f"{agent_id} after {waited:.0f} s in line"
+            c.record.end(Outcome.AGENT_CONNECTED, f"{served}; {c.note}" if c.note else served)
             log.info("acd.connected", agent=agent_id, waited=round(waited, 1))
             await _until_one_hangs_up(call, agent_call)
             log.info("acd.conversation_ended", agent=agent_id,
@@ -499,7 +508,7 @@ class QueueService:
             c.queue = target.name
             c.deadline = now + target.max_wait
             self.acd.enqueue(c.call.id, target.name, c.priority, now, arrived_at=c.arrived_at,
-                             reason=c.reason, language=c.language)
+                             reason=c.reason, language=c.language, center=c.call.center)
             self._check_staffed(c)
             return
         self.acd.leave(c.call.id, now, "max_wait")
@@ -684,6 +693,47 @@ class QueueService:
         self._match()
 
     # -- the Line port: places held for reservations -----------------------------------------
+
+    # -- a center's server gone and back ---------------------------------------------------------
+
+    def center_down(self, center: str) -> list[str]:
+        """No server of ``center`` is left: its agents' phones cannot be rung.  Agents not on a
+        call are logged out; an agent ringing or on a call is paused ("server down") when the
+        call ends.  Their callers elsewhere go to the other centers' agents.  The agents
+        taken out, for ``center_up``."""
+        now = self.clock()
+        away = self._away.setdefault(center, set())
+        for status in self.acd.agents():
+            if status.spec.center != center or status.state is AgentState.OFFLINE:
+                continue
+            if status.state in (AgentState.RINGING, AgentState.ON_CALL):
+                self.acd.pause(status.spec.id, SERVER_DOWN, now)
+            else:
+                self.acd.logout(status.spec.id, now)
+            away.add(status.spec.id)
+        log.warning("acd.center_down", center=center, agents_out=sorted(away))
+        self._match()
+        return sorted(away)
+
+    def center_up(self, center: str) -> list[str]:
+        """A server of ``center`` is back: the agents ``center_down`` took out are on duty
+        again (an agent someone has logged in, paused or resumed meanwhile is left as is)."""
+        now = self.clock()
+        back: list[str] = []
+        for agent_id in sorted(self._away.pop(center, set())):
+            status = self.acd.agent(agent_id)
+            if status.state is AgentState.OFFLINE:
+                self.acd.login(agent_id, now)
+            elif status.state is AgentState.PAUSED and status.reason == SERVER_DOWN:
+                self.acd.resume(agent_id, now)
+            elif status.pause_after == SERVER_DOWN:
+                self.acd.resume(agent_id, now)
+            else:
+                continue
+            back.append(agent_id)
+        log.warning("acd.center_up", center=center, agents_back=back)
+        self._match()
+        return back
 
     def has_queue(self, queue: str) -> bool:
         return queue in self.specs

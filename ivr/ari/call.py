@@ -89,6 +89,8 @@ class AriCall:
         self._gone: asyncio.Future[str] | None = None
         self.hangup_cause: int | None = None
         self.left_stasis = False
+        self.switch = ""                          # set by the adapter: its server's name
+        self.center: str | None = None            # and that server's center
 
     def __repr__(self) -> str:
         return f"<AriCall {self._id} caller={self.caller_number!r} dialled={self.dialled!r}>"

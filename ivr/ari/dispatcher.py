@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from ivr.call import Call
 from ivr.errors import AriError, AriTimeout, CallEnded, ChannelGone, DialFailed
 from ivr.ari.bridge import AriBridge
 from ivr.ari.call import END_EVENTS, AriCall
@@ -188,8 +189,11 @@ class AriAdapter:
 
     def __init__(self, base_url: str, username: str, password: str, app: str,
                  on_new_call: NewCallHandler, *, timeouts: Timeouts = Timeouts(),
-                 max_connections: int = 100) -> None:
+                 max_connections: int = 100, name: str = "asterisk",
+                 center: str | None = None) -> None:
         self.app = app
+        self.name = name                     # the server's name (``switches:``), on every call
+        self.center = center
         self.timeouts = timeouts
         self.client = AriClient(base_url, username, password, app, timeouts,
                                 max_connections=max_connections)
@@ -303,6 +307,19 @@ class AriAdapter:
             await self._events.close()
             await self.client.close()
 
+    def lose_calls(self, why: str) -> int:
+        """The server is taken for gone (its event socket has been down too long): every call
+        on it ends as lost (``CallEnded`` reason ``lost``), so flows and queues record it and
+        free what they held.  Should the server come back with some of them, the
+        reconciliation finds them unknown and they are adopted as new.  How many."""
+        lost = 0
+        for channel_id in list(self._calls):
+            call = self._calls.pop(channel_id)
+            if not call.hung_up:
+                call.mark_lost(why)
+                lost += 1
+        return lost
+
     async def _send_on(self, call: AriCall) -> None:
         try:
             await call.continue_in_dialplan()
@@ -326,8 +343,11 @@ class AriAdapter:
 
     async def dial(self, endpoint: str, *, timeout: float, caller_id: str | None = None,
                    args: Sequence[str] = ("dialled",),
-                   variables: Mapping[str, str] | None = None) -> AriCall:
+                   variables: Mapping[str, str] | None = None,
+                   near: Call | None = None, home: str | None = None) -> AriCall:
         """Ring ``endpoint`` (``PJSIP/agent1``) for up to ``timeout`` seconds; the answered call.
+        On this one server: ``near`` and ``home`` are for ``Switchboard``, which picks the
+        server (and the trunk) before it calls this.
 
         Raises ``DialFailed`` (with the Q.850 cause) when it is not answered, busy or
         unreachable.  Cancelling the wait hangs the ringing channel up.
@@ -373,7 +393,8 @@ class AriAdapter:
         except AriError:
             pass
 
-    async def bridge(self, kind: str = "mixing", *, name: str | None = None) -> AriBridge:
+    async def bridge(self, kind: str = "mixing", *, name: str | None = None,
+                     near: Call | None = None) -> AriBridge:
         """A new bridge: ``mixing`` (a conversation) or ``holding`` (a waiting room)."""
         bridge_id = f"{BRIDGE_PREFIX}{kind}-{uuid.uuid4().hex[:20]}"
         await self.client.create_bridge(kind, bridge_id=bridge_id, name=name)
@@ -447,6 +468,7 @@ class AriAdapter:
         channel_id: str = channel["id"]
         call = AriCall(self.client, channel, args, adopted=adopted, spawn=self._helpers.spawn,
                        generation=self._generation)
+        call.switch, call.center = self.name, self.center
         self._calls[channel_id] = call
         expected = self._expected.pop(channel_id, None)
         if expected is not None:

@@ -15,7 +15,7 @@ import asyncio
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from ivr.call import Gathered, Prompt
+from ivr.call import Call, Gathered, Prompt
 from ivr.errors import CallEnded, DialFailed
 
 __all__ = ["LiveCall", "Phone", "FakeSwitch", "FakeBridge"]
@@ -25,8 +25,10 @@ class LiveCall:
     """Implements ``ivr.call.Call``: a call that stays up until someone hangs it up."""
 
     def __init__(self, call_id: str, caller_number: str = "", dialled: str = "15771000", *,
-                 play_time: float = 0.0) -> None:
+                 play_time: float = 0.0, switch: str = "asterisk", center: str | None = None) -> None:
         self._id = call_id
+        self.switch = switch
+        self.center = center
         self._caller = caller_number
         self._dialled = dialled
         self.play_time = play_time
@@ -158,6 +160,7 @@ class FakeBridge:
         self.members: set[str] = set()
         self.moh: str | None = None
         self.destroyed = False
+        self.switch_name = "asterisk"        # the server it is on (``near``)
 
     async def add(self, call) -> None:
         if call.hung_up:
@@ -185,6 +188,7 @@ class FakeSwitch:
         self.phones = dict(phones)
         self.bridges: list[FakeBridge] = []
         self.log: list[tuple[str, ...]] = []          # ("ring", endpoint), ("answer", endpoint), …
+        self.placed: list[tuple[str, str | None, str | None]] = []   # (endpoint, near's switch, home)
         self._answered: dict[str, asyncio.Queue[LiveCall]] = {}
 
     def _queue(self, endpoint: str) -> asyncio.Queue[LiveCall]:
@@ -192,7 +196,9 @@ class FakeSwitch:
 
     async def dial(self, endpoint: str, *, timeout: float, caller_id: str | None = None,
                    args: Sequence[str] = ("dialled",),
-                   variables: Mapping[str, str] | None = None) -> LiveCall:
+                   variables: Mapping[str, str] | None = None,
+                   near: Call | None = None, home: str | None = None) -> LiveCall:
+        self.placed.append((endpoint, near.switch if near is not None else None, home))
         phone = self.phones.get(endpoint)
         if phone is None:
             raise DialFailed(f"{endpoint}: no such endpoint", status=400)
@@ -210,7 +216,8 @@ class FakeSwitch:
         except asyncio.CancelledError:
             self.log.append(("ring_stopped", endpoint))
             raise
-        leg = LiveCall(f"{endpoint}#{phone.rang}", caller_id or "")
+        leg = LiveCall(f"{endpoint}#{phone.rang}", caller_id or "",
+                       switch=near.switch if near is not None else "asterisk", center=home)
         leg.variables = dict(variables or {})
         if phone.keys:                  # a moment after the answer, as a person would
             asyncio.get_running_loop().call_later(0.02, leg.press, phone.keys)
@@ -225,8 +232,10 @@ class FakeSwitch:
         """The next leg answered on ``endpoint``."""
         return await asyncio.wait_for(self._queue(endpoint).get(), timeout)
 
-    async def bridge(self, kind: str = "mixing", *, name: str | None = None) -> FakeBridge:
+    async def bridge(self, kind: str = "mixing", *, name: str | None = None,
+                     near: Call | None = None) -> FakeBridge:
         bridge = FakeBridge(self, f"{kind}-{len(self.bridges) + 1}", kind)
+        bridge.switch_name = near.switch if near is not None else "asterisk"
         self.bridges.append(bridge)
         return bridge
 

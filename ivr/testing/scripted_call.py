@@ -62,9 +62,11 @@ class ScriptedCall:
     """Implements ``ivr.call.Call``."""
 
     def __init__(self, *script: Action, caller_number: str = "01012345678", dialled: str = "15771000",
-                 call_id: str = "call-1") -> None:
+                 call_id: str = "call-1", switch: str = "asterisk", center: str | None = None) -> None:
         self.script: collections.deque[Action] = collections.deque(script)
         self._id = call_id
+        self.switch = switch
+        self.center = center
         self._caller_number = caller_number
         self._dialled = dialled
         self._hung_up = False

@@ -611,7 +611,7 @@ def test_the_snapshot_shows_each_queue_and_agent():
     assert (snap["queues"]["general"]["staffed"], snap["queues"]["general"]["paused"]) == (1, 1)
     assert snap["agents"]["kim"]["state"] == "ringing" and snap["agents"]["kim"]["call"] == "c1"
     assert snap["agents"]["lee"] == {"state": "paused", "for_seconds": 35, "reason": "lunch",
-                                     "call": None, "handled": 0}
+                                     "call": None, "handled": 0, "center": None}
 
 
 def test_an_agent_who_never_logged_in_has_no_time_in_state():
