@@ -290,15 +290,22 @@ class Day:
         if not on_call and not others:
             return dict.fromkeys(STEPS)
         ahead = self.acd.position(call_id) - 1
-        hazard, horizon = est.abandon_hazard, est.horizon
+        hazard, horizon, ring = est.abandon_hazard, est.horizon, est.mean_ring
+        free = est.free_times(on_call, others)
+        inflow = est.arrival_rate(now, above_rank=self.acd.waiting_call(call_id).rank)
         return {
             STEPS[0]: wait_for(ahead * (1 - est.abandon_rate), mean_rest + others, handle, horizon=horizon),
             STEPS[1]: wait_for(ahead, mean_rest + others, handle, hazard=hazard, horizon=horizon),
-            STEPS[2]: est.estimate(ahead + 1, est.free_times(on_call, others), now, rank=None),
+            STEPS[2]: min(horizon, wait_for(ahead, free, handle, hazard=hazard, horizon=horizon) + ring),
+            STEPS[3]: min(horizon, wait_for(ahead, free, handle, hazard=hazard, inflow=inflow,
+                                            horizon=horizon) + ring),
+            STEPS[4]: min(horizon, wait_for(ahead, free, handle + ring, hazard=hazard, inflow=inflow,
+                                            horizon=horizon) + ring),
         }
 
 
-STEPS = ("p_eff = 1+(p-1)(1-share)", "+ abandonment hazard", "+ ring time, rest of calls")
+STEPS = ("p_eff = 1+(p-1)(1-share)", "+ abandonment hazard", "+ ring time, rest of calls",
+         "+ higher priorities ahead", "+ the ring in each agent's round")
 
 
 # -- figures -----------------------------------------------------------------------------------
@@ -399,7 +406,7 @@ def report(callers: list[Caller], args: argparse.Namespace, end: float, elapsed:
     print(f"{'':<34} | {'answered: MAE':>13} {'surge':>6} {'outside':>7} {'bias':>6} {'in range':>8} | "
           f"{'every caller: MAE':>17} {'surge':>6} {'bias':>6} {'in range':>8}")
     steps: list[tuple[str, Estimate]] = [(name, lambda c, name=name: c.steps.get(name)) for name in STEPS]
-    steps.append(("+ higher priorities ahead = ours", ours))
+    steps.append(("+ a surge fades = ours", ours))
     surge = [c for c in callers if c.in_surge]
     for name, estimate in steps:
         a, ba, ka = scores(answered, estimate, had)

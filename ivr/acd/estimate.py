@@ -10,9 +10,10 @@ figure for every caller whatever the place in line.
   after its remaining time: 0 when available or ringing (a ringing agent is the free agent of
   the caller it rings, who is counted among the places ahead), the rest of the wrap-up, or for
   an agent on a call the rest of the call.  Once free, an agent is busy again for
-  ``mean_handle``.  With nothing else, the caller at place ``p`` is taken at the ``p``-th
-  agent-free event, plus the time an agent's phone rings before it is answered
-  (``mean_ring``).
+  ``mean_handle`` plus ``mean_ring``, the time its phone rings before it is answered: the
+  agents' real round, so a line of ``N`` callers goes at ``agents / (handle + ring)``.  With
+  nothing else, the caller at place ``p`` is taken at the ``p``-th agent-free event, plus
+  the ring.
 - **The rest of a call** ``elapsed`` seconds in is drawn from the recent handle times (the
   last ``window``) longer than ``elapsed``, less ``elapsed``: handle times are spread, and a
   call already long is more likely a long one.  The first agents to free up are not the ones
@@ -31,16 +32,26 @@ figure for every caller whatever the place in line.
   short a wait when the line is long (``bench/ewt.py`` shows it).  The share is kept for the
   wallboard (``abandon_rate``).
 - **Callers who will arrive with a higher priority** go ahead: for a caller of priority rank
-  ``r``, callers of ranks below ``r`` join the places ahead at their recent arrival rate.
+  ``r``, callers of ranks below ``r`` join the places ahead, and give up at the hazard as
+  the others ahead do.  They arrive at their recent rate (half-life ``arrival_half_life``,
+  15 minutes) now, fading back to their usual rate (half-life ``usual_half_life``, 4 hours)
+  with the time constant ``fade`` (by default the recent rate's own, ``arrival_half_life /
+  ln 2``, 22 minutes): the recent rate is an average over about that long, and is trusted
+  about as far ahead as it looks back.  Nothing in the line says when a surge ends; taking
+  its rate as going on for good says that a normal caller is never served once the callers
+  of higher priority alone keep every agent busy (seen at lunch in a surge in
+  ``bench/ewt.py``: an hour promised, about 13 minutes waited), while a surge that fades
+  lets the backlog be served.  A lull fades back up the same way.
 
 Between two agent-free events the expected number of callers ahead ``A`` follows
-``dA/dt = inflow - hazard * A``; each free event takes one (``A -= 1``); the caller is taken
+``dA/dt = usual + surplus * exp(-t / fade) - hazard * A`` (``surplus``: the recent rate less
+the usual one, below 0 in a lull); each free event takes one (``A -= 1``); the caller is taken
 at the first free event with nobody ahead, interpolating between two events when ``A`` is a
 fraction.  Once the agents' free times come round regularly (every ``mean_handle``), whole
 rounds are stepped at once, so a long line costs O(agents), not O(place).  An estimate beyond
 ``horizon`` (1 hour: twice the longest range announced, and well past the time the current
 arrival rates can be trusted), or for a line that does not move (callers of higher priority
-alone keep every agent busy), is ``horizon``.
+alone keep every agent busy at their usual rate), is ``horizon``.
 
 Recent figures weigh more: the handle time (talk time plus wrap-up), the ring time and the
 abandonment figures are exponentially weighted, with a half-life counted in samples — handled
@@ -48,8 +59,8 @@ calls, or callers leaving the line — so a quiet hour keeps its figures instead
 them; the arrival rates of each priority age with a half-life in seconds
 (``arrival_half_life``), since a rate is per second.
 
-Not modelled: agents who will log in or out, agents shared with other queues' callers, a
-surge that will end.
+Not modelled: agents who will log in or out, agents shared with other queues' callers, when
+a surge will end (it fades, as said above, whatever its cause).
 
 ``announce_range`` turns an estimate into what the caller hears: "less than N minutes".
 """
@@ -126,18 +137,19 @@ class DecayingRate:
     """Events per second, each event's weight halving every ``half_life`` seconds.
 
     Soon after the first event the rate is corrected for the time not yet observed, so a fresh
-    start does not read as a quiet line; at most twofold (as if one half-life had been
-    observed), so that a first event alone does not read as a flood."""
+    start does not read as a quiet line; at most as if ``observed`` seconds had been (default
+    one half-life, twofold), so that a first event alone does not read as a flood."""
 
-    __slots__ = ("_tau", "_value", "_last", "_first")
+    __slots__ = ("_tau", "_value", "_last", "_first", "_least_seen")
 
-    def __init__(self, half_life: float) -> None:
+    def __init__(self, half_life: float, observed: float | None = None) -> None:
         if half_life <= 0:
             raise ValueError("half_life must be positive")
         self._tau = half_life / math.log(2)
         self._value = 0.0
         self._last: float | None = None
         self._first: float | None = None
+        self._least_seen = -math.expm1(-(half_life if observed is None else observed) / self._tau)
 
     def add(self, now: float) -> None:
         if self._last is None:
@@ -150,7 +162,7 @@ class DecayingRate:
             return 0.0
         value = self._value * math.exp(-max(0.0, now - self._last) / self._tau)
         seen = -math.expm1(-max(0.0, now - self._first) / self._tau)
-        return value / (self._tau * max(seen, 0.5))
+        return value / (self._tau * max(seen, self._least_seen))
 
 
 class RecentDurations:
@@ -193,15 +205,20 @@ class WaitEstimator:
     long.  ``window`` / ``min_longer``: how many recent handle times give the rest of a call,
     and how many of them must be longer than the call so far; ``points``: values taken per
     call in progress.  ``handle_half_life`` / ``abandon_half_life``: in handled calls / in
-    callers leaving the line; ``arrival_half_life``: in seconds.  ``horizon``: the longest
-    estimate."""
+    callers leaving the line; ``arrival_half_life``: in seconds, the recent arrival rates;
+    ``usual_half_life``: in seconds, the usual rates a surge or a lull fades back to, with the
+    time constant ``fade`` (seconds; default ``arrival_half_life / ln 2``; ``math.inf``: the
+    recent rates go on).  ``horizon``: the longest estimate."""
 
     def __init__(self, *, prior_handle: float = 180.0, floor: float = 15.0, window: int = 200,
                  min_longer: int = 5, points: int = 8, handle_half_life: float = 50.0,
                  abandon_half_life: float = 100.0, arrival_half_life: float = 900.0,
+                 usual_half_life: float = 14400.0, fade: float | None = None,
                  horizon: float = HORIZON) -> None:
         if prior_handle <= 0:
             raise ValueError("prior_handle must be positive")
+        if fade is not None and not fade > 0:
+            raise ValueError("fade must be positive (math.inf: the recent arrival rates go on)")
         self.floor = floor
         self.horizon = horizon
         self.min_longer = min_longer
@@ -212,7 +229,10 @@ class WaitEstimator:
         self._left_unserved = Ewma(abandon_half_life)      # 1 per caller who gave up, 0 if answered
         self._time_in_line = Ewma(abandon_half_life)       # the seconds each of them waited
         self._arrival_half_life = arrival_half_life
+        self._usual_half_life = usual_half_life
+        self.fade = arrival_half_life / math.log(2) if fade is None else fade
         self._arrivals: dict[int, DecayingRate] = {}
+        self._usual: dict[int, DecayingRate] = {}
 
     # -- what happened -------------------------------------------------------------------
 
@@ -230,7 +250,9 @@ class WaitEstimator:
         rate = self._arrivals.get(rank)
         if rate is None:
             rate = self._arrivals[rank] = DecayingRate(self._arrival_half_life)
+            self._usual[rank] = DecayingRate(self._usual_half_life, observed=self._arrival_half_life)
         rate.add(now)
+        self._usual[rank].add(now)
 
     def record_answered(self, waited: float) -> None:
         """A caller left the line to an agent after ``waited`` seconds."""
@@ -263,6 +285,12 @@ class WaitEstimator:
         """Callers joining per second; with ``above_rank``, only those of a higher priority
         (a lower rank), who will go ahead of a caller of that rank."""
         return sum(r.rate(now) for rank, r in self._arrivals.items()
+                   if above_rank is None or rank < above_rank)
+
+    def usual_arrival_rate(self, now: float, *, above_rank: int | None = None) -> float:
+        """As ``arrival_rate``, over the last hours (half-life ``usual_half_life``): the rate
+        a surge or a lull fades back to."""
+        return sum(r.rate(now) for rank, r in self._usual.items()
                    if above_rank is None or rank < above_rank)
 
     @property
@@ -316,31 +344,54 @@ class WaitEstimator:
             raise ValueError(f"position is 1-based, not {position}")
         if not agent_busy_remaining:
             raise ValueError("cannot estimate: nobody to serve")
-        inflow = self.arrival_rate(now, above_rank=rank) if rank is not None else 0.0
-        wait = wait_for(position - 1, agent_busy_remaining, self.mean_handle,
-                        hazard=self.abandon_hazard, inflow=inflow, horizon=self.horizon)
+        inflow = surplus = 0.0
+        if rank is not None:
+            usual = self.usual_arrival_rate(now, above_rank=rank)
+            inflow, surplus = usual, self.arrival_rate(now, above_rank=rank) - usual
+        wait = wait_for(position - 1, agent_busy_remaining, self.mean_handle + self.mean_ring,
+                        hazard=self.abandon_hazard, inflow=inflow, surplus=surplus,
+                        fade=self.fade, horizon=self.horizon)
         return min(self.horizon, wait + self.mean_ring)
 
 
-def _flow(ahead: float, dt: float, hazard: float, inflow: float) -> float:
-    """Callers ahead after ``dt`` seconds without a free agent: some give up, some go ahead."""
+def _flow(ahead: float, t0: float, t1: float, hazard: float, inflow: float,
+          surplus: float = 0.0, fade: float = math.inf) -> float:
+    """Callers ahead at ``t1`` given ``ahead`` at ``t0``, without a free agent between: each
+    gives up at ``hazard`` per second; callers who go ahead arrive at ``inflow + surplus *
+    exp(-t / fade)`` per second (``t``: seconds from now)."""
+    dt = t1 - t0
     if dt <= 0:
         return ahead
-    if hazard > 0:
-        kept = math.exp(-hazard * dt)
-        return ahead * kept + inflow * -math.expm1(-hazard * dt) / hazard
-    return ahead + inflow * dt
+    kept = math.exp(-hazard * dt)
+    base = inflow * -math.expm1(-hazard * dt) / hazard if hazard > 0 else inflow * dt
+    out = ahead * kept + base
+    if surplus and math.isfinite(fade):
+        # the integral over s in [0, dt] of exp(-(t0 + s) / fade) * exp(-hazard * (dt - s))
+        x = hazard - 1.0 / fade
+        if abs(x * dt) > 1e-9:
+            g = (math.exp(-dt / fade) - kept) / x
+        else:
+            g = dt * kept
+        out += surplus * math.exp(-t0 / fade) * g
+    return out
 
 
 def wait_for(ahead: float, remaining: Sequence[float], handle: float, *, hazard: float = 0.0,
-             inflow: float = 0.0, horizon: float = HORIZON) -> float:
+             inflow: float = 0.0, surplus: float = 0.0, fade: float = math.inf,
+             horizon: float = HORIZON) -> float:
     """Seconds until a caller with ``ahead`` callers ahead is taken: agent ``i`` is free at
     ``remaining[i]`` and every ``handle`` seconds after; each caller ahead gives up at
-    ``hazard`` per second; callers who go ahead arrive at ``inflow`` per second.  At most
-    ``horizon``.  With no hazard and no inflow this is the ``ahead + 1``-th free event."""
+    ``hazard`` per second; callers who go ahead arrive at ``inflow + surplus * exp(-t /
+    fade)`` per second, ``t`` seconds from now (``surplus``: how far the present rate is
+    above the usual one, fading as a surge ends; ``inflow + surplus`` is never below 0).
+    At most ``horizon``.  With no hazard and no inflow this is the ``ahead + 1``-th free
+    event."""
     if not remaining:
         raise ValueError("cannot estimate: nobody to serve")
-    if inflow > 0 and not math.isfinite(horizon):
+    fading = surplus != 0.0 and 0.0 < fade < math.inf
+    if not fading:                              # the present rate goes on
+        inflow, surplus, fade = inflow + surplus, 0.0, math.inf
+    if (inflow > 0 or surplus > 0) and not math.isfinite(horizon):
         raise ValueError("with callers going ahead the line may never move: give a finite horizon")
     handle = max(handle, 1e-9)
     heap = [max(0.0, r) for r in remaining]
@@ -351,7 +402,7 @@ def wait_for(ahead: float, remaining: Sequence[float], handle: float, *, hazard:
     def reached(t: float, next_t: float) -> float | None:
         """The free event at ``t``: the caller's time if it is the caller's, else None."""
         nonlocal a, t_prev
-        a = _flow(a, t - t_prev, hazard, inflow)
+        a = _flow(a, t_prev, t, hazard, inflow, surplus, fade)
         t_prev = t
         if a < 1.0:
             return min(horizon, t + max(a, 0.0) * (next_t - t))
@@ -369,10 +420,16 @@ def wait_for(ahead: float, remaining: Sequence[float], handle: float, *, hazard:
     # ... from then on they come round in the same order every ``handle`` seconds.
     ring = sorted(heap)
     n = len(ring)
-    # One round (the n events after the last of the previous round) maps a to k*a + c.
-    k, c, prev = 1.0, 0.0, ring[-1] - handle
+    # One round (the n events after ``start``, the last event of the previous round) maps a
+    # to k*a + c + d * exp(-start / fade): d is the fading part of the arrivals, as if the
+    # round started now.
+    k, c, d, prev = 1.0, 0.0, 0.0, ring[-1] - handle
+    origin = prev
     for t in ring:
-        k, c = k * _flow(1.0, t - prev, hazard, 0.0), _flow(c, t - prev, hazard, inflow) - 1.0
+        k = k * _flow(1.0, prev, t, hazard, 0.0)
+        c = _flow(c, prev, t, hazard, inflow) - 1.0
+        if fading:
+            d = _flow(d, prev - origin, t - origin, hazard, 0.0, surplus, fade)
         prev = t
     # Rounds started with at least this many ahead end without reaching the caller.
     safe = (n + 1) * math.exp(min(hazard * handle, 50.0))
@@ -384,10 +441,11 @@ def wait_for(ahead: float, remaining: Sequence[float], handle: float, *, hazard:
                 return done
         offset += handle
         if a >= safe:
-            if k >= 1.0 and c >= 0.0 or k < 1.0 and c / (1.0 - k) >= safe:
+            if surplus >= 0.0 and (k >= 1.0 and c >= 0.0 or k < 1.0 and c / (1.0 - k) >= safe):
                 return horizon                  # the line never moves for this caller
             while a >= safe and t_prev + handle < horizon:
-                a, t_prev, offset = k * a + c, t_prev + handle, offset + handle
+                a = k * a + c + (d * math.exp(-t_prev / fade) if fading else 0.0)
+                t_prev, offset = t_prev + handle, offset + handle
             if t_prev + handle >= horizon and a >= safe:
                 return horizon
 

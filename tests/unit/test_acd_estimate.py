@@ -159,8 +159,62 @@ def test_callers_of_the_same_or_a_lower_priority_do_not_go_ahead():
 
 def test_when_higher_priorities_alone_keep_every_agent_busy_the_estimate_is_the_horizon():
     est = estimator(handle=200, horizon=3600)
-    elderly_every(20, est)                       # 3 a minute; two agents take 0.6 a minute
-    assert est.estimate(3, [10.0, 20.0], NOW, rank=2) == 3600
+    elderly_every(20, est)                       # 3 a minute for an hour: the usual rate
+    assert est.usual_arrival_rate(NOW, above_rank=2) == pytest.approx(1 / 20, rel=0.05)
+    assert est.estimate(3, [10.0, 20.0], NOW, rank=2) == 3600    # two agents take 0.6 a minute
+
+
+def surge_of_elderly(est: WaitEstimator) -> None:
+    """An elderly caller every 5 minutes for three hours, then every 20 s for half an hour."""
+    t = NOW - 3 * 3600 - 1800
+    while t <= NOW:
+        est.record_arrival(0, t)
+        t += 300 if t < NOW - 1800 else 20
+
+
+def test_a_surge_of_higher_priorities_fades_so_a_normal_caller_is_served_in_the_end():
+    fading, lasting = estimator(handle=200), estimator(handle=200, fade=math.inf)
+    for est in (fading, lasting):
+        surge_of_elderly(est)
+    assert fading.arrival_rate(NOW, above_rank=2) > 2 * fading.usual_arrival_rate(NOW, above_rank=2)
+    # six agents take 1.8 a minute: fewer than come now (2.3), more than usually come (0.7)
+    busy = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
+    assert lasting.estimate(10, busy, NOW, rank=2) == lasting.horizon
+    wait = fading.estimate(10, busy, NOW, rank=2)
+    assert fading.estimate(10, busy, NOW) + 600 < wait < fading.horizon * 0.75
+
+
+def test_a_surge_that_fades_at_once_adds_its_surplus_times_the_fade_callers_ahead():
+    est = estimator(handle=200, fade=60)         # a surge is over in a minute or so
+    surge_of_elderly(est)
+    usual = est.usual_arrival_rate(NOW, above_rank=2)
+    extra = (est.arrival_rate(NOW, above_rank=2) - usual) * 60    # the integral of the surplus
+    busy = [10.0, 20.0, 30.0, 40.0]
+    at_usual = wait_for(9 + extra, busy, 200, inflow=usual)
+    assert est.estimate(10, busy, NOW, rank=2) == pytest.approx(at_usual, rel=0.02)
+    assert at_usual > wait_for(9, busy, 200, inflow=usual) + 50
+
+
+def test_a_lull_in_higher_priorities_fades_back_up_to_the_usual_rate():
+    fading, lasting = estimator(handle=200), estimator(handle=200, fade=math.inf)
+    for est in (fading, lasting):
+        elderly_every(60, est, until=NOW - 1800)   # one a minute, then none for half an hour
+    busy = [50.0, 100.0, 150.0]
+    assert fading.arrival_rate(NOW, above_rank=2) < fading.usual_arrival_rate(NOW, above_rank=2)
+    assert fading.estimate(8, busy, NOW, rank=2) > lasting.estimate(8, busy, NOW, rank=2)
+
+
+def test_the_usual_rate_soon_after_the_start_is_about_the_recent_one():
+    est = estimator()
+    for t in range(0, 1800, 30):                 # half an hour, one caller every 30 s
+        est.record_arrival(1, float(t))
+    assert est.usual_arrival_rate(1800) == pytest.approx(1 / 30, rel=0.1)
+    assert est.usual_arrival_rate(1800) == pytest.approx(est.arrival_rate(1800), rel=0.1)
+
+
+def test_a_fade_must_be_positive():
+    with pytest.raises(ValueError, match="fade"):
+        estimator(fade=0)
 
 
 def test_an_estimate_is_never_beyond_the_horizon():
@@ -194,6 +248,13 @@ def test_the_time_an_agents_phone_rings_is_added():
     est.record_ring(4)
     assert est.mean_ring == 4
     assert est.estimate(1, [0.0], NOW) == pytest.approx(4)
+
+
+def test_an_agent_is_busy_for_the_ring_before_each_call_too():
+    est = estimator(handle=200)
+    est.record_ring(5)
+    # the third in line: the agent's phone rings 5 s before each of the three calls
+    assert est.estimate(3, [0.0], NOW) == pytest.approx(2 * (200 + 5) + 5)
 
 
 def test_a_long_call_is_expected_to_go_on_longer_than_the_mean_says():
@@ -314,6 +375,40 @@ def test_wait_for_steps_whole_rounds_as_one_free_at_a_time_would():
                 got = wait_for(ahead, remaining, 240.0, hazard=hazard, inflow=inflow, horizon=1e7)
                 want = slow(ahead, remaining, 240.0, hazard, inflow)
                 assert got == pytest.approx(want, rel=1e-6), (remaining, ahead, hazard, inflow)
+
+
+def test_wait_for_with_a_fading_inflow_matches_integrating_it_in_small_steps():
+    def slow(ahead, remaining, handle, hazard, inflow, surplus, fade):
+        heap = list(remaining)
+        heapq.heapify(heap)
+        a, prev = float(ahead), 0.0
+        while True:
+            t = heapq.heappop(heap)
+            heapq.heappush(heap, t + handle)
+            steps = max(1, math.ceil((t - prev) / 0.25))
+            h = (t - prev) / steps
+            for j in range(steps):              # dA/dt = rate(t) - hazard * A, midpoint rule
+                s = prev + (j + 0.5) * h
+                mid = a + 0.5 * h * (inflow + surplus * math.exp(-(s - 0.5 * h) / fade) - hazard * a)
+                a += h * (inflow + surplus * math.exp(-s / fade) - hazard * mid)
+            prev = t
+            if a < 1:
+                return t + max(a, 0) * (heap[0] - t)
+            a -= 1
+            if t > 1e5:                          # the line does not move
+                return math.inf
+
+    for remaining in ([0.0], [30.0, 200.0, 90.0], [0.0] * 4 + [500.0]):
+        for ahead in (0, 3, 40, 150):
+            for hazard, inflow, surplus, fade in ((0.002, 0.004, 0.02, 900.0), (0.0, 0.002, 0.01, 600.0),
+                                                  (0.001, 0.01, -0.008, 1200.0), (0.002, 0.0, 0.03, 1 / 0.002)):
+                got = wait_for(ahead, remaining, 240.0, hazard=hazard, inflow=inflow, surplus=surplus,
+                               fade=fade, horizon=1e7)
+                want = slow(ahead, remaining, 240.0, hazard, inflow, surplus, fade)
+                if want == math.inf:                # more come than one agent takes: never
+                    assert got == 1e7, (remaining, ahead, hazard, inflow, surplus)
+                else:
+                    assert got == pytest.approx(want, rel=2e-3), (remaining, ahead, hazard, inflow, surplus)
 
 
 # -- what the caller hears ---------------------------------------------------------------------
