@@ -543,7 +543,9 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], source: Path | None, *,
                                      "(no home folder to put in its place)") from None
         return q if q.is_absolute() else (base / q)
 
-    ari_config = _ari(_section(raw, "ari"), "ari", rel, need_ari=need_ari)
+    # With switches: the ari section only gives their defaults (user, password, app).
+    ari_config = _ari(_section(raw, "ari"), "ari", rel,
+                      need_ari=need_ari and raw.get("switches") is None)
     switches = _switches(raw.get("switches"), ari_config, rel, need_ari=need_ari)
 
     flows_raw = raw.get("flows", "flows")

@@ -95,7 +95,8 @@ class QueueService:
         self.callers: dict[str, _Caller] = {}
         self._holding: dict[str, Bridge] = {}         # the waiting room on each server
         self._holding_lock = asyncio.Lock()
-        self._away: dict[str, set[str]] = {}          # center → agents it logged out when its server went
+        # center → the agents taken out when its last server went (with a pause's reason)
+        self._away: dict[str, dict[str, str | None]] = {}
         self._ticker = TaskSet("acd.ticker")
         self._rings = TaskSet("acd.rings")
         self._booking: Booking | None = None        # the callback desk, when callbacks are on
@@ -698,35 +699,38 @@ class QueueService:
 
     def center_down(self, center: str) -> list[str]:
         """No server of ``center`` is left: its agents' phones cannot be rung.  Agents not on a
-        call are logged out; an agent ringing or on a call is paused ("server down") when the
-        call ends.  Their callers elsewhere go to the other centers' agents.  The agents
-        taken out, for ``center_up``."""
+        call are logged out (a pause's reason is kept for their return); an agent ringing or
+        on a call is paused ("server down") when the call ends.  Their callers elsewhere go to
+        the other centers' agents.  The agents taken out, for ``center_up``."""
         now = self.clock()
-        away = self._away.setdefault(center, set())
+        away = self._away.setdefault(center, {})
         for status in self.acd.agents():
             if status.spec.center != center or status.state is AgentState.OFFLINE:
                 continue
             if status.state in (AgentState.RINGING, AgentState.ON_CALL):
                 self.acd.pause(status.spec.id, SERVER_DOWN, now)
+                away[status.spec.id] = None
             else:
+                away[status.spec.id] = status.reason if status.state is AgentState.PAUSED else None
                 self.acd.logout(status.spec.id, now)
-            away.add(status.spec.id)
         log.warning("acd.center_down", center=center, agents_out=sorted(away))
         self._match()
         return sorted(away)
 
     def center_up(self, center: str) -> list[str]:
         """A server of ``center`` is back: the agents ``center_down`` took out are on duty
-        again (an agent someone has logged in, paused or resumed meanwhile is left as is)."""
+        again, paused ones paused again with their reason (an agent someone has logged in,
+        paused or resumed meanwhile is left as is)."""
         now = self.clock()
         back: list[str] = []
-        for agent_id in sorted(self._away.pop(center, set())):
+        for agent_id, reason in sorted(self._away.pop(center, {}).items()):
             status = self.acd.agent(agent_id)
             if status.state is AgentState.OFFLINE:
                 self.acd.login(agent_id, now)
-            elif status.state is AgentState.PAUSED and status.reason == SERVER_DOWN:
-                self.acd.resume(agent_id, now)
-            elif status.pause_after == SERVER_DOWN:
+                if reason is not None:
+                    self.acd.pause(agent_id, reason, now)
+            elif status.state is AgentState.PAUSED and status.reason == SERVER_DOWN \
+                    or status.pause_after == SERVER_DOWN:
                 self.acd.resume(agent_id, now)
             else:
                 continue

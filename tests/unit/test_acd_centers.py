@@ -17,7 +17,10 @@ def agent(agent_id: str, center: str | None) -> AgentSpec:
                      skills=frozenset({"general"}), center=center)
 
 
-def acd(*agents: AgentSpec, routing: CenterRouting | None = CenterRouting(60.0, None),
+SPILL_AFTER_60 = CenterRouting(60.0, None)
+
+
+def acd(*agents: AgentSpec, routing: CenterRouting | None = SPILL_AFTER_60,
         events: list[Event] | None = None) -> Acd:
     return Acd({"general": GENERAL}, agents, centers=routing,
                on_event=events.append if events is not None else None)
