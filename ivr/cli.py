@@ -464,15 +464,15 @@ def cmd_agents(args: argparse.Namespace) -> int:
         json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
         print()
         return 0
-    print(f"{'agent':10}  {'name':16}  {'state':10}  {'for':>7}  {'handled':>7}  reason / call")
+    print(f"{'agent':10}  {'name':16}  {'center':8}  {'state':10}  {'for':>7}  {'handled':>7}  reason / call")
     for a in rows:
         extra = a.get("reason") or a.get("call") or ""
         if a.get("for_seconds") is None:          # never in any state since the engine started
             held, extra = f"{'-':>7}", extra or "never logged in"
         else:
             held = f"{a['for_seconds']:6.0f}s"
-        print(f"{a['id']:10}  {a['name'][:16]:16}  {a['state']:10}  {held}  "
-              f"{a['handled']:7}  {extra}")
+        print(f"{a['id']:10}  {a['name'][:16]:16}  {(a.get('center') or '-')[:8]:8}  {a['state']:10}  "
+              f"{held}  {a['handled']:7}  {extra}")
     return 0
 
 

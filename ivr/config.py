@@ -546,7 +546,7 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], source: Path | None, *,
     # With switches: the ari section only gives their defaults (user, password, app).
     ari_config = _ari(_section(raw, "ari"), "ari", rel,
                       need_ari=need_ari and raw.get("switches") is None)
-    switches = _switches(raw.get("switches"), ari_config, rel, need_ari=need_ari)
+    switches = _switches(raw.get("switches"), ari_config, _section(raw, "ari"), rel, need_ari=need_ari)
 
     flows_raw = raw.get("flows", "flows")
     if isinstance(flows_raw, str):
@@ -648,7 +648,8 @@ def _ari(ari: Mapping[str, Any], where: str, rel, *, need_ari: bool) -> AriConfi
     return AriConfig(url=url.rstrip("/"), username=username or "", password=password or "", app=app)
 
 
-def _switches(value: Any, ari: AriConfig, rel, *, need_ari: bool) -> tuple[SwitchConfig, ...]:
+def _switches(value: Any, ari: AriConfig, ari_raw: Mapping[str, Any], rel, *,
+              need_ari: bool) -> tuple[SwitchConfig, ...]:
     """``switches:``: the media servers, each with its ARI connection (the keys of ``ari:``,
     whose values are the defaults) and its center.  Absent: the one server of ``ari:``."""
     if value is None:
@@ -668,13 +669,12 @@ def _switches(value: Any, ari: AriConfig, rel, *, need_ari: bool) -> tuple[Switc
         if name in names:
             raise _SettingError(f"{where}.name", f"{where}: the name '{name}' is used twice")
         names.add(name)
-        merged = {"url": None, "username": None, "app": ari.app}
-        merged = {k: v for k, v in merged.items() if v is not None}
+        # The ari section's user, password (or password file) and app are the defaults.
+        merged = {k: v for k, v in ari_raw.items() if k in ("username", "password", "password_file", "app")}
+        if "password" in item or "password_file" in item:
+            merged.pop("password", None)
+            merged.pop("password_file", None)
         merged.update(item)
-        if "password" not in item and "password_file" not in item and ari.password:
-            merged["password"] = ari.password
-        if "username" not in item and ari.username:
-            merged["username"] = ari.username
         if "url" not in item:
             raise _SettingError(where, f"{where} ({name}): 'url' is required "
                                        "(e.g. http://10.1.0.5:8088/ari)")

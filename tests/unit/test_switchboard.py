@@ -236,3 +236,27 @@ async def _until(predicate, timeout: float = 5.0):
             if value:
                 return value
             await asyncio.sleep(0.02)
+
+
+def test_switches_take_the_ari_section_s_password_file_unless_they_name_their_own(tmp_path):
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "straight.yaml").write_text(FLOW, encoding="utf-8")
+    (tmp_path / "shared").write_text("shared-secret\n", encoding="utf-8")
+    (tmp_path / "own").write_text("own-secret\n", encoding="utf-8")
+    cfg = tmp_path / "ivr.yaml"
+    cfg.write_text(f"ari: {{username: ivr, password_file: shared, app: ivr}}\n"
+                   "switches:\n"
+                   "  - {name: seoul, center: seoul, url: 'http://127.0.0.1:8100/ari'}\n"
+                   "  - {name: busan, center: busan, url: 'http://127.0.0.1:8110/ari', password_file: own}\n"
+                   f"flows: flows\nprompts: {REPO / 'prompts'}\n", encoding="utf-8")
+    config = load_config(cfg, env={})
+    assert [(s.ari.username, s.ari.password) for s in config.switches] == [
+        ("ivr", "shared-secret"), ("ivr", "own-secret")]
+
+
+def test_the_sample_configuration_for_two_centers_is_valid():
+    config = load_config(REPO / "docs" / "ivr-centers.yaml", env={}, need_ari=False)
+    assert [(s.name, s.center) for s in config.switches] == [("seoul", "seoul"), ("busan", "busan")]
+    assert config.acd.centers is not None
+    assert {a.center for a in config.acd.agents} == {"seoul", "busan"}
