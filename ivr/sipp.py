@@ -317,13 +317,25 @@ def _sipp_binary() -> str:
     return path
 
 
-def render_scenario(*, answer_timeout: float, bye_wait: float, pcap: Path | None) -> str:
+_HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]{0,200}")
+
+
+def render_scenario(
+    *, answer_timeout: float, bye_wait: float, pcap: Path | None, headers: dict[str, str] | None = None
+) -> str:
     text = CALLER_SCENARIO.read_text()
     play = f'<exec play_pcap_audio="{pcap}"/>' if pcap is not None else ""
+    extra = ""
+    for name, value in (headers or {}).items():
+        if not _HEADER_NAME.fullmatch(name) or not _HEADER_VALUE.fullmatch(value) or "]]>" in value:
+            raise SippError(f"not a header a test call can send: {name!r}: {value!r}")
+        extra += f"\n      {name}: {value}"
     return (
         text.replace("@ANSWER_TIMEOUT_MS@", str(max(1, int(answer_timeout * 1000))))
         .replace("@BYE_WAIT_MS@", str(max(1, int(bye_wait * 1000))))
         .replace("@PLAY@", play)
+        .replace("@HEADERS@", extra)
     )
 
 
@@ -339,6 +351,7 @@ async def place_call(
     target: str = "127.0.0.1:5060",
     local_ip: str = "127.0.0.1",
     voice: float = 0.0,
+    headers: dict[str, str] | None = None,
 ) -> CallResult:
     """Call ``number`` as ``caller``, press ``keys`` after the answer, and wait for the end.
 
@@ -347,7 +360,8 @@ async def place_call(
     answered within ``max_duration`` is cancelled.  Several calls may run at once: each gets
     free local SIP and media ports.  ``voice``: after the keys the caller speaks (an 800 Hz
     tone) for this many seconds, so that whoever the call reaches (an agent) hears the caller;
-    otherwise the caller sends no RTP once the keys are done.
+    otherwise the caller sends no RTP once the keys are done.  ``headers``: extra INVITE
+    headers (``{"X-IVR-Center": "busan"}`` picks a center through the sandbox's Kamailio).
     """
     sipp = _sipp_binary()
     presses = parse_keys(keys, key_delay) if keys else []
@@ -368,7 +382,9 @@ async def place_call(
                 pcap = work / "keys.pcap"
                 pcap.write_bytes(dtmf_pcap(presses, voice=voice))
             scenario = work / "caller.xml"
-            scenario.write_text(render_scenario(answer_timeout=max_duration, bye_wait=bye_wait, pcap=pcap))
+            scenario.write_text(
+                render_scenario(answer_timeout=max_duration, bye_wait=bye_wait, pcap=pcap, headers=headers)
+            )
             log_file, err_file, msg_file = work / "logs.log", work / "errors.log", work / "messages.log"
             hard_limit = max_duration + bye_wait + 15
             argv = [
