@@ -1120,9 +1120,18 @@ def call_main(argv: list[str] | None = None, *, prog: str = "python -m ivr.sipp"
     parser.add_argument("--voice", type=float, default=0.0,
                         help="after the keys, speak (an 800 Hz tone) for this many seconds")
     parser.add_argument("--max-duration", type=float, default=60)
-    parser.add_argument("--target", default=os.environ.get("IVR_SIP_TARGET", "127.0.0.1:5060"))
+    parser.add_argument("--target", default=os.environ.get("IVR_SIP_TARGET", "127.0.0.1:5060"),
+                        help="where the INVITE goes (the sandbox's Kamailio with several centers: 127.0.0.1:5300)")
+    parser.add_argument("--header", action="append", default=[], metavar="NAME:VALUE",
+                        help="an extra INVITE header, e.g. 'X-IVR-Center: busan' (repeatable)")
     parser.add_argument("--messages", action="store_true", help="print the SIP messages exchanged")
     args = parser.parse_args(argv)
+    headers: dict[str, str] = {}
+    for item in args.header:
+        name, sep, value = item.partition(":")
+        if not sep:
+            parser.error(f"--header {item!r}: give NAME:VALUE")
+        headers[name.strip()] = value.strip()
     try:
         result = asyncio.run(
             place_call(
@@ -1134,6 +1143,7 @@ def call_main(argv: list[str] | None = None, *, prog: str = "python -m ivr.sipp"
                 max_duration=args.max_duration,
                 target=args.target,
                 voice=args.voice,
+                headers=headers,
             )
         )
     except SippError as exc:
