@@ -409,6 +409,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
     The start-up order of the module docstring, in code: each step is entered into one
     ``AsyncExitStack``, so shutdown leaves them in reverse, every exit runs, and a failure
     half-way through start-up closes exactly what was opened."""
+    from ivr.lease import engine_lease
     from ivr.store import open_store
 
     catalogue = load_catalogue(config.prompts / "catalog.yaml")
@@ -421,6 +422,25 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
     async with contextlib.AsyncExitStack() as stack:
         # 1. store, 2. HTTP session
         store = await stack.enter_async_context(open_store(config.store_url))
+        # 1b. the engine lease (PostgreSQL; None on SQLite): a standby waits here, connected
+        # to nothing else, until it is the active engine; released on the way out, after the
+        # calls.  Asked to stop while it waits, it stops at once.
+        lease = await stack.enter_async_context(engine_lease(config.store_url,
+                                                             ttl=config.engine.lease_ttl))
+        if lease is not None:
+            waiting = []
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, stop.set)
+                    waiting.append(sig)
+            try:
+                active = await lease.acquire(stop)
+            finally:
+                for sig in waiting:
+                    loop.remove_signal_handler(sig)
+            if not active:
+                log.info("engine.stopped", calls_handled=0, standby=True)
+                return
         session = None
         if config.callers.registry is not None:
             session = await stack.enter_async_context(aiohttp.ClientSession())

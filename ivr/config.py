@@ -136,6 +136,7 @@ class EngineConfig:
     max_loop_lag: float = 0.1      # seconds; while the event loop lags more, new calls are shed
     shutdown_grace: float = 30.0   # seconds calls in progress get to finish on shutdown
     reload_interval: float = 2.0   # seconds between looks at the flow files (0: only on SIGHUP)
+    lease_ttl: float = 3.0         # seconds the active engine's lease lasts unrenewed (PostgreSQL)
     busy_prompt: str = "system_busy"
     default_language: str = "ko"
 
@@ -705,6 +706,7 @@ def _engine(raw: Mapping[str, Any]) -> EngineConfig:
                                 eng.get("shutdown_grace", default.shutdown_grace), upper=3600.0, zero=True),
         reload_interval=_seconds("engine.reload_interval",
                                  eng.get("reload_interval", default.reload_interval), upper=3600.0, zero=True),
+        lease_ttl=_seconds("engine.lease_ttl", eng.get("lease_ttl", default.lease_ttl), upper=600.0),
         busy_prompt=_text("engine.busy_prompt", eng.get("busy_prompt", default.busy_prompt),
                           pattern=re.compile(r"[A-Za-z0-9_.\-]{1,100}"), what="a prompt id",
                           example="system_busy"),
