@@ -90,7 +90,9 @@ class Engine:
         self.previous_logs: list[Path] = []      # of the engines before a crash (start_again)
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = 30, *, until: str = "engine.ready") -> None:
+        """Write ivr.yaml and run ``ivr run``; returns once the engine logs ``until``
+        (``engine.standby``: a second engine on one PostgreSQL store, waiting for the lease)."""
         port = self.proxy.start()
         self.config.write_text(
             "ari:\n"
@@ -105,10 +107,10 @@ class Engine:
             f"admin: {{listen: '127.0.0.1:{self.admin_port}', token: {self.admin_token}}}\n" + self.extra_config,
             encoding="utf-8",
         )
-        self._launch(timeout)
+        self._launch(timeout, until)
 
-    def _launch(self, timeout: float) -> None:
-        """``ivr run`` on ivr.yaml, logging to ``log_path``; returns once it is ready."""
+    def _launch(self, timeout: float, until: str = "engine.ready") -> None:
+        """``ivr run`` on ivr.yaml, logging to ``log_path``; returns once it logs ``until``."""
         env = dict(os.environ, IVR_TEST_ARI_PASSWORD=self.sandbox.password)
         for key in ("IVR_ARI_PASSWORD", "IVR_ARI_URL", "IVR_CONFIG", "IVR_STORE_URL", "IVR_FLOWS"):
             env.pop(key, None)
@@ -117,12 +119,12 @@ class Engine:
                                      stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.events("engine.ready"):
+            if self.events(until):
                 return
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the engine exited with {self.proc.returncode}:\n{self.log_text()}")
             time.sleep(0.1)
-        raise RuntimeError(f"the engine was not ready within {timeout} s:\n{self.log_text()}")
+        raise RuntimeError(f"the engine did not log {until} within {timeout} s:\n{self.log_text()}")
 
     def stop(self) -> int | None:
         rc = None
