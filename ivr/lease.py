@@ -208,6 +208,17 @@ class EngineLease:
 
     # -- active ------------------------------------------------------------------------------
     async def _renew(self) -> None:
+        try:
+            await self._renewing()
+        except Exception as exc:
+            # Renewals that cannot go on let the lease expire under a serving engine: a standby
+            # would then serve beside it.  Better to step down as if the lease were lost.
+            self._held = False
+            log.exception("engine.lease_lost", holder=self.holder, taken_by=None, error=repr(exc),
+                          effect="the renewals failed: this engine stops touching Asterisk")
+            self.on_lost(None)
+
+    async def _renewing(self) -> None:
         loop = asyncio.get_running_loop()
         renewed = loop.time()
         due = renewed + self.renew_every

@@ -247,6 +247,22 @@ async def test_a_frozen_engine_that_wakes_after_a_takeover_exits_at_once_with_th
             assert b.held and (await row(postgres_url))["holder"] == "engine-b"
 
 
+async def test_renewals_that_break_on_a_bug_step_the_engine_down_rather_than_let_the_lease_lapse(
+        postgres_url, monkeypatch):
+    lost = Lost()
+    async with EngineLease(postgres_url, ttl=TTL, holder="engine-a", on_lost=lost) as a:
+        assert await a.acquire()
+
+        async def broken(**_: object) -> tuple[str | None, bool]:
+            raise RuntimeError("a bug in the renewal")
+
+        monkeypatch.setattr(a, "_take", broken)
+        with capture_logs() as logs:
+            await asyncio.wait_for(lost.event.wait(), TTL)
+        assert lost.taken_by == [None] and not a.held
+        assert [e["event"] for e in logs if e["log_level"] == "error"] == ["engine.lease_lost"]
+
+
 # -- the database away --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("how", ["stopped", "frozen"])
