@@ -89,7 +89,7 @@ _CREATE = """CREATE TABLE IF NOT EXISTS engine_lease (
 # be taken, $5 the moment (database clock) this engine stops waiting for the answer: a statement
 # the server runs later than that (it sat in a frozen server's socket, say) changes nothing, so
 # a decision taken before an outage is never applied after it.  One row back: (holder, ours,
-# in_time); the second SELECT reads the row as it was before the statement, and is the answer
+# in_time, the database's clock); the second SELECT reads the row as it was before the statement, and is the answer
 # only when the INSERT did nothing.
 _TAKE = """WITH taken AS (
     INSERT INTO engine_lease AS l (name, holder, expires_at, acquired_at)
@@ -99,9 +99,9 @@ _TAKE = """WITH taken AS (
                            ELSE EXCLUDED.acquired_at END
     WHERE (l.holder = EXCLUDED.holder OR ($4 AND l.expires_at < now())) AND clock_timestamp() <= $5
     RETURNING holder)
-SELECT holder, true AS ours, true AS in_time FROM taken
+SELECT holder, true AS ours, true AS in_time, clock_timestamp() AS clock FROM taken
 UNION ALL
-SELECT holder, false AS ours, clock_timestamp() <= $5 AS in_time
+SELECT holder, false AS ours, clock_timestamp() <= $5 AS in_time, clock_timestamp() AS clock
 FROM engine_lease WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM taken)"""
 _RELEASE = """WITH gone AS (DELETE FROM engine_lease WHERE name = $1 AND holder = $2 RETURNING name)
 SELECT pg_notify($3, name) FROM gone"""
@@ -289,13 +289,17 @@ class EngineLease:
         except asyncio.CancelledError:
             self._drop()            # a statement cut short leaves the connection in no known state
             raise
-        if row is None or not row["in_time"]:   # nothing done: the server ran it too late
+        if row is None:                     # no row, nothing inserted: only when run too late
+            self._failed = True
+            raise TimeoutError(f"the database ran the lease statement after {self.attempt_timeout:g} s")
+        self._clock = (row["clock"], loop.time())   # kept fresh: no drift, a stepped clock followed
+        if not row["in_time"]:              # nothing done: the server ran it too late
             self._failed = True
             raise TimeoutError(f"the database ran the lease statement after {self.attempt_timeout:g} s")
         return row["holder"], bool(row["ours"])
 
     def _database_time(self, at: float) -> dt.datetime:
-        """The database's clock at the loop time ``at`` (as measured when connecting; a
+        """The database's clock at the loop time ``at`` (as measured at the last answer; a
         little early rather than late, by up to one round trip)."""
         database, local = self._clock
         return database + dt.timedelta(seconds=at - local)
