@@ -1,12 +1,15 @@
-"""Wiring: config → store → engine → queues and callbacks → admin API → ARI events.
+"""Wiring: config → store → lease → engine → queues and callbacks → admin API → ARI events.
 
 ``serve`` is the one start-up order, in one place, and shutdown runs it in reverse:
 
     start                                           stop (SIGTERM, SIGINT)
     1. store (SQLite or PostgreSQL)                 8. store closed
+    1b. the engine lease (PostgreSQL): a standby    7b. lease released (a standby takes over)
+        waits here until it is the active engine
     2. HTTP session (the callers' registry)         7. session closed
     3. engine (flows, catalogue, call records)      6. records kept back written (last try)
-    4. ARI client (REST only: no call yet)          5. ARI client and event stream closed
+    4. ARI clients, one per media server            5. ARI clients and event streams closed
+       (REST only: no call yet)
     5. queues' event log, queues, callbacks         4. callbacks, queues (bridges), event log
        (agents and lines rebuilt from the log)
     6. admin API                                    3. admin API closed
