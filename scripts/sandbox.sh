@@ -3,10 +3,22 @@
 # end-to-end tests.
 #
 #   scripts/sandbox.sh up        build (once) and start it, or reload its configuration if running
-#   scripts/sandbox.sh down      stop it and unmount what 'up' mounted (idempotent)
-#   scripts/sandbox.sh status    print running/stopped; exit 0 when running, 3 when stopped
-#   scripts/sandbox.sh logs [N]  last N lines (default 50) of the Asterisk logs
-#   scripts/sandbox.sh rx CMD    run an Asterisk CLI command, e.g. rx "pjsip show endpoints"
+#   scripts/sandbox.sh up --centers N
+#                                the same, and N (2..7) "center" Asterisks beside it (seoul, busan,
+#                                daegu, gwangju, daejeon, gyeongin, hq) with trunks between them, and
+#                                Kamailio in front of them on 127.0.0.1:5300 (docs/sandbox.md)
+#   scripts/sandbox.sh down [--centers]
+#                                stop everything 'up' started and unmount what it mounted (idempotent);
+#                                with --centers only the centers and Kamailio
+#   scripts/sandbox.sh status [--centers]
+#                                print running/stopped; exit 0 when running, 3 when stopped (the main
+#                                instance; with --centers: the centers and Kamailio)
+#   scripts/sandbox.sh logs [--center NAME | --kamailio] [N]
+#                                last N lines (default 50) of the Asterisk (or Kamailio) logs
+#   scripts/sandbox.sh rx [--center NAME] CMD
+#                                run an Asterisk CLI command, e.g. rx "pjsip show endpoints"
+#   scripts/sandbox.sh center start|stop|kill NAME
+#                                start, stop or kill (SIGKILL) one center's Asterisk; the rest runs on
 #   scripts/sandbox.sh build     only build the chroot (once), do not start it
 #
 # Where a system Asterisk is installed (command -v asterisk), it is used: the configuration is
@@ -211,6 +223,33 @@ write_hosts() {
 
 is_mounted() { mountpoint -q "$1" 2>/dev/null; }
 
+# Run a command with none of our file descriptors but 0, 1 and 2.  What it leaves running
+# (Asterisk, Kamailio) must not inherit a lock held around 'up' (flock /tmp/ivr-sandbox.lock
+# scripts/sandbox.sh up): the lock would stay held for as long as they run.
+without_our_fds() {
+    (
+        close_our_fds
+        exec "$@"
+    )
+}
+
+# The same for a command that runs on (in the background): the process that closes our
+# descriptors becomes the command itself, so no shell of ours waits for it holding them.
+spawn() {
+    (
+        close_our_fds
+        exec "$@"
+    ) &
+}
+
+close_our_fds() {
+    local fd
+    for fd in /proc/"$BASHPID"/fd/*; do
+        fd=${fd##*/}
+        if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+}
+
 mount_chroot() {
     is_mounted "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
     mkdir -p "$ROOT/run/asterisk"
@@ -230,10 +269,98 @@ unmount_all() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Configuration: asterisk-conf/* rendered with secrets and bind addresses.
+# Configuration: asterisk-conf/* rendered with secrets, bind addresses and, for each instance,
+# its ports, agents and trunks.  The main instance and every center render from the same files.
 
-render_conf() {  # destination directory
-    local dest=$1 sip_bind ari_bind ari_user ari_pw media f content t name
+# The line that is exactly PLACEHOLDER becomes VALUE (several lines); with no value it is dropped.
+put_block() {  # text placeholder value
+    local line out=""
+    while IFS= read -r line || [ -n "$line" ]; do
+        if [ "$line" = "$2" ]; then
+            [ -z "$3" ] || out+=$3$'\n'
+        else
+            out+=$line$'\n'
+        fi
+    done <<< "$1"
+    printf '%s' "${out%$'\n'}"
+}
+
+block() {  # name: asterisk-conf/blocks/NAME.in
+    local f="$CONF_SRC/blocks/$1.in"
+    [ -f "$f" ] || die "missing $f"
+    printf '%s' "$(<"$f")"
+}
+
+# The address other processes on this machine reach the SIP transport at.
+sip_address() {
+    local bind=${IVR_SANDBOX_BIND:-127.0.0.1}
+    case "$bind" in 0.0.0.0|"::") echo 127.0.0.1 ;; *) echo "$bind" ;; esac
+}
+
+agent_block() {  # endpoint label port
+    local b
+    b=$(block pjsip-agent)
+    b=${b//@AGENT_LABEL@/$2}
+    b=${b//@AGENT_PORT@/$3}
+    printf '%s' "${b//@AGENT@/$1}"
+}
+
+agents_section() {  # [center]: the agents' endpoints, separated by blank lines
+    local out="" i name label port
+    if [ -z "${1:-}" ]; then
+        for i in 1 2 3 4; do
+            out+=$(agent_block "agent$i" "Agent $i" $((5070 + i)))$'\n\n'
+        done
+    else
+        for i in 1 2; do
+            name=$1$i
+            label="${1^} $i"
+            port=$(($(center_sip_port "$1") + i))
+            out+=$(agent_block "$name" "$label" "$port")$'\n\n'
+        done
+    fi
+    printf '%s' "${out%$'\n\n'}"
+}
+
+trunks_section() {  # center: endpoints to and from every other running center
+    local center=$1 peers="" peer b addr
+    for peer in $(wanted_centers); do
+        [ "$peer" = "$center" ] && continue
+        addr="$(sip_address):$(center_sip_port "$peer")"
+        b=$(block pjsip-peer)
+        b=${b//@PEER_ADDR@/$addr}
+        peers+=${b//@PEER@/$peer}$'\n\n'
+    done
+    b=$(block pjsip-trunks)
+    put_block "$b" @PEERS@ "${peers%$'\n\n'}"
+}
+
+trunk_dialplan() {  # center
+    local b exts="" i
+    for i in 1 2; do
+        exts+="exten => $1$i,1,Dial(PJSIP/\${EXTEN})"$'\n'" same => n,Hangup()"$'\n'
+    done
+    b=$(block extensions-trunk)
+    b=${b//@CENTER_AGENTS@/${1}1 and ${1}2}
+    put_block "$b" @TRUNK_EXTENSIONS@ "${exts%$'\n'}"
+}
+
+# Test callers are everyone on this machine but the other centers' SIP transports (their calls
+# are trunk calls): an identify match with a source port wins over one without only if the
+# address-only match excludes that port (see pjsip-trunks.in).
+caller_match() {  # [center]
+    local out="127.0.0.1" peer
+    [ -n "${1:-}" ] || { echo "$out"; return; }
+    for peer in $(wanted_centers); do
+        [ "$peer" = "$1" ] && continue
+        out+=", !$(sip_address):$(center_sip_port "$peer")/32"
+    done
+    echo "$out"
+}
+
+render_conf() {  # destination directory [center]
+    local dest=$1 center=${2:-} sip_bind ari_bind ari_user ari_pw media f content t name
+    local sip_port http_port rtp_start rtp_end directories agents trunks dialplan callers
     sip_bind=${IVR_SANDBOX_BIND:-127.0.0.1}
     ari_bind=${IVR_SANDBOX_ARI_BIND:-127.0.0.1}
     ari_user=${IVR_ARI_USER:-ivr}
@@ -246,13 +373,36 @@ render_conf() {  # destination directory
     else
         media=$'media_address='"$sip_bind"$'\nbind_rtp_to_media_address=yes'
     fi
+    if [ -n "$center" ]; then
+        sip_port=$(center_sip_port "$center")
+        http_port=$(center_http_port "$center")
+        rtp_start=$(center_rtp_start "$center")
+        rtp_end=$((rtp_start + 999))
+        directories=$(block asterisk-directories)
+        directories=${directories//@CENTER@/$center}
+        trunks=$(trunks_section "$center")
+        dialplan=$(trunk_dialplan "$center")
+    else
+        sip_port=5060 http_port=8088 rtp_start=10000 rtp_end=10999 directories="" trunks="" dialplan=""
+    fi
+    agents=$(agents_section "$center")
+    callers=$(caller_match "$center")
     mkdir -p "$dest"
     for f in "$CONF_SRC"/*.conf; do
         content=$(<"$f")
+        content=$(put_block "$content" @DIRECTORIES@ "$directories")
+        content=$(put_block "$content" @AGENTS@ "$agents")
+        content=$(put_block "$content" @TRUNKS@ "$trunks")
+        content=$(put_block "$content" @TRUNK_DIALPLAN@ "$dialplan")
         content=${content//@ARI_USER@/$ari_user}
         content=${content//@ARI_PASSWORD@/$ari_pw}
         content=${content//@SIP_BIND@/$sip_bind}
+        content=${content//@SIP_PORT@/$sip_port}
+        content=${content//@CALLER_MATCH@/$callers}
         content=${content//@HTTP_BIND@/$ari_bind}
+        content=${content//@HTTP_PORT@/$http_port}
+        content=${content//@RTP_START@/$rtp_start}
+        content=${content//@RTP_END@/$rtp_end}
         content=${content//@MEDIA_ADDRESS@/$media}
         for t in "${TESTERS[@]}"; do
             name=@${t^^}_PASSWORD@
@@ -260,6 +410,9 @@ render_conf() {  # destination directory
                 content=${content//$name/$(tester_password "$t")}
             fi
         done
+        if [[ $content =~ @[A-Z0-9_]+@ ]]; then
+            die "$(basename "$f"): placeholder ${BASH_REMATCH[0]} was not filled in"
+        fi
         (umask 077; printf '%s\n' "$content" > "$dest/$(basename "$f")")
     done
 }
@@ -311,7 +464,7 @@ wait_booted() {
             show_logs 30 >&2 || true
             exit 1
         fi
-        if [ "$(mode)" = chroot ] && [ -z "$(asterisk_pids)" ] && ((SECONDS > deadline - BOOT_TIMEOUT + 2)); then
+        if [ "$(mode)" = chroot ] && [ -z "$(main_pids)" ] && ((SECONDS > deadline - BOOT_TIMEOUT + 2)); then
             echo "sandbox: Asterisk exited while starting; last log lines:" >&2
             show_logs 30 >&2 || true
             unmount_all
@@ -341,7 +494,7 @@ start_chroot() {
     attach_prompts
     mkdir -p "$ROOT/var/log/asterisk"
     : > "$ROOT$FG_LOG"
-    chroot "$ROOT" sh -c "setsid asterisk -f -n -g > $FG_LOG 2>&1 < /dev/null &"
+    without_our_fds chroot "$ROOT" sh -c "setsid asterisk -f -n -g > $FG_LOG 2>&1 < /dev/null &"
     wait_booted
 }
 
@@ -355,9 +508,9 @@ start_system() {
         mkdir -p /var/run/asterisk
         if id asterisk >/dev/null 2>&1; then
             chown asterisk: /var/run/asterisk
-            asterisk -U asterisk -G asterisk
+            without_our_fds asterisk -U asterisk -G asterisk
         else
-            asterisk
+            without_our_fds asterisk
         fi
     fi
     wait_booted
@@ -376,11 +529,423 @@ reload_config() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Centers: 'up --centers N' runs N more Asterisks next to the main one, from the same binary (the
+# chroot's, or the system's) and the same asterisk-conf/ templates, each with its own
+# asterisk.conf [directories], ports, agents and trunks to the others; and Kamailio in front of
+# them as the callers' single SIP entry.
+
+CENTER_NAMES=(seoul busan daegu gwangju daejeon gyeongin hq)
+CENTERS_MIN=2
+CENTERS_MAX=${#CENTER_NAMES[@]}
+CENTERS_FILE="$STATE/centers"          # the centers 'up --centers' started, one name a line
+CENTERS_JSON="$STATE/centers.json"     # the same with addresses, for the tests and tools
+KAM_SRC="$REPO/kamailio-conf"
+KAM_STATE="$STATE/kamailio"
+KAM_PORT=5300
+
+center_k() {  # name -> 1-based index
+    local i
+    for i in "${!CENTER_NAMES[@]}"; do
+        if [ "${CENTER_NAMES[$i]}" = "$1" ]; then
+            echo $((i + 1))
+            return
+        fi
+    done
+    die "no center named '$1' (centers: ${CENTER_NAMES[*]})"
+}
+center_sip_port() { local k; k=$(center_k "$1"); echo $((5200 + 10 * (k - 1))); }
+center_http_port() { local k; k=$(center_k "$1"); echo $((8100 + 10 * (k - 1))); }
+center_rtp_start() { local k; k=$(center_k "$1"); echo $((12000 + 1000 * (k - 1))); }
+center_conf() { echo "/etc/asterisk-$1/asterisk.conf"; }   # as Asterisk sees it
+center_fg_log() { echo "/var/log/asterisk-$1/asterisk-fg.log"; }
+
+wanted_centers() {
+    [ -f "$CENTERS_FILE" ] && cat "$CENTERS_FILE"
+    return 0
+}
+
+# Where Asterisk's files are seen from here: the chroot, or the host's root.
+ast_prefix() { if [ "$(mode)" = chroot ]; then echo "$ROOT"; fi; }
+ast_root() { if [ "$(mode)" = chroot ]; then echo "$ROOT"; else echo /; fi; }
+
+center_rx() {  # center command
+    in_ast asterisk -C "$(center_conf "$1")" -rx "$2"
+}
+
+center_running() {
+    if [ "$(mode)" = chroot ] && [ ! -f "$MARKER" ]; then
+        return 1
+    fi
+    [ -n "$(center_pids "$1")" ] && center_rx "$1" "core show version" >/dev/null 2>&1
+}
+
+# Asterisk servers (not 'asterisk -r' consoles) of one center: their command line names the
+# center's asterisk.conf.
+center_pids() {  # center
+    local p root args want
+    root=$(ast_root)
+    want=" -C $(center_conf "$1") "
+    for p in /proc/[0-9]*; do
+        [ "$(cat "$p/comm" 2>/dev/null)" = asterisk ] || continue
+        [ "$(readlink "$p/root" 2>/dev/null)" = "$root" ] || continue
+        args=" $(tr '\0' ' ' < "$p/cmdline" 2>/dev/null) "
+        [[ $args == *"$want"* ]] || continue
+        [[ $args == *" -r"* || $args == *" -R"* ]] && continue
+        echo "${p#/proc/}"
+    done
+}
+
+# Every center that has an Asterisk running, whether or not .sandbox/centers lists it.
+running_centers() {
+    local c
+    for c in "${CENTER_NAMES[@]}"; do
+        [ -z "$(center_pids "$c")" ] || echo "$c"
+    done
+}
+
+center_dirs() {  # center: the folders of its [directories], seen from here
+    local prefix
+    prefix=$(ast_prefix)
+    printf '%s\n' "$prefix/etc/asterisk-$1" "$prefix/run/asterisk-$1" "$prefix/var/spool/asterisk-$1" \
+        "$prefix/var/lib/asterisk-$1" "$prefix/var/cache/asterisk-$1" "$prefix/var/log/asterisk-$1"
+}
+
+start_center() {  # center (does not wait for it to boot)
+    local c=$1 prefix fg user="" dirs=()
+    prefix=$(ast_prefix)
+    mapfile -t dirs < <(center_dirs "$c")
+    mkdir -p "${dirs[@]}"
+    render_conf "$prefix/etc/asterisk-$c" "$c"
+    if [ "$(mode)" = system ] && id asterisk >/dev/null 2>&1; then
+        chown -R asterisk: "${dirs[@]}"
+        user="-U asterisk -G asterisk"
+    fi
+    fg=$(center_fg_log "$c")
+    : > "$prefix$fg"
+    local where=()
+    [ "$(mode)" != chroot ] || where=(chroot "$ROOT")
+    without_our_fds "${where[@]}" sh -c "setsid asterisk -C $(center_conf "$c") $user -f -n -g > $fg 2>&1 < /dev/null &"
+}
+
+wait_center_booted() {  # center
+    local c=$1 deadline=$((SECONDS + BOOT_TIMEOUT)) started=$SECONDS cmd
+    mapfile -t cmd < <(ast_cmd)
+    until timeout 10 "${cmd[@]}" -C "$(center_conf "$c")" -rx "core waitfullybooted" >/dev/null 2>&1; do
+        if ((SECONDS >= deadline)); then
+            echo "sandbox: $c's Asterisk did not finish booting within ${BOOT_TIMEOUT}s; last log lines:" >&2
+            show_center_logs "$c" 30 >&2 || true
+            exit 1
+        fi
+        if [ -z "$(center_pids "$c")" ] && ((SECONDS > started + 2)); then
+            echo "sandbox: $c's Asterisk exited while starting; last log lines:" >&2
+            show_center_logs "$c" 30 >&2 || true
+            exit 1
+        fi
+        sleep 0.3
+    done
+}
+
+reload_center() {  # center
+    render_conf "$(ast_prefix)/etc/asterisk-$1" "$1"
+    center_rx "$1" "core reload" >/dev/null
+}
+
+stop_center() {  # center
+    local c=$1 i pids cmd
+    [ -z "$(center_pids "$c")" ] && return 0
+    mapfile -t cmd < <(ast_cmd)
+    timeout 10 "${cmd[@]}" -C "$(center_conf "$c")" -rx "core stop now" >/dev/null 2>&1 || true
+    for i in $(seq 1 50); do
+        pids=$(center_pids "$c")
+        [ -z "$pids" ] && return 0
+        if [ "$i" -eq 30 ]; then
+            # shellcheck disable=SC2086
+            kill -TERM $pids 2>/dev/null || true
+        elif [ "$i" -eq 45 ]; then
+            # shellcheck disable=SC2086
+            kill -KILL $pids 2>/dev/null || true
+        fi
+        sleep 0.2
+    done
+    die "$c's Asterisk (pid $(center_pids "$c")) did not stop"
+}
+
+show_center_logs() {  # center [N]
+    local c=$1 n=${2:-50} prefix f shown=0
+    prefix=$(ast_prefix)
+    for f in "$prefix/var/log/asterisk-$c/messages.log" "$prefix$(center_fg_log "$c")"; do
+        if [ -s "$f" ]; then
+            echo "==> $f <=="
+            tail -n "$n" "$f"
+            shown=1
+        fi
+    done
+    [ "$shown" = 1 ] || echo "no log of $c's Asterisk yet"
+}
+
+write_centers_json() {
+    local c first=1 sip http rtp addr ari_host
+    addr=$(sip_address)
+    ari_host=${IVR_SANDBOX_ARI_BIND:-127.0.0.1}
+    case "$ari_host" in 0.0.0.0|"::") ari_host=127.0.0.1 ;; esac
+    {
+        printf '{\n  "kamailio": {"sip": "%s:%s", "ctl": "unix:%s/kamailio.ctl"},\n  "centers": [' \
+            "$addr" "$KAM_PORT" "$KAM_STATE"
+        for c in $(wanted_centers); do
+            sip=$(center_sip_port "$c")
+            http=$(center_http_port "$c")
+            rtp=$(center_rtp_start "$c")
+            [ "$first" = 1 ] || printf ','
+            first=0
+            printf '\n    {"name": "%s", "index": %s, "sip": "%s:%s", "ari": "http://%s:%s/ari",' \
+                "$c" "$(center_k "$c")" "$addr" "$sip" "$ari_host" "$http"
+            printf ' "rtp": [%s, %s], "dispatcher_set": %s, "config": "%s",' \
+                "$rtp" $((rtp + 999)) $(($(center_k "$c") + 1)) "$(center_conf "$c")"
+            printf '\n     "agents": {"%s1": "127.0.0.1:%s", "%s2": "127.0.0.1:%s"}}' \
+                "$c" $((sip + 1)) "$c" $((sip + 2))
+        done
+        printf '\n  ]\n}\n'
+    } > "$CENTERS_JSON.tmp"
+    mv "$CENTERS_JSON.tmp" "$CENTERS_JSON"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Kamailio (Debian package 'kamailio'), run from .sandbox/kamailio/ with the configuration
+# rendered from kamailio-conf/.  The packaged service never runs: it would start with its default
+# configuration and take port 5060 from the sandbox Asterisk.
+
+kamailio_service_off() {
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        systemctl disable --now kamailio.service >/dev/null 2>&1 || true
+    else
+        if [ -x /etc/init.d/kamailio ]; then
+            /etc/init.d/kamailio stop >/dev/null 2>&1 || true
+        fi
+        command -v update-rc.d >/dev/null 2>&1 && update-rc.d kamailio disable >/dev/null 2>&1 || true
+    fi
+}
+
+ensure_kamailio() {
+    if ! dpkg-query -W -f='${Status}' kamailio 2>/dev/null | grep -q "install ok installed"; then
+        # Keep the package's maintainer scripts from starting the service (invoke-rc.d asks
+        # policy-rc.d; exit 101 means "not allowed").
+        local guard=""
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            guard=/usr/sbin/policy-rc.d
+            printf '#!/bin/sh\n# ivr sandbox: no service starts while kamailio is installed\nexit 101\n' > "$guard"
+            chmod 755 "$guard"
+        fi
+        install_if_missing kamailio || { [ -z "$guard" ] || rm -f "$guard"; exit 1; }
+        [ -z "$guard" ] || rm -f "$guard"
+    fi
+    kamailio_service_off
+    command -v kamailio >/dev/null 2>&1 || die "the kamailio package is installed but there is no kamailio command"
+    command -v kamcmd >/dev/null 2>&1 || die "the kamailio package is installed but there is no kamcmd command"
+}
+
+kam_ctl() { echo "unix:$KAM_STATE/kamailio.ctl"; }
+kamcmd_() { kamcmd -s "$(kam_ctl)" "$@"; }
+
+# The main Kamailio process we started (the pid file names it, and it runs our configuration).
+kamailio_pid() {
+    local pid
+    pid=$(cat "$KAM_STATE/kamailio.pid" 2>/dev/null) || return 0
+    [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 0
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = kamailio ] || return 0
+    tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF -- "$KAM_STATE/kamailio.cfg" || return 0
+    echo "$pid"
+}
+
+# All processes of that Kamailio (it forks workers).
+kamailio_pids() {
+    local p cfg="$KAM_STATE/kamailio.cfg"
+    for p in /proc/[0-9]*; do
+        [ "$(cat "$p/comm" 2>/dev/null)" = kamailio ] || continue
+        tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -qF -- "$cfg" || continue
+        echo "${p#/proc/}"
+    done
+}
+
+render_kamailio() {  # directory
+    local dest=$1 addr c list="" sets="" cases="" content k
+    addr=$(sip_address)
+    for c in $(wanted_centers); do
+        k=$(center_k "$c")
+        list+="1 sip:$addr:$(center_sip_port "$c") 0 0 duid=$c"$'\n'
+        sets+="$((k + 1)) sip:$addr:$(center_sip_port "$c") 0 0 duid=$c"$'\n'
+        cases+="        case \"$c\": \$var(set) = $((k + 1)); break;"$'\n'
+    done
+    [ -f "$KAM_SRC/kamailio.cfg" ] || die "missing $KAM_SRC/kamailio.cfg"
+    [ -f "$KAM_SRC/dispatcher.list" ] || die "missing $KAM_SRC/dispatcher.list"
+    mkdir -p "$dest"
+    content=$(<"$KAM_SRC/dispatcher.list")
+    content=$(put_block "$content" @SET_ALL@ "${list%$'\n'}")
+    content=$(put_block "$content" @SETS_ONE_CENTER@ "${sets%$'\n'}")
+    printf '%s\n' "$content" > "$dest/dispatcher.list.new"
+    content=$(<"$KAM_SRC/kamailio.cfg")
+    content=$(put_block "$content" @CENTER_CASES@ "${cases%$'\n'}")
+    content=${content//@LISTEN_ADDRESS@/$addr}
+    content=${content//@LISTEN_PORT@/$KAM_PORT}
+    content=${content//@STATE_DIR@/$dest}
+    content=${content//@CTL_SOCKET@/$(kam_ctl)}
+    content=${content//@DISPATCHER_LIST@/$dest/dispatcher.list}
+    if [[ $content =~ @[A-Z0-9_]+@ ]]; then
+        die "kamailio.cfg: placeholder ${BASH_REMATCH[0]} was not filled in"
+    fi
+    printf '%s\n' "$content" > "$dest/kamailio.cfg.new"
+}
+
+start_kamailio() {
+    local deadline
+    kamailio -c -f "$KAM_STATE/kamailio.cfg" -Y "$KAM_STATE" > "$KAM_STATE/check.log" 2>&1 \
+        || { tail -n 20 "$KAM_STATE/check.log" >&2; die "kamailio rejects $KAM_STATE/kamailio.cfg"; }
+    : > "$KAM_STATE/kamailio.log"
+    rm -f "$KAM_STATE/kamailio.pid"
+    # -DD: the main process stays in the foreground (here: its own session, in the background).
+    spawn setsid kamailio -f "$KAM_STATE/kamailio.cfg" -P "$KAM_STATE/kamailio.pid" -Y "$KAM_STATE" -DD -E \
+        >> "$KAM_STATE/kamailio.log" 2>&1 < /dev/null
+    deadline=$((SECONDS + 15))
+    until [ -n "$(kamailio_pid)" ] && kamcmd_ core.uptime >/dev/null 2>&1; do
+        if ((SECONDS >= deadline)); then
+            tail -n 30 "$KAM_STATE/kamailio.log" >&2
+            die "Kamailio did not start (log: $KAM_STATE/kamailio.log)"
+        fi
+        sleep 0.2
+    done
+}
+
+stop_kamailio() {
+    local i pids pid
+    pid=$(kamailio_pid)
+    [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do
+        pids=$(kamailio_pids)
+        [ -z "$pids" ] && { rm -f "$KAM_STATE/kamailio.pid"; return 0; }
+        if [ "$i" -eq 30 ]; then
+            # shellcheck disable=SC2086
+            kill -KILL $pids 2>/dev/null || true
+        fi
+        sleep 0.1
+    done
+    die "Kamailio (pid $(kamailio_pids | tr '\n' ' ')) did not stop"
+}
+
+# Render, then start Kamailio, or restart it if its configuration changed, or reload its
+# dispatcher list if only that changed.
+up_kamailio() {
+    local cfg_changed=1 list_changed=1
+    ensure_kamailio
+    render_kamailio "$KAM_STATE"
+    cmp -s "$KAM_STATE/kamailio.cfg.new" "$KAM_STATE/kamailio.cfg" 2>/dev/null && cfg_changed=0
+    cmp -s "$KAM_STATE/dispatcher.list.new" "$KAM_STATE/dispatcher.list" 2>/dev/null && list_changed=0
+    mv "$KAM_STATE/kamailio.cfg.new" "$KAM_STATE/kamailio.cfg"
+    mv "$KAM_STATE/dispatcher.list.new" "$KAM_STATE/dispatcher.list"
+    if [ -n "$(kamailio_pid)" ]; then
+        if [ "$cfg_changed" = 1 ]; then
+            stop_kamailio
+            start_kamailio
+            say "Kamailio restarted (its configuration changed)"
+        elif [ "$list_changed" = 1 ]; then
+            kamcmd_ dispatcher.reload >/dev/null
+            say "Kamailio: dispatcher list reloaded"
+        fi
+    else
+        [ -z "$(kamailio_pids)" ] || stop_kamailio
+        start_kamailio
+        say "Kamailio is up ($(kamailio -v 2>/dev/null | head -n1 | awk '{print $3}'))"
+    fi
+}
+
+up_centers() {  # N
+    local n=$1 c want=() old=() started=()
+    [[ $n =~ ^[0-9]+$ ]] && ((n >= CENTERS_MIN && n <= CENTERS_MAX)) \
+        || die "--centers takes a number from $CENTERS_MIN to $CENTERS_MAX, not '$n'"
+    want=("${CENTER_NAMES[@]:0:n}")
+    mapfile -t old < <(running_centers)
+    # Centers beyond N go first, so that the others' trunks no longer point at them.
+    for c in "${old[@]}"; do
+        if [[ " ${want[*]} " != *" $c "* ]]; then
+            stop_center "$c"
+            say "center $c stopped"
+        fi
+    done
+    mkdir -p "$STATE"
+    printf '%s\n' "${want[@]}" > "$CENTERS_FILE"
+    for c in "${want[@]}"; do
+        if center_running "$c"; then
+            reload_center "$c"
+        else
+            [ -z "$(center_pids "$c")" ] || stop_center "$c"
+            start_center "$c"
+            started+=("$c")
+        fi
+    done
+    for c in "${started[@]}"; do
+        wait_center_booted "$c"
+    done
+    write_centers_json
+    up_kamailio
+    for c in "${want[@]}"; do
+        say "center $c: SIP udp $(sip_address):$(center_sip_port "$c")," \
+            "ARI http://${IVR_SANDBOX_ARI_BIND:-127.0.0.1}:$(center_http_port "$c")/ari/," \
+            "agents ${c}1 ${c}2$([[ " ${started[*]} " == *" $c "* ]] && echo ", started" || echo ", reloaded")"
+    done
+    say "Kamailio: SIP udp $(sip_address):$KAM_PORT, kamcmd -s $(kam_ctl) dispatcher.list"
+}
+
+down_centers() {
+    local c
+    for c in $( { wanted_centers; running_centers; } | sort -u); do
+        stop_center "$c"
+    done
+    [ -z "$(kamailio_pids)" ] || stop_kamailio
+    rm -f "$CENTERS_FILE" "$CENTERS_JSON"
+}
+
+# One line per center and for Kamailio; exit 0 when every center 'up --centers' started and
+# Kamailio are running, 3 otherwise.
+status_centers() {
+    local c rc=0 pid
+    for c in $(wanted_centers); do
+        if center_running "$c"; then
+            echo "center $c: running (SIP $(sip_address):$(center_sip_port "$c"), ARI port $(center_http_port "$c"))"
+        else
+            echo "center $c: stopped"
+            rc=3
+        fi
+    done
+    for c in $(running_centers); do
+        [[ " $(wanted_centers | tr '\n' ' ') " == *" $c "* ]] || echo "center $c: running (not in $CENTERS_FILE)"
+    done
+    pid=$(kamailio_pid)
+    if [ -n "$pid" ]; then
+        echo "kamailio: running (pid $pid, SIP $(sip_address):$KAM_PORT)"
+    elif [ -n "$(wanted_centers)" ]; then
+        echo "kamailio: stopped"
+        rc=3
+    fi
+    [ -n "$(wanted_centers)" ] || { echo "centers: none"; rc=3; }
+    return "$rc"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Commands.
 
 cmd_up() {
+    local centers=""
+    while (($#)); do
+        case "$1" in
+            --centers) [ "$#" -ge 2 ] || die "--centers needs a number ($CENTERS_MIN..$CENTERS_MAX)"; centers=$2; shift 2 ;;
+            --centers=*) centers=${1#--centers=}; shift ;;
+            *) die "up: unknown option '$1' (usage: up [--centers N])" ;;
+        esac
+    done
     need_root
     [ -d "$CONF_SRC" ] || die "no configuration folder at $CONF_SRC"
+    if [ -n "$centers" ]; then
+        [[ $centers =~ ^[0-9]+$ ]] && ((centers >= CENTERS_MIN && centers <= CENTERS_MAX)) \
+            || die "--centers takes a number from $CENTERS_MIN to $CENTERS_MAX, not '$centers'"
+    fi
     if [ "$(mode)" = chroot ]; then
         build_chroot
     fi
@@ -394,6 +959,9 @@ cmd_up() {
     say "ARI: http://${IVR_SANDBOX_ARI_BIND:-127.0.0.1}:8088/ari/ user ${IVR_ARI_USER:-ivr}," \
         "password ${IVR_ARI_PASSWORD:+from \$IVR_ARI_PASSWORD}${IVR_ARI_PASSWORD:-in $STATE/ari-password}"
     say "SIP: udp ${IVR_SANDBOX_BIND:-127.0.0.1}:5060 (softphones: tester1..3, passwords in $STATE/tester-passwords)"
+    if [ -n "$centers" ]; then
+        up_centers "$centers"
+    fi
 }
 
 asterisk_pids() {
@@ -406,8 +974,21 @@ asterisk_pids() {
     done
 }
 
+# The main instance's processes: those not started with a center's asterisk.conf (-C).
+main_pids() {
+    local p
+    for p in $(asterisk_pids); do
+        [[ " $(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null) " == *" -C "* ]] || echo "$p"
+    done
+}
+
 cmd_down() {
     need_root
+    down_centers
+    if [ "${1:-}" = --centers ]; then
+        say "centers and Kamailio stopped (the main instance is left as it is)"
+        return 0
+    fi
     if [ "$(mode)" = system ]; then
         if is_running; then
             if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ] \
@@ -443,13 +1024,25 @@ cmd_down() {
     say "stopped"
 }
 
+# The main instance's line as always (exit 0 running, 3 stopped); then, when centers were
+# started, one line per center and for Kamailio.  'status --centers': the exit code says
+# whether the centers and Kamailio all run (0) or not (3).
 cmd_status() {
+    local rc=0 crc=0
     if is_running; then
         echo "running ($(mode): $(ast_rx 'core show uptime' 2>/dev/null | head -n1))"
-        return 0
+    else
+        echo "stopped"
+        rc=3
     fi
-    echo "stopped"
-    return 3
+    if [ -n "$(wanted_centers)" ] || [ -n "$(running_centers)" ] || [ -n "$(kamailio_pid)" ] \
+            || [ "${1:-}" = --centers ]; then
+        status_centers || crc=$?
+    fi
+    if [ "${1:-}" = --centers ]; then
+        return "$crc"
+    fi
+    return "$rc"
 }
 
 show_logs() {
@@ -466,23 +1059,85 @@ show_logs() {
     [ "$shown" = 1 ] || echo "no Asterisk log yet"
 }
 
+cmd_logs() {  # [--center NAME | --kamailio] [N]
+    case "${1:-}" in
+        --center)
+            [ "$#" -ge 2 ] || die "usage: sandbox.sh logs --center NAME [N]"
+            center_k "$2" >/dev/null
+            show_center_logs "$2" "${3:-50}" ;;
+        --kamailio)
+            if [ -s "$KAM_STATE/kamailio.log" ]; then
+                echo "==> $KAM_STATE/kamailio.log <=="
+                tail -n "${2:-50}" "$KAM_STATE/kamailio.log"
+            else
+                echo "no Kamailio log yet"
+            fi ;;
+        *) show_logs "${1:-50}" ;;
+    esac
+}
+
 cmd_rx() {
+    if [ "${1:-}" = --center ]; then
+        [ "$#" -ge 3 ] || die "usage: sandbox.sh rx --center NAME 'CLI COMMAND'"
+        local c=$2
+        shift 2
+        center_k "$c" >/dev/null
+        center_running "$c" || { echo "sandbox: center $c is not running" >&2; return 3; }
+        center_rx "$c" "$*"
+        return
+    fi
     [ "$#" -ge 1 ] || die "usage: sandbox.sh rx 'CLI COMMAND'"
     is_running || { echo "sandbox: Asterisk is not running (scripts/sandbox.sh up)" >&2; return 3; }
     ast_rx "$*"
+}
+
+# 'center stop|kill|start NAME': one center's Asterisk only (Kamailio and the others are left
+# alone), to see the dispatcher take a box out and back.  'kill' is a crash (SIGKILL).
+cmd_center() {
+    [ "$#" -eq 2 ] || die "usage: sandbox.sh center start|stop|kill NAME"
+    need_root
+    local c=$2
+    center_k "$c" >/dev/null
+    [[ " $(wanted_centers | tr '\n' ' ') " == *" $c "* ]] \
+        || die "center $c is not one of those 'up --centers' started ($(wanted_centers | tr '\n' ' '))"
+    case "$1" in
+        stop) stop_center "$c"; say "center $c stopped" ;;
+        kill)
+            local pids i
+            pids=$(center_pids "$c")
+            # shellcheck disable=SC2086
+            [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
+            for i in $(seq 1 50); do
+                [ -z "$(center_pids "$c")" ] && break
+                sleep 0.1
+            done
+            [ -z "$(center_pids "$c")" ] || die "$c's Asterisk did not die"
+            say "center $c killed" ;;
+        start)
+            if center_running "$c"; then
+                say "center $c is already running"
+            else
+                [ -z "$(center_pids "$c")" ] || stop_center "$c"
+                start_center "$c"
+                wait_center_booted "$c"
+                say "center $c is up"
+            fi ;;
+        *) die "usage: sandbox.sh center start|stop|kill NAME" ;;
+    esac
 }
 
 main() {
     local action=${1:-}
     shift || true
     case "$action" in
-        up) cmd_up ;;
+        up) cmd_up "$@" ;;
         build) need_root; [ "$(mode)" != chroot ] || build_chroot ;;
-        down) cmd_down ;;
-        status) cmd_status ;;
-        logs) show_logs "${1:-50}" ;;
+        down) cmd_down "$@" ;;
+        status) cmd_status "$@" ;;
+        logs) cmd_logs "$@" ;;
         rx) cmd_rx "$@" ;;
-        *) echo "usage: $0 up|down|status|logs [N]|rx CMD" >&2; exit 2 ;;
+        center) cmd_center "$@" ;;
+        *) echo "usage: $0 up [--centers N]|down [--centers]|status [--centers]|logs [--center NAME|--kamailio] [N]|rx [--center NAME] CMD|center start|stop|kill NAME" >&2; exit 2 ;;
     esac
 }
 
