@@ -267,6 +267,12 @@ async def test_an_agents_leg_crosses_the_trunk_and_rtp_flows_both_ways(centers: 
                     and stats[caller_id]["rxcount"] > 0
                 )
 
+            on_busan = [c for c in await ari(http, busan, "GET", "/channels") if c["name"].startswith("PJSIP/")]
+            assert {(c["name"].rsplit("-", 1)[0], c["dialplan"]["context"]) for c in on_busan} == {
+                ("PJSIP/from-seoul", "ivr-trunk"),  # the trunk call, identified as from seoul
+                ("PJSIP/busan1", "ivr-agents"),  # the leg it dialled to the agent (its endpoint's context)
+            }, on_busan
+
             deadline = time.monotonic() + 5
             while not await rtp_both_ways():
                 assert time.monotonic() < deadline, f"RTP: phone {phone.calls[0].rtp_packets_received}, {stats}"
