@@ -739,6 +739,13 @@ ensure_kamailio() {
         [ -z "$guard" ] || rm -f "$guard"
     fi
     kamailio_service_off
+    local p others=""
+    for p in /proc/[0-9]*; do
+        [ "$(cat "$p/comm" 2>/dev/null)" = kamailio ] || continue
+        tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -qF -- "$KAM_STATE/kamailio.cfg" || others+=" ${p#/proc/}"
+    done
+    [ -z "$others" ] || say "warning: a Kamailio the sandbox did not start is running (pid$others);" \
+        "if it holds port 5060 or $KAM_PORT, stop it (systemctl stop kamailio)" >&2
     command -v kamailio >/dev/null 2>&1 || die "the kamailio package is installed but there is no kamailio command"
     command -v kamcmd >/dev/null 2>&1 || die "the kamailio package is installed but there is no kamcmd command"
 }

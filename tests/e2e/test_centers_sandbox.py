@@ -151,24 +151,35 @@ async def until(condition: Callable[[], bool], timeout: float, what: str, every:
 
 
 async def answered_call(
-    http: aiohttp.ClientSession, watches: list[Watch], caller: str, target: str, **kwargs: Any
+    http: aiohttp.ClientSession, watches: list[Watch], caller: str, target: str, *, server_hangs_up: bool = False
 ) -> tuple[Watch, CallResult]:
     """A SIPp call to ``target``: where it reached Stasis, answered there by ARI; the caller hangs
-    up 0.5 s after the answer and the server sees the call end."""
+    up 0.5 s after the answer and the server sees the call end (or, ``server_hangs_up``, the
+    server hangs up by ARI and the caller gets the BYE)."""
     call = asyncio.create_task(
-        place_call("15771000", caller=caller, target=target, hangup_after=0.5, max_duration=15, **kwargs)
+        place_call("15771000", caller=caller, target=target, hangup_after=None if server_hangs_up else 0.5,
+                   max_duration=15, voice=5 if server_hangs_up else 0)
     )
     try:
         watch, start = await first_stasis(watches, caller)
         channel = start["channel"]
         assert channel["dialplan"]["context"] == "ivr-inbound", channel
         await ari(http, watch.center, "POST", f"/channels/{channel['id']}/answer")
+        if server_hangs_up:
+            # Once the caller's voice arrives, it has had the answer and sent its ACK.
+            url = f"/channels/{channel['id']}/rtp_statistics"
+            deadline = time.monotonic() + 5
+            while (await ari(http, watch.center, "GET", url))["rxcount"] == 0:
+                assert time.monotonic() < deadline, "no RTP from the caller after the answer"
+                await asyncio.sleep(0.05)
+            await ari(http, watch.center, "DELETE", f"/channels/{channel['id']}")
         await watch.next("StasisEnd", lambda e: e["channel"]["id"] == channel["id"])
         result = await asyncio.wait_for(call, 15)
     finally:
         if not call.done():
             call.cancel()
-    assert result.answered and result.outcome == "local-bye", result.describe() + "\n" + result.errors
+    expected = "remote-bye" if server_hangs_up else "local-bye"
+    assert result.answered and result.outcome == expected, result.describe() + "\n" + result.errors
     return watch, result
 
 
@@ -205,7 +216,12 @@ async def test_kamailio_spreads_callers_round_robin_and_their_bye_passes_it(cent
             watch, result = await answered_call(http, [ws_s, ws_b], caller, centers.kamailio)
             assert bye_confirmed(result), result.messages
             landed.append(watch.center.name)
-    assert sorted(landed) == ["busan", "seoul"], landed
+        assert sorted(landed) == ["busan", "seoul"], landed
+        # The other way: the server hangs up, its BYE reaches the caller through the proxy.
+        for caller in ("01011110003", "01011110004"):
+            watch, _ = await answered_call(http, [ws_s, ws_b], caller, centers.kamailio, server_hangs_up=True)
+            landed.append(watch.center.name)
+    assert sorted(landed[2:]) == ["busan", "seoul"], landed
 
 
 async def test_x_ivr_center_sends_the_call_to_that_center(
