@@ -5,6 +5,8 @@
     .venv/bin/python bench/ewt.py --quick              # the morning only, 08:00-13:00
     .venv/bin/python bench/ewt.py --days 10            # ten days (seeds N .. N+9), pooled and day by day
     .venv/bin/python bench/ewt.py --horizon 14400      # ours says at most 4 hours instead of 1
+    .venv/bin/python bench/ewt.py --centers 7          # 100 agents over seven centers, per center
+    .venv/bin/python bench/ewt.py --centers 7 --routing own
 
 A discrete-event simulation in virtual time (a heap of timed events, no sleeping) of one queue,
 ``general``, driven through the real ``ivr.acd.core.Acd``.  Callers arrive as a Poisson stream
@@ -34,6 +36,16 @@ callers whose wait was within the range they would hear ("less than N minutes",
 discounted by the share of callers giving up), and each change that made ours, scored on the
 same callers.  ``--horizon`` sets the longest estimate of ours (default 1 hour).  With
 ``--days`` above 1, a line per day.  Nothing is asserted.
+
+``--centers N`` splits the agents (default 100 at full staff) and the callers over the first N
+of seven centers of different sizes (``CENTERS``), each center's staff following the same
+schedule, with as many calls per agent as the default day; the line is routed by
+``CenterRouting()`` (``--routing spill``, the default: own center first, other centers after
+``spill_after`` or at once past ``spill_margin``), ``own`` (each center alone) or ``pool`` (one
+nationwide pool, as without centers).  app_queue is then one moving average per center, as
+each center's own queue would keep it; the wait had they stayed follows the routing (an agent
+takes its own center's callers first within a priority, another center's only once eligible).
+The tables add a row per center and the nationwide one; the steps of ours are not printed.
 """
 
 from __future__ import annotations
@@ -48,14 +60,14 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ivr.acd.core import Acd  # noqa: E402
 from ivr.acd.estimate import HORIZON, AppQueueAverage, WaitEstimator, announce_range, wait_for  # noqa: E402
-from ivr.acd.model import AgentSpec, AgentState, QueueSpec  # noqa: E402
+from ivr.acd.model import AgentSpec, AgentState, CenterRouting, Event, Offer, QueueSpec, Waiting  # noqa: E402
 
 H = 3600.0
 DAY_START, DAY_END = 8 * H, 20 * H
@@ -75,6 +87,36 @@ WRAP_UP = 10.0
 MAX_WAIT = 1200.0
 
 
+@dataclasses.dataclass(frozen=True)
+class Center:
+    """A center: its share of the agents at full staff and of the calls."""
+
+    name: str
+    share: float
+
+
+# Seven centers, staffed and called roughly by the population of their regions (assumed shares:
+# Gyeonggi and Incheon, Seoul, Busan with Ulsan and Gyeongnam, Daejeon with Sejong, Chungcheong
+# and Gangwon, Gwangju with Jeolla and Jeju, Daegu with Gyeongbuk) and a small one at the head
+# office.
+CENTERS = (Center("gyeongin", 0.30), Center("seoul", 0.18), Center("busan", 0.15), Center("daejeon", 0.13),
+           Center("gwangju", 0.11), Center("daegu", 0.09), Center("hq", 0.04))
+CENTER_AGENTS = 100                 # agents at full staff with --centers (calls scaled to match)
+DEFAULT_AGENTS = 18
+
+
+def split(total: int, shares: Sequence[float]) -> list[int]:
+    """``total`` split by ``shares`` in whole numbers (largest remainders), each at least 1."""
+    whole = sum(shares)
+    exact = [total * x / whole for x in shares]
+    out = [max(1, math.floor(x)) for x in exact]
+    for i in sorted(range(len(exact)), key=lambda i: exact[i] - math.floor(exact[i]), reverse=True):
+        if sum(out) >= total:
+            break
+        out[i] += 1
+    return out
+
+
 @dataclasses.dataclass(eq=False)
 class Caller:
     id: str
@@ -82,20 +124,19 @@ class Caller:
     arrived: float
     patience: float
     talk: float
+    center: str | None = None
+    in_surge: bool = False
     ours: float | None = None
     app_queue: float = 0.0
     steps: dict[str, float | None] = dataclasses.field(default_factory=dict)
     waited: float | None = None      # set when answered
     gone: str | None = None           # why the caller left unserved
     offered: float | None = None      # wait had the caller stayed (callers who left unserved)
+    agent_center: str | None = None   # the center of the agent who answered
 
     @property
     def wait_if_stayed(self) -> float | None:
         return self.waited if self.waited is not None else self.offered
-
-    @property
-    def in_surge(self) -> bool:
-        return SURGE[0] <= self.arrived < SURGE[1]
 
 
 def hhmm(t: float) -> str:
@@ -103,41 +144,79 @@ def hhmm(t: float) -> str:
 
 
 class Day:
-    """One simulated day; ``run()`` returns its callers."""
+    """One simulated day; ``run()`` returns its callers.
 
-    def __init__(self, seed: int, agents: int, end: float, horizon: float = HORIZON) -> None:
+    ``centers``: agents and callers split over these centers (None: one pool, no centers),
+    routed by ``routing`` (see ``CenterRouting``); ``calls``: calls per hour at an hourly
+    factor of 1; ``surge``: the window and factor of the surge, and ``surge_centers`` the
+    centers it hits (None: every caller's); ``rates`` the hourly factors, ``staffing`` the
+    share of the full staff on duty from each time on.  ``on_event`` sees every ``Acd`` event;
+    ``estimates``: whether ours and app_queue's are taken at each arrival, and the wait had they
+    stayed followed for the callers who left unserved."""
+
+    def __init__(self, seed: int, agents: int, end: float, horizon: float = HORIZON, *,
+                 centers: Sequence[Center] | None = None, routing: CenterRouting | None = None,
+                 calls: float = BASE_RATE, surge: tuple[float, float, float] = (*SURGE, SURGE_FACTOR),
+                 surge_centers: frozenset[str] | None = None,
+                 rates: Mapping[int, float] = RATE_BY_HOUR,
+                 staffing: Sequence[tuple[float, float]] = STAFFING,
+                 on_event: Callable[[Event], None] | None = None, estimates: bool = True) -> None:
         self.rng = random.Random(seed)
         self.end = end
         self.now = DAY_START
+        self.calls = calls
+        self.rates = rates
+        self.staffing = staffing
+        self.estimates = estimates
+        self.surge = surge
+        self.surge_centers = surge_centers
         self.queue = QueueSpec(name="general", skills=frozenset({"general"}), max_wait=MAX_WAIT,
                                wrap_up=WRAP_UP, ring_timeout=15.0)
-        self.specs = [AgentSpec(id=f"a{i:02d}", name=f"Agent {i}", endpoint=f"PJSIP/a{i:02d}",
-                                skills=frozenset({"general"})) for i in range(1, agents + 1)]
-        self.full_staff = agents
+        self.centers = tuple(centers) if centers else None
+        if self.centers is None:
+            self.staff = {None: agents}
+            self.specs = [AgentSpec(id=f"a{i:02d}", name=f"Agent {i}", endpoint=f"PJSIP/a{i:02d}",
+                                    skills=frozenset({"general"})) for i in range(1, agents + 1)]
+        else:
+            sizes = split(agents, [c.share for c in self.centers])
+            self.staff = {c.name: n for c, n in zip(self.centers, sizes, strict=True)}
+            self.specs = [AgentSpec(id=f"{c.name}-{i:03d}", name=f"{c.name} {i}",
+                                    endpoint=f"PJSIP/{c.name}-{i:03d}", skills=frozenset({"general"}),
+                                    center=c.name)
+                          for c, n in zip(self.centers, sizes, strict=True) for i in range(1, n + 1)]
+        self.routing = routing if self.centers is not None else None
+        self.free: set[str] = set()             # agents available, from the agent.state events
+        self._on_event = on_event
         self.acd = Acd({"general": self.queue}, self.specs,
-                       make_estimator=functools.partial(WaitEstimator, horizon=horizon))
-        self.app_queue = AppQueueAverage()
+                       make_estimator=functools.partial(WaitEstimator, horizon=horizon),
+                       centers=self.routing, on_event=self._event)
+        self.center_of = {spec.id: spec.center for spec in self.specs}
+        self.app_queue = {name: AppQueueAverage() for name in self.staff}   # one per center's switch
         self.callers: dict[str, Caller] = {}
         self.leaving: set[str] = set()          # agents due off after their call
-        self.ghosts: list[tuple[tuple[int, float, int], str]] = []    # sorted by place in line
+        self.ghosts: list[tuple[tuple[int, float, int], str, Waiting]] = []    # sorted by place in line
         self.rung_at: dict[str, float] = {}
         self.events: list[tuple[float, int, str, object]] = []
         self._seq = itertools.count()
 
     # -- the trace -----------------------------------------------------------------------
 
-    def rate(self, t: float) -> float:
-        factor = RATE_BY_HOUR[int(t // H)]
-        if SURGE[0] <= t < SURGE[1]:
-            factor *= SURGE_FACTOR
-        return BASE_RATE * factor / H
+    def surging(self, t: float, center: str | None) -> bool:
+        start, stop, _ = self.surge
+        return start <= t < stop and (self.surge_centers is None or center in self.surge_centers)
 
-    def arrivals(self) -> list[float]:
+    def rate(self, t: float, center: Center | None = None) -> float:
+        factor = self.rates[int(t // H)]
+        if self.surging(t, center.name if center else None):
+            factor *= self.surge[2]
+        return self.calls * factor * (center.share if center else 1.0) / H
+
+    def arrivals(self, center: Center | None = None) -> list[float]:
         """Poisson arrivals with a piecewise-constant rate (the rate changes on the half hour)."""
         out, t = [], DAY_START
         while t < self.end:
             segment_end = min(self.end, (math.floor(t / 1800) + 1) * 1800)
-            gap = self.rng.expovariate(self.rate(t))
+            gap = self.rng.expovariate(self.rate(t, center))
             if t + gap >= segment_end:
                 t = segment_end                 # memoryless: start afresh at the new rate
                 continue
@@ -166,13 +245,19 @@ class Day:
         heapq.heappush(self.events, (t, next(self._seq), kind, what))
 
     def run(self) -> list[Caller]:
-        for n, t in enumerate(self.arrivals()):
+        if self.centers is None:
+            times: list[tuple[float, str | None]] = [(t, None) for t in self.arrivals()]
+        else:
+            times = sorted((t, c.name) for c in self.centers for t in self.arrivals(c))
+        for n, (t, center) in enumerate(times):
             c = Caller(id=f"c{n}", priority=self.priority(), arrived=t,
-                       patience=self.patience(), talk=self.talk_time())
+                       patience=self.patience(), talk=self.talk_time(), center=center,
+                       in_surge=self.surging(t, center))
             self.at(t, "arrive", c)
-        for t, share in STAFFING:
+        for t, share in self.staffing:
             if t < self.end:
-                self.at(t, "staff", round(share * self.full_staff))
+                for name, staff in self.staff.items():
+                    self.at(t, "staff", (name, round(share * staff)))
         while self.events:
             t, _, kind, what = heapq.heappop(self.events)
             self.now = t
@@ -180,28 +265,80 @@ class Day:
             self.acd.tick(t)
             for offer in self.acd.offers(t):
                 self.rung_at[offer.call_id] = t
-                self._ghosts_served(self.acd.waiting_call(offer.call_id).key)
+                if self.ghosts:
+                    self._ghosts_served(offer)
                 self.at(t + RING, "answer", (offer.call_id, offer.agent_id))
-            if self.ghosts and any(s.state is AgentState.AVAILABLE for s in self.acd.agents()):
-                self._ghosts_served(None)
+            if self.ghosts and self.free:
+                self._ghosts_left_free(self.free)
         return list(self.callers.values())
 
-    def _ghosts_served(self, key: tuple[int, float, int] | None) -> None:
+    def _event(self, e: Event) -> None:
+        if e.kind == "agent.state" and e.agent_id is not None:
+            if e.detail == AgentState.AVAILABLE:
+                self.free.add(e.agent_id)
+            else:
+                self.free.discard(e.agent_id)
+        if self._on_event is not None:
+            self._on_event(e)
+
+    # -- the wait had they stayed ----------------------------------------------------------
+
+    def _ghosts_served(self, offer: Offer) -> None:
         """A caller who left unserved would have been taken (3 s of ringing later) when an
-        agent went to someone behind them in line, or was left free: the wait had they stayed.
-        Each is followed alone, as if the others left as they did."""
-        cut = len(self.ghosts) if key is None else bisect.bisect_left(self.ghosts, (key, ""))
-        for _, call_id in self.ghosts[:cut]:
-            c = self.callers[call_id]
+        agent who could serve them went to someone they would have gone before, or was left
+        free: the wait had they stayed.  Each is followed alone, as if the others left as they
+        did.  Without centers that is anyone behind them in line; with centers, an agent's
+        own center's callers go first within a priority, and another center's caller only once
+        eligible there (spilled)."""
+        taken = self.acd.waiting_call(offer.call_id)
+        assert taken is not None
+        if self.routing is None:
+            cut = bisect.bisect_left(self.ghosts, (taken.key, ""))
+            self._ghosts_done(range(cut))
+            return
+        center = self.center_of[offer.agent_id]
+        mine = (taken.rank, int(not self._home(taken, center)), taken.arrived_at, taken.seq)
+        self._ghosts_done([i for i, (_, _, g) in enumerate(self.ghosts)
+                           if self._eligible(g, center)
+                           and (g.rank, int(not self._home(g, center)), g.arrived_at, g.seq) < mine])
+
+    def _ghosts_left_free(self, free: Iterable[str]) -> None:
+        if self.routing is None:
+            self._ghosts_done(range(len(self.ghosts)))
+            return
+        centers = {self.center_of[a] for a in free}
+        self._ghosts_done([i for i, (_, _, g) in enumerate(self.ghosts)
+                           if any(self._eligible(g, c) for c in centers)])
+
+    @staticmethod
+    def _home(w: Waiting, center: str | None) -> bool:
+        return center is None or w.center is None or w.center == center
+
+    def _eligible(self, w: Waiting, center: str | None) -> bool:
+        if self._home(w, center):
+            return True
+        after = self.routing.spill_after if self.routing is not None else None
+        return w.spill is not None or after is not None and self.now - w.arrived_at >= after
+
+    def _ghosts_done(self, indexes: Iterable[int]) -> None:
+        done = set(indexes)
+        if not done:
+            return
+        for i in done:
+            c = self.callers[self.ghosts[i][1]]
             c.offered = self.now + RING - c.arrived
-        del self.ghosts[:cut]
+        self.ghosts = [g for i, g in enumerate(self.ghosts) if i not in done]
+
+    # -- what happens ----------------------------------------------------------------------
 
     def _arrive(self, c: Caller) -> None:
         self.callers[c.id] = c
-        self.acd.enqueue(c.id, "general", c.priority, self.now)
-        c.ours = self.acd.estimate_wait(c.id, self.now)
-        c.app_queue = self.app_queue.estimate()
-        c.steps = self.steps(c.id)
+        self.acd.enqueue(c.id, "general", c.priority, self.now, center=c.center)
+        if self.estimates:
+            c.ours = self.acd.estimate_wait(c.id, self.now)
+            c.app_queue = self.app_queue[c.center].estimate()
+            if self.centers is None:
+                c.steps = self.steps(c.id)
         self.at(self.now + c.patience, "give_up", c)
         self.at(self.now + MAX_WAIT, "max_wait", c)
 
@@ -221,8 +358,8 @@ class Day:
             c.offered = self.rung_at[c.id] + RING - c.arrived
             self.acd.ring_cancelled(left.offered_to, self.now)
             self._maybe_off(left.offered_to)
-        else:
-            bisect.insort(self.ghosts, (left.key, c.id))
+        elif self.estimates:
+            bisect.insort(self.ghosts, (left.key, c.id, left))
 
     def _answer(self, what: tuple[str, str]) -> None:
         call_id, agent_id = what
@@ -232,7 +369,8 @@ class Day:
         self.acd.answered(call_id, agent_id, self.now)
         c = self.callers[call_id]
         c.waited = self.now - c.arrived
-        self.app_queue.record_answered(c.waited)
+        c.agent_center = self.center_of[agent_id]
+        self.app_queue[c.center].record_answered(c.waited)
         self.at(self.now + c.talk, "hang_up", agent_id)
 
     def _hang_up(self, agent_id: str) -> None:
@@ -245,14 +383,15 @@ class Day:
     def _wrap_end(self, _: object) -> None:
         pass                                    # the loop ticks after every event
 
-    def _staff(self, target: int) -> None:
-        on = [s for s in self.acd.agents()
-              if s.state is not AgentState.OFFLINE and s.spec.id not in self.leaving]
+    def _staff(self, what: tuple[str | None, int]) -> None:
+        center, target = what
+        mine = [s for s in self.acd.agents() if s.spec.center == center]
+        on = [s for s in mine if s.state is not AgentState.OFFLINE and s.spec.id not in self.leaving]
         if len(on) < target:
-            for agent_id in sorted(self.leaving)[: target - len(on)]:
+            for agent_id in sorted(a for a in self.leaving if self.center_of[a] == center)[: target - len(on)]:
                 self.leaving.discard(agent_id)
                 on.append(self.acd.agent(agent_id))
-            off = [s for s in self.acd.agents() if s.state is AgentState.OFFLINE]
+            off = [s for s in mine if s.state is AgentState.OFFLINE]
             for s in off[: target - len(on)]:
                 self.acd.login(s.spec.id, self.now)
         else:
@@ -372,6 +511,23 @@ def comparison(title: str, callers: list[Caller], wait: Wait, by_priority: bool)
               f"{k:>13.1%} {k2:>9.1%}")
 
 
+def per_center(callers: list[Caller], centers: Sequence[Center]) -> None:
+    """Ours against app_queue (each center's own average) center by center, and nationwide."""
+    answered = [c for c in callers if c.waited is not None]
+    print(f"{'per center':<12} {'calls':>6} | answered: {'n':>5} {'MAE ours':>8} {'app_queue':>9} "
+          f"{'bias ours':>9} {'in range ours':>13} {'app_queue':>9} | every caller: {'MAE ours':>8} "
+          f"{'app_queue':>9} {'in range ours':>13} {'app_queue':>9}")
+    rows = [(c.name, [x for x in callers if x.center == c.name]) for c in centers] + [("nationwide", callers)]
+    for name, group in rows:
+        mine = [x for x in answered if x.center == name] if name != "nationwide" else answered
+        m, b, k = scores(mine, ours, had)
+        m2, _, k2 = scores(mine, app_queue, had)
+        e, _, ke = scores(group, ours, if_stayed)
+        e2, _, ke2 = scores(group, app_queue, if_stayed)
+        print(f"{name:<12} {len(group):>6} |           {len(mine):>5} {m:>6.0f} s {m2:>7.0f} s {signed(b):>7} s "
+              f"{k:>13.1%} {k2:>9.1%} |               {e:>6.0f} s {e2:>7.0f} s {ke:>13.1%} {ke2:>9.1%}")
+
+
 def report(callers: list[Caller], args: argparse.Namespace, end: float, elapsed: float) -> None:
     answered = [c for c in callers if c.waited is not None]
     abandoned = [c for c in callers if c.gone == "caller_hangup"]
@@ -381,7 +537,12 @@ def report(callers: list[Caller], args: argparse.Namespace, end: float, elapsed:
     schedule = ", ".join(f"{hhmm(t)} {round(s * args.agents)}" for t, s in STAFFING if t < end)
     print(f"seed {args.seed}, days {args.days}, {hhmm(DAY_START)}-{hhmm(end)}, agents at full staff "
           f"{args.agents} ({schedule})")
-    print(f"arrivals {BASE_RATE:.0f}/h x hourly factor ("
+    if args.centers > 1:
+        centers = CENTERS[:args.centers]
+        sizes = split(args.agents, [c.share for c in centers])
+        print(f"centers {args.centers}: " + ", ".join(f"{c.name} {n}" for c, n in zip(centers, sizes, strict=True))
+              + f" agents, calls in the same shares; routing {routing_said(args.routing)}")
+    print(f"arrivals {args.calls:.0f}/h x hourly factor ("
           + " ".join(f"{h}h:{f:g}" for h, f in RATE_BY_HOUR.items() if h * H < end)
           + f"), surge {hhmm(SURGE[0])}-{hhmm(SURGE[1])} x{SURGE_FACTOR:g}; "
           + ", ".join(f"{name} {share:.0%}" for name, share in PRIORITY_SHARES))
@@ -402,6 +563,13 @@ def report(callers: list[Caller], args: argparse.Namespace, end: float, elapsed:
     print()
     comparison("every caller: wait had they stayed", callers, if_stayed, by_priority=False)
     print()
+    if args.centers > 1:
+        per_center(callers, CENTERS[:args.centers])
+        print()
+        print("app_queue per center: the moving average of that center's answered callers, as each "
+              "center's own queue would keep it.")
+        print(f"simulated in {elapsed:.1f} s")
+        return
     print("how ours came about (the same callers; each line adds one change to the line above):")
     print(f"{'':<34} | {'answered: MAE':>13} {'surge':>6} {'outside':>7} {'bias':>6} {'in range':>8} | "
           f"{'every caller: MAE':>17} {'surge':>6} {'bias':>6} {'in range':>8}")
@@ -438,18 +606,43 @@ def by_day(days: list[list[Caller]], seed: int) -> None:
               f"{s:>8.0f} s {s2:>7.0f} s |               {e:>6.0f} s {e2:>7.0f} s")
 
 
+ROUTINGS = {"spill": CenterRouting(), "own": CenterRouting(None, None), "pool": None}
+
+
+def routing_said(name: str) -> str:
+    r = ROUTINGS[name]
+    if r is None:
+        return "pool (one nationwide pool, centers ignored)"
+    if r.spill_after is None and r.spill_margin is None:
+        return "own (each center serves its own callers only)"
+    return f"spill (spill_after {r.spill_after:g} s, spill_margin {r.spill_margin:g} s)"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=1, help="random seed of the (first) day")
-    ap.add_argument("--agents", type=int, default=18, help="agents at full staff")
+    ap.add_argument("--agents", type=int, default=None,
+                    help=f"agents at full staff (default {DEFAULT_AGENTS}, with --centers {CENTER_AGENTS})")
     ap.add_argument("--days", type=int, default=1, help="days simulated, seeds seed .. seed+days-1")
     ap.add_argument("--quick", action="store_true", help="the morning only (08:00-13:00, surge included)")
     ap.add_argument("--horizon", type=float, default=HORIZON,
                     help=f"the longest estimate of ours, seconds (default {HORIZON:.0f})")
+    ap.add_argument("--centers", type=int, default=1, choices=range(1, len(CENTERS) + 1),
+                    help="agents and callers split over this many centers of different sizes "
+                         f"({', '.join(c.name for c in CENTERS)}); the calls grow with the agents")
+    ap.add_argument("--routing", choices=sorted(ROUTINGS), default="spill",
+                    help="with --centers: spill (CenterRouting's defaults, the default), own (each "
+                         "center alone) or pool (one nationwide pool)")
     args = ap.parse_args(argv)
+    if args.agents is None:
+        args.agents = CENTER_AGENTS if args.centers > 1 else DEFAULT_AGENTS
+    # the calls grow with the agents in centers mode, so that each agent has the default day's load
+    args.calls = BASE_RATE * args.agents / DEFAULT_AGENTS if args.centers > 1 else BASE_RATE
     end = QUICK_END if args.quick else DAY_END
+    centers = CENTERS[:args.centers] if args.centers > 1 else None
     started = time.perf_counter()
-    days = [Day(args.seed + day, args.agents, end, args.horizon).run() for day in range(args.days)]
+    days = [Day(args.seed + day, args.agents, end, args.horizon, centers=centers,
+                routing=ROUTINGS[args.routing], calls=args.calls).run() for day in range(args.days)]
     report([c for day in days for c in day], args, end, time.perf_counter() - started)
     if len(days) > 1:
         by_day(days, args.seed)

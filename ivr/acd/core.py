@@ -111,6 +111,7 @@ class Acd:
             serving = tuple(a.spec.id for a in self._agents.values() if a.spec.serves(qspec))
             self._lines[name] = _Line(qspec, serving=serving)
         self._estimators = {name: make_estimator() for name in self._lines}
+        self._serving_in: dict[tuple[str, str], tuple[str, ...]] = {}   # (queue, center): agent ids
         self._waiting: dict[str, Waiting] = {}
         self._available: set[str] = set()
         self._wrapping: list[tuple[float, str]] = []   # heap of (wrap_until, agent id); stale entries skipped
@@ -149,7 +150,7 @@ class Acd:
         self._waiting[call_id] = w
         bisect.insort(line.order, (w.rank, w.arrived_at, w.seq, call_id))
         bisect.insort(line.by_arrival, (w.arrived_at, w.seq, call_id))
-        self._estimators[queue].record_arrival(rank, now)
+        self._estimators[queue].record_arrival(rank, now, center)
         detail = queued_detail(QueuedDetail(priority=w.priority, waited=now - w.arrived_at,
                                             language=language, reason=reason, center=center))
         self._emit(now, "call.queued", call_id=call_id, queue=queue, detail=detail)
@@ -457,6 +458,8 @@ class Acd:
         if not others:
             return None
         home = self._newcomer(queue, rank, now, center)
+        if home is not None and home <= routing.spill_margin:
+            return None                     # no center can be shorter by more than the margin
         best: tuple[float, str] | None = None
         for other in others:
             e = self._newcomer(queue, rank, now, other)
@@ -572,28 +575,63 @@ class Acd:
     def estimate_wait(self, call_id: str, now: float) -> float | None:
         """Seconds the caller is expected to wait still; None when no agent serving the queue
         is on duty (logged in and neither paused nor due to pause after the call): nobody to
-        serve, nothing to estimate.  A caller whose agent is ringing waits 0.  With centers
-        routing, a caller not yet eligible everywhere counts the own center's callers ahead
-        and agents only."""
+        serve, nothing to estimate.  A caller whose agent is ringing waits 0.
+
+        With centers routing, a caller of a center is taken by the first of two: the own
+        center's agents, counting the own center's callers ahead (and those of no center);
+        or, once eligible everywhere (at once, after ``spill_after``, or never), the agents
+        of every center, counting every caller ahead in the nationwide line and the callers
+        of the same priority who will arrive at other centers (their agents take their own
+        callers first).  The wait is ``min(home, max(until eligible, everywhere))``."""
         w = self._get_waiting(call_id)
         if w.offered_to is not None:
             return 0.0
-        if self.centers is None or w.center is None or self._spilled(w, now):
-            return self._estimate(w.queue, self.position(call_id), w.rank, now)
+        position = self.position(call_id)
+        if self.centers is None or w.center is None:
+            return self._estimate(w.queue, position, w.rank, now)
         line = self._lines[w.queue]
         mine = self._line_key(w)
         ahead = sum(1 for key in line.order[:bisect.bisect_left(line.order, mine)]
                     if self._waiting[key[3]].center in (w.center, None))
-        return self._estimate(w.queue, ahead + 1, w.rank, now, center=w.center)
+        home = self._estimate(w.queue, ahead + 1, w.rank, now, center=w.center)
+        if self._spilled(w, now):
+            until: float | None = 0.0
+        else:
+            after = self.centers.spill_after
+            until = None if after is None else max(0.0, w.arrived_at + after - now)
+        return self._routed(w.queue, home, until, position, w.rank, now, w.center)
+
+    def _routed(self, queue: str, home: float | None, until: float | None, position: int,
+                rank: int, now: float, center: str) -> float | None:
+        """``min(home, max(until, everywhere))``: ``home`` the wait for the own center's agents,
+        ``until`` the time until eligible everywhere (None: never), ``position`` the place in
+        the nationwide line."""
+        if until is None or home is not None and home <= until:
+            return home
+        everywhere = self._estimate(queue, position, rank, now, center=center, spilled=True)
+        if everywhere is None:
+            return home
+        everywhere = max(until, everywhere)
+        return everywhere if home is None else min(home, everywhere)
 
     def estimate_newcomer(self, queue: str, now: float, priority: str | None = None, *,
                           center: str | None = None) -> float | None:
         """Seconds a caller of ``priority`` joining ``queue`` now would be expected to wait
         (``queue.<name>.estimated_wait`` in flows); None when nobody is on duty for it.  With
-        centers routing, ``center`` counts that center's callers ahead and its agents only."""
-        self._line(queue)
+        centers routing, for a caller of ``center``, as ``estimate_wait`` says: the own
+        center's agents, or every center's once eligible (at once when the own center's wait
+        is longer than another's by ``spill_margin``, else after ``spill_after``)."""
+        line = self._line(queue)
         rank = self._rank.get(priority, self._default_rank) if priority else self._default_rank
-        return self._newcomer(queue, rank, now, center)
+        home = self._newcomer(queue, rank, now, center)
+        if self.centers is None or center is None:
+            return home
+        if self._spill_on_arrival(queue, rank, center, now) is not None:
+            until: float | None = 0.0
+        else:
+            until = self.centers.spill_after
+        position = 1 + sum(1 for key in line.order if key[0] <= rank)
+        return self._routed(queue, home, until, position, rank, now, center)
 
     def _newcomer(self, queue: str, rank: int, now: float, center: str | None) -> float | None:
         line = self._lines[queue]
@@ -605,17 +643,27 @@ class Acd:
         return self._estimate(queue, position, rank, now, center=center)
 
     def _estimate(self, queue: str, position: int, rank: int, now: float, *,
-                  center: str | None = None) -> float | None:
-        """``center``: counting that center's agents only (with centers routing)."""
+                  center: str | None = None, spilled: bool = False) -> float | None:
+        """``center`` (with centers routing): the wait of a caller of that center, counting
+        that center's agents only and the callers of a higher priority arriving there; with
+        ``spilled``, every center's agents and the callers arriving ahead anywhere
+        (``WaitEstimator.estimate``)."""
         line = self._lines[queue]
         est = self._estimators[queue]
         on_call: list[float] = []           # how long each agent on a call has been on it
         others: list[float] = []            # the known remaining time of the others
-        only = center if self.centers is not None else None
-        for agent_id in line.serving:
+        if self.centers is None:
+            center = None
+        only = None if spilled else center
+        serving = line.serving
+        if only is not None:                # that center's agents (and those of no center)
+            mine = self._serving_in.get((queue, only))
+            if mine is None:
+                mine = self._serving_in[(queue, only)] = tuple(
+                    i for i in line.serving if self._agents[i].spec.center in (only, None))
+            serving = mine
+        for agent_id in serving:
             a = self._agents[agent_id]
-            if only is not None and a.spec.center not in (only, None):
-                continue
             if a.state in (AgentState.OFFLINE, AgentState.PAUSED) or a.pause_after is not None:
                 continue
             if a.state is AgentState.ON_CALL:
@@ -628,7 +676,7 @@ class Acd:
         if not on_call and not others:
             return None
         remaining = est.free_times(on_call, others)
-        return est.estimate(position, remaining, now, rank=rank)
+        return est.estimate(position, remaining, now, rank=rank, center=center, spilled=spilled)
 
     def snapshot(self, now: float | None = None) -> dict[str, Any]:
         """A plain dict for a wallboard, as of ``now`` (default: the latest time the Acd was

@@ -71,7 +71,7 @@ import bisect
 import collections
 import heapq
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 __all__ = ["AppQueueAverage", "WaitEstimator", "Ewma", "DecayingRate", "RecentDurations",
            "announce_range", "nth_free", "wait_for", "RANGES_MINUTES", "SAFETY_MARGIN", "HORIZON"]
@@ -168,7 +168,7 @@ class DecayingRate:
 class RecentDurations:
     """The last ``size`` durations, kept in arrival order and sorted."""
 
-    __slots__ = ("size", "_fifo", "_sorted")
+    __slots__ = ("size", "_fifo", "_sorted", "_rows")
 
     def __init__(self, size: int = 200) -> None:
         if size < 1:
@@ -176,6 +176,7 @@ class RecentDurations:
         self.size = size
         self._fifo: collections.deque[float] = collections.deque()
         self._sorted: list[float] = []
+        self._rows: dict[tuple[int, int], list[float]] = {}   # quantiles above each cut, until add()
 
     def __len__(self) -> int:
         return len(self._fifo)
@@ -185,6 +186,7 @@ class RecentDurations:
         bisect.insort(self._sorted, seconds)
         if len(self._fifo) > self.size:
             del self._sorted[bisect.bisect_left(self._sorted, self._fifo.popleft())]
+        self._rows.clear()
 
     def rest(self, elapsed: float, points: int, at_least: int) -> list[float] | None:
         """``points`` evenly spaced quantiles of ``d - elapsed`` over the recent durations
@@ -193,7 +195,11 @@ class RecentDurations:
         longer = len(self._sorted) - first
         if longer < max(1, at_least):
             return None
-        return [self._sorted[first + int((j + 0.5) * longer / points)] - elapsed for j in range(points)]
+        row = self._rows.get((first, points))
+        if row is None:
+            row = self._rows[(first, points)] = [self._sorted[first + int((j + 0.5) * longer / points)]
+                                                 for j in range(points)]
+        return [d - elapsed for d in row]
 
 
 class WaitEstimator:
@@ -224,6 +230,7 @@ class WaitEstimator:
         self.min_longer = min_longer
         self._handle = Ewma(handle_half_life, prior_handle)
         self._recent = RecentDurations(window)
+        self._rests: dict[float, list[float]] = {}     # rest_of_call by call so far, until a handle
         self.points = points
         self._ring = Ewma(handle_half_life, 0.0)
         self._left_unserved = Ewma(abandon_half_life)      # 1 per caller who gave up, 0 if answered
@@ -231,8 +238,8 @@ class WaitEstimator:
         self._arrival_half_life = arrival_half_life
         self._usual_half_life = usual_half_life
         self.fade = arrival_half_life / math.log(2) if fade is None else fade
-        self._arrivals: dict[int, DecayingRate] = {}
-        self._usual: dict[int, DecayingRate] = {}
+        # (center, rank) -> the recent and the usual arrival rate; center None: no center
+        self._arrivals: dict[tuple[str | None, int], tuple[DecayingRate, DecayingRate]] = {}
 
     # -- what happened -------------------------------------------------------------------
 
@@ -240,19 +247,22 @@ class WaitEstimator:
         """An agent finished a call of the queue: talk time plus wrap-up."""
         self._handle.add(max(0.0, seconds))
         self._recent.add(max(0.0, seconds))
+        self._rests.clear()
 
     def record_ring(self, seconds: float) -> None:
         """An agent answered after its phone rang ``seconds``."""
         self._ring.add(max(0.0, seconds))
 
-    def record_arrival(self, rank: int, now: float) -> None:
-        """A caller of priority ``rank`` (0 is the highest) joined the line."""
-        rate = self._arrivals.get(rank)
-        if rate is None:
-            rate = self._arrivals[rank] = DecayingRate(self._arrival_half_life)
-            self._usual[rank] = DecayingRate(self._usual_half_life, observed=self._arrival_half_life)
-        rate.add(now)
-        self._usual[rank].add(now)
+    def record_arrival(self, rank: int, now: float, center: str | None = None) -> None:
+        """A caller of priority ``rank`` (0 is the highest) joined the line; ``center``: the
+        caller's home center (None: none, or centers not used)."""
+        rates = self._arrivals.get((center, rank))
+        if rates is None:
+            rates = self._arrivals[(center, rank)] = (
+                DecayingRate(self._arrival_half_life),
+                DecayingRate(self._usual_half_life, observed=self._arrival_half_life))
+        rates[0].add(now)
+        rates[1].add(now)
 
     def record_answered(self, waited: float) -> None:
         """A caller left the line to an agent after ``waited`` seconds."""
@@ -281,17 +291,38 @@ class WaitEstimator:
         seconds = self._time_in_line.total
         return self._left_unserved.total / seconds if seconds > 0 else 0.0
 
-    def arrival_rate(self, now: float, *, above_rank: int | None = None) -> float:
+    def arrival_rate(self, now: float, *, above_rank: int | None = None,
+                     center: str | None = None) -> float:
         """Callers joining per second; with ``above_rank``, only those of a higher priority
-        (a lower rank), who will go ahead of a caller of that rank."""
-        return sum(r.rate(now) for rank, r in self._arrivals.items()
-                   if above_rank is None or rank < above_rank)
+        (a lower rank), who will go ahead of a caller of that rank; with ``center``, only
+        those of that center and those of no center."""
+        return self._rate(now, 0, self._ahead(above_rank, center, False))
 
-    def usual_arrival_rate(self, now: float, *, above_rank: int | None = None) -> float:
+    def usual_arrival_rate(self, now: float, *, above_rank: int | None = None,
+                           center: str | None = None) -> float:
         """As ``arrival_rate``, over the last hours (half-life ``usual_half_life``): the rate
         a surge or a lull fades back to."""
-        return sum(r.rate(now) for rank, r in self._usual.items()
-                   if above_rank is None or rank < above_rank)
+        return self._rate(now, 1, self._ahead(above_rank, center, False))
+
+    def _rate(self, now: float, which: int, keys: Iterable[tuple[str | None, int]]) -> float:
+        return sum(self._arrivals[key][which].rate(now) for key in keys)
+
+    def _ahead(self, above_rank: int | None, center: str | None,
+               spilled: bool) -> list[tuple[str | None, int]]:
+        """The arrivals who go ahead of a caller of rank ``above_rank`` (None: every arrival)
+        and of ``center``: callers of a higher priority of that center and of no center (of
+        every center when ``center`` is None or ``spilled``); when ``spilled``, the callers of
+        the same priority of other centers too, whom their own centers' agents take first."""
+        out = []
+        for key in self._arrivals:
+            c, r = key
+            here = spilled or center is None or c is None or c == center
+            if above_rank is None or r < above_rank:
+                if here:
+                    out.append(key)
+            elif spilled and r == above_rank and c is not None and c != center:
+                out.append(key)
+        return out
 
     @property
     def mean_ring(self) -> float:
@@ -299,10 +330,16 @@ class WaitEstimator:
         return self._ring.value
 
     def rest_of_call(self, elapsed_on_call: float) -> list[float]:
-        """The rest of a call ``elapsed_on_call`` seconds in, as equally likely values."""
-        rest = self._recent.rest(elapsed_on_call, self.points, self.min_longer)
+        """The rest of a call ``elapsed_on_call`` seconds in, as equally likely values (kept
+        until the next handle time: the estimates of one moment ask for the same calls)."""
+        rest = self._rests.get(elapsed_on_call)
         if rest is None:
-            return [max(self.mean_handle - elapsed_on_call, self.floor)]
+            if len(self._rests) > 4096:
+                self._rests.clear()
+            rest = self._recent.rest(elapsed_on_call, self.points, self.min_longer)
+            if rest is None:
+                rest = [max(self.mean_handle - elapsed_on_call, self.floor)]
+            self._rests[elapsed_on_call] = rest
         return rest
 
     def busy_remaining(self, elapsed_on_call: float) -> float:
@@ -316,38 +353,43 @@ class WaitEstimator:
         agent (0: free or ringing; the rest of a wrap-up).  The ``k``-th of ``n`` is the
         quantile ``k / (n + 1)`` of all the agents' rests taken together."""
         n = len(on_call) + len(others)
-        atoms = [(max(0.0, r), 1.0) for r in others]
+        # Each agent weighs ``points`` atoms: a known rest is one value said ``points`` times,
+        # a call's rest its ``points`` equally likely values (or its one value, repeated).
+        per = self.points
+        atoms: list[float] = []
+        for r in others:
+            atoms += [max(0.0, r)] * per
         for elapsed in on_call:
             rest = self.rest_of_call(elapsed)
-            atoms += [(r, 1.0 / len(rest)) for r in rest]
+            atoms += rest if len(rest) == per else [x for x in rest for _ in range(per // len(rest))]
         atoms.sort()
-        times: list[float] = []
-        total = 0.0
-        for t, weight in atoms:
-            total += weight
-            while len(times) < n and total >= (len(times) + 1) * n / (n + 1) - 1e-9:
-                times.append(t)
-        while len(times) < n:                       # rounding: the last at the latest rest
-            times.append(atoms[-1][0])
-        return times
+        last = len(atoms)
+        return [atoms[min(last, max(1, math.ceil(k * n * per / (n + 1) - 1e-9))) - 1]
+                for k in range(1, n + 1)]
 
     # -- the question --------------------------------------------------------------------
 
     def estimate(self, position: int, agent_busy_remaining: Sequence[float], now: float, *,
-                 rank: int | None = None) -> float:
+                 rank: int | None = None, center: str | None = None,
+                 spilled: bool = False) -> float:
         """Seconds until the caller at ``position`` (1-based, in serving order) is taken,
         given for each agent serving the queue (and not paused) the seconds until it is
         expected free (0: free now; ``free_times`` makes them from the agents' state).
         ``rank``: the caller's priority rank, for the callers of a higher priority who will
-        arrive meanwhile and go ahead (None: nobody will)."""
+        arrive meanwhile and go ahead (None: nobody will).  ``center``: the caller's home
+        center, whose agents alone are counted: the callers of a higher priority arriving
+        there go ahead; ``spilled``: every center's agents are counted, and the callers
+        arriving anywhere with a higher priority, or with the same one at another center
+        (whose agents take their own callers first), go ahead."""
         if position < 1:
             raise ValueError(f"position is 1-based, not {position}")
         if not agent_busy_remaining:
             raise ValueError("cannot estimate: nobody to serve")
         inflow = surplus = 0.0
         if rank is not None:
-            usual = self.usual_arrival_rate(now, above_rank=rank)
-            inflow, surplus = usual, self.arrival_rate(now, above_rank=rank) - usual
+            keys = self._ahead(rank, center, spilled)
+            usual = self._rate(now, 1, keys)
+            inflow, surplus = usual, self._rate(now, 0, keys) - usual
         wait = wait_for(position - 1, agent_busy_remaining, self.mean_handle + self.mean_ring,
                         hazard=self.abandon_hazard, inflow=inflow, surplus=surplus,
                         fade=self.fade, horizon=self.horizon)
@@ -420,34 +462,44 @@ def wait_for(ahead: float, remaining: Sequence[float], handle: float, *, hazard:
     # ... from then on they come round in the same order every ``handle`` seconds.
     ring = sorted(heap)
     n = len(ring)
-    # One round (the n events after ``start``, the last event of the previous round) maps a
-    # to k*a + c + d * exp(-start / fade): d is the fading part of the arrivals, as if the
-    # round started now.
-    k, c, d, prev = 1.0, 0.0, 0.0, ring[-1] - handle
-    origin = prev
-    for t in ring:
-        k = k * _flow(1.0, prev, t, hazard, 0.0)
-        c = _flow(c, prev, t, hazard, inflow) - 1.0
-        if fading:
-            d = _flow(d, prev - origin, t - origin, hazard, 0.0, surplus, fade)
-        prev = t
     # Rounds started with at least this many ahead end without reaching the caller.
     safe = (n + 1) * math.exp(min(hazard * handle, 50.0))
     offset = 0.0
+    k = c = d = None
     while True:
         for i, t in enumerate(ring):
             nxt = ring[i + 1] if i + 1 < n else ring[0] + handle
             if (done := reached(t + offset, nxt + offset)) is not None:
                 return done
         offset += handle
-        if a >= safe:
-            if surplus >= 0.0 and (k >= 1.0 and c >= 0.0 or k < 1.0 and c / (1.0 - k) >= safe):
-                return horizon                  # the line never moves for this caller
-            while a >= safe and t_prev + handle < horizon:
-                a = k * a + c + (d * math.exp(-t_prev / fade) if fading else 0.0)
-                t_prev, offset = t_prev + handle, offset + handle
-            if t_prev + handle >= horizon and a >= safe:
-                return horizon
+        if a < safe:
+            continue
+        if k is None or c is None or d is None:
+            k, c, d = _round(ring, handle, hazard, inflow, surplus, fade)
+        if surplus >= 0.0 and (k >= 1.0 and c >= 0.0 or k < 1.0 and c / (1.0 - k) >= safe):
+            return horizon                      # the line never moves for this caller
+        while a >= safe and t_prev + handle < horizon:
+            a = k * a + c + (d * math.exp(-t_prev / fade) if d else 0.0)
+            t_prev, offset = t_prev + handle, offset + handle
+        if t_prev + handle >= horizon and a >= safe:
+            return horizon
+
+
+def _round(ring: Sequence[float], handle: float, hazard: float, inflow: float, surplus: float,
+           fade: float) -> tuple[float, float, float]:
+    """One round of free events (at ``ring``, sorted, then every ``handle``) as a map of the
+    callers ahead: ``a`` before it (at the last event of the round before, ``start``) is
+    ``k * a + c + d * exp(-start / fade)`` after it; ``d`` is the fading part of the
+    arrivals, as if the round started now."""
+    k, c, d, prev = 1.0, 0.0, 0.0, ring[-1] - handle
+    origin = prev
+    for t in ring:
+        k = k * _flow(1.0, prev, t, hazard, 0.0)
+        c = _flow(c, prev, t, hazard, inflow) - 1.0
+        if surplus:
+            d = _flow(d, prev - origin, t - origin, hazard, 0.0, surplus, fade)
+        prev = t
+    return k, c, d
 
 
 def nth_free(n: int, remaining: Sequence[float], handle: float) -> float:
