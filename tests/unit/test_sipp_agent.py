@@ -540,6 +540,12 @@ def test_every_sample_agent_logged_in_at_start_gets_a_phone_from_scripts_run():
     assert logged_in, "the sample has agents who take calls"
     ports = {a.id: sipp.sandbox_agent_port(a.endpoint) for a in logged_in}
     assert None not in ports.values(), ports
-    pjsip = (repo / "asterisk-conf" / "pjsip.conf").read_text(encoding="utf-8")
+    # The sandbox renders the main instance's agents agent1..4 from one block each
+    # (asterisk-conf/blocks/pjsip-agent.in), with the contact port 5070 + N.
+    block = (repo / "asterisk-conf" / "blocks" / "pjsip-agent.in").read_text(encoding="utf-8")
+    assert "contact = sip:@AGENT@@127.0.0.1:@AGENT_PORT@" in block
+    script = (repo / "scripts" / "sandbox.sh").read_text(encoding="utf-8")
+    assert 'for i in 1 2 3 4; do\n            out+=$(agent_block "agent$i" "Agent $i" $((5070 + i)))' in script
     for agent, port in ports.items():
-        assert f"contact = sip:{agent}@127.0.0.1:{port}" in pjsip
+        n = int(agent.removeprefix("agent"))
+        assert 1 <= n <= 4 and port == 5070 + n, (agent, port)
