@@ -458,7 +458,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
         await ari.open()
         stack.push_async_callback(_closing("ari", ari.close))
         # 5. queues and callbacks
-        queues = await _start_queues(config, ari, engine, stack)
+        queues = await _start_queues(config, ari, engine, stack, sole=lease is not None)
         if queues is not None:
             _follow_centers(ari, queues[0])
         # 6. admin API
@@ -540,7 +540,7 @@ def _closing(what: str, close):
 
 
 async def _start_queues(config: Config, switch, engine: Engine,
-                        stack: contextlib.AsyncExitStack):
+                        stack: contextlib.AsyncExitStack, *, sole: bool = False):
     """The agent queues of ``config.acd`` on ``switch`` (and the callback desk when callbacks
     are configured), started and entered into ``stack``; ``(service, desk)``, or None when no
     queue is configured."""
@@ -579,7 +579,7 @@ async def _start_queues(config: Config, switch, engine: Engine,
         desk = CallbackDesk(callbacks, engine.store, service, service, switch, engine.catalogue,
                             region=config.callers.region, save_record=engine.save_record)
         service.attach_booking(desk)
-        await desk.start()
+        await desk.start(sole=sole)
         stack.push_async_callback(_closing("callbacks", desk.close))
         engine.on_catalogue(desk.set_catalogue)
         log.info("callbacks.ready", owner=callbacks.owner, endpoint=callbacks.endpoint)

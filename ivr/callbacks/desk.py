@@ -177,11 +177,20 @@ class CallbackDesk:
 
     # -- claiming ----------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, *, sole: bool = False) -> None:
+        """Release this owner's claims (an engine before us under the same owner is gone) and
+        start polling.  ``sole``: this engine holds the engine lease, so it is the only one
+        dialling: every other owner's claims are a dead engine's and are released too (a
+        standby taking over dials them at once instead of after their lease)."""
         try:
             released = await self.store.release_claims(self.config.owner)
             if released:
                 log.info("callback.claims_released", count=released, owner=self.config.owner)
+            if sole:
+                taken = await self.store.release_claims(self.config.owner, others=True)
+                if taken:
+                    log.info("callback.claims_released", count=taken, owner="others",
+                             why="this engine holds the engine lease")
         except IvrError as exc:
             log.warning("callback.release_failed", error=str(exc))
         self._poller.spawn(self._loop(), name="callbacks.poll")

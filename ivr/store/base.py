@@ -156,8 +156,10 @@ class Store(Protocol):
     async def renew_claim(self, reservation_id: str, owner: str, until: dt.datetime) -> bool:
         """Extend ``owner``'s claim to ``until``; False when ``owner`` no longer holds it."""
 
-    async def release_claims(self, owner: str) -> int:
-        """Every reservation claimed by ``owner`` back to pending (startup, shutdown); how many."""
+    async def release_claims(self, owner: str, *, others: bool = False) -> int:
+        """Every reservation claimed by ``owner`` back to pending (startup, shutdown); how many.
+        ``others``: instead, those claimed by anyone but ``owner`` (an engine that holds the
+        engine lease is the only one dialling: other owners' claims are a dead engine's)."""
 
     async def finish_attempt(self, reservation_id: str, owner: str, *, result: str,
                              at: dt.datetime, next_due: dt.datetime | None,

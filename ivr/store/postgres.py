@@ -189,6 +189,8 @@ _RENEW = ("UPDATE reservations SET claim_until = $3 "
           "WHERE id = $1 AND status = 'claimed' AND claimed_by = $2")
 _RELEASE = ("UPDATE reservations SET status = 'pending', claimed_by = NULL, claim_until = NULL, "
             "updated_at = $2 WHERE status = 'claimed' AND claimed_by = $1")
+_RELEASE_OTHERS = ("UPDATE reservations SET status = 'pending', claimed_by = NULL, claim_until = NULL, "
+                   "updated_at = $2 WHERE status = 'claimed' AND claimed_by <> $1")
 _FINISH_FINAL = ("UPDATE reservations SET attempts = attempts + 1, last_attempt_at = $3, "
                  "last_result = $4, status = $5, claim_until = NULL, updated_at = $3 "
                  "WHERE id = $1 AND status = 'claimed' AND claimed_by = $2")
@@ -629,10 +631,11 @@ class PostgresStore:
                                  timeout=self.timeouts.operation)
         return _changed(status) == 1
 
-    async def release_claims(self, owner: str) -> int:
+    async def release_claims(self, owner: str, *, others: bool = False) -> int:
         now = dt.datetime.now(dt.timezone.utc)
+        sql = _RELEASE_OTHERS if others else _RELEASE
         status = await self._run(f"cannot release the reservations claimed by {owner}",
-                                 lambda conn: conn.execute(_RELEASE, owner, now),
+                                 lambda conn: conn.execute(sql, owner, now),
                                  timeout=self.timeouts.operation)
         return _changed(status)
 

@@ -171,6 +171,8 @@ _RENEW = ("UPDATE reservations SET claim_until = ? "
           "WHERE id = ? AND status = 'claimed' AND claimed_by = ?")
 _RELEASE = ("UPDATE reservations SET status = 'pending', claimed_by = NULL, claim_until = NULL, "
             "updated_at = ? WHERE status = 'claimed' AND claimed_by = ?")
+_RELEASE_OTHERS = ("UPDATE reservations SET status = 'pending', claimed_by = NULL, claim_until = NULL, "
+                   "updated_at = ? WHERE status = 'claimed' AND claimed_by <> ?")
 _FINISH_FINAL = ("UPDATE reservations SET attempts = attempts + 1, last_attempt_at = ?, "
                  "last_result = ?, status = ?, claim_until = NULL, updated_at = ? "
                  "WHERE id = ? AND status = 'claimed' AND claimed_by = ?")
@@ -530,10 +532,10 @@ class SqliteStore:
                                   timeout=self.timeouts.operation)
         return changed == 1
 
-    async def release_claims(self, owner: str) -> int:
+    async def release_claims(self, owner: str, *, others: bool = False) -> int:
         now = _ts(dt.datetime.now(dt.timezone.utc))
         return await self._run(f"cannot release the reservations claimed by {owner}",
-                               self._update, _RELEASE, (now, owner),
+                               self._update, _RELEASE_OTHERS if others else _RELEASE, (now, owner),
                                timeout=self.timeouts.operation)
 
     async def finish_attempt(self, reservation_id: str, owner: str, *, result: str,

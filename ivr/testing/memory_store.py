@@ -213,10 +213,10 @@ class MemoryStore:
         self.reservations[r.id] = dataclasses.replace(r, claim_until=_utc(until))
         return True
 
-    async def release_claims(self, owner: str) -> int:
+    async def release_claims(self, owner: str, *, others: bool = False) -> int:
         await self._enter("release_claims")
         mine = [r for r in self.reservations.values()
-                if r.status == "claimed" and r.claimed_by == owner]
+                if r.status == "claimed" and (r.claimed_by != owner if others else r.claimed_by == owner)]
         now = utcnow()
         for r in mine:
             self.reservations[r.id] = dataclasses.replace(r, status="pending", claimed_by=None,

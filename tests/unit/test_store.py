@@ -889,6 +889,22 @@ async def test_a_claim_is_renewed_by_its_holder_and_released_at_shutdown(reserva
     assert [r.id for r in retaken] == [a.id, b.id]          # c is engine-b's until 300
 
 
+async def test_the_engine_holding_the_lease_releases_every_other_owner_s_claims(reservation_url):
+    """A standby that took over is the only one dialling: the dead engine's claims go back to
+    pending at once, its own are kept."""
+    async with reservations_in(reservation_url) as store:
+        a = await store.put_reservation(booking("+821000000001"))
+        b = await store.put_reservation(booking("+821000000002", arrived=1))
+        c = await store.put_reservation(booking("+821000000003", arrived=2))
+        await store.claim_reservations(later(100), "engine-a", 600, 2)
+        await store.claim_reservations(later(100), "engine-b", 600, 1)
+        assert await store.release_claims("engine-b", others=True) == 2
+        assert await store.release_claims("engine-b", others=True) == 0
+        back = {r.id: r for r in await store.list_reservations()}
+    assert [back[x.id].status for x in (a, b)] == ["pending", "pending"]
+    assert (back[c.id].status, back[c.id].claimed_by) == ("claimed", "engine-b")
+
+
 async def test_cancelling_a_reservation(reservation_url):
     async with reservations_in(reservation_url) as store:
         pending = await store.put_reservation(booking("+821000000001"))
