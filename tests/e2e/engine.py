@@ -247,3 +247,16 @@ callbacks:
   hours: {{mon: ["00:00-23:59"], tue: ["00:00-23:59"], wed: ["00:00-23:59"], thu: ["00:00-23:59"],
           fri: ["00:00-23:59"], sat: ["00:00-23:59"], sun: ["00:00-23:59"]}}
 """
+
+
+def masked(number: str) -> str:
+    """A number as the engine shows it to operators: ``010****5678``."""
+    return f"{number[:3]}****{number[-4:]}"
+
+
+def records(engine: Engine) -> dict[str, dict]:
+    """The latest record per masked caller."""
+    out: dict[str, dict] = {}
+    for rec in reversed(engine.calls()):
+        out[rec["caller"]] = rec
+    return out

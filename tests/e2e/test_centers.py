@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
-from engine import Engine
+from engine import Engine, masked, records
 from ivr.sipp import AgentPhone, place_call
 
 pytestmark = pytest.mark.e2e
@@ -71,17 +71,6 @@ def port_of(centers, agent: str) -> int:
 
 def entry(centers) -> str:
     return centers.kamailio
-
-
-def records(engine: Engine) -> dict[str, dict]:
-    out: dict[str, dict] = {}
-    for rec in reversed(engine.calls()):
-        out[rec["caller"]] = rec
-    return out
-
-
-def masked(number: str) -> str:
-    return f"{number[:3]}****{number[-4:]}"
 
 
 async def rtp_sent_to(ari_url: str, sandbox, caller: str) -> int:

@@ -31,7 +31,7 @@ import urllib.request
 
 import pytest
 
-from engine import Engine, until
+from engine import Engine, until, masked
 from ivr.sipp import AgentPhone, place_call
 
 pytestmark = pytest.mark.e2e
@@ -68,10 +68,6 @@ callbacks:
   hours: {{mon: ["00:00-23:59"], tue: ["00:00-23:59"], wed: ["00:00-23:59"], thu: ["00:00-23:59"],
           fri: ["00:00-23:59"], sat: ["00:00-23:59"], sun: ["00:00-23:59"]}}
 """
-
-
-def masked(number: str) -> str:
-    return f"{number[:3]}****{number[-4:]}"
 
 
 def cli_json(engine: Engine, *args: str):

@@ -27,7 +27,7 @@ from collections import Counter
 
 import pytest
 
-from engine import REPO, Engine, until, callbacks_config
+from engine import REPO, Engine, until, callbacks_config, masked
 from ivr.sipp import AgentPhone, CallResult, place_call
 
 pytestmark = pytest.mark.e2e
@@ -39,10 +39,6 @@ CALLBACK_LINE = "15779200"     # tests/e2e/flows/callback.yaml: queue 'general',
 CUSTOMER_PORT = 5090           # the phone a callback rings
 MENU_KEYS = "w1.5,1"           # Korean at the language choice: the welcome, then the main menu
 DB_OUTAGE = float(os.environ.get("IVR_E2E_DB_OUTAGE", "30"))
-
-
-def masked(number: str) -> str:
-    return f"{number[:3]}****{number[-4:]}"
 
 
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
-from engine import Engine
+from engine import Engine, masked, records
 from ivr.sipp import AgentPhone, place_call
 
 pytestmark = pytest.mark.e2e
@@ -79,18 +79,6 @@ async def until(predicate, timeout: float, what: str):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.2)
-
-
-def records(engine: Engine) -> dict[str, dict]:
-    """The latest record per masked caller."""
-    out: dict[str, dict] = {}
-    for rec in reversed(engine.calls()):
-        out[rec["caller"]] = rec
-    return out
-
-
-def masked(number: str) -> str:
-    return f"{number[:3]}****{number[-4:]}"
 
 
 async def test_the_elderly_caller_who_arrives_last_is_served_first_and_wrap_up_delays_the_next(engine):

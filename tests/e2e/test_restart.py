@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
-from engine import Engine, until, callbacks_config
+from engine import Engine, until, callbacks_config, masked
 
 from ivr.sipp import AgentPhone, place_call
 
@@ -75,10 +75,6 @@ def engine(sandbox, tmp_path):
 
 
 # -- what operators see ------------------------------------------------------------------------
-
-def masked(number: str) -> str:
-    return f"{number[:3]}****{number[-4:]}"
-
 
 def api(engine: Engine, path: str) -> Any:
     """GET the admin API (the wallboard's and the supervisors' view)."""
