@@ -250,6 +250,25 @@ close_our_fds() {
     done
 }
 
+# Wait up to 10 s until the processes that "$@" prints are gone: SIGTERM after 6 s, SIGKILL
+# after 9 s.  Fails when some are left.
+until_gone() {
+    local i pids
+    for i in $(seq 1 50); do
+        pids=$("$@")
+        [ -z "$pids" ] && return 0
+        if [ "$i" -eq 30 ]; then
+            # shellcheck disable=SC2086
+            kill -TERM $pids 2>/dev/null || true
+        elif [ "$i" -eq 45 ]; then
+            # shellcheck disable=SC2086
+            kill -KILL $pids 2>/dev/null || true
+        fi
+        sleep 0.2
+    done
+    [ -z "$("$@")" ]
+}
+
 mount_chroot() {
     is_mounted "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
     mkdir -p "$ROOT/run/asterisk"
@@ -655,19 +674,7 @@ stop_center() {  # center
     [ -z "$(center_pids "$c")" ] && return 0
     mapfile -t cmd < <(ast_cmd)
     timeout 10 "${cmd[@]}" -C "$(center_conf "$c")" -rx "core stop now" >/dev/null 2>&1 || true
-    for i in $(seq 1 50); do
-        pids=$(center_pids "$c")
-        [ -z "$pids" ] && return 0
-        if [ "$i" -eq 30 ]; then
-            # shellcheck disable=SC2086
-            kill -TERM $pids 2>/dev/null || true
-        elif [ "$i" -eq 45 ]; then
-            # shellcheck disable=SC2086
-            kill -KILL $pids 2>/dev/null || true
-        fi
-        sleep 0.2
-    done
-    die "$c's Asterisk (pid $(center_pids "$c")) did not stop"
+    until_gone center_pids "$c" || die "$c's Asterisk (pid $(center_pids "$c")) did not stop"
 }
 
 show_center_logs() {  # center [N]
@@ -1011,19 +1018,8 @@ cmd_down() {
     if [ -f "$MARKER" ] && is_running; then
         ast_rx "core stop now" >/dev/null 2>&1 || true
     fi
-    local i pids
-    for i in $(seq 1 50); do
-        pids=$(asterisk_pids)
-        [ -z "$pids" ] && break
-        if [ "$i" -eq 30 ]; then
-            # shellcheck disable=SC2086
-            kill -TERM $pids 2>/dev/null || true
-        elif [ "$i" -eq 45 ]; then
-            # shellcheck disable=SC2086
-            kill -KILL $pids 2>/dev/null || true
-        fi
-        sleep 0.2
-    done
+    local pids
+    until_gone asterisk_pids || true
     pids=$(asterisk_pids)
     [ -z "$pids" ] || die "Asterisk (pid $pids) did not stop"
     unmount_all
