@@ -143,6 +143,11 @@ def hhmm(t: float) -> str:
     return f"{int(t // H):02d}:{int(t % H // 60):02d}"
 
 
+# Events that free no agent and bring no caller: unless a wrap-up ended meanwhile (the tick after
+# every event), nothing new can be offered (a caller becoming eligible elsewhere has its own event).
+QUIET = frozenset({"answer", "hang_up"})
+
+
 class Day:
     """One simulated day; ``run()`` returns its callers.
 
@@ -186,6 +191,7 @@ class Day:
                           for c, n in zip(self.centers, sizes, strict=True) for i in range(1, n + 1)]
         self.routing = routing if self.centers is not None else None
         self.free: set[str] = set()             # agents available, from the agent.state events
+        self.freed = False                      # an agent became available during this event
         self._on_event = on_event
         self.acd = Acd({"general": self.queue}, self.specs,
                        make_estimator=functools.partial(WaitEstimator, horizon=horizon),
@@ -261,8 +267,11 @@ class Day:
         while self.events:
             t, _, kind, what = heapq.heappop(self.events)
             self.now = t
+            self.freed = False
             getattr(self, "_" + kind)(what)
             self.acd.tick(t)
+            if kind in QUIET and not self.freed:
+                continue
             for offer in self.acd.offers(t):
                 self.rung_at[offer.call_id] = t
                 if self.ghosts:
@@ -276,6 +285,7 @@ class Day:
         if e.kind == "agent.state" and e.agent_id is not None:
             if e.detail == AgentState.AVAILABLE:
                 self.free.add(e.agent_id)
+                self.freed = True
             else:
                 self.free.discard(e.agent_id)
         if self._on_event is not None:
@@ -341,6 +351,11 @@ class Day:
                 c.steps = self.steps(c.id)
         self.at(self.now + c.patience, "give_up", c)
         self.at(self.now + MAX_WAIT, "max_wait", c)
+        if self.routing is not None and self.routing.spill_after is not None:
+            self.at(self.now + self.routing.spill_after, "spill", c)
+
+    def _spill(self, c: Caller) -> None:
+        pass                                    # eligible everywhere now: the loop offers
 
     def _give_up(self, c: Caller) -> None:
         self._take_out(c, "caller_hangup")

@@ -675,6 +675,8 @@ class Acd:
                 others.append(0.0)
         if not on_call and not others:
             return None
+        if position <= len(others) and sum(1 for r in others if r <= 0) >= position:
+            return min(est.horizon, est.mean_ring)   # an agent free now for each caller up to this one
         remaining = est.free_times(on_call, others)
         return est.estimate(position, remaining, now, rank=rank, center=center, spilled=spilled)
 
