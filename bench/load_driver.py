@@ -4,6 +4,8 @@ It starts calls to 15771000 at a steady rate until the target number of live cal
 reached, then replaces every call that ends so the level holds.  Every call does the same:
 
     StasisStart                      → engine answers            (latency sample)
+    the language menu (the engine's sample flow; the baseline has none): its prompts end
+    (1 s each), key "1" at once      → engine plays welcome      (latency sample)
     play welcome, ends by itself     → engine plays main_menu    (latency sample)
     key "2" during main_menu         → engine stops the prompt   (latency sample, barge-in)
     play certificates_menu, ends; a moment later key "0"
@@ -48,6 +50,7 @@ CONNECTING = media("connecting_agent")
 HOLD = media("queue_hold")
 
 PATH = (WELCOME, MAIN_MENU, CERTIFICATES, CONNECTING, HOLD)
+LANGUAGE_MENU = "/choose_language"    # the sample flow asks for a language first: "1" is Korean
 # Prompts whose natural end must make the engine send something (a latency sample).
 _ANSWERED_ENDS = frozenset({WELCOME, CONNECTING, HOLD})
 
@@ -210,7 +213,9 @@ class LoadDriver(FakeAri):
         if call is not None:
             self._answered(call, "play")
             uri = request.query.get("media", "")
-            if call.plays < len(PATH) and uri == PATH[call.plays]:
+            if call.plays == 0 and uri.split(",")[0].endswith(LANGUAGE_MENU):
+                pass                        # "1" when its prompts have ended (finish_playback)
+            elif call.plays < len(PATH) and uri == PATH[call.plays]:
                 call.plays += 1
                 if uri == MAIN_MENU:
                     call.menu_playback = request.match_info.get("pb", "")
@@ -263,6 +268,8 @@ class LoadDriver(FakeAri):
                 elif uri == CERTIFICATES:
                     self._later(self.script.s(self.script.press_agent_after),
                                 self._press, channel_id, "0")
+                elif uri.endswith(LANGUAGE_MENU) and call.plays == 0:
+                    self._press(channel_id, "1")
         super().finish_playback(playback_id, state, announce=announce)
 
     # -- pacing --------------------------------------------------------------------------------
