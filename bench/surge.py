@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/surge.py                        # 1/4 scale: 390 agents; busan x3 11:00-12:30
     .venv/bin/python bench/surge.py --seed 7 --scale 0.1   # 156 agents, ~10 s
-    .venv/bin/python bench/surge.py --scale 1              # the insurer's 1,560 agents (~10 minutes)
+    .venv/bin/python bench/surge.py --scale 1              # the insurer's 1,560 agents (~7 minutes)
     .venv/bin/python bench/surge.py --spill-after 90 --spill-margin none
     .venv/bin/python bench/surge.py --region seoul --factor 2
 
@@ -20,8 +20,8 @@ their regions (``ewt.CENTERS``); ``--scale`` takes that share of the agents and 
 (default 0.25: 390 agents, about 48,000 calls; the smallest center, hq, has 16 agents).  When
 its agents take another region's callers whenever they are free, a center's own callers find
 none free and wait for one to finish a call: the fewer the agents, the longer that is, so a
-smaller scale makes the second check harder for the small centers (seed 1, hq: +38 s with its 6
-agents at scale 0.1, about +20 s with 16 at 0.25, +17 s with 62 at full scale).  Each agent at full staff gets
+smaller scale makes the second check harder for the small centers (seed 1, hq: +32 s with its 6
+agents at scale 0.1, +20 s with 16 at 0.25, +16 s with 62 at full scale).  Each agent at full staff gets
 ``CALLS_PER_AGENT_HOUR`` calls an hour times the hour's factor (``ewt.RATE_BY_HOUR``): about 85 %
 of what an agent can take, so every center has some room to spare; staff follow ``STAFFING``
 (lunch staggered from 12:00 to 14:00).  Callers, calls and agents are those of ``bench/ewt.py``
@@ -233,14 +233,18 @@ def main(argv: list[str] | None = None) -> int:
               for p in ("elderly", "repeat", "normal")]
 
     def occ(in_surge: bool) -> Callable[[Run, str], float]:
-        return lambda run, label: run.occupancy.share(label if label != "nationwide" else None, in_surge) \
-            if label != "nationwide" else nationwide_occupancy(run, in_surge)
+        def share(run: Run, label: str) -> float:
+            if label == "nationwide":
+                return nationwide_occupancy(run, in_surge)
+            return run.occupancy.share(label, in_surge)
+        return share
 
     when = f"callers who arrived in the surge ({hhmm(SURGE[0])}-{hhmm(SURGE[1])}); occupancy in it"
     table(f"per center, {when}:", centers + nationwide, runs, True, occ(True))
     table("per priority, the same callers:", priorities + region, runs, True, None)
-    table("per center, the whole day:", centers + nationwide, runs, False, occ(False))
-    table("per priority, the whole day:", priorities + region, runs, False, None)
+    day = f"the whole day ({hhmm(DAY_START)}-{hhmm(args.end)})"
+    table(f"per center, {day}:", centers + nationwide, runs, False, occ(False))
+    table(f"per priority, {day}:", priorities + region, runs, False, None)
     print("mean, p90: wait of answered callers (arrival to the agent's answer); in line: every caller's "
           "time in line,\nanswered or not; lost: gave up or taken out at 20 minutes; by other: answered "
           "by another center's agent;\noccupied: agents ringing, talking or wrapping up, over their time "
@@ -259,10 +263,10 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{n} {r:+.0f} s" for n, r in rises)
           + f"; most {worst[0]} {worst[1]:+.0f} s: {'PASS' if worst[1] <= RISE_ALLOWED else 'FAIL'}")
     print("(both on the callers who arrived in the surge; mean wait of answered callers)")
-    day = [(c.name, day_mean(with_, c.name) - day_mean(without, c.name)) for c in CENTERS
-           if c.name != args.region]
-    most = max(day, key=lambda r: r[1])
-    print(f"the whole day: {args.region} {day_mean(without, args.region):.0f} s -> "
+    rises = [(c.name, day_mean(with_, c.name) - day_mean(without, c.name)) for c in CENTERS
+             if c.name != args.region]
+    most = max(rises, key=lambda r: r[1])
+    print(f"{day}: {args.region} {day_mean(without, args.region):.0f} s -> "
           f"{day_mean(with_, args.region):.0f} s; the largest rise elsewhere {most[0]} {most[1]:+.0f} s")
     return 0
 
