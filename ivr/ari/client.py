@@ -118,12 +118,16 @@ class AriClient:
 
     async def list_channels(self) -> list[Any]:
         """Every channel Asterisk has (each should be an object: the caller checks)."""
-        answer = await self.request("GET", "/channels")
+        return await self._list("channels")
+
+    async def _list(self, what: str) -> list[Any]:
+        """``GET /<what>``: a list (its items unchecked), or ``AriError``."""
+        answer = await self.request("GET", f"/{what}")
         if answer is None:
             return []
         if not isinstance(answer, list):
-            raise AriError(f"ARI GET /channels: answer is {type(answer).__name__}, "
-                           f"expected a list of channels")
+            raise AriError(f"ARI GET /{what}: answer is {type(answer).__name__}, "
+                           f"expected a list of {what}")
         return answer
 
     async def get_channel(self, channel_id: str) -> dict[str, Any]:
@@ -199,13 +203,7 @@ class AriClient:
 
     async def list_bridges(self) -> list[Any]:
         """Every bridge Asterisk has (each should be an object: the caller checks)."""
-        answer = await self.request("GET", "/bridges")
-        if answer is None:
-            return []
-        if not isinstance(answer, list):
-            raise AriError(f"ARI GET /bridges: answer is {type(answer).__name__}, "
-                           f"expected a list of bridges")
-        return answer
+        return await self._list("bridges")
 
     async def create_bridge(self, bridge_type: str = "mixing", *, bridge_id: str | None = None,
                             name: str | None = None) -> dict[str, Any]:

@@ -23,7 +23,6 @@ import asyncio
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
 
 import structlog
 
@@ -110,17 +109,6 @@ class Switchboard:
     async def close(self, grace: float | None = None) -> None:
         await self._watch.cancel_all(1)
         await asyncio.gather(*(a.close(grace) for a in self.adapters))
-
-    @property
-    def connected(self) -> bool:
-        return any(a.connected for a in self.adapters)
-
-    @property
-    def calls(self) -> Mapping[str, AriCall]:
-        merged: dict[str, AriCall] = {}
-        for a in self.adapters:
-            merged.update(a.calls)
-        return merged
 
     def live(self) -> list[str]:
         """Names of the servers taken for up now."""
@@ -212,11 +200,8 @@ class Switchboard:
                     self.on_down(a.name, a.center)
 
     def centers_up(self) -> set[str]:
+        """The centers with a server taken for up."""
         return {a.center for a in self.adapters if a.center and a.name not in self._down}
-
-    def describe(self) -> list[dict[str, Any]]:
-        return [{"name": a.name, "center": a.center, "connected": a.connected,
-                 "down": a.name in self._down, "calls": len(a.calls)} for a in self.adapters]
 
 
 __all__ = ["Switchboard", "DOWN_AFTER"]
