@@ -451,8 +451,6 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
         engine = Engine(config, store, catalogue, flowset,
                         registry=registry_for(config.callers, store, session))
         stack.push_async_callback(_closing("engine", engine.close))
-        engine.lag.start()
-        stack.callback(engine.lag.stop)
         # 4. the ARI clients (one per media server): a switch for the services, no call yet
         ari = _switchboard(config, engine)
         await ari.open()
@@ -486,6 +484,10 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
             stack.callback(loop.remove_signal_handler, sig)
         # 8. the ARI event stream, last: from now on calls arrive and find everything above
         log.info("engine.connecting", ari=[sw.ari.url for sw in config.switches])
+        # The loop's lateness counts from here: the start-up's own work (flows, catalogue,
+        # the restore) must not make the first callers hear the busy message.
+        engine.lag.start()
+        stack.callback(engine.lag.stop)
         ari.start()
         stack.push_async_callback(_closing("calls", ari.drain), config.engine.shutdown_grace)
         await ari.wait_connected()
