@@ -29,7 +29,8 @@ and the same statement answers who holds the lease when it is not this engine.
   passes again (``engine.lease_renewed``).
 - **Standby.**  A standby tries to take the lease every ``poll`` seconds (0.25), and at once
   when the holder releases it (``NOTIFY engine_lease``).  ``engine.standby`` is logged once
-  while it waits, ``engine.active`` (with the seconds it waited) when it has the lease.  After
+  while it waits (once the database has answered, naming the active engine), ``engine.active``
+  (with the seconds it waited) when it has the lease.  After
   a failed connection a standby takes an expired lease only once it has been connected again
   for ``ttl``: the database was away for the holder too, and the holder, which tries every
   ``ttl / 4``, renews it first instead of handing its calls over for nothing.  A missing row
@@ -197,7 +198,7 @@ class EngineLease:
                 log.info("engine.active", holder=self.holder, waited=round(loop.time() - started, 3),
                          ttl=self.ttl)
                 return True
-            if not said_standby:
+            if not said_standby and not failing:    # said once the database has answered who is active
                 log.info("engine.standby", holder=self.holder, active=holder, ttl=self.ttl,
                          poll=self.poll)
                 said_standby = True
