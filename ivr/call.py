@@ -67,6 +67,33 @@ class Outcome(enum.StrEnum):
     ERROR = "error"
 
 
+class NodeExit(enum.StrEnum):
+    """How a call left a node (``CallRecord.exits``, one per entry of ``nodes``).
+
+    ``next``      went on to the node the flow names (a play, a set, a branch, a goto …)
+    ``key``       a menu key or gathered digits that were accepted
+    ``timeout``   a menu or gather ran out of tries, the last of them without a key
+    ``invalid``   a menu or gather ran out of tries, the last of them a wrong key
+    ``hangup``    the caller hung up at this node
+    ``queue``     handed to a queue (the outcome says what came of it: agent, abandon …)
+    ``transfer``  handed back to the dialplan
+    ``end``       the flow ended here (a ``hangup`` node, ``return`` from the top)
+    ``error``     the engine failed at this node (the outcome's detail says why)
+    ``lost``      the switch lost the call at this node
+    """
+
+    NEXT = "next"
+    KEY = "key"
+    TIMEOUT = "timeout"
+    INVALID = "invalid"
+    HANGUP = "hangup"
+    QUEUE = "queue"
+    TRANSFER = "transfer"
+    END = "end"
+    ERROR = "error"
+    LOST = "lost"
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Prompt:
     """A prompt to play: its id in the catalogue and the language to say it in."""
@@ -298,6 +325,11 @@ class CallRecord:
     priority: str | None = None
     reason: str | None = None        # why it was routed so, e.g. "bypass: elderly"
     number: str | None = None        # the caller's number in E.164 (None: unknown/withheld)
+    # How the call left each node of ``nodes`` (same length once the call has ended; see
+    # ``NodeExit``): what the journey report's funnel and ``ivr_flow_node_exits_total`` count.
+    exits: list[str] = dataclasses.field(default_factory=list)
+    queue: str | None = None         # the queue the call was handed to (None: never queued)
+    waited: float | None = None      # seconds in the queue (None: never queued)
 
     def visit(self, node: str) -> None:
         self.nodes.append(node)

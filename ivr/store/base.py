@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 from ivr.call import CallRecord
@@ -45,6 +45,37 @@ class QueueEvent:
     detail: str = ""
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallQuery:
+    """Which calls ``Store.find_calls`` returns: every given field must match.
+
+    ``since``/``until``: ``started_at`` in [since, until); ``number``: the caller's number in
+    E.164 (the API normalises any spelling first); ``outcome``: an ``Outcome`` value."""
+
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    flow: str | None = None
+    outcome: str | None = None
+    number: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One line of the supervisors' audit log: who did what, when, from where.
+
+    ``action``: ``login``, ``login_refused``, ``logout``, ``agent.pause``, ``agent.resume``,
+    ``agent.logout``, ``callback.cancel``, ``caller.view`` …; ``target``: the agent id,
+    reservation id or call id acted on; ``detail``: the outcome or the reason given."""
+
+    at: dt.datetime
+    user: str
+    role: str
+    action: str
+    target: str | None = None
+    detail: str = ""
+    source: str | None = None        # the client's address
+
+
 class Store(Protocol):
     async def open(self) -> None: ...
 
@@ -67,6 +98,27 @@ class Store(Protocol):
 
     async def get_call(self, call_id: str) -> CallRecord | None:
         """One call by its id (finished or still in progress), or None."""
+
+    async def find_calls(self, query: CallQuery, *, limit: int = 50,
+                         after: tuple[dt.datetime, str] | None = None) -> list[CallRecord]:
+        """Calls matching ``query``, newest first (by ``started_at``, then ``call_id``
+        descending), at most ``limit``.  ``after`` is the (started_at, call_id) of the last call
+        of the previous page: the page starts just past it (keyset pagination: stable while
+        calls arrive).  Indexed by ``started_at`` and by ``number``."""
+        ...
+
+    def iter_calls(self, since: dt.datetime, until: dt.datetime, *, flow: str | None = None,
+                   batch: int = 5000) -> AsyncIterator[list[CallRecord]]:
+        """Every call that started in [``since``, ``until``), of ``flow`` when given, oldest
+        first (``started_at``, ``call_id``), in lists of at most ``batch``: the reader holds one
+        batch in memory at a time, whatever the range (``ivr report``, ``ivr export calls``)."""
+        ...
+
+    def iter_events(self, since: dt.datetime, until: dt.datetime, *,
+                    batch: int = 5000) -> AsyncIterator[list[QueueEvent]]:
+        """Every queue event in [``since``, ``until``), oldest first (events of one instant in
+        the order recorded), in lists of at most ``batch``."""
+        ...
 
     async def count_calls_since(self, number: str, since: dt.datetime, *,
                                 unserved_only: bool = False, exclude_call: str | None = None) -> int:
@@ -116,7 +168,22 @@ class Store(Protocol):
         recorded).  Indexed by time: reads only the events since ``since``.
         """
 
+    # -- the supervisors' audit log -------------------------------------------------------------
+    async def record_audit(self, entry: AuditEntry) -> None:
+        """Append one entry to the audit log (a supervisor's action, a login, a refused login)."""
+
+    async def audit_entries(self, since: dt.datetime, limit: int = 200) -> list[AuditEntry]:
+        """Audit entries at or after ``since``, newest first, at most ``limit``."""
+        ...
+
     # -- callback reservations -----------------------------------------------------------------
+    async def reservation_counts(self, now: dt.datetime, since: dt.datetime) -> dict[str, int]:
+        """The wallboard's reservation figures: ``pending`` (booked, not yet due by ``now``),
+        ``due`` (pending and due by ``now``), ``in_progress`` (claimed: being dialled) and
+        ``failed`` and ``done`` (ended at or after ``since``, by ``updated_at``).  Indexed: a
+        count per status, no list."""
+        ...
+
     # A number has at most one open (pending or claimed) reservation per queue.  Claims are
     # leases: an engine instance that dies holding some lets them go when ``claim_until``
     # passes, and another instance takes them.  Times given are aware (naive ones are taken as
