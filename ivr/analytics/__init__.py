@@ -1,0 +1,1 @@
+"""Journey analytics: what the calls of a flow went through, over days and months."""
