@@ -68,7 +68,7 @@ class History:
             caller = "0" + number[3:] if number else ""
             chunk.append((f"h{i:08d}", caller, "15771000", started, ended, "main", "v1", "ko",
                           ["welcome", "main_menu"], ["1"], rng.choice(OUTCOMES), "", None, None,
-                          number))
+                          number, ["next", "key"], None, None))
             if len(chunk) == CHUNK:
                 yield chunk
                 chunk = []
@@ -85,7 +85,7 @@ def sqlite_rows(chunk: list[tuple]) -> Iterator[tuple]:
 
     for r in chunk:
         yield (r[0], r[1], r[2], _ts(r[3]), _ts(r[4]), r[5], r[6], r[7], json.dumps(r[8]),
-               json.dumps(r[9]), *r[10:])
+               json.dumps(r[9]), *r[10:15], json.dumps(r[15]), *r[16:])
 
 
 # -- process and server CPU ------------------------------------------------------------------

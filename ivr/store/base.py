@@ -162,6 +162,12 @@ class Store(Protocol):
         length of the log.
         """
 
+    async def events_for_calls(self, call_ids: Sequence[str]) -> dict[str, list[QueueEvent]]:
+        """Every event of each call in ``call_ids``, one query for them all (a batch of
+        ``iter_calls``: ``ivr export calls``): each id asked for is a key, its events oldest
+        first (events of one instant in the order recorded), ``[]`` for a call without."""
+        ...
+
     async def line_events(self, since: dt.datetime) -> list[QueueEvent]:
         """The events that say who waits in line (``call.queued``, ``call.connected``,
         ``call.left``) at or after ``since``, oldest first (events of one instant in the order
@@ -201,9 +207,13 @@ class Store(Protocol):
     async def get_reservation(self, reservation_id: str) -> Reservation | None:
         """One reservation by id, or None."""
 
-    async def list_reservations(self, status: str | None = None,
-                                limit: int = 200) -> list[Reservation]:
-        """Reservations (of one status, or all), the most recently booked first."""
+    async def list_reservations(self, status: str | None = None, limit: int = 200, *,
+                                after: tuple[dt.datetime, str] | None = None) -> list[Reservation]:
+        """Reservations (of one status, or all), the most recently booked first (by
+        ``created_at``, then ``id`` descending), at most ``limit``.  ``after`` is the
+        (created_at, id) of the last reservation of the previous page: the page starts just
+        past it (keyset pagination: stable while reservations are booked)."""
+        ...
 
     async def cancel_reservation(self, reservation_id: str) -> bool:
         """Cancel a pending or claimed reservation; False when there is none or it is final."""

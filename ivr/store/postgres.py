@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -44,14 +44,14 @@ from ivr.call import CallRecord
 from ivr.callbacks.model import Reservation, check_attempt_outcome, check_status
 from ivr.errors import ConfigError, StoreError
 from ivr.store import statements
-from ivr.store.base import SERVED_OUTCOMES, Caller, QueueEvent
+from ivr.store.base import SERVED_OUTCOMES, AuditEntry, Caller, CallQuery, QueueEvent
 from ivr.store.timeouts import StoreTimeouts
 
 log = structlog.get_logger("ivr.store")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 5          # the same numbering as the SQLite store
+SCHEMA_VERSION = 6          # the same numbering as the SQLite store
 _FIRST_VERSION = 2          # PostgreSQL started at 2: what _CREATE makes
 _SCHEMA_LOCK = 0x1F5_70_2E  # advisory lock key: engines starting together create the schema once
 
@@ -129,14 +129,29 @@ CREATE UNIQUE INDEX reservations_open ON reservations (number, queue)
     WHERE status IN ('pending', 'claimed');
 """,
     5: ";\n".join(statements.EVENT_INDEXES),   # what a restarting engine reads
+    6: """
+ALTER TABLE calls ADD COLUMN exits text[] NOT NULL DEFAULT '{}';
+ALTER TABLE calls ADD COLUMN queue text;
+ALTER TABLE calls ADD COLUMN waited double precision;
+CREATE TABLE audit (
+    id     bigserial PRIMARY KEY,
+    at     timestamptz NOT NULL,
+    "user" text NOT NULL,
+    role   text NOT NULL,
+    action text NOT NULL,
+    target text,
+    detail text NOT NULL DEFAULT '',
+    source text
+);
+""" + ";\n".join(statements.V6_INDEXES),
 }
 
 COLUMNS = statements.CALL_COLUMNS
 _UPSERT_CALL = statements.numbered(statements.UPSERT_CALL)
 _INSERT_STARTED = statements.numbered(statements.INSERT_STARTED)
 _PROGRESS_CALL = statements.numbered(statements.PROGRESS_CALL)
-_RECENT = f"SELECT {', '.join(COLUMNS)} FROM calls ORDER BY started_at DESC LIMIT $1"
-_GET_CALL = f"SELECT {', '.join(COLUMNS)} FROM calls WHERE call_id = $1"
+_RECENT = f"{statements.SELECT_CALLS} ORDER BY started_at DESC LIMIT $1"
+_GET_CALL = f"{statements.SELECT_CALLS} WHERE call_id = $1"
 
 _CALLER_COLUMNS = ("number", "birth_date", "language", "needs_assistance", "name", "updated_at")
 _UPSERT_CALLER = (f"INSERT INTO callers ({', '.join(_CALLER_COLUMNS)}) "
@@ -152,11 +167,13 @@ _CALL_EVENTS = statements.numbered(statements.CALL_EVENTS)
 _AGENT_EVENTS = statements.numbered(statements.AGENT_EVENTS)
 _LATEST_AGENT_EVENTS = statements.numbered(statements.LATEST_AGENT_EVENTS)
 _LINE_EVENTS = statements.numbered(statements.LINE_EVENTS)
+_ITER_EVENTS_FIRST = statements.numbered(statements.ITER_EVENTS_FIRST)
+_ITER_EVENTS_NEXT = statements.numbered(statements.ITER_EVENTS_NEXT)
+_INSERT_AUDIT = statements.numbered(statements.INSERT_AUDIT)
+_AUDIT_ENTRIES = statements.numbered(statements.AUDIT_ENTRIES)
+_RESERVATION_COUNTS = statements.numbered(statements.RESERVATION_COUNTS)
 
-_RES_COLUMNS = ("id", "number", "queue", "priority", "reason", "language", "waited",
-                "arrived_at", "created_at", "due_at", "slot_end", "status", "attempts",
-                "last_attempt_at", "last_result", "claimed_by", "claim_until", "call_id",
-                "updated_at")
+_RES_COLUMNS = statements.RESERVATION_COLUMNS
 _RES_TIMES = frozenset({"arrived_at", "created_at", "due_at", "slot_end", "last_attempt_at",
                         "claim_until", "updated_at"})
 _RES_LIST = ", ".join(_RES_COLUMNS)
@@ -173,8 +190,6 @@ _PUT_RESERVATION = (
     "due_at = EXCLUDED.due_at, slot_end = EXCLUDED.slot_end, call_id = EXCLUDED.call_id, "
     f"updated_at = EXCLUDED.updated_at RETURNING {_RES_LIST}")
 _GET_RESERVATION = f"{_RES_SELECT} WHERE id = $1"
-_LIST_RESERVATIONS = f"{_RES_SELECT} ORDER BY created_at DESC, id DESC LIMIT $1"
-_LIST_RESERVATIONS_IN = f"{_RES_SELECT} WHERE status = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
 # The callers' order in line; reservations booked at one instant in the order booked.  Rows
 # another instance is claiming right now are skipped, not waited for; a row it claimed and
 # committed meanwhile is checked again by the locking read and no longer matches.
@@ -289,21 +304,25 @@ def _call_row(record: CallRecord, *, started: bool = False) -> tuple[Any, ...]:
             None if started else _aware(record.ended_at), record.flow, record.flow_version,
             record.language, list(record.nodes), list(record.digits),
             None if started else record.outcome, record.detail, record.priority, record.reason,
-            record.number)
+            record.number, [str(e) for e in record.exits], record.queue, record.waited)
 
 
 def _call_from_row(row: asyncpg.Record) -> CallRecord:
-    return CallRecord(
-        call_id=row["call_id"], caller=row["caller"], dialled=row["dialled"],
-        started_at=row["started_at"], ended_at=row["ended_at"], flow=row["flow"],
-        flow_version=row["flow_version"], language=row["language"], nodes=list(row["nodes"]),
-        digits=list(row["digits"]), outcome=row["outcome"], detail=row["detail"],
-        priority=row["priority"], reason=row["reason"], number=row["number"])
+    # Positional (the order of CALL_COLUMNS): streams read millions of rows through here.
+    (call_id, caller, dialled, started_at, ended_at, flow, flow_version, language, nodes,
+     digits, outcome, detail, priority, reason, number, exits, queue, waited) = row
+    return CallRecord(call_id, caller, dialled, started_at, ended_at, flow, flow_version,
+                      language, list(nodes), list(digits), outcome, detail, priority, reason,
+                      number, list(exits), queue, waited)
 
 
 def _event_from_row(row: asyncpg.Record) -> QueueEvent:
     return QueueEvent(at=row["at"], kind=row["kind"], call_id=row["call_id"],
                       agent_id=row["agent_id"], queue=row["queue"], detail=row["detail"])
+
+
+def _audit_from_row(row: asyncpg.Record) -> AuditEntry:
+    return AuditEntry(*row)
 
 
 def _reservation_row(r: Reservation) -> tuple[Any, ...]:
@@ -469,6 +488,52 @@ class PostgresStore:
                               timeout=self.timeouts.operation)
         return _call_from_row(row) if row is not None else None
 
+    async def find_calls(self, query: CallQuery, *, limit: int = 50,
+                         after: tuple[dt.datetime, str] | None = None) -> list[CallRecord]:
+        if limit < 1:
+            return []
+        sql = statements.numbered(statements.find_calls(
+            since=query.since is not None, until=query.until is not None,
+            flow=query.flow is not None, outcome=query.outcome is not None,
+            number=query.number is not None, after=after is not None))
+        params: list[Any] = [v for v in (_aware(query.since), _aware(query.until), query.flow,
+                                         query.outcome, query.number) if v is not None]
+        if after is not None:
+            params.extend((_aware(after[0]), after[1]))
+        params.append(limit)
+        rows = await self._run("cannot find calls", lambda conn: conn.fetch(sql, *params),
+                               timeout=self.timeouts.operation)
+        return [_call_from_row(r) for r in rows]
+
+    async def iter_calls(self, since: dt.datetime, until: dt.datetime, *, flow: str | None = None,
+                         batch: int = 5000) -> AsyncIterator[list[CallRecord]]:
+        statements.check_batch(batch)
+        tail = (statements.ITER_CALLS_FLOW if flow is not None else "") + statements.ITER_CALLS_ORDER
+        rest: tuple[Any, ...] = (flow, batch) if flow is not None else (batch,)
+        end = _aware(until)
+        sql = statements.numbered(statements.ITER_CALLS_FIRST + tail)
+        following = statements.numbered(statements.ITER_CALLS_NEXT + tail)
+        params: tuple[Any, ...] = (_aware(since), end, *rest)
+        while True:
+            rows = await self._run("cannot read calls", self._page(sql, params),
+                                   timeout=self.timeouts.bulk)
+            page = [_call_from_row(r) for r in rows]
+            if page:
+                yield page
+            if len(page) < batch:
+                return
+            last = page[-1]
+            sql, params = following, (last.started_at, last.call_id, end, *rest)
+
+    def _page(self, sql: str,
+              params: tuple[Any, ...]) -> Callable[[asyncpg.Connection], Awaitable[list[Any]]]:
+        """One page of a long read: it may take the bulk bound, not one operation's."""
+        async def read(conn: asyncpg.Connection) -> list[Any]:
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL statement_timeout = {_ms(self.timeouts.bulk)}")
+                return await conn.fetch(sql, *params, timeout=self.timeouts.bulk)
+        return read
+
     async def count_calls_since(self, number: str, since: dt.datetime, *,
                                 unserved_only: bool = False, exclude_call: str | None = None) -> int:
         sql = count_query(unserved_only=unserved_only, exclude_call=exclude_call is not None)
@@ -563,6 +628,47 @@ class PostgresStore:
                                timeout=self.timeouts.operation)
         return [_event_from_row(r) for r in rows]
 
+    async def iter_events(self, since: dt.datetime, until: dt.datetime, *,
+                          batch: int = 5000) -> AsyncIterator[list[QueueEvent]]:
+        statements.check_batch(batch)
+        end = _aware(until)
+        sql = _ITER_EVENTS_FIRST
+        params: tuple[Any, ...] = (_aware(since), end, batch)
+        while True:
+            rows = await self._run("cannot read queue events", self._page(sql, params),
+                                   timeout=self.timeouts.bulk)
+            if rows:
+                yield [_event_from_row(r) for r in rows]
+            if len(rows) < batch:
+                return
+            sql, params = _ITER_EVENTS_NEXT, (rows[-1]["at"], rows[-1]["id"], end, batch)
+
+    async def events_for_calls(self, call_ids: Sequence[str]) -> dict[str, list[QueueEvent]]:
+        found: dict[str, list[QueueEvent]] = {c: [] for c in call_ids}
+        if not found:
+            return found
+        rows = await self._run(f"cannot read the events of {len(found)} call(s)",
+                               self._page(statements.EVENTS_FOR_CALLS_POSTGRES, (list(found),)),
+                               timeout=self.timeouts.bulk)
+        for r in rows:
+            found[r["call_id"]].append(_event_from_row(r))
+        return found
+
+    # -- the supervisors' audit log -------------------------------------------------------------
+    async def record_audit(self, entry: AuditEntry) -> None:
+        row = (_aware(entry.at), entry.user, entry.role, entry.action, entry.target,
+               entry.detail, entry.source)
+        await self._run(f"cannot record the audit entry {entry.action}",
+                        lambda conn: conn.execute(_INSERT_AUDIT, *row),
+                        timeout=self.timeouts.operation)
+
+    async def audit_entries(self, since: dt.datetime, limit: int = 200) -> list[AuditEntry]:
+        if limit < 1:
+            return []
+        rows = await self._run("cannot read the audit log",
+                               lambda conn: conn.fetch(_AUDIT_ENTRIES, _aware(since), limit),
+                               timeout=self.timeouts.operation)
+        return [_audit_from_row(r) for r in rows]
 
     # -- callback reservations -----------------------------------------------------------------
     async def put_reservation(self, r: Reservation) -> Reservation:
@@ -578,18 +684,24 @@ class PostgresStore:
                               timeout=self.timeouts.operation)
         return _reservation_from_row(row) if row is not None else None
 
-    async def list_reservations(self, status: str | None = None,
-                                limit: int = 200) -> list[Reservation]:
+    async def list_reservations(self, status: str | None = None, limit: int = 200, *,
+                                after: tuple[dt.datetime, str] | None = None) -> list[Reservation]:
         check_status(status)
-        params: tuple[Any, ...]
-        if status is None:
-            sql, params = _LIST_RESERVATIONS, (limit,)
-        else:
-            sql, params = _LIST_RESERVATIONS_IN, (status, limit)
+        sql = statements.numbered(statements.list_reservations(status=status is not None,
+                                                               after=after is not None))
+        params = (*((status,) if status is not None else ()),
+                  *((_aware(after[0]), after[1]) if after is not None else ()), limit)
         rows = await self._run("cannot read callback reservations",
                                lambda conn: conn.fetch(sql, *params),
                                timeout=self.timeouts.operation)
         return [_reservation_from_row(r) for r in rows]
+
+    async def reservation_counts(self, now: dt.datetime, since: dt.datetime) -> dict[str, int]:
+        at, start = _aware(now), _aware(since)
+        row = await self._run("cannot count callback reservations",
+                              lambda conn: conn.fetchrow(_RESERVATION_COUNTS, at, at, start, start),
+                              timeout=self.timeouts.operation)
+        return dict(zip(statements.RESERVATION_COUNT_KEYS, row, strict=True))
 
     async def cancel_reservation(self, reservation_id: str) -> bool:
         now = dt.datetime.now(dt.timezone.utc)

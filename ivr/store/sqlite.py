@@ -25,7 +25,7 @@ import datetime as dt
 import functools
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,14 +36,14 @@ from ivr.call import CallRecord
 from ivr.callbacks.model import OPEN_STATUSES, Reservation, check_attempt_outcome, check_status
 from ivr.errors import StoreError
 from ivr.store import statements
-from ivr.store.base import SERVED_OUTCOMES, Caller, QueueEvent
+from ivr.store.base import SERVED_OUTCOMES, AuditEntry, Caller, CallQuery, QueueEvent
 from ivr.store.timeouts import StoreTimeouts
 
 log = structlog.get_logger("ivr.store")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Version 1, as the first release created it.  A new database is created at version 1 and then
 # migrated like an old one, so new and upgraded databases are the same.
@@ -122,14 +122,30 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "WHERE status IN ('pending', 'claimed')",
     ),
     5: statements.EVENT_INDEXES,       # what a restarting engine reads: the line, agents' states
+    6: (
+        "ALTER TABLE calls ADD COLUMN exits TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE calls ADD COLUMN queue TEXT",
+        "ALTER TABLE calls ADD COLUMN waited REAL",
+        """CREATE TABLE audit (
+            id     INTEGER PRIMARY KEY,
+            at     TEXT NOT NULL,
+            "user" TEXT NOT NULL,
+            role   TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT,
+            detail TEXT NOT NULL DEFAULT '',
+            source TEXT
+        )""",
+        *statements.V6_INDEXES,
+    ),
 }
 
 _COLUMNS = statements.CALL_COLUMNS
 _UPSERT_CALL = statements.UPSERT_CALL
 _INSERT_STARTED = statements.INSERT_STARTED
 _PROGRESS_CALL = statements.PROGRESS_CALL
-_RECENT = f"SELECT {', '.join(_COLUMNS)} FROM calls ORDER BY started_at DESC LIMIT ?"
-_GET_CALL = f"SELECT {', '.join(_COLUMNS)} FROM calls WHERE call_id = ?"
+_RECENT = f"{statements.SELECT_CALLS} ORDER BY started_at DESC LIMIT ?"
+_GET_CALL = f"{statements.SELECT_CALLS} WHERE call_id = ?"
 
 _CALLER_COLUMNS = ("number", "birth_date", "language", "needs_assistance", "name", "updated_at")
 _UPSERT_CALLER = (f"INSERT INTO callers ({', '.join(_CALLER_COLUMNS)}) "
@@ -141,10 +157,7 @@ _GET_CALLER = f"SELECT {', '.join(_CALLER_COLUMNS)} FROM callers WHERE number = 
 # The event log's statements are shared with PostgreSQL (``ivr.store.statements``).  Here
 # every index ends in the row id, so events of one instant need no sort.
 
-_RES_COLUMNS = ("id", "number", "queue", "priority", "reason", "language", "waited",
-                "arrived_at", "created_at", "due_at", "slot_end", "status", "attempts",
-                "last_attempt_at", "last_result", "claimed_by", "claim_until", "call_id",
-                "updated_at")
+_RES_COLUMNS = statements.RESERVATION_COLUMNS
 _RES_TIMES = frozenset({"arrived_at", "created_at", "due_at", "slot_end", "last_attempt_at",
                         "claim_until", "updated_at"})
 _RES_SELECT = f"SELECT {', '.join(_RES_COLUMNS)} FROM reservations"
@@ -217,17 +230,22 @@ def _call_row(record: CallRecord, *, started: bool = False) -> tuple[Any, ...]:
             None if started else _ts(record.ended_at), record.flow, record.flow_version,
             record.language, json.dumps(record.nodes, ensure_ascii=False),
             json.dumps(record.digits), None if started else record.outcome, record.detail,
-            record.priority, record.reason, record.number)
+            record.priority, record.reason, record.number, json.dumps(record.exits),
+            record.queue, record.waited)
+
+
+_fromiso = dt.datetime.fromisoformat
+_loads = json.loads
 
 
 def _call_from_row(row: Sequence[Any]) -> CallRecord:
-    d = dict(zip(_COLUMNS, row, strict=True))
+    # Positional (the order of CALL_COLUMNS): streams read millions of rows through here.
+    (call_id, caller, dialled, started_at, ended_at, flow, flow_version, language, nodes,
+     digits, outcome, detail, priority, reason, number, exits, queue, waited) = row
     return CallRecord(
-        call_id=d["call_id"], caller=d["caller"], dialled=d["dialled"],
-        started_at=dt.datetime.fromisoformat(d["started_at"]), ended_at=_from_ts(d["ended_at"]),
-        flow=d["flow"], flow_version=d["flow_version"], language=d["language"],
-        nodes=json.loads(d["nodes"]), digits=json.loads(d["digits"]), outcome=d["outcome"],
-        detail=d["detail"], priority=d["priority"], reason=d["reason"], number=d["number"])
+        call_id, caller, dialled, _fromiso(started_at), _fromiso(ended_at) if ended_at else None,
+        flow, flow_version, language, _loads(nodes), _loads(digits), outcome, detail, priority,
+        reason, number, _loads(exits), queue, waited)
 
 
 def _event_row(event: QueueEvent) -> tuple[Any, ...]:
@@ -236,8 +254,12 @@ def _event_row(event: QueueEvent) -> tuple[Any, ...]:
 
 def _event_from_row(row: Sequence[Any]) -> QueueEvent:
     at, kind, call_id, agent_id, queue, detail = row
-    return QueueEvent(at=dt.datetime.fromisoformat(at), kind=kind, call_id=call_id,
-                      agent_id=agent_id, queue=queue, detail=detail)
+    return QueueEvent(_fromiso(at), kind, call_id, agent_id, queue, detail)
+
+
+def _audit_from_row(row: Sequence[Any]) -> AuditEntry:
+    at, user, role, action, target, detail, source = row
+    return AuditEntry(_fromiso(at), user, role, action, target, detail, source)
 
 
 def _reservation_row(r: Reservation) -> tuple[Any, ...]:
@@ -382,6 +404,43 @@ class SqliteStore:
                                (call_id,), timeout=self.timeouts.operation)
         return _call_from_row(rows[0]) if rows else None
 
+    async def find_calls(self, query: CallQuery, *, limit: int = 50,
+                         after: tuple[dt.datetime, str] | None = None) -> list[CallRecord]:
+        if limit < 1:
+            return []
+        sql = statements.find_calls(since=query.since is not None, until=query.until is not None,
+                                    flow=query.flow is not None, outcome=query.outcome is not None,
+                                    number=query.number is not None, after=after is not None)
+        params: list[Any] = [v for v in (_ts(query.since), _ts(query.until), query.flow,
+                                         query.outcome, query.number) if v is not None]
+        if after is not None:
+            params.extend((_ts(after[0]), after[1]))
+        params.append(limit)
+        return await self._run("cannot find calls", self._read_calls, sql, tuple(params),
+                               timeout=self.timeouts.operation)
+
+    async def iter_calls(self, since: dt.datetime, until: dt.datetime, *, flow: str | None = None,
+                         batch: int = 5000) -> AsyncIterator[list[CallRecord]]:
+        statements.check_batch(batch)
+        tail = (statements.ITER_CALLS_FLOW if flow is not None else "") + statements.ITER_CALLS_ORDER
+        rest: tuple[Any, ...] = (flow, batch) if flow is not None else (batch,)
+        end = _ts(until)
+        sql, params = statements.ITER_CALLS_FIRST + tail, (_ts(since), end, *rest)
+        following = statements.ITER_CALLS_NEXT + tail
+        while True:
+            page = await self._run("cannot read calls", self._read_calls, sql, params,
+                                   timeout=self.timeouts.bulk)
+            if page:
+                yield page
+            if len(page) < batch:
+                return
+            last = page[-1]
+            sql, params = following, (_ts(last.started_at), last.call_id, end, *rest)
+
+    def _read_calls(self, sql: str, params: tuple[Any, ...]) -> list[CallRecord]:
+        # Rows become records here, in the worker thread, not on the event loop.
+        return [_call_from_row(r) for r in self._db().execute(sql, params)]
+
     async def count_calls_since(self, number: str, since: dt.datetime, *,
                                 unserved_only: bool = False, exclude_call: str | None = None) -> int:
         sql = count_query(unserved_only=unserved_only, exclude_call=exclude_call is not None)
@@ -456,6 +515,52 @@ class SqliteStore:
                                statements.LINE_EVENTS, (_ts(since),), timeout=self.timeouts.operation)
         return [_event_from_row(r) for r in rows]
 
+    async def iter_events(self, since: dt.datetime, until: dt.datetime, *,
+                          batch: int = 5000) -> AsyncIterator[list[QueueEvent]]:
+        statements.check_batch(batch)
+        end = _ts(until)
+        sql, params = statements.ITER_EVENTS_FIRST, (_ts(since), end, batch)
+        while True:
+            page, key = await self._run("cannot read queue events", self._read_events, sql,
+                                        params, timeout=self.timeouts.bulk)
+            if page:
+                yield page
+            if len(page) < batch:
+                return
+            sql, params = statements.ITER_EVENTS_NEXT, (*key, end, batch)
+
+    def _read_events(self, sql: str,
+                     params: tuple[Any, ...]) -> tuple[list[QueueEvent], tuple[Any, ...]]:
+        """A page of events and the key (at, id) of its last one (``()`` for none)."""
+        rows = self._db().execute(sql, params).fetchall()
+        key = (rows[-1][1], rows[-1][0]) if rows else ()
+        return [_event_from_row(r[1:]) for r in rows], key
+
+    async def events_for_calls(self, call_ids: Sequence[str]) -> dict[str, list[QueueEvent]]:
+        found: dict[str, list[QueueEvent]] = {c: [] for c in call_ids}
+        if not found:
+            return found
+        rows = await self._run(f"cannot read the events of {len(found)} call(s)", self._fetchall,
+                               statements.EVENTS_FOR_CALLS_SQLITE, (json.dumps(list(found)),),
+                               timeout=self.timeouts.bulk)
+        for r in rows:
+            found[r[2]].append(_event_from_row(r))
+        return found
+
+    # -- the supervisors' audit log -------------------------------------------------------------
+    async def record_audit(self, entry: AuditEntry) -> None:
+        row = (_ts(entry.at), entry.user, entry.role, entry.action, entry.target, entry.detail,
+               entry.source)
+        await self._run(f"cannot record the audit entry {entry.action}", self._write_call,
+                        statements.INSERT_AUDIT, row, timeout=self.timeouts.operation)
+
+    async def audit_entries(self, since: dt.datetime, limit: int = 200) -> list[AuditEntry]:
+        if limit < 1:
+            return []
+        rows = await self._run("cannot read the audit log", self._fetchall,
+                               statements.AUDIT_ENTRIES, (_ts(since), limit),
+                               timeout=self.timeouts.operation)
+        return [_audit_from_row(r) for r in rows]
 
     # -- callback reservations -----------------------------------------------------------------
     async def put_reservation(self, r: Reservation) -> Reservation:
@@ -477,18 +582,22 @@ class SqliteStore:
                                timeout=self.timeouts.operation)
         return _reservation_from_row(rows[0]) if rows else None
 
-    async def list_reservations(self, status: str | None = None,
-                                limit: int = 200) -> list[Reservation]:
+    async def list_reservations(self, status: str | None = None, limit: int = 200, *,
+                                after: tuple[dt.datetime, str] | None = None) -> list[Reservation]:
         check_status(status)
-        params: tuple[Any, ...]
-        if status is None:
-            sql, params = f"{_RES_SELECT} ORDER BY created_at DESC, id DESC LIMIT ?", (limit,)
-        else:
-            sql = f"{_RES_SELECT} WHERE status = ? ORDER BY created_at DESC, id DESC LIMIT ?"
-            params = (status, limit)
+        sql = statements.list_reservations(status=status is not None, after=after is not None)
+        params = (*((status,) if status is not None else ()),
+                  *((_ts(after[0]), after[1]) if after is not None else ()), limit)
         rows = await self._run("cannot read callback reservations", self._fetchall, sql, params,
                                timeout=self.timeouts.operation)
         return [_reservation_from_row(r) for r in rows]
+
+    async def reservation_counts(self, now: dt.datetime, since: dt.datetime) -> dict[str, int]:
+        at, start = _ts(now), _ts(since)
+        rows = await self._run("cannot count callback reservations", self._fetchall,
+                               statements.RESERVATION_COUNTS, (at, at, start, start),
+                               timeout=self.timeouts.operation)
+        return dict(zip(statements.RESERVATION_COUNT_KEYS, rows[0], strict=True))
 
     async def cancel_reservation(self, reservation_id: str) -> bool:
         now = _ts(dt.datetime.now(dt.timezone.utc))

@@ -23,14 +23,22 @@ from __future__ import annotations
 
 __all__ = [
     "CALL_COLUMNS", "INSERT_CALL", "UPSERT_CALL", "INSERT_STARTED", "PROGRESS_CALL",
+    "SELECT_CALLS", "ITER_CALLS_FIRST", "ITER_CALLS_NEXT", "ITER_CALLS_FLOW", "ITER_CALLS_ORDER",
+    "find_calls",
     "EVENT_COLUMNS", "INSERT_EVENT", "CALL_EVENTS", "AGENT_EVENTS", "LINE_KINDS", "LINE_EVENTS",
-    "LATEST_AGENT_EVENTS", "EVENT_INDEXES", "numbered",
+    "LATEST_AGENT_EVENTS", "EVENT_INDEXES", "ITER_EVENTS_FIRST", "ITER_EVENTS_NEXT",
+    "EVENTS_FOR_CALLS_SQLITE", "EVENTS_FOR_CALLS_POSTGRES",
+    "AUDIT_COLUMNS", "INSERT_AUDIT", "AUDIT_ENTRIES", "RESERVATION_COUNTS",
+    "RESERVATION_COUNT_KEYS", "V6_INDEXES", "RESERVATION_COLUMNS", "list_reservations",
+    "check_batch",
+    "numbered",
 ]
 
 # -- calls ------------------------------------------------------------------------------------
 
 CALL_COLUMNS = ("call_id", "caller", "dialled", "started_at", "ended_at", "flow", "flow_version",
-                "language", "nodes", "digits", "outcome", "detail", "priority", "reason", "number")
+                "language", "nodes", "digits", "outcome", "detail", "priority", "reason", "number",
+                "exits", "queue", "waited")
 INSERT_CALL = (f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) "
                f"VALUES ({', '.join('?' * len(CALL_COLUMNS))})")
 # A finished call: its whole record.
@@ -40,10 +48,35 @@ UPSERT_CALL = (INSERT_CALL + " ON CONFLICT (call_id) DO UPDATE SET "
 INSERT_STARTED = INSERT_CALL + " ON CONFLICT (call_id) DO NOTHING"
 # A call in progress: what it went through so far (a killed engine's successor reads it);
 # a finished record is never overwritten by a late progress note.
-_PROGRESS_COLUMNS = ("flow", "flow_version", "language", "nodes", "digits", "priority", "reason", "number")
+_PROGRESS_COLUMNS = ("flow", "flow_version", "language", "nodes", "digits", "priority", "reason", "number",
+                     "exits", "queue", "waited")
 PROGRESS_CALL = (INSERT_CALL + " ON CONFLICT (call_id) DO UPDATE SET "
                  + ", ".join(f"{c} = excluded.{c}" for c in _PROGRESS_COLUMNS)
                  + " WHERE calls.outcome IS NULL")
+
+SELECT_CALLS = f"SELECT {', '.join(CALL_COLUMNS)} FROM calls"
+
+# Reading a range of calls oldest first, one page at a time, by the key (started_at, call_id)
+# of the index ``calls_started_id``.  Parameters: since, until[, flow], limit; the next
+# pages: the last key's started_at and call_id, until[, flow], limit.
+ITER_CALLS_FIRST = f"{SELECT_CALLS} WHERE started_at >= ? AND started_at < ?"
+ITER_CALLS_NEXT = f"{SELECT_CALLS} WHERE (started_at, call_id) > (?, ?) AND started_at < ?"
+ITER_CALLS_FLOW = " AND flow = ?"
+ITER_CALLS_ORDER = " ORDER BY started_at, call_id LIMIT ?"
+
+
+def find_calls(*, since: bool, until: bool, flow: bool, outcome: bool, number: bool,
+               after: bool) -> str:
+    """The calls query with the conditions asked for, newest first.  Parameters in this
+    order: since, until, flow, outcome, number, the last key's started_at and call_id (of
+    those asked for), limit.  With a number: ``calls_number_started``; else
+    ``calls_started_id``, backwards."""
+    conditions = [c for c, wanted in (("started_at >= ?", since), ("started_at < ?", until),
+                                      ("flow = ?", flow), ("outcome = ?", outcome),
+                                      ("number = ?", number),
+                                      ("(started_at, call_id) < (?, ?)", after)) if wanted]
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    return f"{SELECT_CALLS}{where} ORDER BY started_at DESC, call_id DESC LIMIT ?"
 
 # -- the event log --------------------------------------------------------------------------
 
@@ -95,6 +128,19 @@ SELECT {', '.join(EVENT_COLUMNS)} FROM (
 ORDER BY at, id
 """
 
+# A range of the log oldest first, a page at a time, by the key (at, id) of ``events_at``.
+# Parameters: since, until, limit; the next pages: the last key's at and id, until, limit.
+_SELECT_KEYED = f"SELECT id, {', '.join(EVENT_COLUMNS)} FROM events"
+ITER_EVENTS_FIRST = f"{_SELECT_KEYED} WHERE at >= ? AND at < ? ORDER BY at, id LIMIT ?"
+ITER_EVENTS_NEXT = f"{_SELECT_KEYED} WHERE (at, id) > (?, ?) AND at < ? ORDER BY at, id LIMIT ?"
+
+# The events of many calls at once (``events_call_at`` per call id), one call after another.
+# The ids are one parameter: a JSON array (SQLite) or a text array (PostgreSQL).
+_FOR_CALLS_ORDER = " ORDER BY call_id, at, id"
+EVENTS_FOR_CALLS_SQLITE = (f"{_SELECT} WHERE call_id IN (SELECT value FROM json_each(?))"
+                           + _FOR_CALLS_ORDER)
+EVENTS_FOR_CALLS_POSTGRES = f"{_SELECT} WHERE call_id = ANY($1::text[])" + _FOR_CALLS_ORDER
+
 # Schema version 5 of both stores.
 EVENT_INDEXES = (
     "CREATE INDEX IF NOT EXISTS events_at ON events (at, id)",
@@ -103,6 +149,59 @@ EVENT_INDEXES = (
     ("CREATE INDEX IF NOT EXISTS events_agent_pause ON events (agent_id, at, id) "
      "WHERE kind = 'agent.pause_after'"),
 )
+
+# -- version 6: the audit log, the reports' and the wallboard's reads ---------------------------
+
+# ``user`` is a reserved word in PostgreSQL: quoted in both.
+AUDIT_COLUMNS = ("at", "user", "role", "action", "target", "detail", "source")
+_AUDIT_LIST = ", ".join(f'"{c}"' if c == "user" else c for c in AUDIT_COLUMNS)
+INSERT_AUDIT = (f"INSERT INTO audit ({_AUDIT_LIST}) "
+                f"VALUES ({', '.join('?' * len(AUDIT_COLUMNS))})")
+# Parameters: since, limit.
+AUDIT_ENTRIES = f"SELECT {_AUDIT_LIST} FROM audit WHERE at >= ? ORDER BY at DESC, id DESC LIMIT ?"
+
+# Parameters: now, now, since, since.  Each count is a range of one index.
+RESERVATION_COUNTS = """SELECT
+    (SELECT count(*) FROM reservations WHERE status = 'pending' AND due_at > ?),
+    (SELECT count(*) FROM reservations WHERE status = 'pending' AND due_at <= ?),
+    (SELECT count(*) FROM reservations WHERE status = 'claimed'),
+    (SELECT count(*) FROM reservations WHERE status = 'failed' AND updated_at >= ?),
+    (SELECT count(*) FROM reservations WHERE status = 'done' AND updated_at >= ?)"""
+RESERVATION_COUNT_KEYS = ("pending", "due", "in_progress", "failed", "done")
+
+# Schema version 6 of both stores, after the columns and the audit table each driver adds:
+# calls by (started_at, call_id) (pages, streams; it replaces the index on started_at alone),
+# the audit log by time, the finished reservations by status and time, reservations by booking.
+V6_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS calls_started_id ON calls (started_at, call_id)",
+    "DROP INDEX IF EXISTS calls_started",
+    "CREATE INDEX IF NOT EXISTS audit_at ON audit (at, id)",
+    "CREATE INDEX IF NOT EXISTS reservations_status_updated ON reservations (status, updated_at)",
+    "CREATE INDEX IF NOT EXISTS reservations_created ON reservations (created_at, id)",
+)
+
+# -- callback reservations --------------------------------------------------------------------
+
+RESERVATION_COLUMNS = ("id", "number", "queue", "priority", "reason", "language", "waited",
+                       "arrived_at", "created_at", "due_at", "slot_end", "status", "attempts",
+                       "last_attempt_at", "last_result", "claimed_by", "claim_until", "call_id",
+                       "updated_at")
+
+
+def list_reservations(*, status: bool, after: bool) -> str:
+    """The listing, the most recently booked first.  Parameters: [status,] [the last key's
+    created_at and id,] limit."""
+    conditions = [c for c, wanted in (("status = ?", status),
+                                      ("(created_at, id) < (?, ?)", after)) if wanted]
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    return (f"SELECT {', '.join(RESERVATION_COLUMNS)} FROM reservations{where} "
+            "ORDER BY created_at DESC, id DESC LIMIT ?")
+
+
+def check_batch(batch: int) -> None:
+    """What ``iter_calls`` and ``iter_events`` accept as a batch size."""
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, got {batch}")
 
 
 def numbered(sql: str) -> str:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from ivr.call import CallRecord, utcnow
 from ivr.callbacks.model import (OPEN_STATUSES, Reservation, check_attempt_outcome,
                                  check_status)
 from ivr.errors import StoreError
-from ivr.store.base import SERVED_OUTCOMES, Caller, QueueEvent
+from ivr.store import statements
+from ivr.store.base import SERVED_OUTCOMES, AuditEntry, Caller, CallQuery, QueueEvent
 
 __all__ = ["MemoryStore"]
 
@@ -28,6 +29,7 @@ class MemoryStore:
         self.callers: dict[str, Caller] = {}
         self.events: list[QueueEvent] = []   # in the order recorded
         self.reservations: dict[str, Reservation] = {}   # by id, in the order booked
+        self.audit: list[AuditEntry] = []    # in the order recorded
         self.fail: dict[str, BaseException] = {}
         self.gate: dict[str, asyncio.Event] = {}
         self.asked: list[str] = []        # names of the methods called, in order
@@ -70,6 +72,31 @@ class MemoryStore:
     async def get_call(self, call_id: str) -> CallRecord | None:
         await self._enter("get_call")
         return self.calls.get(call_id)
+
+    async def find_calls(self, query: CallQuery, *, limit: int = 50,
+                         after: tuple[dt.datetime, str] | None = None) -> list[CallRecord]:
+        await self._enter("find_calls")
+        key = (_utc(after[0]), after[1]) if after is not None else None
+        found = [r for r in self.calls.values()
+                 if (query.since is None or _utc(r.started_at) >= _utc(query.since))
+                 and (query.until is None or _utc(r.started_at) < _utc(query.until))
+                 and (query.flow is None or r.flow == query.flow)
+                 and (query.outcome is None or r.outcome == query.outcome)
+                 and (query.number is None or r.number == query.number)
+                 and (key is None or (_utc(r.started_at), r.call_id) < key)]
+        found.sort(key=lambda r: (_utc(r.started_at), r.call_id), reverse=True)
+        return found[:max(limit, 0)]
+
+    async def iter_calls(self, since: dt.datetime, until: dt.datetime, *, flow: str | None = None,
+                         batch: int = 5000) -> AsyncIterator[list[CallRecord]]:
+        statements.check_batch(batch)
+        await self._enter("iter_calls")
+        since, until = _utc(since), _utc(until)
+        found = sorted((r for r in self.calls.values()
+                        if since <= _utc(r.started_at) < until and (flow is None or r.flow == flow)),
+                       key=lambda r: (_utc(r.started_at), r.call_id))
+        for i in range(0, len(found), batch):
+            yield found[i:i + batch]
 
     async def count_calls_since(self, number: str, since: dt.datetime, *,
                                 unserved_only: bool = False, exclude_call: str | None = None) -> int:
@@ -122,12 +149,41 @@ class MemoryStore:
                 if e.agent_id in latest and place >= latest[e.agent_id]
                 and e.kind in ("agent.state", "agent.pause_after")]
 
+    async def iter_events(self, since: dt.datetime, until: dt.datetime, *,
+                          batch: int = 5000) -> AsyncIterator[list[QueueEvent]]:
+        statements.check_batch(batch)
+        await self._enter("iter_events")
+        since, until = _utc(since), _utc(until)
+        found = sorted((e for e in self.events if since <= e.at < until), key=lambda e: e.at)
+        for i in range(0, len(found), batch):
+            yield found[i:i + batch]
+
+    async def events_for_calls(self, call_ids: Sequence[str]) -> dict[str, list[QueueEvent]]:
+        await self._enter("events_for_calls")
+        found: dict[str, list[QueueEvent]] = {c: [] for c in call_ids}
+        for e in sorted(self.events, key=lambda e: e.at):
+            if e.call_id in found:
+                found[e.call_id].append(e)
+        return found
+
     async def line_events(self, since: dt.datetime) -> list[QueueEvent]:
         await self._enter("line_events")
         since = _utc(since)
         return sorted((e for e in self.events if e.at >= since
                        and e.kind in ("call.queued", "call.connected", "call.left")),
                       key=lambda e: e.at)
+
+    # -- the supervisors' audit log -------------------------------------------------------------
+    async def record_audit(self, entry: AuditEntry) -> None:
+        await self._enter("record_audit")
+        self.audit.append(dataclasses.replace(entry, at=_utc(entry.at)))
+
+    async def audit_entries(self, since: dt.datetime, limit: int = 200) -> list[AuditEntry]:
+        await self._enter("audit_entries")
+        since = _utc(since)
+        found = [(e.at, i, e) for i, e in enumerate(self.audit) if e.at >= since]
+        found.sort(key=lambda f: (f[0], f[1]), reverse=True)
+        return [e for _, _, e in found[:max(limit, 0)]]
 
     # -- callback reservations -----------------------------------------------------------------
     async def put_reservation(self, r: Reservation) -> Reservation:
@@ -157,12 +213,27 @@ class MemoryStore:
         await self._enter("get_reservation")
         return self.reservations.get(reservation_id)
 
-    async def list_reservations(self, status: str | None = None,
-                                limit: int = 200) -> list[Reservation]:
+    async def list_reservations(self, status: str | None = None, limit: int = 200, *,
+                                after: tuple[dt.datetime, str] | None = None) -> list[Reservation]:
         await self._enter("list_reservations")
         check_status(status)
-        found = [r for r in self.reservations.values() if status is None or r.status == status]
+        key = (_utc(after[0]), after[1]) if after is not None else None
+        found = [r for r in self.reservations.values() if (status is None or r.status == status)
+                 and (key is None or (r.created_at, r.id) < key)]
         return sorted(found, key=lambda r: (r.created_at, r.id), reverse=True)[:max(limit, 0)]
+
+    async def reservation_counts(self, now: dt.datetime, since: dt.datetime) -> dict[str, int]:
+        await self._enter("reservation_counts")
+        now, since = _utc(now), _utc(since)
+        counts = dict.fromkeys(statements.RESERVATION_COUNT_KEYS, 0)
+        for r in self.reservations.values():
+            if r.status == "pending":
+                counts["due" if r.due_at <= now else "pending"] += 1
+            elif r.status == "claimed":
+                counts["in_progress"] += 1
+            elif r.status in ("failed", "done") and r.updated_at >= since:
+                counts[r.status] += 1
+        return counts
 
     async def cancel_reservation(self, reservation_id: str) -> bool:
         await self._enter("cancel_reservation")

@@ -21,6 +21,7 @@ from ivr.call import CallRecord
 from ivr.errors import ConfigError, StoreError
 from ivr.store import Caller, StoreTimeouts, open_store
 from ivr.store.base import QueueEvent
+from ivr.store.sqlite import SCHEMA_VERSION
 from ivr.testing.memory_store import MemoryStore
 from ivr.testing.postgres import free_port
 
@@ -489,7 +490,7 @@ async def test_a_database_from_the_first_release_is_upgraded_and_keeps_its_calls
     assert calls["old-1"].started_at == dt.datetime(2025, 3, 1, 9, tzinfo=UTC)
     assert calls["old-1"].nodes == ["welcome"] and calls["old-1"].number is None
     db = sqlite3.connect(path)
-    assert db.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
+    assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
     plan = db.execute("EXPLAIN QUERY PLAN SELECT count(*) FROM calls "
                       "WHERE number = ? AND started_at >= ?", (MOBILE, "x")).fetchall()
     assert "calls_number_started" in str(plan)
@@ -535,7 +536,7 @@ async def test_a_version_2_database_gains_the_event_log_and_keeps_its_calls(tmp_
     assert kept.ended_at == dt.datetime(2025, 3, 1, 9, 1, 0, 250000, tzinfo=UTC)
     assert caller is not None and caller.birth_date == dt.date(1941, 2, 28)
     db = sqlite3.connect(path)
-    assert db.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
+    assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
     # Stored in the same text shape as the calls, and both lookups use their index.
     assert db.execute("SELECT at FROM events").fetchall() == [("2025-03-10T09:30:00.123456+00:00",)]
     for sql, index in (("SELECT * FROM events WHERE call_id = ? ORDER BY at, id", "events_call_at"),
@@ -591,7 +592,7 @@ async def test_a_version_2_postgresql_database_gains_the_event_log_and_keeps_its
         "old-1", NOW, ["welcome"], MOBILE)
     db = await asyncpg.connect(postgres_url)
     try:
-        assert await db.fetchval("SELECT array_agg(version) FROM schema_version") == [5]
+        assert await db.fetchval("SELECT array_agg(version) FROM schema_version") == [SCHEMA_VERSION]
         indexes = {r["indexname"] for r in await db.fetch(
             "SELECT indexname FROM pg_indexes WHERE tablename = 'events'")}
     finally:
@@ -985,11 +986,22 @@ async def test_two_engines_on_one_postgresql_claim_each_reservation_exactly_once
     assert sum(rounds) >= total // 7 and sum(1 for n in rounds if n) > 1   # they did share
 
 
+# What version 6 added, taken away again (both databases): a database as version 5 left it.
+UNDO_V6 = (
+    "DROP TABLE audit", "DROP INDEX calls_started_id", "DROP INDEX reservations_status_updated",
+    "DROP INDEX reservations_created", "CREATE INDEX calls_started ON calls (started_at)",
+    "ALTER TABLE calls DROP COLUMN exits", "ALTER TABLE calls DROP COLUMN queue",
+    "ALTER TABLE calls DROP COLUMN waited",
+)
+
+
 async def test_a_version_3_database_gains_reservations_and_keeps_its_events(tmp_path):
     path = tmp_path / "ivr.db"
     async with open_store(f"sqlite:///{path}") as store:
         await store.record_events([event(0, "call.queued", "old-1")])
     db = sqlite3.connect(path)      # back to version 3, as its release left it
+    for statement in UNDO_V6:
+        db.execute(statement)
     db.execute("DROP TABLE reservations")
     for index in V5_INDEXES:
         db.execute(f"DROP INDEX {index}")
@@ -1002,7 +1014,7 @@ async def test_a_version_3_database_gains_reservations_and_keeps_its_events(tmp_
         assert await store.get_reservation(r.id) == r
     db = sqlite3.connect(path)
     try:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
         plan = str(db.execute(
             "EXPLAIN QUERY PLAN SELECT id FROM reservations WHERE status = 'pending' "
             "AND due_at <= ?", ("x",)).fetchall())
@@ -1026,7 +1038,8 @@ async def test_a_version_3_postgresql_database_gains_reservations(postgres_url):
         pass
     db = await asyncpg.connect(postgres_url)
     try:
-        await db.execute("DROP TABLE reservations; UPDATE schema_version SET version = 3; "
+        await db.execute("; ".join(UNDO_V6) + "; DROP TABLE reservations; "
+                         "UPDATE schema_version SET version = 3; "
                          + "; ".join(f"DROP INDEX {index}" for index in V5_INDEXES))
     finally:
         await db.close()
@@ -1034,7 +1047,7 @@ async def test_a_version_3_postgresql_database_gains_reservations(postgres_url):
         r = await store.put_reservation(booking())
     db = await asyncpg.connect(postgres_url)
     try:
-        assert await db.fetchval("SELECT array_agg(version) FROM schema_version") == [5]
+        assert await db.fetchval("SELECT array_agg(version) FROM schema_version") == [SCHEMA_VERSION]
         indexes = {r["indexname"]: r["indexdef"] for r in await db.fetch(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'reservations'")}
         with pytest.raises(asyncpg.UniqueViolationError):
@@ -1066,6 +1079,8 @@ async def test_a_version_4_database_gains_the_indexes_a_restart_reads_and_keeps_
     async with open_store(f"sqlite:///{path}") as store:
         await store.record_events(FIRST_BATCH + SECOND_BATCH)
     db = sqlite3.connect(path)      # back to version 4, as its release left it
+    for statement in UNDO_V6:
+        db.execute(statement)
     for index in V5_INDEXES:
         db.execute(f"DROP INDEX {index}")
     db.execute("UPDATE schema_version SET version = 4")
@@ -1079,7 +1094,7 @@ async def test_a_version_4_database_gains_the_indexes_a_restart_reads_and_keeps_
         assert len(await store.line_events(NOW)) == 5
     db = sqlite3.connect(path)
     try:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
         after = restart_queries(db)
         for name, plan in after.items():     # no query reads the log, only its indexes
             assert not re.search(r"SCAN (?!agents|latest|found)", plan), (name, plan)
@@ -1096,7 +1111,7 @@ async def test_a_version_4_postgresql_database_gains_the_indexes_a_restart_reads
         await store.record_events(FIRST_BATCH)
     db = await asyncpg.connect(postgres_url)
     try:
-        await db.execute("UPDATE schema_version SET version = 4; "
+        await db.execute("; ".join(UNDO_V6) + "; UPDATE schema_version SET version = 4; "
                          + "; ".join(f"DROP INDEX {index}" for index in V5_INDEXES))
     finally:
         await db.close()
@@ -1104,7 +1119,7 @@ async def test_a_version_4_postgresql_database_gains_the_indexes_a_restart_reads
         assert [e.detail for e in await store.latest_agent_events()] == ["ringing", "available"]
     db = await asyncpg.connect(postgres_url)
     try:
-        assert await db.fetchval("SELECT array_agg(version) FROM schema_version") == [5]
+        assert await db.fetchval("SELECT array_agg(version) FROM schema_version") == [SCHEMA_VERSION]
         indexes = {r["indexname"] for r in await db.fetch(
             "SELECT indexname FROM pg_indexes WHERE tablename = 'events'")}
     finally:
