@@ -187,6 +187,7 @@ class Config:
     acd: AcdConfig = dataclasses.field(default_factory=lambda: AcdConfig())
     admin: AdminConfig = dataclasses.field(default_factory=lambda: AdminConfig())
     callbacks: CallbacksConfig = dataclasses.field(default_factory=lambda: CallbacksConfig())
+    wallboard: WallboardConfig = dataclasses.field(default_factory=lambda: WallboardConfig())
     switches: tuple[SwitchConfig, ...] = ()      # the media servers; () before _build fills it
 
     def __post_init__(self) -> None:
@@ -209,6 +210,34 @@ class AdminConfig:
     host: str = "127.0.0.1"
     port: int = 8089
     token: str | None = dataclasses.field(default=None, repr=False)   # None: the API is off
+
+
+SERVICE_LEVEL_FORMULAS = ("answered", "answered_and_abandoned")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Levels:
+    """When a wallboard figure turns ``warn`` and ``alert``: at or past ``warn``/``alert``,
+    above them for figures where more is worse, below them where less is worse."""
+
+    warn: float
+    alert: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WallboardConfig:
+    """``wallboard:`` (``ivr.stats.live``): the service level's threshold in seconds and its
+    formula (``answered``: Asterisk's ServicelevelPerf, ``answered_and_abandoned``: its
+    ServicelevelPerf2), when a waiting caller flashes, each figure's colour levels, and the
+    seconds between two reads of the reservation counts."""
+
+    service_level: float = 20.0
+    service_level_formula: str = "answered"
+    flash_after: float = 120.0
+    refresh: float = 5.0
+    longest_wait: Levels = Levels(warn=60.0, alert=180.0)        # seconds; more is worse
+    service_level_levels: Levels = Levels(warn=0.8, alert=0.6)   # a share; less is worse
+    abandon_rate: Levels = Levels(warn=0.05, alert=0.10)         # a share; more is worse
 
 
 class _SettingError(ConfigError):
@@ -350,6 +379,7 @@ _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 _ARI_KEYS = {"url", "username", "password", "password_file", "app"}
 _ADMIN_KEYS = {"listen", "token", "token_file"}
+_WALLBOARD_KEYS = {"service_level", "service_level_formula", "flash_after", "refresh", "levels"}
 _CALLERS_KEYS = {"region", "timezone", "lookup_budget", "registry"}
 _REGISTRY_KEYS = {"url", "timeout", "token_env"}
 # Settings whose environment value is taken exactly as written (not read as a YAML scalar).
@@ -375,6 +405,7 @@ def _env_settings() -> dict[tuple[str, ...], set[str]]:
         ("acd", "centers"): {"spill_after", "spill_margin"},
         ("callbacks",): _CALLBACK_KEYS - _CALLBACK_LISTS,
         ("admin",): _ADMIN_KEYS,
+        ("wallboard",): _WALLBOARD_KEYS - {"levels"},
     }
 
 
@@ -532,7 +563,7 @@ def load_config(path: str | os.PathLike[str] | None = None,
 def _build(raw: dict[str, Any], env: Mapping[str, str], source: Path | None, *,
            need_ari: bool) -> Config:
     _check_keys("top level", raw, {"ari", "switches", "flows", "prompts", "store", "log", "engine",
-                                   "callers", "acd", "admin", "callbacks"})
+                                   "callers", "acd", "admin", "callbacks", "wallboard"})
     base = source.parent if source else Path.cwd()
 
     def rel(p: str, key: str) -> Path:
@@ -603,6 +634,7 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], source: Path | None, *,
         acd=acd,
         admin=_admin(raw, rel),
         callbacks=_callbacks(raw, callers),
+        wallboard=_wallboard(raw),
     )
 
 
@@ -848,6 +880,57 @@ def _names(where: str, value: Any) -> frozenset[str]:
 
 
 _LISTEN = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^\s:\[\]]*)):(?P<port>[0-9]{1,5})")
+
+
+def _wallboard(raw: Mapping[str, Any]) -> WallboardConfig:
+    sec = _section(raw, "wallboard")
+    _check_keys("wallboard", sec, _WALLBOARD_KEYS)
+    default = WallboardConfig()
+    formula = sec.get("service_level_formula", default.service_level_formula)
+    if formula not in SERVICE_LEVEL_FORMULAS:
+        raise _SettingError("wallboard.service_level_formula",
+                            "wallboard.service_level_formula must be one of "
+                            f"{', '.join(SERVICE_LEVEL_FORMULAS)}, not {_shown(formula)}")
+    levels = sec.get("levels") or {}
+    if not isinstance(levels, Mapping):
+        raise _SettingError("wallboard.levels", "wallboard.levels must be a mapping of "
+                                                "longest_wait, service_level, abandon_rate to "
+                                                f"{{warn, alert}}, not {_shown(levels)}")
+    _check_keys("wallboard.levels", levels, {"longest_wait", "service_level", "abandon_rate"})
+
+    def pair(name: str, given: Levels, *, upper: float, worse: str) -> Levels:
+        value = levels.get(name) or {}
+        key = f"wallboard.levels.{name}"
+        if not isinstance(value, Mapping):
+            raise _SettingError(key, f"{key} must be {{warn: N, alert: N}}, not {_shown(value)}")
+        _check_keys(key, value, {"warn", "alert"})
+        def read(part: str, default: float) -> float:
+            name, raw_value = f"{key}.{part}", value.get(part, default)
+            if upper > 1:
+                return _seconds(name, raw_value, upper=upper, zero=True)
+            number = _real(raw_value)
+            if number is None or not 0 <= number <= 1:
+                raise _SettingError(name, f"{name} must be a share from 0 to 1 (0.8 is 80 %), "
+                                          f"not {_shown(raw_value)}")
+            return float(number)
+
+        warn, alert = read("warn", given.warn), read("alert", given.alert)
+        if (worse == "more" and alert < warn) or (worse == "less" and alert > warn):
+            word = "above" if worse == "more" else "below"
+            raise _SettingError(key, f"{key}: alert ({alert:g}) must be at or {word} warn ({warn:g})")
+        return Levels(warn=warn, alert=alert)
+
+    return WallboardConfig(
+        service_level=_seconds("wallboard.service_level",
+                               sec.get("service_level", default.service_level), upper=3600.0),
+        service_level_formula=formula,
+        flash_after=_seconds("wallboard.flash_after", sec.get("flash_after", default.flash_after),
+                             upper=86400.0),
+        refresh=_seconds("wallboard.refresh", sec.get("refresh", default.refresh), upper=3600.0),
+        longest_wait=pair("longest_wait", default.longest_wait, upper=86400.0, worse="more"),
+        service_level_levels=pair("service_level", default.service_level_levels, upper=1.0,
+                                  worse="less"),
+        abandon_rate=pair("abandon_rate", default.abandon_rate, upper=1.0, worse="more"))
 
 
 def _admin(raw: Mapping[str, Any], rel) -> AdminConfig:

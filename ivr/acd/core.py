@@ -323,6 +323,10 @@ class Acd:
     def agents(self) -> list[AgentStatus]:
         return [a.status() for a in self._agents.values()]
 
+    def queue_names(self) -> list[str]:
+        """The queues' names, in the order configured."""
+        return list(self._lines)
+
     def agent(self, agent_id: str) -> AgentStatus:
         return self._agent(agent_id).status()
 
@@ -572,7 +576,15 @@ class Acd:
         self._line(queue)
         return self._estimators[queue]
 
-    def estimate_wait(self, call_id: str, now: float) -> float | None:
+    def estimate_waits(self, call_ids: Iterable[str], now: float) -> dict[str, float | None]:
+        """``estimate_wait`` of many callers at once (a wallboard): the agents' side of the
+        estimate (who frees up when) is worked out once per queue and center, not per caller.
+        Callers not in line are left out."""
+        memo: dict[tuple[str, str | None], Any] = {}
+        return {c: self.estimate_wait(c, now, memo=memo) for c in call_ids if c in self._waiting}
+
+    def estimate_wait(self, call_id: str, now: float, *,
+                      memo: dict[tuple[str, str | None], Any] | None = None) -> float | None:
         """Seconds the caller is expected to wait still; None when no agent serving the queue
         is on duty (logged in and neither paused nor due to pause after the call): nobody to
         serve, nothing to estimate.  A caller whose agent is ringing waits 0.
@@ -588,27 +600,29 @@ class Acd:
             return 0.0
         position = self.position(call_id)
         if self.centers is None or w.center is None:
-            return self._estimate(w.queue, position, w.rank, now)
+            return self._estimate(w.queue, position, w.rank, now, memo=memo)
         line = self._lines[w.queue]
         mine = self._line_key(w)
         ahead = sum(1 for key in line.order[:bisect.bisect_left(line.order, mine)]
                     if self._waiting[key[3]].center in (w.center, None))
-        home = self._estimate(w.queue, ahead + 1, w.rank, now, center=w.center)
+        home = self._estimate(w.queue, ahead + 1, w.rank, now, center=w.center, memo=memo)
         if self._spilled(w, now):
             until: float | None = 0.0
         else:
             after = self.centers.spill_after
             until = None if after is None else max(0.0, w.arrived_at + after - now)
-        return self._routed(w.queue, home, until, position, w.rank, now, w.center)
+        return self._routed(w.queue, home, until, position, w.rank, now, w.center, memo=memo)
 
     def _routed(self, queue: str, home: float | None, until: float | None, position: int,
-                rank: int, now: float, center: str) -> float | None:
+                rank: int, now: float, center: str, *,
+                memo: dict[tuple[str, str | None], Any] | None = None) -> float | None:
         """``min(home, max(until, everywhere))``: ``home`` the wait for the own center's agents,
         ``until`` the time until eligible everywhere (None: never), ``position`` the place in
         the nationwide line."""
         if until is None or home is not None and home <= until:
             return home
-        everywhere = self._estimate(queue, position, rank, now, center=center, spilled=True)
+        everywhere = self._estimate(queue, position, rank, now, center=center, spilled=True,
+                                    memo=memo)
         if everywhere is None:
             return home
         everywhere = max(until, everywhere)
@@ -643,7 +657,8 @@ class Acd:
         return self._estimate(queue, position, rank, now, center=center)
 
     def _estimate(self, queue: str, position: int, rank: int, now: float, *,
-                  center: str | None = None, spilled: bool = False) -> float | None:
+                  center: str | None = None, spilled: bool = False,
+                  memo: dict[tuple[str, str | None], Any] | None = None) -> float | None:
         """``center`` (with centers routing): the wait of a caller of that center, counting
         that center's agents only and the callers of a higher priority arriving there; with
         ``spilled``, every center's agents and the callers arriving ahead anywhere
@@ -655,6 +670,14 @@ class Acd:
         if self.centers is None:
             center = None
         only = None if spilled else center
+        known = memo.get((queue, only)) if memo is not None else None
+        if known is not None:               # the same agents, the same moment: one reckoning
+            free_now, count, remaining = known
+            if count == 0:
+                return None
+            if position <= free_now:
+                return min(est.horizon, est.mean_ring)
+            return est.estimate(position, remaining, now, rank=rank, center=center, spilled=spilled)
         serving = line.serving
         if only is not None:                # that center's agents (and those of no center)
             mine = self._serving_in.get((queue, only))
@@ -674,10 +697,16 @@ class Acd:
             else:                          # available, or ringing for a caller ahead
                 others.append(0.0)
         if not on_call and not others:
+            if memo is not None:
+                memo[(queue, only)] = (0, 0, [])
             return None
-        if position <= len(others) and sum(1 for r in others if r <= 0) >= position:
+        free_now = sum(1 for r in others if r <= 0)
+        if memo is not None:
+            memo[(queue, only)] = (free_now, len(on_call) + len(others),
+                                   est.free_times(on_call, others))
+        if position <= len(others) and free_now >= position:
             return min(est.horizon, est.mean_ring)   # an agent free now for each caller up to this one
-        remaining = est.free_times(on_call, others)
+        remaining = est.free_times(on_call, others) if memo is None else memo[(queue, only)][2]
         return est.estimate(position, remaining, now, rank=rank, center=center, spilled=spilled)
 
     def snapshot(self, now: float | None = None) -> dict[str, Any]:
