@@ -690,6 +690,90 @@ def _print_engine_record(args: argparse.Namespace, result, started) -> None:
     print(f"  outcome: {outcome}{why}")
 
 
+def _date(text: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-01") from None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """The journey report of one flow over whole days (the center's dates, --until included)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from ivr.analytics.report import WINDOW, ReportBuilder, build_report, csv_tables, format_report
+    from ivr.store import open_store
+
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    first, last = args.since, args.until or args.since
+    if last < first:
+        print(f"ivr: --until {last} is before --since {first}", file=sys.stderr)
+        return 2
+    tz = ZoneInfo(config.callers.timezone)
+    since = dt.datetime.combine(first, dt.time(), tz)
+    until = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tz)
+    builder = ReportBuilder(args.flow, since, until, tz, order=_report_order(config, args.flow),
+                            top=args.top)
+    followed = min(until + WINDOW, dt.datetime.now(dt.timezone.utc))
+
+    async def read():
+        async with open_store(config.store_url) as store:
+            # the day before (repeat callers) and the day after (callers who called again)
+            return await build_report(store.iter_calls(since - WINDOW, until + WINDOW, flow=args.flow),
+                                      builder, followed)
+
+    report = asyncio.run(read())
+    sys.stdout.write(format_report(report))
+    if args.csv:
+        folder = Path(args.csv)
+        folder.mkdir(parents=True, exist_ok=True)
+        tables = csv_tables(report)
+        for name, text in tables.items():
+            (folder / name).write_text(text, encoding="utf-8")
+        print(f"\ncsv: {folder}/ ({', '.join(tables)})")
+    if args.charts:
+        from ivr.analytics.charts import funnel_chart, wait_by_hour_chart
+
+        folder = Path(args.charts)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, chart in (("funnel", funnel_chart), ("wait_by_hour", wait_by_hour_chart)):
+            for fmt in ("svg", "png"):
+                (folder / f"{name}.{fmt}").write_bytes(chart(report, fmt))
+                written.append(f"{name}.{fmt}")
+        print(f"charts: {folder}/ ({', '.join(written)})")
+    return 0
+
+
+def _report_order(config, flow: str) -> list[str]:
+    """The flow's nodes in flow order, from the flows of the config; none (nodes by reach) when
+    the flows cannot be read or no longer have the flow (said on stderr)."""
+    from ivr.analytics.report import flow_order
+    from ivr.flow.loader import load_flows
+    from ivr.logs import configure_logging
+
+    configure_logging("console", "warning")
+    try:
+        flows = load_flows(list(config.flows), None)
+    except FlowError as exc:
+        print(f"ivr: the flows have errors ({len(exc.problems)}); the funnel's nodes are in order "
+              "of reach", file=sys.stderr)
+        return []
+    found = flows.get(flow)
+    if found is None:
+        print(f"ivr: no flow '{flow}' in {', '.join(str(p) for p in config.flows)}; the funnel's "
+              "nodes are in order of reach", file=sys.stderr)
+        return []
+    return flow_order(found, flows)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description="IVR/ARS voice-flow engine for Asterisk (ARI)")
     parser.add_argument("--config", "-c", default=None,
@@ -800,6 +884,21 @@ def build_parser() -> argparse.ArgumentParser:
     q = cbs.add_parser("cancel", help="cancel a pending reservation (it is not dialled)")
     q.add_argument("id", metavar="ID", help="the reservation id, as 'callbacks list' shows it")
     q.set_defaults(func=cmd_callbacks_cancel)
+
+    p = sub.add_parser("report", help="journey analytics of a flow over days: containment, funnel, "
+                       "paths, repeat contacts, bypasses, waits (table, --csv, --charts)",
+                       description="The journey report of one flow, from the store of the config.  "
+                       "Dates are the center's (callers.timezone), --until included; the calls of "
+                       "the day before and the day after are read too (repeat callers, callers who "
+                       "called again).  See 'Journey analytics' in the README for what each figure means.")
+    p.add_argument("--flow", required=True, help="the flow's name, e.g. main")
+    p.add_argument("--since", required=True, type=_date, help="first day, e.g. 2026-11-01")
+    p.add_argument("--until", type=_date, default=None, help="last day, included (default: --since)")
+    p.add_argument("--top", type=int, default=10, help="how many of the most common paths (default 10)")
+    p.add_argument("--csv", metavar="DIR", default=None, help="also write one CSV per section here")
+    p.add_argument("--charts", metavar="DIR", default=None,
+                   help="also write the funnel and the wait by hour here, as SVG and PNG")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("sandbox", help="the sandbox Asterisk: up | down | status | logs | rx CMD")
     p.add_argument("action", choices=["up", "down", "status", "logs", "rx"])
