@@ -461,11 +461,15 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
             _follow_centers(ari, queues[0])
         # 6. admin API
         if queues is not None and config.admin.token:
-            from ivr.web.api import AdminServer
+            from aiohttp import web
+
+            from ivr.web.api import AdminServer, api_app
 
             service, desk = queues
-            admin = AdminServer(service, config.admin.host, config.admin.port, config.admin.token,
-                                desk=desk)
+            root = web.Application()
+            root.add_subapp("/api", api_app(token=config.admin.token, queues=service, desk=desk,
+                                            store=store, region=config.callers.region))
+            admin = AdminServer(root, config.admin.host, config.admin.port)
             await admin.__aenter__()
             stack.push_async_callback(_closing("admin", admin.__aexit__), None, None, None)
         elif queues is not None:

@@ -291,7 +291,11 @@ def _fmt_wait(seconds: float) -> str:
 
 
 def cmd_callbacks_list(args: argparse.Namespace) -> int:
-    """Callback reservations, the most recently booked first; times in the center's zone."""
+    """Callback reservations, the most recently booked first; times in the center's zone.
+
+    Through the running engine's admin API (v1, every page up to ``--limit``) when a token is
+    configured; from the store when not, or when the engine does not answer."""
+    import datetime as dt
     from zoneinfo import ZoneInfo
 
     from ivr.logs import mask_number
@@ -307,15 +311,24 @@ def cmd_callbacks_list(args: argparse.Namespace) -> int:
         async with open_store(config.store_url) as store:
             return await store.list_reservations(args.status, args.limit)
 
-    try:
-        reservations = asyncio.run(fetch())
-    except IvrError as exc:
-        print(f"ivr: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        def iso(value):
-            return value.isoformat() if value else None
+    def iso(value):
+        return value.isoformat() if value else None
 
+    out: list[dict[str, Any]] | None = None
+    if config.admin.token:
+        try:
+            out = _AdminApi(config).pages("/reservations", {"status": args.status}, args.limit)
+        except _ApiDown as exc:
+            print(f"ivr: {exc}; reading the store instead", file=sys.stderr)
+        except _ApiRefused as exc:
+            print(f"ivr: {exc}", file=sys.stderr)
+            return 1
+    if out is None:
+        try:
+            reservations = asyncio.run(fetch())
+        except IvrError as exc:
+            print(f"ivr: {exc}", file=sys.stderr)
+            return 2
         out = [{"id": r.id, "number": mask_number(r.number), "queue": r.queue,
                 "status": r.status, "priority": r.priority, "reason": r.reason,
                 "language": r.language, "waited": r.waited, "arrived_at": iso(r.arrived_at),
@@ -324,22 +337,23 @@ def cmd_callbacks_list(args: argparse.Namespace) -> int:
                 "last_attempt_at": iso(r.last_attempt_at), "last_result": r.last_result,
                 "claimed_by": r.claimed_by, "claim_until": iso(r.claim_until),
                 "call_id": r.call_id, "updated_at": iso(r.updated_at)} for r in reservations]
+    if args.json:
         json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
         print()
         return 0
-    if not reservations:
+    if not out:
         print(f"no {args.status} callback reservations" if args.status
               else "no callback reservations")
         return 0
     tz = ZoneInfo(config.callers.timezone)
     print(f"{'id':32}  {'number':15}  {'queue':12}  {'status':9}  {'due (' + tz.key + ')':22}  "
           f"{'tries':>5}  {'waited':>7}  last result")
-    for r in reservations:
-        due = r.due_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-        if r.slot_end is not None:
-            due += r.slot_end.astimezone(tz).strftime("-%H:%M")
-        print(f"{r.id:32}  {mask_number(r.number):15}  {r.queue:12}  {r.status:9}  {due:22}  "
-              f"{r.attempts:5}  {_fmt_wait(r.waited):>7}  {r.last_result or '-'}")
+    for r in out:
+        due = dt.datetime.fromisoformat(r["due_at"]).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        if r["slot_end"] is not None:
+            due += dt.datetime.fromisoformat(r["slot_end"]).astimezone(tz).strftime("-%H:%M")
+        print(f"{r['id']:32}  {r['number']:15}  {r['queue']:12}  {r['status']:9}  {due:22}  "
+              f"{r['attempts']:5}  {_fmt_wait(r['waited']):>7}  {r['last_result'] or '-'}")
     return 0
 
 
@@ -353,6 +367,19 @@ def cmd_callbacks_cancel(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"ivr: {exc}", file=sys.stderr)
         return 2
+
+    if config.admin.token:          # the engine withdraws it from the line at once
+        try:
+            done = _AdminApi(config).request("POST", f"/reservations/{_quoted(args.id)}/cancel")
+        except _ApiRefused as exc:
+            print(f"ivr: {exc}", file=sys.stderr)
+            return 1
+        except _ApiDown as exc:
+            print(f"ivr: {exc}; cancelling in the store instead", file=sys.stderr)
+        else:
+            print(f"cancelled callback reservation {done['id']} ({done['number']}, "
+                  f"queue {done['queue']})")
+            return 0
 
     async def cancel():
         async with open_store(config.store_url) as store:
@@ -422,11 +449,69 @@ def cmd_prompts_build(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def cmd_agents(args: argparse.Namespace) -> int:
-    """Agents of the running engine, through its admin API."""
-    import urllib.error
-    import urllib.request
+class _ApiDown(Exception):
+    """The engine's admin API does not answer."""
 
+
+class _ApiRefused(Exception):
+    """The engine's admin API answered with an error (``str``: its message)."""
+
+
+def _quoted(part: str) -> str:
+    import urllib.parse
+
+    return urllib.parse.quote(part, safe="")
+
+
+class _AdminApi:
+    """The running engine's operator API, version 1 (``ivr.web.api``), over loopback HTTP."""
+
+    def __init__(self, config: Any) -> None:
+        self.base = f"http://{config.admin.host}:{config.admin.port}/api/v1"
+        self.token = config.admin.token
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        import urllib.error
+        import urllib.request
+
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Authorization": f"Bearer {self.token}"})
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return json.load(resp)
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.load(exc).get("error", exc.reason)
+            except (ValueError, AttributeError):
+                message = exc.reason
+            raise _ApiRefused(message) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise _ApiDown(f"the engine's admin API at {self.base} does not answer ({exc}); "
+                           f"is 'ivr run' running?") from None
+
+    def pages(self, path: str, params: dict[str, str | None],
+              limit: int | None = None) -> list[dict[str, Any]]:
+        """Every item of a paged listing (up to ``limit``), following ``next``."""
+        import urllib.parse
+
+        items: list[dict[str, Any]] = []
+        query = {k: v for k, v in params.items() if v is not None}
+        while limit is None or len(items) < limit:
+            if limit is not None:
+                query["limit"] = str(min(500, limit - len(items)))
+            page = self.request("GET", f"{path}?{urllib.parse.urlencode(query)}")
+            items += page["items"]
+            if page["next"] is None:
+                break
+            query["cursor"] = page["next"]
+        return items
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    """Agents of the running engine, through its admin API (v1, every page)."""
     try:
         config = _config(args)
     except ConfigError as exc:
@@ -436,30 +521,22 @@ def cmd_agents(args: argparse.Namespace) -> int:
         print("ivr: the admin API needs a token: set admin.token_file in the config or IVR_ADMIN_TOKEN",
               file=sys.stderr)
         return 2
-    base = f"http://{config.admin.host}:{config.admin.port}/api"
+    api = _AdminApi(config)
     action = args.agents_command
-    if action == "list":
-        req = urllib.request.Request(f"{base}/agents")
-    else:
-        body = json.dumps({"reason": args.reason} if action == "pause" else {}).encode()
-        req = urllib.request.Request(f"{base}/agents/{args.agent}/{action}", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
-    req.add_header("Authorization", f"Bearer {config.admin.token}")
+    data: Any
     try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            data = json.load(resp)
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.load(exc).get("error", exc.reason)
-        except ValueError:
-            message = exc.reason
-        print(f"ivr: {message}", file=sys.stderr)
+        if action == "list":
+            data = rows = api.pages("/agents", {})
+        else:
+            data = api.request("POST", f"/agents/{_quoted(args.agent)}/{action}",
+                               {"reason": args.reason} if action == "pause" else {})
+            rows = [data]
+    except _ApiRefused as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
         return 1
-    except (urllib.error.URLError, OSError) as exc:
-        print(f"ivr: the engine's admin API at {base} does not answer ({exc}); is 'ivr run' running?",
-              file=sys.stderr)
+    except _ApiDown as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
         return 2
-    rows = data if isinstance(data, list) else [data]
     if args.json:
         json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
         print()

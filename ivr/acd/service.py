@@ -35,7 +35,7 @@ import structlog
 
 from ivr.acd.core import Acd
 from ivr.acd.estimate import announce_range
-from ivr.acd.model import AgentState, Offer, QueueSpec
+from ivr.acd.model import AgentState, AgentStatus, Offer, QueueSpec
 from ivr.acd.restore import Restored, RestoredTalk, restore_agents
 from ivr.flow.model import CallbackOffer
 from ivr.call import Booking, Bridge, Call, CallRecord, Outcome, Prompt, Switch, Turn, utcnow
@@ -46,7 +46,7 @@ from ivr.tasks import TaskSet
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["QueueService"]
+__all__ = ["QueueBoard", "QueueService"]
 
 POSITION_PRE, POSITION_POST = "queue_position_pre", "queue_position_post"
 WAIT_PRE, WAIT_POST, WAIT_LONG = "queue_wait_pre", "queue_wait_post", "queue_wait_long"
@@ -803,6 +803,73 @@ class QueueService:
 
     def snapshot(self) -> dict[str, Any]:
         return self.acd.snapshot()
+
+    def agent_statuses(self) -> list[AgentStatus]:
+        """Every configured agent as it is now (``since`` on this service's ``clock``)."""
+        return self.acd.agents()
+
+    def agent_status(self, agent_id: str) -> AgentStatus:
+        """One agent as it is now; ``KeyError`` for an unknown agent."""
+        return self.acd.agent(agent_id)
+
+    def agent_action(self, agent_id: str, action: str, reason: str = "paused") -> AgentStatus:
+        """A supervisor's ``login``, ``logout``, ``pause`` (with ``reason``) or ``resume``;
+        a freed agent takes a waiting caller at once.  The agent as it is after.
+        ``KeyError`` for an unknown agent, ``ValueError`` (``AcdStateError``) for an action
+        its state refuses (log out while on a call, pause while logged out)."""
+        now = self.clock()
+        if action == "login":
+            self.acd.login(agent_id, now)
+        elif action == "logout":
+            self.acd.logout(agent_id, now)
+        elif action == "pause":
+            self.acd.pause(agent_id, reason, now)
+        elif action == "resume":
+            self.acd.resume(agent_id, now)
+        else:
+            raise ValueError(f"no agent action {action!r}: login, logout, pause or resume")
+        self.tick()
+        return self.acd.agent(agent_id)
+
+    def queue_board(self) -> list[QueueBoard]:
+        """Every queue as it is now: callers waiting (by priority), the oldest wait, the wait
+        a newcomer would be told, agents staffed, paused and free."""
+        now = self.clock()
+        agents = self.acd.agents()
+        board = []
+        for name, spec in self.specs.items():
+            waiting = self.acd.waiting(name)
+            by_priority: dict[str, int] = {}
+            for w in waiting:
+                by_priority[w.priority] = by_priority.get(w.priority, 0) + 1
+            staffed, paused = self.acd.staffed(name)
+            estimate = self.acd.estimate_newcomer(name, now)
+            board.append(QueueBoard(
+                name=name, waiting=len(waiting), by_priority=by_priority,
+                ringing=sum(1 for w in waiting if w.offered_to is not None),
+                oldest_wait=round(max((now - w.arrived_at for w in waiting), default=0.0), 1),
+                estimated_wait=None if estimate is None else round(estimate),
+                staffed=staffed, paused=paused,
+                available=sum(1 for a in agents
+                              if a.state == AgentState.AVAILABLE and a.spec.serves(spec))))
+        return board
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueBoard:
+    """One queue at one moment (``QueueService.queue_board``).  ``oldest_wait`` and
+    ``estimated_wait`` in seconds; ``estimated_wait`` None when nobody is on duty for it;
+    ``staffed``: agents logged in and not paused; ``available``: free for a call now."""
+
+    name: str
+    waiting: int
+    by_priority: dict[str, int]
+    ringing: int
+    oldest_wait: float
+    estimated_wait: int | None
+    staffed: int
+    paused: int
+    available: int
 
 
 async def _until_one_hangs_up(call: Call, other: Call) -> None:

@@ -1,4 +1,5 @@
-"""The operator API: bearer token, agents' states, callbacks — over real HTTP."""
+"""The operator API's unversioned paths of before (deprecated, still answering for old
+scripts): bearer token, agents' states, callbacks — over real HTTP, mounted at /api."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import types
 from pathlib import Path
 from urllib.parse import quote
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.acd.core import Acd
@@ -17,7 +19,7 @@ from ivr.callbacks.model import Reservation
 from ivr.prompts import load_catalogue
 from ivr.testing.fake_switch import FakeSwitch
 from ivr.testing.memory_store import MemoryStore
-from ivr.web.api import admin_app
+from ivr.web.api import api_app
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "t0ken-for-tests"
@@ -31,7 +33,10 @@ def make_service() -> QueueService:
 
 
 async def client_for(service, desk=None) -> TestClient:
-    client = TestClient(TestServer(admin_app(service, TOKEN, desk=desk)))
+    root = web.Application()
+    root.add_subapp("/api", api_app(token=TOKEN, queues=service, desk=desk,
+                                    store=None if desk is None else desk.store))
+    client = TestClient(TestServer(root))
     await client.start_server()
     return client
 
@@ -166,7 +171,8 @@ async def test_an_agent_never_logged_in_has_no_time_in_its_state():
 async def test_every_answer_is_a_json_object_even_for_unknown_paths_and_methods():
     client = await client_for(make_service())
     try:
-        for method, path, status in (("GET", "/nowhere", 404), ("DELETE", "/api/agents", 405),
+        for method, path, status in (("GET", "/api/nowhere", 404), ("GET", "/api/v1/nowhere", 404),
+                                     ("DELETE", "/api/agents", 405), ("DELETE", "/api/v1/agents", 405),
                                      ("GET", "/api/agents/agent1/login", 405)):
             resp = await client.request(method, path, headers=AUTH)
             assert resp.status == status

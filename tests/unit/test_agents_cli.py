@@ -13,7 +13,7 @@ from ivr.acd.model import AgentSpec, QueueSpec
 from ivr.acd.service import QueueService
 from ivr.prompts import load_catalogue
 from ivr.testing.fake_switch import FakeSwitch
-from ivr.web.api import admin_app
+from ivr.web.api import api_app
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "t0ken-for-tests"
@@ -32,7 +32,9 @@ async def agents_list(tmp_path: Path, service: QueueService, monkeypatch) -> Non
     """Run 'ivr agents list' against ``service``'s operator API on a free loopback port."""
     for name in ("IVR_ADMIN_TOKEN", "IVR_ADMIN_LISTEN", "IVR_CONFIG"):
         monkeypatch.delenv(name, raising=False)
-    runner = web.AppRunner(admin_app(service, TOKEN))
+    root = web.Application()
+    root.add_subapp("/api", api_app(token=TOKEN, queues=service))
+    runner = web.AppRunner(root)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import phonenumbers
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import assume, event, example, given, settings
 from hypothesis import strategies as st
@@ -45,7 +46,7 @@ from ivr.routing.numbers import CallerNumber, normalize
 from ivr.routing.registry import import_callers_csv
 from ivr.testing.fake_switch import FakeSwitch
 from ivr.testing.memory_store import MemoryStore
-from ivr.web.api import admin_app
+from ivr.web.api import api_app
 
 pytestmark = pytest.mark.fuzz
 
@@ -330,7 +331,9 @@ def api() -> Iterator[Api]:
             RESERVATION_IDS.append(r.id)
         desk = CallbackDesk(CallbacksConfig(owner="fuzz"), store, service, service, service.switch,
                             service.catalogue)
-        client = TestClient(TestServer(admin_app(service, TOKEN, desk=desk)))
+        root = web.Application()                 # mounted at /api, as on the admin listener
+        root.add_subapp("/api", api_app(token=TOKEN, queues=service, desk=desk, store=store))
+        client = TestClient(TestServer(root))
         await client.start_server()
         return client
 
@@ -348,10 +351,18 @@ SEGMENT = st.sampled_from(["api", "agents", "agent1", "nobody", "login", "logout
 KNOWN_PATHS = st.sampled_from(["/api/agents", "/api/queues", "/api/callbacks", "/api/agents/agent1/pause",
                          "/api/agents/agent1/login", "/api/agents/agent1/logout",
                          "/api/agents/agent1/resume", "/api/callbacks/x/cancel",
-                         "/api/callbacks?status=pending", "/api/callbacks?status=nonsense"]) | \
-    st.integers(0, 2).map(lambda i: f"/api/callbacks/{RESERVATION_IDS[i]}/cancel")
-PATHS = KNOWN_PATHS | KNOWN_PATHS | st.lists(SEGMENT, min_size=1, max_size=5).map(lambda parts: "/" + "/".join(parts))
-QUERY = st.none() | st.dictionaries(st.sampled_from(["status", "x", ""]), st.text(max_size=10),
+                         "/api/callbacks?status=pending", "/api/callbacks?status=nonsense",
+                         "/api/v1/calls", "/api/v1/calls/x", "/api/v1/queues", "/api/v1/agents",
+                         "/api/v1/agents/agent1/pause", "/api/v1/agents/nobody/login",
+                         "/api/v1/reservations", "/api/v1/reservations/x/cancel",
+                         "/api/v1/openapi.json"]) | \
+    st.integers(0, 2).map(lambda i: f"/api/callbacks/{RESERVATION_IDS[i]}/cancel") | \
+    st.integers(0, 2).map(lambda i: f"/api/v1/reservations/{RESERVATION_IDS[i]}/cancel")
+PATHS = KNOWN_PATHS | KNOWN_PATHS | \
+    st.lists(SEGMENT, min_size=1, max_size=5).map(lambda parts: "/api/" + "/".join(parts))
+QUERY = st.none() | st.dictionaries(st.sampled_from(["status", "x", "", "since", "until", "number", "outcome",
+                                                     "limit", "cursor", "state", "center"]),
+                                    st.text(max_size=10),
                                     max_size=2).map(lambda q: "&".join(f"{quote(k)}={quote(v)}" for k, v in q.items()))
 # Header values as bytes: visible ASCII and obs-text (bytes 0x80-0xff), as HTTP allows.
 HEADER_BYTES = st.binary(max_size=30).map(lambda b: bytes(c for c in b if c >= 0x20 and c != 0x7f))
