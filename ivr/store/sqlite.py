@@ -25,7 +25,7 @@ import datetime as dt
 import functools
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -239,13 +239,28 @@ _loads = json.loads
 
 
 def _call_from_row(row: Sequence[Any]) -> CallRecord:
-    # Positional (the order of CALL_COLUMNS): streams read millions of rows through here.
-    (call_id, caller, dialled, started_at, ended_at, flow, flow_version, language, nodes,
-     digits, outcome, detail, priority, reason, number, exits, queue, waited) = row
-    return CallRecord(
-        call_id, caller, dialled, _fromiso(started_at), _fromiso(ended_at) if ended_at else None,
-        flow, flow_version, language, _loads(nodes), _loads(digits), outcome, detail, priority,
-        reason, number, _loads(exits), queue, waited)
+    return _calls_from_rows([row])[0]
+
+
+def _calls_from_rows(rows: Iterable[Sequence[Any]]) -> list[CallRecord]:
+    """Records from rows in the order of CALL_COLUMNS.  Streams read millions of rows through
+    here: the JSON lists (paths, keys, exits) repeat from call to call, so each text is decoded
+    once per page and every record gets its own copy."""
+    decoded: dict[str, list[str]] = {}
+
+    def listed(text: str) -> list[str]:
+        got = decoded.get(text)
+        if got is None:
+            got = decoded[text] = _loads(text)
+        return got.copy()
+
+    return [CallRecord(call_id, caller, dialled, _fromiso(started_at),
+                       _fromiso(ended_at) if ended_at else None, flow, flow_version, language,
+                       listed(nodes), listed(digits), outcome, detail, priority, reason, number,
+                       listed(exits), queue, waited)
+            for (call_id, caller, dialled, started_at, ended_at, flow, flow_version, language,
+                 nodes, digits, outcome, detail, priority, reason, number, exits, queue,
+                 waited) in rows]
 
 
 def _event_row(event: QueueEvent) -> tuple[Any, ...]:
@@ -439,7 +454,7 @@ class SqliteStore:
 
     def _read_calls(self, sql: str, params: tuple[Any, ...]) -> list[CallRecord]:
         # Rows become records here, in the worker thread, not on the event loop.
-        return [_call_from_row(r) for r in self._db().execute(sql, params)]
+        return _calls_from_rows(self._db().execute(sql, params))
 
     async def count_calls_since(self, number: str, since: dt.datetime, *,
                                 unserved_only: bool = False, exclude_call: str | None = None) -> int:
