@@ -57,7 +57,9 @@ every key is optional:
   holidays included); ``false``: only the dates in ``holidays``.
 
 ``admin:`` — the operator API (``ivr agents …`` talks to it): ``listen`` (``127.0.0.1:8089``),
-``token`` / ``token_file`` / ``IVR_ADMIN_TOKEN`` (a bearer token; without one the API is off).
+``token`` / ``token_file`` / ``IVR_ADMIN_TOKEN`` (a bearer token; without one the API is off),
+``users_file`` (the wallboard's users, ``ivr users add``; without it the wallboard is off) and
+``session_hours`` (``12``: a wallboard session ends this long after its log-in).
 
 The file is read as the flow files are (``ivr.flow.yamlsafe``): only ``true``/``false`` are
 booleans (``yes``/``no`` stay text), a number with a leading zero stays text (``015771000``),
@@ -210,6 +212,8 @@ class AdminConfig:
     host: str = "127.0.0.1"
     port: int = 8089
     token: str | None = dataclasses.field(default=None, repr=False)   # None: the API is off
+    users_file: Path | None = None      # the wallboard's users (ivr.web.auth); None: wallboard off
+    session_hours: float = 12.0         # a wallboard session ends this long after its log-in
 
 
 SERVICE_LEVEL_FORMULAS = ("answered", "answered_and_abandoned")
@@ -378,7 +382,7 @@ _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # -- the environment ------------------------------------------------------------------------------
 
 _ARI_KEYS = {"url", "username", "password", "password_file", "app"}
-_ADMIN_KEYS = {"listen", "token", "token_file"}
+_ADMIN_KEYS = {"listen", "token", "token_file", "users_file", "session_hours"}
 _WALLBOARD_KEYS = {"service_level", "service_level_formula", "flash_after", "refresh", "levels"}
 _CALLERS_KEYS = {"region", "timezone", "lookup_budget", "registry"}
 _REGISTRY_KEYS = {"url", "timeout", "token_env"}
@@ -388,7 +392,7 @@ _TEXT_SETTINGS = frozenset({
     "store.url", "log.format", "log.level", "engine.busy_prompt", "engine.default_language",
     "callers.region", "callers.timezone", "callers.registry.url", "callers.registry.token_env",
     "acd.music", "callbacks.owner", "callbacks.endpoint", "callbacks.caller_id",
-    "admin.listen", "admin.token", "admin.token_file"})
+    "admin.listen", "admin.token", "admin.token_file", "admin.users_file"})
 
 
 def _env_settings() -> dict[tuple[str, ...], set[str]]:
@@ -963,7 +967,17 @@ def _admin(raw: Mapping[str, Any], rel) -> AdminConfig:
                                                         f"({why})") from exc
         if token and not _TOKEN.fullmatch(token):
             raise _SettingError("admin.token_file", f"admin.token_file {tf} must hold {what}")
-    return AdminConfig(host=host, port=int(m.group("port")), token=token or None)
+    users_file = None
+    if sec.get("users_file") not in (None, ""):
+        users_file = rel(_text("admin.users_file", sec["users_file"], pattern=_NAME, what="a path",
+                               example=".sandbox/wallboard-users.yaml"), "admin.users_file")
+    session_hours = _real(sec.get("session_hours", 12.0))
+    if session_hours is None or not 0 < session_hours <= 24 * 30:
+        raise _SettingError("admin.session_hours", f"admin.session_hours must be a number of hours, "
+                                                   f"more than 0 and at most 720, e.g. 12, not "
+                                                   f"{_shown(sec.get('session_hours'))}")
+    return AdminConfig(host=host, port=int(m.group("port")), token=token or None,
+                       users_file=users_file, session_hours=float(session_hours))
 
 
 def _callers(raw: Mapping[str, Any], env: Mapping[str, str]) -> CallersConfig:
