@@ -510,6 +510,61 @@ class _AdminApi:
         return items
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    """The wallboard's users (``admin.users_file``): add (or change) one, list, remove."""
+    import getpass
+
+    from ivr.web.auth import Role, User, check_name, hash_password, read_users, write_users
+
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    path = config.admin.users_file
+    if path is None:
+        print("ivr: admin.users_file is not set: name the wallboard's users file in the config, "
+              "e.g. admin: {users_file: wallboard-users.yaml}", file=sys.stderr)
+        return 2
+    users = read_users(path) if path.exists() else {}
+    if args.users_command == "list":
+        if not users:
+            print(f"no wallboard users in {path}")
+        for u in users.values():
+            print(f"{u.name:24}  {u.role}")
+        return 0
+    try:
+        check_name(args.name)
+    except ValueError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    if args.users_command == "remove":
+        if args.name not in users:
+            print(f"ivr: no wallboard user {args.name!r} in {path}", file=sys.stderr)
+            return 1
+        del users[args.name]
+        write_users(path, users.values())
+        print(f"removed {args.name} (their sessions end at their next request)")
+        return 0
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("the same again: ") != password:
+            print("ivr: the two passwords differ; nothing changed", file=sys.stderr)
+            return 1
+    try:
+        hashed = hash_password(password)
+    except ValueError as exc:
+        print(f"ivr: {exc}; nothing changed", file=sys.stderr)
+        return 1
+    changed = args.name in users
+    users[args.name] = User(args.name, Role(args.role), hashed)
+    write_users(path, users.values())
+    print(f"{'changed' if changed else 'added'} {args.name} ({args.role}) in {path}")
+    return 0
+
+
 def cmd_agents(args: argparse.Namespace) -> int:
     """Agents of the running engine, through its admin API (v1, every page)."""
     try:
@@ -976,6 +1031,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--charts", metavar="DIR", default=None,
                    help="also write the funnel and the wait by hour here, as SVG and PNG")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("users", help="the wallboard's users (admin.users_file): add | list | remove")
+    users = p.add_subparsers(dest="users_command", required=True)
+    q = users.add_parser("add", help="add a user, or give one a new password or role "
+                         "(asks the password twice)")
+    q.add_argument("name", help="the user name to log in with")
+    q.add_argument("--role", required=True, choices=["viewer", "supervisor"],
+                   help="viewer: reads the wallboard; supervisor: also acts on agents and reservations")
+    q.add_argument("--password-stdin", action="store_true",
+                   help="read the password from the first line of standard input")
+    q.set_defaults(func=cmd_users)
+    q = users.add_parser("list", help="every user and role")
+    q.set_defaults(func=cmd_users)
+    q = users.add_parser("remove", help="remove a user")
+    q.add_argument("name")
+    q.set_defaults(func=cmd_users)
 
     p = sub.add_parser("sandbox", help="the sandbox Asterisk: up | down | status | logs | rx CMD")
     p.add_argument("action", choices=["up", "down", "status", "logs", "rx"])
