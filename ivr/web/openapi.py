@@ -200,10 +200,9 @@ def _limit(default: int) -> dict[str, Any]:
 _PARAMETERS = {
     "since": _param("since", "query", "Calls that started at or after this (ISO 8601 date or "
                                       "time; without an offset, UTC).",
-                    {"type": "string", "format": "date-time", "examples": ["2026-03-10",
-                                                                           "2026-03-10T09:00+09:00"]}),
+                    {"type": "string", "examples": ["2026-03-10", "2026-03-10T09:00+09:00"]}),
     "until": _param("until", "query", "Calls that started before this (as `since`).",
-                    {"type": "string", "format": "date-time"}),
+                    {"type": "string", "examples": ["2026-03-11"]}),
     "flow": _param("flow", "query", "The flow's name.", {"type": "string"}),
     "outcome": _param("outcome", "query", "How the call ended.",
                       {"type": "string", "enum": [str(o) for o in Outcome]}),
