@@ -315,7 +315,9 @@ _DOCUMENT: dict[str, Any] = {
         "title": "ivr operator API", "version": VERSION,
         "description": "Calls, queues, agents and callback reservations of a running engine. "
                        "Every listing is a page `{items, next}`; phone numbers are masked. "
-                       "Errors are `{\"error\": \"...\"}`. The paths without `/v1` are the API "
+                       "Errors are `{\"error\": \"...\"}`, also 404 for a path that is not here and 405 "
+                       "(with `Allow`) for a method a path does not take. The paths without "
+                       "`/v1` are the API "
                        "of before, kept for old scripts, deprecated.",
     },
     "servers": [{"url": "/api"}],
