@@ -40,7 +40,7 @@ from ivr.config import Config
 from ivr.errors import CallError, FlowError, IvrError
 from ivr.flow.loader import FlowSet, flow_files, load_flows
 from ivr.flow.model import Flow
-from ivr.flow.runner import run_flow
+from ivr.flow.runner import finish_exits, run_flow
 from ivr.prompts import Catalogue, audio_problems, load_catalogue
 from ivr.routing.identify import CallerFacts, identify
 from ivr.routing.numbers import normalize
@@ -224,6 +224,7 @@ class Engine:
         log.info("call.ended", outcome=str(record.outcome), detail=record.detail,
                  caller=record.caller, nodes=len(record.nodes))
 
+        finish_exits(record)
     async def _resume(self, call: Call, record: CallRecord, args: Sequence[str]) -> bool:
         """A call re-adopted after a restart that the queues take back (it waited, talked, or
         was in the callback dialog); False leaves it to the flow."""
@@ -263,7 +264,10 @@ class Engine:
     async def _serve(self, call: Call, record: CallRecord, adopted: bool) -> None:
         flowset, catalogue = self.flowset, self.catalogue   # this call keeps this version
         overloaded = self.lag.lag > self.config.engine.max_loop_lag
+            # The node the last engine was in when it stopped was left for the one below.
+            record.exits = list(before.exits[:len(before.nodes)])
         if not adopted and (self.live_calls > self.config.engine.max_calls or overloaded):
+            record.queue, record.waited = before.queue, before.waited
             why = (f"engine overloaded (event loop {self.lag.lag * 1000:.0f} ms late)" if overloaded
                    else "engine at max_calls")
             record.end(Outcome.BUSY, why)
@@ -321,7 +325,8 @@ class Engine:
         """The record as it is now goes to the store in the background (one write per call in
         flight; a newer note replaces one not yet written), so an engine taking over after a
         crash continues it."""
-        snapshot = dataclasses.replace(record, nodes=list(record.nodes), digits=list(record.digits))
+        snapshot = dataclasses.replace(record, nodes=list(record.nodes), digits=list(record.digits),
+                                       exits=list(record.exits))
         writing = record.call_id in self._progress
         self._progress[record.call_id] = snapshot
         if not writing:

@@ -161,6 +161,7 @@ class QueueService:
                     deadline=now + spec.max_wait, outcome=loop.create_future())
         c.callback = callback if self._booking is not None else None
         c.reason = reason
+        record.queue = queue
         self.callers[call.id] = c
         self.acd.enqueue(call.id, queue, c.priority, now, arrived_at=first, reason=reason,
                          language=language, center=call.center)
@@ -179,6 +180,7 @@ class QueueService:
                     if await self._book_callback(c):
                         return
                     continue                              # not booked: back in line, same place
+                self._left_line(c)
                 record.end(Outcome.QUEUE_TIMEOUT, f"{c.queue}: {result}")
                 await self._leave_holding(c)
                 await self._say_sorry(call, language)
@@ -222,6 +224,7 @@ class QueueService:
                                                reason=c.reason, language=c.language,
                                                waited=waited, call_id=c.call.id)
         if reservation is not None:
+            c.record.waited = round(waited, 3)
             c.record.end(Outcome.CALLBACK_BOOKED, f"{c.queue}: reservation {reservation}")
             log.info("acd.callback_booked", queue=c.queue, reservation=reservation, waited=round(waited))
             await _hang_up_quietly(c.call)
@@ -239,8 +242,17 @@ class QueueService:
         self.acd.leave(c.call.id, self.clock(), "callback")
         c.outcome.set_result("callback")
 
+    def _left_line(self, c: _Caller) -> float:
+        """The caller is off the line for good (answered, gone, timed out): the record keeps
+        the seconds waited since the place in line was taken."""
+        waited = self.clock() - c.arrived_at
+        c.record.waited = round(waited, 3)
+        return waited
+
     def _abandon(self, c: _Caller, how: str | None = "hangup") -> None:
         waited = self.clock() - c.arrived_at
+        if c.record.outcome is None:            # else ended already: that wait stands
+            c.record.waited = round(waited, 3)
         if how == "lost":
             c.record.end(Outcome.LOST, f"{c.queue}: the switch lost the call after {waited:.0f} s in line")
         else:
@@ -461,7 +473,7 @@ class QueueService:
     async def _converse(self, c: _Caller) -> None:
         call, agent_call, agent_id = c.call, c.agent_call, c.agent_id
         assert agent_call is not None and agent_id is not None
-        waited = self.clock() - c.arrived_at
+        waited = self._left_line(c)
         bridge: Bridge | None = None
         try:
             await self._leave_holding(c)
@@ -506,7 +518,7 @@ class QueueService:
             self.acd.leave(c.call.id, now, "overflow")
             target = self.specs[spec.overflow]
             log.info("acd.overflow", queue=c.queue, to=target.name, why=why)
-            c.queue = target.name
+            c.queue = c.record.queue = target.name
             c.deadline = now + target.max_wait
             self.acd.enqueue(c.call.id, target.name, c.priority, now, arrived_at=c.arrived_at,
                              reason=c.reason, language=c.language, center=c.call.center)
@@ -653,6 +665,7 @@ class QueueService:
         leg = self._legs.get(agent_id)
         if leg is None:
             leg = self._legs[agent_id] = asyncio.get_running_loop().create_future()
+        record.queue = record.queue or talk.queue
         record.end(Outcome.AGENT_CONNECTED, f"{agent_id} (the conversation went on through an engine restart)")
         agent_call: Call | None = None
         try:

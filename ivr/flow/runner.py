@@ -12,6 +12,17 @@ How a call ends (``record.outcome``):
   engine runs no queues), ``transfer`` → ``transferred`` (detail: the target);
 * the caller hangs up → ``caller_hangup``; the switch loses the call → ``lost``; anything
   unexpected → ``error`` (the caller hears ``system_error`` when possible and the call is hung up).
+
+How each node was left (``record.exits``, one ``NodeExit`` per entry of ``record.nodes``): a
+menu key or gathered digits accepted → ``key``; tries used up → ``timeout`` or ``invalid`` by
+the last try (whether the flow goes on to ``on_fail`` or ends); a ``queue`` node (or a bypass)
+→ ``queue`` once the call is handed over; ``transfer`` → ``transfer``; a ``hangup`` node or
+``return`` from the top → ``end``; the caller hangs up in a node → ``hangup``, the switch loses
+the call → ``lost``, an error → ``error``; any other node → ``next``.  The first exit noted for
+a node stands; a node another part of the engine recorded before the walk (``resumed after an
+engine restart``) is left by ``next`` when the walk goes on, and ``finish_exits`` gives every
+node still without one the exit the call's outcome implies, so that ``len(record.exits) ==
+len(record.nodes)`` once the call is over, however it ended.
 """
 
 from __future__ import annotations
@@ -22,7 +33,7 @@ from typing import Any
 
 import structlog
 
-from ivr.call import Call, CallRecord, Outcome, Prompt, Queues
+from ivr.call import Call, CallRecord, NodeExit, Outcome, Prompt, Queues
 from ivr.errors import CallEnded, FlowRuntimeError
 from ivr.flow.expr import ExprRuntimeError
 from ivr.flow.model import (Branch, Bypass, CancelCallback, Flow, FlowSet, Gather, Goto, Hangup, Menu, Node, Play,
@@ -30,8 +41,8 @@ from ivr.flow.model import (Branch, Bypass, CancelCallback, Flow, FlowSet, Gathe
 from ivr.flow.say import say
 from ivr.prompts import Catalogue
 
-__all__ = ["run_flow", "FlowRunner", "MAX_STEPS", "MAX_SUBFLOW_DEPTH", "QUEUE_HOLD_PROMPT",
-           "ERROR_PROMPT"]
+__all__ = ["run_flow", "FlowRunner", "finish_exits", "left_node", "MAX_STEPS", "MAX_SUBFLOW_DEPTH",
+           "QUEUE_HOLD_PROMPT", "ERROR_PROMPT"]
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +71,36 @@ async def run_flow(flowset: FlowSet, flow: Flow, call: Call, record: CallRecord,
                         language=language, variables=variables, max_steps=max_steps,
                         on_variable=on_variable, checkpoint=checkpoint)
     await runner.run(flow)
+
+
+def left_node(record: CallRecord, how: NodeExit) -> None:
+    """Note how the call left the last node of ``record`` (nothing when it has its exit
+    already: the first one stands); earlier nodes still without one were left by ``next``."""
+    exits, visited = record.exits, len(record.nodes)
+    if len(exits) < visited:
+        exits.extend([NodeExit.NEXT] * (visited - 1 - len(exits)))
+        exits.append(how)
+
+
+# The exit a node still without one gets when the call is over, by the call's outcome.
+_EXIT_BY_OUTCOME = {
+    Outcome.CALLER_HANGUP: NodeExit.HANGUP, Outcome.LOST: NodeExit.LOST,
+    Outcome.ERROR: NodeExit.ERROR, Outcome.TRANSFERRED: NodeExit.TRANSFER,
+    Outcome.QUEUED: NodeExit.QUEUE, Outcome.AGENT_CONNECTED: NodeExit.QUEUE,
+    Outcome.ABANDONED: NodeExit.QUEUE, Outcome.QUEUE_TIMEOUT: NodeExit.QUEUE,
+    Outcome.CALLBACK_BOOKED: NodeExit.QUEUE,
+}
+
+
+def finish_exits(record: CallRecord) -> None:
+    """A call is over: the last node without an exit gets the one its outcome implies (a call
+    the queues took back after a restart: ``queue``; the caller gone: ``hangup`` …; ``end``
+    otherwise), earlier ones ``next``."""
+    if record.outcome is None:
+        how = NodeExit.END
+    else:
+        how = _EXIT_BY_OUTCOME.get(Outcome(record.outcome), NodeExit.END)
+    left_node(record, how)
 
 
 class _Vars(dict[str, Any]):
@@ -128,8 +169,10 @@ class FlowRunner:
                     await self._walk(flow)
             except CallEnded as exc:
                 if exc.reason == "lost":
+                    left_node(record, NodeExit.LOST)
                     record.end(Outcome.LOST, f"the switch lost the call ({exc})")
                 else:
+                    left_node(record, NodeExit.HANGUP)
                     record.end(Outcome.CALLER_HANGUP)
                 log.info("flow.call_ended", reason=exc.reason,
                          node=record.nodes[-1] if record.nodes else None)
@@ -137,10 +180,12 @@ class FlowRunner:
                 raise
             except FlowRuntimeError as exc:
                 log.error("flow.runtime_error", error=str(exc))
+                left_node(record, NodeExit.ERROR)
                 record.end(Outcome.ERROR, str(exc))
                 await self._apologise()
             except Exception as exc:  # the call must end cleanly whatever happened
                 log.exception("flow.crashed", error=repr(exc))
+                left_node(record, NodeExit.ERROR)
                 record.end(Outcome.ERROR, f"{type(exc).__name__}: {exc}")
                 await self._apologise()
             finally:
@@ -156,12 +201,14 @@ class FlowRunner:
                 raise FlowRuntimeError(f"flow '{self.flow.name}' node '{name}': more than {self.max_steps} "
                                        "steps in one call; is the flow going round in circles?")
             node = nodes[name]
-            self.record.visit(f"{self.flow.name}/{name}" if self.stack else name)
+            self._visit(f"{self.flow.name}/{name}" if self.stack else name)
             bind(node=name)
             try:
                 target = await self._step(node)
             except ExprRuntimeError as exc:
                 raise FlowRuntimeError(f"flow '{self.flow.name}' node '{name}': {exc}") from exc
+            # A step that ended the call or took a key noted its own exit; the rest went on.
+            left_node(self.record, NodeExit.END if target is None and not self.stack else NodeExit.NEXT)
             if target is None:
                 # return (or end of a subflow): back to the caller flow's next node
                 if not self.stack:
@@ -218,12 +265,17 @@ class FlowRunner:
                 return _FINISHED
             case Hangup():
                 await self._play(node.prompts)
+                left_node(self.record, NodeExit.END)
                 self.record.end(Outcome.RETRIES_EXHAUSTED if self.exhausted else Outcome.COMPLETED)
                 await self.call.hangup()
                 return _FINISHED
         raise FlowRuntimeError(f"node '{node.name}': unknown node type {type(node).__name__}")  # pragma: no cover
 
     # -- helpers -------------------------------------------------------------------------------
+    def _visit(self, node: str) -> None:
+        left_node(self.record, NodeExit.NEXT)      # a node noted before the walk: gone on from
+        self.record.visit(node)
+
     def _media(self, prompts: Sequence[str]) -> list[Prompt]:
         """``welcome`` plays in the call's language; ``welcome@en`` always in English."""
         media = []
@@ -276,13 +328,14 @@ class FlowRunner:
                 target = node.options.get(key)
                 if target is not None:
                     self.exhausted = False
+                    left_node(record, NodeExit.KEY)
                     return target
                 retry_prompts = node.invalid
             else:
                 retry_prompts = node.no_input
             tries += 1
             if tries > node.retries:
-                return await self._exhausted(node)
+                return await self._exhausted(node, invalid=bool(key))
             call.flush_digits()
             await self._play(retry_prompts, barge_in=node.barge_in)
 
@@ -303,13 +356,14 @@ class FlowRunner:
                 record.pressed("*" * len(digits) if node.private else digits)
                 if self._acceptable(node, digits):
                     self.exhausted = False
+                    left_node(record, NodeExit.KEY)
                     return node.next
                 retry_prompts = node.invalid
             else:
                 retry_prompts = node.no_input
             tries += 1
             if tries > node.retries:
-                return await self._exhausted(node)
+                return await self._exhausted(node, invalid=bool(digits))
             call.flush_digits()
             await self._play(retry_prompts, barge_in=node.barge_in)
 
@@ -328,8 +382,10 @@ class FlowRunner:
             return False
         return True
 
-    async def _exhausted(self, node: Menu | Gather) -> str | _Finished:
+    async def _exhausted(self, node: Menu | Gather, *, invalid: bool) -> str | _Finished:
+        """Tries used up; ``invalid``: the last try was a wrong key (else no key at all)."""
         self.exhausted = True
+        left_node(self.record, NodeExit.INVALID if invalid else NodeExit.TIMEOUT)
         log.info("flow.retries_exhausted", node=node.name)
         if node.on_fail is not None:
             return node.on_fail
@@ -358,7 +414,7 @@ class FlowRunner:
         return None
 
     async def _bypass(self, rule: Bypass) -> None:
-        self.record.visit("bypass")
+        self._visit("bypass")
         log.info("flow.bypass", reason=rule.reason, queue=rule.queue, priority=rule.priority)
         await self._handoff(rule.queue, rule.priority, f"bypass: {rule.reason}", rule.prompts)
 
@@ -384,6 +440,7 @@ class FlowRunner:
         if self.checkpoint is not None:
             self.checkpoint()
         if self.queues is not None:
+            left_node(record, NodeExit.QUEUE)      # handed over: the queues say what came of it
             await self.queues.queue_handoff(self.call, record, queue, record.priority, record.reason,
                                             language=self.lang, callback=callback)
             record.end(Outcome.QUEUED, queue)
@@ -391,6 +448,7 @@ class FlowRunner:
         log.info("flow.queue", queue=queue, priority=record.priority, reason=record.reason)
         if self.catalogue.has(QUEUE_HOLD_PROMPT):
             await self._play((QUEUE_HOLD_PROMPT,))
+        left_node(record, NodeExit.QUEUE)
         record.end(Outcome.QUEUED, queue)
         await self.call.hangup()
 
@@ -399,6 +457,7 @@ class FlowRunner:
         target = f"{node.context},{node.extension},{node.priority}"
         log.info("flow.transfer", target=target)
         await self.call.transfer(node.context, node.extension, node.priority)
+        left_node(self.record, NodeExit.TRANSFER)
         self.record.end(Outcome.TRANSFERRED, target)
 
     async def _apologise(self) -> None:
