@@ -215,6 +215,7 @@ class Engine:
         self.calls_handled += 1
         if record.outcome is None:
             record.end(_ended(call))
+        finish_exits(record)
         if not call.hung_up:
             try:
                 await call.hangup()
@@ -224,7 +225,6 @@ class Engine:
         log.info("call.ended", outcome=str(record.outcome), detail=record.detail,
                  caller=record.caller, nodes=len(record.nodes))
 
-        finish_exits(record)
     async def _resume(self, call: Call, record: CallRecord, args: Sequence[str]) -> bool:
         """A call re-adopted after a restart that the queues take back (it waited, talked, or
         was in the callback dialog); False leaves it to the flow."""
@@ -255,7 +255,10 @@ class Engine:
             record.started_at = before.started_at
             record.flow, record.flow_version = before.flow, before.flow_version
             record.nodes, record.digits = list(before.nodes), list(before.digits)
+            # The node the last engine was in when it stopped was left for the one below.
+            record.exits = list(before.exits[:len(before.nodes)])
             record.language, record.number = before.language, before.number
+            record.queue, record.waited = before.queue, before.waited
         elif flow is not None:
             record.flow, record.flow_version = flow.name, self.flowset.version(flow.name)
             record.number = normalize(record.caller, self.config.callers.region).e164
@@ -264,10 +267,7 @@ class Engine:
     async def _serve(self, call: Call, record: CallRecord, adopted: bool) -> None:
         flowset, catalogue = self.flowset, self.catalogue   # this call keeps this version
         overloaded = self.lag.lag > self.config.engine.max_loop_lag
-            # The node the last engine was in when it stopped was left for the one below.
-            record.exits = list(before.exits[:len(before.nodes)])
         if not adopted and (self.live_calls > self.config.engine.max_calls or overloaded):
-            record.queue, record.waited = before.queue, before.waited
             why = (f"engine overloaded (event loop {self.lag.lag * 1000:.0f} ms late)" if overloaded
                    else "engine at max_calls")
             record.end(Outcome.BUSY, why)
