@@ -45,7 +45,10 @@ from ivr.prompts import Catalogue, audio_problems, load_catalogue
 from ivr.routing.identify import CallerFacts, identify
 from ivr.routing.numbers import normalize
 from ivr.routing.registry import CallerRegistry, StoreRegistry, registry_for
+from ivr.stats.live import LiveStats
+from ivr.stats.metrics import EngineGauges, Metrics
 from ivr.tasks import TaskSet
+from ivr.acd.model import Event
 from ivr.acd.restore import Restored, load_restored
 from ivr.acd.service import RESUME_WAIT
 
@@ -127,6 +130,12 @@ class Engine:
         self._progress: dict[str, CallRecord | None] = {}   # progress notes being written, next one
         # After a restart: the queues' part of a re-adopted call (None: no queues run).
         self.resume: Callable[[Call, CallRecord, Sequence[str]], Awaitable[bool]] | None = None
+        # The wallboard's live figures (None: no queues run) and the Prometheus metrics.
+        self.stats: LiveStats | None = None
+        self.metrics = Metrics(service_level=config.wallboard.service_level)
+        self.metrics.engine = EngineGauges(
+            loop_lag=lambda: self.lag.lag, calls_in_progress=lambda: self.live_calls,
+            records_unsaved=lambda: len(self.unsaved), records_lost=lambda: self.records_lost)
 
     def on_catalogue(self, use: Callable[[Catalogue], None]) -> None:
         """``use(catalogue)`` is called with every catalogue a reload brings."""
@@ -271,6 +280,7 @@ class Engine:
             why = (f"engine overloaded (event loop {self.lag.lag * 1000:.0f} ms late)" if overloaded
                    else "engine at max_calls")
             record.end(Outcome.BUSY, why)
+            self.metrics.call_shed("loop_lag" if overloaded else "max_calls")
             log.warning("call.shed", live_calls=self.live_calls, why=why)
             try:
                 await call.answer()
@@ -319,6 +329,7 @@ class Engine:
         try:
             await self.store.call_started(record)
         except IvrError as exc:
+            self.metrics.store_error("call_started")
             log.warning("call.start_not_recorded", error=str(exc))
 
     def _note_progress(self, record: CallRecord) -> None:
@@ -349,9 +360,13 @@ class Engine:
         await self._save(record)
 
     async def _save(self, record: CallRecord) -> None:
+        self.metrics.call_ended(record)
+        if self.stats is not None:
+            self.stats.call_ended(record)
         try:
             await self.store.record_call(record)
         except IvrError as exc:
+            self.metrics.store_error("record_call")
             # The caller is already served; the record waits in memory for the store to return.
             log.error("call.record_failed", error=str(exc), call=record.call_id,
                       unsaved=len(self.unsaved) + 1)
@@ -458,6 +473,8 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
         stack.push_async_callback(_closing("engine", engine.close))
         # 4. the ARI clients (one per media server): a switch for the services, no call yet
         ari = _switchboard(config, engine)
+        for adapter in ari.adapters:
+            adapter.client.on_request = engine.metrics.ari_request
         await ari.open()
         stack.push_async_callback(_closing("ari", ari.close))
         # 5. queues and callbacks
@@ -569,10 +586,22 @@ async def _start_queues(config: Config, switch, engine: Engine,
     recorder = EventRecorder(engine.store)
     await recorder.start()
     stack.push_async_callback(_closing("queue events", recorder.close))
-    acd = Acd(specs, config.acd.agents, priorities=config.acd.priorities, on_event=recorder,
+    # Every event goes to the event log first, then to the wallboard's figures.
+    listeners: list[Callable[[Event], None]] = []
+
+    def fan_out(event: Event) -> None:
+        recorder(event)
+        for listen in listeners:
+            try:
+                listen(event)
+            except Exception as exc:        # the figures must never break a call's course
+                log.exception("stats.event_failed", kind=event.kind, error=repr(exc))
+
+    acd = Acd(specs, config.acd.agents, priorities=config.acd.priorities, on_event=fan_out,
               centers=config.acd.centers)
     service = QueueService(acd, specs, switch, engine.catalogue, music=config.acd.music,
                            default_language=config.engine.default_language)
+    listeners.append(await _start_stats(config, engine, acd, service, recorder, stack))
     # Agents' states and the lines as the event log left them (a restart, a take-over);
     # ``login: true`` applies to agents the log has never seen.
     restored = await _read_restored(engine.store, specs)
@@ -603,6 +632,45 @@ async def _start_queues(config: Config, switch, engine: Engine,
     log.info("acd.ready", queues=sorted(specs), agents=len(config.acd.agents),
              logged_in=sorted(config.acd.auto_login))
     return service, desk
+
+
+async def _start_stats(config: Config, engine: Engine, acd, service, recorder,
+                       stack: contextlib.AsyncExitStack) -> LiveStats:
+    """The wallboard's figures over ``acd``, with today's events read back from the store
+    (before the queues are restored, whose events then follow), the metrics' queue gauges
+    and counters, and the reservation counts read every ``wallboard.refresh`` seconds."""
+    from ivr.stats.live import load_today
+
+    stats = LiveStats(acd, config.wallboard, tz=engine.tz, clock=utcnow, mono=service.clock,
+                      numbers=service.caller_number)
+    try:
+        read = await load_today(stats, engine.store)
+        log.info("stats.loaded", events=read, since=stats.midnight.isoformat())
+    except IvrError as exc:
+        engine.metrics.store_error("iter_events")
+        log.error("stats.not_loaded", error=str(exc), effect="today's figures count from now")
+    engine.stats = stats
+    engine.metrics.follow(stats)
+    if engine.metrics.engine is not None:
+        engine.metrics.engine = dataclasses.replace(engine.metrics.engine,
+                                                    events_dropped=lambda: recorder.dropped)
+    if config.callbacks.endpoint:
+        tasks = TaskSet("stats.reservations")
+        tasks.spawn(_count_reservations(engine, stats, config.wallboard.refresh),
+                    name="stats.reservations")
+        stack.push_async_callback(tasks.cancel_all, 2)
+    return stats
+
+
+async def _count_reservations(engine: Engine, stats: LiveStats, every: float) -> None:
+    """The reservation figures, read from the store every ``every`` seconds."""
+    while True:
+        try:
+            stats.set_reservations(await engine.store.reservation_counts(utcnow(), stats.midnight))
+        except IvrError as exc:
+            engine.metrics.store_error("reservation_counts")
+            log.debug("stats.reservations_not_read", error=str(exc))
+        await asyncio.sleep(every)
 
 
 async def _read_restored(store, specs) -> Restored:

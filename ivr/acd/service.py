@@ -791,6 +791,14 @@ class QueueService:
         self.acd.leave(turn.entry, now, "called back")
         self.acd.ring_cancelled(turn.agent_id, now)
 
+    def caller_number(self, call_id: str) -> str | None:
+        """The number (E.164 when known, else as presented) of a caller this service holds in
+        line or on a call; None for anyone else (a reservation's place, a call gone)."""
+        c = self.callers.get(call_id)
+        if c is None:
+            return None
+        return c.record.number or c.call.caller_number or None
+
     def free_agents(self) -> int:
         return sum(1 for a in self.acd.agents() if a.state == AgentState.AVAILABLE)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import json as jsonlib
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -34,6 +35,23 @@ def basic_auth_header(username: str, password: str) -> str:
     return f"Basic {token}"
 
 
+# The words of ARI's paths; any other segment is a name or an id (``route`` puts ``{id}`` there).
+_ROUTE_WORDS = frozenset({
+    "channels", "bridges", "playbacks", "recordings", "endpoints", "applications", "asterisk",
+    "sounds", "deviceStates", "mailboxes", "events", "play", "answer", "variable", "ring", "moh",
+    "continue", "addChannel", "removeChannel", "hold", "mute", "silence", "dtmf", "redirect",
+    "record", "snoop", "dial", "move", "externalMedia", "create", "control", "stored", "live",
+    "info", "ping", "modules", "logging", "config", "user", "dynamic", "rtp_statistics", "videoSource",
+})
+
+
+def route(path: str) -> str:
+    """A request's path as its template, for metrics: every name or id is ``{id}``
+    (``/channels/1700000000.12/play/pb-3`` → ``/channels/{id}/play/{id}``)."""
+    return "/".join(part if not part or part in _ROUTE_WORDS else "{id}"
+                    for part in path.split("?", 1)[0].split("/"))
+
+
 def _seg(value: str) -> str:
     """One path segment, escaped."""
     return quote(value, safe="")
@@ -51,6 +69,8 @@ class AriClient:
         self._auth = basic_auth_header(username, password)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        # Told of every request once it is over, answered or not: (method, route(path), seconds).
+        self.on_request: Callable[[str, str, float], None] | None = None
 
     async def __aenter__(self) -> AriClient:
         self._session = aiohttp.ClientSession(
@@ -83,6 +103,7 @@ class AriClient:
         # One pre-encoded URL: yarl need not parse and re-quote it (a measurable cost per request).
         query = ("?" + urlencode(params, quote_via=quote, safe="")) if params else ""
         url = URL(self.base_url + path + query, encoded=True)
+        started = time.perf_counter()
         try:
             async with self.session.request(method, url, json=json) as resp:
                 body = await resp.read()
@@ -95,6 +116,9 @@ class AriClient:
                                  f"{self.base_url}: {exc.os_error or exc}") from exc
         except aiohttp.ClientError as exc:
             raise AriError(f"ARI {method} {path}: {exc}") from exc
+        finally:
+            if self.on_request is not None:
+                self.on_request(method, route(path), time.perf_counter() - started)
         if status >= 400:
             raise self._error(method, path, status, body)
         if not body:

@@ -67,7 +67,7 @@ from ivr.config import Levels, WallboardConfig
 from ivr.logs import mask_number
 from ivr.store.base import QueueEvent
 
-__all__ = ["LineView", "EventHistory", "LiveStats", "load_today", "generated_state",
+__all__ = ["LineView", "EventHistory", "QueueOutcomes", "LiveStats", "load_today", "generated_state",
            "HELD_PREFIX", "RESERVATION_KEYS"]
 
 HELD_PREFIX = "cb-"            # line entries of callback reservations (ivr.callbacks.desk.PREFIX)
@@ -93,6 +93,16 @@ class LineView(Protocol):
     def agents(self) -> list[AgentStatus]: ...
 
     def estimate_waits(self, call_ids: Iterable[str], now: float) -> dict[str, float | None]: ...
+
+
+class QueueOutcomes(Protocol):
+    """Told as each caller's wait ends (``LiveStats.watch``; ``ivr.stats.metrics.Metrics``):
+    live events only, never the replay of the store's at start-up.  ``wait``: seconds from the
+    first arrival in line, None when not known; ``how``: ``abandoned`` or ``callback``."""
+
+    def answered(self, queue: str, center: str | None, wait: float | None) -> None: ...
+
+    def left(self, queue: str, center: str | None, how: str, wait: float | None) -> None: ...
 
 
 class EventHistory(Protocol):
@@ -168,7 +178,13 @@ class LiveStats:
         self._outcomes: dict[str, int] = {}
         self._estimated: dict[str, tuple[float, float | None]] = {}   # call id: (when, estimate)
         self.reservations: dict[str, int] = dict.fromkeys(RESERVATION_KEYS, 0)
+        self._watchers: list[QueueOutcomes] = []
+        self._live = False
         self._roll(self.clock().timestamp())
+
+    def watch(self, watcher: QueueOutcomes) -> None:
+        """``watcher`` is told of each wait that ends from now on (live events only)."""
+        self._watchers.append(watcher)
 
     # -- feeding -------------------------------------------------------------------------------
 
@@ -177,7 +193,11 @@ class LiveStats:
         at = self.clock().timestamp()
         if at < self._last:
             at = self._last             # a clock stepped back: the order of events is kept
-        self._apply(at, event.kind, event.call_id, event.agent_id, event.queue, event.detail)
+        self._live = True
+        try:
+            self._apply(at, event.kind, event.call_id, event.agent_id, event.queue, event.detail)
+        finally:
+            self._live = False
         self._bump()
 
     def seed(self, events: Iterable[QueueEvent]) -> int:
@@ -276,10 +296,14 @@ class LiveStats:
                                            reason=q.reason if q else None)
         elif kind == "call.connected":
             c = self._calls.pop(call_id, None)
+            wait = self._wait(at, c, detail)
+            where = queue or (c.queue if c else None)
+            if self._live and where is not None:
+                for w in self._watchers:
+                    w.answered(where, c.center if c else None, wait)
             if not today:
                 return
-            wait = self._wait(at, c, detail)
-            for t in self._tally_of(queue or (c.queue if c else None), c):
+            for t in self._tally_of(where, c):
                 t.answered += 1
                 t.wait_sum += wait if wait is not None else 0.0
                 if wait is not None and wait <= self.config.service_level:
@@ -289,10 +313,17 @@ class LiveStats:
             if detail == "overflow":
                 return                      # counted where the caller's wait ends
             self._calls.pop(call_id, None)
-            if not today or c is None and queue is None:
+            where = queue or (c.queue if c else None)
+            if where is None:
                 return
             wait = self._wait(at, c, "")
-            for t in self._tally_of(queue or (c.queue if c else None), c):
+            if self._live and (detail == "callback" or detail not in NOT_ABANDONED):
+                how = "callback" if detail == "callback" else "abandoned"
+                for w in self._watchers:
+                    w.left(where, c.center if c else None, how, wait)
+            if not today:
+                return
+            for t in self._tally_of(where, c):
                 if detail == "callback":
                     t.callbacks += 1
                 elif detail not in NOT_ABANDONED:
@@ -330,6 +361,40 @@ class LiveStats:
         a.state, a.queue = d.state, queue
 
     # -- reading ---------------------------------------------------------------------------------
+
+    def line_counts(self) -> tuple[dict[tuple[str, str | None, str], int],
+                                   dict[tuple[str, str | None], float],
+                                   dict[tuple[str | None, str], int]]:
+        """The line and the agents now, for the metrics' gauges: callers waiting by (queue,
+        center, priority) (every priority of every queue, 0 included), the oldest wait by
+        (queue, center) (the queue's own row with center None; a center's only when it has
+        callers), agents by (center, state) (every state of every center)."""
+        now = self.mono()
+        waiting: dict[tuple[str, str | None, str], int] = {}
+        oldest: dict[tuple[str, str | None], float] = {}
+        centers: list[str | None] = [*self.centers] if self.centers else [None]
+        for name in self.queue_names:
+            for c in centers:
+                for p in self.line.priorities:
+                    waiting[(name, c, p)] = 0
+            oldest[(name, None)] = 0.0
+            for w in self.line.waiting(name):
+                if w.call_id.startswith(HELD_PREFIX):
+                    continue
+                key = (name, w.center if self.centers else None, w.priority)
+                waiting[key] = waiting.get(key, 0) + 1
+                age = max(0.0, now - w.arrived_at)
+                for k in {(name, None), (name, w.center)}:
+                    if age > oldest.get(k, 0.0):
+                        oldest[k] = age
+                    else:
+                        oldest.setdefault(k, 0.0)
+        agents: dict[tuple[str | None, str], int] = {
+            (c, str(s)): 0 for c in centers for s in _ORDER}
+        for a in self.line.agents():
+            where = (a.spec.center if self.centers else None, str(a.state))
+            agents[where] = agents.get(where, 0) + 1
+        return waiting, oldest, agents
 
     def snapshot(self) -> dict[str, Any]:
         """The wallboard as of now: a JSON-ready dict with stable keys (see the module)."""
