@@ -12,7 +12,7 @@
        (REST only: no call yet)
     5. queues' event log, queues, callbacks         4. callbacks, queues (bridges), event log
        (agents and lines rebuilt from the log)
-    6. admin API                                    3. admin API closed
+    6. admin listener (API, /metrics, wallboard)    3. admin listener closed
     7. flow watcher, signal handlers                2. watcher stopped
     8. ARI event stream: calls arrive               1. no new call; calls in progress get
                                                        ``engine.shutdown_grace`` to finish
@@ -481,21 +481,14 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
         queues = await _start_queues(config, ari, engine, stack, sole=lease is not None)
         if queues is not None:
             _follow_centers(ari, queues[0])
-        # 6. admin API
-        if queues is not None and config.admin.token:
-            from aiohttp import web
+        # 6. the admin listener: the API and /metrics (admin token), the wallboard (users file)
+        admin_root = _admin_app(config, engine, store, queues)
+        if admin_root is not None:
+            from ivr.web.api import AdminServer
 
-            from ivr.web.api import AdminServer, api_app
-
-            service, desk = queues
-            root = web.Application()
-            root.add_subapp("/api", api_app(token=config.admin.token, queues=service, desk=desk,
-                                            store=store, region=config.callers.region))
-            admin = AdminServer(root, config.admin.host, config.admin.port)
+            admin = AdminServer(admin_root, config.admin.host, config.admin.port)
             await admin.__aenter__()
             stack.push_async_callback(_closing("admin", admin.__aexit__), None, None, None)
-        elif queues is not None:
-            log.warning("admin.off", why="no admin token: set admin.token_file or IVR_ADMIN_TOKEN")
         # 7. the flow watcher and the signals
         background = TaskSet("engine.watch")
         if config.engine.reload_interval > 0:
@@ -527,6 +520,50 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
         await stop.wait()
         log.info("engine.stopping", live_calls=engine.live_calls)
     log.info("engine.stopped", calls_handled=engine.calls_handled)
+
+
+def _admin_app(config: Config, engine: Engine, store, queues):
+    """The admin listener's application (``ivr.web.admin``) with the parts that are on; None
+    when none is.  The API and ``/metrics`` need ``admin.token``; the wallboard needs the
+    queues' live figures and ``admin.users_file`` (a broken users file refuses the start)."""
+    from ivr.web.admin import admin_app
+    from ivr.web.api import api_app
+    from ivr.web.metrics import metrics_handler
+
+    service, desk = queues if queues is not None else (None, None)
+    token = config.admin.token
+    api = None
+    if token:
+        api = api_app(token=token, queues=service, desk=desk, store=store,
+                      region=config.callers.region)
+    elif queues is not None:
+        log.warning("admin.off", why="no admin token: set admin.token_file or IVR_ADMIN_TOKEN",
+                    off="the API and /metrics")
+    wallboard = None
+    path = config.admin.users_file
+    if engine.stats is None:
+        if path is not None:
+            log.info("wallboard.off", why="no queues run: the wallboard shows the queues (acd.queues)")
+    elif path is None or not path.exists():
+        log.info("wallboard.off", why="no users file: set admin.users_file and add users with "
+                                      "'ivr users add NAME --role supervisor'",
+                 users_file=None if path is None else str(path))
+    else:
+        from ivr.web.auth import Audit, UserDirectory
+        from ivr.web.wallboard import TodayCharts, wallboard_app
+
+        users = UserDirectory(path)
+        if not len(users):
+            log.warning("wallboard.no_users", users_file=str(path),
+                        fix="ivr users add NAME --role supervisor")
+        wallboard = wallboard_app(users=users, stats=engine.stats, audit=Audit(store),
+                                  agents=service, desk=desk,
+                                  charts=TodayCharts(store, lambda: engine.flowset, engine.tz),
+                                  session_hours=config.admin.session_hours)
+        log.info("wallboard.on", path="/wallboard/", users=len(users))
+    if api is None and wallboard is None:
+        return None
+    return admin_app(api=api, metrics=metrics_handler(engine.metrics), token=token, wallboard=wallboard)
 
 
 def _switchboard(config: Config, engine: Engine):
