@@ -61,6 +61,20 @@ every key is optional:
 ``users_file`` (the wallboard's users, ``ivr users add``; without it the wallboard is off) and
 ``session_hours`` (``12``: a wallboard session ends this long after its log-in).
 
+``wallboard:`` — the live figures (``ivr.stats.live``) and the wallboard's colours; every key is
+optional:
+
+* ``service_level`` (``20``) — seconds: a caller answered (or, by the second formula, gone)
+  within them counts for the service level; also a bucket of ``ivr_queue_answer_wait_seconds``;
+* ``service_level_formula`` (``answered``) — ``answered``: answered within the threshold over
+  answered (Asterisk's ServicelevelPerf); ``answered_and_abandoned``: answered or abandoned
+  within it over answered and abandoned (ServicelevelPerf2);
+* ``flash_after`` (``120``) — seconds a caller waits before the wallboard flashes the caller;
+* ``refresh`` (``5``) — seconds between two reads of the callback reservations' counts;
+* ``levels`` — when a figure turns ``warn`` and ``alert``: ``longest_wait: {warn: 60, alert:
+  180}`` (seconds), ``service_level: {warn: 0.8, alert: 0.6}`` and ``abandon_rate: {warn: 0.05,
+  alert: 0.1}`` (shares from 0 to 1).
+
 The file is read as the flow files are (``ivr.flow.yamlsafe``): only ``true``/``false`` are
 booleans (``yes``/``no`` stay text), a number with a leading zero stays text (``015771000``),
 dates are text, a key appears once per mapping, and aliases may expand to at most

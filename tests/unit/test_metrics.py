@@ -244,3 +244,38 @@ async def test_the_counters_equal_the_stores_counts_after_calls_through_the_engi
     assert requests == len([r for r in fake.requests if r.path != "/events"]) > 0
     routes = {dict(ls)["route"] for (name, ls), _ in got.items() if name == "ivr_ari_request_seconds_count"}
     assert "/channels/{id}/answer" in routes and not any(ch in r for r in routes for ch in (lost,))
+
+
+# -- the sample Grafana dashboard ------------------------------------------------------------
+
+DASHBOARD = REPO / "docs" / "grafana-dashboard.json"
+
+
+def dashboard_queries() -> list[str]:
+    import json
+
+    board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    return [t["expr"].replace("$queue", ".*").replace("$center", ".*").replace("$sl", "20.0")
+            for p in board["panels"] for t in p["targets"]]
+
+
+def test_the_dashboard_asks_only_for_metrics_the_engine_gives():
+    import re
+
+    _, text = busy_metrics()
+    given = {s.name for family in text_string_to_metric_families(text) for s in family.samples}
+    asked = {name for q in dashboard_queries() for name in re.findall(r"\b(ivr_[a-z_]+)", q)}
+    assert asked and asked <= given, f"not given: {sorted(asked - given)}"
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None,
+                    reason="promtool (Debian's prometheus package) is not installed")
+def test_promtool_reads_every_query_of_the_dashboard(tmp_path):
+    import json
+
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"ivr:dashboard_query_{i}", "expr": q} for i, q in enumerate(dashboard_queries())]}]}
+    path = tmp_path / "rules.yaml"
+    path.write_text(json.dumps(rules), encoding="utf-8")      # JSON is YAML
+    done = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, timeout=60)
+    assert done.returncode == 0, (done.stdout + done.stderr).decode()
