@@ -11,7 +11,10 @@ figures (``LiveStats.snapshot()``) through server-sent events and draws them in 
     GET  /wallboard/api/snapshot               the live figures once
     GET  /wallboard/api/events                 text/event-stream: "snapshot" events, each a whole
                                                snapshot: within PUSH_GAP s of a change (at
-                                               most one per PUSH_GAP) and every TICK s anyway
+                                               most one per PUSH_GAP, or per COST_SHARE times
+                                               what a snapshot costs when that is longer: one
+                                               snapshot, encoded once, serves every page) and
+                                               every TICK s anyway
     GET  /wallboard/api/callers/{call_id}      one waiting caller (full number for a supervisor,
                                                audited as caller.view; masked for a viewer)
     GET  /wallboard/api/reservations           open reservations, numbers masked (at most 100)
@@ -56,6 +59,7 @@ COOKIE = "ivr_wallboard"
 CSRF_HEADER = "X-CSRF-Token"
 PUSH_GAP = 0.25          # seconds between two pushed snapshots, at least
 TICK = 1.0               # a snapshot at least this often, changed or not (waits grow, callers flash)
+COST_SHARE = 5           # the gap between two pushes is at least this many times a snapshot's cost
 MAX_REASON = 200
 MAX_RESERVATIONS = 100
 STATIC = ("index.html", "wallboard.css", "wallboard.js")
@@ -128,6 +132,7 @@ class _Feed:
         self._version = -1
         self._at = 0.0
         self._body = b""
+        self.cost = 0.0            # seconds the last snapshot took (taken and encoded)
 
     def encoded(self) -> tuple[int, bytes]:
         version, now = self.stats.version, self.clock()
@@ -135,6 +140,7 @@ class _Feed:
             self._body = json.dumps(self.stats.snapshot(), ensure_ascii=False,
                                     separators=(",", ":")).encode()
             self._version, self._at = version, now
+            self.cost = self.clock() - now
         return self._version, self._body
 
 
@@ -274,8 +280,10 @@ def wallboard_app(*, users: UserDirectory, stats: LiveView, audit: Audit,
                 sent_at = loop.time()
                 version, body = feed.encoded()
                 await resp.write(b"event: snapshot\ndata: " + body + b"\n\n")
-                # At most one snapshot per push_gap: a busy center changes many times a second.
-                await asyncio.sleep(max(0.0, sent_at + push_gap - loop.time()))
+                # At most one snapshot per push_gap (a busy center changes many times a second),
+                # and the snapshots' own cost at most a fifth of the event loop's time.
+                gap = max(push_gap, COST_SHARE * feed.cost)
+                await asyncio.sleep(max(0.0, sent_at + gap - loop.time()))
                 await stats.wait_changed(version, max(0.0, sent_at + tick - loop.time()))
             await resp.write(b"event: ended\ndata: {}\n\n")
         except (ConnectionResetError, ConnectionError):
