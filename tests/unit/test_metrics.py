@@ -150,7 +150,7 @@ def test_a_replay_of_todays_events_at_start_up_is_not_counted_again():
     assert stats.snapshot()["queues"][0]["answered"] == 1
 
 
-async def test_the_handler_answers_the_text_format(aiohttp_client=None):
+async def test_the_handler_answers_the_text_format():
     metrics, _ = busy_metrics()
     app = web.Application()
     app.router.add_get("/metrics", metrics_handler(metrics))
@@ -158,7 +158,7 @@ async def test_the_handler_answers_the_text_format(aiohttp_client=None):
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]      # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     try:
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:

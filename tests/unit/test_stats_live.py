@@ -290,3 +290,22 @@ def test_the_snapshot_has_the_keys_the_wallboard_renders(formula):
                                "answered", "abandoned", "callbacks", "service_level", "asa",
                                "abandon_rate", "levels"]
     json.dumps(snap)
+
+
+def test_an_agents_state_restored_after_a_restart_is_not_counted_twice():
+    from ivr.acd.model import StateDetail, state_detail
+
+    clocks = Clocks()
+    _, stats, clocks = board(agents=agents(1), clocks=clocks)
+    start = clocks.wall()
+    stats.seed([
+        QueueEvent(at=start, kind="agent.state", agent_id="a1", detail="available"),
+        QueueEvent(at=start + dt.timedelta(seconds=600), kind="agent.state", agent_id="a1",
+                   call_id="c1", queue="general", detail="on_call"),
+    ])
+    clocks.at(1200)                 # the engine restarts 20 minutes in, the agent still talking
+    stats(Event(at=clocks.mono(), kind="agent.state", agent_id="a1", call_id="c1", queue="general",
+                detail=state_detail(StateDetail(AgentState.ON_CALL, restored=True, age=600.0))))
+    clocks.at(1500)
+    (everyone,) = stats.snapshot()["agents"]
+    assert everyone["occupancy"] == round(900 / 1500, 3)     # on the call 600-1500 of 1500 s
