@@ -117,6 +117,7 @@ function showLogin() {
   if (stream) { stream.close(); stream = null; }
   clearInterval(chartTimer);
   $("board").hidden = true;
+  $("as-of-box").hidden = true;
   $("logout").hidden = true;
   setText($("who"), "");
   $("login").hidden = false;
@@ -128,6 +129,7 @@ async function start() {
   me = r.body;
   $("login").hidden = true;
   $("board").hidden = false;
+  $("as-of-box").hidden = false;
   $("logout").hidden = false;
   document.body.dataset.role = me.role;
   setText($("who"), `${me.user} (${t(me.role)})`);
