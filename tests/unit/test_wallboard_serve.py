@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import shutil
@@ -58,7 +59,8 @@ async def listener(tmp_path: Path, *, token: bool = True, users: bool = True, us
         with structlog.testing.capture_logs() as logs:
             # unsafe: the jar keeps cookies of an IP address (127.0.0.1), as browsers do
             jar = aiohttp.CookieJar(unsafe=True)
-            async with serving(config), aiohttp.ClientSession(f"http://127.0.0.1:{port}", cookie_jar=jar) as http:
+            # The engine stops before the client closes: pages may still be open then.
+            async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", cookie_jar=jar) as http, serving(config):
                 yield http, logs
 
 
@@ -122,3 +124,16 @@ async def test_todays_charts_show_todays_calls_of_the_flow_and_are_drawn_once_a_
     mono[0] += 60
     await charts.chart("funnel", "main")
     assert len(store.asked) > asked
+
+
+async def test_the_engine_stops_at_once_while_a_page_follows_the_stream(tmp_path):
+    loop = asyncio.get_running_loop()
+    async with listener(tmp_path) as (http, logs):
+        async with http.post("/wallboard/api/login", json={"name": "kim", "password": "supervisor-pass"}) as resp:
+            assert resp.status == 200
+        stream = await http.get("/wallboard/api/events")
+        assert (await stream.content.readline()).startswith(b"event: snapshot")
+        stopping = loop.time()
+    # Leaving the block stopped the engine with the stream still open; the stream was ended.
+    assert loop.time() - stopping < 3
+    assert [e["step"] for e in logs if e["event"] == "engine.closing"][:2] == ["calls", "admin"]
