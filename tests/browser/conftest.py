@@ -1,6 +1,6 @@
 """Browser tests: the wallboard page in Debian's Chromium, driven by Playwright (no browser is
 downloaded).  Selected with ``-m browser``; skipped, with the reason, where /usr/bin/chromium
-is absent.  Screenshots go to docs/screenshots/ (committed: the README shows them)."""
+is absent.  Screenshots go to a scratch folder, or to $IVR_SCREENSHOTS (docs/screenshots/ for the README)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ A supervisor logs in (a wrong password first), pauses an agent from the page, se
 caller appear in line within a second with the priority and the reason, opens the caller's
 detail (full number) and switches to English; a viewer has no action buttons and is refused
 when trying anyway; the journey chart of today shows the calls just made.  Screenshots of
-each page go to docs/screenshots/.
+each page go to the screenshots folder (``browser_helpers.SCREENSHOTS``).
 """
 
 from __future__ import annotations
