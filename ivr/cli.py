@@ -906,6 +906,51 @@ def _report_order(config, flow: str) -> list[str]:
     return flow_order(found, flows)
 
 
+def cmd_export_calls(args: argparse.Namespace) -> int:
+    """Every call of a range with its path, exits, keys, queue, wait and queue events, streamed
+    to a CSV or Parquet file (or standard output); numbers masked unless --full-numbers."""
+    from zoneinfo import ZoneInfo
+
+    from ivr.analytics.export import ExportError, Format, atomic_file, export_range, write_calls
+    from ivr.store import open_store
+
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    fmt: Format = args.format or ("parquet" if args.output.endswith(".parquet") else "csv")
+    if fmt == "parquet" and args.output == "-" and sys.stdout.isatty():
+        print("ivr: Parquet is binary: name a file with --output", file=sys.stderr)
+        return 2
+    try:
+        since, until = export_range(args.since, args.until, ZoneInfo(config.callers.timezone))
+    except ExportError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+
+    async def export(out) -> int:
+        async with open_store(config.store_url) as store:
+            return await write_calls(store, out, since=since, until=until, fmt=fmt,
+                                     flow=args.flow, full_numbers=args.full_numbers)
+
+    try:
+        if args.output == "-":
+            written = asyncio.run(export(sys.stdout.buffer))
+            sys.stdout.buffer.flush()
+        else:
+            with atomic_file(args.output) as out:
+                written = asyncio.run(export(out))
+    except (IvrError, OSError) as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    where = "standard output" if args.output == "-" else args.output
+    print(f"ivr: {written} call(s) that started from {since.isoformat()} to {until.isoformat()} "
+          f"written to {where} ({fmt}{'' if args.full_numbers else ', numbers masked'})",
+          file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description="IVR/ARS voice-flow engine for Asterisk (ARI)")
     parser.add_argument("--config", "-c", default=None,
@@ -1031,6 +1076,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--charts", metavar="DIR", default=None,
                    help="also write the funnel and the wait by hour here, as SVG and PNG")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("export", help="recorded calls for other tools: export calls (CSV, Parquet)")
+    export = p.add_subparsers(dest="export_command", required=True)
+    q = export.add_parser(
+        "calls", help="every call of a range: path, exits, keys, outcome, queue, wait, events",
+        description="Every call that started in the range, one row each, streamed from the store "
+        "of the config.  Dates are the center's (callers.timezone), --until included; a date "
+        "and time is a moment (--until excluded).  See 'Exporting calls' in the README.")
+    q.add_argument("--since", required=True,
+                   help="first day (2026-11-01) or a moment (2026-11-01T09:00, 2026-11-01T00:00Z)")
+    q.add_argument("--until", default=None,
+                   help="last day, included (default: the day of --since), or a moment, excluded")
+    q.add_argument("--flow", default=None, help="only the calls of this flow")
+    q.add_argument("--format", choices=("csv", "parquet"), default=None,
+                   help="default: parquet when --output ends in .parquet, else csv")
+    q.add_argument("--output", "-o", default="-",
+                   help="the file to write (written whole or not at all; default -: standard output)")
+    q.add_argument("--full-numbers", action="store_true",
+                   help="the callers' numbers as stored (default: masked, 010****5678)")
+    q.set_defaults(func=cmd_export_calls)
 
     p = sub.add_parser("users", help="the wallboard's users (admin.users_file): add | list | remove")
     users = p.add_subparsers(dest="users_command", required=True)
