@@ -145,24 +145,23 @@ class Report:
 class _Waits:
     """Waits kept as counts per tenth of a second: exact mean, median and p90 to 0.1 s."""
 
-    __slots__ = ("count", "total", "tenths")
+    __slots__ = ("total", "tenths")
 
     def __init__(self) -> None:
-        self.count = 0
         self.total = 0.0
         self.tenths: collections.Counter[int] = collections.Counter()
 
-    def add(self, seconds: float) -> None:
-        self.count += 1
+    def add(self, seconds: float) -> None:       # ReportBuilder.add does the same, inline
         self.total += seconds
         self.tenths[round(seconds * 10)] += 1
 
     def stats(self) -> WaitStats:
-        if not self.count:
+        count = sum(self.tenths.values())
+        if not count:
             return WaitStats(0, None, None, None)
         values = sorted(self.tenths.items())
-        return WaitStats(self.count, self.total / self.count, _quantile(values, self.count, 0.5),
-                         _quantile(values, self.count, 0.9))
+        return WaitStats(count, self.total / count, _quantile(values, count, 0.5),
+                         _quantile(values, count, 0.9))
 
 
 def _quantile(values: Sequence[tuple[int, int]], n: int, q: float) -> float:
@@ -208,6 +207,10 @@ class ReportBuilder:
         # number -> when its latest contained call in the range started, not yet followed up
         self._pending: dict[str, float] = {}
         self.calls = self.contained = self.recontacted = self.with_number = self.repeats = 0
+        # Calls that went the same way (nodes, exits, outcome, reason) are counted together and
+        # folded into the figures below when there are many kinds, and at the end.
+        self._journeys: collections.Counter[tuple[tuple[str, ...], tuple[str, ...], str | None, str | None]] \
+            = collections.Counter()
         self._outcomes: collections.Counter[str] = collections.Counter()
         self._nodes: dict[str, list[int]] = {}
         self._paths: collections.Counter[tuple[str, ...]] = collections.Counter()
@@ -215,6 +218,7 @@ class ReportBuilder:
         self._bypasses: collections.Counter[str] = collections.Counter()
         self._by_priority: dict[str, _Waits] = {}
         self._by_hour = [_Waits() for _ in range(24)]
+        self._hour_of: dict[int, int] = {}       # quarter-hours since the epoch -> local hour
 
     @property
     def numbers_held(self) -> int:
@@ -222,81 +226,104 @@ class ReportBuilder:
         return len(self._seen)
 
     def add(self, records: Iterable[CallRecord]) -> None:
-        flow, lo, hi = self.flow, self._lo, self._hi
-        seen, line, pending = self._seen, self._seen_line, self._pending
-        for r in records:
-            if r.flow != flow:
-                continue
-            t = r.started_at.timestamp()
-            if t < self._last:
-                raise ValueError(f"call {r.call_id} started before the call added before it: "
-                                 "records must come oldest first")
-            self._last = t
-            while line and line[0][0] <= t - _WINDOW_S:
-                when, old = line.popleft()
-                if seen.get(old) == when:
-                    del seen[old]
-                    pending.pop(old, None)
-            number = r.number
-            if t >= hi:
+        # One loop with everything at hand: a month of calls passes through here.
+        flow, lo, hi, window = self.flow, self._lo, self._hi, _WINDOW_S
+        seen, line, pending, journeys = self._seen, self._seen_line, self._pending, self._journeys
+        by_priority, by_hour, hour_of = self._by_priority, self._by_hour, self._hour_of
+        last, kept = self._last, self._paths_kept
+        calls = contained = recontacted = with_number = repeats = 0
+        try:
+            for r in records:
+                if r.flow != flow:
+                    continue
+                t = r.started_at.timestamp()
+                if t < last:
+                    raise ValueError(f"call {r.call_id} started before the call added before it: "
+                                     "records must come oldest first")
+                last = t
+                while line and line[0][0] <= t - window:
+                    when, old = line.popleft()
+                    if seen.get(old) == when:
+                        del seen[old]
+                        pending.pop(old, None)
+                number = r.number
+                if t >= hi:
+                    if number is not None:
+                        before = pending.pop(number, None)
+                        if before is not None and t - before < window:
+                            recontacted += 1
+                        # no need to remember it: nothing after the range is counted
+                    continue
                 if number is not None:
-                    before = pending.pop(number, None)
-                    if before is not None and t - before < _WINDOW_S:
-                        self.recontacted += 1
-                    # no need to remember it: nothing after the range is counted
-                continue
-            if number is not None:
-                before = seen.get(number)
-                if t >= lo:
-                    if before is not None and t - before < _WINDOW_S:
-                        self.repeats += 1
-                    earlier = pending.pop(number, None)
-                    if earlier is not None and t - earlier < _WINDOW_S:
-                        self.recontacted += 1
-                seen[number] = t
-                line.append((t, number))
-            if t >= lo:
-                self._count(r, number, t)
+                    if t >= lo:
+                        before = seen.get(number)
+                        if before is not None and t - before < window:
+                            repeats += 1
+                        before = pending.pop(number, None)
+                        if before is not None and t - before < window:
+                            recontacted += 1
+                    seen[number] = t
+                    line.append((t, number))
+                if t < lo:
+                    continue
+                calls += 1
+                outcome, queue = r.outcome, r.queue
+                if number is not None:
+                    with_number += 1
+                if outcome == _COMPLETED and queue is None:
+                    contained += 1
+                    if number is not None:
+                        pending[number] = t
+                journeys[(tuple(r.nodes), tuple(r.exits), outcome, r.reason)] += 1
+                waited = r.waited
+                if queue is not None and waited is not None:
+                    key = r.priority or NO_PRIORITY
+                    waits = by_priority.get(key)
+                    if waits is None:
+                        waits = by_priority[key] = _Waits()
+                    tenths = round(waited * 10)
+                    waits.total += waited
+                    waits.tenths[tenths] += 1
+                    quarter = int(t // 900)
+                    hour = hour_of.get(quarter)
+                    if hour is None:
+                        hour = hour_of[quarter] = r.started_at.astimezone(self.tz).hour
+                    waits = by_hour[hour]
+                    waits.total += waited
+                    waits.tenths[tenths] += 1
+                if len(journeys) > kept:
+                    self._fold()
+        finally:
+            self._last = last
+            self.calls += calls
+            self.contained += contained
+            self.recontacted += recontacted
+            self.with_number += with_number
+            self.repeats += repeats
 
-    def _count(self, r: CallRecord, number: str | None, t: float) -> None:
-        self.calls += 1
-        if number is not None:
-            self.with_number += 1
-        outcome = r.outcome
-        self._outcomes[outcome or "in progress"] += 1
-        if outcome == _COMPLETED and r.queue is None:
-            self.contained += 1
-            if number is not None:
-                self._pending[number] = t
-        nodes = r.nodes
-        stats = self._nodes
-        for name in set(nodes):
-            counts = stats.get(name)
-            if counts is None:
-                counts = stats[name] = [0, 0, 0, 0, 0, 0]
-            counts[0] += 1
-        if r.exits:
-            left = {(n, _EXIT_SLOT[e]) for n, e in zip(nodes, r.exits, strict=False) if e in _EXIT_SLOT}
+    def _fold(self) -> None:
+        """Count the journeys kept into the outcomes, bypasses, funnel and paths."""
+        outcomes, bypasses, stats, paths = self._outcomes, self._bypasses, self._nodes, self._paths
+        for (nodes, exits, outcome, reason), count in self._journeys.items():
+            outcomes[outcome or "in progress"] += count
+            if reason is not None and reason.startswith(_BYPASS):
+                bypasses[reason[len(_BYPASS):]] += count
+            for name in set(nodes):
+                counts = stats.get(name)
+                if counts is None:
+                    counts = stats[name] = [0, 0, 0, 0, 0, 0]
+                counts[0] += count
             agent = outcome == _AGENT
-            for name, slot in left:
+            for name, slot in {(n, _EXIT_SLOT[e]) for n, e in zip(nodes, exits, strict=False)
+                               if e in _EXIT_SLOT}:
                 counts = stats[name]
-                counts[slot] += 1
+                counts[slot] += count
                 if agent and slot == _QUEUE_SLOT:
-                    counts[_AGENT_SLOT] += 1
-        paths = self._paths
-        paths[tuple(nodes)] += 1
+                    counts[_AGENT_SLOT] += count
+            paths[nodes] += count
+        self._journeys.clear()
         if len(paths) > 2 * self._paths_kept:
             self._thin_paths()
-        reason = r.reason
-        if reason is not None and reason.startswith(_BYPASS):
-            self._bypasses[reason[len(_BYPASS):]] += 1
-        if r.queue is not None and r.waited is not None:
-            key = r.priority or NO_PRIORITY
-            waits = self._by_priority.get(key)
-            if waits is None:
-                waits = self._by_priority[key] = _Waits()
-            waits.add(r.waited)
-            self._by_hour[r.started_at.astimezone(self.tz).hour].add(r.waited)
 
     def _thin_paths(self) -> None:
         """Misra-Gries: keep the ``paths_kept`` most common, every count lowered by the next one."""
@@ -307,6 +334,7 @@ class ReportBuilder:
     def report(self, followed_until: dt.datetime | None = None) -> Report:
         """The figures so far.  ``followed_until``: how far past ``until`` the records were read
         (default: the whole 24 hours)."""
+        self._fold()
         rank = {name: i for i, name in enumerate(self.order)}
         names = sorted(self._nodes, key=lambda n: (rank.get(n, len(rank)), -self._nodes[n][0], n))
         funnel = tuple(NodeStats(n, *self._nodes[n]) for n in names)
