@@ -836,8 +836,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     import datetime as dt
     from zoneinfo import ZoneInfo
 
-    from ivr.analytics.report import WINDOW, ReportBuilder, build_report, csv_tables, format_report
-    from ivr.store import open_store
+    from ivr.analytics.report import WINDOW, ReportBuilder, csv_tables, format_report, split_range
 
     try:
         config = _config(args)
@@ -848,26 +847,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     if last < first:
         print(f"ivr: --until {last} is before --since {first}", file=sys.stderr)
         return 2
+    if args.jobs < 1:
+        print(f"ivr: --jobs must be at least 1, not {args.jobs}", file=sys.stderr)
+        return 2
     tz = ZoneInfo(config.callers.timezone)
     since = dt.datetime.combine(first, dt.time(), tz)
     until = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tz)
-    builder = ReportBuilder(args.flow, since, until, tz, order=_report_order(config, args.flow),
-                            top=args.top)
+    order = _report_order(config, args.flow)
+    builder = ReportBuilder(args.flow, since, until, tz, order=order, top=args.top)
     followed = min(until + WINDOW, dt.datetime.now(dt.timezone.utc))
+    parts = split_range(since, until, args.jobs, tz)
+    if len(parts) == 1:
+        builder.merge(_report_part(config.store_url, args.flow, since, until, tz, order, args.top))
+    else:
+        # Each process reads its days and the day on either side; the figures add up.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-    async def read():
-        async with open_store(config.store_url) as store:
-            # the day before (repeat callers) and the day after (callers who called again)
-            return await build_report(store.iter_calls(since - WINDOW, until + WINDOW, flow=args.flow),
-                                      builder, followed)
-
-    import gc
-
-    # Millions of records pass through and are freed as they go (none is kept in a cycle):
-    # the cyclic collector, run every 700 allocations by default, would scan them for nothing.
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
-    report = asyncio.run(read())
+        with ProcessPoolExecutor(len(parts), mp_context=multiprocessing.get_context("spawn")) as pool:
+            done = [pool.submit(_report_part, config.store_url, args.flow, a, b, tz, order, args.top)
+                    for a, b in parts]
+            for future in done:
+                builder.merge(future.result())
+    report = builder.report(followed)
     sys.stdout.write(format_report(report))
     if args.csv:
         folder = Path(args.csv)
@@ -888,6 +890,31 @@ def cmd_report(args: argparse.Namespace) -> int:
                 written.append(f"{name}.{fmt}")
         print(f"charts: {folder}/ ({', '.join(written)})")
     return 0
+
+
+def _report_part(store_url: str, flow: str, since, until, tz, order, top: int):
+    """The figures of the calls of [since, until) (a ``ReportBuilder``, finished), read from the
+    store with the day on either side; run in a process of its own when the range is split."""
+    import gc
+
+    from ivr.analytics.report import WINDOW, ReportBuilder
+    from ivr.logs import configure_logging
+    from ivr.store import open_store
+
+    configure_logging("console", "warning")
+    # Millions of records pass through and are freed as they go (none is kept in a cycle):
+    # the cyclic collector, run every 700 allocations by default, would scan them for nothing.
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+    builder = ReportBuilder(flow, since, until, tz, order=order, top=top)
+
+    async def read() -> None:
+        async with open_store(store_url) as store:
+            async for batch in store.iter_calls(since - WINDOW, until + WINDOW, flow=flow):
+                builder.add(batch)
+
+    asyncio.run(read())
+    return builder.finished()
 
 
 def _report_order(config, flow: str) -> list[str]:
@@ -1089,6 +1116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", required=True, type=_date, help="first day, e.g. 2026-11-01")
     p.add_argument("--until", type=_date, default=None, help="last day, included (default: --since)")
     p.add_argument("--top", type=int, default=10, help="how many of the most common paths (default 10)")
+    p.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
+                   help="processes reading the store at once, each a part of the days "
+                        "(default: the CPUs, at most 4)")
     p.add_argument("--csv", metavar="DIR", default=None, help="also write one CSV per section here")
     p.add_argument("--charts", metavar="DIR", default=None,
                    help="also write the funnel and the wait by hour here, as SVG and PNG")

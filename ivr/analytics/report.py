@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from ivr.flow.model import Flow, FlowSet
 
 __all__ = ["WINDOW", "PATHS_KEPT", "WaitStats", "NodeStats", "Report", "ReportBuilder",
-           "build_report", "flow_order", "format_report", "csv_tables", "NO_PRIORITY"]
+           "build_report", "split_range", "flow_order", "format_report", "csv_tables", "NO_PRIORITY"]
 
 WINDOW = dt.timedelta(hours=24)
 PATHS_KEPT = 50_000
@@ -154,6 +154,10 @@ class _Waits:
     def add(self, seconds: float) -> None:       # ReportBuilder.add does the same, inline
         self.total += seconds
         self.tenths[round(seconds * 10)] += 1
+
+    def merge(self, other: _Waits) -> None:
+        self.total += other.total
+        self.tenths.update(other.tenths)
 
     def stats(self) -> WaitStats:
         count = sum(self.tenths.values())
@@ -325,6 +329,40 @@ class ReportBuilder:
         if len(paths) > 2 * self._paths_kept:
             self._thin_paths()
 
+    def finished(self) -> ReportBuilder:
+        """This builder once every record has been added: its figures folded, the numbers of
+        the last 24 hours forgotten (small to send to another process).  Returns itself."""
+        self._fold()
+        self._seen.clear()
+        self._seen_line.clear()
+        self._pending.clear()
+        return self
+
+    def merge(self, other: ReportBuilder) -> None:
+        """Add the figures of ``other``, a builder of another part of the range that was fed
+        that part and the 24 hours on each side (``split_range``), to this one's."""
+        other._fold()
+        self._fold()
+        self.calls += other.calls
+        self.contained += other.contained
+        self.recontacted += other.recontacted
+        self.with_number += other.with_number
+        self.repeats += other.repeats
+        self._outcomes.update(other._outcomes)
+        self._bypasses.update(other._bypasses)
+        for name, counts in other._nodes.items():
+            mine = self._nodes.setdefault(name, [0] * len(counts))
+            for i, value in enumerate(counts):
+                mine[i] += value
+        self._paths.update(other._paths)
+        self._paths_error += other._paths_error
+        if len(self._paths) > 2 * self._paths_kept:
+            self._thin_paths()
+        for key, waits in other._by_priority.items():
+            self._by_priority.setdefault(key, _Waits()).merge(waits)
+        for mine_w, theirs in zip(self._by_hour, other._by_hour, strict=True):
+            mine_w.merge(theirs)
+
     def _thin_paths(self) -> None:
         """Misra-Gries: keep the ``paths_kept`` most common, every count lowered by the next one."""
         cut = sorted(self._paths.values(), reverse=True)[self._paths_kept]
@@ -357,6 +395,21 @@ async def build_report(batches: AsyncIterable[Sequence[CallRecord]], builder: Re
     async for batch in batches:
         builder.add(batch)
     return builder.report(followed_until)
+
+
+def split_range(since: dt.datetime, until: dt.datetime, parts: int,
+                tz: dt.tzinfo) -> list[tuple[dt.datetime, dt.datetime]]:
+    """[``since``, ``until``) in at most ``parts`` consecutive ranges of whole days (the
+    center's days), as even as the days allow: each can be built apart and merged."""
+    first, last = since.astimezone(tz).date(), (until - dt.timedelta(microseconds=1)).astimezone(tz).date()
+    days = (last - first).days + 1
+    parts = max(1, min(parts, days))
+    cuts = [since]
+    for i in range(1, parts):
+        day = first + dt.timedelta(days=round(i * days / parts))
+        cuts.append(max(since, dt.datetime.combine(day, dt.time(), tz)))
+    cuts.append(until)
+    return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if a < b]
 
 
 def flow_order(flow: Flow, flows: FlowSet | None = None) -> list[str]:

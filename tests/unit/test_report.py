@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ivr.analytics.report import (NO_PRIORITY, ReportBuilder, WaitStats, build_report, csv_tables,
-                                  flow_order, format_report)
+                                  flow_order, format_report, split_range)
 from ivr.call import CallRecord
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -288,3 +288,27 @@ async def test_build_report_reads_every_batch():
 
     r = await build_report(batches(), ReportBuilder("main", SINCE, UNTIL, SEOUL))
     assert r == day_report()
+
+
+def test_parts_of_the_range_built_apart_and_merged_give_the_same_report():
+    since, until = at(1, 0), UNTIL                   # two days: the 1st and the 2nd
+    whole = ReportBuilder("main", since, until, SEOUL)
+    whole.add(DAY_OF_CALLS)
+    parts = split_range(since, until, 2, SEOUL)
+    assert parts == [(at(1, 0), at(2, 0)), (at(2, 0), UNTIL)]
+    merged = ReportBuilder("main", since, until, SEOUL)
+    for a, b in parts:
+        part = ReportBuilder("main", a, b, SEOUL)
+        part.add(DAY_OF_CALLS)                       # each part sees the 24 h on both sides
+        merged.merge(part.finished())
+    assert merged.report() == whole.report()
+    assert merged.report().calls == 22
+
+
+def test_split_range_keeps_whole_days_and_never_more_parts_than_days():
+    month = (dt.datetime(2026, 11, 1, tzinfo=SEOUL), dt.datetime(2026, 12, 1, tzinfo=SEOUL))
+    parts = split_range(*month, 4, SEOUL)
+    assert [b - a for a, b in parts] == [dt.timedelta(days=d) for d in (8, 7, 7, 8)]
+    assert parts[0][0] == month[0] and parts[-1][1] == month[1]
+    assert all(a.astimezone(SEOUL).time() == dt.time() for a, _ in parts)
+    assert split_range(SINCE, UNTIL, 8, SEOUL) == [(SINCE, UNTIL)]

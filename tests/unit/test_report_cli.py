@@ -66,6 +66,16 @@ def test_report_writes_csv_and_charts(config, tmp_path, capsys):
     assert f"csv: {out_csv}/" in out and f"charts: {out_charts}/" in out
 
 
+def test_the_days_read_by_two_processes_give_the_same_report(config, capsys):
+    two_days = ["--config", str(config), "report", "--flow", "main", "--since", "2026-11-01",
+                "--until", "2026-11-02"]
+    assert main([*two_days, "--jobs", "1"]) == 0
+    alone = capsys.readouterr().out
+    assert main([*two_days, "--jobs", "2"]) == 0
+    assert capsys.readouterr().out == alone
+    assert "calls                                      22\n" in alone
+
+
 def test_an_empty_range_and_an_unknown_flow_say_so(config, capsys):
     assert main(["--config", str(config), "report", "--flow", "nosuch", "--since", "2026-10-01"]) == 0
     captured = capsys.readouterr()
@@ -80,3 +90,6 @@ def test_dates_are_checked(config, capsys):
     with pytest.raises(SystemExit):
         main(["--config", str(config), "report", "--flow", "main", "--since", "1 Nov"])
     assert "'1 Nov' is not a date like 2026-11-01" in capsys.readouterr().err
+    assert main(["--config", str(config), "report", "--flow", "main", "--since", "2026-11-02",
+                 "--jobs", "0"]) == 2
+    assert "--jobs must be at least 1, not 0" in capsys.readouterr().err
