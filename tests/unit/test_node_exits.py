@@ -290,3 +290,42 @@ async def test_an_overflow_names_the_last_queue(running):
     leg.hang_up()
     rec = await line.done()
     assert rec.queue == "backup" and rec.waited is not None and rec.waited >= 0.2
+
+
+# -- however the call goes: the sample flow under many callers ------------------------------------
+
+async def test_every_call_through_the_sample_flow_has_one_exit_per_node():
+    import random
+
+    from flow_helpers import FLOWS
+    from ivr.flow.loader import load_flows
+
+    prompts = catalogue()
+    sample = load_flows(FLOWS, prompts)
+    flow = sample.for_number("15771000")
+    rng = random.Random(13)
+    ends = set()
+    for _ in range(300):
+        script = []
+        for _ in range(rng.randint(0, 8)):
+            pick = rng.random()
+            if pick < 0.55:
+                script.append(press(rng.choice("0123456789") if rng.random() < 0.8
+                                    else f"{rng.randint(0, 999999):06d}#"))
+            elif pick < 0.85:
+                script.append(silence())
+            else:
+                script.append(hang_up())
+                break
+        call = ScriptedCall(*script, dialled="15771000")
+        record = CallRecord(call.id, call.caller_number, call.dialled)
+        await run_flow(sample, flow, call, record, catalogue=prompts,
+                       queues=Queues() if rng.random() < 0.5 else None,
+                       variables={"caller.age": rng.choice([None, 30, 80])})
+        assert len(record.exits) == len(record.nodes), (script, record.nodes, record.exits)
+        assert all(NodeExit(e) for e in record.exits)
+        # Only the last node ends the call; every earlier one went on.
+        assert all(e in (NodeExit.NEXT, NodeExit.KEY, NodeExit.TIMEOUT, NodeExit.INVALID)
+                   for e in record.exits[:-1]), (record.nodes, record.exits)
+        ends.add(record.exits[-1])
+    assert {NodeExit.QUEUE, NodeExit.HANGUP} <= ends
