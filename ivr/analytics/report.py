@@ -35,9 +35,9 @@ What each figure means:
   breadth-first walk from ``bypass`` and the entry node, subflows in place), the others after
   them by reach.  A subflow's nodes are ``subflow/node``; ``bypass`` is the bypass rules.
 - **paths**: the most common sequences of nodes.  Counted exactly while the range has at
-  most ``PATHS_KEPT`` distinct paths (a month of the sample flow has a few thousand); past
-  that the rarest are thinned (Misra-Gries): each count shown may then be short by at most
-  ``paths_error`` calls.
+  most twice ``PATHS_KEPT`` distinct paths (a month of the sample flow has about 7,000); past
+  that the ``PATHS_KEPT`` most common are kept, each lowered by the next one's count
+  (Misra-Gries): each count shown may then be short by at most ``paths_error`` calls.
 - **bypasses**: calls routed by a bypass rule (``reason`` ``bypass: <why>``), by reason.
 - **wait**: for the calls handed to a queue with a known wait (``CallRecord.waited``), by
   priority (None is ``(none)``) and by the hour of the day the call started, in the
