@@ -1,7 +1,8 @@
 """Charts of a journey report, as SVG or PNG bytes (matplotlib, the Agg backend).
 
 No pyplot and no global figure state: each chart is its own ``Figure`` drawn on its own Agg
-canvas, so charts can be drawn from any thread (the wallboard draws today's).  An SVG of the
+canvas, so charts can be drawn from any thread (the wallboard draws today's); only the saving
+is one at a time (it sets matplotlib's SVG settings).  An SVG of the
 same report is the same bytes each time (fixed hash salt, no date in the metadata); its
 texts stay text (node names can be searched and read aloud).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import threading
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -29,12 +31,16 @@ _EXITS = (("hangup", "hang-up", "#d9534f"), ("timeout", "timeout", "#f0ad4e"),
           ("invalid", "invalid key", "#8e6bbf"), ("agent", "to an agent", "#3c9d5d"))
 
 
+# The SVG settings are matplotlib's global ones, set around each save: one save at a time.
+_SAVING = threading.Lock()
+
+
 def _save(fig: Figure, fmt: Format) -> bytes:
     if fmt not in ("svg", "png"):
         raise ValueError(f"a chart is svg or png, not {fmt!r}")
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    with matplotlib.rc_context({"svg.hashsalt": "ivr", "svg.fonttype": "none"}):
+    with _SAVING, matplotlib.rc_context({"svg.hashsalt": "ivr", "svg.fonttype": "none"}):
         fig.savefig(buf, format=fmt, dpi=100,
                     metadata={"Date": None} if fmt == "svg" else {"Software": None})
     return buf.getvalue()
