@@ -1,4 +1,4 @@
-"""'ivr report': the hand-counted day of calls through a real SQLite store and the command."""
+"""'ivr report': the hand-counted day of calls through real stores (SQLite, PostgreSQL) and the command."""
 
 from __future__ import annotations
 
@@ -16,16 +16,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def config(tmp_path: Path, monkeypatch) -> Path:
+def config(tmp_path: Path, monkeypatch, store_url: str) -> Path:
+    """A config whose store (SQLite, then PostgreSQL) holds the hand-counted day of calls."""
     for name in ("IVR_STORE_URL", "IVR_CONFIG", "IVR_FLOWS", "IVR_CALLERS_TIMEZONE"):
         monkeypatch.delenv(name, raising=False)
     p = tmp_path / "ivr.yaml"
     p.write_text(f"ari: {{username: ivr, password: x}}\n"
                  f"flows: {ROOT / 'flows'}\n"
-                 f"store: {{url: 'sqlite:///{tmp_path}/var/ivr.db'}}\n", encoding="utf-8")
+                 f"store: {{url: '{store_url}'}}\n", encoding="utf-8")
 
     async def write() -> None:
-        async with open_store(f"sqlite:///{tmp_path}/var/ivr.db") as store:
+        async with open_store(store_url) as store:
             for record in reversed(DAY_OF_CALLS):       # the store sorts them
                 await store.record_call(record)
 
