@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ivr.analytics.report import Report
 
@@ -28,7 +28,8 @@ Format = Literal["svg", "png"]
 
 _REACHED = "#c9d3df"
 _EXITS = (("hangup", "hang-up", "#d9534f"), ("timeout", "timeout", "#f0ad4e"),
-          ("invalid", "invalid key", "#8e6bbf"), ("agent", "to an agent", "#3c9d5d"))
+          ("invalid", "invalid key", "#8e6bbf"), ("agent", "to an agent", "#3c9d5d"),
+          ("unanswered", "queued, no agent", "#9fd3ae"))
 
 
 # The SVG settings are matplotlib's global ones, set around each save: one save at a time.
@@ -65,8 +66,8 @@ _TICK = dt.timedelta(microseconds=1)
 
 def funnel_chart(report: Report, fmt: Format = "svg") -> bytes:
     """One bar per node of the funnel (in the report's order, the first at the top): the calls
-    that reached it, and over it those that left it by hang-up, timeout, invalid key and to an
-    agent."""
+    that reached it, and over it those that left it by hang-up, timeout, invalid key, to an
+    agent and to a queue where no agent answered."""
     nodes = report.funnel
     fig = Figure(figsize=(9, max(2.5, 0.32 * len(nodes) + 1.4)), layout="constrained")
     ax = fig.add_subplot()
@@ -79,12 +80,13 @@ def funnel_chart(report: Report, fmt: Format = "svg") -> bytes:
     ax.barh(ys, [s.reached for s in nodes], color=_REACHED, label="reached", height=0.8)
     left = [0] * len(nodes)
     for field, label, color in _EXITS:
-        widths = [getattr(s, field) for s in nodes]
+        widths = [s.queued - s.agent if field == "unanswered" else getattr(s, field) for s in nodes]
         ax.barh(ys, widths, left=left, color=color, label=label, height=0.5)
         left = [a + b for a, b in zip(left, widths, strict=True)]
     ax.set_yticks(ys, [s.node for s in nodes], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("calls")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     return _save(fig, fmt)

@@ -24,7 +24,7 @@ def test_the_funnel_names_every_node_and_every_way_out():
     svg = funnel_chart(report)
     shown = texts(svg)
     assert {s.node for s in report.funnel} <= set(shown)
-    assert {"reached", "hang-up", "timeout", "invalid key", "to an agent"} <= set(shown)
+    assert {"reached", "hang-up", "timeout", "invalid key", "to an agent", "queued, no agent"} <= set(shown)
     assert "Funnel: flow main, 2026-11-02" in shown
     assert svg == funnel_chart(report)                  # the same bytes for the same report
 
