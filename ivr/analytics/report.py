@@ -75,6 +75,8 @@ _QUEUE_SLOT = 4
 _AGENT_SLOT = 5
 _COMPLETED = Outcome.COMPLETED.value
 _AGENT = Outcome.AGENT_CONNECTED.value
+# How a call went: its nodes, how it left each, its outcome and why it was routed so.
+_Journey = tuple[tuple[str, ...], tuple[str, ...], str | None, str | None]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -213,8 +215,7 @@ class ReportBuilder:
         self.calls = self.contained = self.recontacted = self.with_number = self.repeats = 0
         # Calls that went the same way (nodes, exits, outcome, reason) are counted together and
         # folded into the figures below when there are many kinds, and at the end.
-        self._journeys: collections.Counter[tuple[tuple[str, ...], tuple[str, ...], str | None, str | None]] \
-            = collections.Counter()
+        self._journeys: collections.Counter[_Journey] = collections.Counter()
         self._outcomes: collections.Counter[str] = collections.Counter()
         self._nodes: dict[str, list[int]] = {}
         self._paths: collections.Counter[tuple[str, ...]] = collections.Counter()
