@@ -535,7 +535,7 @@ def _admin_app(config: Config, engine: Engine, store, queues):
     api = None
     if token:
         api = api_app(token=token, queues=service, desk=desk, store=store,
-                      region=config.callers.region)
+                      region=config.callers.region, tz=ZoneInfo(config.callers.timezone))
     elif queues is not None:
         log.warning("admin.off", why="no admin token: set admin.token_file or IVR_ADMIN_TOKEN",
                     off="the API and /metrics")

@@ -88,13 +88,15 @@ class Desk(Protocol):
 
 
 def api_app(*, token: str, queues: Operators | None = None, desk: Desk | None = None,
-            store: Store | None = None, region: str = "KR",
+            store: Store | None = None, region: str = "KR", tz: dt.tzinfo = dt.timezone.utc,
             clock: Callable[[], dt.datetime] = utcnow) -> web.Application:
     """The API as a sub-application to mount at ``/api``.  ``queues``: the running queues
     (None: the agent and queue paths answer 404); ``desk``: the callback desk (None:
     callbacks are not on; the reservations the store holds are still listed); ``store``: where
     calls and reservations are read (None: those paths answer 404); ``region``: how a number
-    without ``+`` is read (``callers.region``); ``clock``: the wall clock (``as_of``)."""
+    without ``+`` is read (``callers.region``); ``tz``: the center's time zone, in which a
+    ``since``/``until`` without an offset is read (``callers.timezone``); ``clock``: the wall
+    clock (``as_of``)."""
     expected = f"Bearer {token}".encode()
 
     @web.middleware
@@ -136,7 +138,7 @@ def api_app(*, token: str, queues: Operators | None = None, desk: Desk | None = 
     # -- version 1 -------------------------------------------------------------------------
 
     async def v1_calls(request: web.Request) -> web.Response:
-        q = _Query(request, {"since", "until", "flow", "outcome", "number", "limit", "cursor"})
+        q = _Query(request, {"since", "until", "flow", "outcome", "number", "limit", "cursor"}, tz)
         since, until = q.moment("since"), q.moment("until")
         if since is not None and until is not None and since >= until:
             raise _bad("since must be before until")
@@ -374,8 +376,9 @@ def _moment(text: str) -> dt.datetime:
 class _Query:
     """The query parameters of a request, checked one by one: a clear 400 for each mistake."""
 
-    def __init__(self, request: web.Request, known: set[str]) -> None:
+    def __init__(self, request: web.Request, known: set[str], tz: dt.tzinfo = dt.timezone.utc) -> None:
         self.params = request.query
+        self.tz = tz
         unknown = sorted(set(self.params) - known)
         if unknown:
             allowed = ", ".join(sorted(known)) if known else "none"
@@ -395,7 +398,8 @@ class _Query:
         return value
 
     def moment(self, name: str) -> dt.datetime | None:
-        """An ISO 8601 date or time; without an offset, UTC (a date alone: 00:00 UTC)."""
+        """An ISO 8601 date or time; without an offset, in the center's time zone (a date alone:
+        its midnight there)."""
         value = self.text(name)
         if value is None:
             return None
@@ -404,7 +408,7 @@ class _Query:
         except ValueError:
             raise _bad(f"{name}: {value!r} is not a date or time; give ISO 8601, e.g. "
                        f"2026-03-10 or 2026-03-10T09:00:00+09:00") from None
-        return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=self.tz)
 
     def limit(self, default: int) -> int:
         value = self.text("limit")

@@ -199,7 +199,7 @@ def _limit(default: int) -> dict[str, Any]:
 
 _PARAMETERS = {
     "since": _param("since", "query", "Calls that started at or after this (ISO 8601 date or "
-                                      "time; without an offset, UTC).",
+                                      "time; without an offset, in the center's time zone, callers.timezone).",
                     {"type": "string", "examples": ["2026-03-10", "2026-03-10T09:00+09:00"]}),
     "until": _param("until", "query", "Calls that started before this (as `since`).",
                     {"type": "string", "examples": ["2026-03-11"]}),

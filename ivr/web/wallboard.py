@@ -228,8 +228,10 @@ def wallboard_app(*, users: UserDirectory, stats: LiveView, audit: Audit,
         where = source(request)
         wait = limiter.retry_after(name, where)
         if wait is not None:
-            await audit.record(name, "-", "login_refused", detail="locked: too many refused log-ins",
-                               source=where)
+            # The audit log has the refusal that locked the name or address ("now locked"); the
+            # attempts while locked go to the engine's log only, so that a client trying again
+            # and again cannot grow the audit log without bound.
+            log.warning("audit.login_locked", user=name, source=where, retry_after=round(wait))
             return _error(429, "too many refused log-ins: try again later",
                           headers={"Retry-After": str(int(wait) + 1)})
         async with checking:

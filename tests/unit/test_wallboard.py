@@ -142,12 +142,13 @@ async def test_five_wrong_passwords_lock_the_name_with_429_even_for_the_right_pa
         for _ in range(5):
             resp = await b.client.post("/wallboard/api/login", json={"name": "kim", "password": "guess-guess"})
             assert resp.status == 401
-        resp = await b.client.post("/wallboard/api/login", json={"name": "kim", "password": PASSWORDS["kim"]})
-        assert resp.status == 429 and int(resp.headers["Retry-After"]) == 301
+        for _ in range(20):            # trying on while locked: refused, and the audit log stays as it was
+            resp = await b.client.post("/wallboard/api/login", json={"name": "kim", "password": PASSWORDS["kim"]})
+            assert resp.status == 429 and int(resp.headers["Retry-After"]) == 301
         now[0] += 301
         assert (await b.login("kim"))["user"] == "kim"
         refused = [a for a in b.actions() if a[1] == "login_refused"]
-        assert len(refused) == 6 and "now locked" in refused[4][3] and "locked" in refused[5][3]
+        assert len(refused) == 5 and "now locked" in refused[4][3], refused
 
 
 async def test_a_supervisor_pauses_and_resumes_an_agent_in_the_queues_and_it_is_audited(tmp_path):
