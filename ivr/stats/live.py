@@ -565,20 +565,31 @@ class LiveStats:
         day = self._agents.get(s.spec.id)
         return day.queue if day is not None else None
 
-    def _alerts(self, queues: list[dict[str, Any]], agents: list[dict[str, Any]]) -> list[str]:
-        out: list[str] = []
+    def _alerts(self, queues: list[dict[str, Any]], agents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The figures at their ``alert`` level, each as ``{"kind", "queue", "center",
+        "value", "text"}``: ``kind`` is ``longest_wait`` (seconds), ``service_level`` or
+        ``abandon_rate`` (a share); the page words them in its language, ``text`` says it in
+        English for scripts."""
+        out: list[dict[str, Any]] = []
         for q in queues:
             where = q["queue"] if q["center"] is None else f"{q['queue']} ({q['center']})"
             if q["center"] is not None and not self.centers:
                 continue
             levels = q["levels"]
+
+            def alert(kind: str, value: float, text: str) -> None:
+                out.append({"kind": kind, "queue": q["queue"], "center": q["center"],
+                            "value": value, "text": text})
             if levels["longest_wait"] == "alert":
-                out.append(f"a caller in {where} has waited {_said(q['longest_wait'])}")
+                alert("longest_wait", q["longest_wait"],
+                      f"a caller in {where} has waited {_said(q['longest_wait'])}")
             if levels["service_level"] == "alert":
-                out.append(f"service level in {where} is {q['service_level'] * 100:.0f} % "
-                           f"(answered within {self.config.service_level:g} s)")
+                alert("service_level", q["service_level"],
+                      f"service level in {where} is {q['service_level'] * 100:.0f} % "
+                      f"(answered within {self.config.service_level:g} s)")
             if levels["abandon_rate"] == "alert":
-                out.append(f"{q['abandon_rate'] * 100:.0f} % of callers in {where} hung up unserved today")
+                alert("abandon_rate", q["abandon_rate"],
+                      f"{q['abandon_rate'] * 100:.0f} % of callers in {where} hung up unserved today")
         return out
 
 

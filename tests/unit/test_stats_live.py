@@ -118,7 +118,8 @@ def test_levels_follow_the_thresholds_and_say_alerts():
     script(stats, clocks)
     levels = row(stats.snapshot())["levels"]
     assert levels == {"longest_wait": "ok", "service_level": "alert", "abandon_rate": "alert"}
-    assert any("hung up unserved" in a for a in stats.snapshot()["alerts"])
+    alerts = stats.snapshot()["alerts"]
+    assert any(a["kind"] == "abandon_rate" and "hung up unserved" in a["text"] for a in alerts), alerts
     _, quiet, _ = board(config)
     assert row(quiet.snapshot())["levels"] == {"longest_wait": "ok", "service_level": None,
                                                "abandon_rate": None}

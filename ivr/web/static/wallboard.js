@@ -29,6 +29,9 @@ const T = {
     supervisor: "관리자", viewer: "열람자", done_ok: "처리되었습니다", sl_note: "{s}초 이내 응답",
     elderly: "고령자", repeat: "반복 통화", normal: "일반", flash: "기준 초과 대기",
     agent_id: "상담원 ID", name: "이름", sure_cancel: "이 예약을 취소할까요?",
+    alert_longest_wait: "{where}: {v} 동안 기다린 고객이 있습니다",
+    alert_service_level: "{where}: 서비스 수준 {v} ({s}초 이내 응답)",
+    alert_abandon_rate: "{where}: 오늘 고객의 {v}가 응대 전에 끊었습니다",
   },
   en: {
     title: "Contact center wallboard", as_of: "As of", reconnecting: "Connection lost — reconnecting",
@@ -51,6 +54,9 @@ const T = {
     supervisor: "Supervisor", viewer: "Viewer", done_ok: "Done", sl_note: "answered within {s} s",
     elderly: "Elderly", repeat: "Repeat caller", normal: "Normal", flash: "Waiting too long",
     agent_id: "Agent id", name: "Name", sure_cancel: "Cancel this reservation?",
+    alert_longest_wait: "{where}: a caller has waited {v}",
+    alert_service_level: "{where}: service level {v} (answered within {s} s)",
+    alert_abandon_rate: "{where}: {v} of callers hung up unserved today",
   },
 };
 const STATES = ["available", "ringing", "on_call", "wrap_up", "paused", "offline"];
@@ -354,12 +360,21 @@ function renderReservations(s) {
   const key = RESERVATIONS.map((k) => r[k]).join("/");
   if (me && me.actions && me.reservations && key !== cache.resKey) { cache.resKey = key; loadReservations(); }
 }
+function alertText(a, s) {
+  // An alert is worded here, in the page's language; its English text is for scripts.
+  const key = `alert_${a.kind}`;
+  if (!(key in T[lang])) return a.text;
+  const where = a.center ? `${a.queue} (${a.center})` : a.queue;
+  const v = a.kind === "longest_wait" ? dur(a.value) : pct(a.value);
+  return T[lang][key].replace("{where}", where).replace("{v}", v)
+    .replace("{s}", String(s.service_level ? s.service_level.seconds : ""));
+}
 function renderAlerts(s) {
   const ul = $("alerts");
   const items = s.alerts || [];
   while (ul.children.length > items.length) ul.lastChild.remove();
   while (ul.children.length < items.length) ul.append(el("li"));
-  items.forEach((a, i) => setText(ul.children[i], a));
+  items.forEach((a, i) => setText(ul.children[i], alertText(a, s)));
 }
 function render(s) {
   perf.version = s.as_of;
