@@ -577,7 +577,7 @@ class LiveStats:
                 continue
             levels = q["levels"]
 
-            def alert(kind: str, value: float, text: str) -> None:
+            def alert(kind: str, value: float, text: str, q: dict[str, Any] = q) -> None:
                 out.append({"kind": kind, "queue": q["queue"], "center": q["center"],
                             "value": value, "text": text})
             if levels["longest_wait"] == "alert":
