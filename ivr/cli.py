@@ -96,6 +96,7 @@ def cmd_calls_list(args: argparse.Namespace) -> int:
                 "dialled": r.dialled, "flow": r.flow, "flow_version": r.flow_version,
                 "language": r.language, "nodes": r.nodes, "digits": r.digits,
                 "outcome": r.outcome, "detail": r.detail, "priority": r.priority, "reason": r.reason,
+                "exits": r.exits, "queue": r.queue, "waited": r.waited,
             })
         json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
         print()
@@ -156,6 +157,7 @@ def cmd_calls_show(args: argparse.Namespace) -> int:
                 "flow_version": r.flow_version, "language": r.language, "nodes": r.nodes,
                 "digits": r.digits, "outcome": r.outcome, "detail": r.detail,
                 "priority": r.priority, "reason": r.reason,
+                "exits": r.exits, "queue": r.queue, "waited": r.waited,
             }
         json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
         print()
@@ -170,6 +172,12 @@ def cmd_calls_show(args: argparse.Namespace) -> int:
         print(f"{'time':19}  {'caller':15}  {'dialled':10}  {'flow':12}  {'outcome':18}  {'why':34}  path / keys")
         print(f"{_fmt_time(r.started_at):19}  {caller:15}  {r.dialled:10}  {(r.flow or '-'):12}  "
               f"{outcome:18}  {why:34}  {' > '.join(r.nodes) or '-'}  [{' '.join(r.digits)}]")
+        if r.exits:
+            # How each node was left (the journey report's funnel counts these).
+            print("left by: " + " > ".join(f"{node} ({how})" for node, how in zip(r.nodes, r.exits)))
+        if r.queue is not None:
+            waited = "-" if r.waited is None else f"{r.waited:.1f} s"
+            print(f"queue:   {r.queue}, waited {waited}")
         print()
     if not events:
         print("no queue events")

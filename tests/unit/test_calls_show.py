@@ -227,3 +227,20 @@ def test_ivr_call_says_when_the_engine_recorded_nothing(config, capsys, monkeypa
     cli._print_engine_record(argparse.Namespace(config=str(config)), _sipp_result("15771000", "01012345678"),
                              dt.datetime.now(UTC))
     assert "no record of this call" in capsys.readouterr().out
+
+
+def test_show_says_how_each_node_was_left_and_the_wait_in_line(config, capsys):
+    rec = served_call()
+    rec.exits = ["next", "queue"]
+    rec.queue, rec.waited = "general", 5.25
+    fill(config, [rec], EVENTS)
+    assert main(["--config", str(config), "calls", "show", "ch-1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "left by: welcome (next) > queue (queue)"
+    assert lines[3] == "queue:   general, waited 5.2 s"
+    assert main(["--config", str(config), "calls", "show", "ch-1", "--json"]) == 0
+    call = json.loads(capsys.readouterr().out)["call"]
+    assert (call["exits"], call["queue"], call["waited"]) == (["next", "queue"], "general", 5.25)
+    assert main(["--config", str(config), "calls", "list", "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert (listed["exits"], listed["queue"], listed["waited"]) == (["next", "queue"], "general", 5.25)
