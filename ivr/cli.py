@@ -174,7 +174,7 @@ def cmd_calls_show(args: argparse.Namespace) -> int:
               f"{outcome:18}  {why:34}  {' > '.join(r.nodes) or '-'}  [{' '.join(r.digits)}]")
         if r.exits:
             # How each node was left (the journey report's funnel counts these).
-            print("left by: " + " > ".join(f"{node} ({how})" for node, how in zip(r.nodes, r.exits)))
+            print("left by: " + " > ".join(f"{node} ({how})" for node, how in zip(r.nodes, r.exits, strict=False)))
         if r.queue is not None:
             waited = "-" if r.waited is None else f"{r.waited:.1f} s"
             print(f"queue:   {r.queue}, waited {waited}")
@@ -186,6 +186,55 @@ def cmd_calls_show(args: argparse.Namespace) -> int:
     for e in events:
         print(f"{_fmt_time(e.at):19}  {e.kind:14}  {(e.agent_id or '-'):10}  {(e.queue or '-'):12}  "
               f"{e.detail}".rstrip())
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """The supervisors' audit log: who logged in, was refused, paused an agent … newest first."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from ivr.analytics.export import ExportError, parse_moment
+    from ivr.store import open_store
+
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    tz = ZoneInfo(config.callers.timezone)
+    try:
+        since = (parse_moment(args.since, tz) if args.since
+                 else dt.datetime.combine(_center_today(config), dt.time(), tz))
+    except ExportError as exc:
+        print(f"ivr: --since: {exc}", file=sys.stderr)
+        return 2
+    if args.limit < 1:
+        print("ivr: --limit must be 1 or more", file=sys.stderr)
+        return 2
+
+    async def fetch():
+        async with open_store(config.store_url) as store:
+            return await store.audit_entries(since, args.limit)
+
+    try:
+        entries = asyncio.run(fetch())
+    except IvrError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        json.dump([{"at": e.at.isoformat(), "user": e.user, "role": e.role, "action": e.action,
+                    "target": e.target, "detail": e.detail, "source": e.source} for e in entries],
+                  sys.stdout, ensure_ascii=False, indent=2)
+        print()
+        return 0
+    if not entries:
+        print(f"no audit entries since {since.isoformat()}")
+        return 0
+    print(f"{'time':19}  {'user':16}  {'role':10}  {'action':16}  {'target':16}  {'from':15}  detail")
+    for e in entries:
+        print(f"{e.at.astimezone(tz).strftime('%Y-%m-%d %H:%M:%S'):19}  {e.user[:16]:16}  {e.role:10}  "
+              f"{e.action:16}  {(e.target or '-')[:16]:16}  {(e.source or '-'):15}  {e.detail}".rstrip())
     return 0
 
 
@@ -1076,6 +1125,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("call_id", metavar="CALL_ID", help="the call id, as 'calls list --json' shows it")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=cmd_calls_show)
+
+    p = sub.add_parser("audit", help="the supervisors' audit log (log-ins, refusals, actions), newest first")
+    p.add_argument("--since", help="a date (the center's) or a date and time; default: today")
+    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("callers", help="the caller registry (age, language) and call history")
     callers = p.add_subparsers(dest="callers_command", required=True)
