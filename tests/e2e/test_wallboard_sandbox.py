@@ -137,3 +137,88 @@ async def test_a_sipp_caller_is_on_the_wallboard_within_a_second_and_an_agent_re
     actions = [e["event"] for e in engine.events() if str(e.get("event", "")).startswith("audit.")]
     assert actions == ["audit.login", "audit.agent.pause", "audit.agent.resume"], actions
     print(f"\nSIPp caller on the wallboard {delay * 1000:.0f} ms after the engine put them in line")
+
+
+def queue_events_of(engine: Engine, call_id: str) -> list[dict]:
+    out = engine.cli("calls", "show", call_id, "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["events"]
+
+
+async def board_and_metrics(engine: Engine) -> tuple[dict, str]:
+    """The wallboard's snapshot, as a logged-in supervisor's page gets it, and /metrics."""
+    import aiohttp
+
+    base = f"http://127.0.0.1:{engine.admin_port}"
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+        async with s.post(f"{base}/wallboard/api/login", json={"name": "kim", "password": PASSWORD}) as r:
+            assert r.status == 200, await r.text()
+        async with s.get(f"{base}/wallboard/api/snapshot") as r:
+            assert r.status == 200
+            snap = await r.json()
+        async with s.get(f"{base}/metrics", headers={"Authorization": f"Bearer {engine.admin_token}"}) as r:
+            assert r.status == 200
+            metrics = await r.text()
+    return snap, metrics
+
+
+async def test_the_wallboard_figures_match_the_calls_list_the_event_log_and_metrics(engine):
+    """Supervisors' figures are the records' figures: after a caller who gives up in line and
+    one who is served, today's answered, abandoned and average speed of answer on the board
+    equal what ``ivr calls list`` and the event log (``ivr calls show``) say of the same calls,
+    and /metrics' counters equal the store's."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out = engine.cli("agents", "pause", "agent1", "--reason", "test")
+    assert out.returncode == 0, out.stderr
+    quitter, served = "01070000081", "01070000082"
+    gave_up = await place_call(LINE, caller=quitter, hangup_after=4, max_duration=20)
+    assert gave_up.answered and gave_up.ended_by == "local", gave_up.describe()
+    out = engine.cli("agents", "resume", "agent1")
+    assert out.returncode == 0, out.stderr
+    async with AgentPhone(5071, ring_delay=0.5, talk=2) as phone:
+        result = await place_call(LINE, caller=served, hangup_after=40, max_duration=45)
+        await phone.wait_for_ended(1, timeout=30)
+    assert result.answered
+
+    def both_ended() -> dict | None:
+        recs = records(engine)
+        done = all(recs.get(masked(n), {}).get("outcome") for n in (quitter, served))
+        return recs if done else None
+
+    deadline = time.monotonic() + 15
+    while (recs := await asyncio.to_thread(both_ended)) is None:
+        assert time.monotonic() < deadline, "the two calls' records"
+        await asyncio.sleep(0.2)
+    assert recs[masked(quitter)]["outcome"] == "abandoned"
+    assert recs[masked(served)]["outcome"] == "agent_connected"
+
+    calls = await asyncio.to_thread(engine.calls)         # every call of this engine: today's
+    queued = [c for c in calls if c["queue"] == "general"]
+    answered = [c for c in queued if c["outcome"] == "agent_connected"]
+    abandoned = [c for c in queued if c["outcome"] == "abandoned"]
+    events = {c["call_id"]: await asyncio.to_thread(queue_events_of, engine, c["call_id"]) for c in queued}
+    connected = [e for evs in events.values() for e in evs if e["kind"] == "call.connected"]
+    hung_up = [e for evs in events.values() for e in evs
+               if e["kind"] == "call.left" and e["detail"] == "caller_hangup"]
+    snap, metrics = await board_and_metrics(engine)
+    (row,) = [q for q in snap["queues"] if q["queue"] == "general" and q["center"] is None]
+    assert (row["answered"], row["abandoned"]) == (len(answered), len(abandoned)) == \
+        (len(connected), len(hung_up)), (row, [c["outcome"] for c in queued])
+    assert len(answered) >= 2 and len(abandoned) >= 1
+    asa = sum(c["waited"] for c in answered) / len(answered)
+    assert row["asa"] == pytest.approx(asa, abs=0.5), (row["asa"], [c["waited"] for c in answered])
+    assert row["abandon_rate"] == pytest.approx(len(abandoned) / (len(answered) + len(abandoned)), abs=0.001)
+
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(metrics) for s in family.samples}
+    by_outcome: dict[tuple[str, str], int] = {}
+    for c in calls:
+        if c["outcome"]:
+            by_outcome[(c["flow"] or "", c["outcome"])] = by_outcome.get((c["flow"] or "", c["outcome"]), 0) + 1
+    counted = {(dict(labels)["flow"], dict(labels)["outcome"]): value
+               for (name, labels), value in samples.items() if name == "ivr_calls_total"}
+    assert counted == by_outcome, (counted, by_outcome)
+    answered_total = sum(v for (name, labels), v in samples.items()
+                         if name == "ivr_queue_answered_total" and dict(labels)["queue"] == "general")
+    assert answered_total == len(connected)
