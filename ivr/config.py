@@ -56,6 +56,20 @@ every key is optional:
   ``callers.region`` (the ``holidays`` package: for Korea Seollal, Chuseok and substitute
   holidays included); ``false``: only the dates in ``holidays``.
 
+``wellness:`` — wellness calls (``ivr.wellness``): ``campaigns``, a list of campaigns, each
+``{name, days: [tue, fri], hours: ["10:00-17:00"], attempts_per_day: 3, retry_delay: 1800,
+max_concurrent: 2, failed_days_to_visit: 3, queue: wellness, priority: elderly, holidays: [..],
+surge: {queue: general, pause_over: 120, resume_under: 60}}``.  Only ``name``, ``days`` and
+``hours`` are required.  ``hours`` are local times in ``callers.timezone`` on each of ``days``;
+no calls on ``callbacks.holidays``, on the campaign's own ``holidays`` and (unless
+``callbacks.public_holidays: false``) on public holidays.  ``retry_delay``: seconds from one
+attempt's start to the next on a day; ``max_concurrent``: the campaign's calls in progress at
+once; ``failed_days_to_visit``: failed days in a row that put a person on the home-visit list.
+``queue`` (``wellness``) and ``priority`` (default: the first of ``acd.priorities``) are where
+"press 2" goes; with ``acd.queues`` set, the queue must be one of them.  ``surge``: no new
+wellness call while ``queue``'s estimated wait is ``pause_over`` seconds or more, until it is
+below ``resume_under``.
+
 ``admin:`` — the operator API (``ivr agents …`` talks to it): ``listen`` (``127.0.0.1:8089``),
 ``token`` / ``token_file`` / ``IVR_ADMIN_TOKEN`` (a bearer token; without one the API is off),
 ``users_file`` (the wallboard's users, ``ivr users add``; without it the wallboard is off) and
@@ -91,9 +105,9 @@ keys), which wins over the file.  Values are read as YAML scalars (``100``, ``0.
 and checked like the file's, except text settings (passwords, tokens, names, URLs), which are
 taken exactly as written; ``IVR_FLOWS`` is a list of paths separated by ``os.pathsep``.  An
 empty variable counts as unset.  Lists and per-queue or per-agent entries (``acd.queues``,
-``acd.agents``, ``acd.priorities``, ``callbacks.hours``, ``callbacks.holidays``) come from the
-file only.  ``environment_variables()`` lists every name.  ``${NAME}`` inside a value of the
-file is replaced by the environment variable NAME.
+``acd.agents``, ``acd.priorities``, ``callbacks.hours``, ``callbacks.holidays``,
+``wellness.campaigns``) come from the file only.  ``environment_variables()`` lists every
+name.  ``${NAME}`` inside a value of the file is replaced by the environment variable NAME.
 """
 
 from __future__ import annotations
@@ -116,6 +130,7 @@ import yaml
 from ivr.callbacks.schedule import DAY_NAMES, OpeningHours, RetryPolicy
 from ivr.errors import ConfigError, FlowError
 from ivr.flow.yamlsafe import YList, YMap, load_yaml
+from ivr.wellness.model import Campaign, Surge
 
 ENV_PREFIX = "IVR_"
 _ENV_REF = re.compile(r"\$\{([A-Z0-9_]+)\}")
@@ -191,6 +206,20 @@ class CallbacksConfig:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class WellnessConfig:
+    """``wellness:``: the wellness campaigns (``ivr.wellness.model.Campaign``), in file order."""
+
+    campaigns: tuple[Campaign, ...] = ()
+
+    def campaign(self, name: str) -> Campaign:
+        """The campaign called ``name``; ``KeyError`` when there is none."""
+        for campaign in self.campaigns:
+            if campaign.name == name:
+                return campaign
+        raise KeyError(name)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Config:
     ari: AriConfig
     flows: tuple[Path, ...]
@@ -204,6 +233,7 @@ class Config:
     admin: AdminConfig = dataclasses.field(default_factory=lambda: AdminConfig())
     callbacks: CallbacksConfig = dataclasses.field(default_factory=lambda: CallbacksConfig())
     wallboard: WallboardConfig = dataclasses.field(default_factory=lambda: WallboardConfig())
+    wellness: WellnessConfig = WellnessConfig()
     switches: tuple[SwitchConfig, ...] = ()      # the media servers; () before _build fills it
 
     def __post_init__(self) -> None:
@@ -581,7 +611,7 @@ def load_config(path: str | os.PathLike[str] | None = None,
 def _build(raw: dict[str, Any], env: Mapping[str, str], source: Path | None, *,
            need_ari: bool) -> Config:
     _check_keys("top level", raw, {"ari", "switches", "flows", "prompts", "store", "log", "engine",
-                                   "callers", "acd", "admin", "callbacks", "wallboard"})
+                                   "callers", "acd", "admin", "callbacks", "wallboard", "wellness"})
     base = source.parent if source else Path.cwd()
 
     def rel(p: str, key: str) -> Path:
@@ -632,6 +662,7 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], source: Path | None, *,
 
     callers = _callers(raw, env)
     acd = _acd(raw)
+    callbacks = _callbacks(raw, callers)
     centers = {sw.center for sw in switches if sw.center}
     if centers:
         for i, agent in enumerate(acd.agents, 1):
@@ -651,8 +682,9 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], source: Path | None, *,
         callers=callers,
         acd=acd,
         admin=_admin(raw, rel),
-        callbacks=_callbacks(raw, callers),
+        callbacks=callbacks,
         wallboard=_wallboard(raw),
+        wellness=_wellness(raw, callers, acd, callbacks),
     )
 
 
@@ -1124,18 +1156,18 @@ def _callback_endpoint(value: Any) -> str:
     return value
 
 
-def _weekly_hours(value: Any) -> dict[int, list[tuple[dt.time, dt.time]]]:
+def _weekly_hours(value: Any, key: str = "callbacks.hours") -> dict[int, list[tuple[dt.time, dt.time]]]:
     example = '{mon: ["09:00-18:00"], sat: ["09:00-13:00"], sun: []}'
     if not isinstance(value, dict):
-        raise _SettingError("callbacks.hours", f"callbacks.hours must be a mapping of weekday to opening hours, "
+        raise _SettingError(key, f"{key} must be a mapping of weekday to opening hours, "
                           f"e.g. {example}")
     weekly: dict[int, list[tuple[dt.time, dt.time]]] = {}
     for day, spans in value.items():
-        key = str(day).lower()
-        if key not in DAY_NAMES:
-            raise _SettingError("callbacks.hours", f"callbacks.hours: {day!r} is not a weekday "
+        name = str(day).lower()
+        if name not in DAY_NAMES:
+            raise _SettingError(key, f"{key}: {day!r} is not a weekday "
                               f"(use {', '.join(DAY_NAMES)})")
-        where = f"callbacks.hours.{key}"
+        where = f"{key}.{name}"
         if spans is None:
             spans = []
         elif isinstance(spans, str):
@@ -1156,35 +1188,126 @@ def _weekly_hours(value: Any) -> dict[int, list[tuple[dt.time, dt.time]]]:
                 raise _SettingError(where, f"{where}: {span!r} does not end after it starts (an interval "
                                   "cannot span midnight: end it at 24:00 and go on the next day)")
             intervals.append((start, end))
-        if DAY_NAMES.index(key) in weekly:
-            raise _SettingError("callbacks.hours", f"callbacks.hours names {key} twice")
-        weekly[DAY_NAMES.index(key)] = intervals
+        if DAY_NAMES.index(name) in weekly:
+            raise _SettingError(key, f"{key} names {name} twice")
+        weekly[DAY_NAMES.index(name)] = intervals
     try:
         hours = OpeningHours(ZoneInfo("UTC"), weekly)
     except ValueError as exc:
-        raise _SettingError("callbacks.hours", f"callbacks.hours: {exc}") from None
+        raise _SettingError(key, f"{key}: {exc}") from None
     if not hours.weekly:
-        raise _SettingError("callbacks.hours", "callbacks.hours: no day has opening hours, so no callback could "
+        raise _SettingError(key, f"{key}: no day has opening hours, so nothing could "
                           "ever be dialled")
     return weekly
 
 
-def _holidays(value: Any) -> frozenset[dt.date]:
+def _holidays(value: Any, key: str = "callbacks.holidays") -> frozenset[dt.date]:
     if value is None:
         return frozenset()
     if not isinstance(value, list):
-        raise _SettingError("callbacks.holidays",
-                            "callbacks.holidays must be a list of dates, e.g. [2025-01-01, 2025-03-01]")
+        raise _SettingError(key,
+                            f"{key} must be a list of dates, e.g. [2025-01-01, 2025-03-01]")
     days = set()
     for item in value:
         if isinstance(item, dt.datetime):
-            raise _SettingError("callbacks.holidays", f"callbacks.holidays: {item!r} is not a date (YYYY-MM-DD)")
+            raise _SettingError(key, f"{key}: {item!r} is not a date (YYYY-MM-DD)")
         if isinstance(item, dt.date):
             days.add(item)
             continue
         try:
             days.add(dt.date.fromisoformat(str(item).strip()))
         except ValueError:
-            raise _SettingError("callbacks.holidays",
-                                f"callbacks.holidays: {item!r} is not a date (YYYY-MM-DD)") from None
+            raise _SettingError(key,
+                                f"{key}: {item!r} is not a date (YYYY-MM-DD)") from None
     return frozenset(days)
+
+
+_WELLNESS_KEYS = {"campaigns"}
+_CAMPAIGN_KEYS = {"name", "days", "hours", "attempts_per_day", "retry_delay", "max_concurrent",
+                  "failed_days_to_visit", "queue", "priority", "holidays", "surge"}
+_SURGE_KEYS = {"queue", "pause_over", "resume_under"}
+
+
+def _wellness(raw: Mapping[str, Any], callers: CallersConfig, acd: AcdConfig,
+              callbacks: CallbacksConfig) -> WellnessConfig:
+    sec = _section(raw, "wellness")
+    _check_keys("wellness", sec, _WELLNESS_KEYS)
+    listed = sec.get("campaigns")
+    if listed is None:
+        return WellnessConfig()
+    if not isinstance(listed, list):
+        raise _SettingError("wellness.campaigns", "wellness.campaigns must be a list of campaigns, "
+                            "e.g. [{name: seniors, days: [tue, fri], hours: [\"10:00-17:00\"]}]")
+    queues = [q.name for q in acd.queues]
+    campaigns: list[Campaign] = []
+    for i, item in enumerate(listed, 1):
+        where = f"wellness.campaigns[{i}]"
+        if not isinstance(item, dict):
+            raise _SettingError(where, f"{where} must be a mapping with name, days and hours, "
+                                       f"not {_shown(item)}")
+        _check_keys(where, item, _CAMPAIGN_KEYS)
+        for key in ("name", "days", "hours"):
+            if key not in item:
+                raise _SettingError(where, f"{where} needs '{key}'")
+        name = _text(f"{where}.name", item["name"], pattern=_NAME, what="a campaign name",
+                     example="seniors")
+        if any(c.name == name for c in campaigns):
+            raise _SettingError(f"{where}.name", f"{where}: a campaign called {name!r} comes twice")
+        days = item["days"]
+        if isinstance(days, str):
+            days = [days]
+        if not isinstance(days, list) or not days or not all(isinstance(d, str) for d in days):
+            raise _SettingError(f"{where}.days", f"{where}.days must be a list of weekdays, e.g. "
+                                                 f"[tue, fri], not {_shown(days)}")
+        if len({d.lower() for d in days}) != len(days):
+            raise _SettingError(f"{where}.days", f"{where}.days names a day twice")
+        weekly = _weekly_hours({day: item["hours"] for day in days}, f"{where}.hours")
+        holidays = callbacks.hours.holidays | _holidays(item.get("holidays"), f"{where}.holidays")
+        hours = OpeningHours(ZoneInfo(callers.timezone), weekly, holidays,
+                             callbacks.hours.public_holidays)
+        queue = _text(f"{where}.queue", item.get("queue", "wellness"), pattern=_NAME,
+                      what="a queue name", example="wellness")
+        if queues and queue not in queues:
+            raise _SettingError(f"{where}.queue", f"{where}.queue: {queue!r} is not one of acd.queues "
+                                                  f"({', '.join(queues)})")
+        priority = item.get("priority", acd.priorities[0])
+        if priority not in acd.priorities:
+            raise _SettingError(f"{where}.priority", f"{where}.priority must be one of acd.priorities "
+                                f"({', '.join(acd.priorities)}), not {_shown(priority)}")
+        campaigns.append(Campaign(
+            name=name, hours=hours,
+            attempts_per_day=_whole(f"{where}.attempts_per_day", item.get("attempts_per_day", 3),
+                                    lower=1, upper=20),
+            retry_delay=dt.timedelta(seconds=_seconds(f"{where}.retry_delay",
+                                                      item.get("retry_delay", 1800), upper=86400.0)),
+            max_concurrent=_whole(f"{where}.max_concurrent", item.get("max_concurrent", 2),
+                                  lower=1, upper=10000),
+            failed_days_to_visit=_whole(f"{where}.failed_days_to_visit",
+                                        item.get("failed_days_to_visit", 3), lower=1, upper=60),
+            queue=queue, priority=priority,
+            surge=_surge(item.get("surge"), f"{where}.surge", queues)))
+    return WellnessConfig(campaigns=tuple(campaigns))
+
+
+def _surge(value: Any, where: str, queues: list[str]) -> Surge | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _SettingError(where, f"{where} must be a mapping like {{queue: general, pause_over: "
+                                   f"120, resume_under: 60}}, not {_shown(value)}")
+    _check_keys(where, value, _SURGE_KEYS)
+    for key in sorted(_SURGE_KEYS):
+        if key not in value:
+            raise _SettingError(where, f"{where} needs '{key}'")
+    queue = _text(f"{where}.queue", value["queue"], pattern=_NAME, what="a queue name",
+                  example="general")
+    if queues and queue not in queues:
+        raise _SettingError(f"{where}.queue", f"{where}.queue: {queue!r} is not one of acd.queues "
+                                              f"({', '.join(queues)})")
+    pause = _seconds(f"{where}.pause_over", value["pause_over"], upper=86400.0)
+    resume = _seconds(f"{where}.resume_under", value["resume_under"], upper=86400.0, zero=True)
+    if resume >= pause:
+        raise _SettingError(f"{where}.resume_under",
+                            f"{where}.resume_under ({resume:g}) must be below pause_over "
+                            f"({pause:g}), so the campaign does not pause and resume on every look")
+    return Surge(queue=queue, pause_over=pause, resume_under=resume)
