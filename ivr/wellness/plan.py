@@ -38,8 +38,8 @@ from collections.abc import Iterable, Sequence
 from ivr.wellness.model import Attempt, Campaign, Person, PersonDay, Surge, Visit
 
 __all__ = ["Candidate", "VisitAction", "VisitDecision", "day_over", "failed_run", "free_lines",
-           "history", "is_due", "local_day", "next_attempt", "pick", "surge_paused",
-           "visit_decision"]
+           "history", "is_due", "local_day", "next_attempt", "next_wake", "pick",
+           "surge_paused", "visit_decision"]
 
 UTC = dt.UTC
 
@@ -209,31 +209,47 @@ class Candidate:
 
 def pick(campaign: Campaign, candidates: Iterable[Candidate], now: dt.datetime, *,
          in_progress: int, paused: bool) -> list[Person]:
-    """Whom to ring now: the due people, longest overdue first (then by number), at most
-    ``free_lines``; nobody while paused or outside the window."""
+    """Whom to ring now: at most ``free_lines`` of the due people; nobody while paused or outside
+    the window.  First those not tried yet today, the longest unreached first (never reached,
+    then the oldest last contact), then the retries, the longest overdue first; ties by number.
+    A person being rung (claimed in the store) is no candidate: the store keeps them out."""
     if paused or not campaign.hours.is_open(now):
         return []
     room = free_lines(campaign, in_progress)
     if room == 0:
         return []
-    due: list[tuple[dt.datetime, str, Person]] = []
+    due: list[tuple[int, dt.datetime, str, Person]] = []
     for candidate in candidates:
         if candidate.person.campaign != campaign.name:
             continue
-        when = _overdue_since(campaign, candidate, now)
-        if when is not None:
-            due.append((when, candidate.person.number, candidate.person))
-    due.sort(key=lambda item: (item[0], item[1]))
-    return [person for _, _, person in due[:room]]
+        if not is_due(campaign, candidate.person, candidate.attempts, now):
+            continue
+        today = local_day(campaign, now)
+        tries = sorted(a.at.astimezone(UTC) for a in candidate.attempts
+                       if local_day(campaign, a.at) == today and a.result.failed_contact)
+        if tries:
+            rank, since = 1, tries[-1] + campaign.retry_delay
+        else:
+            contacts = [a.at.astimezone(UTC) for a in candidate.attempts if a.result.contact]
+            rank, since = 0, max(contacts, default=_NEVER)
+        due.append((rank, since, candidate.person.number, candidate.person))
+    due.sort(key=lambda item: item[:3])
+    return [person for *_, person in due[:room]]
 
 
-def _overdue_since(campaign: Campaign, candidate: Candidate, now: dt.datetime) -> dt.datetime | None:
-    """When the person became due (for the order), None when not due now."""
-    if not is_due(campaign, candidate.person, candidate.attempts, now):
-        return None
-    tries = sorted(a.at.astimezone(UTC) for a in candidate.attempts
-                   if local_day(campaign, a.at) == local_day(campaign, now)
-                   and a.result.failed_contact)
-    if tries:
-        return tries[-1] + campaign.retry_delay
-    return dt.datetime.min.replace(tzinfo=UTC)   # not tried today: before any retry
+_NEVER = dt.datetime.min.replace(tzinfo=UTC)
+
+
+def next_wake(campaign: Campaign, candidates: Iterable[Candidate],
+              now: dt.datetime) -> dt.datetime | None:
+    """The earliest moment after ``now`` at which someone of ``campaign`` not due now becomes
+    due (a retry's time, the next opening), so the dialler can wait until then instead of
+    looking again and again; None when nobody will ever be (all opted out, no candidates)."""
+    moments = []
+    for candidate in candidates:
+        if candidate.person.campaign != campaign.name:
+            continue
+        when = next_attempt(campaign, candidate.person, candidate.attempts, now)
+        if when is not None and when.astimezone(UTC) > now.astimezone(UTC):
+            moments.append(when.astimezone(UTC))
+    return min(moments, default=None)

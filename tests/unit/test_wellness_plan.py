@@ -11,7 +11,7 @@ import pytest
 from ivr.callbacks.schedule import OpeningHours, PublicHolidays
 from ivr.wellness.model import Attempt, AttemptResult, Campaign, Person, Surge, Visit
 from ivr.wellness.plan import (Candidate, VisitAction, day_over, failed_run, free_lines, history,
-                               is_due, next_attempt, pick, surge_paused, visit_decision)
+                               is_due, next_attempt, next_wake, pick, surge_paused, visit_decision)
 
 SEOUL = ZoneInfo("Asia/Seoul")
 UTC = dt.UTC
@@ -261,6 +261,36 @@ def test_pick_takes_the_due_up_to_the_cap_longest_overdue_first():
     assert pick(c, everyone, now, in_progress=2, paused=False) == []
     assert pick(c, everyone, now, in_progress=0, paused=True) == []
     assert pick(c, everyone, seoul(2026, 3, 3, 22, 0), in_progress=0, paused=False) == []
+
+
+def test_pick_puts_the_longest_unreached_first():
+    c = campaign(max_concurrent=3)
+    now = seoul(2026, 3, 6, 10, 0)
+    recent = Candidate(person(number="+821011110000"),
+                       (tried(seoul(2026, 3, 3, 10, 0), R.WELL, "+821011110000"),))
+    older = Candidate(person(number="+821022220000"),
+                      (tried(seoul(2026, 2, 27, 10, 0), R.WELL, "+821022220000"),
+                       *failed_day_of(TUE1, "+821022220000")))
+    never = Candidate(person(number="+821099990000"))
+    assert [p.number for p in pick(c, [recent, older, never], now, in_progress=0, paused=False)] \
+        == ["+821099990000", "+821022220000", "+821011110000"]
+
+
+def failed_day_of(day: dt.date, number: str) -> list[Attempt]:
+    return [tried(seoul(day.year, day.month, day.day, h, 0), R.NO_ANSWER, number)
+            for h in (10, 11, 12)]
+
+
+def test_next_wake_is_the_next_retry_or_opening():
+    c = campaign()
+    retry = Candidate(person(number="+821022220000"),
+                      (tried(seoul(2026, 3, 3, 10, 0), R.NO_ANSWER, "+821022220000"),))
+    done = Candidate(person(number="+821044440000"),
+                     (tried(seoul(2026, 3, 3, 10, 0), R.WELL, "+821044440000"),))
+    out = Candidate(person(number="+821055550000", opt_out=True))
+    assert next_wake(c, [retry, done, out], seoul(2026, 3, 3, 10, 5)) == seoul(2026, 3, 3, 10, 30)
+    assert next_wake(c, [done, out], seoul(2026, 3, 3, 10, 5)) == seoul(2026, 3, 6, 10, 0)
+    assert next_wake(c, [out], seoul(2026, 3, 3, 10, 5)) is None
 
 
 def test_campaign_and_attempt_check_their_values():
