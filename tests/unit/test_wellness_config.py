@@ -146,3 +146,15 @@ def test_without_acd_queues_any_queue_name_goes(tmp_path):
     (c,) = load(tmp_path, "wellness: {campaigns: [{name: a, days: [tue], hours: ['10:00-17:00'],"
                           " queue: care}]}\n", extra="").campaigns
     assert (c.queue, c.priority) == ("care", "elderly")
+
+
+def test_the_readme_sample_loads(tmp_path):
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Wellness calls", 1)[1]
+    sample = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (c,) = load(tmp_path, sample).campaigns
+    assert (c.name, c.attempts_per_day, c.max_concurrent, c.failed_days_to_visit) \
+        == ("seniors", 3, 2, 3)
+    assert c.surge is not None and (c.surge.pause_over, c.surge.resume_under) == (120.0, 60.0)
+    assert not c.hours.is_open(seoul(2026, 5, 8, 11, 0))        # its own holiday, a Friday
+    assert c.hours.is_open(seoul(2026, 5, 12, 11, 0))           # the Tuesday after
