@@ -243,8 +243,9 @@ _NEVER = dt.datetime.min.replace(tzinfo=UTC)
 def next_wake(campaign: Campaign, candidates: Iterable[Candidate],
               now: dt.datetime) -> dt.datetime | None:
     """The earliest moment after ``now`` at which someone of ``campaign`` not due now becomes
-    due (a retry's time, the next opening), so the dialler can wait until then instead of
-    looking again and again; None when nobody will ever be (all opted out, no candidates)."""
+    due (a retry's time, the next opening), so the dialler can wait until then, or until a line
+    frees, instead of looking again and again.  None when there is no such moment: every
+    candidate is due now or opted out, or there are none."""
     moments = []
     for candidate in candidates:
         if candidate.person.campaign != campaign.name:

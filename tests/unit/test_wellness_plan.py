@@ -291,6 +291,8 @@ def test_next_wake_is_the_next_retry_or_opening():
     assert next_wake(c, [retry, done, out], seoul(2026, 3, 3, 10, 5)) == seoul(2026, 3, 3, 10, 30)
     assert next_wake(c, [done, out], seoul(2026, 3, 3, 10, 5)) == seoul(2026, 3, 6, 10, 0)
     assert next_wake(c, [out], seoul(2026, 3, 3, 10, 5)) is None
+    # Everyone due now (waiting for a free line): no timer to set.
+    assert next_wake(c, [Candidate(person())], seoul(2026, 3, 3, 10, 5)) is None
 
 
 def test_campaign_and_attempt_check_their_values():
