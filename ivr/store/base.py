@@ -9,6 +9,7 @@ from typing import Protocol
 
 from ivr.call import CallRecord
 from ivr.callbacks.model import Reservation
+from ivr.wellness.model import Attempt, AttemptResult, Person, Visit
 
 # Outcomes that mean a person served the caller ("unserved" calls are all the others).
 SERVED_OUTCOMES = frozenset({"agent_connected"})
@@ -74,6 +75,21 @@ class AuditEntry:
     target: str | None = None
     detail: str = ""
     source: str | None = None        # the client's address
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WellnessClaim:
+    """An unfinished wellness attempt and who holds it.  ``claimed_at`` is when the attempt
+    was first claimed: a claim taken over from a dead engine keeps it (``taken_over``), so the
+    dialler knows the person may have been rung already."""
+
+    id: int
+    number: str
+    campaign: str
+    claimed_at: dt.datetime
+    claimed_by: str
+    claim_until: dt.datetime | None
+    taken_over: bool = False
 
 
 class Store(Protocol):
@@ -249,3 +265,89 @@ class Store(Protocol):
         ``claimed_by`` stays, naming the instance that finished it); without, it is pending
         again, due at ``next_due``, its claim cleared.  ``ValueError`` when neither is given.
         """
+
+    # -- wellness calls --------------------------------------------------------------------------
+    # Times given are aware (naive ones are taken as UTC); values read back are in UTC.  Nothing
+    # here deletes: people opt out, attempts finish, visits are done or cleared.
+
+    async def put_wellness_people(self, people: Sequence[Person]) -> int:
+        """Insert or update people by number, in one transaction; how many were written.  An
+        update takes the new campaign, name, language, contact and address reference, keeps
+        the first ``added_at`` and never takes back an opt-out (``set_wellness_opt_out`` does)."""
+        ...
+
+    async def get_wellness_person(self, number: str) -> Person | None:
+        """One person by E.164 number, or None."""
+        ...
+
+    async def list_wellness_people(self, campaign: str | None = None, limit: int = 200, *,
+                                   after: str | None = None) -> list[Person]:
+        """People (of one campaign, or all) by number, at most ``limit``; ``after`` is the last
+        number of the previous page (keyset pagination)."""
+        ...
+
+    async def set_wellness_opt_out(self, number: str, opt_out: bool) -> bool:
+        """Opt a person out (never rung again, their history kept) or back in; False when the
+        number is not known."""
+        ...
+
+    async def claim_wellness_attempt(self, number: str, owner: str, now: dt.datetime,
+                                     lease: float) -> WellnessClaim | None:
+        """Start an attempt on ``number``, claimed by ``owner`` until ``now + lease`` seconds.
+
+        Atomic: a number has at most one unfinished attempt, so engines claiming at once never
+        ring one person twice.  When the number's unfinished attempt is a lapsed claim (its
+        engine died) ``owner`` takes it over: the same attempt (``taken_over``), not a second
+        one.  None when another claim still holds, or the person is unknown or opted out."""
+        ...
+
+    async def renew_wellness_claim(self, attempt_id: int, owner: str, until: dt.datetime) -> bool:
+        """Extend ``owner``'s claim on an unfinished attempt; False when ``owner`` lost it."""
+        ...
+
+    async def finish_wellness_attempt(self, attempt_id: int, owner: str, *,
+                                      result: AttemptResult, at: dt.datetime,
+                                      detail: str | None = None) -> bool:
+        """Note how an attempt ended (``at``: when its call started).  Only the owner of the
+        claim can (else False and nothing changes); a finished attempt is never changed."""
+        ...
+
+    async def unfinished_wellness_attempts(self) -> list[WellnessClaim]:
+        """Every attempt not finished (held now, or a dead engine's lapsed claim), oldest
+        claim first: what a restarting engine must finish or take over."""
+        ...
+
+    async def wellness_in_progress(self, now: dt.datetime) -> dict[str, int]:
+        """Unfinished attempts whose claim holds at ``now``, per campaign (campaigns with none
+        are left out): the concurrency cap's count."""
+        ...
+
+    async def wellness_attempts(self, since: dt.datetime, *, number: str | None = None,
+                                campaign: str | None = None, limit: int = 10000) -> list[Attempt]:
+        """Finished attempts started at or after ``since`` (of one number, one campaign, or
+        all), oldest first, at most ``limit``: the histories the plan decides from."""
+        ...
+
+    async def open_wellness_visit(self, visit: Visit) -> Visit:
+        """Put ``visit.number`` on the home-visit list (its ``since`` and ``history``), unless
+        an open visit of that number is there already: atomic, one open visit per number.
+        Returns the open visit as stored (with its id)."""
+        ...
+
+    async def get_wellness_visit(self, visit_id: int) -> Visit | None:
+        """One visit by id, or None."""
+        ...
+
+    async def list_wellness_visits(self, *, open_only: bool = True, campaign: str | None = None,
+                                   limit: int = 200) -> list[Visit]:
+        """The visit list, the longest waiting first (by ``since``, then id)."""
+        ...
+
+    async def mark_wellness_visit_done(self, visit_id: int, at: dt.datetime, note: str) -> bool:
+        """A person visited: the open visit ends at ``at`` with ``note``; False when there is
+        no such visit or it has ended."""
+        ...
+
+    async def clear_wellness_visits(self, number: str, at: dt.datetime) -> int:
+        """A later call reached ``number``: its open visit ends (``cleared_at``); how many."""
+        ...

@@ -44,14 +44,16 @@ from ivr.call import CallRecord
 from ivr.callbacks.model import Reservation, check_attempt_outcome, check_status
 from ivr.errors import ConfigError, StoreError
 from ivr.store import statements
-from ivr.store.base import SERVED_OUTCOMES, AuditEntry, Caller, CallQuery, QueueEvent
+from ivr.store.base import (SERVED_OUTCOMES, AuditEntry, Caller, CallQuery, QueueEvent,
+                            WellnessClaim)
 from ivr.store.timeouts import StoreTimeouts
+from ivr.wellness.model import Attempt, AttemptResult, Person, Visit
 
 log = structlog.get_logger("ivr.store")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 6          # the same numbering as the SQLite store
+SCHEMA_VERSION = 7          # the same numbering as the SQLite store
 _FIRST_VERSION = 2          # PostgreSQL started at 2: what _CREATE makes
 _SCHEMA_LOCK = 0x1F5_70_2E  # advisory lock key: engines starting together create the schema once
 
@@ -144,6 +146,40 @@ CREATE TABLE audit (
     source text
 );
 """ + ";\n".join(statements.V6_INDEXES),
+    7: """
+CREATE TABLE wellness_people (
+    number      text PRIMARY KEY,
+    campaign    text NOT NULL,
+    name        text NOT NULL DEFAULT '',
+    language    text NOT NULL,
+    contact     text NOT NULL DEFAULT '',
+    address_ref text NOT NULL DEFAULT '',
+    opt_out     boolean NOT NULL DEFAULT false,
+    added_at    timestamptz NOT NULL,
+    updated_at  timestamptz NOT NULL
+);
+CREATE TABLE wellness_attempts (
+    id          bigserial PRIMARY KEY,
+    number      text NOT NULL,
+    campaign    text NOT NULL,
+    claimed_at  timestamptz NOT NULL,
+    claimed_by  text NOT NULL,
+    claim_until timestamptz,
+    at          timestamptz,
+    result      text,
+    detail      text
+);
+CREATE TABLE wellness_visits (
+    id         bigserial PRIMARY KEY,
+    number     text NOT NULL,
+    campaign   text NOT NULL,
+    since      timestamptz NOT NULL,
+    history    text NOT NULL DEFAULT '[]',
+    done_at    timestamptz,
+    note       text,
+    cleared_at timestamptz
+);
+""" + ";\n".join(statements.V7_INDEXES),
 }
 
 COLUMNS = statements.CALL_COLUMNS
@@ -332,6 +368,39 @@ def _reservation_row(r: Reservation) -> tuple[Any, ...]:
 
 def _reservation_from_row(row: asyncpg.Record) -> Reservation:
     return Reservation(**{c: row[c] for c in _RES_COLUMNS})
+
+
+def _person_from_row(row: asyncpg.Record) -> Person:
+    number, campaign, name, language, contact, address_ref, opt_out, added_at = row
+    return Person(number=number, campaign=campaign, name=name, language=language,
+                  contact=contact, address_ref=address_ref, opt_out=opt_out, added_at=added_at)
+
+
+def _claim_from_row(row: asyncpg.Record, now: dt.datetime | None = None) -> WellnessClaim:
+    attempt_id, number, campaign, claimed_at, claimed_by, claim_until = row
+    return WellnessClaim(attempt_id, number, campaign, claimed_at, claimed_by, claim_until,
+                         taken_over=now is not None and claimed_at != now)
+
+
+def _visit_from_row(row: asyncpg.Record) -> Visit:
+    visit_id, number, campaign, since, history, done_at, note, cleared_at = row
+    return Visit(id=visit_id, number=number, campaign=campaign, since=since,
+                 history=statements.visit_history_from_json(history, number, campaign),
+                 done_at=done_at, note=note, cleared_at=cleared_at)
+
+
+_PUT_WELLNESS_PERSON = statements.numbered(statements.PUT_WELLNESS_PERSON)
+_GET_WELLNESS_PERSON = statements.numbered(statements.GET_WELLNESS_PERSON)
+_SET_WELLNESS_OPT_OUT = statements.numbered(statements.SET_WELLNESS_OPT_OUT)
+_CLAIM_WELLNESS_ATTEMPT = statements.numbered(statements.CLAIM_WELLNESS_ATTEMPT)
+_RENEW_WELLNESS_CLAIM = statements.numbered(statements.RENEW_WELLNESS_CLAIM)
+_FINISH_WELLNESS_ATTEMPT = statements.numbered(statements.FINISH_WELLNESS_ATTEMPT)
+_WELLNESS_IN_PROGRESS = statements.numbered(statements.WELLNESS_IN_PROGRESS)
+_OPEN_WELLNESS_VISIT = statements.numbered(statements.OPEN_WELLNESS_VISIT)
+_GET_OPEN_WELLNESS_VISIT = statements.numbered(statements.GET_OPEN_WELLNESS_VISIT)
+_GET_WELLNESS_VISIT = statements.numbered(statements.GET_WELLNESS_VISIT)
+_WELLNESS_VISIT_DONE = statements.numbered(statements.WELLNESS_VISIT_DONE)
+_CLEAR_WELLNESS_VISITS = statements.numbered(statements.CLEAR_WELLNESS_VISITS)
 
 
 def _changed(status: str) -> int:
@@ -765,6 +834,139 @@ class PostgresStore:
                                  lambda conn: conn.execute(sql, *params),
                                  timeout=self.timeouts.operation)
         return _changed(status) == 1
+
+    # -- wellness calls --------------------------------------------------------------------------
+    async def put_wellness_people(self, people: Sequence[Person]) -> int:
+        if not people:
+            return 0
+        now = dt.datetime.now(dt.timezone.utc)
+        rows = [(p.number, p.campaign, p.name, p.language, p.contact, p.address_ref, p.opt_out,
+                 _aware(p.added_at) or now, now) for p in people]
+
+        async def write(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                await conn.executemany(_PUT_WELLNESS_PERSON, rows)
+
+        await self._run("cannot write wellness people", write, timeout=self.timeouts.bulk)
+        return len(rows)
+
+    async def get_wellness_person(self, number: str) -> Person | None:
+        row = await self._run("cannot read a wellness person",
+                              lambda conn: conn.fetchrow(_GET_WELLNESS_PERSON, number),
+                              timeout=self.timeouts.operation)
+        return _person_from_row(row) if row is not None else None
+
+    async def list_wellness_people(self, campaign: str | None = None, limit: int = 200, *,
+                                   after: str | None = None) -> list[Person]:
+        if limit < 1:
+            return []
+        sql = statements.numbered(statements.list_wellness_people(campaign=campaign is not None,
+                                                                  after=after is not None))
+        params = tuple(v for v in (campaign, after) if v is not None) + (limit,)
+        rows = await self._run("cannot read wellness people", lambda conn: conn.fetch(sql, *params),
+                               timeout=self.timeouts.operation)
+        return [_person_from_row(r) for r in rows]
+
+    async def set_wellness_opt_out(self, number: str, opt_out: bool) -> bool:
+        now = dt.datetime.now(dt.timezone.utc)
+        status = await self._run("cannot change a wellness opt-out",
+                                 lambda conn: conn.execute(_SET_WELLNESS_OPT_OUT, opt_out, now, number),
+                                 timeout=self.timeouts.operation)
+        return _changed(status) == 1
+
+    async def claim_wellness_attempt(self, number: str, owner: str, now: dt.datetime,
+                                     lease: float) -> WellnessClaim | None:
+        at = _aware(now)
+        assert at is not None
+        until = at + dt.timedelta(seconds=lease)
+        row = await self._run("cannot claim a wellness attempt",
+                              lambda conn: conn.fetchrow(_CLAIM_WELLNESS_ATTEMPT, at, owner, until,
+                                                         number, False),
+                              timeout=self.timeouts.operation)
+        return _claim_from_row(row, at) if row is not None else None
+
+    async def renew_wellness_claim(self, attempt_id: int, owner: str, until: dt.datetime) -> bool:
+        status = await self._run(f"cannot renew the claim on wellness attempt {attempt_id}",
+                                 lambda conn: conn.execute(_RENEW_WELLNESS_CLAIM, _aware(until),
+                                                           attempt_id, owner),
+                                 timeout=self.timeouts.operation)
+        return _changed(status) == 1
+
+    async def finish_wellness_attempt(self, attempt_id: int, owner: str, *,
+                                      result: AttemptResult, at: dt.datetime,
+                                      detail: str | None = None) -> bool:
+        params = (str(AttemptResult(result)), _aware(at), detail, attempt_id, owner)
+        status = await self._run(f"cannot note wellness attempt {attempt_id}",
+                                 lambda conn: conn.execute(_FINISH_WELLNESS_ATTEMPT, *params),
+                                 timeout=self.timeouts.operation)
+        return _changed(status) == 1
+
+    async def unfinished_wellness_attempts(self) -> list[WellnessClaim]:
+        rows = await self._run("cannot read unfinished wellness attempts",
+                               lambda conn: conn.fetch(statements.UNFINISHED_WELLNESS_ATTEMPTS),
+                               timeout=self.timeouts.operation)
+        return [_claim_from_row(r) for r in rows]
+
+    async def wellness_in_progress(self, now: dt.datetime) -> dict[str, int]:
+        rows = await self._run("cannot count wellness calls in progress",
+                               lambda conn: conn.fetch(_WELLNESS_IN_PROGRESS, _aware(now)),
+                               timeout=self.timeouts.operation)
+        return {r[0]: int(r[1]) for r in rows}
+
+    async def wellness_attempts(self, since: dt.datetime, *, number: str | None = None,
+                                campaign: str | None = None, limit: int = 10000) -> list[Attempt]:
+        if limit < 1:
+            return []
+        sql = statements.numbered(statements.wellness_attempts(number=number is not None,
+                                                               campaign=campaign is not None))
+        params = (_aware(since), *(v for v in (number, campaign) if v is not None), limit)
+        rows = await self._run("cannot read wellness attempts", lambda conn: conn.fetch(sql, *params),
+                               timeout=self.timeouts.bulk)
+        return [Attempt(number=n, campaign=c, at=at, result=AttemptResult(result), detail=detail)
+                for n, c, at, result, detail in rows]
+
+    async def open_wellness_visit(self, visit: Visit) -> Visit:
+        params = (visit.number, visit.campaign, _aware(visit.since),
+                  statements.visit_history_json(visit.history))
+
+        async def put(conn: asyncpg.Connection) -> asyncpg.Record:
+            async with conn.transaction():
+                await conn.execute(_OPEN_WELLNESS_VISIT, *params)
+                return await conn.fetchrow(_GET_OPEN_WELLNESS_VISIT, visit.number)
+
+        row = await self._run("cannot put a person on the visit list", put,
+                              timeout=self.timeouts.operation)
+        return _visit_from_row(row)
+
+    async def get_wellness_visit(self, visit_id: int) -> Visit | None:
+        row = await self._run(f"cannot read visit {visit_id}",
+                              lambda conn: conn.fetchrow(_GET_WELLNESS_VISIT, visit_id),
+                              timeout=self.timeouts.operation)
+        return _visit_from_row(row) if row is not None else None
+
+    async def list_wellness_visits(self, *, open_only: bool = True, campaign: str | None = None,
+                                   limit: int = 200) -> list[Visit]:
+        if limit < 1:
+            return []
+        sql = statements.numbered(statements.list_wellness_visits(open_only=open_only,
+                                                                  campaign=campaign is not None))
+        params = (*((campaign,) if campaign is not None else ()), limit)
+        rows = await self._run("cannot read the visit list", lambda conn: conn.fetch(sql, *params),
+                               timeout=self.timeouts.operation)
+        return [_visit_from_row(r) for r in rows]
+
+    async def mark_wellness_visit_done(self, visit_id: int, at: dt.datetime, note: str) -> bool:
+        status = await self._run(f"cannot mark visit {visit_id} done",
+                                 lambda conn: conn.execute(_WELLNESS_VISIT_DONE, _aware(at), note,
+                                                           visit_id),
+                                 timeout=self.timeouts.operation)
+        return _changed(status) == 1
+
+    async def clear_wellness_visits(self, number: str, at: dt.datetime) -> int:
+        status = await self._run("cannot clear a visit",
+                                 lambda conn: conn.execute(_CLEAR_WELLNESS_VISITS, _aware(at), number),
+                                 timeout=self.timeouts.operation)
+        return _changed(status)
 
 
 class _Lost(Exception):

@@ -36,14 +36,16 @@ from ivr.call import CallRecord
 from ivr.callbacks.model import OPEN_STATUSES, Reservation, check_attempt_outcome, check_status
 from ivr.errors import StoreError
 from ivr.store import statements
-from ivr.store.base import SERVED_OUTCOMES, AuditEntry, Caller, CallQuery, QueueEvent
+from ivr.store.base import (SERVED_OUTCOMES, AuditEntry, Caller, CallQuery, QueueEvent,
+                            WellnessClaim)
 from ivr.store.timeouts import StoreTimeouts
+from ivr.wellness.model import Attempt, AttemptResult, Person, Visit
 
 log = structlog.get_logger("ivr.store")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # Version 1, as the first release created it.  A new database is created at version 1 and then
 # migrated like an old one, so new and upgraded databases are the same.
@@ -137,6 +139,41 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             source TEXT
         )""",
         *statements.V6_INDEXES,
+    ),
+    7: (
+        """CREATE TABLE wellness_people (
+            number      TEXT PRIMARY KEY,
+            campaign    TEXT NOT NULL,
+            name        TEXT NOT NULL DEFAULT '',
+            language    TEXT NOT NULL,
+            contact     TEXT NOT NULL DEFAULT '',
+            address_ref TEXT NOT NULL DEFAULT '',
+            opt_out     INTEGER NOT NULL DEFAULT 0,
+            added_at    TEXT NOT NULL,
+            updated_at  TEXT NOT NULL
+        )""",
+        """CREATE TABLE wellness_attempts (
+            id          INTEGER PRIMARY KEY,
+            number      TEXT NOT NULL,
+            campaign    TEXT NOT NULL,
+            claimed_at  TEXT NOT NULL,
+            claimed_by  TEXT NOT NULL,
+            claim_until TEXT,
+            at          TEXT,
+            result      TEXT,
+            detail      TEXT
+        )""",
+        """CREATE TABLE wellness_visits (
+            id         INTEGER PRIMARY KEY,
+            number     TEXT NOT NULL,
+            campaign   TEXT NOT NULL,
+            since      TEXT NOT NULL,
+            history    TEXT NOT NULL DEFAULT '[]',
+            done_at    TEXT,
+            note       TEXT,
+            cleared_at TEXT
+        )""",
+        *statements.V7_INDEXES,
     ),
 }
 
@@ -287,6 +324,26 @@ def _reservation_from_row(row: Sequence[Any]) -> Reservation:
         d[c] = _from_ts(d[c])
     d["waited"] = float(d["waited"])
     return Reservation(**d)
+
+
+def _person_from_row(row: Sequence[Any]) -> Person:
+    number, campaign, name, language, contact, address_ref, opt_out, added_at = row
+    return Person(number=number, campaign=campaign, name=name, language=language,
+                  contact=contact, address_ref=address_ref, opt_out=bool(opt_out),
+                  added_at=_from_ts(added_at))
+
+
+def _claim_from_row(row: Sequence[Any], now: str | None = None) -> WellnessClaim:
+    attempt_id, number, campaign, claimed_at, claimed_by, claim_until = row
+    return WellnessClaim(attempt_id, number, campaign, _fromiso(claimed_at), claimed_by,
+                         _from_ts(claim_until), taken_over=now is not None and claimed_at != now)
+
+
+def _visit_from_row(row: Sequence[Any]) -> Visit:
+    visit_id, number, campaign, since, history, done_at, note, cleared_at = row
+    return Visit(id=visit_id, number=number, campaign=campaign, since=_fromiso(since),
+                 history=statements.visit_history_from_json(history, number, campaign),
+                 done_at=_from_ts(done_at), note=note, cleared_at=_from_ts(cleared_at))
 
 
 @contextlib.contextmanager
@@ -681,6 +738,132 @@ class SqliteStore:
         conn = self._db()
         with _transaction(conn):
             return conn.execute(sql, params).rowcount
+
+    # -- wellness calls --------------------------------------------------------------------------
+    async def put_wellness_people(self, people: Sequence[Person]) -> int:
+        if not people:
+            return 0
+        now = _ts(dt.datetime.now(dt.timezone.utc))
+        rows = [(p.number, p.campaign, p.name, p.language, p.contact, p.address_ref,
+                 int(p.opt_out), _ts(p.added_at) or now, now) for p in people]
+        await self._run("cannot write wellness people", self._write_many,
+                        statements.PUT_WELLNESS_PERSON, rows, timeout=self.timeouts.bulk)
+        return len(rows)
+
+    async def get_wellness_person(self, number: str) -> Person | None:
+        rows = await self._run("cannot read a wellness person", self._fetchall,
+                               statements.GET_WELLNESS_PERSON, (number,),
+                               timeout=self.timeouts.operation)
+        return _person_from_row(rows[0]) if rows else None
+
+    async def list_wellness_people(self, campaign: str | None = None, limit: int = 200, *,
+                                   after: str | None = None) -> list[Person]:
+        if limit < 1:
+            return []
+        sql = statements.list_wellness_people(campaign=campaign is not None, after=after is not None)
+        params = tuple(v for v in (campaign, after) if v is not None) + (limit,)
+        rows = await self._run("cannot read wellness people", self._fetchall, sql, params,
+                               timeout=self.timeouts.operation)
+        return [_person_from_row(r) for r in rows]
+
+    async def set_wellness_opt_out(self, number: str, opt_out: bool) -> bool:
+        now = _ts(dt.datetime.now(dt.timezone.utc))
+        changed = await self._run("cannot change a wellness opt-out", self._update,
+                                  statements.SET_WELLNESS_OPT_OUT, (int(opt_out), now, number),
+                                  timeout=self.timeouts.operation)
+        return changed == 1
+
+    async def claim_wellness_attempt(self, number: str, owner: str, now: dt.datetime,
+                                     lease: float) -> WellnessClaim | None:
+        at = _ts(now)
+        until = _ts(now + dt.timedelta(seconds=lease))
+        rows = await self._run("cannot claim a wellness attempt", self._write_returning,
+                               statements.CLAIM_WELLNESS_ATTEMPT, (at, owner, until, number, 0),
+                               timeout=self.timeouts.operation)
+        return _claim_from_row(rows[0], at) if rows else None
+
+    def _write_returning(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        conn = self._db()
+        with _transaction(conn):
+            return conn.execute(sql, params).fetchall()
+
+    async def renew_wellness_claim(self, attempt_id: int, owner: str, until: dt.datetime) -> bool:
+        changed = await self._run(f"cannot renew the claim on wellness attempt {attempt_id}",
+                                  self._update, statements.RENEW_WELLNESS_CLAIM,
+                                  (_ts(until), attempt_id, owner), timeout=self.timeouts.operation)
+        return changed == 1
+
+    async def finish_wellness_attempt(self, attempt_id: int, owner: str, *,
+                                      result: AttemptResult, at: dt.datetime,
+                                      detail: str | None = None) -> bool:
+        changed = await self._run(f"cannot note wellness attempt {attempt_id}", self._update,
+                                  statements.FINISH_WELLNESS_ATTEMPT,
+                                  (str(AttemptResult(result)), _ts(at), detail, attempt_id, owner),
+                                  timeout=self.timeouts.operation)
+        return changed == 1
+
+    async def unfinished_wellness_attempts(self) -> list[WellnessClaim]:
+        rows = await self._run("cannot read unfinished wellness attempts", self._fetchall,
+                               statements.UNFINISHED_WELLNESS_ATTEMPTS, (),
+                               timeout=self.timeouts.operation)
+        return [_claim_from_row(r) for r in rows]
+
+    async def wellness_in_progress(self, now: dt.datetime) -> dict[str, int]:
+        rows = await self._run("cannot count wellness calls in progress", self._fetchall,
+                               statements.WELLNESS_IN_PROGRESS, (_ts(now),),
+                               timeout=self.timeouts.operation)
+        return {campaign: int(n) for campaign, n in rows}
+
+    async def wellness_attempts(self, since: dt.datetime, *, number: str | None = None,
+                                campaign: str | None = None, limit: int = 10000) -> list[Attempt]:
+        if limit < 1:
+            return []
+        sql = statements.wellness_attempts(number=number is not None, campaign=campaign is not None)
+        params = (_ts(since), *(v for v in (number, campaign) if v is not None), limit)
+        rows = await self._run("cannot read wellness attempts", self._fetchall, sql, params,
+                               timeout=self.timeouts.bulk)
+        return [Attempt(number=n, campaign=c, at=_fromiso(at), result=AttemptResult(result),
+                        detail=detail) for n, c, at, result, detail in rows]
+
+    async def open_wellness_visit(self, visit: Visit) -> Visit:
+        row = await self._run("cannot put a person on the visit list", self._open_visit, visit,
+                              timeout=self.timeouts.operation)
+        return _visit_from_row(row)
+
+    def _open_visit(self, visit: Visit) -> tuple[Any, ...]:
+        conn = self._db()
+        with _transaction(conn):
+            conn.execute(statements.OPEN_WELLNESS_VISIT,
+                         (visit.number, visit.campaign, _ts(visit.since),
+                          statements.visit_history_json(visit.history)))
+            return conn.execute(statements.GET_OPEN_WELLNESS_VISIT, (visit.number,)).fetchone()
+
+    async def get_wellness_visit(self, visit_id: int) -> Visit | None:
+        rows = await self._run(f"cannot read visit {visit_id}", self._fetchall,
+                               statements.GET_WELLNESS_VISIT, (visit_id,),
+                               timeout=self.timeouts.operation)
+        return _visit_from_row(rows[0]) if rows else None
+
+    async def list_wellness_visits(self, *, open_only: bool = True, campaign: str | None = None,
+                                   limit: int = 200) -> list[Visit]:
+        if limit < 1:
+            return []
+        sql = statements.list_wellness_visits(open_only=open_only, campaign=campaign is not None)
+        params = (*((campaign,) if campaign is not None else ()), limit)
+        rows = await self._run("cannot read the visit list", self._fetchall, sql, params,
+                               timeout=self.timeouts.operation)
+        return [_visit_from_row(r) for r in rows]
+
+    async def mark_wellness_visit_done(self, visit_id: int, at: dt.datetime, note: str) -> bool:
+        changed = await self._run(f"cannot mark visit {visit_id} done", self._update,
+                                  statements.WELLNESS_VISIT_DONE, (_ts(at), note, visit_id),
+                                  timeout=self.timeouts.operation)
+        return changed == 1
+
+    async def clear_wellness_visits(self, number: str, at: dt.datetime) -> int:
+        return await self._run("cannot clear a visit", self._update,
+                               statements.CLEAR_WELLNESS_VISITS, (_ts(at), number),
+                               timeout=self.timeouts.operation)
 
 
 def _normalise_timestamps(conn: sqlite3.Connection) -> None:

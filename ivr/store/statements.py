@@ -21,6 +21,12 @@ id), and every query below is answered from an index without reading the whole l
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from collections.abc import Sequence
+
+from ivr.wellness.model import Attempt, AttemptResult
+
 __all__ = [
     "CALL_COLUMNS", "INSERT_CALL", "UPSERT_CALL", "INSERT_STARTED", "PROGRESS_CALL",
     "SELECT_CALLS", "ITER_CALLS_FIRST", "ITER_CALLS_NEXT", "ITER_CALLS_FLOW", "ITER_CALLS_ORDER",
@@ -31,6 +37,14 @@ __all__ = [
     "AUDIT_COLUMNS", "INSERT_AUDIT", "AUDIT_ENTRIES", "RESERVATION_COUNTS",
     "RESERVATION_COUNT_KEYS", "V6_INDEXES", "RESERVATION_COLUMNS", "list_reservations",
     "check_batch",
+    "WELLNESS_PERSON_COLUMNS", "PUT_WELLNESS_PERSON", "GET_WELLNESS_PERSON",
+    "SET_WELLNESS_OPT_OUT", "list_wellness_people", "WELLNESS_CLAIM_COLUMNS",
+    "CLAIM_WELLNESS_ATTEMPT", "RENEW_WELLNESS_CLAIM", "FINISH_WELLNESS_ATTEMPT",
+    "UNFINISHED_WELLNESS_ATTEMPTS", "WELLNESS_IN_PROGRESS", "WELLNESS_ATTEMPT_COLUMNS",
+    "wellness_attempts", "WELLNESS_VISIT_COLUMNS", "OPEN_WELLNESS_VISIT",
+    "GET_OPEN_WELLNESS_VISIT", "GET_WELLNESS_VISIT", "WELLNESS_VISIT_DONE",
+    "CLEAR_WELLNESS_VISITS", "list_wellness_visits", "V7_INDEXES", "visit_history_json",
+    "visit_history_from_json",
     "numbered",
 ]
 
@@ -209,3 +223,123 @@ def numbered(sql: str) -> str:
     a literal)."""
     first, *rest = sql.split("?")
     return first + "".join(f"${i}{part}" for i, part in enumerate(rest, 1))
+
+# -- version 7: wellness calls ------------------------------------------------------------------
+#
+# ``wellness_people``: whom a campaign rings (one campaign per number).  ``wellness_attempts``:
+# one row per attempt, claimed when it starts (``claimed_by``/``claim_until``, no ``result``)
+# and finished with its ``result`` and ``at``; at most one unfinished attempt per number (the
+# partial unique index ``wellness_attempts_open``), so two engines never ring one person at
+# once.  ``wellness_visits``: the home-visit list, at most one open entry per number
+# (``wellness_visits_open``); its ``history`` is JSON text (``visit_history_json``).
+
+WELLNESS_PERSON_COLUMNS = ("number", "campaign", "name", "language", "contact", "address_ref",
+                           "opt_out", "added_at", "updated_at")
+# An import updates a person's details; it never takes back an opt-out (only
+# ``set_wellness_opt_out`` does) and keeps the first ``added_at``.
+PUT_WELLNESS_PERSON = (
+    f"INSERT INTO wellness_people ({', '.join(WELLNESS_PERSON_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(WELLNESS_PERSON_COLUMNS))}) "
+    "ON CONFLICT (number) DO UPDATE SET campaign = excluded.campaign, name = excluded.name, "
+    "language = excluded.language, contact = excluded.contact, "
+    "address_ref = excluded.address_ref, "
+    "opt_out = (wellness_people.opt_out OR excluded.opt_out), updated_at = excluded.updated_at")
+_PERSON_SELECT = f"SELECT {', '.join(WELLNESS_PERSON_COLUMNS[:-1])} FROM wellness_people"
+GET_WELLNESS_PERSON = f"{_PERSON_SELECT} WHERE number = ?"
+# Parameters: opt_out, updated_at, number.
+SET_WELLNESS_OPT_OUT = "UPDATE wellness_people SET opt_out = ?, updated_at = ? WHERE number = ?"
+
+
+def list_wellness_people(*, campaign: bool, after: bool) -> str:
+    """People by number (``wellness_people_campaign`` for one campaign).  Parameters:
+    [campaign,] [the last number of the previous page,] limit."""
+    conditions = [c for c, wanted in (("campaign = ?", campaign), ("number > ?", after)) if wanted]
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    return f"{_PERSON_SELECT}{where} ORDER BY number LIMIT ?"
+
+
+WELLNESS_CLAIM_COLUMNS = ("id", "number", "campaign", "claimed_at", "claimed_by", "claim_until")
+_CLAIM_LIST = ", ".join(WELLNESS_CLAIM_COLUMNS)
+# A new attempt for a person who has not opted out, claimed by its owner; or the person's
+# unfinished attempt whose claim lapsed (a dead engine's), taken over with its first
+# ``claimed_at``.  No row comes back when another owner's claim still holds (or the person is
+# unknown or opted out).  Parameters: now, owner, claim_until, number, False.
+CLAIM_WELLNESS_ATTEMPT = (
+    "INSERT INTO wellness_attempts (number, campaign, claimed_at, claimed_by, claim_until) "
+    "SELECT number, campaign, ?, ?, ? FROM wellness_people WHERE number = ? AND opt_out = ? "
+    "ON CONFLICT (number) WHERE result IS NULL DO UPDATE SET "
+    "claimed_by = excluded.claimed_by, claim_until = excluded.claim_until "
+    "WHERE wellness_attempts.claim_until < excluded.claimed_at "
+    f"RETURNING {_CLAIM_LIST}")
+# Parameters: claim_until, id, owner.
+RENEW_WELLNESS_CLAIM = ("UPDATE wellness_attempts SET claim_until = ? "
+                        "WHERE id = ? AND claimed_by = ? AND result IS NULL")
+# Parameters: result, at, detail, id, owner.
+FINISH_WELLNESS_ATTEMPT = ("UPDATE wellness_attempts SET result = ?, at = ?, detail = ?, "
+                           "claim_until = NULL WHERE id = ? AND claimed_by = ? AND result IS NULL")
+# Every attempt not finished yet (claimed now, or a dead engine's lapsed claim), oldest first.
+UNFINISHED_WELLNESS_ATTEMPTS = (f"SELECT {_CLAIM_LIST} FROM wellness_attempts "
+                                "WHERE result IS NULL ORDER BY claimed_at, id")
+# Parameters: now.  The claims that still hold, per campaign (the concurrency cap).
+WELLNESS_IN_PROGRESS = ("SELECT campaign, count(*) FROM wellness_attempts "
+                        "WHERE result IS NULL AND claim_until >= ? GROUP BY campaign")
+
+WELLNESS_ATTEMPT_COLUMNS = ("number", "campaign", "at", "result", "detail")
+
+
+def wellness_attempts(*, number: bool, campaign: bool) -> str:
+    """Finished attempts at or after a moment, oldest first (``wellness_attempts_number_at``
+    for one number, ``wellness_attempts_at`` else).  Parameters: since, [number,]
+    [campaign,] limit."""
+    conditions = ["result IS NOT NULL", "at >= ?"]
+    conditions += [c for c, wanted in (("number = ?", number), ("campaign = ?", campaign)) if wanted]
+    return (f"SELECT {', '.join(WELLNESS_ATTEMPT_COLUMNS)} FROM wellness_attempts "
+            f"WHERE {' AND '.join(conditions)} ORDER BY at, id LIMIT ?")
+
+
+WELLNESS_VISIT_COLUMNS = ("id", "number", "campaign", "since", "history", "done_at", "note",
+                          "cleared_at")
+_VISIT_SELECT = f"SELECT {', '.join(WELLNESS_VISIT_COLUMNS)} FROM wellness_visits"
+_VISIT_OPEN = "done_at IS NULL AND cleared_at IS NULL"
+# Parameters: number, campaign, since, history.  Nothing when the number has an open visit.
+OPEN_WELLNESS_VISIT = ("INSERT INTO wellness_visits (number, campaign, since, history) "
+                       f"VALUES (?, ?, ?, ?) ON CONFLICT (number) WHERE {_VISIT_OPEN} DO NOTHING")
+GET_OPEN_WELLNESS_VISIT = f"{_VISIT_SELECT} WHERE number = ? AND {_VISIT_OPEN}"
+GET_WELLNESS_VISIT = f"{_VISIT_SELECT} WHERE id = ?"
+# Parameters: done_at, note, id.
+WELLNESS_VISIT_DONE = f"UPDATE wellness_visits SET done_at = ?, note = ? WHERE id = ? AND {_VISIT_OPEN}"
+# Parameters: cleared_at, number.
+CLEAR_WELLNESS_VISITS = f"UPDATE wellness_visits SET cleared_at = ? WHERE number = ? AND {_VISIT_OPEN}"
+
+
+def list_wellness_visits(*, open_only: bool, campaign: bool) -> str:
+    """Visits, the longest waiting first (``wellness_visits_since``).  Parameters:
+    [campaign,] limit."""
+    conditions = [c for c, wanted in ((_VISIT_OPEN, open_only), ("campaign = ?", campaign)) if wanted]
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    return f"{_VISIT_SELECT}{where} ORDER BY since, id LIMIT ?"
+
+
+# Schema version 7 of both stores, after the tables each driver creates.
+V7_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS wellness_people_campaign ON wellness_people (campaign, number)",
+    ("CREATE UNIQUE INDEX IF NOT EXISTS wellness_attempts_open ON wellness_attempts (number) "
+     "WHERE result IS NULL"),
+    "CREATE INDEX IF NOT EXISTS wellness_attempts_number_at ON wellness_attempts (number, at, id)",
+    "CREATE INDEX IF NOT EXISTS wellness_attempts_at ON wellness_attempts (at, id)",
+    f"CREATE UNIQUE INDEX IF NOT EXISTS wellness_visits_open ON wellness_visits (number) WHERE {_VISIT_OPEN}",
+    "CREATE INDEX IF NOT EXISTS wellness_visits_since ON wellness_visits (since, id)",
+)
+
+
+def visit_history_json(history: Sequence[Attempt]) -> str:
+    """A visit's history as the stores keep it (JSON text, times in UTC ISO form)."""
+    return json.dumps([{"at": a.at.astimezone(dt.timezone.utc).isoformat(), "result": str(a.result),
+                        "detail": a.detail} for a in history], ensure_ascii=False)
+
+
+def visit_history_from_json(text: str, number: str, campaign: str) -> tuple[Attempt, ...]:
+    """The history ``visit_history_json`` wrote, as attempts of ``number`` in ``campaign``."""
+    return tuple(Attempt(number=number, campaign=campaign, at=dt.datetime.fromisoformat(a["at"]),
+                         result=AttemptResult(a["result"]), detail=a.get("detail"))
+                 for a in json.loads(text))

@@ -18,7 +18,9 @@ from ivr.callbacks.model import (OPEN_STATUSES, Reservation, check_attempt_outco
                                  check_status)
 from ivr.errors import StoreError
 from ivr.store import statements
-from ivr.store.base import SERVED_OUTCOMES, AuditEntry, Caller, CallQuery, QueueEvent
+from ivr.store.base import (SERVED_OUTCOMES, AuditEntry, Caller, CallQuery, QueueEvent,
+                            WellnessClaim)
+from ivr.wellness.model import Attempt, AttemptResult, Person, Visit
 
 __all__ = ["MemoryStore"]
 
@@ -30,6 +32,11 @@ class MemoryStore:
         self.events: list[QueueEvent] = []   # in the order recorded
         self.reservations: dict[str, Reservation] = {}   # by id, in the order booked
         self.audit: list[AuditEntry] = []    # in the order recorded
+        self.wellness_people: dict[str, Person] = {}
+        # Wellness attempts by id: the claim, and once finished the attempt.
+        self.wellness_claims: dict[int, WellnessClaim] = {}
+        self.wellness_done: dict[int, Attempt] = {}
+        self.wellness_visits: dict[int, Visit] = {}
         self.fail: dict[str, BaseException] = {}
         self.gate: dict[str, asyncio.Event] = {}
         self.asked: list[str] = []        # names of the methods called, in order
@@ -312,6 +319,156 @@ class MemoryStore:
             r = dataclasses.replace(r, status="pending", due_at=_utc(next_due), claimed_by=None)
         self.reservations[r.id] = r
         return True
+
+    # -- wellness calls --------------------------------------------------------------------------
+    async def put_wellness_people(self, people: Sequence[Person]) -> int:
+        await self._enter("put_wellness_people")
+        now = utcnow()
+        for p in people:
+            old = self.wellness_people.get(p.number)
+            added = old.added_at if old is not None else (_utc(p.added_at) if p.added_at else now)
+            self.wellness_people[p.number] = dataclasses.replace(
+                p, added_at=added, opt_out=p.opt_out or (old is not None and old.opt_out))
+        return len(people)
+
+    async def get_wellness_person(self, number: str) -> Person | None:
+        await self._enter("get_wellness_person")
+        return self.wellness_people.get(number)
+
+    async def list_wellness_people(self, campaign: str | None = None, limit: int = 200, *,
+                                   after: str | None = None) -> list[Person]:
+        await self._enter("list_wellness_people")
+        if limit < 1:
+            return []
+        return sorted((p for p in self.wellness_people.values()
+                       if (campaign is None or p.campaign == campaign)
+                       and (after is None or p.number > after)),
+                      key=lambda p: p.number)[:limit]
+
+    async def set_wellness_opt_out(self, number: str, opt_out: bool) -> bool:
+        await self._enter("set_wellness_opt_out")
+        p = self.wellness_people.get(number)
+        if p is None:
+            return False
+        self.wellness_people[number] = dataclasses.replace(p, opt_out=opt_out)
+        return True
+
+    async def claim_wellness_attempt(self, number: str, owner: str, now: dt.datetime,
+                                     lease: float) -> WellnessClaim | None:
+        await self._enter("claim_wellness_attempt")
+        person = self.wellness_people.get(number)
+        if person is None or person.opt_out:
+            return None
+        now = _utc(now)
+        until = now + dt.timedelta(seconds=lease)
+        for c in self.wellness_claims.values():
+            if c.number == number and c.id not in self.wellness_done:
+                if c.claim_until is not None and c.claim_until >= now:
+                    return None
+                taken = dataclasses.replace(c, claimed_by=owner, claim_until=until, taken_over=True)
+                self.wellness_claims[c.id] = taken
+                return taken
+        claim = WellnessClaim(len(self.wellness_claims) + 1, number, person.campaign, now, owner,
+                              until)
+        self.wellness_claims[claim.id] = claim
+        return claim
+
+    def _unfinished(self, attempt_id: int, owner: str) -> WellnessClaim | None:
+        c = self.wellness_claims.get(attempt_id)
+        if c is None or c.id in self.wellness_done or c.claimed_by != owner:
+            return None
+        return c
+
+    async def renew_wellness_claim(self, attempt_id: int, owner: str, until: dt.datetime) -> bool:
+        await self._enter("renew_wellness_claim")
+        c = self._unfinished(attempt_id, owner)
+        if c is None:
+            return False
+        self.wellness_claims[c.id] = dataclasses.replace(c, claim_until=_utc(until))
+        return True
+
+    async def finish_wellness_attempt(self, attempt_id: int, owner: str, *,
+                                      result: AttemptResult, at: dt.datetime,
+                                      detail: str | None = None) -> bool:
+        await self._enter("finish_wellness_attempt")
+        c = self._unfinished(attempt_id, owner)
+        if c is None:
+            return False
+        self.wellness_claims[c.id] = dataclasses.replace(c, claim_until=None, taken_over=False)
+        self.wellness_done[c.id] = Attempt(number=c.number, campaign=c.campaign, at=_utc(at),
+                                           result=AttemptResult(result), detail=detail)
+        return True
+
+    async def unfinished_wellness_attempts(self) -> list[WellnessClaim]:
+        await self._enter("unfinished_wellness_attempts")
+        return sorted((dataclasses.replace(c, taken_over=False)
+                       for c in self.wellness_claims.values() if c.id not in self.wellness_done),
+                      key=lambda c: (c.claimed_at, c.id))
+
+    async def wellness_in_progress(self, now: dt.datetime) -> dict[str, int]:
+        await self._enter("wellness_in_progress")
+        now = _utc(now)
+        counts: dict[str, int] = {}
+        for c in self.wellness_claims.values():
+            if c.id not in self.wellness_done and c.claim_until is not None and c.claim_until >= now:
+                counts[c.campaign] = counts.get(c.campaign, 0) + 1
+        return counts
+
+    async def wellness_attempts(self, since: dt.datetime, *, number: str | None = None,
+                                campaign: str | None = None, limit: int = 10000) -> list[Attempt]:
+        await self._enter("wellness_attempts")
+        if limit < 1:
+            return []
+        since = _utc(since)
+        found = sorted(((a.at, i, a) for i, a in self.wellness_done.items()
+                        if a.at >= since and (number is None or a.number == number)
+                        and (campaign is None or a.campaign == campaign)),
+                       key=lambda t: (t[0], t[1]))
+        return [a for _, _, a in found[:limit]]
+
+    async def open_wellness_visit(self, visit: Visit) -> Visit:
+        await self._enter("open_wellness_visit")
+        for v in self.wellness_visits.values():
+            if v.number == visit.number and v.open:
+                return v
+        stored = dataclasses.replace(visit, id=len(self.wellness_visits) + 1,
+                                     since=_utc(visit.since), done_at=None, note=None,
+                                     cleared_at=None,
+                                     history=tuple(dataclasses.replace(a, at=_utc(a.at))
+                                                   for a in visit.history))
+        assert stored.id is not None
+        self.wellness_visits[stored.id] = stored
+        return stored
+
+    async def get_wellness_visit(self, visit_id: int) -> Visit | None:
+        await self._enter("get_wellness_visit")
+        return self.wellness_visits.get(visit_id)
+
+    async def list_wellness_visits(self, *, open_only: bool = True, campaign: str | None = None,
+                                   limit: int = 200) -> list[Visit]:
+        await self._enter("list_wellness_visits")
+        if limit < 1:
+            return []
+        return sorted((v for v in self.wellness_visits.values()
+                       if (v.open or not open_only) and (campaign is None or v.campaign == campaign)),
+                      key=lambda v: (v.since, v.id or 0))[:limit]
+
+    async def mark_wellness_visit_done(self, visit_id: int, at: dt.datetime, note: str) -> bool:
+        await self._enter("mark_wellness_visit_done")
+        v = self.wellness_visits.get(visit_id)
+        if v is None or not v.open:
+            return False
+        self.wellness_visits[visit_id] = dataclasses.replace(v, done_at=_utc(at), note=note)
+        return True
+
+    async def clear_wellness_visits(self, number: str, at: dt.datetime) -> int:
+        await self._enter("clear_wellness_visits")
+        n = 0
+        for v in list(self.wellness_visits.values()):
+            if v.number == number and v.open and v.id is not None:
+                self.wellness_visits[v.id] = dataclasses.replace(v, cleared_at=_utc(at))
+                n += 1
+        return n
 
 
 def _utc_reservation(r: Reservation) -> Reservation:

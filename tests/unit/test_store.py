@@ -987,7 +987,10 @@ async def test_two_engines_on_one_postgresql_claim_each_reservation_exactly_once
 
 
 # What version 6 added, taken away again (both databases): a database as version 5 left it.
+# What version 7 added (wellness calls): gone with its tables.
+UNDO_V7 = ("DROP TABLE wellness_visits", "DROP TABLE wellness_attempts", "DROP TABLE wellness_people")
 UNDO_V6 = (
+    *UNDO_V7,
     "DROP TABLE audit", "DROP INDEX calls_started_id", "DROP INDEX reservations_status_updated",
     "DROP INDEX reservations_created", "CREATE INDEX calls_started ON calls (started_at)",
     "ALTER TABLE calls DROP COLUMN exits", "ALTER TABLE calls DROP COLUMN queue",

@@ -269,7 +269,10 @@ async def test_pages_of_reservations_miss_none_and_repeat_none_while_bookings_ar
 
 # -- version 6: a version 5 database keeps its calls ------------------------------------------------
 
+# What version 7 added (wellness calls): gone with its tables.
+UNDO_V7 = ("DROP TABLE wellness_visits", "DROP TABLE wellness_attempts", "DROP TABLE wellness_people")
 UNDO_V6 = (
+    *UNDO_V7,
     "DROP TABLE audit", "DROP INDEX calls_started_id", "DROP INDEX reservations_status_updated",
     "DROP INDEX reservations_created", "CREATE INDEX calls_started ON calls (started_at)",
     "ALTER TABLE calls DROP COLUMN exits", "ALTER TABLE calls DROP COLUMN queue",

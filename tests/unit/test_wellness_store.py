@@ -1,0 +1,185 @@
+"""Wellness calls in the store: people, claimed attempts, the home-visit list — the same
+behaviour on SQLite, PostgreSQL and the in-memory store."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sqlite3
+from collections.abc import AsyncIterator
+
+import pytest
+
+from ivr.store import Store, open_store
+from ivr.testing.memory_store import MemoryStore
+from ivr.wellness.model import Attempt, AttemptResult, Person, Visit
+
+UTC = dt.timezone.utc
+KST = dt.timezone(dt.timedelta(hours=9))
+NOW = dt.datetime(2026, 3, 10, 1, 0, tzinfo=UTC)          # a Tuesday, 10:00 in Seoul
+KIM = "+821012345678"
+LEE = "+821087654321"
+PARK = "+82212345678"
+
+
+def person(number: str = KIM, campaign: str = "seoul", **kw) -> Person:
+    return Person(number=number, campaign=campaign, name=kw.pop("name", "김순자"),
+                  language=kw.pop("language", "ko"), contact=kw.pop("contact", "daughter +821099990000"),
+                  address_ref=kw.pop("address_ref", "A-17"), **kw)
+
+
+@pytest.fixture(params=["sqlite", "postgres", "memory"])
+def backend(request: pytest.FixtureRequest, tmp_path) -> str:
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite:///{tmp_path}/ivr.db" if request.param == "sqlite" else "memory"
+
+
+@pytest.fixture
+async def store(backend: str) -> AsyncIterator[Store]:
+    if backend == "memory":
+        yield MemoryStore()
+        return
+    async with open_store(backend) as s:
+        yield s
+
+
+async def test_people_are_upserted_by_number_keeping_added_at_and_opt_outs(store: Store) -> None:
+    first = dt.datetime(2026, 1, 5, 9, 0, tzinfo=KST)
+    assert await store.put_wellness_people([person(added_at=first, opt_out=True), person(LEE)]) == 2
+    await store.put_wellness_people([person(name="김순자 할머니", language="en",
+                                            added_at=NOW, opt_out=False)])
+    got = await store.get_wellness_person(KIM)
+    assert got is not None
+    assert (got.name, got.language, got.opt_out) == ("김순자 할머니", "en", True)
+    assert got.added_at == first.astimezone(UTC)
+    assert got.contact == "daughter +821099990000" and got.address_ref == "A-17"
+    assert await store.get_wellness_person(PARK) is None
+    assert await store.put_wellness_people([]) == 0
+
+    assert await store.set_wellness_opt_out(KIM, False) is True
+    got = await store.get_wellness_person(KIM)
+    assert got is not None and got.opt_out is False
+    assert await store.set_wellness_opt_out(PARK, True) is False
+
+
+async def test_people_list_by_campaign_in_pages(store: Store) -> None:
+    await store.put_wellness_people([person(LEE), person(KIM), person(PARK, "busan")])
+    assert [p.number for p in await store.list_wellness_people()] == [KIM, LEE, PARK]
+    assert [p.number for p in await store.list_wellness_people("seoul", limit=1)] == [KIM]
+    assert [p.number for p in await store.list_wellness_people("seoul", after=KIM)] == [LEE]
+    assert [p.number for p in await store.list_wellness_people("busan")] == [PARK]
+    assert await store.list_wellness_people(limit=0) == []
+
+
+async def test_a_claimed_person_is_not_claimed_again_until_the_attempt_ends(store: Store) -> None:
+    await store.put_wellness_people([person(), person(LEE, opt_out=True)])
+    claim = await store.claim_wellness_attempt(KIM, "engine-a", NOW, 120)
+    assert claim is not None
+    assert (claim.number, claim.campaign, claim.claimed_by, claim.taken_over) == (KIM, "seoul", "engine-a", False)
+    assert claim.claim_until == NOW + dt.timedelta(seconds=120)
+    assert await store.claim_wellness_attempt(KIM, "engine-b", NOW + dt.timedelta(seconds=60), 120) is None
+    assert await store.claim_wellness_attempt(LEE, "engine-a", NOW, 120) is None       # opted out
+    assert await store.claim_wellness_attempt(PARK, "engine-a", NOW, 120) is None      # unknown
+    assert await store.wellness_in_progress(NOW) == {"seoul": 1}
+
+    assert await store.finish_wellness_attempt(claim.id, "engine-b", result=AttemptResult.WELL,
+                                               at=NOW) is False
+    assert await store.finish_wellness_attempt(claim.id, "engine-a", result=AttemptResult.NO_ANSWER,
+                                               at=NOW, detail="rang 40 s") is True
+    assert await store.finish_wellness_attempt(claim.id, "engine-a", result=AttemptResult.WELL,
+                                               at=NOW) is False                       # final
+    assert await store.wellness_in_progress(NOW) == {}
+    assert await store.unfinished_wellness_attempts() == []
+
+    later = NOW + dt.timedelta(minutes=30)
+    again = await store.claim_wellness_attempt(KIM, "engine-b", later, 120)
+    assert again is not None and again.id != claim.id
+    assert await store.finish_wellness_attempt(again.id, "engine-b", result="well", at=later)
+    assert await store.wellness_attempts(NOW, number=KIM) == [
+        Attempt(number=KIM, campaign="seoul", at=NOW, result=AttemptResult.NO_ANSWER, detail="rang 40 s"),
+        Attempt(number=KIM, campaign="seoul", at=later, result=AttemptResult.WELL)]
+    assert [a.at for a in await store.wellness_attempts(later)] == [later]
+    assert await store.wellness_attempts(NOW, campaign="busan") == []
+
+
+async def test_a_dead_engines_lapsed_claim_is_taken_over_not_doubled(store: Store) -> None:
+    await store.put_wellness_people([person()])
+    dead = await store.claim_wellness_attempt(KIM, "engine-a", NOW, 60)
+    assert dead is not None
+    assert await store.renew_wellness_claim(dead.id, "engine-a", NOW + dt.timedelta(seconds=90))
+    assert await store.claim_wellness_attempt(KIM, "engine-b", NOW + dt.timedelta(seconds=80), 60) is None
+    [unfinished] = await store.unfinished_wellness_attempts()
+    assert (unfinished.id, unfinished.claimed_by) == (dead.id, "engine-a")
+
+    later = NOW + dt.timedelta(seconds=91)
+    assert await store.wellness_in_progress(later) == {}          # the lapsed claim holds nothing
+    taken = await store.claim_wellness_attempt(KIM, "engine-b", later, 60)
+    assert taken is not None
+    assert (taken.id, taken.claimed_at, taken.claimed_by, taken.taken_over) == (dead.id, NOW, "engine-b", True)
+    assert await store.renew_wellness_claim(dead.id, "engine-a", later) is False
+    assert await store.finish_wellness_attempt(dead.id, "engine-a", result="busy", at=NOW) is False
+    assert await store.finish_wellness_attempt(dead.id, "engine-b", result="busy", at=NOW) is True
+    assert [a.result for a in await store.wellness_attempts(NOW)] == [AttemptResult.BUSY]
+
+
+async def test_claims_at_once_take_a_person_once(store: Store) -> None:
+    await store.put_wellness_people([person()])
+    got = await asyncio.gather(*(store.claim_wellness_attempt(KIM, f"engine-{i}", NOW, 60)
+                                 for i in range(8)))
+    assert len([c for c in got if c is not None]) == 1
+
+
+async def test_the_visit_list_one_open_visit_per_person_done_or_cleared(store: Store) -> None:
+    day = dt.datetime(2026, 3, 6, 1, 0, tzinfo=UTC)
+    history = (Attempt(number=KIM, campaign="seoul", at=day, result=AttemptResult.NO_ANSWER),
+               Attempt(number=KIM, campaign="seoul", at=day + dt.timedelta(hours=1, minutes=30),
+                       result=AttemptResult.NO_KEY, detail="답 없음"))
+    opened = await store.open_wellness_visit(Visit(number=KIM, campaign="seoul", since=NOW,
+                                                   history=history))
+    assert opened.id is not None and opened.open and opened.history == history
+    again = await store.open_wellness_visit(Visit(number=KIM, campaign="seoul",
+                                                  since=NOW + dt.timedelta(days=3)))
+    assert (again.id, again.since, again.history) == (opened.id, NOW, history)
+    other = await store.open_wellness_visit(Visit(number=LEE, campaign="busan",
+                                                  since=NOW - dt.timedelta(days=1)))
+    assert [v.number for v in await store.list_wellness_visits()] == [LEE, KIM]
+    assert [v.number for v in await store.list_wellness_visits(campaign="seoul")] == [KIM]
+
+    assert other.id is not None
+    done_at = NOW + dt.timedelta(hours=5)
+    assert await store.mark_wellness_visit_done(other.id, done_at, "visited; fine, phone unplugged")
+    assert await store.mark_wellness_visit_done(other.id, done_at, "again") is False
+    assert await store.mark_wellness_visit_done(999, done_at, "no such") is False
+    done = await store.get_wellness_visit(other.id)
+    assert done is not None and (done.done_at, done.note, done.open) == (
+        done_at, "visited; fine, phone unplugged", False)
+    assert [v.number for v in await store.list_wellness_visits()] == [KIM]
+
+    assert await store.clear_wellness_visits(KIM, done_at) == 1
+    assert await store.clear_wellness_visits(KIM, done_at) == 0
+    assert await store.list_wellness_visits() == []
+    kept = await store.list_wellness_visits(open_only=False)
+    assert [(v.number, v.open) for v in kept] == [(LEE, False), (KIM, False)]   # nothing deleted
+    assert kept[1].cleared_at == done_at
+    fresh = await store.open_wellness_visit(Visit(number=KIM, campaign="seoul", since=done_at))
+    assert fresh.id != opened.id and fresh.open
+    assert await store.get_wellness_visit(12345) is None
+
+
+async def test_a_version_6_sqlite_database_is_migrated_to_7_keeping_its_calls(tmp_path) -> None:
+    path = tmp_path / "ivr.db"
+    async with open_store(f"sqlite:///{path}"):
+        pass
+    conn = sqlite3.connect(path)
+    for table in ("wellness_visits", "wellness_attempts", "wellness_people"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("UPDATE schema_version SET version = 6")
+    conn.commit()
+    conn.close()
+    async with open_store(f"sqlite:///{path}") as s:
+        await s.put_wellness_people([person()])
+        assert await s.claim_wellness_attempt(KIM, "e", NOW, 60) is not None
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM schema_version").fetchone() == (7,)
+    conn.close()
