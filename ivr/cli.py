@@ -888,6 +888,195 @@ def _date(text: str):
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-01") from None
 
 
+WELLNESS_IMPORT_BATCH = 1000   # people written per store call by 'ivr wellness import'
+
+
+def cmd_wellness_import(args: argparse.Namespace) -> int:
+    """Add or update wellness people from a CSV file: bad rows reported by line, good ones kept."""
+    from ivr.store import open_store
+    from ivr.wellness.importer import WellnessFileError, import_wellness_csv
+
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    names = [c.name for c in config.wellness.campaigns]
+    if not names:
+        print("ivr: no wellness campaign in the config: add one under wellness.campaigns first",
+              file=sys.stderr)
+        return 2
+    try:
+        report = import_wellness_csv(args.file, region=config.callers.region, campaigns=names,
+                                     campaign=args.campaign,
+                                     default_language=config.engine.default_language,
+                                     allow_international=args.international)
+    except WellnessFileError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 1
+    for problem in report.problems:
+        print(str(problem), file=sys.stderr)
+    if not report.people:
+        print(f"imported 0, rejected {report.rejected}: nothing to import", file=sys.stderr)
+        return 1
+
+    async def write() -> int:
+        written = 0
+        async with open_store(config.store_url) as store:
+            for i in range(0, len(report.people), WELLNESS_IMPORT_BATCH):
+                written += await store.put_wellness_people(
+                    report.people[i:i + WELLNESS_IMPORT_BATCH])
+        return written
+
+    try:
+        written = asyncio.run(write())
+    except IvrError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    line = f"imported {written}, rejected {report.rejected}"
+    if report.warnings:
+        line += f", {report.warnings} warning(s)"
+    print(line)
+    return 0
+
+
+def _shown(number: str, full: bool) -> str:
+    from ivr.logs import mask_number
+
+    return number if full else mask_number(number)
+
+
+def _shown_text(text: str | None, full: bool) -> str:
+    from ivr.logs import mask_numbers_in
+
+    return (text or "") if full else mask_numbers_in(text or "")
+
+
+def cmd_wellness_list(args: argparse.Namespace) -> int:
+    """The people wellness campaigns ring, by number (every page up to ``--limit``)."""
+    from ivr.store import open_store
+
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+
+    async def fetch():
+        people = []
+        async with open_store(config.store_url) as store:
+            while len(people) < args.limit:
+                size = min(500, args.limit - len(people))
+                page = await store.list_wellness_people(args.campaign, size,
+                                                        after=people[-1].number if people else None)
+                people += page
+                if len(page) < size:
+                    break
+        return people
+
+    try:
+        people = asyncio.run(fetch())
+    except IvrError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    full = args.full_numbers
+    if args.json:
+        print(json.dumps([{"number": _shown(p.number, full), "campaign": p.campaign,
+                           "name": p.name, "language": p.language,
+                           "contact": _shown_text(p.contact, full), "address_ref": p.address_ref,
+                           "opt_out": p.opt_out,
+                           "added_at": p.added_at.isoformat() if p.added_at else None}
+                          for p in people], ensure_ascii=False, indent=2))
+        return 0
+    if not people:
+        print("no wellness people" + (f" in campaign {args.campaign}" if args.campaign else ""))
+        return 0
+    print(f"{'NUMBER':16}  {'CAMPAIGN':12}  {'LANG':4}  {'OPT-OUT':7}  {'ADDRESS':10}  NAME / CONTACT")
+    for p in people:
+        print(f"{_shown(p.number, full):16}  {p.campaign[:12]:12}  {p.language:4}  "
+              f"{'yes' if p.opt_out else 'no':7}  {p.address_ref[:10]:10}  "
+              f"{p.name} / {_shown_text(p.contact, full)}".rstrip(" /"))
+    return 0
+
+
+def cmd_wellness_visits(args: argparse.Namespace) -> int:
+    """The home-visit list, the longest waiting first; ``--done ID --note TEXT`` marks a visit made."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from ivr.store import open_store
+
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    if (args.done is None) != (args.note is None) or (args.note is not None and not args.note.strip()):
+        print("ivr: --done ID and --note TEXT go together (say what the visit found)", file=sys.stderr)
+        return 2
+    tz = ZoneInfo(config.callers.timezone)
+    full = args.full_numbers
+
+    async def run():
+        async with open_store(config.store_url) as store:
+            if args.done is not None:
+                done = await store.mark_wellness_visit_done(args.done, dt.datetime.now(dt.timezone.utc),
+                                                            args.note.strip())
+                return done, await store.get_wellness_visit(args.done), {}
+            visits = await store.list_wellness_visits(open_only=not args.all,
+                                                      campaign=args.campaign, limit=args.limit)
+            people = {}              # the visitor needs the person's details
+            for number in dict.fromkeys(v.number for v in visits):
+                person = await store.get_wellness_person(number)
+                if person is not None:
+                    people[number] = person
+            return None, visits, people
+
+    try:
+        done, got, people = asyncio.run(run())
+    except IvrError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    if args.done is not None:
+        if not done:
+            why = "there is no such visit" if got is None else "it has ended already"
+            print(f"ivr: visit {args.done} not marked done: {why} (ivr wellness visits --all)",
+                  file=sys.stderr)
+            return 1
+        print(f"visit {args.done} ({_shown(got.number, full)}) done: {got.note}")
+        return 0
+
+    def local(at):
+        return at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if at else None
+
+    if args.json:
+        print(json.dumps([{"id": v.id, "number": _shown(v.number, full), "campaign": v.campaign,
+                           "since": v.since.isoformat(), "open": v.open,
+                           "done_at": v.done_at.isoformat() if v.done_at else None,
+                           "note": v.note,
+                           "cleared_at": v.cleared_at.isoformat() if v.cleared_at else None,
+                           "history": [{"at": a.at.isoformat(), "result": str(a.result),
+                                        "detail": a.detail} for a in v.history]}
+                          for v in got], ensure_ascii=False, indent=2))
+        return 0
+    if not got:
+        print("no open visits" if not args.all else "no visits")
+        return 0
+    print(f"{'ID':>5}  {'SINCE':16}  {'NUMBER':16}  {'CAMPAIGN':12}  {'ADDRESS':10}  STATE / TRIED")
+    for v in got:
+        p = people.get(v.number)
+        state = ("open" if v.open else f"done {local(v.done_at)}: {v.note}" if v.done_at
+                 else f"cleared {local(v.cleared_at)} (a call reached them)")
+        tried = ", ".join(f"{local(a.at)} {a.result}" for a in v.history)
+        print(f"{v.id:>5}  {local(v.since):16}  {_shown(v.number, full):16}  {v.campaign[:12]:12}  "
+              f"{(p.address_ref if p else '')[:10]:10}  {state}")
+        if p is not None and (p.name or p.contact):
+            print(f"{'':>5}  {p.name} / contact: {_shown_text(p.contact, full)}")
+        if tried:
+            print(f"{'':>5}  tried: {tried}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """The journey report of one flow over whole days (the center's dates, --until included)."""
     import datetime as dt
@@ -1168,6 +1357,36 @@ def build_parser() -> argparse.ArgumentParser:
     q = cbs.add_parser("cancel", help="cancel a pending reservation (it is not dialled)")
     q.add_argument("id", metavar="ID", help="the reservation id, as 'callbacks list' shows it")
     q.set_defaults(func=cmd_callbacks_cancel)
+
+    p = sub.add_parser("wellness", help="wellness calls: the people campaigns ring and the home-visit list")
+    wel = p.add_subparsers(dest="wellness_command", required=True)
+    q = wel.add_parser("import", help="add or update the people of wellness campaigns from a CSV file "
+                       "(phone,campaign,name,language,contact,address_ref,opt_out); bad rows are "
+                       "reported by line, the good ones kept")
+    q.add_argument("file", metavar="FILE.csv")
+    q.add_argument("--campaign", help="the campaign of rows that name none (of every row when the "
+                   "file has no campaign column)")
+    q.add_argument("--international", action="store_true",
+                   help="accept numbers of other countries (default: the center's, callers.region)")
+    q.set_defaults(func=cmd_wellness_import)
+    q = wel.add_parser("list", help="the people wellness campaigns ring, by number")
+    q.add_argument("--campaign", help="only this campaign's")
+    q.add_argument("--limit", type=int, default=1000)
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.add_argument("--full-numbers", action="store_true",
+                   help="numbers as stored (default: masked, +821*****5678)")
+    q.set_defaults(func=cmd_wellness_list)
+    q = wel.add_parser("visits", help="the home-visit list, the longest waiting first; "
+                       "--done ID --note TEXT marks a visit made")
+    q.add_argument("--done", type=int, metavar="ID", help="the visit made (its id in the list)")
+    q.add_argument("--note", help="what the visit found (with --done)")
+    q.add_argument("--all", action="store_true", help="ended visits too (done or cleared)")
+    q.add_argument("--campaign", help="only this campaign's")
+    q.add_argument("--limit", type=int, default=200)
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.add_argument("--full-numbers", action="store_true",
+                   help="numbers as stored (default: masked); a visitor needs them to phone ahead")
+    q.set_defaults(func=cmd_wellness_visits)
 
     p = sub.add_parser("report", help="journey analytics of a flow over days: containment, funnel, "
                        "paths, repeat contacts, bypasses, waits (table, --csv, --charts)",
