@@ -26,6 +26,13 @@ statement here they are tried once more when the connection is lost: booking aga
 harmless (the same reservation is updated), a claim repeated after a lost commit leaves the
 first claim to lapse (its reservations are dialled a lease later), and a finished attempt
 repeated after a lost commit answers False although it was noted.
+
+Wellness calls: claiming an attempt is one ``INSERT … ON CONFLICT`` on the partial unique index
+of unfinished attempts (one per number); a claim whose engine died is taken over by the same
+statement.  Tried again after a lost commit, a claim answers None (the first one holds): the
+person is not rung now, and the claim lapses and is taken over a lease later — never rung
+twice.  A finished attempt repeated after a lost commit answers False although it was noted;
+opening a visit again is harmless (one open visit per number).
 """
 
 from __future__ import annotations

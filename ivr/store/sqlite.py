@@ -15,6 +15,12 @@ Callback reservations: booking (an upsert on the partial unique index of open re
 and claiming (``BEGIN IMMEDIATE``: select the due ones in line order, mark them claimed) are
 each one transaction in the worker thread, so engines sharing one SQLite file (one host)
 never claim the same reservation.
+
+Wellness calls: claiming an attempt is one ``INSERT … ON CONFLICT`` on the partial unique
+index of unfinished attempts (one per number), so engines sharing the file never ring one
+person at once; a claim that lapsed (its engine died) is taken over by the same statement,
+the same attempt row, never a second one.  Opening a visit is one transaction (insert unless
+open, read back).
 """
 
 from __future__ import annotations
