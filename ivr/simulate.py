@@ -163,7 +163,9 @@ async def simulate(flowset: FlowSet, catalogue: Catalogue, target: str, *, keys:
     call = SimulatedCall(keys, catalogue, out=out, ask=ask, caller_number=number,
                          dialled=next(iter(flow.numbers), target), call_id="simulated")
     record = CallRecord(call.id, number, call.dialled)
-    print(f"☎ call to {flow.name} from {number or 'a withheld number'}"
+    who = f"☎ {flow.name} calls {number}" if flow.outbound and number else \
+        f"☎ call to {flow.name} from {number or 'a withheld number'}"
+    print(who
           + (f", age {facts['caller.age']}" if facts.get("caller.age") is not None else "")
           + (", repeat caller" if facts.get("caller.is_repeat") else ""), file=out)
     queues = _Queues(out)

@@ -54,8 +54,15 @@ def _quote(text: str) -> str:
     return text.replace('"', "'")
 
 
+def _start(flow: Flow) -> str:
+    """The first box: who calls (a dialled number, a subflow's name, or the engine dialling out)."""
+    if flow.outbound:
+        return f"{_quote(flow.name)} calls out"
+    return f"call to {_quote(', '.join(flow.numbers) or flow.name)}"
+
+
 def mermaid(flow: Flow) -> str:
-    lines = ["flowchart TD", f'  start(["call to {_quote(", ".join(flow.numbers) or flow.name)}"])']
+    lines = ["flowchart TD", f'  start(["{_start(flow)}"])']
     if flow.bypass:
         lines.append('  n__bypass(["bypass: straight to a queue"])')
         for rule in flow.bypass:
@@ -72,7 +79,7 @@ def mermaid(flow: Flow) -> str:
 
 def dot(flow: Flow) -> str:
     lines = [f'digraph "{flow.name}" {{', "  rankdir=TB; node [shape=box, fontname=sans];",
-             f'  start [shape=oval, label="call to {_quote(", ".join(flow.numbers) or flow.name)}"];',
+             f'  start [shape=oval, label="{_start(flow)}"];',
              f"  start -> {_id(flow.entry)};"]
     for name, node in flow.nodes.items():
         style = ', style=rounded' if node.ends else ""

@@ -45,7 +45,8 @@ CALLER_VARIABLES = frozenset({"caller.number", "caller.known", "caller.anonymous
 # queue.<name>.estimated_wait (seconds; None when nobody can serve), .waiting, .agents_available
 QUEUE_VARIABLE = re.compile(r"queue\.[A-Za-z0-9_-]+\.(estimated_wait|waiting|agents_available)")
 
-TOP_KEYS = ("flow", "description", "numbers", "entry", "language", "vars", "caller", "bypass", "nodes")
+TOP_KEYS = ("flow", "description", "numbers", "outbound", "entry", "language", "vars", "caller", "bypass",
+            "nodes")
 CALLER_KEYS = ("repeat",)
 REPEAT_KEYS = ("calls", "within", "count")
 BYPASS_KEYS = ("if", "queue", "priority", "reason", "prompt", "note")
@@ -100,7 +101,7 @@ def _version(data: bytes) -> str:
 class _Parsed:
     """What reading one file gave: the flow (None when it has errors) and what was found."""
 
-    __slots__ = ("file", "flow", "problems", "subflow_refs", "name", "name_line", "numbers")
+    __slots__ = ("file", "flow", "problems", "subflow_refs", "name", "name_line", "numbers", "outbound")
 
     def __init__(self, file: str) -> None:
         self.file = file
@@ -110,6 +111,7 @@ class _Parsed:
         self.name: str | None = None
         self.name_line = 1
         self.numbers: list[tuple[str, int]] = []
+        self.outbound = False                 # dialled out by the engine: answers no number
 
 
 class _FileReader:
@@ -151,6 +153,7 @@ class _FileReader:
 
         name = self._flow_name(doc)
         numbers = self._numbers(doc)
+        outbound = self._outbound(doc, numbers)
         language = self._language(doc)
         description = doc.get("description") or ""
         if not isinstance(description, str):
@@ -202,7 +205,7 @@ class _FileReader:
                 name=name, file=self.file, line=self.out.name_line, version=_version(self.data),
                 numbers=tuple(n for n, _ in numbers), entry=entry, language=language,
                 vars=MappingProxyType(defaults), nodes=MappingProxyType(nodes), description=description,
-                repeat=repeat, bypass=bypass)
+                repeat=repeat, bypass=bypass, outbound=outbound)
         return self.out
 
     def _repeat(self, doc: YMap) -> RepeatPolicy:
@@ -340,6 +343,20 @@ class _FileReader:
                 found.append((text, line))
         self.out.numbers = found
         return found
+
+    def _outbound(self, doc: YMap, numbers: list[tuple[str, int]]) -> bool:
+        """``outbound: true``: the engine dials out with this flow (a wellness campaign's calls),
+        so it answers no number and nobody needs to call it as a subflow."""
+        raw = doc.get("outbound", False)
+        if not isinstance(raw, bool):
+            self.error(doc.value_line("outbound"), f"'outbound' must be true or false, not {type_name(raw)}")
+            return False
+        outbound = raw is True
+        if outbound and numbers:
+            self.error(doc.value_line("numbers"), "an outbound flow answers no number: the engine dials out "
+                       "with it; remove 'numbers' (or 'outbound')")
+        self.out.outbound = outbound
+        return outbound
 
     def _language(self, doc: YMap) -> str:
         lang = doc.get("language", "ko")
@@ -973,7 +990,7 @@ def _check_set(parsed: list[_Parsed]) -> tuple[dict[str, Flow], dict[str, Flow],
                 problems.append(FlowProblem(p.file, line, f"subflow '{name}' does not exist"
                                             f"{_did_you_mean(name, by_name)}", node=node))
     for p in by_name.values():
-        if not p.numbers and p.name not in called:
+        if not p.numbers and not p.outbound and p.name not in called:
             problems.append(FlowProblem(p.file, p.name_line, f"flow '{p.name}' answers no number and no flow "
                                         "calls it as a subflow", severity="warning"))
     flows = {name: p.flow for name, p in by_name.items() if p.flow is not None}

@@ -237,6 +237,7 @@ class Flow:
     description: str = ""
     repeat: RepeatPolicy = RepeatPolicy()
     bypass: tuple[Bypass, ...] = ()
+    outbound: bool = False            # the engine dials out with it (wellness calls); answers no number
 
     def node(self, name: str) -> Node:
         return self.nodes[name]

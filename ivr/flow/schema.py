@@ -60,6 +60,8 @@ def flow_schema() -> dict[str, Any]:
     top: dict[str, Any] = {
         "flow": _NODE_NAME, "description": {"type": "string"},
         "numbers": {"type": "array", "items": {"type": "string"}, "description": "dialled numbers (quote them)"},
+        "outbound": {"type": "boolean", "description": "true: the engine dials out with this flow (wellness "
+                     "calls); it answers no number"},
         "entry": _NODE_NAME, "language": {"enum": ["ko", "en", "zh", "vi"]},
         "vars": {"type": "object"},
         "caller": {"type": "object", "additionalProperties": False, "properties": {

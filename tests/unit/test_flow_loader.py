@@ -33,7 +33,8 @@ def test_the_sample_flows_validate_with_no_errors_and_no_warnings():
     assert main is not None and main.name == "main" and main.language == "ko"
     assert flows.get("long_term_care").numbers == ()
     assert len(flows.version("main")) == 12
-    assert sorted(flows.flow_names()) == ["long_term_care", "main"]
+    assert sorted(flows.flow_names()) == ["long_term_care", "main", "wellness"]
+    assert flows.get("wellness").outbound and not main.outbound
 
 
 def test_a_good_file_becomes_a_frozen_model(tmp_path):
@@ -59,7 +60,7 @@ def test_unknown_keys_get_a_suggestion(tmp_path):
     text = GOOD.replace("entry: menu", "entry: menu\nlangauge: en")
     assert problems(tmp_path, "g.yaml", text) == [
         f"{tmp_path}/g.yaml:4: unknown key 'langauge' (did you mean 'language'?); a flow file has flow, "
-        "description, numbers, entry, language, vars, caller, bypass, nodes"]
+        "description, numbers, outbound, entry, language, vars, caller, bypass, nodes"]
 
 
 def test_a_prompt_in_a_fixed_language(tmp_path):
@@ -194,6 +195,18 @@ def test_flows_that_clash_or_call_a_missing_subflow(tmp_path):
     with pytest.raises(FlowError) as err:
         load_flows(tmp_path, catalogue())
     assert len(err.value.problems) == 2             # the errors; the warning is not one
+
+
+def test_an_outbound_flow_answers_no_number_and_needs_no_caller(tmp_path):
+    outbound = "flow: ring\noutbound: true\nentry: bye\nnodes:\n  bye:\n    hangup: goodbye\n"
+    assert problems(tmp_path, "ring.yaml", outbound) == []          # no "answers no number" warning
+    assert load_flow_file(tmp_path / "ring.yaml", catalogue()).outbound
+    assert problems(tmp_path, "both.yaml", outbound.replace("flow: ring", 'flow: both\nnumbers: ["1"]')) == [
+        f"{tmp_path}/both.yaml:2: an outbound flow answers no number: the engine dials out with it; "
+        "remove 'numbers' (or 'outbound')"]
+    assert problems(tmp_path, "yes.yaml", outbound.replace("flow: ring", "flow: yes").replace("true", "yes")) == [
+        f"{tmp_path}/yes.yaml:1: warning: flow 'yes' answers no number and no flow calls it as a subflow",
+        f"{tmp_path}/yes.yaml:2: 'outbound' must be true or false, not text"]
 
 
 def test_all_problems_of_a_file_are_reported_at_once(tmp_path):
