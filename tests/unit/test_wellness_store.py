@@ -95,7 +95,7 @@ async def test_a_claimed_person_is_not_claimed_again_until_the_attempt_ends(stor
     later = NOW + dt.timedelta(minutes=30)
     again = await store.claim_wellness_attempt(KIM, "engine-b", later, 120)
     assert again is not None and again.id != claim.id
-    assert await store.finish_wellness_attempt(again.id, "engine-b", result="well", at=later)
+    assert await store.finish_wellness_attempt(again.id, "engine-b", result=AttemptResult.WELL, at=later)
     assert await store.wellness_attempts(NOW, number=KIM) == [
         Attempt(number=KIM, campaign="seoul", at=NOW, result=AttemptResult.NO_ANSWER, detail="rang 40 s"),
         Attempt(number=KIM, campaign="seoul", at=later, result=AttemptResult.WELL)]
@@ -118,8 +118,8 @@ async def test_a_dead_engines_lapsed_claim_is_taken_over_not_doubled(store: Stor
     assert taken is not None
     assert (taken.id, taken.claimed_at, taken.claimed_by, taken.taken_over) == (dead.id, NOW, "engine-b", True)
     assert await store.renew_wellness_claim(dead.id, "engine-a", later) is False
-    assert await store.finish_wellness_attempt(dead.id, "engine-a", result="busy", at=NOW) is False
-    assert await store.finish_wellness_attempt(dead.id, "engine-b", result="busy", at=NOW) is True
+    assert await store.finish_wellness_attempt(dead.id, "engine-a", result=AttemptResult.BUSY, at=NOW) is False
+    assert await store.finish_wellness_attempt(dead.id, "engine-b", result=AttemptResult.BUSY, at=NOW) is True
     assert [a.result for a in await store.wellness_attempts(NOW)] == [AttemptResult.BUSY]
 
 
@@ -183,3 +183,49 @@ async def test_a_version_6_sqlite_database_is_migrated_to_7_keeping_its_calls(tm
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT version FROM schema_version").fetchone() == (7,)
     conn.close()
+
+
+async def test_a_version_6_postgresql_database_is_migrated_to_7(postgres_url: str) -> None:
+    import asyncpg
+
+    async with open_store(postgres_url):
+        pass
+    db = await asyncpg.connect(postgres_url)
+    try:
+        await db.execute("DROP TABLE wellness_visits; DROP TABLE wellness_attempts; "
+                         "DROP TABLE wellness_people; UPDATE schema_version SET version = 6")
+    finally:
+        await db.close()
+    async with open_store(postgres_url) as s:
+        await s.put_wellness_people([person()])
+        assert await s.claim_wellness_attempt(KIM, "e", NOW, 60) is not None
+    db = await asyncpg.connect(postgres_url)
+    try:
+        assert await db.fetchval("SELECT array_agg(version) FROM schema_version") == [7]
+    finally:
+        await db.close()
+
+
+def test_sqlite_reads_a_persons_history_and_the_visit_list_from_their_indexes(tmp_path) -> None:
+    from ivr.store import statements
+
+    path = tmp_path / "ivr.db"
+
+    async def create() -> None:
+        async with open_store(f"sqlite:///{path}"):
+            pass
+
+    asyncio.run(create())
+    db = sqlite3.connect(path)
+    try:
+        def plan(sql: str, params: tuple) -> str:
+            return " ".join(r[-1] for r in db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+
+        history = plan(statements.wellness_attempts(number=True, campaign=False), ("", KIM, 10))
+        visits = plan(statements.list_wellness_visits(open_only=True, campaign=False), (10,))
+        claims = plan(statements.UNFINISHED_WELLNESS_ATTEMPTS, ())
+    finally:
+        db.close()
+    assert "wellness_attempts_number_at" in history
+    assert "wellness_visits_since" in visits or "wellness_visits_open" in visits
+    assert "wellness_attempts_open" in claims
