@@ -1077,6 +1077,42 @@ def cmd_wellness_visits(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_wellness_opt_out(args: argparse.Namespace) -> int:
+    """Opt a person out of wellness calls (kept with their history, never rung), or back in."""
+    from ivr.callbacks.numbers import CallbackNumberRefused, validate_callback_number
+    from ivr.logs import mask_number
+    from ivr.store import open_store
+
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    try:
+        number = validate_callback_number(args.number, config.callers.region,
+                                          allow_international=True)
+    except CallbackNumberRefused as exc:
+        print(f"ivr: {args.number!r}: {exc}", file=sys.stderr)
+        return 2
+
+    async def change() -> bool:
+        async with open_store(config.store_url) as store:
+            return await store.set_wellness_opt_out(number, not args.undo)
+
+    try:
+        changed = asyncio.run(change())
+    except IvrError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    if not changed:
+        print(f"ivr: {mask_number(number)} is not on a wellness campaign (ivr wellness list)",
+              file=sys.stderr)
+        return 1
+    print(f"{mask_number(number)} " + ("opted back in: rung again from the next window"
+                                       if args.undo else "opted out: never rung, history kept"))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """The journey report of one flow over whole days (the center's dates, --until included)."""
     import datetime as dt
@@ -1387,6 +1423,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--full-numbers", action="store_true",
                    help="numbers as stored (default: masked); a visitor needs them to phone ahead")
     q.set_defaults(func=cmd_wellness_visits)
+    q = wel.add_parser("opt-out", help="a person is never rung again (kept, with their history); "
+                       "--undo opts them back in")
+    q.add_argument("number", metavar="NUMBER")
+    q.add_argument("--undo", action="store_true", help="opt back in")
+    q.set_defaults(func=cmd_wellness_opt_out)
 
     p = sub.add_parser("report", help="journey analytics of a flow over days: containment, funnel, "
                        "paths, repeat contacts, bypasses, waits (table, --csv, --charts)",

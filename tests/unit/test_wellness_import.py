@@ -213,3 +213,20 @@ def test_visits_list_history_and_done_with_a_note(config: Path, tmp_path: Path, 
     [kept] = json.loads(capsys.readouterr().out)
     assert (kept["open"], kept["note"], [h["result"] for h in kept["history"]]) == (
         False, "visited: well, the phone was unplugged", ["no_answer", "busy"])
+
+
+def test_opt_out_and_back_in(config: Path, tmp_path: Path, capsys) -> None:
+    f = csv_file(tmp_path, "phone,campaign\n01012345678,seoul\n")
+    assert main(["--config", str(config), "wellness", "import", str(f)]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config), "wellness", "opt-out", "010-1234-5678"]) == 0
+    assert capsys.readouterr().out.strip() == "+821*****5678 opted out: never rung, history kept"
+    assert [p.opt_out for p in people_in(config)] == [True]
+    assert main(["--config", str(config), "wellness", "import", str(f)]) == 0      # still out
+    assert [p.opt_out for p in people_in(config)] == [True]
+    assert main(["--config", str(config), "wellness", "opt-out", "01012345678", "--undo"]) == 0
+    assert "opted back in" in capsys.readouterr().out
+    assert [p.opt_out for p in people_in(config)] == [False]
+    assert main(["--config", str(config), "wellness", "opt-out", "01087654321"]) == 1
+    assert "+821*****4321 is not on a wellness campaign" in capsys.readouterr().err
+    assert main(["--config", str(config), "wellness", "opt-out", "hello"]) == 2
