@@ -4,8 +4,10 @@ progress keeps the version it started with, and a broken edit changes nothing an
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +19,15 @@ pytestmark = pytest.mark.e2e
 
 # 1 = Korean, 2 = certificates, then 1 = "how to get one" (after the edit: goodbye), 1 = end.
 KEYS = "w1.5,1,w1.5,2,w8,1,w1.5,1"
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Write ``path`` as an editor or a deployment does: a new file renamed over the old one,
+    so the engine's watcher never reads it half-written (a truncated file is a broken flow
+    the engine rightly rejects, and the test would see that rejection instead of its own)."""
+    part = path.with_name(f".{path.name}.part")
+    part.write_text(text, encoding="utf-8")
+    os.replace(part, path)
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +58,7 @@ async def test_an_edit_changes_new_calls_only_and_a_broken_edit_changes_nothing(
     first = asyncio.create_task(place_call(MAIN, caller="01061110001", keys=KEYS, max_duration=60))
     await asyncio.sleep(5)                                   # the first caller is in the certificates menu
     reloads = len(engine.events("flows.reloaded"))
-    main_flow.write_text(original.replace("      1: certificates_issue_info", "      1: goodbye", 1),
-                         encoding="utf-8")
+    replace_file(main_flow, original.replace("      1: certificates_issue_info", "      1: goodbye", 1))
     await wait_for_event(engine, "flows.reloaded", reloads + 1)
     result = await first
     assert result.answered and result.ended_by == "remote"
@@ -65,7 +75,7 @@ async def test_an_edit_changes_new_calls_only_and_a_broken_edit_changes_nothing(
 
     # A broken edit: reported with file and line, and the edited version keeps serving.
     rejected = len(engine.events("flows.reload_rejected"))
-    main_flow.write_text(original.replace("next: main_menu", "next: main_menuu", 1), encoding="utf-8")
+    replace_file(main_flow, original.replace("next: main_menu", "next: main_menuu", 1))
     await wait_for_event(engine, "flows.reload_rejected", rejected + 1)
     problems = engine.events("flows.reload_rejected")[-1]["problems"]
     assert any("main.yaml:" in p and "main_menuu" in p for p in problems), problems
