@@ -7,11 +7,17 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ivr.errors import ConfigError, FlowError, IvrError, StoreError
+
+if TYPE_CHECKING:
+    from ivr.config import Config
+    from ivr.store import Store
+
+T = TypeVar("T")
 
 
 def _config(args: argparse.Namespace, *, need_ari: bool = False):
@@ -19,6 +25,30 @@ def _config(args: argparse.Namespace, *, need_ari: bool = False):
     from ivr.config import load_config
 
     return load_config(args.config, need_ari=need_ari)
+
+
+class _Exit(SystemExit):
+    """The command ends with this exit code, its reason already printed; ``main`` returns the code."""
+
+    code: int
+
+
+def _with_store(config: Config, fn: Callable[[Store], Awaitable[T]]) -> T:
+    """What ``fn(store)`` returns, run in the config's store (opened for it, closed after).
+
+    A store that cannot be opened or fails (``IvrError``) is said as ``ivr: …`` on stderr and
+    ends the command with exit code 2 (``_Exit``)."""
+    from ivr.store import open_store
+
+    async def run() -> T:
+        async with open_store(config.store_url) as store:
+            return await fn(store)
+
+    try:
+        return asyncio.run(run())
+    except IvrError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        raise _Exit(2) from exc
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -69,23 +99,13 @@ def _fmt_time(value) -> str:
 
 def cmd_calls_list(args: argparse.Namespace) -> int:
     from ivr.logs import mask_number
-    from ivr.store import open_store
 
     try:
         config = _config(args)
     except ConfigError as exc:
         print(f"ivr: {exc}", file=sys.stderr)
         return 2
-
-    async def fetch():
-        async with open_store(config.store_url) as store:
-            return await store.recent_calls(args.limit)
-
-    try:
-        records = asyncio.run(fetch())
-    except IvrError as exc:
-        print(f"ivr: {exc}", file=sys.stderr)
-        return 2
+    records = _with_store(config, lambda store: store.recent_calls(args.limit))
     if args.json:
         out = []
         for r in records:
@@ -121,7 +141,6 @@ def cmd_calls_list(args: argparse.Namespace) -> int:
 def cmd_calls_show(args: argparse.Namespace) -> int:
     """One call as 'calls list' prints it, then its queue events, oldest first."""
     from ivr.logs import mask_number
-    from ivr.store import open_store
 
     try:
         config = _config(args)
@@ -129,15 +148,10 @@ def cmd_calls_show(args: argparse.Namespace) -> int:
         print(f"ivr: {exc}", file=sys.stderr)
         return 2
 
-    async def fetch():
-        async with open_store(config.store_url) as store:
-            return await store.get_call(args.call_id), await store.call_events(args.call_id)
+    async def fetch(store):
+        return await store.get_call(args.call_id), await store.call_events(args.call_id)
 
-    try:
-        r, events = asyncio.run(fetch())
-    except IvrError as exc:
-        print(f"ivr: {exc}", file=sys.stderr)
-        return 2
+    r, events = _with_store(config, fetch)
     if r is None and not events:
         print(f"ivr: no call {args.call_id!r} is recorded", file=sys.stderr)
         return 1
@@ -195,7 +209,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo
 
     from ivr.analytics.export import ExportError, parse_moment
-    from ivr.store import open_store
 
     try:
         config = _config(args)
@@ -212,16 +225,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.limit < 1:
         print("ivr: --limit must be 1 or more", file=sys.stderr)
         return 2
-
-    async def fetch():
-        async with open_store(config.store_url) as store:
-            return await store.audit_entries(since, args.limit)
-
-    try:
-        entries = asyncio.run(fetch())
-    except IvrError as exc:
-        print(f"ivr: {exc}", file=sys.stderr)
-        return 2
+    entries = _with_store(config, lambda store: store.audit_entries(since, args.limit))
     if args.json:
         json.dump([{"at": e.at.isoformat(), "user": e.user, "role": e.role, "action": e.action,
                     "target": e.target, "detail": e.detail, "source": e.source} for e in entries],
@@ -244,7 +248,6 @@ IMPORT_BATCH = 1000   # callers written per store call by 'ivr callers import'
 def cmd_callers_import(args: argparse.Namespace) -> int:
     from ivr.errors import CallerFileError
     from ivr.routing.registry import import_callers_csv
-    from ivr.store import open_store
 
     try:
         config = _config(args)
@@ -262,18 +265,13 @@ def cmd_callers_import(args: argparse.Namespace) -> int:
         print(f"imported 0, rejected {report.rejected}: nothing to import", file=sys.stderr)
         return 1
 
-    async def write() -> int:
+    async def write(store) -> int:
         written = 0
-        async with open_store(config.store_url) as store:
-            for i in range(0, len(report.callers), IMPORT_BATCH):
-                written += await store.put_callers(report.callers[i:i + IMPORT_BATCH])
+        for i in range(0, len(report.callers), IMPORT_BATCH):
+            written += await store.put_callers(report.callers[i:i + IMPORT_BATCH])
         return written
 
-    try:
-        written = asyncio.run(write())
-    except IvrError as exc:
-        print(f"ivr: {exc}", file=sys.stderr)
-        return 2
+    written = _with_store(config, write)
     line = f"imported {written}, rejected {report.rejected}"
     if report.warnings:
         line += f", {report.warnings} warning(s)"
@@ -294,7 +292,6 @@ def cmd_callers_show(args: argparse.Namespace) -> int:
     from ivr.routing.identify import RepeatPolicy
     from ivr.routing.numbers import normalize
     from ivr.routing.registry import age_on
-    from ivr.store import open_store
 
     try:
         config = _config(args)
@@ -309,17 +306,12 @@ def cmd_callers_show(args: argparse.Namespace) -> int:
     rule = RepeatPolicy()
     now = dt.datetime.now(dt.timezone.utc)
 
-    async def fetch():
-        async with open_store(config.store_url) as store:
-            caller = await store.get_caller(e164)
-            recent = await store.count_calls_since(e164, now - dt.timedelta(seconds=rule.window))
-            return caller, recent
+    async def fetch(store):
+        caller = await store.get_caller(e164)
+        recent = await store.count_calls_since(e164, now - dt.timedelta(seconds=rule.window))
+        return caller, recent
 
-    try:
-        caller, recent = asyncio.run(fetch())
-    except IvrError as exc:
-        print(f"ivr: {exc}", file=sys.stderr)
-        return 2
+    caller, recent = _with_store(config, fetch)
     today = _center_today(config)
     days = round(rule.window / 86400)
     rows = [("number", e164)]
@@ -356,17 +348,12 @@ def cmd_callbacks_list(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo
 
     from ivr.logs import mask_number
-    from ivr.store import open_store
 
     try:
         config = _config(args)
     except ConfigError as exc:
         print(f"ivr: {exc}", file=sys.stderr)
         return 2
-
-    async def fetch():
-        async with open_store(config.store_url) as store:
-            return await store.list_reservations(args.status, args.limit)
 
     def iso(value):
         return value.isoformat() if value else None
@@ -381,11 +368,7 @@ def cmd_callbacks_list(args: argparse.Namespace) -> int:
             print(f"ivr: {exc}", file=sys.stderr)
             return 1
     if out is None:
-        try:
-            reservations = asyncio.run(fetch())
-        except IvrError as exc:
-            print(f"ivr: {exc}", file=sys.stderr)
-            return 2
+        reservations = _with_store(config, lambda store: store.list_reservations(args.status, args.limit))
         out = [{"id": r.id, "number": mask_number(r.number), "queue": r.queue,
                 "status": r.status, "priority": r.priority, "reason": r.reason,
                 "language": r.language, "waited": r.waited, "arrived_at": iso(r.arrived_at),
@@ -417,7 +400,6 @@ def cmd_callbacks_list(args: argparse.Namespace) -> int:
 def cmd_callbacks_cancel(args: argparse.Namespace) -> int:
     """Cancel one pending (or being dialled) reservation: exit 1 when there is none to cancel."""
     from ivr.logs import mask_number
-    from ivr.store import open_store
 
     try:
         config = _config(args)
@@ -438,18 +420,13 @@ def cmd_callbacks_cancel(args: argparse.Namespace) -> int:
                   f"queue {done['queue']})")
             return 0
 
-    async def cancel():
-        async with open_store(config.store_url) as store:
-            before = await store.get_reservation(args.id)
-            if before is None or not before.open:
-                return before, False
-            return before, await store.cancel_reservation(args.id)
+    async def cancel(store):
+        before = await store.get_reservation(args.id)
+        if before is None or not before.open:
+            return before, False
+        return before, await store.cancel_reservation(args.id)
 
-    try:
-        before, cancelled = asyncio.run(cancel())
-    except IvrError as exc:
-        print(f"ivr: {exc}", file=sys.stderr)
-        return 2
+    before, cancelled = _with_store(config, cancel)
     if before is None:
         print(f"ivr: no callback reservation {args.id!r}", file=sys.stderr)
         return 1
@@ -1227,7 +1204,6 @@ def cmd_export_calls(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo
 
     from ivr.analytics.export import ExportError, Format, atomic_file, export_range, write_calls
-    from ivr.store import open_store
 
     try:
         config = _config(args)
@@ -1252,19 +1228,18 @@ def cmd_export_calls(args: argparse.Namespace) -> int:
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
 
-    async def export(out) -> int:
-        async with open_store(config.store_url) as store:
-            return await write_calls(store, out, since=since, until=until, fmt=fmt,
-                                     flow=args.flow, full_numbers=args.full_numbers)
+    def export(out) -> int:
+        return _with_store(config, lambda store: write_calls(
+            store, out, since=since, until=until, fmt=fmt, flow=args.flow, full_numbers=args.full_numbers))
 
     try:
         if args.output == "-":
-            written = asyncio.run(export(sys.stdout.buffer))
+            written = export(sys.stdout.buffer)
             sys.stdout.buffer.flush()
         else:
             with atomic_file(args.output) as out:
-                written = asyncio.run(export(out))
-    except (IvrError, OSError) as exc:
+                written = export(out)
+    except (IvrError, OSError) as exc:      # the output file's (_with_store says the store's)
         print(f"ivr: {exc}", file=sys.stderr)
         return 2
     finally:
@@ -1510,6 +1485,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except _Exit as exc:                 # the command has said why
+        return exc.code
     except FlowError as exc:             # a command that let its flows' problems through
         for problem in exc.problems:
             print(str(problem), file=sys.stderr)
