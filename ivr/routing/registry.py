@@ -36,12 +36,14 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote
 
 import aiohttp
 import yarl
 
+from ivr.csvimport import (FALSE_WORDS, TRUE_WORDS, ImportCounts, ImportProblem, column_index, header_columns,
+                           read_lines, read_rows)
 from ivr.errors import CallerFileError, RegistryTimeout, RegistryUnavailable, StoreError
 from ivr.routing.numbers import normalize
 from ivr.store.base import Caller, Store
@@ -73,8 +75,6 @@ MAX_NAME = 200
 
 _DATE_FORMS = (re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})"), re.compile(r"(\d{4})(\d{2})(\d{2})"),
                re.compile(r"(\d{4})\.(\d{1,2})\.(\d{1,2})"))
-_TRUE = frozenset({"true", "yes", "y", "1"})
-_FALSE = frozenset({"false", "no", "n", "0", ""})
 
 
 # -- age ---------------------------------------------------------------------------------------
@@ -124,9 +124,9 @@ def parse_language(text: str) -> str | None:
 def parse_flag(text: str, field: str = "needs_assistance") -> bool:
     """true/false, yes/no, y/n, 1/0 (any case; '' is false) → bool; else ValueError."""
     word = text.strip().lower()
-    if word in _TRUE:
+    if word in TRUE_WORDS:
         return True
-    if word in _FALSE:
+    if word in FALSE_WORDS:
         return False
     raise ValueError(f"{field} {text.strip()!r} is not one of true/false, yes/no, y/n, 1/0")
 
@@ -134,21 +134,7 @@ def parse_flag(text: str, field: str = "needs_assistance") -> bool:
 # -- CSV import ----------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class ImportProblem:
-    """One problem in a caller file, printed as ``file:line: message``."""
-
-    file: str
-    line: int
-    message: str
-    severity: Literal["error", "warning"] = "error"
-
-    def __str__(self) -> str:
-        label = "warning: " if self.severity == "warning" else ""
-        return f"{self.file}:{self.line}: {label}{self.message}"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ImportReport:
+class ImportReport(ImportCounts):
     """What a caller file holds: the good rows as ``Caller`` values, and the problems."""
 
     file: str
@@ -161,97 +147,25 @@ class ImportReport:
         """Distinct numbers to write (a number given twice counts once)."""
         return len(self.callers)
 
-    @property
-    def rejected(self) -> int:
-        return sum(1 for p in self.problems if p.severity == "error")
-
-    @property
-    def warnings(self) -> int:
-        return sum(1 for p in self.problems if p.severity == "warning")
-
 
 def import_callers_csv(path: str | Path, region: str = "KR", *, today: dt.date | None = None) -> ImportReport:
     """Read a caller file.  Raises ``CallerFileError`` only when nothing in it can be used
     (missing, not UTF-8, no header with ``phone`` and ``birth_date``); bad rows are reported."""
     path = Path(path)
     name = str(path)
-    today = today or dt.date.today()
-    try:
-        if path.is_dir():
-            raise CallerFileError(name, "cannot be read: it is a folder, not a CSV file")
-        if path.exists() and not path.is_file():       # a device or a pipe might never end
-            raise CallerFileError(name, "cannot be read: it is not a regular file")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CallerFileError(name, f"cannot be read ({exc.strerror or exc})") from exc
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        bad_line = data.count(b"\n", 0, exc.start) + 1
-        raise CallerFileError(name, "not UTF-8 text (a file saved as CP949/EUC-KR? save it as "
-                              "'CSV UTF-8')", line=bad_line) from exc
-    lines = _LINE_END.split(text)
-    if lines and lines[-1] == "":
-        lines.pop()                          # the file's last line break
-    try:
-        header = _split_line(lines[0]) if lines else None
-    except ValueError as exc:
-        raise CallerFileError(name, f"header: {exc}", line=1) from None
-    if not header or not any(h.strip() for h in header):
-        raise CallerFileError(name, "empty file: the first line must name the columns, "
-                              "e.g. phone,birth_date,language,needs_assistance,name", line=1)
-    columns = [h.strip().lower() for h in header]
+    day = today or dt.date.today()
+    lines = read_lines(path, error=CallerFileError)
+    known = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+    columns = header_columns(name, lines, _split_line, known, error=CallerFileError)
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise CallerFileError(name, f"the header has no column {', '.join(missing)} "
                               f"(found: {', '.join(columns)}); it must name at least phone,birth_date",
                               line=1)
-    problems: list[ImportProblem] = []
-    known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS)
-    for col in columns:
-        if col not in known:
-            problems.append(ImportProblem(name, 1, f"column {col!r} is not used (known: "
-                                          f"{', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)})", "warning"))
-    seen_cols: set[str] = set()
-    for col in columns:
-        if col in seen_cols and col in known:
-            raise CallerFileError(name, f"column {col!r} appears twice in the header", line=1)
-        seen_cols.add(col)
-    index = {c: i for i, c in enumerate(columns) if c in known}
-
-    callers: dict[str, tuple[int, Caller]] = {}
-    rows = 0
-    for start, line in enumerate(lines[1:], 2):
-        if not line.strip():
-            continue
-        try:
-            row = _split_line(line)
-        except ValueError as exc:
-            rows += 1
-            problems.append(ImportProblem(name, start, f"{exc}; this row was left out"))
-            continue
-        if not row or not any(cell.strip() for cell in row):
-            continue
-        rows += 1
-        if len(row) > len(columns):
-            problems.append(ImportProblem(name, start, f"{len(row)} fields, but the header names "
-                                          f"{len(columns)} (a comma inside a value needs quotes)"))
-            continue
-        try:
-            caller = _caller_from_row(row, index, region, today)
-        except ValueError as exc:
-            problems.append(ImportProblem(name, start, str(exc)))
-            continue
-        earlier = callers.get(caller.number)
-        if earlier is not None:
-            problems.append(ImportProblem(name, start, f"same number as line {earlier[0]}; this row "
-                                          "replaces it", "warning"))
-            del callers[caller.number]       # keep file order: the later row's place
-        callers[caller.number] = (start, caller)
-    return ImportReport(file=name, callers=[c for _, c in callers.values()], problems=problems, rows=rows)
-
-
-_LINE_END = re.compile(r"\r\n|\r|\n")
+    index, problems = column_index(name, columns, known, error=CallerFileError)
+    callers, bad_rows, rows = read_rows(name, lines, len(columns), _split_line,
+                                        lambda row: _caller_from_row(row, index, region, day))
+    return ImportReport(file=name, callers=callers, problems=problems + bad_rows, rows=rows)
 
 
 def _split_line(line: str) -> list[str]:

@@ -1,9 +1,9 @@
 """``ivr wellness import FILE.csv``: the people a wellness campaign rings, from a CSV file.
 
-The same rules as ``ivr callers import``: a file that cannot be used at all (missing, not
-UTF-8, no header naming ``phone``) raises ``WellnessFileError``; a bad row is left out and
-reported as ``file:line: message``, the good rows are kept; a number given twice is kept once,
-the later row's (with a warning); an unknown column is a warning.
+The same rules as ``ivr callers import`` (both read by ``ivr.csvimport``): a file that cannot
+be used at all (missing, not UTF-8, no header naming ``phone``) raises ``WellnessFileError``; a
+bad row is left out and reported as ``file:line: message``, the good rows are kept; a number
+given twice is kept once, the later row's (with a warning); an unknown column is a warning.
 
 Columns: ``phone`` (required), ``campaign`` (required unless the command names one for every
 row), ``name``, ``language`` (ko, en, zh, vi; empty: the default), ``contact`` (whom to tell),
@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import re
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
 
 from ivr.callbacks.numbers import CallbackNumberRefused, validate_callback_number
+from ivr.csvimport import (FALSE_WORDS, TRUE_WORDS, ImportCounts, ImportProblem, column_index, header_columns,
+                           read_lines, read_rows)
 from ivr.errors import CallerFileError
 from ivr.wellness.model import Person
 
@@ -32,9 +32,6 @@ __all__ = ["COLUMNS", "LANGUAGES", "ImportProblem", "WellnessFileError", "Wellne
 LANGUAGES = ("ko", "en", "zh", "vi")
 COLUMNS = ("phone", "campaign", "name", "language", "contact", "address_ref", "opt_out")
 MAX_TEXT = 200
-_TRUE = frozenset({"true", "yes", "y", "1"})
-_FALSE = frozenset({"false", "no", "n", "0", ""})
-_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 class WellnessFileError(CallerFileError):
@@ -42,35 +39,13 @@ class WellnessFileError(CallerFileError):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class ImportProblem:
-    """One problem in the file, printed as ``file:line: message``."""
-
-    file: str
-    line: int
-    message: str
-    severity: Literal["error", "warning"] = "error"
-
-    def __str__(self) -> str:
-        label = "warning: " if self.severity == "warning" else ""
-        return f"{self.file}:{self.line}: {label}{self.message}"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class WellnessImport:
+class WellnessImport(ImportCounts):
     """What the file holds: the good rows as people (file order), and the problems."""
 
     file: str
     people: tuple[Person, ...]
     problems: tuple[ImportProblem, ...]
     rows: int                               # data rows read (blank lines not counted)
-
-    @property
-    def rejected(self) -> int:
-        return sum(1 for p in self.problems if p.severity == "error")
-
-    @property
-    def warnings(self) -> int:
-        return sum(1 for p in self.problems if p.severity == "warning")
 
 
 def import_wellness_csv(path: str | Path, *, region: str = "KR",
@@ -84,89 +59,25 @@ def import_wellness_csv(path: str | Path, *, region: str = "KR",
     has no ``campaign`` column).  Raises ``WellnessFileError`` only when nothing in the file
     can be used."""
     name = str(path)
-    lines = _read_lines(Path(path))
-    try:
-        header = _split(lines[0]) if lines else []
-    except ValueError as exc:
-        raise WellnessFileError(name, f"header: {exc}", line=1) from None
-    columns = [h.strip().lower() for h in header]
-    if not any(columns):
-        raise WellnessFileError(name, "empty file: the first line must name the columns, e.g. "
-                                + ",".join(COLUMNS), line=1)
+    lines = read_lines(Path(path), error=WellnessFileError)
+    columns = header_columns(name, lines, _split, COLUMNS, error=WellnessFileError)
     if "phone" not in columns:
         raise WellnessFileError(name, f"the header has no column phone (found: {', '.join(columns)})",
                                 line=1)
     if "campaign" not in columns and campaign is None:
         raise WellnessFileError(name, "the header has no column campaign: add one, or name the "
                                 "campaign of every row (--campaign NAME)", line=1)
-    problems: list[ImportProblem] = []
-    index: dict[str, int] = {}
-    for i, col in enumerate(columns):
-        if col not in COLUMNS:
-            problems.append(ImportProblem(name, 1, f"column {col!r} is not used (known: "
-                                          f"{', '.join(COLUMNS)})", "warning"))
-        elif col in index:
-            raise WellnessFileError(name, f"column {col!r} appears twice in the header", line=1)
-        else:
-            index[col] = i
+    index, problems = column_index(name, columns, COLUMNS, error=WellnessFileError)
     known = frozenset(campaigns)
     if campaign is not None and known and campaign not in known:
         raise WellnessFileError(name, f"campaign {campaign!r} is not in wellness.campaigns "
                                 f"({', '.join(sorted(known))})")
 
-    people: dict[str, tuple[int, Person]] = {}
-    rows = 0
-    for line_no, line in enumerate(lines[1:], 2):
-        if not line.strip():
-            continue
-        try:
-            row = _split(line)
-        except ValueError as exc:
-            rows += 1
-            problems.append(ImportProblem(name, line_no, f"{exc}; this row was left out"))
-            continue
-        if not any(cell.strip() for cell in row):
-            continue
-        rows += 1
-        if len(row) > len(columns):
-            problems.append(ImportProblem(name, line_no, f"{len(row)} fields, but the header names "
-                                          f"{len(columns)} (a comma inside a value needs quotes)"))
-            continue
-        try:
-            person = _person(row, index, region=region, known=known, campaign=campaign,
-                             default_language=default_language,
-                             allow_international=allow_international)
-        except ValueError as exc:
-            problems.append(ImportProblem(name, line_no, str(exc)))
-            continue
-        earlier = people.pop(person.number, None)
-        if earlier is not None:
-            problems.append(ImportProblem(name, line_no, f"same number as line {earlier[0]}; "
-                                          "this row replaces it", "warning"))
-        people[person.number] = (line_no, person)
-    return WellnessImport(file=name, people=tuple(p for _, p in people.values()),
-                          problems=tuple(problems), rows=rows)
-
-
-def _read_lines(path: Path) -> list[str]:
-    name = str(path)
-    try:
-        if path.is_dir():
-            raise WellnessFileError(name, "cannot be read: it is a folder, not a CSV file")
-        if path.exists() and not path.is_file():
-            raise WellnessFileError(name, "cannot be read: it is not a regular file")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise WellnessFileError(name, f"cannot be read ({exc.strerror or exc})") from exc
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise WellnessFileError(name, "not UTF-8 text (a file saved as CP949/EUC-KR? save it as "
-                                "'CSV UTF-8')", line=data.count(b"\n", 0, exc.start) + 1) from exc
-    lines = _LINE_END.split(text)
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
+    people, bad_rows, rows = read_rows(
+        name, lines, len(columns), _split,
+        lambda row: _person(row, index, region=region, known=known, campaign=campaign,
+                            default_language=default_language, allow_international=allow_international))
+    return WellnessImport(file=name, people=tuple(people), problems=tuple(problems + bad_rows), rows=rows)
 
 
 def _split(line: str) -> list[str]:
@@ -200,10 +111,10 @@ def _person(row: Sequence[str], index: Mapping[str, int], *, region: str, known:
         raise ValueError(f"language {cell('language')!r}: use one of {', '.join(LANGUAGES)}; "
                          "this row was left out")
     flag = cell("opt_out").lower()
-    if flag not in _TRUE | _FALSE:
+    if flag not in TRUE_WORDS | FALSE_WORDS:
         raise ValueError(f"opt_out {cell('opt_out')!r}: use true or false; this row was left out")
     for col in ("name", "contact", "address_ref"):
         if len(cell(col)) > MAX_TEXT:
             raise ValueError(f"{col} is longer than {MAX_TEXT} characters; this row was left out")
     return Person(number=number, campaign=which, name=cell("name"), language=language,
-                  contact=cell("contact"), address_ref=cell("address_ref"), opt_out=flag in _TRUE)
+                  contact=cell("contact"), address_ref=cell("address_ref"), opt_out=flag in TRUE_WORDS)
