@@ -29,7 +29,8 @@ import contextlib
 import dataclasses
 import datetime as dt
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -47,6 +48,7 @@ from ivr.routing.numbers import normalize
 from ivr.routing.registry import CallerRegistry, StoreRegistry, registry_for
 from ivr.stats.live import LiveStats
 from ivr.stats.metrics import EngineGauges, Metrics
+from ivr.store.base import OUTBOUND_DIALLED
 from ivr.tasks import TaskSet
 from ivr.acd.model import Event
 from ivr.acd.restore import Restored, load_restored
@@ -56,7 +58,7 @@ RESTORE_MARGIN = 3600.0   # seconds of the line's log read beyond the longest ch
 
 log = structlog.get_logger("ivr.app")
 
-LEGS = ("agent", "callback")      # Stasis arguments of the channels the engine dials itself
+LEGS = ("agent", "callback", "wellness")   # Stasis arguments of the channels the engine dials itself
 
 
 class LagMonitor:
@@ -130,6 +132,8 @@ class Engine:
         self._progress: dict[str, CallRecord | None] = {}   # progress notes being written, next one
         # After a restart: the queues' part of a re-adopted call (None: no queues run).
         self.resume: Callable[[Call, CallRecord, Sequence[str]], Awaitable[bool]] | None = None
+        # The wellness dialler: wellness calls re-adopted after a restart go to it (None: none).
+        self.wellness: Any = None
         # The wallboard's live figures (None: no queues run) and the Prometheus metrics.
         self.stats: LiveStats | None = None
         self.metrics = Metrics(service_level=config.wallboard.service_level)
@@ -197,6 +201,12 @@ class Engine:
     async def on_new_call(self, call: Call, args: list[str], *, adopted: bool = False) -> None:
         structlog.contextvars.bind_contextvars(call_id=call.id)
         leg = bool(args) and args[0] in LEGS
+        if leg and args[0] == OUTBOUND_DIALLED:        # a wellness call of before a restart
+            if adopted and self.wellness is not None:
+                await self.wellness.adopt(call, args)
+            else:
+                await call.hangup()
+            return
         resume = self.resume
         if leg and (not adopted or resume is None):
             await call.hangup()         # a leg nobody waits for (the dialler's own never come here)
@@ -215,6 +225,48 @@ class Engine:
         self.live_calls += 1
         try:
             await self._serve(call, record, adopted)
+        finally:
+            self.live_calls -= 1
+            await self._finish(call, record)
+
+    # -- calls the engine places (the wellness dialler's ``Outbound`` port) ---------------------
+    def outbound_flow(self, name: str) -> Flow | None:
+        return self.flowset.get(name)
+
+    async def run_outbound(self, call: Call, record: CallRecord, flow_name: str, *, language: str,
+                           variables: Mapping[str, Any], adopted: bool = False,
+                           args: Sequence[str] = ()) -> None:
+        """Run ``flow_name`` on an answered call the engine placed, to its end; the record is
+        noted at once (so a successor finds it), finished and saved as any call's.  A call
+        re-adopted after a restart goes back to the queues when it waited or talked there,
+        else hears the flow again from its entry."""
+        structlog.contextvars.bind_contextvars(call_id=call.id, flow=flow_name)
+        flowset, catalogue = self.flowset, self.catalogue
+        self.live_calls += 1
+        try:
+            if adopted:
+                await self._continue_record(record)
+                record.flow = record.flow or flow_name
+                if self.resume is not None:
+                    try:
+                        if await self.resume(call, record, args):
+                            return
+                    except CallError:
+                        record.end(Outcome.CALLER_HANGUP)
+                        return
+            flow = flowset.get(flow_name)
+            if flow is None:
+                record.end(Outcome.NO_FLOW, f"flow '{flow_name}' is not loaded")
+                return
+            record.flow, record.flow_version = flow.name, flowset.version(flow.name)
+            if adopted:
+                record.detail = "re-adopted: started again from the flow's entry"
+            self._note_progress(record)
+            if language not in catalogue.languages:
+                language = flow.language
+            await run_flow(flowset, flow, call, record, catalogue=catalogue, queues=self.queues,
+                           language=language, variables=variables,
+                           checkpoint=lambda: self._note_progress(record))
         finally:
             self.live_calls -= 1
             await self._finish(call, record)
@@ -513,6 +565,8 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
         if queues is not None:
             await ari.wait_ready(10)                # the first reconciliation has run
             queues[0].settle_restored(after=RESUME_WAIT)
+        if engine.wellness is not None:
+            engine.wellness.ready()                 # re-adopted wellness calls are its own now
         log.info("engine.ready", flows=sorted(flowset.flow_names()),
                  numbers=sorted(flowset.numbers()), ari=[sw.ari.url for sw in config.switches])
         if ready is not None:
@@ -662,6 +716,8 @@ async def _start_queues(config: Config, switch, engine: Engine,
         log.info("callbacks.ready", owner=callbacks.owner, endpoint=callbacks.endpoint)
     engine.queues = service
     engine.resume = service.resume
+    if config.wellness.campaigns:
+        _start_wellness(config, switch, engine, service, fan_out, stack)
     unknown = sorted(engine.flowset.queues() - set(specs))
     if unknown:
         log.warning("acd.unknown_queues", queues_in_flows=unknown,
@@ -669,6 +725,29 @@ async def _start_queues(config: Config, switch, engine: Engine,
     log.info("acd.ready", queues=sorted(specs), agents=len(config.acd.agents),
              logged_in=sorted(config.acd.auto_login))
     return service, desk
+
+
+def _start_wellness(config: Config, switch, engine: Engine, service,
+                    fan_out: Callable[[Event], None], stack: contextlib.AsyncExitStack) -> None:
+    """The wellness dialler (``wellness.campaigns``), dialling through ``callbacks.endpoint``;
+    it starts dialling once the engine is ready (``WellnessDesk.ready``)."""
+    endpoint = config.callbacks.endpoint
+    if not endpoint:
+        log.error("wellness.off", campaigns=[c.name for c in config.wellness.campaigns],
+                  why="wellness calls are dialled through callbacks.endpoint, which is not set")
+        return
+    from ivr.wellness.desk import WellnessDesk
+
+    def note(kind: str, call_id: str | None, detail: str) -> None:
+        fan_out(Event(service.clock(), kind, call_id=call_id, detail=detail))
+
+    desk = WellnessDesk(config.wellness, engine.store, switch, engine, endpoint=endpoint,
+                        owner=config.callbacks.owner, surge=service, note=note)
+    desk.start()
+    stack.push_async_callback(_closing("wellness", desk.close))
+    engine.wellness = desk
+    log.info("wellness.ready", campaigns=[c.name for c in config.wellness.campaigns],
+             owner=config.callbacks.owner)
 
 
 async def _start_stats(config: Config, engine: Engine, acd, service, recorder,

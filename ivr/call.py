@@ -205,12 +205,15 @@ class Switch(Protocol):
     async def dial(self, endpoint: str, *, timeout: float, caller_id: str | None = None,
                    args: Sequence[str] = ("dialled",),
                    variables: Mapping[str, str] | None = None,
-                   near: Call | None = None, home: str | None = None) -> Call:
+                   near: Call | None = None, home: str | None = None,
+                   channel_id: str | None = None) -> Call:
         """Ring ``endpoint``; the answered call, or ``ivr.errors.DialFailed``.
 
         ``near``: place the leg on the server of that call (to bridge the two there).
         ``home``: the center the endpoint sits on (an agent's phone); from a server of another
-        center the leg goes across the trunk to a server of ``home``."""
+        center the leg goes across the trunk to a server of ``home``.
+        ``channel_id``: the new call's id (starting ``ivr-dial-``), for a call that must be found
+        again after a restart by what it is for (a wellness attempt); None: a random one."""
 
     async def bridge(self, kind: str = "mixing", *, name: str | None = None,
                      near: Call | None = None) -> Bridge:

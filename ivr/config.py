@@ -210,6 +210,10 @@ class WellnessConfig:
     """``wellness:``: the wellness campaigns (``ivr.wellness.model.Campaign``), in file order."""
 
     campaigns: tuple[Campaign, ...] = ()
+    ring_timeout: float = 40.0         # seconds a person's phone rings (they answer slowly)
+    poll: float = 5.0                  # seconds between two looks at the campaigns at most
+    lease: float = 60.0                # seconds an attempt's claim lasts unrenewed (an engine died)
+    history_days: int = 90             # days of attempts the dialler reads to decide
 
     def campaign(self, name: str) -> Campaign:
         """The campaign called ``name``; ``KeyError`` when there is none."""
@@ -377,6 +381,17 @@ def _real(value: Any) -> int | float | None:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value if isinstance(value, (int, float)) else None
+
+
+def _caller_id(name: str, value: Any) -> str | None:
+    """The number a called person sees (digits), or None (what the trunk presents)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)) \
+            or not _CALLER_ID.fullmatch(str(value).strip()):
+        raise _SettingError(name, f"{name} must be a phone number in digits, e.g. '15771000', "
+                                  f"not {_shown(value)}")
+    return str(value).strip()
 
 
 def _seconds(name: str, value: Any, *, upper: float, zero: bool = False) -> float:
@@ -1089,13 +1104,7 @@ def _callbacks(raw: Mapping[str, Any], callers: CallersConfig) -> CallbacksConfi
     owner = _text("callbacks.owner", sec.get("owner", default.owner), pattern=_NAME,
                   what="a name for this engine instance", example="ivr-1")
     international = _flag("callbacks.allow_international", sec.get("allow_international", False))
-    caller_id = sec.get("caller_id")
-    if caller_id is not None:
-        if isinstance(caller_id, bool) or not isinstance(caller_id, (str, int)) \
-                or not _CALLER_ID.fullmatch(str(caller_id).strip()):
-            raise _SettingError("callbacks.caller_id", f"callbacks.caller_id must be a phone number "
-                                f"in digits, e.g. '15771000', not {_shown(caller_id)}")
-        caller_id = str(caller_id).strip()
+    caller_id = _caller_id("callbacks.caller_id", sec.get("caller_id"))
     endpoint = sec.get("endpoint")
     if endpoint is not None:
         endpoint = _callback_endpoint(endpoint)
@@ -1222,9 +1231,10 @@ def _holidays(value: Any, key: str = "callbacks.holidays") -> frozenset[dt.date]
     return frozenset(days)
 
 
-_WELLNESS_KEYS = {"campaigns"}
+_WELLNESS_KEYS = {"campaigns", "ring_timeout", "poll", "lease", "history_days"}
 _CAMPAIGN_KEYS = {"name", "days", "hours", "attempts_per_day", "retry_delay", "max_concurrent",
-                  "failed_days_to_visit", "queue", "priority", "holidays", "surge"}
+                  "failed_days_to_visit", "queue", "priority", "holidays", "surge", "flow",
+                  "caller_id"}
 _SURGE_KEYS = {"queue", "pause_over", "resume_under"}
 
 
@@ -1285,8 +1295,19 @@ def _wellness(raw: Mapping[str, Any], callers: CallersConfig, acd: AcdConfig,
             failed_days_to_visit=_whole(f"{where}.failed_days_to_visit",
                                         item.get("failed_days_to_visit", 3), lower=1, upper=60),
             queue=queue, priority=priority,
-            surge=_surge(item.get("surge"), f"{where}.surge", queues)))
-    return WellnessConfig(campaigns=tuple(campaigns))
+            surge=_surge(item.get("surge"), f"{where}.surge", queues),
+            flow=_text(f"{where}.flow", item.get("flow", "wellness"), pattern=_NAME,
+                       what="a flow name", example="wellness"),
+            caller_id=_caller_id(f"{where}.caller_id", item.get("caller_id", callbacks.caller_id))))
+    lease = _seconds("wellness.lease", sec.get("lease", 60), upper=3600.0)
+    if lease < 10:
+        raise _SettingError("wellness.lease", f"wellness.lease must be at least 10 seconds, not {lease:g}")
+    return WellnessConfig(
+        campaigns=tuple(campaigns),
+        ring_timeout=_seconds("wellness.ring_timeout", sec.get("ring_timeout", 40), upper=300.0),
+        poll=_seconds("wellness.poll", sec.get("poll", 5), upper=600.0),
+        lease=lease,
+        history_days=_whole("wellness.history_days", sec.get("history_days", 90), lower=7, upper=3660))
 
 
 def _surge(value: Any, where: str, queues: list[str]) -> Surge | None:

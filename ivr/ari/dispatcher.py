@@ -344,7 +344,8 @@ class AriAdapter:
     async def dial(self, endpoint: str, *, timeout: float, caller_id: str | None = None,
                    args: Sequence[str] = ("dialled",),
                    variables: Mapping[str, str] | None = None,
-                   near: Call | None = None, home: str | None = None) -> AriCall:
+                   near: Call | None = None, home: str | None = None,
+                   channel_id: str | None = None) -> AriCall:
         """Ring ``endpoint`` (``PJSIP/agent1``) for up to ``timeout`` seconds; the answered call.
         On this one server: ``near`` and ``home`` are for ``Switchboard``, which picks the
         server (and the trunk) before it calls this.
@@ -352,7 +353,10 @@ class AriAdapter:
         Raises ``DialFailed`` (with the Q.850 cause) when it is not answered, busy or
         unreachable.  Cancelling the wait hangs the ringing channel up.
         """
-        channel_id = f"{DIAL_PREFIX}{uuid.uuid4().hex[:20]}"
+        if channel_id is None:
+            channel_id = f"{DIAL_PREFIX}{uuid.uuid4().hex[:20]}"
+        elif not channel_id.startswith(DIAL_PREFIX):
+            raise ValueError(f"a dialled channel's id starts {DIAL_PREFIX!r}, not {channel_id!r}")
         future = self.expect(channel_id)
         self._dialling.add(channel_id)
         try:

@@ -13,6 +13,9 @@ from ivr.wellness.model import Attempt, AttemptResult, Person, Visit
 
 # Outcomes that mean a person served the caller ("unserved" calls are all the others).
 SERVED_OUTCOMES = frozenset({"agent_connected"})
+# ``dialled`` of the calls the engine places to ring a wellness person: not calls from them, so
+# they never make the person a repeat caller.
+OUTBOUND_DIALLED = "wellness"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -305,6 +308,13 @@ class Store(Protocol):
         """Extend ``owner``'s claim on an unfinished attempt; False when ``owner`` lost it."""
         ...
 
+    async def take_over_wellness_claim(self, attempt_id: int, owner: str,
+                                       until: dt.datetime) -> bool:
+        """Make an unfinished attempt ``owner``'s until ``until``, whoever held it: only for an
+        attempt whose call this engine holds (re-adopted after a restart, so no other engine
+        can be running it).  False when the attempt is finished or unknown."""
+        ...
+
     async def finish_wellness_attempt(self, attempt_id: int, owner: str, *,
                                       result: AttemptResult, at: dt.datetime,
                                       detail: str | None = None) -> bool:
@@ -339,8 +349,9 @@ class Store(Protocol):
         ...
 
     async def list_wellness_visits(self, *, open_only: bool = True, campaign: str | None = None,
-                                   limit: int = 200) -> list[Visit]:
-        """The visit list, the longest waiting first (by ``since``, then id)."""
+                                   limit: int = 200, number: str | None = None) -> list[Visit]:
+        """The visit list (of one campaign, of one number, or all), the longest waiting first
+        (by ``since``, then id)."""
         ...
 
     async def mark_wellness_visit_done(self, visit_id: int, at: dt.datetime, note: str) -> bool:

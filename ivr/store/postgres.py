@@ -51,7 +51,7 @@ from ivr.call import CallRecord
 from ivr.callbacks.model import Reservation, check_attempt_outcome, check_status
 from ivr.errors import ConfigError, StoreError
 from ivr.store import statements
-from ivr.store.base import (SERVED_OUTCOMES, AuditEntry, Caller, CallQuery, QueueEvent,
+from ivr.store.base import (OUTBOUND_DIALLED, SERVED_OUTCOMES, AuditEntry, Caller, CallQuery, QueueEvent,
                             WellnessClaim)
 from ivr.store.timeouts import StoreTimeouts
 from ivr.wellness.model import Attempt, AttemptResult, Person, Visit
@@ -276,7 +276,8 @@ _POOL_PARAMS = ("min_size", "max_size")
 
 def count_query(*, unserved_only: bool, exclude_call: bool) -> str:
     """The repeat-caller query: parameters number, since[, served outcomes][, call id]."""
-    sql = "SELECT count(*) FROM calls WHERE number = $1 AND started_at >= $2"
+    sql = (f"SELECT count(*) FROM calls WHERE number = $1 AND started_at >= $2 "
+           f"AND dialled <> '{OUTBOUND_DIALLED}'")
     n = 3
     if unserved_only:
         sql += f" AND (outcome IS NULL OR outcome <> ALL(${n}::text[]))"
@@ -401,6 +402,7 @@ _GET_WELLNESS_PERSON = statements.numbered(statements.GET_WELLNESS_PERSON)
 _SET_WELLNESS_OPT_OUT = statements.numbered(statements.SET_WELLNESS_OPT_OUT)
 _CLAIM_WELLNESS_ATTEMPT = statements.numbered(statements.CLAIM_WELLNESS_ATTEMPT)
 _RENEW_WELLNESS_CLAIM = statements.numbered(statements.RENEW_WELLNESS_CLAIM)
+_TAKE_OVER_WELLNESS_CLAIM = statements.numbered(statements.TAKE_OVER_WELLNESS_CLAIM)
 _FINISH_WELLNESS_ATTEMPT = statements.numbered(statements.FINISH_WELLNESS_ATTEMPT)
 _WELLNESS_IN_PROGRESS = statements.numbered(statements.WELLNESS_IN_PROGRESS)
 _OPEN_WELLNESS_VISIT = statements.numbered(statements.OPEN_WELLNESS_VISIT)
@@ -899,6 +901,14 @@ class PostgresStore:
                                  timeout=self.timeouts.operation)
         return _changed(status) == 1
 
+    async def take_over_wellness_claim(self, attempt_id: int, owner: str,
+                                       until: dt.datetime) -> bool:
+        status = await self._run(f"cannot take over wellness attempt {attempt_id}",
+                                 lambda conn: conn.execute(_TAKE_OVER_WELLNESS_CLAIM, owner,
+                                                           _aware(until), attempt_id),
+                                 timeout=self.timeouts.operation)
+        return _changed(status) == 1
+
     async def finish_wellness_attempt(self, attempt_id: int, owner: str, *,
                                       result: AttemptResult, at: dt.datetime,
                                       detail: str | None = None) -> bool:
@@ -952,12 +962,13 @@ class PostgresStore:
         return _visit_from_row(row) if row is not None else None
 
     async def list_wellness_visits(self, *, open_only: bool = True, campaign: str | None = None,
-                                   limit: int = 200) -> list[Visit]:
+                                   limit: int = 200, number: str | None = None) -> list[Visit]:
         if limit < 1:
             return []
         sql = statements.numbered(statements.list_wellness_visits(open_only=open_only,
-                                                                  campaign=campaign is not None))
-        params = (*((campaign,) if campaign is not None else ()), limit)
+                                                                  campaign=campaign is not None,
+                                                                  number=number is not None))
+        params = (*(v for v in (campaign, number) if v is not None), limit)
         rows = await self._run("cannot read the visit list", lambda conn: conn.fetch(sql, *params),
                                timeout=self.timeouts.operation)
         return [_visit_from_row(r) for r in rows]

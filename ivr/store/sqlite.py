@@ -42,7 +42,7 @@ from ivr.call import CallRecord
 from ivr.callbacks.model import OPEN_STATUSES, Reservation, check_attempt_outcome, check_status
 from ivr.errors import StoreError
 from ivr.store import statements
-from ivr.store.base import (SERVED_OUTCOMES, AuditEntry, Caller, CallQuery, QueueEvent,
+from ivr.store.base import (OUTBOUND_DIALLED, SERVED_OUTCOMES, AuditEntry, Caller, CallQuery, QueueEvent,
                             WellnessClaim)
 from ivr.store.timeouts import StoreTimeouts
 from ivr.wellness.model import Attempt, AttemptResult, Person, Visit
@@ -247,7 +247,8 @@ _TS_SHAPE = "____-__-__T__:__:__.______+00:00"
 
 def count_query(*, unserved_only: bool, exclude_call: bool) -> str:
     """The repeat-caller query: parameters number, since[, served outcomes…][, call id]."""
-    sql = "SELECT count(*) FROM calls WHERE number = ? AND started_at >= ?"
+    sql = (f"SELECT count(*) FROM calls WHERE number = ? AND started_at >= ? "
+           f"AND dialled <> '{OUTBOUND_DIALLED}'")
     if unserved_only:
         sql += f" AND (outcome IS NULL OR outcome NOT IN ({', '.join('?' * len(_SERVED))}))"
     if exclude_call:
@@ -799,6 +800,13 @@ class SqliteStore:
                                   (_ts(until), attempt_id, owner), timeout=self.timeouts.operation)
         return changed == 1
 
+    async def take_over_wellness_claim(self, attempt_id: int, owner: str,
+                                       until: dt.datetime) -> bool:
+        changed = await self._run(f"cannot take over wellness attempt {attempt_id}", self._update,
+                                  statements.TAKE_OVER_WELLNESS_CLAIM,
+                                  (owner, _ts(until), attempt_id), timeout=self.timeouts.operation)
+        return changed == 1
+
     async def finish_wellness_attempt(self, attempt_id: int, owner: str, *,
                                       result: AttemptResult, at: dt.datetime,
                                       detail: str | None = None) -> bool:
@@ -851,11 +859,12 @@ class SqliteStore:
         return _visit_from_row(rows[0]) if rows else None
 
     async def list_wellness_visits(self, *, open_only: bool = True, campaign: str | None = None,
-                                   limit: int = 200) -> list[Visit]:
+                                   limit: int = 200, number: str | None = None) -> list[Visit]:
         if limit < 1:
             return []
-        sql = statements.list_wellness_visits(open_only=open_only, campaign=campaign is not None)
-        params = (*((campaign,) if campaign is not None else ()), limit)
+        sql = statements.list_wellness_visits(open_only=open_only, campaign=campaign is not None,
+                                              number=number is not None)
+        params = (*(v for v in (campaign, number) if v is not None), limit)
         rows = await self._run("cannot read the visit list", self._fetchall, sql, params,
                                timeout=self.timeouts.operation)
         return [_visit_from_row(r) for r in rows]

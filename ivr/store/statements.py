@@ -39,7 +39,7 @@ __all__ = [
     "check_batch",
     "WELLNESS_PERSON_COLUMNS", "PUT_WELLNESS_PERSON", "GET_WELLNESS_PERSON",
     "SET_WELLNESS_OPT_OUT", "list_wellness_people", "WELLNESS_CLAIM_COLUMNS",
-    "CLAIM_WELLNESS_ATTEMPT", "RENEW_WELLNESS_CLAIM", "FINISH_WELLNESS_ATTEMPT",
+    "CLAIM_WELLNESS_ATTEMPT", "RENEW_WELLNESS_CLAIM", "TAKE_OVER_WELLNESS_CLAIM", "FINISH_WELLNESS_ATTEMPT",
     "UNFINISHED_WELLNESS_ATTEMPTS", "WELLNESS_IN_PROGRESS", "WELLNESS_ATTEMPT_COLUMNS",
     "wellness_attempts", "WELLNESS_VISIT_COLUMNS", "OPEN_WELLNESS_VISIT",
     "GET_OPEN_WELLNESS_VISIT", "GET_WELLNESS_VISIT", "WELLNESS_VISIT_DONE",
@@ -274,6 +274,10 @@ CLAIM_WELLNESS_ATTEMPT = (
 # Parameters: claim_until, id, owner.
 RENEW_WELLNESS_CLAIM = ("UPDATE wellness_attempts SET claim_until = ? "
                         "WHERE id = ? AND claimed_by = ? AND result IS NULL")
+# A call of the attempt is in this engine's hands (re-adopted after a restart): the attempt is
+# this owner's, whoever held it.  Parameters: owner, claim_until, id.
+TAKE_OVER_WELLNESS_CLAIM = ("UPDATE wellness_attempts SET claimed_by = ?, claim_until = ? "
+                            "WHERE id = ? AND result IS NULL")
 # Parameters: result, at, detail, id, owner.
 FINISH_WELLNESS_ATTEMPT = ("UPDATE wellness_attempts SET result = ?, at = ?, detail = ?, "
                            "claim_until = NULL WHERE id = ? AND claimed_by = ? AND result IS NULL")
@@ -312,10 +316,11 @@ WELLNESS_VISIT_DONE = f"UPDATE wellness_visits SET done_at = ?, note = ? WHERE i
 CLEAR_WELLNESS_VISITS = f"UPDATE wellness_visits SET cleared_at = ? WHERE number = ? AND {_VISIT_OPEN}"
 
 
-def list_wellness_visits(*, open_only: bool, campaign: bool) -> str:
+def list_wellness_visits(*, open_only: bool, campaign: bool, number: bool = False) -> str:
     """Visits, the longest waiting first (``wellness_visits_since``).  Parameters:
-    [campaign,] limit."""
-    conditions = [c for c, wanted in ((_VISIT_OPEN, open_only), ("campaign = ?", campaign)) if wanted]
+    [campaign,] [number,] limit."""
+    conditions = [c for c, wanted in ((_VISIT_OPEN, open_only), ("campaign = ?", campaign),
+                                      ("number = ?", number)) if wanted]
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     return f"{_VISIT_SELECT}{where} ORDER BY since, id LIMIT ?"
 

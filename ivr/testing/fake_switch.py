@@ -189,6 +189,7 @@ class FakeSwitch:
         self.bridges: list[FakeBridge] = []
         self.log: list[tuple[str, ...]] = []          # ("ring", endpoint), ("answer", endpoint), …
         self.placed: list[tuple[str, str | None, str | None]] = []   # (endpoint, near's switch, home)
+        self.dialled_with: list[dict[str, object]] = []   # answered dials: endpoint, caller_id, args, channel_id
         self._answered: dict[str, asyncio.Queue[LiveCall]] = {}
 
     def _queue(self, endpoint: str) -> asyncio.Queue[LiveCall]:
@@ -197,7 +198,8 @@ class FakeSwitch:
     async def dial(self, endpoint: str, *, timeout: float, caller_id: str | None = None,
                    args: Sequence[str] = ("dialled",),
                    variables: Mapping[str, str] | None = None,
-                   near: Call | None = None, home: str | None = None) -> LiveCall:
+                   near: Call | None = None, home: str | None = None,
+                   channel_id: str | None = None) -> LiveCall:
         self.placed.append((endpoint, near.switch if near is not None else None, home))
         phone = self.phones.get(endpoint)
         if phone is None:
@@ -216,7 +218,9 @@ class FakeSwitch:
         except asyncio.CancelledError:
             self.log.append(("ring_stopped", endpoint))
             raise
-        leg = LiveCall(f"{endpoint}#{phone.rang}", caller_id or "",
+        self.dialled_with.append({"endpoint": endpoint, "caller_id": caller_id, "args": tuple(args),
+                                  "channel_id": channel_id})
+        leg = LiveCall(channel_id or f"{endpoint}#{phone.rang}", caller_id or "",
                        switch=near.switch if near is not None else "asterisk", center=home)
         leg.variables = dict(variables or {})
         if phone.keys:                  # a moment after the answer, as a person would

@@ -18,7 +18,7 @@ from ivr.callbacks.model import (OPEN_STATUSES, Reservation, check_attempt_outco
                                  check_status)
 from ivr.errors import StoreError
 from ivr.store import statements
-from ivr.store.base import (SERVED_OUTCOMES, AuditEntry, Caller, CallQuery, QueueEvent,
+from ivr.store.base import (OUTBOUND_DIALLED, SERVED_OUTCOMES, AuditEntry, Caller, CallQuery, QueueEvent,
                             WellnessClaim)
 from ivr.wellness.model import Attempt, AttemptResult, Person, Visit
 
@@ -110,6 +110,7 @@ class MemoryStore:
         await self._enter("count_calls_since")
         return sum(1 for r in self.calls.values()
                    if r.number == number and r.started_at >= since and r.call_id != exclude_call
+                   and r.dialled != OUTBOUND_DIALLED
                    and not (unserved_only and r.outcome in SERVED_OUTCOMES))
 
     # -- the caller registry -----------------------------------------------------------------
@@ -387,6 +388,15 @@ class MemoryStore:
         self.wellness_claims[c.id] = dataclasses.replace(c, claim_until=_utc(until))
         return True
 
+    async def take_over_wellness_claim(self, attempt_id: int, owner: str,
+                                       until: dt.datetime) -> bool:
+        await self._enter("take_over_wellness_claim")
+        c = self.wellness_claims.get(attempt_id)
+        if c is None or c.id in self.wellness_done:
+            return False
+        self.wellness_claims[c.id] = dataclasses.replace(c, claimed_by=owner, claim_until=_utc(until))
+        return True
+
     async def finish_wellness_attempt(self, attempt_id: int, owner: str, *,
                                       result: AttemptResult, at: dt.datetime,
                                       detail: str | None = None) -> bool:
@@ -445,12 +455,13 @@ class MemoryStore:
         return self.wellness_visits.get(visit_id)
 
     async def list_wellness_visits(self, *, open_only: bool = True, campaign: str | None = None,
-                                   limit: int = 200) -> list[Visit]:
+                                   limit: int = 200, number: str | None = None) -> list[Visit]:
         await self._enter("list_wellness_visits")
         if limit < 1:
             return []
         return sorted((v for v in self.wellness_visits.values()
-                       if (v.open or not open_only) and (campaign is None or v.campaign == campaign)),
+                       if (v.open or not open_only) and (campaign is None or v.campaign == campaign)
+                       and (number is None or v.number == number)),
                       key=lambda v: (v.since, v.id or 0))[:limit]
 
     async def mark_wellness_visit_done(self, visit_id: int, at: dt.datetime, note: str) -> bool:

@@ -84,6 +84,8 @@ class Campaign:
     queue: str = "wellness"                  # where "press 2" goes
     priority: str | None = None              # the priority in that queue (None: the highest)
     surge: Surge | None = None               # None: never paused for the inbound line
+    flow: str = "wellness"                   # the check-in dialog (an ``outbound: true`` flow)
+    caller_id: str | None = None             # the center's number the person sees
 
     def __post_init__(self) -> None:
         if not self.name:

@@ -229,3 +229,40 @@ def test_sqlite_reads_a_persons_history_and_the_visit_list_from_their_indexes(tm
     assert "wellness_attempts_number_at" in history
     assert "wellness_visits_since" in visits or "wellness_visits_open" in visits
     assert "wellness_attempts_open" in claims
+
+
+async def test_a_re_adopted_calls_attempt_is_taken_over_whoever_held_it(store: Store) -> None:
+    await store.put_wellness_people([person()])
+    claim = await store.claim_wellness_attempt(KIM, "engine-a", NOW, 60)
+    assert claim is not None
+    later = NOW + dt.timedelta(seconds=5)
+    assert await store.take_over_wellness_claim(claim.id, "engine-b", later + dt.timedelta(seconds=60))
+    assert not await store.renew_wellness_claim(claim.id, "engine-a", later)   # no longer a's
+    (held,) = await store.unfinished_wellness_attempts()
+    assert (held.id, held.claimed_by, held.claimed_at) == (claim.id, "engine-b", NOW)
+    assert await store.finish_wellness_attempt(claim.id, "engine-b", result=AttemptResult.WELL, at=NOW)
+    assert not await store.take_over_wellness_claim(claim.id, "engine-c", later)  # finished
+    assert not await store.take_over_wellness_claim(claim.id + 100, "engine-c", later)
+
+
+async def test_the_visit_list_of_one_number(store: Store) -> None:
+    for number in (KIM, LEE):
+        await store.open_wellness_visit(Visit(number=number, campaign="seoul", since=NOW))
+    (kim,) = await store.list_wellness_visits(number=KIM)
+    assert kim.number == KIM
+    assert await store.mark_wellness_visit_done(kim.id, NOW + dt.timedelta(days=1), "visited, well")
+    assert await store.list_wellness_visits(number=KIM) == []
+    assert [v.number for v in await store.list_wellness_visits(number=KIM, open_only=False)] == [KIM]
+    assert [v.number for v in await store.list_wellness_visits(number=LEE, campaign="seoul")] == [LEE]
+    assert await store.list_wellness_visits(number=LEE, campaign="busan") == []
+
+
+async def test_the_engines_own_wellness_calls_do_not_count_as_calls_from_the_person(store: Store) -> None:
+    from ivr.call import CallRecord
+
+    ours = CallRecord(call_id="ivr-dial-wellness-1", caller=KIM, dialled="wellness", number=KIM,
+                      started_at=NOW)
+    theirs = CallRecord(call_id="c-2", caller=KIM, dialled="15771000", number=KIM, started_at=NOW)
+    for record in (ours, theirs):
+        await store.record_call(record)
+    assert await store.count_calls_since(KIM, NOW - dt.timedelta(days=1)) == 1
