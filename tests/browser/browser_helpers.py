@@ -1,4 +1,5 @@
-"""What the browser tests share: where Chromium is, how it starts, where screenshots go."""
+"""What the browser tests share: where Chromium is, how it starts (the ``browser`` fixture),
+where screenshots go.  A test folder or module imports ``browser`` to have the fixture."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import os
 import socket
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+import pytest
 
 CHROMIUM = Path(os.environ.get("IVR_CHROMIUM", "/usr/bin/chromium"))
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -20,6 +24,24 @@ VIEWPORT = {"width": 1600, "height": 1000}
 
 # The engine on the fake ARI, as the unit tests run it (tests/unit/engine_helpers.py).
 sys.path.insert(0, str(REPO / "tests" / "unit"))
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    """Chromium, launched for the test and closed after; the test is skipped, with the reason,
+    without Chromium or Playwright."""
+    if not CHROMIUM.exists():       # noqa: ASYNC240 - one stat, before the test's first await
+        pytest.skip(f"browser tests need Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        pytest.skip("browser tests need the Python package playwright (pip install -e '.[test]')")
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield b
+        finally:
+            await b.close()
 
 
 def free_port() -> int:

@@ -15,7 +15,6 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,7 +25,10 @@ from ivr.sipp import AgentPhone, place_call
 from ivr.web.auth import Role, User, hash_password, write_users
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "browser"))
-from browser_helpers import ARGS, CHROMIUM, VIEWPORT  # noqa: E402
+import browser_helpers  # noqa: E402
+from browser_helpers import VIEWPORT  # noqa: E402
+
+browser = browser_helpers.browser       # the fixture tests/browser/ has: Chromium, or a skip
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -65,20 +67,6 @@ def engine(sandbox, tmp_path_factory):
     yield eng
     rc = eng.stop()
     assert rc == 0, f"the engine did not stop cleanly (exit {rc}):\n{eng.log_text()[-3000:]}"
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"browser tests need Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 def agent_state(engine: Engine, agent_id: str) -> dict:

@@ -3,45 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import shutil
 from pathlib import Path
 
 from ivr.app import serve
 from ivr.cli import main as cli_main
 from ivr.config import load_config
 from ivr.errors import StoreError
-from ivr.store import open_store
 from ivr.testing.fake_ari import FakeAri
 
-from engine_helpers import serving
+from engine_helpers import recorded_calls, serving_file, write_engine_config
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def make_config(tmp_path: Path, fake: FakeAri, *, max_calls: int = 100) -> Path:
-    flows = tmp_path / "flows"
-    if not flows.exists():
-        shutil.copytree(REPO / "flows", flows)
-    cfg = tmp_path / "ivr.yaml"
-    cfg.write_text(
-        f"ari: {{url: '{fake.base_url}', username: {fake.username}, password: {fake.password}}}\n"
-        f"flows: flows\nprompts: {REPO / 'prompts'}\n"
-        "store: {url: 'sqlite:///ivr.db'}\n"
-        f"engine: {{max_calls: {max_calls}, shutdown_grace: 2}}\n", encoding="utf-8")
-    return cfg
+    """The repository's flows on the fake ARI."""
+    return write_engine_config(tmp_path, fake, engine=f"max_calls: {max_calls}, shutdown_grace: 2")
 
 
-@contextlib.asynccontextmanager
-async def running_engine(tmp_path: Path, fake: FakeAri, **kw):
-    config = load_config(make_config(tmp_path, fake, **kw), env={})
-    async with serving(config):
-        yield config
-
-
-async def recorded_calls(config):
-    async with open_store(config.store_url) as store:
-        return await store.recent_calls()
+def running_engine(tmp_path: Path, fake: FakeAri, **kw):
+    return serving_file(make_config(tmp_path, fake, **kw))
 
 
 def hangup_of(channel_id):

@@ -24,7 +24,7 @@ from ivr.store import open_store
 from ivr.testing.fake_ari import FakeAri
 from ivr.web.metrics import metrics_handler
 
-from engine_helpers import serving
+from engine_helpers import QUEUE_FLOW, serving, write_engine_config
 
 REPO = Path(__file__).resolve().parents[2]
 SEOUL = "Asia/Seoul"
@@ -171,31 +171,11 @@ async def test_the_handler_answers_the_text_format():
 
 # -- the engine over the fake ARI ------------------------------------------------------------
 
-QUEUE_FLOW = """\
-flow: straight
-numbers: ["100"]
-entry: to_agents
-nodes:
-  to_agents:
-    queue: general
-"""
-
-
 def engine_config(tmp_path: Path, fake: FakeAri) -> Path:
-    flows = tmp_path / "flows"
-    flows.mkdir(exist_ok=True)
-    (flows / "straight.yaml").write_text(QUEUE_FLOW, encoding="utf-8")
-    cfg = tmp_path / "ivr.yaml"
-    cfg.write_text(
-        f"ari: {{url: '{fake.base_url}', username: {fake.username}, password: {fake.password}}}\n"
-        f"flows: flows\nprompts: {REPO / 'prompts'}\n"
-        "store: {url: 'sqlite:///ivr.db'}\n"
-        "engine: {shutdown_grace: 1, reload_interval: 0}\n"
+    return write_engine_config(tmp_path, fake, flow=QUEUE_FLOW, extra=(
         "acd:\n  queues:\n    general: {max_wait: 600, on_max_wait: message, announce_every: 600,"
         " wrap_up: 0}\n"
-        "  agents:\n    - {id: agent1, name: A, endpoint: PJSIP/agent1, login: true}\n",
-        encoding="utf-8")
-    return cfg
+        "  agents:\n    - {id: agent1, name: A, endpoint: PJSIP/agent1, login: true}\n"))
 
 
 async def test_the_counters_equal_the_stores_counts_after_calls_through_the_engine(tmp_path, monkeypatch):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import contextlib
 import datetime as dt
 import types
 from pathlib import Path
@@ -35,31 +34,16 @@ from ivr.testing.fake_switch import FakeSwitch, LiveCall, Phone
 from ivr.testing.memory_store import MemoryStore
 from ivr.testing.scripted_call import ScriptedCall
 
-from engine_helpers import serving
+from engine_helpers import QUEUE_FLOW, recorded_calls, serving, serving_file, write_engine_config
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOGUE = load_catalogue(REPO / "prompts" / "catalog.yaml")
 ALWAYS = OpeningHours(ZoneInfo("Asia/Seoul"), {d: [(dt.time(0), dt.time(23, 59, 59))] for d in range(7)})
 
-QUEUE_FLOW = """\
-flow: straight
-numbers: ["100"]
-entry: to_agents
-nodes:
-  to_agents:
-    queue: general
-"""
-
 
 def engine_config(tmp_path: Path, fake: FakeAri, *, acd: bool = True, token: bool = False,
                   callbacks: bool = False) -> Path:
-    flows = tmp_path / "flows"
-    flows.mkdir(exist_ok=True)
-    (flows / "straight.yaml").write_text(QUEUE_FLOW, encoding="utf-8")
-    text = (f"ari: {{url: '{fake.base_url}', username: {fake.username}, password: {fake.password}}}\n"
-            f"flows: flows\nprompts: {REPO / 'prompts'}\n"
-            "store: {url: 'sqlite:///ivr.db'}\n"
-            "engine: {shutdown_grace: 1, reload_interval: 0}\n")
+    text = ""
     if acd:
         text += ("acd:\n  queues:\n    general: {max_wait: 60, on_max_wait: message}\n"
                  "  agents:\n    - {id: agent1, name: A, endpoint: PJSIP/agent1}\n")
@@ -67,21 +51,11 @@ def engine_config(tmp_path: Path, fake: FakeAri, *, acd: bool = True, token: boo
         text += "callbacks: {endpoint: 'PJSIP/{national}@trunk'}\n"
     if token:
         text += "admin: {listen: '127.0.0.1:0', token: secret-token}\n"
-    cfg = tmp_path / "ivr.yaml"
-    cfg.write_text(text, encoding="utf-8")
-    return cfg
+    return write_engine_config(tmp_path, fake, flow=QUEUE_FLOW, extra=text)
 
 
-@contextlib.asynccontextmanager
-async def engine(tmp_path: Path, fake: FakeAri, **kw):
-    config = load_config(engine_config(tmp_path, fake, **kw), env={})
-    async with serving(config):
-        yield config
-
-
-async def calls_of(config):
-    async with open_store(config.store_url) as store:
-        return await store.recent_calls()
+def engine(tmp_path: Path, fake: FakeAri, **kw):
+    return serving_file(engine_config(tmp_path, fake, **kw))
 
 
 def media_of(fake: FakeAri, channel_id: str) -> list[str]:
@@ -109,7 +83,7 @@ async def test_a_caller_left_in_stasis_at_start_up_reaches_the_queues(tmp_path, 
         async with engine(tmp_path, fake, callbacks=True) as config:
             await fake.wait_for_request(
                 lambda r: r.method == "DELETE" and r.path == f"/channels/{channel['id']}", timeout=5)
-        (record,) = await calls_of(config)
+        (record,) = await recorded_calls(config)
     assert "sound:ivr/ko/queue_hold" not in media_of(fake, channel["id"])
     assert "sound:ivr/ko/queue_sorry" in media_of(fake, channel["id"])
     assert (record.outcome, record.detail) == ("queue_timeout", "general: no agent logged in")
@@ -298,31 +272,12 @@ async def test_a_caller_handed_to_the_queue_with_an_earlier_arrival_keeps_that_p
 
 # -- 3. a restart remembers the agents and the line --------------------------------------------
 
-RESTART_FLOW = """\
-flow: straight
-numbers: ["100"]
-entry: to_agents
-nodes:
-  to_agents:
-    queue: general
-"""
-
-
 def restart_config(tmp_path: Path, fake: FakeAri) -> Path:
-    flows = tmp_path / "flows"
-    flows.mkdir(exist_ok=True)
-    (flows / "straight.yaml").write_text(RESTART_FLOW, encoding="utf-8")
-    cfg = tmp_path / "ivr.yaml"
-    cfg.write_text(
-        f"ari: {{url: '{fake.base_url}', username: {fake.username}, password: {fake.password}}}\n"
-        f"flows: flows\nprompts: {REPO / 'prompts'}\n"
-        "store: {url: 'sqlite:///ivr.db'}\n"
-        "engine: {shutdown_grace: 1, reload_interval: 0}\n"
+    return write_engine_config(tmp_path, fake, flow=QUEUE_FLOW, extra=(
         "acd:\n  queues:\n    general: {max_wait: 600, on_max_wait: message, announce_every: 600}\n"
         "  agents:\n"
         "    - {id: agent1, name: A, endpoint: PJSIP/agent1, login: true}\n"
-        "    - {id: agent2, name: B, endpoint: PJSIP/agent2, login: true}\n", encoding="utf-8")
-    return cfg
+        "    - {id: agent2, name: B, endpoint: PJSIP/agent2, login: true}\n"))
 
 
 async def killed_engine_left(config, events) -> None:
@@ -361,7 +316,7 @@ async def test_after_a_restart_a_paused_agent_stays_paused_and_the_waiting_calle
             assert rung == [], "a paused agent was rung after the restart"
             await fake.caller_hangs_up(elderly["id"])
             await fake.caller_hangs_up(newcomer)
-        records = {r.call_id: r for r in await calls_of(config)}
+        records = {r.call_id: r for r in await recorded_calls(config)}
     old = records[elderly["id"]]
     assert old.outcome == "abandoned" and old.priority == "elderly"
     waited = int(old.detail.split("after ")[1].split(" s")[0])
@@ -529,7 +484,7 @@ async def restarted_with_a_caller_in_the_callback_dialog(tmp_path: Path, *, book
             stop.set()
             async with asyncio.timeout(10):
                 await task
-        records = {r.call_id: r for r in await calls_of(config)}
+        records = {r.call_id: r for r in await recorded_calls(config)}
         return fake.requests, records[caller["id"]], reservation
 
 
