@@ -589,7 +589,8 @@ def _admin_app(config: Config, engine: Engine, store, queues):
     api = None
     if token:
         api = api_app(token=token, queues=service, desk=desk, store=store,
-                      region=config.callers.region, tz=ZoneInfo(config.callers.timezone))
+                      region=config.callers.region, tz=ZoneInfo(config.callers.timezone),
+                      wellness=engine.wellness)
     elif queues is not None:
         log.warning("admin.off", why="no admin token: set admin.token_file or IVR_ADMIN_TOKEN",
                     off="the API and /metrics")
@@ -746,6 +747,16 @@ def _start_wellness(config: Config, switch, engine: Engine, service,
     desk.start()
     stack.push_async_callback(_closing("wellness", desk.close))
     engine.wellness = desk
+    stats = engine.stats
+    if stats is not None:
+        async def show() -> None:
+            while True:
+                stats.set_wellness(desk.figures())
+                await asyncio.sleep(config.wallboard.refresh)
+
+        tasks = TaskSet("stats.wellness")
+        tasks.spawn(show(), name="stats.wellness")
+        stack.push_async_callback(tasks.cancel_all, 2)
     log.info("wellness.ready", campaigns=[c.name for c in config.wellness.campaigns],
              owner=config.callbacks.owner)
 

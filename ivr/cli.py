@@ -929,6 +929,118 @@ def _shown_text(text: str | None, full: bool) -> str:
     return (text or "") if full else mask_numbers_in(text or "")
 
 
+def cmd_wellness_status(args: argparse.Namespace) -> int:
+    """Each campaign now: from the store (people, today's attempts, the visit list) and, when
+    the engine answers, its live view (window, surge pause, calls in progress)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    tz = ZoneInfo(config.callers.timezone)
+    now = dt.datetime.now(dt.timezone.utc)
+    midnight = dt.datetime.combine(now.astimezone(tz).date(), dt.time(0), tzinfo=tz)
+
+    async def read(store: Any) -> tuple[dict[str, list[Any]], list[Any], list[Any], dict[str, int]]:
+        people: dict[str, list[Any]] = {}
+        for c in config.wellness.campaigns:
+            after, listed = None, []
+            while True:
+                page = await store.list_wellness_people(c.name, 1000, after=after)
+                listed += page
+                if len(page) < 1000:
+                    break
+                after = page[-1].number
+            people[c.name] = listed
+        today = await store.wellness_attempts(midnight, limit=1_000_000)
+        visits = await store.list_wellness_visits(open_only=True, limit=1_000_000)
+        return people, today, visits, await store.wellness_in_progress(now)
+
+    people, today, visits, in_progress = _with_store(config, read)
+    live: dict[str, Any] | None = None
+    live_error = None
+    if config.admin.token:
+        try:
+            live = _AdminApi(config).request("GET", "/wellness")
+        except (_ApiDown, _ApiRefused) as exc:
+            live_error = str(exc)
+    else:
+        live_error = "no admin token in the config: the engine's live view is not asked"
+    by_name = {c["name"]: c for c in (live or {}).get("campaigns", [])}
+    out = []
+    for c in config.wellness.campaigns:
+        results: dict[str, int] = {}
+        for a in today:
+            if a.campaign == c.name:
+                results[str(a.result)] = results.get(str(a.result), 0) + 1
+        listed = people.get(c.name, [])
+        entry = {"name": c.name, "people": len(listed), "opted_out": sum(p.opt_out for p in listed),
+                 "window_open": c.hours.is_open(now), "in_progress": in_progress.get(c.name, 0),
+                 "today": results, "visits_open": sum(1 for v in visits if v.campaign == c.name),
+                 "max_concurrent": c.max_concurrent}
+        if c.name in by_name:
+            entry["paused"] = by_name[c.name]["paused"]
+            entry["flow_problem"] = by_name[c.name]["flow_problem"]
+        if not c.hours.is_open(now):
+            try:
+                entry["next_open"] = c.hours.next_open(now).astimezone(tz).isoformat()
+            except ValueError:
+                entry["next_open"] = None
+        out.append(entry)
+    if args.json:
+        print(json.dumps({"campaigns": out, "engine": "answers" if live is not None else live_error},
+                         ensure_ascii=False, indent=2))
+        return 0
+    if not out:
+        print("no wellness campaign in the config (wellness.campaigns)")
+        return 0
+    for e in out:
+        state = "open" if e["window_open"] else f"closed, opens {e.get('next_open') or 'never'}"
+        if e.get("paused"):
+            state += "; PAUSED by the inbound surge"
+        if e.get("flow_problem"):
+            state += f"; NOT RINGING: {e['flow_problem']}"
+        print(f"{e['name']}: {state}")
+        print(f"  people {e['people']} ({e['opted_out']} opted out); in progress "
+              f"{e['in_progress']} of {e['max_concurrent']}; visits open {e['visits_open']}")
+        done = ", ".join(f"{k} {v}" for k, v in sorted(e["today"].items())) or "none"
+        print(f"  today: {done}")
+    if live is None:
+        print(f"(the engine's live view is missing: {live_error})")
+    return 0
+
+
+def cmd_wellness_run_now(args: argparse.Namespace) -> int:
+    """Ask the running engine to look at the campaigns at once, or to ring one person now."""
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    if not config.admin.token:
+        print("ivr: no admin token in the config (admin.token_file or IVR_ADMIN_TOKEN): "
+              "run-now asks the running engine", file=sys.stderr)
+        return 2
+    body = {} if args.number is None else {"number": args.number}
+    try:
+        answer = _AdminApi(config).request("POST", "/wellness/run-now", body)
+    except _ApiDown as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    except _ApiRefused as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 1
+    if answer.get("number"):
+        print(f"the engine rings {answer['number']} now if the window is open, they were not "
+              "reached today and have tries left ('ivr wellness status' shows it)")
+    else:
+        print("the engine looks at the wellness campaigns now")
+    return 0
+
+
 def cmd_wellness_list(args: argparse.Namespace) -> int:
     """The people wellness campaigns ring, by number (every page up to ``--limit``)."""
     from ivr.store import open_store
@@ -1403,6 +1515,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("number", metavar="NUMBER")
     q.add_argument("--undo", action="store_true", help="opt back in")
     q.set_defaults(func=cmd_wellness_opt_out)
+    q = wel.add_parser("status", help="each campaign now: window, surge pause, calls in progress, "
+                       "today's attempts, the visit list (the running engine's view when it answers)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_wellness_status)
+    q = wel.add_parser("run-now", help="the running engine looks at the campaigns at once, or rings "
+                       "NUMBER now (inside the window, not reached today, tries left)")
+    q.add_argument("number", metavar="NUMBER", nargs="?", default=None)
+    q.set_defaults(func=cmd_wellness_run_now)
 
     p = sub.add_parser("report", help="journey analytics of a flow over days: containment, funnel, "
                        "paths, repeat contacts, bypasses, waits (table, --csv, --charts)",

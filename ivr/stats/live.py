@@ -178,6 +178,7 @@ class LiveStats:
         self._outcomes: dict[str, int] = {}
         self._estimated: dict[str, tuple[float, float | None]] = {}   # call id: (when, estimate)
         self.reservations: dict[str, int] = dict.fromkeys(RESERVATION_KEYS, 0)
+        self.wellness: dict[str, Any] | None = None
         self._watchers: list[QueueOutcomes] = []
         self._live = False
         self._roll(self.clock().timestamp())
@@ -223,6 +224,14 @@ class LiveStats:
         key = str(record.outcome)
         self._outcomes[key] = self._outcomes.get(key, 0) + 1
         self._bump()
+
+    def set_wellness(self, figures: Mapping[str, Any] | None) -> None:
+        """The wellness dialler's figures (``visits_open``, ``ringing``, ``paused`` campaign
+        names); None: no campaign runs, and the snapshot has no ``wellness``."""
+        fresh = None if figures is None else dict(figures)
+        if fresh != self.wellness:
+            self.wellness = fresh
+            self._bump()
 
     def set_reservations(self, counts: Mapping[str, int]) -> None:
         """The store's reservation counts (``Store.reservation_counts(now, since=midnight)``)."""
@@ -445,6 +454,7 @@ class LiveStats:
             "agent_list": agent_list,
             "waiting_list": waiting_list,
             "reservations": dict(self.reservations),
+            **({"wellness": dict(self.wellness)} if self.wellness is not None else {}),
             "calls": {"total": sum(self._outcomes.values()), "by_outcome": dict(self._outcomes)},
             "alerts": alerts,
         }

@@ -51,6 +51,7 @@ from ivr.logs import mask_number
 from ivr.routing.numbers import normalize
 from ivr.store.base import CallQuery, QueueEvent, Store
 from ivr.web.openapi import MAX_LIMIT, docs_page, openapi_document
+from ivr.wellness.model import Visit
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +80,14 @@ class Operators(Protocol):
     def queue_board(self) -> list[QueueBoard]: ...
 
 
+class Dialler(Protocol):
+    """What the API asks of the wellness dialler (``WellnessDesk``)."""
+
+    def status(self) -> dict[str, Any]: ...
+
+    def run_now(self, number: str | None = None) -> None: ...
+
+
 class Desk(Protocol):
     """What the API asks of the callback desk (``CallbackDesk``)."""
 
@@ -89,14 +98,16 @@ class Desk(Protocol):
 
 def api_app(*, token: str, queues: Operators | None = None, desk: Desk | None = None,
             store: Store | None = None, region: str = "KR", tz: dt.tzinfo = dt.timezone.utc,
-            clock: Callable[[], dt.datetime] = utcnow) -> web.Application:
+            clock: Callable[[], dt.datetime] = utcnow,
+            wellness: Dialler | None = None) -> web.Application:
     """The API as a sub-application to mount at ``/api``.  ``queues``: the running queues
     (None: the agent and queue paths answer 404); ``desk``: the callback desk (None:
     callbacks are not on; the reservations the store holds are still listed); ``store``: where
     calls and reservations are read (None: those paths answer 404); ``region``: how a number
     without ``+`` is read (``callers.region``); ``tz``: the center's time zone, in which a
     ``since``/``until`` without an offset is read (``callers.timezone``); ``clock``: the wall
-    clock (``as_of``)."""
+    clock (``as_of``); ``wellness``: the wellness dialler (None: its status and run-now answer
+    404; the visit list the store holds is still listed)."""
     expected = f"Bearer {token}".encode()
 
     @web.middleware
@@ -237,6 +248,41 @@ def api_app(*, token: str, queues: Operators | None = None, desk: Desk | None = 
         assert found is not None                 # cancelled just now; reservations are kept
         return web.json_response(_reservation_json(found))
 
+    def dialler_or_404() -> Dialler:
+        if wellness is None:
+            raise _json_error(web.HTTPNotFound, "wellness calls are not on (wellness.campaigns)")
+        return wellness
+
+    async def v1_wellness(request: web.Request) -> web.Response:
+        status = dialler_or_404().status()
+        return web.json_response({"as_of": clock().isoformat(), **status})
+
+    async def v1_wellness_run_now(request: web.Request) -> web.Response:
+        dialler = dialler_or_404()
+        body = await _json_object(request)
+        number = body.get("number")
+        if number is not None:
+            if not isinstance(number, str):
+                raise _bad("number must be a phone number as text")
+            parsed = normalize(number, region)
+            if not parsed.ok or parsed.e164 is None:
+                raise _bad(f"number: {mask_number(number)!r} is not a phone number")
+            person = await need_store().get_wellness_person(parsed.e164)
+            if person is None:
+                raise _json_error(web.HTTPNotFound, f"{mask_number(parsed.e164)} is on no wellness campaign")
+            number = parsed.e164
+        dialler.run_now(number)
+        log.info("wellness.run_now", number=None if number is None else mask_number(number), by="admin api")
+        return web.json_response({"looking": True, "number": None if number is None else mask_number(number)})
+
+    async def v1_wellness_visits(request: web.Request) -> web.Response:
+        q = _Query(request, {"campaign", "all", "limit"}, tz)
+        everything = q.choice("all", ["true", "false"]) == "true"
+        visits = await need_store().list_wellness_visits(open_only=not everything,
+                                                         campaign=q.text("campaign"),
+                                                         limit=q.limit(200))
+        return web.json_response({"items": [_visit_json(v) for v in visits]})
+
     async def v1_openapi(request: web.Request) -> web.Response:
         return web.json_response(openapi_document())
 
@@ -289,6 +335,9 @@ def api_app(*, token: str, queues: Operators | None = None, desk: Desk | None = 
     r.add_get("/v1/agents", v1_agents)
     r.add_get("/v1/reservations", v1_reservations)
     r.add_post("/v1/reservations/{reservation_id}/cancel", v1_cancel)
+    r.add_get("/v1/wellness", v1_wellness)
+    r.add_post("/v1/wellness/run-now", v1_wellness_run_now)
+    r.add_get("/v1/wellness/visits", v1_wellness_visits)
     r.add_get("/v1/openapi.json", v1_openapi)
     r.add_get("/v1/docs", v1_docs)
     r.add_get("/agents", list_agents)
@@ -341,6 +390,16 @@ def _queue_json(b: QueueBoard) -> dict[str, Any]:
 
 def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def _visit_json(v: Visit) -> dict[str, Any]:
+    def iso(at: dt.datetime | None) -> str | None:
+        return None if at is None else at.isoformat()
+    return {"id": v.id, "number": mask_number(v.number), "campaign": v.campaign,
+            "since": v.since.isoformat(), "open": v.open, "done_at": iso(v.done_at),
+            "note": v.note, "cleared_at": iso(v.cleared_at),
+            "history": [{"at": a.at.isoformat(), "result": str(a.result), "detail": a.detail}
+                        for a in v.history]}
 
 
 def _reservation_json(r: Reservation) -> dict[str, Any]:

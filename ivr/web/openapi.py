@@ -169,6 +169,32 @@ _SCHEMAS: dict[str, Any] = {
         "attempts": {"type": "integer"}, "last_result": _null("string"),
         "waited": {"type": "number"}, "reason": _null("string")})},
     "Cancelled": _object({"cancelled": {"type": "string"}}),
+    "WellnessStatus": _object({
+        "as_of": TIME,
+        "campaigns": {"type": "array", "items": _object({
+            "name": {"type": "string"},
+            "open": {"type": "boolean", "description": "Inside the campaign's window now."},
+            "next_open": TIME_OR_NULL,
+            "paused": {"type": "boolean", "description": "Paused by a surge of the inbound line."},
+            "flow_problem": _null("string", description="Why the flow cannot serve the campaign."),
+            "ringing": {"type": "integer", "description": "Calls of this engine in progress."},
+            "max_concurrent": {"type": "integer"}})},
+        "visits_open": _null("integer", description="The home-visit list's length."),
+        "last_poll": TIME_OR_NULL,
+    }, description="What the wellness dialler is doing now."),
+    "RunNowBody": {"type": "object", "properties": {
+        "number": {"type": "string", "description": "Ring this person now (inside the window, "
+                                                    "not reached today, tries left; the retry "
+                                                    "delay waived). Without: look at once."}}},
+    "RunNow": _object({"looking": {"type": "boolean"}, "number": _null("string")}),
+    "VisitList": _object({"items": {"type": "array", "items": _object({
+        "id": {"type": "integer"}, "number": {"type": "string"}, "campaign": {"type": "string"},
+        "since": TIME, "open": {"type": "boolean"}, "done_at": TIME_OR_NULL,
+        "note": _null("string"), "cleared_at": TIME_OR_NULL,
+        "history": {"type": "array", "items": _object({
+            "at": TIME, "result": {"type": "string"}, "detail": _null("string")})}},
+        description="A home visit; number masked (the full details: 'ivr wellness visits "
+                    "--full').")}}),
 }
 
 
@@ -216,6 +242,8 @@ _PARAMETERS = {
                     {"type": "string", "enum": [str(s) for s in AgentState]}),
     "status": _param("status", "query", "Reservations of this status.",
                      {"type": "string", "enum": list(STATUSES)}),
+    "campaign": _param("campaign", "query", "Visits of this wellness campaign.", {"type": "string"}),
+    "all": _param("all", "query", "`true`: ended visits too.", {"type": "string", "enum": ["true", "false"]}),
     "call_id": _param("call_id", "path", "", {"type": "string"}, required=True),
     "agent_id": _param("agent_id", "path", "", {"type": "string"}, required=True),
     "reservation_id": _param("reservation_id", "path", "", {"type": "string"}, required=True),
@@ -287,6 +315,15 @@ _PATHS: dict[str, Any] = {
         "cancel_reservation", "Cancel a pending reservation (or one being dialled: the call "
                               "back is stopped).", "Reservation",
         params=("reservation_id",), errors=("NotFound", "Conflict"))},
+    "/v1/wellness": {"get": _op(
+        "wellness_status", "The wellness campaigns now: window, surge pause, calls in progress.",
+        "WellnessStatus", errors=("NotFound",))},
+    "/v1/wellness/run-now": {"post": _op(
+        "wellness_run_now", "Look at the wellness campaigns at once, or ring one person now.",
+        "RunNow", body="RunNowBody", errors=("BadRequest", "NotFound"))},
+    "/v1/wellness/visits": {"get": _op(
+        "wellness_visits", "The home-visit list, the longest waiting first.", "VisitList",
+        params=("campaign", "all"), limit=200, errors=("BadRequest", "NotFound"))},
     "/v1/openapi.json": {"get": {
         "operationId": "openapi", "summary": "This description.",
         "responses": {"200": {"description": "OpenAPI 3.1", "content": {JSON: {"schema": {

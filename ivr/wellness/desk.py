@@ -300,15 +300,18 @@ class WellnessDesk:
         if surge is None or self.surge is None:
             return False
         wait = self.surge.queue_variable(f"queue.{surge.queue}.estimated_wait")
+        if wait is None and (self.surge.queue_variable(f"queue.{surge.queue}.waiting") or 0) > 0:
+            wait = float("inf")                # callers wait and nobody can serve them
         was = self.paused.get(campaign.name, False)
         now_paused = plan.surge_paused(surge, wait, was)
         if now_paused != was:
             self.paused[campaign.name] = now_paused
             kind = "wellness.paused" if now_paused else "wellness.resumed"
-            detail = (f"campaign {campaign.name}: {surge.queue} estimated wait {wait or 0:.0f} s "
+            shown = "unbounded (nobody can serve)" if wait == float("inf") else f"{wait or 0:.0f} s"
+            detail = (f"campaign {campaign.name}: {surge.queue} estimated wait {shown} "
                       + (f"(pauses at {surge.pause_over:g} s)" if now_paused
                          else f"(resumes under {surge.resume_under:g} s)"))
-            log.info(kind, campaign=campaign.name, queue=surge.queue, estimated_wait=wait)
+            log.info(kind, campaign=campaign.name, queue=surge.queue, estimated_wait=shown)
             self._note(kind, None, detail)
         return now_paused
 
@@ -525,6 +528,11 @@ class WellnessDesk:
             })
         return {"campaigns": campaigns, "visits_open": self.visits_open,
                 "last_poll": _iso(self.last_poll)}
+
+    def figures(self) -> dict[str, Any]:
+        """The wallboard's figures: the visit list's length, calls in progress, paused campaigns."""
+        return {"visits_open": self.visits_open or 0, "ringing": len(self.ringing),
+                "paused": sorted(name for name, paused in self.paused.items() if paused)}
 
     def _note(self, kind: str, call_id: str | None, detail: str) -> None:
         if self.note is not None:

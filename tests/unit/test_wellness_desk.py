@@ -91,12 +91,13 @@ class Flows:
 
 
 class Wait:
-    def __init__(self, value=None) -> None:
+    def __init__(self, value=None, waiting=0) -> None:
         self.value = value
+        self.waiting = waiting
 
     def queue_variable(self, name):
-        assert name == "queue.general.estimated_wait"
-        return self.value
+        assert name in ("queue.general.estimated_wait", "queue.general.waiting")
+        return self.value if name.endswith("estimated_wait") else self.waiting
 
 
 class World:
@@ -281,7 +282,10 @@ async def test_an_inbound_surge_pauses_the_campaign_and_its_end_resumes_it(flows
     wait.value = 90                                  # between the thresholds: still paused
     await w.poll(seoul(2026, 12, 1, 10, 5))
     assert w.rung(WELL) == 0
-    wait.value = None                                # nobody waiting
+    wait.value, wait.waiting = None, 3               # callers wait and nobody can serve them
+    await w.poll(seoul(2026, 12, 1, 10, 7))
+    assert w.rung(WELL) == 0
+    wait.value, wait.waiting = None, 0               # nobody waiting
     await w.poll(seoul(2026, 12, 1, 10, 10))
     assert w.rung(WELL) == 1 and not w.desk.paused["seniors"]
     kinds = [(k, d) for k, _, d in w.events if k != "wellness.attempt"]

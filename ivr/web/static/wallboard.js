@@ -23,6 +23,8 @@ const T = {
     more: "외 {n}명 더 대기 중", reservations: "콜백 예약", pending: "예약됨", due: "발신 시각 도래",
     in_progress: "발신 중", failed: "실패", done: "완료", due_at: "발신 예정", cancel: "예약 취소",
     no_reservations: "대기 중인 예약이 없습니다", pause: "일시 중지", resume: "재개",
+    wellness: "안부 전화", visits_open: "가정 방문 대기", wellness_ringing: "안부 전화 중",
+    wellness_paused: "인입 폭주로 일시 중지: {names}",
     logout_agent: "로그아웃 시키기", pause_reason: "중지 사유", close: "닫기",
     charts_title: "오늘의 통화 흐름", funnel: "단계별 흐름 (퍼널)", wait_by_hour: "시간대별 대기",
     caller_detail: "대기 고객 정보", call_id: "통화 ID", state: "상태", for_seconds: "경과",
@@ -48,6 +50,8 @@ const T = {
     more: "{n} more waiting", reservations: "Callback reservations", pending: "Pending", due: "Due",
     in_progress: "Dialling", failed: "Failed", done: "Done", due_at: "Due at", cancel: "Cancel",
     no_reservations: "No pending reservations", pause: "Pause", resume: "Resume",
+    wellness: "Wellness calls", visits_open: "Home visits due", wellness_ringing: "Calls in progress",
+    wellness_paused: "Paused by the inbound surge: {names}",
     logout_agent: "Log out", pause_reason: "Reason for the pause", close: "Close",
     charts_title: "Today's calls", funnel: "Journey funnel", wait_by_hour: "Wait by hour",
     caller_detail: "Waiting caller", call_id: "Call id", state: "State", for_seconds: "For",
@@ -360,6 +364,25 @@ function renderReservations(s) {
   const key = RESERVATIONS.map((k) => r[k]).join("/");
   if (me && me.actions && me.reservations && key !== cache.resKey) { cache.resKey = key; loadReservations(); }
 }
+function renderWellness(s) {
+  // The wellness dialler's figures (absent when no campaign runs): the visit list's length
+  // first, for whoever sends the visitors.
+  const w = s.wellness;
+  $("wellness").hidden = !w;
+  if (!w) return;
+  if (!cache.wellFigs) {
+    cache.wellFigs = {};
+    for (const k of ["visits_open", "wellness_ringing"]) {
+      cache.wellFigs[k] = fig(k); $("wellness-figures").append(cache.wellFigs[k]);
+    }
+  }
+  setFig(cache.wellFigs.visits_open, String(w.visits_open ?? 0), w.visits_open ? "alert" : null);
+  setFig(cache.wellFigs.wellness_ringing, String(w.ringing ?? 0), null);
+  const paused = w.paused || [];
+  const p = $("wellness-paused");
+  p.hidden = !paused.length;
+  setText(p, paused.length ? t("wellness_paused", { names: paused.join(", ") }) : "");
+}
 function alertText(a, s) {
   // An alert is worded here, in the page's language; its English text is for scripts.
   const key = `alert_${a.kind}`;
@@ -387,6 +410,7 @@ function render(s) {
   renderAgents(s);
   renderWaiting(s);
   renderReservations(s);
+  renderWellness(s);
 }
 
 // -- details and actions ----------------------------------------------------------------------
