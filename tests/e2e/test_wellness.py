@@ -84,7 +84,8 @@ def engine(sandbox, tmp_path):
 
 
 async def test_a_person_who_presses_1_is_recorded_well(engine):
-    async with AgentPhone(PHONE, keys="1", keys_after=6, talk=None) as phone:
+    # The key comes during the greeting, which it cuts short: it is already the answer.
+    async with AgentPhone(PHONE, keys="1", keys_after=1.5, talk=None) as phone:
         add_people(engine, "01012340001")
         (call,) = await phone.wait_for_ended(1, timeout=40)
         assert call.caller == "15771000"                    # the center's number shows
