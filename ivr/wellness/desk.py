@@ -60,6 +60,7 @@ __all__ = ["CHANNEL_PREFIX", "Outbound", "WellnessDesk", "attempt_of"]
 
 CHANNEL_PREFIX = "ivr-dial-wellness-"     # + the attempt's id: its call, found again after a restart
 VISIT_PASS = 300.0                        # seconds between two visit passes over everyone
+IDLE_LOOK = 60.0                          # seconds at most between two looks when nobody is due
 PEOPLE_PAGE = 1000
 
 
@@ -132,6 +133,10 @@ class WellnessDesk:
         self._recovered = False
         self._last_visit_pass = -VISIT_PASS
         self._forced: set[str] = set()                # numbers an operator asked to ring now
+        # campaign → the wall-clock time before which nobody of it can become due (the last
+        # look started everyone due and saw when the next one is); new people imported
+        # meanwhile are seen at the latest ``IDLE_LOOK`` seconds later.
+        self._next_look: dict[str, dt.datetime] = {}
         self._loop_tasks = TaskSet("wellness.poll")
         self._calls = TaskSet("wellness.calls")
 
@@ -158,6 +163,7 @@ class WellnessDesk:
         is open and they are not reached today and have tries left (the retry delay waived)."""
         if number is not None:
             self._forced.add(number)
+        self._next_look.clear()
         self._wake.set()
 
     async def _loop(self) -> None:
@@ -321,6 +327,9 @@ class WellnessDesk:
         open_now = campaign.hours.is_open(now)
         if not visit_pass and (paused or not open_now):
             return
+        resting = self._next_look.get(campaign.name)
+        if not visit_pass and not self._forced and resting is not None and now < resting:
+            return
         if not self._flow_ok(campaign):
             return
         people = await self._people(campaign.name)
@@ -339,6 +348,11 @@ class WellnessDesk:
         forced = [c.person for c in candidates if c.person.number in self._forced
                   and c.person not in chosen and self._may_force(campaign, c, now)]
         room = plan.free_lines(campaign, in_progress)
+        self._next_look.pop(campaign.name, None)
+        if len(chosen) < room:                 # everyone due is rung now: rest until the next is
+            wake = plan.next_wake(campaign, candidates, now)
+            idle = now + dt.timedelta(seconds=IDLE_LOOK)
+            self._next_look[campaign.name] = idle if wake is None else min(wake, idle)
         for person in (forced + chosen)[:room]:
             claim = await self.store.claim_wellness_attempt(person.number, self.owner, now,
                                                             self.config.lease)
@@ -443,6 +457,7 @@ class WellnessDesk:
     async def _finish(self, claim: WellnessClaim, verdict: Verdict, campaign: Campaign | None, *,
                       call_id: str | None = None) -> None:
         """Note the attempt's result (the store, the event log, the log), then the person's visit."""
+        self._next_look.pop(claim.campaign, None)     # their next try counts from now
         log.info("wellness.attempt", attempt=claim.id, campaign=claim.campaign,
                  number=mask_number(claim.number), result=str(verdict.result), detail=verdict.detail)
         self._note("wellness.attempt", call_id,

@@ -106,10 +106,10 @@ def check(method: str, path: str, status: int, content_type: str, body: Any) -> 
 
 
 async def started(*, queues: QueueService | None = None, store: Store | None = None,
-                  desk: Any = None) -> Api:
+                  desk: Any = None, wellness: Any = None) -> Api:
     root = web.Application()
     root.add_subapp("/api", api_app(token=TOKEN, queues=queues, desk=desk, store=store, region="KR",
-                                    tz=ZoneInfo("Asia/Seoul"), clock=lambda: T0))
+                                    tz=ZoneInfo("Asia/Seoul"), clock=lambda: T0, wellness=wellness))
     client = TestClient(TestServer(root))
     await client.start_server()
     return Api(client)
@@ -488,3 +488,57 @@ def test_the_schema_check_refuses_an_answer_that_does_not_fit():
         check("GET", "/v1/agents", 200, "application/json", {"items": [], "next": None, "more": 1})
     with pytest.raises(AssertionError, match="409 is not documented"):
         check("GET", "/v1/calls", 409, "application/json", {"error": "x"})
+
+
+# -- wellness calls ---------------------------------------------------------------------------
+
+class Dialler:
+    def __init__(self) -> None:
+        self.asked: list[str | None] = []
+
+    def status(self) -> dict[str, Any]:
+        return {"campaigns": [{"name": "seniors", "open": False, "next_open": T0.isoformat(),
+                               "paused": True, "flow_problem": None, "ringing": 0,
+                               "max_concurrent": 2}],
+                "visits_open": 1, "last_poll": T0.isoformat()}
+
+    def run_now(self, number: str | None = None) -> None:
+        self.asked.append(number)
+
+
+async def test_wellness_status_run_now_and_the_visit_list():
+    from ivr.wellness.model import Attempt, AttemptResult, Person, Visit
+
+    store = MemoryStore()
+    await store.put_wellness_people([Person(number="+821012345678", campaign="seniors")])
+    tried = Attempt(number="+821012345678", campaign="seniors", at=T0, result=AttemptResult.NO_ANSWER,
+                    detail="not answered (cause 19)")
+    await store.open_wellness_visit(Visit(number="+821012345678", campaign="seniors", since=T0,
+                                          history=(tried,)))
+    dialler = Dialler()
+    api = await started(store=store, wellness=dialler)
+    try:
+        status = await api.get("/v1/wellness")
+        assert status["campaigns"][0]["paused"] is True and status["visits_open"] == 1
+        assert await api.post("/v1/wellness/run-now", json={}) == {"looking": True, "number": None}
+        answer = await api.post("/v1/wellness/run-now", json={"number": "010-1234-5678"})
+        assert answer == {"looking": True, "number": "+821*****5678"}
+        assert dialler.asked == [None, "+821012345678"]
+        await api.post("/v1/wellness/run-now", json={"number": "010-9999-0000"}, status=404)
+        await api.post("/v1/wellness/run-now", json={"number": "banana"}, status=400)
+        (visit,) = (await api.get("/v1/wellness/visits"))["items"]
+        assert visit["number"] == "+821*****5678" and visit["history"][0]["result"] == "no_answer"
+        assert (await api.get("/v1/wellness/visits?campaign=other"))["items"] == []
+        await api.get("/v1/wellness/visits?all=maybe", status=400)
+    finally:
+        await api.client.close()
+
+
+async def test_wellness_paths_without_the_dialler_answer_404_but_the_visit_list_is_read():
+    api = await started(store=MemoryStore())
+    try:
+        await api.get("/v1/wellness", status=404)
+        await api.post("/v1/wellness/run-now", json={}, status=404)
+        assert (await api.get("/v1/wellness/visits"))["items"] == []
+    finally:
+        await api.client.close()

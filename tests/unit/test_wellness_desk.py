@@ -19,6 +19,7 @@ from ivr.flow.loader import load_flows
 from ivr.flow.runner import finish_exits, run_flow
 from ivr.prompts import load_catalogue
 from ivr.testing.fake_switch import FakeSwitch, LiveCall, Phone
+from ivr.store import open_store
 from ivr.testing.memory_store import MemoryStore
 from ivr.wellness.desk import WellnessDesk, attempt_of, channel_of
 from ivr.wellness.model import AttemptResult, Campaign, Person, Surge
@@ -249,10 +250,26 @@ async def test_opted_out_people_are_never_rung(flowset) -> None:
     assert w.rung(WELL) == 0
 
 
-async def test_the_concurrency_cap_holds_across_two_engines_and_nobody_is_rung_twice(flowset) -> None:
+@pytest.fixture(params=["memory", "postgres"])
+def shared_backend(request) -> str:
+    return "memory" if request.param == "memory" else str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+async def shared_store(shared_backend):
+    """One store two engines share: in memory, or a PostgreSQL database."""
+    if shared_backend == "memory":
+        yield MemoryStore()
+        return
+    async with open_store(shared_backend) as store:
+        yield store
+
+
+async def test_the_concurrency_cap_holds_across_two_engines_and_nobody_is_rung_twice(
+        flowset, shared_store) -> None:
     numbers = [f"+8210222200{i:02d}" for i in range(7)]
     phones = {endpoint(n): Phone(keys="1", answer_after=0.15) for n in numbers}
-    store = MemoryStore()
+    store = shared_store
     a = World(flowset, phones=phones, store=store, owner="engine-a", max_concurrent=3)
     b = World(flowset, phones=phones, store=store, owner="engine-b", max_concurrent=3)
     b.switch = a.switch
@@ -368,3 +385,28 @@ async def test_a_broken_flow_stops_the_campaign_and_says_why(flowset, tmp_path) 
     assert w.rung(WELL) == 0
     assert "gives priority 'normal'" in w.desk.unusable["seniors"]
     assert w.desk.status()["campaigns"][0]["flow_problem"] == w.desk.unusable["seniors"]
+
+
+async def test_between_looks_the_people_are_not_read_again_until_someone_can_be_due(flowset) -> None:
+    w = World(flowset)
+    await w.people(WELL, DEAF)
+    reads = []
+    listing = w.store.list_wellness_people
+
+    async def counted(*args, **kw):
+        reads.append(w.now)
+        return await listing(*args, **kw)
+
+    w.store.list_wellness_people = counted
+    await w.poll(seoul(2026, 12, 1, 10, 0))          # both rung; DEAF is due again at 10:30
+    await w.poll(seoul(2026, 12, 1, 10, 0, 20))      # the calls ended: looked at again
+    looks = len(reads)
+    await w.poll(seoul(2026, 12, 1, 10, 0, 50))
+    assert len(reads) == looks                        # nobody can be due: the store is spared
+    await w.poll(seoul(2026, 12, 1, 10, 1, 30))      # a minute on: new people are looked for
+    assert len(reads) == looks + 1
+    w.desk.run_now()
+    await w.poll(seoul(2026, 12, 1, 10, 1, 40))      # an operator's "run now" looks at once
+    assert len(reads) == looks + 2
+    await w.poll(seoul(2026, 12, 1, 10, 30))
+    assert w.rung(DEAF) == 2 and w.rung(WELL) == 1
