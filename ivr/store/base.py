@@ -27,6 +27,9 @@ class Caller:
     language: str | None = None               # preferred prompt language: ko, en, zh, vi
     needs_assistance: bool = False
     name: str | None = None
+    # The wellness campaign the caller is on because they live alone (None: on none);
+    # ``ivr wellness import --from-registry`` makes them a person of it.
+    wellness: str | None = None
     updated_at: dt.datetime | None = None
 
 
@@ -149,10 +152,15 @@ class Store(Protocol):
 
     # -- the caller registry -----------------------------------------------------------------
     async def put_callers(self, callers: Sequence[Caller]) -> int:
-        """Insert or update callers by number; returns how many were written."""
+        """Insert or update callers by number (an update replaces every field, ``wellness``
+        too); returns how many were written."""
 
     async def get_caller(self, number: str) -> Caller | None:
         """The registered caller for an E.164 number, or None."""
+
+    async def list_callers(self, limit: int = 500, *, after: str | None = None) -> list[Caller]:
+        """Registered callers by number, at most ``limit``; ``after`` is the last number of the
+        previous page (keyset pagination), so a reader pages through the whole registry."""
 
     # -- the queue event log -----------------------------------------------------------------
     async def record_events(self, events: Sequence[QueueEvent]) -> None:

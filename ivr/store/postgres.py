@@ -60,7 +60,7 @@ log = structlog.get_logger("ivr.store")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 7          # the same numbering as the SQLite store
+SCHEMA_VERSION = 8          # the same numbering as the SQLite store
 _FIRST_VERSION = 2          # PostgreSQL started at 2: what _CREATE makes
 _SCHEMA_LOCK = 0x1F5_70_2E  # advisory lock key: engines starting together create the schema once
 
@@ -187,6 +187,7 @@ CREATE TABLE wellness_visits (
     cleared_at timestamptz
 );
 """ + ";\n".join(statements.V7_INDEXES),
+    8: "ALTER TABLE callers ADD COLUMN wellness text",     # the caller's wellness campaign
 }
 
 COLUMNS = statements.CALL_COLUMNS
@@ -196,12 +197,8 @@ _PROGRESS_CALL = statements.numbered(statements.PROGRESS_CALL)
 _RECENT = f"{statements.SELECT_CALLS} ORDER BY started_at DESC LIMIT $1"
 _GET_CALL = f"{statements.SELECT_CALLS} WHERE call_id = $1"
 
-_CALLER_COLUMNS = ("number", "birth_date", "language", "needs_assistance", "name", "updated_at")
-_UPSERT_CALLER = (f"INSERT INTO callers ({', '.join(_CALLER_COLUMNS)}) "
-                  f"VALUES ({', '.join(f'${i}' for i in range(1, len(_CALLER_COLUMNS) + 1))}) "
-                  "ON CONFLICT (number) DO UPDATE SET "
-                  + ", ".join(f"{c} = EXCLUDED.{c}" for c in _CALLER_COLUMNS[1:]))
-_GET_CALLER = f"SELECT {', '.join(_CALLER_COLUMNS)} FROM callers WHERE number = $1"
+_UPSERT_CALLER = statements.numbered(statements.UPSERT_CALLER)
+_GET_CALLER = statements.numbered(statements.GET_CALLER)
 
 # The event log's statements are shared with SQLite (``ivr.store.statements``); events of one
 # instant come back in the order they were recorded (the id).
@@ -376,6 +373,12 @@ def _reservation_row(r: Reservation) -> tuple[Any, ...]:
 
 def _reservation_from_row(row: asyncpg.Record) -> Reservation:
     return Reservation(**{c: row[c] for c in _RES_COLUMNS})
+
+
+def _caller_from_row(row: asyncpg.Record) -> Caller:
+    return Caller(number=row["number"], birth_date=row["birth_date"], language=row["language"],
+                  needs_assistance=row["needs_assistance"], name=row["name"],
+                  wellness=row["wellness"] or None, updated_at=row["updated_at"])
 
 
 def _person_from_row(row: asyncpg.Record) -> Person:
@@ -630,7 +633,7 @@ class PostgresStore:
             return 0
         now = dt.datetime.now(dt.timezone.utc)
         rows = [(c.number, c.birth_date, c.language, c.needs_assistance, c.name,
-                 _aware(c.updated_at) or now) for c in callers]
+                 _aware(c.updated_at) or now, c.wellness or None) for c in callers]
 
         async def write(conn: asyncpg.Connection) -> None:
             async with conn.transaction():
@@ -644,11 +647,17 @@ class PostgresStore:
         row = await self._run("cannot read the caller registry",
                               lambda conn: conn.fetchrow(_GET_CALLER, number),
                               timeout=self.timeouts.operation)
-        if row is None:
-            return None
-        return Caller(number=row["number"], birth_date=row["birth_date"], language=row["language"],
-                      needs_assistance=row["needs_assistance"], name=row["name"],
-                      updated_at=row["updated_at"])
+        return _caller_from_row(row) if row is not None else None
+
+    async def list_callers(self, limit: int = 500, *, after: str | None = None) -> list[Caller]:
+        if limit < 1:
+            return []
+        sql = statements.numbered(statements.list_callers(after=after is not None))
+        params = (after, limit) if after is not None else (limit,)
+        rows = await self._run("cannot read the caller registry",
+                               lambda conn: conn.fetch(sql, *params),
+                               timeout=self.timeouts.operation)
+        return [_caller_from_row(r) for r in rows]
 
     # -- the queue event log -----------------------------------------------------------------
     async def record_events(self, events: Sequence[QueueEvent]) -> None:

@@ -51,7 +51,7 @@ log = structlog.get_logger("ivr.store")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # Version 1, as the first release created it.  A new database is created at version 1 and then
 # migrated like an old one, so new and upgraded databases are the same.
@@ -181,6 +181,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         *statements.V7_INDEXES,
     ),
+    8: ("ALTER TABLE callers ADD COLUMN wellness TEXT",),    # the caller's wellness campaign
 }
 
 _COLUMNS = statements.CALL_COLUMNS
@@ -189,13 +190,6 @@ _INSERT_STARTED = statements.INSERT_STARTED
 _PROGRESS_CALL = statements.PROGRESS_CALL
 _RECENT = f"{statements.SELECT_CALLS} ORDER BY started_at DESC LIMIT ?"
 _GET_CALL = f"{statements.SELECT_CALLS} WHERE call_id = ?"
-
-_CALLER_COLUMNS = ("number", "birth_date", "language", "needs_assistance", "name", "updated_at")
-_UPSERT_CALLER = (f"INSERT INTO callers ({', '.join(_CALLER_COLUMNS)}) "
-                  f"VALUES ({', '.join('?' * len(_CALLER_COLUMNS))}) "
-                  "ON CONFLICT (number) DO UPDATE SET "
-                  + ", ".join(f"{c} = excluded.{c}" for c in _CALLER_COLUMNS[1:]))
-_GET_CALLER = f"SELECT {', '.join(_CALLER_COLUMNS)} FROM callers WHERE number = ?"
 
 # The event log's statements are shared with PostgreSQL (``ivr.store.statements``).  Here
 # every index ends in the row id, so events of one instant need no sort.
@@ -331,6 +325,14 @@ def _reservation_from_row(row: Sequence[Any]) -> Reservation:
         d[c] = _from_ts(d[c])
     d["waited"] = float(d["waited"])
     return Reservation(**d)
+
+
+def _caller_from_row(row: Sequence[Any]) -> Caller:
+    number, birth_date, language, needs_assistance, name, updated_at, wellness = row
+    return Caller(number=number,
+                  birth_date=dt.date.fromisoformat(birth_date) if birth_date else None,
+                  language=language, needs_assistance=bool(needs_assistance), name=name,
+                  wellness=wellness or None, updated_at=_from_ts(updated_at))
 
 
 def _person_from_row(row: Sequence[Any]) -> Person:
@@ -541,8 +543,9 @@ class SqliteStore:
             return 0
         now = dt.datetime.now(dt.timezone.utc)
         rows = [(c.number, c.birth_date.isoformat() if c.birth_date else None, c.language,
-                 int(c.needs_assistance), c.name, _ts(c.updated_at or now)) for c in callers]
-        await self._run("cannot write callers", self._write_many, _UPSERT_CALLER, rows,
+                 int(c.needs_assistance), c.name, _ts(c.updated_at or now), c.wellness or None)
+                for c in callers]
+        await self._run("cannot write callers", self._write_many, statements.UPSERT_CALLER, rows,
                         timeout=self.timeouts.bulk)
         return len(rows)
 
@@ -552,15 +555,18 @@ class SqliteStore:
             conn.executemany(sql, rows)
 
     async def get_caller(self, number: str) -> Caller | None:
-        rows = await self._run("cannot read the caller registry", self._fetchall, _GET_CALLER,
-                               (number,), timeout=self.timeouts.operation)
-        if not rows:
-            return None
-        number, birth_date, language, needs_assistance, name, updated_at = rows[0]
-        return Caller(number=number,
-                      birth_date=dt.date.fromisoformat(birth_date) if birth_date else None,
-                      language=language, needs_assistance=bool(needs_assistance), name=name,
-                      updated_at=_from_ts(updated_at))
+        rows = await self._run("cannot read the caller registry", self._fetchall,
+                               statements.GET_CALLER, (number,), timeout=self.timeouts.operation)
+        return _caller_from_row(rows[0]) if rows else None
+
+    async def list_callers(self, limit: int = 500, *, after: str | None = None) -> list[Caller]:
+        if limit < 1:
+            return []
+        sql = statements.list_callers(after=after is not None)
+        params = (after, limit) if after is not None else (limit,)
+        rows = await self._run("cannot read the caller registry", self._fetchall, sql, params,
+                               timeout=self.timeouts.operation)
+        return [_caller_from_row(r) for r in rows]
 
     # -- the queue event log -----------------------------------------------------------------
     async def record_events(self, events: Sequence[QueueEvent]) -> None:

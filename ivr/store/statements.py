@@ -31,6 +31,7 @@ __all__ = [
     "CALL_COLUMNS", "INSERT_CALL", "UPSERT_CALL", "INSERT_STARTED", "PROGRESS_CALL",
     "SELECT_CALLS", "ITER_CALLS_FIRST", "ITER_CALLS_NEXT", "ITER_CALLS_FLOW", "ITER_CALLS_ORDER",
     "find_calls",
+    "CALLER_COLUMNS", "UPSERT_CALLER", "GET_CALLER", "list_callers",
     "EVENT_COLUMNS", "INSERT_EVENT", "CALL_EVENTS", "AGENT_EVENTS", "LINE_KINDS", "LINE_EVENTS",
     "LATEST_AGENT_EVENTS", "EVENT_INDEXES", "ITER_EVENTS_FIRST", "ITER_EVENTS_NEXT",
     "EVENTS_FOR_CALLS_SQLITE", "EVENTS_FOR_CALLS_POSTGRES",
@@ -91,6 +92,27 @@ def find_calls(*, since: bool, until: bool, flow: bool, outcome: bool, number: b
                                       ("(started_at, call_id) < (?, ?)", after)) if wanted]
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     return f"{SELECT_CALLS}{where} ORDER BY started_at DESC, call_id DESC LIMIT ?"
+
+# -- the caller registry ----------------------------------------------------------------------
+#
+# ``callers``: one row per number, the whole of what the registry says about it; an import
+# replaces every column of a number it names.  ``wellness`` (version 8): the wellness campaign
+# the caller is on because they live alone, NULL for none.
+
+CALLER_COLUMNS = ("number", "birth_date", "language", "needs_assistance", "name", "updated_at",
+                  "wellness")
+UPSERT_CALLER = (f"INSERT INTO callers ({', '.join(CALLER_COLUMNS)}) "
+                 f"VALUES ({', '.join('?' * len(CALLER_COLUMNS))}) "
+                 "ON CONFLICT (number) DO UPDATE SET "
+                 + ", ".join(f"{c} = excluded.{c}" for c in CALLER_COLUMNS[1:]))
+_CALLER_SELECT = f"SELECT {', '.join(CALLER_COLUMNS)} FROM callers"
+GET_CALLER = f"{_CALLER_SELECT} WHERE number = ?"
+
+
+def list_callers(*, after: bool) -> str:
+    """Callers by number, one page (the primary key's order).  Parameters: [the last number of
+    the previous page,] limit."""
+    return f"{_CALLER_SELECT}{' WHERE number > ?' if after else ''} ORDER BY number LIMIT ?"
 
 # -- the event log --------------------------------------------------------------------------
 

@@ -118,12 +118,19 @@ class MemoryStore:
         await self._enter("put_callers")
         now = utcnow()
         for c in callers:
-            self.callers[c.number] = dataclasses.replace(c, updated_at=now)
+            self.callers[c.number] = dataclasses.replace(c, wellness=c.wellness or None, updated_at=now)
         return len(callers)
 
     async def get_caller(self, number: str) -> Caller | None:
         await self._enter("get_caller")
         return self.callers.get(number)
+
+    async def list_callers(self, limit: int = 500, *, after: str | None = None) -> list[Caller]:
+        await self._enter("list_callers")
+        if limit < 1:
+            return []
+        return sorted((c for c in self.callers.values() if after is None or c.number > after),
+                      key=lambda c: c.number)[:limit]
 
     # -- the queue event log -----------------------------------------------------------------
     async def record_events(self, events: Sequence[QueueEvent]) -> None:

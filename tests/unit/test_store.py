@@ -987,8 +987,11 @@ async def test_two_engines_on_one_postgresql_claim_each_reservation_exactly_once
 
 
 # What version 6 added, taken away again (both databases): a database as version 5 left it.
-# What version 7 added (wellness calls): gone with its tables.
-UNDO_V7 = ("DROP TABLE wellness_visits", "DROP TABLE wellness_attempts", "DROP TABLE wellness_people")
+# What version 8 added (the callers' wellness campaign) and version 7 (wellness calls): gone
+# with their column and tables.
+UNDO_V8 = ("ALTER TABLE callers DROP COLUMN wellness",)
+UNDO_V7 = (*UNDO_V8, "DROP TABLE wellness_visits", "DROP TABLE wellness_attempts",
+           "DROP TABLE wellness_people")
 UNDO_V6 = (
     *UNDO_V7,
     "DROP TABLE audit", "DROP INDEX calls_started_id", "DROP INDEX reservations_status_updated",

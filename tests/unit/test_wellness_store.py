@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from ivr.store import Store, open_store
+from ivr.store.base import Caller
+from ivr.store.sqlite import SCHEMA_VERSION
 from ivr.testing.memory_store import MemoryStore
 from ivr.wellness.model import Attempt, AttemptResult, Person, Visit
 
@@ -172,6 +174,7 @@ async def test_a_version_6_sqlite_database_is_migrated_to_7_keeping_its_calls(tm
     async with open_store(f"sqlite:///{path}"):
         pass
     conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE callers DROP COLUMN wellness")        # version 8's
     for table in ("wellness_visits", "wellness_attempts", "wellness_people"):
         conn.execute(f"DROP TABLE {table}")
     conn.execute("UPDATE schema_version SET version = 6")
@@ -181,7 +184,7 @@ async def test_a_version_6_sqlite_database_is_migrated_to_7_keeping_its_calls(tm
         await s.put_wellness_people([person()])
         assert await s.claim_wellness_attempt(KIM, "e", NOW, 60) is not None
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT version FROM schema_version").fetchone() == (7,)
+    assert conn.execute("SELECT version FROM schema_version").fetchone() == (SCHEMA_VERSION,)
     conn.close()
 
 
@@ -192,7 +195,8 @@ async def test_a_version_6_postgresql_database_is_migrated_to_7(postgres_url: st
         pass
     db = await asyncpg.connect(postgres_url)
     try:
-        await db.execute("DROP TABLE wellness_visits; DROP TABLE wellness_attempts; "
+        await db.execute("ALTER TABLE callers DROP COLUMN wellness; "
+                         "DROP TABLE wellness_visits; DROP TABLE wellness_attempts; "
                          "DROP TABLE wellness_people; UPDATE schema_version SET version = 6")
     finally:
         await db.close()
@@ -201,9 +205,75 @@ async def test_a_version_6_postgresql_database_is_migrated_to_7(postgres_url: st
         assert await s.claim_wellness_attempt(KIM, "e", NOW, 60) is not None
     db = await asyncpg.connect(postgres_url)
     try:
-        assert await db.fetchval("SELECT array_agg(version) FROM schema_version") == [7]
+        assert await db.fetchval("SELECT array_agg(version) FROM schema_version") == [SCHEMA_VERSION]
     finally:
         await db.close()
+
+
+async def test_a_version_7_sqlite_database_is_migrated_to_8_keeping_its_callers(tmp_path) -> None:
+    path = tmp_path / "ivr.db"
+    async with open_store(f"sqlite:///{path}"):
+        pass
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE callers DROP COLUMN wellness")
+    conn.execute("INSERT INTO callers (number, birth_date, language, needs_assistance, name, "
+                 "updated_at) VALUES (?, '1941-02-28', 'en', 1, '김순자', ?)",
+                 (KIM, "2026-03-01T00:00:00.000000+00:00"))
+    conn.execute("UPDATE schema_version SET version = 7")
+    conn.commit()
+    conn.close()
+    async with open_store(f"sqlite:///{path}") as s:
+        old = await s.get_caller(KIM)
+        assert old == Caller(KIM, dt.date(1941, 2, 28), "en", True, "김순자", wellness=None,
+                             updated_at=dt.datetime(2026, 3, 1, tzinfo=UTC))
+        await s.put_callers([Caller(LEE, wellness="seoul")])
+        assert (await s.get_caller(LEE)).wellness == "seoul"
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM schema_version").fetchone() == (SCHEMA_VERSION,)
+    conn.close()
+
+
+async def test_a_version_7_postgresql_database_is_migrated_to_8_keeping_its_callers(postgres_url: str) -> None:
+    import asyncpg
+
+    async with open_store(postgres_url):
+        pass
+    db = await asyncpg.connect(postgres_url)
+    try:
+        await db.execute("ALTER TABLE callers DROP COLUMN wellness; "
+                         "UPDATE schema_version SET version = 7")
+        await db.execute("INSERT INTO callers (number, birth_date, language, needs_assistance, "
+                         "name, updated_at) VALUES ($1, '1941-02-28', 'en', true, '김순자', $2)",
+                         KIM, dt.datetime(2026, 3, 1, tzinfo=UTC))
+    finally:
+        await db.close()
+    async with open_store(postgres_url) as s:
+        old = await s.get_caller(KIM)
+        assert old == Caller(KIM, dt.date(1941, 2, 28), "en", True, "김순자", wellness=None,
+                             updated_at=dt.datetime(2026, 3, 1, tzinfo=UTC))
+        await s.put_callers([Caller(LEE, wellness="seoul")])
+        assert (await s.get_caller(LEE)).wellness == "seoul"
+    db = await asyncpg.connect(postgres_url)
+    try:
+        assert await db.fetchval("SELECT array_agg(version) FROM schema_version") == [SCHEMA_VERSION]
+    finally:
+        await db.close()
+
+
+async def test_callers_keep_their_wellness_campaign_and_are_listed_in_pages(store: Store) -> None:
+    await store.put_callers([Caller(LEE, language="en", wellness="seoul"), Caller(KIM, name="김순자"),
+                             Caller(PARK, wellness="")])
+    assert (await store.get_caller(LEE)).wellness == "seoul"
+    assert (await store.get_caller(PARK)).wellness is None          # blank: on none
+    listed = await store.list_callers()
+    assert [(c.number, c.name, c.wellness) for c in listed] == [
+        (KIM, "김순자", None), (LEE, None, "seoul"), (PARK, None, None)]
+    assert [c.number for c in await store.list_callers(2)] == [KIM, LEE]
+    assert [c.number for c in await store.list_callers(2, after=LEE)] == [PARK]
+    assert await store.list_callers(after=PARK) == []
+    assert await store.list_callers(0) == []
+    await store.put_callers([Caller(LEE, language="en")])            # an update replaces it
+    assert (await store.get_caller(LEE)).wellness is None
 
 
 def test_sqlite_reads_a_persons_history_and_the_visit_list_from_their_indexes(tmp_path) -> None:
