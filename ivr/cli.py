@@ -323,7 +323,8 @@ def cmd_callers_show(args: argparse.Namespace) -> int:
                 else caller.birth_date.isoformat() if caller.birth_date else "-")
         rows += [("registered", "yes"), ("birth date", born), ("language", caller.language or "-"),
                  ("needs assistance", "yes" if caller.needs_assistance else "no"),
-                 ("name", caller.name or "-"), ("updated", _fmt_time(caller.updated_at))]
+                 ("name", caller.name or "-"), ("wellness", caller.wellness or "-"),
+                 ("updated", _fmt_time(caller.updated_at))]
     nth = recent + 1
     repeat = "a repeat caller" if nth >= rule.calls else "not a repeat caller"
     rows.append((f"calls in {days} days", f"{recent} (a call now would be number {nth}: {repeat})"))
@@ -869,10 +870,19 @@ WELLNESS_IMPORT_BATCH = 1000   # people written per store call by 'ivr wellness 
 
 
 def cmd_wellness_import(args: argparse.Namespace) -> int:
-    """Add or update wellness people from a CSV file: bad rows reported by line, good ones kept."""
+    """Add or update wellness people from a CSV file (bad rows reported by line, good ones kept)
+    or from the caller registry (``--from-registry``: its callers with a wellness campaign)."""
     from ivr.store import open_store
     from ivr.wellness.importer import WellnessFileError, import_wellness_csv
 
+    if (args.file is None) == (not args.from_registry):
+        print("ivr: wellness import: name a FILE.csv or give --from-registry (one of them)",
+              file=sys.stderr)
+        return 2
+    if args.from_registry and args.campaign is not None:
+        print("ivr: wellness import: --campaign is for a file; the registry names each caller's "
+              "campaign (its wellness column)", file=sys.stderr)
+        return 2
     try:
         config = _config(args)
     except ConfigError as exc:
@@ -883,6 +893,8 @@ def cmd_wellness_import(args: argparse.Namespace) -> int:
         print("ivr: no wellness campaign in the config: add one under wellness.campaigns first",
               file=sys.stderr)
         return 2
+    if args.from_registry:
+        return _wellness_from_registry(config, names, allow_international=args.international)
     try:
         report = import_wellness_csv(args.file, region=config.callers.region, campaigns=names,
                                      campaign=args.campaign,
@@ -914,6 +926,70 @@ def cmd_wellness_import(args: argparse.Namespace) -> int:
     if report.warnings:
         line += f", {report.warnings} warning(s)"
     print(line)
+    return 0
+
+
+REGISTRY_PAGE = 1000        # registry callers read per store call by 'ivr wellness import --from-registry'
+_SKIPPED_SHOWN = 10         # numbers named per unknown campaign (masked), the rest counted
+
+
+def _wellness_from_registry(config: Config, campaigns: Sequence[str], *,
+                            allow_international: bool) -> int:
+    """Every registry caller with a wellness campaign becomes (or stays) a person of it; the
+    callers of campaigns the config has not got, or whose number cannot be rung, are said
+    (numbers masked) and skipped."""
+    from ivr.logs import mask_number, mask_numbers_in
+    from ivr.wellness.importer import people_from_registry
+    from ivr.wellness.model import Person
+
+    if config.callers.registry is not None:
+        print("ivr: warning: callers.registry is a system asked number by number and cannot be "
+              "listed; --from-registry reads the callers imported with 'ivr callers import'",
+              file=sys.stderr)
+
+    async def run(store: Store) -> tuple[int, dict[str, list[str]], list[tuple[str, str]]]:
+        known: dict[str, Person] = {}
+        after: str | None = None
+        while True:             # the people already on the list keep what only it holds
+            page = await store.list_wellness_people(limit=REGISTRY_PAGE, after=after)
+            known.update((p.number, p) for p in page)
+            if len(page) < REGISTRY_PAGE:
+                break
+            after = page[-1].number
+        written = 0
+        unknown: dict[str, list[str]] = {}
+        refused: list[tuple[str, str]] = []
+        after = None
+        while True:
+            callers = await store.list_callers(REGISTRY_PAGE, after=after)
+            found = people_from_registry(callers, known, campaigns=campaigns,
+                                         region=config.callers.region,
+                                         default_language=config.engine.default_language,
+                                         allow_international=allow_international)
+            written += await store.put_wellness_people(found.people)
+            for campaign, numbers in found.unknown.items():
+                unknown.setdefault(campaign, []).extend(numbers)
+            refused += found.refused
+            if len(callers) < REGISTRY_PAGE:
+                return written, unknown, refused
+            after = callers[-1].number
+
+    written, unknown, refused = _with_store(config, run)
+    configured = ", ".join(sorted(campaigns))
+    for campaign, numbers in sorted(unknown.items()):
+        shown = ", ".join(mask_number(n) for n in numbers[:_SKIPPED_SHOWN])
+        more = f" and {len(numbers) - _SKIPPED_SHOWN} more" if len(numbers) > _SKIPPED_SHOWN else ""
+        print(f"registry: campaign {campaign!r} is not in wellness.campaigns ({configured}): "
+              f"{len(numbers)} caller(s) skipped: {shown}{more}", file=sys.stderr)
+    for number, why in refused:
+        print(f"registry: {mask_number(number)}: {mask_numbers_in(why)}; skipped", file=sys.stderr)
+    skipped = sum(len(n) for n in unknown.values()) + len(refused)
+    print(f"imported {written} from the registry, skipped {skipped}")
+    if written == 0:
+        if skipped == 0:
+            print("ivr: no caller in the registry names a wellness campaign (the wellness column "
+                  "of 'ivr callers import')", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -1447,7 +1523,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("callers", help="the caller registry (age, language) and call history")
     callers = p.add_subparsers(dest="callers_command", required=True)
     q = callers.add_parser("import", help="add or update callers from a CSV file "
-                           "(columns phone,birth_date[,language,needs_assistance,name])")
+                           "(columns phone,birth_date[,language,needs_assistance,name,wellness])")
     q.add_argument("file", help="CSV file, UTF-8, with a header line")
     q.set_defaults(func=cmd_callers_import)
     q = callers.add_parser("show", help="what the engine knows about a number")
@@ -1484,9 +1560,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("wellness", help="wellness calls: the people campaigns ring and the home-visit list")
     wel = p.add_subparsers(dest="wellness_command", required=True)
     q = wel.add_parser("import", help="add or update the people of wellness campaigns from a CSV file "
-                       "(phone,campaign,name,language,contact,address_ref,opt_out); bad rows are "
-                       "reported by line, the good ones kept")
-    q.add_argument("file", metavar="FILE.csv")
+                       "(phone,campaign,name,language,contact,address_ref,opt_out; bad rows are "
+                       "reported by line, the good ones kept) or from the caller registry")
+    q.add_argument("file", metavar="FILE.csv", nargs="?")
+    q.add_argument("--from-registry", action="store_true",
+                   help="instead of a file: every registry caller with a wellness campaign (the "
+                   "wellness column of 'ivr callers import'), keeping the contact, address and "
+                   "opt-out of people already on the list")
     q.add_argument("--campaign", help="the campaign of rows that name none (of every row when the "
                    "file has no campaign column)")
     q.add_argument("--international", action="store_true",

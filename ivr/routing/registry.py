@@ -21,7 +21,10 @@ The columns:
   ``YYYYMMDD`` or ``YYYY.MM.DD``, from 1900-01-01 up to today;
 * ``language`` (optional) — one of ``ko en zh vi``;
 * ``needs_assistance`` (optional) — ``true/false``, ``yes/no``, ``y/n``, ``1/0``; empty is false;
-* ``name`` (optional).
+* ``name`` (optional);
+* ``wellness`` (optional) — the wellness campaign the caller is on because they live alone
+  (letters, digits, ``-`` and ``_``, as ``wellness.campaigns`` names it); empty: on none.
+  ``ivr wellness import --from-registry`` makes each such caller a person of that campaign.
 
 A bad row is left out and reported by line; the good rows are imported.  A number that appears
 twice: the later row wins, with a warning.
@@ -64,14 +67,17 @@ __all__ = [
     "parse_birth_date",
     "parse_flag",
     "parse_language",
+    "parse_wellness",
     "registry_for",
 ]
 
 LANGUAGES = ("ko", "en", "zh", "vi")
 EARLIEST_BIRTH_DATE = dt.date(1900, 1, 1)
 REQUIRED_COLUMNS = ("phone", "birth_date")
-OPTIONAL_COLUMNS = ("language", "needs_assistance", "name")
+OPTIONAL_COLUMNS = ("language", "needs_assistance", "name", "wellness")
 MAX_NAME = 200
+MAX_CAMPAIGN = 200
+_CAMPAIGN = re.compile(r"[\w-]+")           # letters, digits, - and _
 
 _DATE_FORMS = (re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})"), re.compile(r"(\d{4})(\d{2})(\d{2})"),
                re.compile(r"(\d{4})\.(\d{1,2})\.(\d{1,2})"))
@@ -119,6 +125,21 @@ def parse_language(text: str) -> str | None:
     if code not in LANGUAGES:
         raise ValueError(f"unknown language {text.strip()!r} (known: {', '.join(LANGUAGES)})")
     return code
+
+
+def parse_wellness(text: str) -> str | None:
+    """A wellness campaign's name (letters, digits, ``-`` and ``_``) → the name; '' → None (on
+    no campaign); else ValueError.  Whether the config has that campaign is the wellness
+    import's to say: the registry may name a campaign before it is configured."""
+    name = text.strip()
+    if not name:
+        return None
+    if len(name) > MAX_CAMPAIGN:
+        raise ValueError(f"wellness campaign longer than {MAX_CAMPAIGN} characters")
+    if not _CAMPAIGN.fullmatch(name):
+        raise ValueError(f"wellness campaign {name!r} is not a campaign name "
+                         "(letters, digits, - and _ only)")
+    return name
 
 
 def parse_flag(text: str, field: str = "needs_assistance") -> bool:
@@ -222,7 +243,8 @@ def _caller_from_row(row: Sequence[str], index: Mapping[str, int], region: str, 
         raise ValueError(f"name longer than {MAX_NAME} characters")
     return Caller(number=number.e164, birth_date=parse_birth_date(cell("birth_date"), today),
                   language=parse_language(cell("language")),
-                  needs_assistance=parse_flag(cell("needs_assistance")), name=name)
+                  needs_assistance=parse_flag(cell("needs_assistance")), name=name,
+                  wellness=parse_wellness(cell("wellness")))
 
 
 # -- lookup --------------------------------------------------------------------------------------
@@ -256,8 +278,10 @@ class HttpRegistry:
     ``https://crm.example/callers?number={number}``.  ``GET`` answers:
 
     * 200 with a JSON object ``{"birth_date": "1950-03-15", "language": "ko",
-      "needs_assistance": true, "name": "…"}`` (every key optional; ``birth_date`` in any form the
-      CSV import takes, ``needs_assistance`` a JSON boolean or one of the CSV words) → a ``Caller``;
+      "needs_assistance": true, "name": "…", "wellness": "seoul"}`` (every key optional;
+      ``birth_date`` in any form the CSV import takes, ``needs_assistance`` a JSON boolean or one
+      of the CSV words, ``wellness`` a campaign name as in the CSV file, null or empty for none)
+      → a ``Caller``;
     * 404 → not registered (None);
     * anything else, a malformed answer, no answer within ``timeout`` → ``RegistryUnavailable``.
 
@@ -324,9 +348,13 @@ def _caller_from_json(e164: str, body: bytes) -> Caller:
         name = data.get("name")
         if name is not None and not isinstance(name, str):
             raise ValueError("name must be a string")
+        campaign = data.get("wellness")
+        if campaign is not None and not isinstance(campaign, str):
+            raise ValueError("wellness must be a string (a campaign name) or null")
         return Caller(number=e164, birth_date=parse_birth_date(born or "", dt.date.today()),
                       language=parse_language(lang or ""), needs_assistance=flag,
-                      name=(name.strip()[:MAX_NAME] or None) if name else None)
+                      name=(name.strip()[:MAX_NAME] or None) if name else None,
+                      wellness=parse_wellness(campaign or ""))
     except ValueError as exc:
         raise RegistryUnavailable(f"caller registry answer: {exc}") from exc
 

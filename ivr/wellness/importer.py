@@ -11,23 +11,29 @@ row), ``name``, ``language`` (ko, en, zh, vi; empty: the default), ``contact`` (
 ``opt_out`` (true/false, yes/no, 1/0).  A number is checked as a callback number is
 (``ivr.callbacks.numbers.validate_callback_number``): a phone a person answers, of the center's
 country unless ``allow_international``.
+
+``ivr wellness import --from-registry``: the people are the caller registry's callers whose
+``wellness`` names a campaign (``people_from_registry``).  The registry gives the campaign, the
+name and the language; what only the wellness list keeps (the contact, the address reference,
+an opt-out, when they were added) stays as it was for a person already on it.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ivr.callbacks.numbers import CallbackNumberRefused, validate_callback_number
 from ivr.csvimport import (FALSE_WORDS, TRUE_WORDS, ImportCounts, ImportProblem, column_index, header_columns,
                            read_lines, read_rows)
 from ivr.errors import CallerFileError
+from ivr.store.base import Caller
 from ivr.wellness.model import Person
 
-__all__ = ["COLUMNS", "LANGUAGES", "ImportProblem", "WellnessFileError", "WellnessImport",
-           "import_wellness_csv"]
+__all__ = ["COLUMNS", "LANGUAGES", "ImportProblem", "RegistryPeople", "WellnessFileError",
+           "WellnessImport", "import_wellness_csv", "people_from_registry"]
 
 LANGUAGES = ("ko", "en", "zh", "vi")
 COLUMNS = ("phone", "campaign", "name", "language", "contact", "address_ref", "opt_out")
@@ -118,3 +124,55 @@ def _person(row: Sequence[str], index: Mapping[str, int], *, region: str, known:
             raise ValueError(f"{col} is longer than {MAX_TEXT} characters; this row was left out")
     return Person(number=number, campaign=which, name=cell("name"), language=language,
                   contact=cell("contact"), address_ref=cell("address_ref"), opt_out=flag in TRUE_WORDS)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RegistryPeople:
+    """What some registry callers make: the people to write, and the callers left out —
+    ``unknown``: by campaign not in the config, the numbers naming it; ``refused``: numbers
+    that cannot be rung, with why."""
+
+    people: tuple[Person, ...]
+    unknown: Mapping[str, tuple[str, ...]]
+    refused: tuple[tuple[str, str], ...]
+
+
+def people_from_registry(callers: Iterable[Caller], known: Mapping[str, Person], *,
+                         campaigns: Collection[str], region: str = "KR",
+                         default_language: str = "ko",
+                         allow_international: bool = False) -> RegistryPeople:
+    """The wellness people of the ``callers`` that name a campaign (``Caller.wellness``).
+
+    Each becomes a person of that campaign with the caller's name and language (a caller
+    without one keeps the person's, else ``default_language``); ``known`` (the people already
+    on the list, by number) gives the contact, the address reference, the opt-out and
+    ``added_at``, which the store's write would otherwise replace.  A caller naming a campaign
+    not in ``campaigns``, or whose number is not one to ring (as the file import checks it),
+    is left out and said."""
+    wanted = frozenset(campaigns)
+    people: list[Person] = []
+    unknown: dict[str, list[str]] = {}
+    refused: list[tuple[str, str]] = []
+    for caller in callers:
+        campaign = caller.wellness
+        if not campaign:
+            continue
+        if campaign not in wanted:
+            unknown.setdefault(campaign, []).append(caller.number)
+            continue
+        try:
+            number = validate_callback_number(caller.number, region,
+                                              allow_international=allow_international)
+        except CallbackNumberRefused as exc:
+            refused.append((caller.number, str(exc)))
+            continue
+        before = known.get(number)
+        language = caller.language or (before.language if before else default_language)
+        name = caller.name or (before.name if before else "")
+        if before is None:
+            people.append(Person(number=number, campaign=campaign, name=name, language=language))
+        else:
+            people.append(dataclasses.replace(before, campaign=campaign, name=name, language=language))
+    return RegistryPeople(people=tuple(people),
+                          unknown={c: tuple(numbers) for c, numbers in unknown.items()},
+                          refused=tuple(refused))

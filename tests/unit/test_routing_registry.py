@@ -104,6 +104,31 @@ def test_bad_rows_are_reported_by_line_and_the_good_ones_kept(tmp_path):
     assert (report.rows, report.accepted, report.rejected) == (12, 2, 10)
 
 
+def test_the_wellness_column_names_a_campaign_and_a_bad_one_is_a_bad_row(tmp_path):
+    p = write(tmp_path, "phone,birth_date,wellness\n"
+                        "010-1234-5678,1941-03-15,seoul\n"          # 2 on campaign seoul
+                        "010-2222-3333,1950-01-01,\n"               # 3 blank: on none
+                        "010-3333-4444,1945-08-15, 서울_north-2 \n"  # 4 letters, digits, - and _
+                        "010-4444-5555,1940-01-01,seoul east\n"     # 5
+                        "010-5555-6666,1940-01-01,seoul;drop\n"     # 6
+                        f"010-6666-7777,1940-01-01,{'x' * 201}\n")  # 7
+    report = import_callers_csv(p, today=TODAY)
+    assert [str(x) for x in report.problems] == [
+        f"{p}:5: wellness campaign 'seoul east' is not a campaign name (letters, digits, - and _ only)",
+        f"{p}:6: wellness campaign 'seoul;drop' is not a campaign name (letters, digits, - and _ only)",
+        f"{p}:7: wellness campaign longer than 200 characters",
+    ]
+    assert [(c.number, c.wellness) for c in report.callers] == [
+        ("+821012345678", "seoul"), ("+821022223333", None), ("+821033334444", "서울_north-2")]
+    assert (report.rows, report.accepted, report.rejected) == (6, 3, 3)
+
+
+def test_a_file_without_the_wellness_column_puts_nobody_on_a_campaign(tmp_path):
+    report = import_callers_csv(write(tmp_path, "phone,birth_date\n010-1234-5678,1941-03-15\n"),
+                                today=TODAY)
+    assert report.problems == [] and report.callers[0].wellness is None
+
+
 def test_a_number_given_twice_keeps_the_later_row_with_a_warning(tmp_path):
     p = write(tmp_path, "phone,birth_date\n010-1234-5678,1950-01-01\n02-123-4567,1960-01-01\n"
                         "+821012345678,1951-02-02\n")
@@ -238,6 +263,10 @@ class Crm:
             "+821012345678": {"birth_date": "1950-03-15", "language": "ko", "needs_assistance": True,
                               "name": "caller one"},
             "+821022223333": {"birth_date": "1990-13-01"},
+            "+821033334444": {"birth_date": "1941-03-15", "wellness": "seoul"},
+            "+821044445555": {"wellness": None},
+            "+821055556666": {"wellness": "seoul east"},
+            "+821066667777": {"wellness": 7},
         }
         app = web.Application()
         app.router.add_get("/callers/{number}", self.caller)
@@ -288,6 +317,18 @@ async def test_http_registry_reads_a_registered_caller_and_sends_the_token(crm):
     assert caller == Caller("+821012345678", D(1950, 3, 15), "ko", True, "caller one")
     assert crm.requests[0].headers["Authorization"] == "Bearer s3cret"
     assert "s3cret" not in repr(registry)
+
+
+async def test_http_registry_reads_a_wellness_campaign_when_it_has_one(crm):
+    async with aiohttp.ClientSession() as session:
+        registry = HttpRegistry(crm.url("/callers/{number}"), 1.0, session)
+        assert (await registry.lookup("+821033334444")).wellness == "seoul"
+        assert (await registry.lookup("+821044445555")).wellness is None
+        assert (await registry.lookup("+821012345678")).wellness is None      # no such key
+        with pytest.raises(RegistryUnavailable, match="not a campaign name"):
+            await registry.lookup("+821055556666")
+        with pytest.raises(RegistryUnavailable, match="wellness must be a string"):
+            await registry.lookup("+821066667777")
 
 
 async def test_http_registry_puts_the_number_in_a_query_too(crm):

@@ -230,3 +230,101 @@ def test_opt_out_and_back_in(config: Path, tmp_path: Path, capsys) -> None:
     assert main(["--config", str(config), "wellness", "opt-out", "01087654321"]) == 1
     assert "+821*****4321 is not on a wellness campaign" in capsys.readouterr().err
     assert main(["--config", str(config), "wellness", "opt-out", "hello"]) == 2
+
+
+# -- from the caller registry ------------------------------------------------------------------
+
+REGISTRY = """phone,birth_date,language,name,wellness
+010-1234-5678,1941-03-15,,김순자 할머니,seoul
+010-8765-4321,1940-01-01,,,seoul
+010-5555-0001,1942-05-05,zh,Wang,busan
+010-2222-3333,1950-01-01,en,Park,
+010-3333-4444,1945-01-01,,,daegu
+010-3333-5555,1945-01-01,,,daegu
+1588-1234,,,,seoul
+"""
+
+
+def test_from_the_registry_merges_with_the_people_already_on_the_list(
+        config: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr("ivr.cli.REGISTRY_PAGE", 2)          # several pages of both lists
+    listed = csv_file(tmp_path, "phone,campaign,name,language,contact,address_ref,opt_out\n"
+                                "010-1234-5678,busan,김순자,vi,딸 010-9999-0000,A-17,yes\n"
+                                "010-5555-0001,busan,Wang,en,son,C-3,\n"
+                                "010-7777-0000,busan,not in the registry,ko,,D-4,\n")
+    assert main(["--config", str(config), "wellness", "import", str(listed)]) == 0
+    callers = csv_file(tmp_path, REGISTRY, "callers.csv")
+    assert main(["--config", str(config), "callers", "import", str(callers)]) == 0
+    assert main(["--config", str(config), "callers", "show", "010-1234-5678"]) == 0
+    assert "wellness:         seoul" in capsys.readouterr().out
+    before = {p.number: p for p in people_in(config)}
+
+    assert main(["--config", str(config), "wellness", "import", "--from-registry"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "imported 3 from the registry, skipped 3"
+    assert err.splitlines() == [
+        "registry: campaign 'daegu' is not in wellness.campaigns (busan, seoul): 2 caller(s) "
+        "skipped: +821*****4444, +821*****5555",
+        "registry: +******1234: the number is a company's representative number (such as "
+        "1588-xxxx); a callback needs the customer's own phone; skipped",
+    ]
+
+    stored = {p.number: p for p in people_in(config)}
+    assert set(stored) == {"+821012345678", "+821087654321", "+821055550001", "+821077770000"}
+    kim = stored["+821012345678"]       # the registry's campaign and name; the rest kept
+    assert (kim.campaign, kim.name, kim.language, kim.contact, kim.address_ref, kim.opt_out) == (
+        "seoul", "김순자 할머니", "vi", "딸 010-9999-0000", "A-17", True)
+    assert kim.added_at == before["+821012345678"].added_at
+    new = stored["+821087654321"]       # no name, no language: the engine's default
+    assert (new.campaign, new.name, new.language, new.contact, new.address_ref, new.opt_out) == (
+        "seoul", "", "ko", "", "", False)
+    wang = stored["+821055550001"]
+    assert (wang.campaign, wang.language, wang.contact, wang.address_ref) == ("busan", "zh", "son", "C-3")
+    assert stored["+821077770000"] == before["+821077770000"]     # not in the registry: untouched
+
+    # Again: the same people, nothing doubled, what only the list holds still kept.
+    assert main(["--config", str(config), "wellness", "import", "--from-registry"]) == 0
+    assert capsys.readouterr().out.strip() == "imported 3 from the registry, skipped 3"
+    assert {p.number: p for p in people_in(config)} == stored
+
+
+def test_from_the_registry_says_when_nobody_names_a_campaign(config: Path, tmp_path: Path,
+                                                              capsys) -> None:
+    callers = csv_file(tmp_path, "phone,birth_date,wellness\n010-1234-5678,1941-03-15,\n"
+                                 "010-3333-4444,1945-01-01,jeju\n", "callers.csv")
+    assert main(["--config", str(config), "callers", "import", str(callers)]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config), "wellness", "import", "--from-registry"]) == 1
+    out, err = capsys.readouterr()
+    assert out.strip() == "imported 0 from the registry, skipped 1"
+    assert "campaign 'jeju' is not in wellness.campaigns (busan, seoul): 1 caller(s) skipped: " \
+           "+821*****4444" in err
+    callers.write_text("phone,birth_date\n010-1234-5678,1941-03-15\n", encoding="utf-8")
+    assert main(["--config", str(config), "callers", "import", str(callers)]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config), "wellness", "import", "--from-registry"]) == 1
+    out, err = capsys.readouterr()
+    assert out.strip() == "imported 0 from the registry, skipped 1"   # jeju's caller is still there
+    assert people_in(config) == []
+
+
+@pytest.mark.parametrize("args", [[], ["people.csv", "--from-registry"],
+                                  ["--from-registry", "--campaign", "seoul"]])
+def test_a_file_or_the_registry_exactly_one(config: Path, capsys, args: list[str]) -> None:
+    assert main(["--config", str(config), "wellness", "import", *args]) == 2
+    assert "wellness import: " in capsys.readouterr().err
+
+
+def test_from_the_registry_with_an_http_registry_reads_the_store_and_says_so(
+        config: Path, tmp_path: Path, capsys) -> None:
+    config.write_text(config.read_text(encoding="utf-8")
+                      + "callers: {registry: {url: 'https://crm.example/callers/{number}'}}\n",
+                      encoding="utf-8")
+    callers = csv_file(tmp_path, "phone,birth_date,wellness\n010-1234-5678,1941-03-15,seoul\n",
+                       "callers.csv")
+    assert main(["--config", str(config), "callers", "import", str(callers)]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config), "wellness", "import", "--from-registry"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "imported 1 from the registry, skipped 0"
+    assert "callers.registry is a system asked number by number and cannot be listed" in err
