@@ -312,6 +312,7 @@ class WellnessDesk:
         now_paused = plan.surge_paused(surge, wait, was)
         if now_paused != was:
             self.paused[campaign.name] = now_paused
+            self._next_look.pop(campaign.name, None)   # resumed: look at once
             kind = "wellness.paused" if now_paused else "wellness.resumed"
             shown = "unbounded (nobody can serve)" if wait == float("inf") else f"{wait or 0:.0f} s"
             detail = (f"campaign {campaign.name}: {surge.queue} estimated wait {shown} "

@@ -64,6 +64,7 @@ def add_people(engine: Engine, *numbers: str, language: str = "ko") -> None:
         f"{n},seniors,Kim {i},{language},A-{i}\n" for i, n in enumerate(numbers, 1)), encoding="utf-8")
     out = cli(engine, "wellness", "import", str(path))
     assert f"imported {len(numbers)}, rejected 0" in out.stdout, out.stdout
+    cli(engine, "wellness", "run-now")                    # else seen within a minute
 
 
 def status(engine: Engine) -> dict:

@@ -302,9 +302,10 @@ async def test_an_inbound_surge_pauses_the_campaign_and_its_end_resumes_it(flows
     wait.value, wait.waiting = None, 3               # callers wait and nobody can serve them
     await w.poll(seoul(2026, 12, 1, 10, 7))
     assert w.rung(WELL) == 0
+    await w.people(TALK)                             # imported while paused
     wait.value, wait.waiting = None, 0               # nobody waiting
-    await w.poll(seoul(2026, 12, 1, 10, 10))
-    assert w.rung(WELL) == 1 and not w.desk.paused["seniors"]
+    await w.poll(seoul(2026, 12, 1, 10, 7, 30))      # resumed: looked at at once
+    assert w.rung(WELL) == 1 and w.rung(TALK) == 1 and not w.desk.paused["seniors"]
     kinds = [(k, d) for k, _, d in w.events if k != "wellness.attempt"]
     assert kinds[0][0] == "wellness.paused" and "estimated wait 200 s" in kinds[0][1]
     assert kinds[1][0] == "wellness.resumed"
