@@ -303,13 +303,16 @@ class Store(Protocol):
         ...
 
     async def claim_wellness_attempt(self, number: str, owner: str, now: dt.datetime,
-                                     lease: float) -> WellnessClaim | None:
+                                     lease: float, *, cap: int | None = None) -> WellnessClaim | None:
         """Start an attempt on ``number``, claimed by ``owner`` until ``now + lease`` seconds.
 
         Atomic: a number has at most one unfinished attempt, so engines claiming at once never
         ring one person twice.  When the number's unfinished attempt is a lapsed claim (its
         engine died) ``owner`` takes it over: the same attempt (``taken_over``), not a second
-        one.  None when another claim still holds, or the person is unknown or opted out."""
+        one.  None when another claim still holds, or the person is unknown or opted out.
+        ``cap``: also None while ``cap`` claims of the person's campaign hold at ``now`` (the
+        campaign's ``max_concurrent``, held across engines: claims are counted and made one
+        at a time)."""
         ...
 
     async def renew_wellness_claim(self, attempt_id: int, owner: str, until: dt.datetime) -> bool:

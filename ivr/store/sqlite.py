@@ -787,12 +787,15 @@ class SqliteStore:
         return changed == 1
 
     async def claim_wellness_attempt(self, number: str, owner: str, now: dt.datetime,
-                                     lease: float) -> WellnessClaim | None:
+                                     lease: float, *, cap: int | None = None) -> WellnessClaim | None:
         at = _ts(now)
         until = _ts(now + dt.timedelta(seconds=lease))
+        if cap is None:
+            sql, params = statements.CLAIM_WELLNESS_ATTEMPT, (at, owner, until, number, 0)
+        else:
+            sql, params = statements.CLAIM_WELLNESS_ATTEMPT_CAPPED, (at, owner, until, number, 0, at, cap)
         rows = await self._run("cannot claim a wellness attempt", self._write_returning,
-                               statements.CLAIM_WELLNESS_ATTEMPT, (at, owner, until, number, 0),
-                               timeout=self.timeouts.operation)
+                               sql, params, timeout=self.timeouts.operation)
         return _claim_from_row(rows[0], at) if rows else None
 
     def _write_returning(self, sql: str, params: tuple[Any, ...]) -> list[Any]:

@@ -40,7 +40,8 @@ __all__ = [
     "check_batch",
     "WELLNESS_PERSON_COLUMNS", "PUT_WELLNESS_PERSON", "GET_WELLNESS_PERSON",
     "SET_WELLNESS_OPT_OUT", "list_wellness_people", "WELLNESS_CLAIM_COLUMNS",
-    "CLAIM_WELLNESS_ATTEMPT", "RENEW_WELLNESS_CLAIM", "TAKE_OVER_WELLNESS_CLAIM", "FINISH_WELLNESS_ATTEMPT",
+    "CLAIM_WELLNESS_ATTEMPT", "CLAIM_WELLNESS_ATTEMPT_CAPPED", "RENEW_WELLNESS_CLAIM",
+    "TAKE_OVER_WELLNESS_CLAIM", "FINISH_WELLNESS_ATTEMPT",
     "UNFINISHED_WELLNESS_ATTEMPTS", "WELLNESS_IN_PROGRESS", "WELLNESS_ATTEMPT_COLUMNS",
     "wellness_attempts", "WELLNESS_VISIT_COLUMNS", "OPEN_WELLNESS_VISIT",
     "GET_OPEN_WELLNESS_VISIT", "GET_WELLNESS_VISIT", "WELLNESS_VISIT_DONE",
@@ -293,6 +294,15 @@ CLAIM_WELLNESS_ATTEMPT = (
     "claimed_by = excluded.claimed_by, claim_until = excluded.claim_until "
     "WHERE wellness_attempts.claim_until < excluded.claimed_at "
     f"RETURNING {_CLAIM_LIST}")
+# The same, only while fewer than a cap of the person's campaign's claims hold (the
+# concurrency cap across engines; the caller serialises claims: SQLite's write lock, an
+# advisory lock on PostgreSQL).  Parameters: now, owner, claim_until, number, False, now, cap.
+CLAIM_WELLNESS_ATTEMPT_CAPPED = CLAIM_WELLNESS_ATTEMPT.replace(
+    "WHERE number = ? AND opt_out = ? ",
+    "WHERE number = ? AND opt_out = ? AND (SELECT count(*) FROM wellness_attempts held "
+    "WHERE held.campaign = wellness_people.campaign AND held.result IS NULL "
+    "AND held.claim_until >= ?) < ? ", 1)
+assert CLAIM_WELLNESS_ATTEMPT_CAPPED != CLAIM_WELLNESS_ATTEMPT
 # Parameters: claim_until, id, owner.
 RENEW_WELLNESS_CLAIM = ("UPDATE wellness_attempts SET claim_until = ? "
                         "WHERE id = ? AND claimed_by = ? AND result IS NULL")

@@ -362,12 +362,17 @@ class MemoryStore:
         return True
 
     async def claim_wellness_attempt(self, number: str, owner: str, now: dt.datetime,
-                                     lease: float) -> WellnessClaim | None:
+                                     lease: float, *, cap: int | None = None) -> WellnessClaim | None:
         await self._enter("claim_wellness_attempt")
         person = self.wellness_people.get(number)
         if person is None or person.opt_out:
             return None
         now = _utc(now)
+        if cap is not None and sum(
+                1 for c in self.wellness_claims.values()
+                if c.campaign == person.campaign and c.id not in self.wellness_done
+                and c.claim_until is not None and c.claim_until >= now) >= cap:
+            return None
         until = now + dt.timedelta(seconds=lease)
         for c in self.wellness_claims.values():
             if c.number == number and c.id not in self.wellness_done:

@@ -356,7 +356,8 @@ class WellnessDesk:
             self._next_look[campaign.name] = idle if wake is None else min(wake, idle)
         for person in (forced + chosen)[:room]:
             claim = await self.store.claim_wellness_attempt(person.number, self.owner, now,
-                                                            self.config.lease)
+                                                            self.config.lease,
+                                                            cap=campaign.max_concurrent)
             if claim is None:
                 continue                       # another engine rings them now
             if claim.taken_over:

@@ -102,7 +102,8 @@ class Wait:
 
 
 class World:
-    def __init__(self, flowset, *, phones=None, store=None, owner="engine-a", watch=None, **changes):
+    def __init__(self, flowset, *, phones=None, store=None, owner="engine-a", watch=None,
+                 ring_timeout=0.1, **changes):
         self.now = seoul(2026, 12, 1, 9, 0)          # a Tuesday
         self.store = store or MemoryStore()
         self.phones = phones if phones is not None else {
@@ -114,7 +115,7 @@ class World:
         self.flows.store = self.store
         self.events: list[tuple[str, str | None, str]] = []
         self.campaign = campaign(**changes)
-        config = types.SimpleNamespace(campaigns=(self.campaign,), ring_timeout=0.1, poll=0.05,
+        config = types.SimpleNamespace(campaigns=(self.campaign,), ring_timeout=ring_timeout, poll=0.05,
                                        lease=60.0, history_days=90)
         self.desk = WellnessDesk(config, self.store, self.switch, self.flows,
                                  endpoint="PJSIP/{digits}", owner=owner, surge=watch,
@@ -268,10 +269,10 @@ async def shared_store(shared_backend):
 async def test_the_concurrency_cap_holds_across_two_engines_and_nobody_is_rung_twice(
         flowset, shared_store) -> None:
     numbers = [f"+8210222200{i:02d}" for i in range(7)]
-    phones = {endpoint(n): Phone(keys="1", answer_after=0.15) for n in numbers}
+    phones = {endpoint(n): Phone(keys="1", answer_after=0.3) for n in numbers}
     store = shared_store
-    a = World(flowset, phones=phones, store=store, owner="engine-a", max_concurrent=3)
-    b = World(flowset, phones=phones, store=store, owner="engine-b", max_concurrent=3)
+    a = World(flowset, phones=phones, store=store, owner="engine-a", max_concurrent=3, ring_timeout=2)
+    b = World(flowset, phones=phones, store=store, owner="engine-b", max_concurrent=3, ring_timeout=2)
     b.switch = a.switch
     b.desk.switch = a.switch
     await a.people(*numbers)
@@ -287,7 +288,8 @@ async def test_the_concurrency_cap_holds_across_two_engines_and_nobody_is_rung_t
             break
     assert peak == 3
     assert sorted(p.rang for p in phones.values()) == [1] * 7
-    assert len(await store.wellness_attempts(seoul(2000, 1, 1))) == 7
+    attempts = await store.wellness_attempts(seoul(2000, 1, 1))
+    assert len(attempts) == 7 and {a.result for a in attempts} == {R.WELL}
 
 
 async def test_an_inbound_surge_pauses_the_campaign_and_its_end_resumes_it(flowset) -> None:
@@ -411,3 +413,4 @@ async def test_between_looks_the_people_are_not_read_again_until_someone_can_be_
     assert len(reads) == looks + 2
     await w.poll(seoul(2026, 12, 1, 10, 30))
     assert w.rung(DEAF) == 2 and w.rung(WELL) == 1
+

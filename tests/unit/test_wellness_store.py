@@ -336,3 +336,20 @@ async def test_the_engines_own_wellness_calls_do_not_count_as_calls_from_the_per
     for record in (ours, theirs):
         await store.record_call(record)
     assert await store.count_calls_since(KIM, NOW - dt.timedelta(days=1)) == 1
+
+
+async def test_a_capped_claim_holds_the_campaigns_cap_across_engines_claiming_at_once(store: Store) -> None:
+    numbers = [f"+8210333300{i:02d}" for i in range(6)]
+    await store.put_wellness_people([person(n) for n in numbers] + [person(PARK, campaign="busan")])
+    got = await asyncio.gather(*(store.claim_wellness_attempt(n, f"engine-{i % 2}", NOW, 60, cap=2)
+                                 for i, n in enumerate(numbers)))
+    assert sum(c is not None for c in got) == 2
+    assert await store.claim_wellness_attempt(PARK, "engine-0", NOW, 60, cap=2) is not None  # its own
+    held = next(c for c in got if c is not None)
+    assert await store.finish_wellness_attempt(held.id, held.claimed_by, result=AttemptResult.WELL, at=NOW)
+    free = [n for n, c in zip(numbers, got, strict=True) if c is None]
+    assert await store.claim_wellness_attempt(free[0], "engine-0", NOW, 60, cap=2) is not None
+    assert await store.claim_wellness_attempt(free[1], "engine-0", NOW, 60, cap=2) is None
+    # Lapsed claims hold no line.
+    later = NOW + dt.timedelta(seconds=61)
+    assert await store.claim_wellness_attempt(free[1], "engine-0", later, 60, cap=2) is not None
