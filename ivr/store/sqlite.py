@@ -790,6 +790,7 @@ class SqliteStore:
                                      lease: float, *, cap: int | None = None) -> WellnessClaim | None:
         at = _ts(now)
         until = _ts(now + dt.timedelta(seconds=lease))
+        params: tuple[Any, ...]
         if cap is None:
             sql, params = statements.CLAIM_WELLNESS_ATTEMPT, (at, owner, until, number, 0)
         else:
