@@ -137,6 +137,9 @@ class WellnessDesk:
         # look started everyone due and saw when the next one is); new people imported
         # meanwhile are seen at the latest ``IDLE_LOOK`` seconds later.
         self._next_look: dict[str, dt.datetime] = {}
+        # Results the store refused (it was away), written again at every poll until it takes
+        # them: attempt id → (claim, verdict, campaign, call id).
+        self._unwritten: dict[int, tuple[WellnessClaim, Verdict, Campaign | None, str | None]] = {}
         self._loop_tasks = TaskSet("wellness.poll")
         self._calls = TaskSet("wellness.calls")
 
@@ -259,6 +262,8 @@ class WellnessDesk:
     async def poll(self) -> None:
         now = self.wall()
         self.last_poll = now
+        for claim, verdict, campaign, call_id in list(self._unwritten.values()):
+            await self._finish(claim, verdict, campaign, call_id=call_id, again=True)
         if self._recovered:
             await self._recover_lapsed(now)
         in_progress = await self.store.wellness_in_progress(now)
@@ -273,8 +278,8 @@ class WellnessDesk:
 
     async def _recover_lapsed(self, now: dt.datetime) -> None:
         for claim in await self.store.unfinished_wellness_attempts():
-            if (claim.id in self.ringing or claim.id in self._adopting or claim.claim_until is None
-                    or claim.claim_until >= now):
+            if (claim.id in self.ringing or claim.id in self._adopting or claim.id in self._unwritten
+                    or claim.claim_until is None or claim.claim_until >= now):
                 continue
             taken = await self.store.claim_wellness_attempt(claim.number, self.owner, now,
                                                             self.config.lease)
@@ -457,20 +462,27 @@ class WellnessDesk:
                 log.warning("wellness.renew_failed", attempt=held.claim.id, error=str(exc))
 
     async def _finish(self, claim: WellnessClaim, verdict: Verdict, campaign: Campaign | None, *,
-                      call_id: str | None = None) -> None:
-        """Note the attempt's result (the store, the event log, the log), then the person's visit."""
+                      call_id: str | None = None, again: bool = False) -> None:
+        """Note the attempt's result (the store, the event log, the log), then the person's
+        visit.  A result the store refuses is kept and written again at every poll."""
         self._next_look.pop(claim.campaign, None)     # their next try counts from now
-        log.info("wellness.attempt", attempt=claim.id, campaign=claim.campaign,
-                 number=mask_number(claim.number), result=str(verdict.result), detail=verdict.detail)
-        self._note("wellness.attempt", call_id,
-                   f"campaign {claim.campaign}; attempt {claim.id}; {verdict.result}: {verdict.detail}")
+        if not again:
+            log.info("wellness.attempt", attempt=claim.id, campaign=claim.campaign,
+                     number=mask_number(claim.number), result=str(verdict.result), detail=verdict.detail)
+            self._note("wellness.attempt", call_id,
+                       f"campaign {claim.campaign}; attempt {claim.id}; {verdict.result}: {verdict.detail}")
         try:
             done = await self.store.finish_wellness_attempt(claim.id, self.owner, result=verdict.result,
                                                             at=claim.claimed_at, detail=verdict.detail)
         except IvrError as exc:
-            log.error("wellness.not_recorded", attempt=claim.id, result=str(verdict.result),
-                      error=str(exc), effect="the attempt is finished again once its claim lapses")
+            if not again:
+                log.error("wellness.not_recorded", attempt=claim.id, result=str(verdict.result),
+                          error=str(exc), effect="written again at every poll until the store takes it")
+            self._unwritten[claim.id] = (claim, verdict, campaign, call_id)
             return
+        self._unwritten.pop(claim.id, None)
+        if again:
+            log.info("wellness.recorded_late", attempt=claim.id, result=str(verdict.result))
         if not done:
             log.warning("wellness.not_ours", attempt=claim.id, result=str(verdict.result))
             return

@@ -414,3 +414,25 @@ async def test_between_looks_the_people_are_not_read_again_until_someone_can_be_
     await w.poll(seoul(2026, 12, 1, 10, 30))
     assert w.rung(DEAF) == 2 and w.rung(WELL) == 1
 
+
+
+async def test_with_the_database_away_nothing_starts_and_a_refused_result_is_written_later(flowset) -> None:
+    from ivr.errors import StoreError
+
+    w = World(flowset)
+    await w.people(WELL, DEAF)
+    w.store.fail["wellness_in_progress"] = StoreError("database away")
+    with pytest.raises(StoreError):
+        await w.poll(seoul(2026, 12, 1, 10, 0))
+    assert w.rung(WELL) == w.rung(DEAF) == 0                  # no new attempt starts
+    del w.store.fail["wellness_in_progress"]
+    w.store.fail["finish_wellness_attempt"] = StoreError("database away")
+    await w.poll(seoul(2026, 12, 1, 10, 1))          # both called; their results refused
+    assert (w.rung(WELL), w.rung(DEAF)) == (1, 1)
+    assert await w.store.wellness_attempts(seoul(2000, 1, 1)) == []
+    del w.store.fail["finish_wellness_attempt"]
+    await w.poll(seoul(2026, 12, 1, 10, 5))          # back: the kept results are written
+    results = {a.number: a.result for a in await w.store.wellness_attempts(seoul(2000, 1, 1))}
+    assert results == {WELL: R.WELL, DEAF: R.NO_ANSWER}
+    assert (w.rung(WELL), w.rung(DEAF)) == (1, 1)                  # nobody dialled again
+    assert [e[0] for e in w.events].count("wellness.attempt") == 2  # each noted once
