@@ -600,18 +600,24 @@ def cmd_users(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_agents(args: argparse.Namespace) -> int:
-    """Agents of the running engine, through its admin API (v1, every page)."""
+def _admin_api(args: argparse.Namespace) -> _AdminApi:
+    """The running engine's admin API named by the config; a config that cannot be read or has
+    no admin token ends the command (exit 2, said on stderr)."""
     try:
         config = _config(args)
     except ConfigError as exc:
         print(f"ivr: {exc}", file=sys.stderr)
-        return 2
+        raise _Exit(2) from exc
     if not config.admin.token:
         print("ivr: the admin API needs a token: set admin.token_file in the config or IVR_ADMIN_TOKEN",
               file=sys.stderr)
-        return 2
-    api = _AdminApi(config)
+        raise _Exit(2)
+    return _AdminApi(config)
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    """Agents of the running engine, through its admin API (v1, every page)."""
+    api = _admin_api(args)
     action = args.agents_command
     data: Any
     try:
@@ -1091,18 +1097,10 @@ def cmd_wellness_status(args: argparse.Namespace) -> int:
 
 def cmd_wellness_run_now(args: argparse.Namespace) -> int:
     """Ask the running engine to look at the campaigns at once, or to ring one person now."""
-    try:
-        config = _config(args)
-    except ConfigError as exc:
-        print(f"ivr: {exc}", file=sys.stderr)
-        return 2
-    if not config.admin.token:
-        print("ivr: no admin token in the config (admin.token_file or IVR_ADMIN_TOKEN): "
-              "run-now asks the running engine", file=sys.stderr)
-        return 2
+    api = _admin_api(args)
     body = {} if args.number is None else {"number": args.number}
     try:
-        answer = _AdminApi(config).request("POST", "/wellness/run-now", body)
+        answer = api.request("POST", "/wellness/run-now", body)
     except _ApiDown as exc:
         print(f"ivr: {exc}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ Calls are read back with `ivr calls list --json`, as an operator would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -224,6 +225,17 @@ async def until(predicate: Callable[[], T], timeout: float, what: str, interval:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+@contextlib.contextmanager
+def running_engine(sandbox, workdir: Path, extra_config: str = "") -> Iterator[Engine]:
+    """An engine started on ``workdir`` with ``extra_config``, stopped at the end."""
+    eng = Engine(workdir, sandbox, extra_config=extra_config)
+    eng.start()
+    try:
+        yield eng
+    finally:
+        eng.stop()
 
 
 def callbacks_config(owner: str, customer_port: int = 5090) -> str:

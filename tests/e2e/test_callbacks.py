@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from engine import Engine, callbacks_config
+from engine import Engine, callbacks_config, running_engine
 from ivr.sipp import AgentPhone, place_call
 
 pytestmark = pytest.mark.e2e
@@ -58,10 +58,8 @@ async def book_callback(engine: Engine, caller: str) -> dict:
 
 @pytest.fixture
 def engine(sandbox, tmp_path):
-    eng = Engine(tmp_path, sandbox, extra_config=CONFIG)
-    eng.start()
-    yield eng
-    eng.stop()
+    with running_engine(sandbox, tmp_path, CONFIG) as eng:
+        yield eng
 
 
 async def test_a_booked_callback_is_dialled_when_the_agent_is_free_and_the_customer_presses_1(engine):

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engine import Engine, until
+from engine import Engine, running_engine, until
 from ivr.sipp import AgentPhone, place_call
 from ivr.store import open_store
 from ivr.wellness.model import AttemptResult, Person
@@ -78,10 +78,8 @@ def visits(engine: Engine) -> list[dict]:
 
 @pytest.fixture
 def engine(sandbox, tmp_path):
-    eng = Engine(tmp_path, sandbox, extra_config=CONFIG)
-    eng.start()
-    yield eng
-    eng.stop()
+    with running_engine(sandbox, tmp_path, CONFIG) as eng:
+        yield eng
 
 
 async def test_a_person_who_presses_1_is_recorded_well(engine):
