@@ -42,6 +42,15 @@ Spawn = Callable[[Coroutine[Any, Any, Any]], Any]
 
 SOUNDS_FOLDER = "ivr"           # under Asterisk's sounds folder: <folder>/<language>/<id>.wav
 
+# What one channel's keys may cost.  A person keys at most about 10 a second (a DTMF tone and
+# its gap last 80 ms or more); a broken or hostile device can send thousands.  Keys beyond the
+# rate (a bucket of KEY_BURST refilled at KEY_RATE a second) are dropped, and so are keys that
+# would make more than MAX_BUFFERED_KEYS wait unread, so that one device cannot lag the loop
+# until callers are turned away.  Each second with drops is logged once (``call.keys_dropped``).
+KEY_RATE = 15.0
+KEY_BURST = 30.0
+MAX_BUFFERED_KEYS = 64
+
 
 def media_uri(prompt: Prompt) -> str:
     """The Asterisk media URI of a prompt: ``sound:ivr/ko/welcome``."""
@@ -81,6 +90,10 @@ class AriCall:
         self._generation = generation
         self._state: str = channel.get("state", "")
         self._digits: deque[str] = deque()
+        self._key_tokens = KEY_BURST
+        self._key_time: float | None = None
+        self.keys_dropped = 0                     # keys dropped by the bound above, so far
+        self._drops_logged_at: float | None = None
         self._digit_waiter: asyncio.Future[str] | None = None
         self._playbacks: dict[str, _Playback] = {}
         self._gone_reason: str | None = None
@@ -162,6 +175,14 @@ class AriCall:
     def _on_key(self, digit: str) -> None:
         if not digit or self.hung_up:
             return
+        now = asyncio.get_running_loop().time()
+        if self._key_time is not None:
+            self._key_tokens = min(KEY_BURST, self._key_tokens + (now - self._key_time) * KEY_RATE)
+        self._key_time = now
+        if self._key_tokens < 1 or len(self._digits) >= MAX_BUFFERED_KEYS:
+            self._drop_key(now)
+            return
+        self._key_tokens -= 1
         self._digits.append(digit)
         waiter = self._digit_waiter
         if waiter is not None and not waiter.done():
@@ -169,6 +190,14 @@ class AriCall:
         for playback in self._playbacks.values():
             if playback.barge_in and not playback.waiter.done():
                 playback.waiter.set_result(_KEY)
+
+    def _drop_key(self, now: float) -> None:
+        self.keys_dropped += 1
+        if self._drops_logged_at is None or now - self._drops_logged_at >= 1.0:
+            self._drops_logged_at = now
+            log.warning("call.keys_dropped", channel=self._id, dropped=self.keys_dropped,
+                        why=f"more than {KEY_RATE:g} keys a second (burst {KEY_BURST:g}) or "
+                            f"{MAX_BUFFERED_KEYS} unread")
 
     def _finish_playback(self, playback_id: str, state: str) -> None:
         playback = self._playbacks.get(playback_id)

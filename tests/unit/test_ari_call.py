@@ -341,3 +341,35 @@ async def test_a_prompt_cancelled_while_its_request_is_in_flight_is_stopped_once
         stop = await h.request(lambda r: r.method == "DELETE" and r.path.startswith("/playbacks"),
                                timeout=2)
         assert h.fake.playbacks.get(stop.path.rsplit("/", 1)[1]) is None     # it no longer plays
+
+
+async def test_a_flood_of_keys_on_one_channel_is_bounded_and_said_once_a_second():
+    """A broken or hostile device sends 10,000 keys: the call keeps what a person could press
+    (a burst, then the rate), the rest is dropped and logged once a second, and a call beside it
+    is served meanwhile."""
+    from ivr.ari.call import KEY_BURST, MAX_BUFFERED_KEYS
+
+    async def flow(call, args):
+        if args == ["flood"]:
+            await call.wait_hangup()
+            return len(call._digits), call.keys_dropped
+        got = await call.gather(max_digits=3, first_timeout=2, inter_timeout=1)
+        return got.digits
+
+    with capture_logs() as logs:
+        async with harness(flow) as h:
+            flood_id = await h.fake.start_call(args=["flood"])
+            flooded = await h.started.get()
+            await h.fake.press(flood_id, "1234567890#*" * 834)          # 10,008 keys at once
+            quiet_id = await h.fake.start_call(caller="01099998888")
+            quiet = await h.started.get()
+            await h.fake.press(quiet_id, "123")
+            assert await outcome(quiet, timeout=2.0) == "123"             # served beside it
+            await h.fake.flush()
+            await asyncio.sleep(0.05)
+            await h.fake.caller_hangs_up(flood_id)
+            kept, dropped = await outcome(flooded, timeout=2.0)
+    assert kept <= min(MAX_BUFFERED_KEYS, KEY_BURST + 2)
+    assert kept + dropped == 10_008
+    warned = [e for e in logs if e["event"] == "call.keys_dropped"]
+    assert 1 <= len(warned) <= 2 and warned[0]["channel"] == flood_id
