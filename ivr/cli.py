@@ -1108,8 +1108,8 @@ def cmd_wellness_run_now(args: argparse.Namespace) -> int:
         print(f"ivr: {exc}", file=sys.stderr)
         return 1
     if answer.get("number"):
-        print(f"the engine rings {answer['number']} now if the window is open, they were not "
-              "reached today and have tries left ('ivr wellness status' shows it)")
+        print(f"the engine rings {answer['number']} now if the window is open, a line is free, "
+              "they were not reached today and have tries left ('ivr wellness status' shows it)")
     else:
         print("the engine looks at the wellness campaigns now")
     return 0

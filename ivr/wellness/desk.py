@@ -61,6 +61,7 @@ __all__ = ["CHANNEL_PREFIX", "Outbound", "WellnessDesk", "attempt_of"]
 CHANNEL_PREFIX = "ivr-dial-wellness-"     # + the attempt's id: its call, found again after a restart
 VISIT_PASS = 300.0                        # seconds between two visit passes over everyone
 IDLE_LOOK = 60.0                          # seconds at most between two looks when nobody is due
+FORCE_KEPT = 600.0                        # seconds an operator's "ring now" waits for a line
 PEOPLE_PAGE = 1000
 
 
@@ -132,7 +133,9 @@ class WellnessDesk:
         self._ready = asyncio.Event()
         self._recovered = False
         self._last_visit_pass = -VISIT_PASS
-        self._forced: set[str] = set()                # numbers an operator asked to ring now
+        # Numbers an operator asked to ring now, and when: kept until a line takes them, the
+        # rules refuse them, or FORCE_KEPT seconds have passed.
+        self._forced: dict[str, dt.datetime] = {}
         # campaign → the wall-clock time before which nobody of it can become due (the last
         # look started everyone due and saw when the next one is); new people imported
         # meanwhile are seen at the latest ``IDLE_LOOK`` seconds later.
@@ -165,7 +168,7 @@ class WellnessDesk:
         """Look at the campaigns at once; with ``number``, ring that person now if the window
         is open and they are not reached today and have tries left (the retry delay waived)."""
         if number is not None:
-            self._forced.add(number)
+            self._forced[number] = self.wall()
         self._next_look.clear()
         self._wake.set()
 
@@ -262,6 +265,9 @@ class WellnessDesk:
     async def poll(self) -> None:
         now = self.wall()
         self.last_poll = now
+        for number, asked in list(self._forced.items()):
+            if (now - asked).total_seconds() > FORCE_KEPT:
+                del self._forced[number]
         for claim, verdict, campaign, call_id in list(self._unwritten.values()):
             await self._finish(claim, verdict, campaign, call_id=call_id, again=True)
         if self._recovered:
@@ -274,7 +280,6 @@ class WellnessDesk:
             self._last_visit_pass = time.monotonic()
             self.visits_open = len(await self.store.list_wellness_visits(open_only=True,
                                                                           limit=1_000_000))
-        self._forced.clear()
 
     async def _recover_lapsed(self, now: dt.datetime) -> None:
         for claim in await self.store.unfinished_wellness_attempts():
@@ -351,8 +356,13 @@ class WellnessDesk:
         candidates = [plan.Candidate(p, tuple(attempts.get(p.number, ())))
                       for p in people if p.number not in busy]
         chosen = plan.pick(campaign, candidates, now, in_progress=in_progress, paused=paused)
-        forced = [c.person for c in candidates if c.person.number in self._forced
-                  and c.person not in chosen and self._may_force(campaign, c, now)]
+        forced = []
+        for c in candidates:
+            if c.person.number in self._forced:
+                if self._may_force(campaign, c, now) and c.person not in chosen:
+                    forced.append(c.person)        # kept until a line takes them
+                else:
+                    self._forced.pop(c.person.number, None)  # chosen anyway, or not allowed
         room = plan.free_lines(campaign, in_progress)
         self._next_look.pop(campaign.name, None)
         if len(chosen) < room:                 # everyone due is rung now: rest until the next is
@@ -365,6 +375,7 @@ class WellnessDesk:
                                                             cap=campaign.max_concurrent)
             if claim is None:
                 continue                       # another engine rings them now
+            self._forced.pop(person.number, None)
             if claim.taken_over:
                 await self._settle_gone(claim)  # a dead engine's attempt: finished, not dialled
                 continue

@@ -322,7 +322,26 @@ async def test_run_now_rings_a_person_at_once_inside_the_window_only(flowset) ->
     assert w.rung(DEAF) == 2
     w.desk.run_now(DEAF)
     await w.poll(seoul(2026, 12, 1, 18, 0))          # the window is closed
-    assert w.rung(DEAF) == 2
+    assert w.rung(DEAF) == 2 and not w.desk._forced   # … and the wish is dropped
+
+
+async def test_run_now_waits_for_a_free_line_and_then_goes_first(flowset) -> None:
+    phones = {endpoint(WELL): Phone(keys="1", answer_after=0.3), endpoint(DEAF): Phone(answers=False),
+              endpoint(TALK): Phone(keys="1")}
+    w = World(flowset, phones=phones, max_concurrent=1, ring_timeout=1)
+    await w.people(WELL, DEAF, TALK)
+    w.now = seoul(2026, 12, 1, 10, 0)
+    await w.desk.poll()                              # by number: WELL first
+    (first,) = [r.person.number for r in w.desk.ringing.values()]
+    assert first == WELL
+    w.desk.run_now(DEAF)
+    await w.desk.poll()                              # no line free: DEAF waits, wish kept
+    assert w.rung(DEAF) == 0 and DEAF in w.desk._forced
+    async with asyncio.timeout(5):
+        while w.desk.ringing:
+            await asyncio.sleep(0.01)
+    await w.poll(seoul(2026, 12, 1, 10, 1))          # the line is free: DEAF before TALK
+    assert (w.rung(DEAF), w.rung(TALK)) == (1, 0)
 
 
 async def test_a_stopped_engines_attempts_are_finished_never_dialled_again(flowset) -> None:
