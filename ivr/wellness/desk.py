@@ -228,9 +228,6 @@ class WellnessDesk:
         if attempt_id is None or attempt_id in self.ringing or attempt_id in self._adopting:
             await _hang_up(call)
             return
-        if attempt_id in self._adopting:
-            await _hang_up(call)
-            return
         self._adopting.add(attempt_id)
         try:
             now = self.wall()
@@ -430,7 +427,9 @@ class WellnessDesk:
                 await self._finish(claim, dial_result(exc), campaign)
                 return
             except CallError as exc:
-                await self._finish(claim, Verdict(AttemptResult.FAILED, f"could not be placed: {exc}"),
+                # The error's text names the endpoint, which holds the number: not kept.
+                await self._finish(claim, Verdict(AttemptResult.FAILED,
+                                                  f"could not be placed ({type(exc).__name__})"),
                                    campaign)
                 return
             await self._converse(held, call, started=started)
