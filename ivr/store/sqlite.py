@@ -844,10 +844,14 @@ class SqliteStore:
             return []
         sql = statements.wellness_attempts(number=number is not None, campaign=campaign is not None)
         params = (_ts(since), *(v for v in (number, campaign) if v is not None), limit)
-        rows = await self._run("cannot read wellness attempts", self._fetchall, sql, params,
+        def read(sql: str, params: tuple[Any, ...]) -> list[Attempt]:
+            # Built in the store's thread: a campaign's history is 100,000s of rows, and
+            # making them on the event loop would stall the calls.
+            return [Attempt(number=n, campaign=c, at=_fromiso(at), result=AttemptResult(result),
+                            detail=detail) for n, c, at, result, detail in self._fetchall(sql, params)]
+
+        return await self._run("cannot read wellness attempts", read, sql, params,
                                timeout=self.timeouts.bulk)
-        return [Attempt(number=n, campaign=c, at=_fromiso(at), result=AttemptResult(result),
-                        detail=detail) for n, c, at, result, detail in rows]
 
     async def open_wellness_visit(self, visit: Visit) -> Visit:
         row = await self._run("cannot put a person on the visit list", self._open_visit, visit,

@@ -61,6 +61,7 @@ __all__ = ["CHANNEL_PREFIX", "Outbound", "WellnessDesk", "attempt_of"]
 CHANNEL_PREFIX = "ivr-dial-wellness-"     # + the attempt's id: its call, found again after a restart
 VISIT_PASS = 300.0                        # seconds between two visit passes over everyone
 IDLE_LOOK = 60.0                          # seconds at most between two looks when nobody is due
+PLAN_SLICE = 200                          # people judged between two returns to the loop
 FORCE_KEPT = 600.0                        # seconds an operator's "ring now" waits for a line
 PEOPLE_PAGE = 1000
 
@@ -140,6 +141,9 @@ class WellnessDesk:
         # look started everyone due and saw when the next one is); new people imported
         # meanwhile are seen at the latest ``IDLE_LOOK`` seconds later.
         self._next_look: dict[str, dt.datetime] = {}
+        # campaign → (when, the people due then, in order) when the lines were full: the next
+        # free line takes the next of them, until a full look (at least every IDLE_LOOK).
+        self._due: dict[str, tuple[dt.datetime, list[Person]]] = {}
         # Results the store refused (it was away), written again at every poll until it takes
         # them: attempt id → (claim, verdict, campaign, call id).
         self._unwritten: dict[int, tuple[WellnessClaim, Verdict, Campaign | None, str | None]] = {}
@@ -170,6 +174,7 @@ class WellnessDesk:
         if number is not None:
             self._forced[number] = self.wall()
         self._next_look.clear()
+        self._due.clear()
         self._wake.set()
 
     async def _loop(self) -> None:
@@ -340,11 +345,34 @@ class WellnessDesk:
             return
         if not self._flow_ok(campaign):
             return
+        queued = self._due.get(campaign.name)
+        if (not visit_pass and not self._forced and queued is not None and queued[1]
+                and (now - queued[0]).total_seconds() < IDLE_LOOK):
+            # Lines were full at the last look: the next of its due list, without reading
+            # everyone again (the claim still checks the person in the store).
+            busy = {r.person.number for r in self.ringing.values()}
+            room = plan.free_lines(campaign, in_progress)
+            line = queued[1]
+            while room > 0 and line:
+                person = line.pop(0)
+                if person.number in busy:
+                    continue
+                # Still due?  (Another engine may have reached them since the look.)
+                tried = await self.store.wellness_attempts(now - dt.timedelta(days=2), number=person.number)
+                if not plan.is_due(campaign, person, tried, now):
+                    continue
+                if await self._claim_and_ring(person, campaign, now):
+                    room -= 1
+            return
+        self._due.pop(campaign.name, None)
         people = await self._people(campaign.name)
         since = now - dt.timedelta(days=self.config.history_days)
         attempts: dict[str, list[Attempt]] = {}
-        for a in await self.store.wellness_attempts(since, campaign=campaign.name, limit=10_000_000):
-            attempts.setdefault(a.number, []).append(a)
+        read = await self.store.wellness_attempts(since, campaign=campaign.name, limit=10_000_000)
+        for i in range(0, len(read), PLAN_SLICE * 20):
+            for a in read[i:i + PLAN_SLICE * 20]:
+                attempts.setdefault(a.number, []).append(a)
+            await asyncio.sleep(0)
         if visit_pass:
             await self._visit_pass(campaign, people, attempts, now)
         if paused or not open_now:
@@ -352,7 +380,23 @@ class WellnessDesk:
         busy = {r.person.number for r in self.ringing.values()}
         candidates = [plan.Candidate(p, tuple(attempts.get(p.number, ())))
                       for p in people if p.number not in busy]
-        chosen = plan.pick(campaign, candidates, now, in_progress=in_progress, paused=paused)
+        # Who is due, a slice at a time, giving the loop back between slices (a large
+        # campaign's look must not delay the calls); then the order among those due.
+        keyed: list[tuple[tuple[int, dt.datetime, str], Person]] = []
+        wake: dt.datetime | None = None                # the earliest a person not due now is
+        for i in range(0, len(candidates), PLAN_SLICE):
+            for c in candidates[i:i + PLAN_SLICE]:
+                key = plan.due_key(campaign, c, now)
+                if key is not None:
+                    keyed.append((key, c.person))
+                    continue
+                when = plan.next_attempt(campaign, c.person, c.attempts, now)
+                if when is not None and when > now and (wake is None or when < wake):
+                    wake = when
+            await asyncio.sleep(0)
+        keyed.sort(key=lambda item: item[0])
+        ordered = [person for _, person in keyed]      # as plan.pick orders them
+        chosen = ordered[:plan.free_lines(campaign, in_progress)]
         forced = []
         for c in candidates:
             if c.person.number in self._forced:
@@ -362,21 +406,31 @@ class WellnessDesk:
                     self._forced.pop(c.person.number, None)  # chosen anyway, or not allowed
         room = plan.free_lines(campaign, in_progress)
         self._next_look.pop(campaign.name, None)
-        if len(chosen) < room:                 # everyone due is rung now: rest until the next is
-            wake = plan.next_wake(campaign, candidates, now)
+        if len(ordered) < room:                # everyone due is rung now: rest until the next is
             idle = now + dt.timedelta(seconds=IDLE_LOOK)
             self._next_look[campaign.name] = idle if wake is None else min(wake, idle)
-        for person in (forced + chosen)[:room]:
-            claim = await self.store.claim_wellness_attempt(person.number, self.owner, now,
-                                                            self.config.lease,
-                                                            cap=campaign.max_concurrent)
-            if claim is None:
-                continue                       # another engine rings them now
-            self._forced.pop(person.number, None)
-            if claim.taken_over:
-                await self._settle_gone(claim)  # a dead engine's attempt: finished, not dialled
-                continue
-            self._start(claim, person, campaign, now)
+        starting = (forced + chosen)[:room]
+        left = [p for p in ordered if p not in starting]
+        if left:
+            self._due[campaign.name] = (now, left)
+        for person in starting:
+            await self._claim_and_ring(person, campaign, now)
+
+    async def _claim_and_ring(self, person: Person, campaign: Campaign, now: dt.datetime) -> bool:
+        """Claim an attempt on ``person`` and ring them; False when the store gave no claim
+        (another engine rings them, the cap is reached, they opted out) or the claim was a
+        dead engine's attempt, finished instead of dialled."""
+        claim = await self.store.claim_wellness_attempt(person.number, self.owner, now,
+                                                        self.config.lease,
+                                                        cap=campaign.max_concurrent)
+        if claim is None:
+            return False
+        self._forced.pop(person.number, None)
+        if claim.taken_over:
+            await self._settle_gone(claim)      # a dead engine's attempt: finished, not dialled
+            return False
+        self._start(claim, person, campaign, now)
+        return True
 
     @staticmethod
     def _may_force(campaign: Campaign, candidate: plan.Candidate, now: dt.datetime) -> bool:
@@ -544,7 +598,9 @@ class WellnessDesk:
         for v in visits:
             if v.number not in newest or (v.since, v.id or 0) > (newest[v.number].since, newest[v.number].id or 0):
                 newest[v.number] = v
-        for person in people:
+        for i, person in enumerate(people):
+            if i % PLAN_SLICE == PLAN_SLICE - 1:
+                await asyncio.sleep(0)            # give the loop back now and then
             tried = attempts.get(person.number)
             if not tried:
                 continue

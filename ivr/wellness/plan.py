@@ -37,7 +37,7 @@ from collections.abc import Iterable, Sequence
 
 from ivr.wellness.model import Attempt, Campaign, Person, PersonDay, Surge, Visit
 
-__all__ = ["Candidate", "VisitAction", "VisitDecision", "day_over", "failed_run", "free_lines",
+__all__ = ["Candidate", "VisitAction", "VisitDecision", "day_over", "due_key", "failed_run", "free_lines",
            "history", "is_due", "local_day", "next_attempt", "next_wake", "pick",
            "surge_paused", "visit_decision"]
 
@@ -218,23 +218,27 @@ def pick(campaign: Campaign, candidates: Iterable[Candidate], now: dt.datetime, 
     room = free_lines(campaign, in_progress)
     if room == 0:
         return []
-    due: list[tuple[int, dt.datetime, str, Person]] = []
-    for candidate in candidates:
-        if candidate.person.campaign != campaign.name:
-            continue
-        if not is_due(campaign, candidate.person, candidate.attempts, now):
-            continue
-        today = local_day(campaign, now)
-        tries = sorted(a.at.astimezone(UTC) for a in candidate.attempts
-                       if local_day(campaign, a.at) == today and a.result.failed_contact)
-        if tries:
-            rank, since = 1, tries[-1] + campaign.retry_delay
-        else:
-            contacts = [a.at.astimezone(UTC) for a in candidate.attempts if a.result.contact]
-            rank, since = 0, max(contacts, default=_NEVER)
-        due.append((rank, since, candidate.person.number, candidate.person))
-    due.sort(key=lambda item: item[:3])
-    return [person for *_, person in due[:room]]
+    due = [(key, candidate.person) for candidate in candidates
+           if (key := due_key(campaign, candidate, now)) is not None]
+    due.sort(key=lambda item: item[0])
+    return [person for _, person in due[:room]]
+
+
+def due_key(campaign: Campaign, candidate: Candidate,
+            now: dt.datetime) -> tuple[int, dt.datetime, str] | None:
+    """Where ``candidate`` stands in ``pick``'s order (smaller first), or None when not due
+    now.  For a dialler that judges a large campaign a slice at a time."""
+    if candidate.person.campaign != campaign.name:
+        return None
+    if not is_due(campaign, candidate.person, candidate.attempts, now):
+        return None
+    today = local_day(campaign, now)
+    tries = sorted(a.at.astimezone(UTC) for a in candidate.attempts
+                   if local_day(campaign, a.at) == today and a.result.failed_contact)
+    if tries:
+        return 1, tries[-1] + campaign.retry_delay, candidate.person.number
+    contacts = [a.at.astimezone(UTC) for a in candidate.attempts if a.result.contact]
+    return 0, max(contacts, default=_NEVER), candidate.person.number
 
 
 _NEVER = dt.datetime.min.replace(tzinfo=UTC)

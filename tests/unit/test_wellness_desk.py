@@ -455,3 +455,23 @@ async def test_with_the_database_away_nothing_starts_and_a_refused_result_is_wri
     assert results == {WELL: R.WELL, DEAF: R.NO_ANSWER}
     assert (w.rung(WELL), w.rung(DEAF)) == (1, 1)                  # nobody dialled again
     assert [e[0] for e in w.events].count("wellness.attempt") == 2  # each noted once
+
+
+async def test_with_the_lines_full_the_next_free_line_takes_the_next_due_without_reading_everyone(
+        flowset) -> None:
+    w = World(flowset, max_concurrent=1)
+    await w.people(WELL, TALK, SILENT)
+    reads = []
+    listing = w.store.list_wellness_people
+
+    async def counted(*args, **kw):
+        reads.append(w.now)
+        return await listing(*args, **kw)
+
+    w.store.list_wellness_people = counted
+    for second in (0, 5, 10):
+        await w.poll(seoul(2026, 12, 1, 10, 0, second))
+    assert (w.rung(WELL), w.rung(TALK), w.rung(SILENT)) == (1, 1, 1)   # one after another
+    assert len(reads) == 1                            # one look; the rest from its due list
+    await w.poll(seoul(2026, 12, 1, 10, 1, 10))      # a minute on: a full look again
+    assert len(reads) == 2
