@@ -845,10 +845,15 @@ class SqliteStore:
         sql = statements.wellness_attempts(number=number is not None, campaign=campaign is not None)
         params = (_ts(since), *(v for v in (number, campaign) if v is not None), limit)
         def read(sql: str, params: tuple[Any, ...]) -> list[Attempt]:
-            # Built in the store's thread: a campaign's history is 100,000s of rows, and
-            # making them on the event loop would stall the calls.
-            return [Attempt(number=n, campaign=c, at=_fromiso(at), result=AttemptResult(result),
-                            detail=detail) for n, c, at, result, detail in self._fetchall(sql, params)]
+            # Built in the store's thread, and fetched in batches: a campaign's history is
+            # 100,000s of rows, and one fetchall holds the interpreter for all of them, which
+            # would stall the event loop (and the calls) as long.
+            cursor = self._db().execute(sql, params)
+            out: list[Attempt] = []
+            while rows := cursor.fetchmany(2000):
+                out += [Attempt(number=n, campaign=c, at=_fromiso(at), result=AttemptResult(result),
+                                detail=detail) for n, c, at, result, detail in rows]
+            return out
 
         return await self._run("cannot read wellness attempts", read, sql, params,
                                timeout=self.timeouts.bulk)
