@@ -3,12 +3,14 @@ where screenshots go.  A test folder or module imports ``browser`` to have the f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,3 +50,34 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def logged_in(browser: Any, tmp_path: Path, stats: Any, *, role: str = "viewer",
+                    agents: Any = None) -> AsyncIterator[Any]:
+    """The wallboard over ``stats`` served on a free port, and a page of ``browser`` logged in
+    as a user of ``role``; closed after."""
+    from aiohttp.test_utils import TestServer
+
+    from ivr.testing.memory_store import MemoryStore
+    from ivr.web.admin import admin_app
+    from ivr.web.auth import Audit, Role, User, UserDirectory, hash_password, write_users
+    from ivr.web.wallboard import wallboard_app
+
+    users_file = tmp_path / "users.yaml"
+    write_users(users_file, [User("tester", Role(role), hash_password(f"{role}-pass-1"))])
+    app = admin_app(wallboard=wallboard_app(users=UserDirectory(users_file), stats=stats,
+                                            audit=Audit(MemoryStore()), agents=agents))
+    server = TestServer(app)
+    await server.start_server()
+    context = await browser.new_context(viewport=VIEWPORT)
+    try:
+        page = await context.new_page()
+        await page.goto(str(server.make_url("/wallboard/")))
+        await page.fill("#login-name", "tester")
+        await page.fill("#login-password", f"{role}-pass-1")
+        await page.click("#login-submit")
+        yield page
+    finally:
+        await context.close()
+        await server.close()

@@ -5,15 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp.test_utils import TestServer
-
 from ivr.stats.live import generated_state
-from ivr.testing.memory_store import MemoryStore
-from ivr.web.admin import admin_app
-from ivr.web.auth import Audit, Role, User, UserDirectory, hash_password, write_users
-from ivr.web.wallboard import wallboard_app
 
-from browser_helpers import VIEWPORT
+from browser_helpers import logged_in
 
 ALERTS = [
     {"kind": "longest_wait", "queue": "general", "center": None, "value": 372.0,
@@ -44,19 +38,7 @@ class WithAlerts:
 
 
 async def test_alerts_are_said_in_korean_and_in_english_after_the_toggle(tmp_path, browser):
-    users_file = tmp_path / "users.yaml"
-    write_users(users_file, [User("wall", Role.VIEWER, hash_password("viewer-pass-1"))])
-    app = admin_app(wallboard=wallboard_app(users=UserDirectory(users_file), stats=WithAlerts(),
-                                            audit=Audit(MemoryStore())))
-    server = TestServer(app)
-    await server.start_server()
-    try:
-        context = await browser.new_context(viewport=VIEWPORT)
-        page = await context.new_page()
-        await page.goto(str(server.make_url("/wallboard/")))
-        await page.fill("#login-name", "wall")
-        await page.fill("#login-password", "viewer-pass-1")
-        await page.click("#login-submit")
+    async with logged_in(browser, tmp_path, WithAlerts()) as page:
         await page.wait_for_function("() => document.querySelectorAll('#alerts li').length === 2")
         korean = await page.eval_on_selector_all("#alerts li", "lis => lis.map(li => li.textContent)")
         assert korean == ["general: 6:12 동안 기다린 고객이 있습니다",
@@ -66,6 +48,3 @@ async def test_alerts_are_said_in_korean_and_in_english_after_the_toggle(tmp_pat
         english = await page.eval_on_selector_all("#alerts li", "lis => lis.map(li => li.textContent)")
         assert english == ["general: a caller has waited 6:12",
                            "claims (busan): service level 42% (answered within 20 s)"], english
-        await context.close()
-    finally:
-        await server.close()
