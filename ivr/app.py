@@ -242,18 +242,13 @@ class Engine:
         else hears the flow again from its entry."""
         structlog.contextvars.bind_contextvars(call_id=call.id, flow=flow_name)
         flowset, catalogue = self.flowset, self.catalogue
+        if adopted:
+            await self._continue_record(record)
+            record.flow = record.flow or flow_name
+            if await self._resume(call, record, args):      # the queues took it, to its end
+                return
         self.live_calls += 1
         try:
-            if adopted:
-                await self._continue_record(record)
-                record.flow = record.flow or flow_name
-                if self.resume is not None:
-                    try:
-                        if await self.resume(call, record, args):
-                            return
-                    except CallError:
-                        record.end(Outcome.CALLER_HANGUP)
-                        return
             flow = flowset.get(flow_name)
             if flow is None:
                 record.end(Outcome.NO_FLOW, f"flow '{flow_name}' is not loaded")

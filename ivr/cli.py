@@ -1024,7 +1024,7 @@ def cmd_wellness_status(args: argparse.Namespace) -> int:
         return 2
     tz = ZoneInfo(config.callers.timezone)
     now = dt.datetime.now(dt.timezone.utc)
-    midnight = dt.datetime.combine(now.astimezone(tz).date(), dt.time(0), tzinfo=tz)
+    midnight = dt.datetime.combine(_center_today(config), dt.time(0), tzinfo=tz)
 
     async def read(store: Any) -> tuple[dict[str, list[Any]], list[Any], list[Any], dict[str, int]]:
         people: dict[str, list[Any]] = {}

@@ -197,22 +197,13 @@ class WellnessDesk:
     # -- recovery --------------------------------------------------------------------------------
 
     async def recover(self) -> None:
-        """Finish the attempts a stopped engine left unfinished whose call is gone: this
-        owner's (an engine before us under the same name) and lapsed ones (any engine's).
-        Runs once at start, then for lapsed claims at every poll."""
-        now = self.wall()
+        """Once at start: finish the attempts an engine before us under the same name left
+        unfinished whose call is gone.  (Other engines' lapsed claims are taken over at every
+        poll, ``_recover_lapsed``.)"""
         for claim in await self.store.unfinished_wellness_attempts():
-            if claim.id in self.ringing or claim.id in self._adopting:
-                continue
-            mine = claim.claimed_by == self.owner
-            lapsed = claim.claim_until is None or claim.claim_until < now
-            if not self._recovered and mine:
+            if (claim.claimed_by == self.owner and claim.id not in self.ringing
+                    and claim.id not in self._adopting):
                 await self._settle_gone(claim)
-            elif lapsed:
-                taken = await self.store.claim_wellness_attempt(claim.number, self.owner, now,
-                                                                self.config.lease)
-                if taken is not None and taken.id == claim.id:
-                    await self._settle_gone(taken)
         self._recovered = True
 
     async def _settle_gone(self, claim: WellnessClaim) -> None:
@@ -272,8 +263,7 @@ class WellnessDesk:
                 del self._forced[number]
         for claim, verdict, campaign, call_id in list(self._unwritten.values()):
             await self._finish(claim, verdict, campaign, call_id=call_id, again=True)
-        if self._recovered:
-            await self._recover_lapsed(now)
+        await self._recover_lapsed(now)
         in_progress = await self.store.wellness_in_progress(now)
         visit_pass = time.monotonic() - self._last_visit_pass >= VISIT_PASS
         for campaign in self.campaigns.values():
@@ -587,7 +577,7 @@ class WellnessDesk:
 
     async def _last_visit(self, number: str) -> Visit | None:
         visits = await self.store.list_wellness_visits(open_only=False, number=number, limit=1_000_000)
-        return max(visits, key=lambda v: (v.since, v.id or 0), default=None)
+        return max(visits, key=_newest_first, default=None)
 
     async def _visit_pass(self, campaign: Campaign, people: Sequence[Person],
                           attempts: Mapping[str, Sequence[Attempt]], now: dt.datetime) -> None:
@@ -596,7 +586,7 @@ class WellnessDesk:
                                                        limit=1_000_000)
         newest: dict[str, Visit] = {}
         for v in visits:
-            if v.number not in newest or (v.since, v.id or 0) > (newest[v.number].since, newest[v.number].id or 0):
+            if v.number not in newest or _newest_first(v) > _newest_first(newest[v.number]):
                 newest[v.number] = v
         for i, person in enumerate(people):
             if i % PLAN_SLICE == PLAN_SLICE - 1:
@@ -635,6 +625,11 @@ class WellnessDesk:
                 self.note(kind, call_id, detail)
             except Exception as exc:              # the event log must never break a call
                 log.exception("wellness.note_failed", kind=kind, error=repr(exc))
+
+
+def _newest_first(visit: Visit) -> tuple[dt.datetime, int]:
+    """A person's newest visit entry has the greatest key."""
+    return visit.since, visit.id or 0
 
 
 def _iso(when: dt.datetime | None) -> str | None:

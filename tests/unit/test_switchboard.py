@@ -17,18 +17,11 @@ from ivr.errors import ConfigError, DialFailed
 from ivr.store import open_store
 from ivr.testing.fake_ari import FakeAri
 
-from engine_helpers import serving
+from engine_helpers import QUEUE_FLOW, serving
 
 REPO = Path(__file__).resolve().parents[2]
 
-FLOW = """\
-flow: straight
-numbers: ["100"]
-entry: to_agents
-nodes:
-  to_agents:
-    queue: general
-"""
+FLOW = QUEUE_FLOW
 
 
 def two_centers(tmp_path: Path, seoul: FakeAri, busan: FakeAri, *, centers: str,

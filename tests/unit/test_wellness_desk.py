@@ -142,6 +142,18 @@ class World:
     def rung(self, number: str) -> int:
         return self.phones[endpoint(number)].rang
 
+    def count_people_reads(self) -> list[dt.datetime]:
+        """The (virtual) times at which the desk reads the campaign's people from now on."""
+        reads: list[dt.datetime] = []
+        listing = self.store.list_wellness_people
+
+        async def counted(*args, **kw):
+            reads.append(self.now)
+            return await listing(*args, **kw)
+
+        self.store.list_wellness_people = counted
+        return reads
+
 
 async def test_rung_only_in_the_window_and_never_on_a_holiday(flowset) -> None:
     w = World(flowset)
@@ -412,14 +424,7 @@ async def test_a_broken_flow_stops_the_campaign_and_says_why(flowset, tmp_path) 
 async def test_between_looks_the_people_are_not_read_again_until_someone_can_be_due(flowset) -> None:
     w = World(flowset)
     await w.people(WELL, DEAF)
-    reads = []
-    listing = w.store.list_wellness_people
-
-    async def counted(*args, **kw):
-        reads.append(w.now)
-        return await listing(*args, **kw)
-
-    w.store.list_wellness_people = counted
+    reads = w.count_people_reads()
     await w.poll(seoul(2026, 12, 1, 10, 0))          # both rung; DEAF is due again at 10:30
     await w.poll(seoul(2026, 12, 1, 10, 0, 20))      # the calls ended: looked at again
     looks = len(reads)
@@ -461,14 +466,7 @@ async def test_with_the_lines_full_the_next_free_line_takes_the_next_due_without
         flowset) -> None:
     w = World(flowset, max_concurrent=1)
     await w.people(WELL, TALK, SILENT)
-    reads = []
-    listing = w.store.list_wellness_people
-
-    async def counted(*args, **kw):
-        reads.append(w.now)
-        return await listing(*args, **kw)
-
-    w.store.list_wellness_people = counted
+    reads = w.count_people_reads()
     for second in (0, 5, 10):
         await w.poll(seoul(2026, 12, 1, 10, 0, second))
     assert (w.rung(WELL), w.rung(TALK), w.rung(SILENT)) == (1, 1, 1)   # one after another
