@@ -3,6 +3,11 @@
 # end-to-end tests.
 #
 #   scripts/sandbox.sh up        build (once) and start it, or reload its configuration if running
+#   scripts/sandbox.sh up --rtp-ports N
+#                                the same with N RTP ports for the main instance instead of 1,000
+#                                (10000-10999): each call's media takes two (RTP and RTCP), so N/2
+#                                calls at once; above 1,000 the range is 20000..20000+N-1 (kept clear
+#                                of the centers' 12000-18999).  bench/asterisk_load.py uses it.
 #   scripts/sandbox.sh up --centers N
 #                                the same, and N (2..7) "center" Asterisks beside it (seoul, busan,
 #                                daegu, gwangju, daejeon, gyeongin, hq) with trunks between them, and
@@ -402,7 +407,8 @@ render_conf() {  # destination directory [center]
         trunks=$(trunks_section "$center")
         dialplan=$(trunk_dialplan "$center")
     else
-        sip_port=5060 http_port=8088 rtp_start=10000 rtp_end=10999 directories="" trunks="" dialplan=""
+        sip_port=5060 http_port=8088 directories="" trunks="" dialplan=""
+        read -r rtp_start rtp_end < <(main_rtp_range)
     fi
     agents=$(agents_section "$center")
     callers=$(caller_match "$center")
@@ -945,16 +951,32 @@ status_centers() {
 # ---------------------------------------------------------------------------------------------
 # Commands.
 
+# The main instance's RTP range: 10000-10999, or what 'up --rtp-ports N' asked for (kept in
+# $RTP_PORTS_FILE until the next 'up').  Two ports a call: RTP on the even port, RTCP on the next.
+RTP_PORTS_FILE="$STATE/rtp-ports"
+RTP_PORTS_MAX=40000
+main_rtp_range() {
+    local n
+    n=$(cat "$RTP_PORTS_FILE" 2>/dev/null) || n=1000
+    if [ "$n" -le 1000 ]; then echo 10000 $((10000 + n - 1)); else echo 20000 $((20000 + n - 1)); fi
+}
+
 cmd_up() {
-    local centers=""
+    local centers="" rtp_ports=1000
     while (($#)); do
         case "$1" in
+            --rtp-ports) [ "$#" -ge 2 ] || die "--rtp-ports needs a number (2..$RTP_PORTS_MAX, even)"; rtp_ports=$2; shift 2 ;;
+            --rtp-ports=*) rtp_ports=${1#--rtp-ports=}; shift ;;
             --centers) [ "$#" -ge 2 ] || die "--centers needs a number ($CENTERS_MIN..$CENTERS_MAX)"; centers=$2; shift 2 ;;
             --centers=*) centers=${1#--centers=}; shift ;;
-            *) die "up: unknown option '$1' (usage: up [--centers N])" ;;
+            *) die "up: unknown option '$1' (usage: up [--centers N] [--rtp-ports N])" ;;
         esac
     done
     need_root
+    [[ $rtp_ports =~ ^[0-9]+$ ]] && ((rtp_ports >= 2 && rtp_ports <= RTP_PORTS_MAX && rtp_ports % 2 == 0)) \
+        || die "--rtp-ports takes an even number from 2 to $RTP_PORTS_MAX (two ports a call), not '$rtp_ports'"
+    mkdir -p "$STATE"
+    if [ "$rtp_ports" = 1000 ]; then rm -f "$RTP_PORTS_FILE"; else echo "$rtp_ports" > "$RTP_PORTS_FILE"; fi
     [ -d "$CONF_SRC" ] || die "no configuration folder at $CONF_SRC"
     if [ -n "$centers" ]; then
         [[ $centers =~ ^[0-9]+$ ]] && ((centers >= CENTERS_MIN && centers <= CENTERS_MAX)) \
@@ -972,6 +994,7 @@ cmd_up() {
     fi
     say "ARI: http://${IVR_SANDBOX_ARI_BIND:-127.0.0.1}:8088/ari/ user ${IVR_ARI_USER:-ivr}," \
         "password ${IVR_ARI_PASSWORD:+from \$IVR_ARI_PASSWORD}${IVR_ARI_PASSWORD:-in $STATE/ari-password}"
+    say "RTP: ports $(main_rtp_range | tr ' ' '-') ($((rtp_ports / 2)) calls at once; --rtp-ports N for more)"
     say "SIP: udp ${IVR_SANDBOX_BIND:-127.0.0.1}:5060 (softphones: tester1..3, passwords in $STATE/tester-passwords)"
     if [ -n "$centers" ]; then
         up_centers "$centers"
@@ -1140,7 +1163,7 @@ main() {
         logs) cmd_logs "$@" ;;
         rx) cmd_rx "$@" ;;
         center) cmd_center "$@" ;;
-        *) echo "usage: $0 up [--centers N]|down [--centers]|status [--centers]|logs [--center NAME|--kamailio] [N]|rx [--center NAME] CMD|center start|stop|kill NAME" >&2; exit 2 ;;
+        *) echo "usage: $0 up [--centers N] [--rtp-ports N]|down [--centers]|status [--centers]|logs [--center NAME|--kamailio] [N]|rx [--center NAME] CMD|center start|stop|kill NAME" >&2; exit 2 ;;
     esac
 }
 
