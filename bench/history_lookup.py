@@ -15,12 +15,26 @@ are drawn like callers arrive: a number that calls often is looked up often.
 Figures: latency per lookup (p50, p90, p99, max) measured around the awaited store call; CPU per
 lookup of this process (all threads: the SQLite worker thread, asyncpg) and, for PostgreSQL,
 of the server's processes.  The query plan is printed once per backend.  Nothing is asserted.
+
+``--rate N`` adds the engine's load (after the one-at-a-time lookups): for ``--duration``
+seconds, N calls a second arrive; each one, as ``Engine._identify`` does, notes its start
+(``call_started``, in the background) and asks the registry (``registry_for``: what the engine
+asks, with its cache when it has one) and the history (``count_calls_since``) at once; then it
+writes ``--checkpoints`` progress notes (``call_progress``) over ``--call-seconds`` and its
+record (``record_call``).  So the lookups run beside a write load of the engine's shape:
+``2 + checkpoints`` writes per call.  Figures: the time until both lookups answered (p50, p99,
+max; a lookup the store failed counts as not answered), and how many took longer than the
+budget (``callers.lookup_budget``, 1 s) or failed; the writes' own p50/p99.  ``--hold S``
+(SQLite) adds another process's writer that takes the write lock for S seconds every
+``--hold-every`` seconds (an import, a second engine on the file): a write then waits on the
+lock for up to SQLite's busy timeout.  ``--hold 0,1.2`` runs the load twice, without and with.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -29,6 +43,7 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -36,7 +51,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ivr.store import open_store  # noqa: E402
+from ivr.call import CallRecord  # noqa: E402
+from ivr.config import CallersConfig  # noqa: E402
+from ivr.routing.registry import registry_for  # noqa: E402
+try:
+    from ivr.routing.registry import CachedRegistry  # noqa: E402
+except ImportError:                  # an engine from before the cache: measured all the same
+    CachedRegistry = None  # type: ignore[assignment,misc]
+from ivr.store import Caller, open_store  # noqa: E402
 from ivr.store.base import SERVED_OUTCOMES  # noqa: E402
 
 UTC = dt.timezone.utc
@@ -151,9 +173,141 @@ def report(label: str, m: dict) -> None:
           f"p99 {counts[int(0.99 * (len(counts) - 1))]}, max {counts[-1]}")
 
 
+# -- lookups beside the engine's writes -----------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Load:
+    rate: float                 # calls arriving per second
+    duration: float             # seconds of arrivals
+    checkpoints: int            # call_progress writes per call
+    call_seconds: float         # from call_started to record_call
+    registered: float           # share of the numbers in the registry
+    holds: tuple[float, ...] = (0.0,)   # one run per value: SQLite, seconds another process
+                                        # holds the write lock (0: never) …
+    hold_every: float = 2.0     # … every so many seconds (an import, a second engine)
+
+
+def _pct(values: list[float], p: float) -> float:
+    return values[min(len(values) - 1, int(p * len(values)))] if values else float("nan")
+
+
+def hold_writes(path: Path, every: float, hold: float, stop: threading.Event) -> None:
+    """Another process's writer: takes SQLite's write lock for ``hold`` s every ``every`` s."""
+    db = sqlite3.connect(path, isolation_level=None, timeout=10)
+    try:
+        while not stop.wait(every):
+            db.execute("BEGIN IMMEDIATE")
+            stop.wait(hold)
+            db.execute("ROLLBACK")
+    finally:
+        db.close()
+
+
+async def under_load(store, history: History, lookups: list[str], load: Load,
+                     path: Path | None = None) -> None:
+    """The load once per value of ``load.holds`` (SQLite; PostgreSQL: once, no lock held)."""
+    step = max(1, round(1 / load.registered)) if load.registered > 0 else 0
+    registered = [f"+8210{k:08d}" for k in range(0, history.numbers, step)] if step else []
+    for i in range(0, len(registered), 5000):
+        await store.put_callers([Caller(n, dt.date(1950, 1, 1)) for n in registered[i:i + 5000]])
+    for run, hold in enumerate(load.holds if path is not None else (0.0,)):
+        registry = registry_for(CallersConfig(), store, None)       # a fresh cache each run
+        await calls_arriving(store, registry, history, lookups, load, run, len(registered),
+                             path if hold > 0 else None, hold)
+
+
+async def calls_arriving(store, registry, history: History, lookups: list[str], load: Load,
+                         run: int, registered: int, path: Path | None, hold: float) -> None:
+    """Calls arriving at ``load.rate`` a second, each asking what ``Engine._identify`` asks
+    while its start, progress and record are written as the engine writes them."""
+    budget = CallersConfig().lookup_budget
+    since = history.now - WEEK
+    answered: list[float] = []          # seconds until both lookups answered
+    failed = 0
+    writes: list[float] = []
+    write_errors = 0
+    tasks: set[asyncio.Task] = set()
+
+    async def write(fn, record: CallRecord) -> None:
+        nonlocal write_errors
+        t0 = time.perf_counter()
+        try:
+            await fn(record)
+        except Exception:
+            write_errors += 1
+        writes.append(time.perf_counter() - t0)
+
+    def background(coro) -> None:
+        task = asyncio.ensure_future(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def one_call(i: int, number: str) -> None:
+        nonlocal failed
+        record = CallRecord(f"load-{run}-{i:07d}", "0" + number[3:], "15771000", number=number)
+        background(write(store.call_started, record))
+        t0 = time.perf_counter()
+        got = await asyncio.gather(
+            registry.lookup(number),
+            store.count_calls_since(number, since, exclude_call=record.call_id),
+            return_exceptions=True)
+        if any(isinstance(g, BaseException) for g in got):
+            failed += 1
+        else:
+            answered.append(time.perf_counter() - t0)
+        pause = load.call_seconds / (load.checkpoints + 1)
+        for k in range(load.checkpoints):
+            await asyncio.sleep(pause)        # the caller listening to a prompt
+            record.visit(f"node{k}")
+            await write(store.call_progress, record)
+        await asyncio.sleep(pause)
+        record.end("completed")
+        await write(store.record_call, record)
+
+    n = int(load.rate * load.duration)
+    loop = asyncio.get_running_loop()
+    stop = threading.Event()
+    holder = None
+    if path is not None:
+        holder = loop.run_in_executor(None, hold_writes, path, load.hold_every, hold, stop)
+    start = loop.time()
+    cpu0 = time.process_time()
+    for i in range(n):
+        delay = start + i / load.rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        background(one_call(i, lookups[i % len(lookups)]))
+    stop.set()
+    while tasks:
+        await asyncio.wait(set(tasks))
+    if holder is not None:
+        await holder
+    wall = loop.time() - start
+    cpu = time.process_time() - cpu0
+    answered.sort()
+    writes.sort()
+    late = sum(1 for a in answered if a > budget) + failed
+    print(f"  under load: {n:,} calls at {load.rate:g}/s for {load.duration:g} s, each: call_started, "
+          f"registry + history lookups, {load.checkpoints} call_progress over {load.call_seconds:g} s, "
+          f"record_call ({registered:,} numbers registered; registry {type(registry).__name__})")
+    if holder is not None:
+        print(f"    another process holds the write lock {hold:g} s every {load.hold_every:g} s")
+    if CachedRegistry is not None and isinstance(registry, CachedRegistry):
+        asked = registry.hits + registry.misses
+        print(f"    registry cache: {registry.hits:,} of {asked:,} lookups answered from memory "
+              f"({registry.hits / max(asked, 1):.0%})")
+    print(f"    both lookups answered  p50 {_pct(answered, 0.5) * 1e3:.1f} ms   "
+          f"p99 {_pct(answered, 0.99) * 1e3:.1f} ms   max {(answered[-1] if answered else 0) * 1e3:.1f} ms")
+    print(f"    past the {budget:g} s budget or failed: {late:,} of {n:,} ({late / max(n, 1):.1%}); "
+          f"failed {failed:,}")
+    print(f"    writes: {len(writes):,}, p50 {_pct(writes, 0.5) * 1e3:.1f} ms   "
+          f"p99 {_pct(writes, 0.99) * 1e3:.1f} ms, {write_errors:,} failed; "
+          f"CPU of this process {cpu / wall:.0%} of one core over {wall:.1f} s")
+
+
 # -- backends ---------------------------------------------------------------------------------
 
-async def bench_sqlite(history: History, lookups: list[str]) -> None:
+async def bench_sqlite(history: History, lookups: list[str], calls: Load | None) -> None:
     from ivr.store.sqlite import _COLUMNS, _ts, count_query
 
     with tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp:
@@ -203,9 +357,11 @@ async def bench_sqlite(history: History, lookups: list[str]) -> None:
                    await measure(store, lookups, since, unserved=False, postmaster=None))
             report("count_calls_since(number, now - 7 d, unserved_only, exclude_call)",
                    await measure(store, lookups, since, unserved=True, postmaster=None))
+            if calls is not None:
+                await under_load(store, history, lookups, calls, path)
 
 
-async def bench_postgres(history: History, lookups: list[str]) -> None:
+async def bench_postgres(history: History, lookups: list[str], calls: Load | None) -> None:
     import asyncpg
 
     from ivr.store.postgres import COLUMNS, count_query
@@ -243,6 +399,8 @@ async def bench_postgres(history: History, lookups: list[str]) -> None:
                    await measure(store, lookups, since, unserved=False, postmaster=postmaster))
             report("count_calls_since(number, now - 7 d, unserved_only, exclude_call)",
                    await measure(store, lookups, since, unserved=True, postmaster=postmaster))
+            if calls is not None:
+                await under_load(store, history, lookups, calls)
 
 
 async def main() -> None:
@@ -252,7 +410,21 @@ async def main() -> None:
     ap.add_argument("--days", type=int, default=90, help="days the history spans")
     ap.add_argument("--lookups", type=int, default=20_000, help="lookups measured per variant")
     ap.add_argument("--only", choices=("sqlite", "postgres"), help="one backend only")
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="calls/s of the engine-shaped load the lookups then run beside (0: none)")
+    ap.add_argument("--duration", type=float, default=15.0, help="seconds of that load")
+    ap.add_argument("--checkpoints", type=int, default=3, help="progress notes per call")
+    ap.add_argument("--call-seconds", type=float, default=6.0, help="how long a call lasts")
+    ap.add_argument("--registered", type=float, default=0.1,
+                    help="share of the numbers in the caller registry")
+    ap.add_argument("--hold", default="0",
+                    help="SQLite: seconds another process holds the write lock, every --hold-every s "
+                         "(0: never); several, comma-separated: one load run each")
+    ap.add_argument("--hold-every", type=float, default=2.0)
     args = ap.parse_args()
+    calls = (Load(args.rate, args.duration, args.checkpoints, args.call_seconds, args.registered,
+                  tuple(float(h) for h in args.hold.split(",")), args.hold_every)
+             if args.rate > 0 else None)
 
     import structlog
     import logging
@@ -264,7 +436,7 @@ async def main() -> None:
           f"{args.lookups:,} lookups per variant; {os.cpu_count()} cores, Python "
           f"{sys.version.split()[0]}")
     if args.only in (None, "sqlite"):
-        await bench_sqlite(history, lookups)
+        await bench_sqlite(history, lookups, calls)
     if args.only in (None, "postgres"):
         from ivr.testing.postgres import unavailable_reason
 
@@ -272,7 +444,7 @@ async def main() -> None:
         if reason:
             print(f"PostgreSQL: not measured: {reason}")
         else:
-            await bench_postgres(history, lookups)
+            await bench_postgres(history, lookups, calls)
 
 
 if __name__ == "__main__":

@@ -3,20 +3,33 @@
 ``engine``: ``Engine`` + ``AriAdapter`` + the sample flows + an SQLite store in a temporary
 folder, wired as ``ivr.app.serve`` wires them (logs at warning and above only).
 
+With the ``peak-day`` shape the engine also runs its queues, wired as ``serve`` wires them
+(``Switchboard``, ``_start_queues``: the queues' event log, the wallboard's figures): one queue
+``general`` (announcements every 45 s, ``max_wait`` an hour) and one agent, logged in and
+paused, so that callers wait (a queue nobody is logged in to turns them away at once).
+
 ``baseline``: the simplest hand-written ARI loop on plain aiohttp — one WebSocket, one dict of
 call states, one task per REST request — that sends exactly the requests the engine sends for
-the benchmark's scripted path, with no flow language, no store and no logging.
+the benchmark's scripted paths (peak-day: one holding bridge with music, a timer per waiting
+caller for its announcements), with no flow language, no store and no logging.
+
+``loop`` (``asyncio`` | ``uvloop``) is the event loop this process runs on, made as ``ivr run``
+makes it (``ivr.app.loop_factory``); ``json`` (``orjson`` | ``stdlib``) how ARI's JSON is
+decoded (``IVR_JSON``, read by ``ivr.ari.jsondecode`` at import; the baseline decodes alike).
 
 The orchestrator asks for samples over a pipe: process CPU (all threads, ``RUSAGE_SELF``),
-VmRSS, calls handled, live calls and this loop's lag.
+VmRSS, calls handled, live calls, calls shed (``ivr_calls_shed_total``) and this loop's lag.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -66,19 +79,35 @@ class LagMonitor:
 
 # -- the baseline ---------------------------------------------------------------------------
 
-WELCOME, MAIN_MENU, CERTIFICATES, CONNECTING, HOLD = (
+WELCOME, MAIN_MENU, CERTIFICATES, CONNECTING, HOLD, ISSUE_INFO, AFTER_INFO, GOODBYE = (
     f"sound:ivr/ko/{p}" for p in ("welcome", "main_menu", "certificates_menu",
-                                   "connecting_agent", "queue_hold"))
+                                   "connecting_agent", "queue_hold", "certificates_issue_info",
+                                   "after_info", "goodbye"))
+# What the baseline says to a waiting caller: about what the engine says to the thousandth.
+ANNOUNCEMENT = ",".join(f"sound:ivr/ko/{p}" for p in (
+    "queue_position_pre", "num_1000", "num_200", "num_30", "queue_position_post"))
+ANNOUNCE_FIRST, ANNOUNCE_EVERY = 3.0, 45.0
 
 
 class Baseline:
     """Answer, welcome, menu; "2" stops the menu and plays certificates; "0" plays
-    connecting_agent; then queue_hold; then hang up."""
+    connecting_agent; then queue_hold; then hang up.  ``queues`` (peak-day): after
+    connecting_agent the caller joins one holding bridge (music on hold) and hears an
+    announcement 3 s later and every 45 s after the previous one ended, until it hangs up;
+    "1" after certificates plays certificates_issue_info, after_info, then on "1" goodbye and
+    hangs up."""
 
-    def __init__(self, base_url: str, max_connections: int) -> None:
+    def __init__(self, base_url: str, max_connections: int, queues: bool = False,
+                 loads: Callable[[str], Any] | None = None) -> None:
+        import json
+
         self.base_url = base_url
         self.max_connections = max_connections
+        self.queues = queues
+        self.loads = loads or json.loads
         self.calls: dict[str, list[Any]] = {}   # channel id -> [step, current playback id, n]
+        self.timers: dict[str, asyncio.TimerHandle] = {}   # the next announcement, per caller
+        self.bridge: asyncio.Future[str] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.calls_handled = 0
         self.session: aiohttp.ClientSession | None = None
@@ -90,7 +119,6 @@ class Baseline:
 
     async def run(self) -> None:
         import base64
-        import json
 
         auth = "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
         async with aiohttp.ClientSession(
@@ -102,7 +130,7 @@ class Baseline:
                 self.connected.set()
                 async for msg in ws:
                     if msg.type is aiohttp.WSMsgType.TEXT:
-                        self.on_event(json.loads(msg.data))
+                        self.on_event(self.loads(msg.data))
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -135,6 +163,26 @@ class Baseline:
         await self.request("DELETE", f"/channels/{channel_id}", {"reason": "normal"})
         self.calls_handled += 1
 
+    async def holding_bridge(self) -> str:
+        """The one holding bridge, made (with its music) by the first caller who needs it."""
+        if self.bridge is None:
+            self.bridge = asyncio.get_running_loop().create_future()
+            await self.request("POST", "/bridges", {"type": "holding", "name": "ivr-holding",
+                                                    "bridgeId": "baseline-holding"})
+            await self.request("POST", "/bridges/baseline-holding/moh", {"mohClass": "default"})
+            self.bridge.set_result("baseline-holding")
+        return await self.bridge
+
+    async def enter_queue(self, channel_id: str) -> None:
+        bridge = await self.holding_bridge()
+        await self.request("POST", f"/bridges/{bridge}/addChannel", {"channel": channel_id})
+        self.announce_later(channel_id, ANNOUNCE_FIRST)
+
+    def announce_later(self, channel_id: str, delay: float) -> None:
+        if channel_id in self.calls:
+            self.timers[channel_id] = asyncio.get_running_loop().call_later(
+                delay, lambda: self.spawn(self.play(channel_id, ANNOUNCEMENT)))
+
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event["type"]
         if kind == "StasisStart":
@@ -151,9 +199,17 @@ class Baseline:
             if uri == WELCOME:
                 state[0] = "menu"
                 self.spawn(self.play(channel_id, MAIN_MENU))
+            elif uri == CONNECTING and self.queues:
+                state[0] = "queue"
+                self.spawn(self.enter_queue(channel_id))
+            elif state[0] == "queue":
+                self.announce_later(channel_id, ANNOUNCE_EVERY)
             elif uri == CONNECTING:
                 self.spawn(self.play(channel_id, HOLD))
-            elif uri == HOLD:
+            elif uri == ISSUE_INFO:
+                state[0] = "after_info"
+                self.spawn(self.play(channel_id, AFTER_INFO))
+            elif uri in (HOLD, GOODBYE):
                 self.spawn(self.hangup(channel_id))
         elif kind == "ChannelDtmfReceived":
             channel_id = event["channel"]["id"]
@@ -167,33 +223,97 @@ class Baseline:
             elif state[0] == "certificates" and digit == "0":
                 state[0] = "agent"
                 self.spawn(self.play(channel_id, CONNECTING))
+            elif state[0] == "certificates" and digit == "1":
+                state[0] = "info"
+                self.spawn(self.play(channel_id, ISSUE_INFO))
+            elif state[0] == "after_info" and digit == "1":
+                state[0] = "goodbye"
+                self.spawn(self.play(channel_id, GOODBYE))
         elif kind == "StasisEnd":
-            self.calls.pop(event["channel"]["id"], None)
+            channel_id = event["channel"]["id"]
+            state = self.calls.pop(channel_id, None)
+            timer = self.timers.pop(channel_id, None)
+            if timer is not None:
+                timer.cancel()
+            if state is not None and state[0] == "queue":
+                self.calls_handled += 1          # a waiting caller hung up: its call is over
 
 
 # -- the process ----------------------------------------------------------------------------
 
 def main(conn: Connection, base_url: str, mode: str, max_connections: int,
-         max_calls: int) -> None:
+         max_calls: int, shape: str = "short", event_loop: str = "asyncio",
+         json_backend: str = "orjson") -> None:
     """Process entry point (spawned by the orchestrator)."""
     from engine_load import raise_fd_limit
 
     raise_fd_limit()
-    asyncio.run(_main(conn, base_url, mode, max_connections, max_calls))
+    if json_backend == "stdlib":
+        os.environ["IVR_JSON"] = "stdlib"       # before ivr.ari.jsondecode is imported
+    from ivr.app import loop_factory
+
+    with asyncio.Runner(loop_factory=loop_factory(event_loop)) as runner:
+        runner.run(_main(conn, base_url, mode, max_connections, max_calls, shape))
+
+
+class GcPauses:
+    """How long the collector stops the process, per generation (``gc.callbacks``): a full
+    collection walks every tracked object, so its pause grows with the live calls."""
+
+    def __init__(self) -> None:
+        import gc
+
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._t0 = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append(time.perf_counter() - self._t0)
+
+    def take(self) -> dict[int, list[float]]:
+        pauses, self.pauses = self.pauses, {0: [], 1: [], 2: []}
+        return pauses
+
+
+class _Watch:
+    """The engine's side of one call the orchestrator follows (the flooding call)."""
+
+    def __init__(self, calls: Callable[[], Any]) -> None:
+        self.calls = calls            # () -> the adapter's live calls, by channel id
+        self.call: Any = None
+
+    def find(self, channel_id: str) -> bool:
+        self.call = self.call or self.calls().get(channel_id)
+        return self.call is not None
+
+    def result(self) -> dict[str, Any]:
+        call = self.call
+        if call is None:
+            return {"found": False}
+        return {"found": True, "keys_dropped": call.keys_dropped, "hung_up": call.hung_up}
 
 
 async def _main(conn: Connection, base_url: str, mode: str, max_connections: int,
-                max_calls: int) -> None:
+                max_calls: int, shape: str) -> None:
     loop = asyncio.get_running_loop()
     lag = LagMonitor()
+    gc_pauses = GcPauses()
     done = loop.create_future()
     profiler: Any = None
     counter: Any = None      # has .calls_handled and .live_calls
+    shed: Callable[[], dict[str, float]] = dict
+    watch = _Watch(dict)
+    from ivr.ari import jsondecode
 
     def sample() -> dict[str, Any]:
         return {"t": time.monotonic(), "cpu": cpu_seconds(), "rss_kib": rss_kib(),
                 "calls_handled": counter.calls_handled, "live_calls": counter.live_calls,
-                "lag": lag.take()}
+                "lag": lag.take(), "gc": gc_pauses.take(), "shed": shed(),
+                "json": jsondecode.BACKEND,
+                "loop": type(loop).__module__.split(".")[0]}
 
     def readable() -> None:
         nonlocal profiler
@@ -217,12 +337,17 @@ async def _main(conn: Connection, base_url: str, mode: str, max_connections: int
                 profiler.dump_stats(msg[1])
                 profiler = None
             conn.send("ok")
+        elif what == "watch":
+            conn.send(watch.find(msg[1]))
+        elif what == "watched":
+            conn.send(watch.result())
         else:
             conn.send({"error": f"unknown command {what!r}"})
 
     with tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp:
         if mode == "baseline":
-            baseline = Baseline(base_url, max_connections)
+            baseline = Baseline(base_url, max_connections, queues=shape == "peak-day",
+                                loads=jsondecode.loads)
             counter = baseline
             runner = loop.create_task(baseline.run())
             await asyncio.wait_for(baseline.connected.wait(), 20)
@@ -238,7 +363,7 @@ async def _main(conn: Connection, base_url: str, mode: str, max_connections: int
 
         from ivr.app import Engine
         from ivr.ari.dispatcher import AriAdapter
-        from ivr.config import AriConfig, Config, EngineConfig, LogConfig
+        from ivr.config import AcdConfig, AriConfig, Config, EngineConfig, LogConfig
         from ivr.flow.loader import load_flows
         from ivr.logs import configure_logging
         from ivr.prompts import load_catalogue
@@ -246,25 +371,72 @@ async def _main(conn: Connection, base_url: str, mode: str, max_connections: int
 
         # The engine logs every call at info; the bench keeps warnings and errors only.
         configure_logging("console", "warning")
+        acd = AcdConfig()
+        if shape == "peak-day":
+            from ivr.acd.model import AgentSpec, QueueSpec
+
+            acd = AcdConfig(queues=(QueueSpec("general", max_wait=3600.0, announce_every=45.0),),
+                            agents=(AgentSpec(id=AGENT, name="Agent", endpoint="PJSIP/agent1"),),
+                            auto_login=frozenset({AGENT}))
         config = Config(
             ari=AriConfig(url=base_url, username=USERNAME, password=PASSWORD, app=APP),
             flows=(REPO / "flows",), prompts=REPO / "prompts",
             store_url=f"sqlite:///{tmp}/ivr.db",
-            log=LogConfig(level="warning"), engine=EngineConfig(max_calls=max_calls))
+            log=LogConfig(level="warning"), engine=EngineConfig(max_calls=max_calls), acd=acd)
         catalogue = load_catalogue(config.prompts / "catalog.yaml")
         flowset = load_flows(list(config.flows), catalogue)
-        async with open_store(config.store_url) as store:
+        async with open_store(config.store_url) as store, contextlib.AsyncExitStack() as stack:
             engine = Engine(config, store, catalogue, flowset)
             counter = engine
-            async with AriAdapter(config.ari.url, config.ari.username, config.ari.password,
-                                  config.ari.app, on_new_call=engine.on_new_call,
-                                  max_connections=max_connections) as ari:
+
+            def shed_now() -> dict[str, float]:
+                registry = engine.metrics.registry
+                return {why: registry.get_sample_value("ivr_calls_shed_total", {"why": why}) or 0.0
+                        for why in ("loop_lag", "max_calls")}
+
+            shed = shed_now
+            if shape == "peak-day":
+                board = await _serve_with_queues(config, engine, stack)
+                watch = _Watch(lambda: board.adapters[0].calls)
+            else:
+                ari = await stack.enter_async_context(AriAdapter(
+                    config.ari.url, config.ari.username, config.ari.password, config.ari.app,
+                    on_new_call=engine.on_new_call, max_connections=max_connections))
+                stack.push_async_callback(ari.close, 1.0)
                 await ari.wait_connected(20)
-                lag.start()
-                loop.add_reader(conn.fileno(), readable)
-                conn.send({"ready": True})
-                try:
-                    await done
-                finally:
-                    loop.remove_reader(conn.fileno())
-                    await ari.close(grace=1.0)
+                watch = _Watch(lambda: ari.calls)
+                # As serve(): while the loop lags past engine.max_loop_lag, new calls are shed.
+                engine.lag.start()
+                stack.callback(engine.lag.stop)
+            lag.start()
+            loop.add_reader(conn.fileno(), readable)
+            conn.send({"ready": True})
+            try:
+                await done
+            finally:
+                loop.remove_reader(conn.fileno())
+
+
+AGENT = "agent1"
+
+
+async def _serve_with_queues(config: Any, engine: Any, stack: contextlib.AsyncExitStack) -> Any:
+    """Steps 4, 5 and 8 of ``ivr.app.serve`` (ARI clients, queues, the event stream), with
+    the one agent paused before the first call, so that callers wait."""
+    from ivr.acd.service import RESUME_WAIT
+    from ivr.app import _start_queues, _switchboard
+
+    board = _switchboard(config, engine)
+    await board.open()
+    stack.push_async_callback(board.close, 1.0)
+    queues = await _start_queues(config, board, engine, stack)
+    assert queues is not None
+    service = queues[0]
+    service.acd.pause(AGENT, "bench: nobody answers", service.clock())
+    engine.lag.start()
+    stack.callback(engine.lag.stop)
+    board.start()
+    await board.wait_connected(20)
+    await board.wait_ready(10)
+    service.settle_restored(after=RESUME_WAIT)
+    return board

@@ -52,7 +52,7 @@ def _with_store(config: Config, fn: Callable[[Store], Awaitable[T]]) -> T:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ivr.app import serve
+    from ivr.app import loop_factory, serve
     from ivr.logs import configure_logging
 
     try:
@@ -62,7 +62,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     configure_logging(config.log.format, config.log.level)
     try:
-        asyncio.run(serve(config))
+        # engine.event_loop: asyncio's loop or uvloop's, for the whole life of the engine
+        with asyncio.Runner(loop_factory=loop_factory(config.engine.event_loop)) as runner:
+            runner.run(serve(config))
     except FlowError as exc:
         print("ivr: the flows have errors; not starting:", file=sys.stderr)
         for p in exc.problems:

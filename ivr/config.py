@@ -11,6 +11,11 @@ to start.  Relative paths are resolved against the folder of the config file.
   of the call there;
 * ``lookup_budget`` (``1.0``) — seconds the registry lookup and the call-history count may take,
   together, before the first prompt; what does not answer in time is treated as unknown;
+* ``registry_cache`` (``10000``) — how many numbers' registry answers the engine keeps in
+  memory, "not registered" included (the least recently asked go first; ``0``: none, every
+  call asks the store).  An import (``ivr callers import``, from any process) is seen within
+  5 seconds: a call that starts later is answered from the new registry.  Not used with
+  ``registry`` (the HTTP system is asked on every call);
 * ``registry`` — a deployment's own system to ask instead of the registry in the store
   (``ivr callers import``):
   ``url`` (required, with ``{number}``, replaced by the E.164 number:
@@ -114,6 +119,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import importlib.util
 import math
 import os
 import re
@@ -170,6 +176,7 @@ class EngineConfig:
     lease_ttl: float = 3.0         # seconds the active engine's lease lasts unrenewed (PostgreSQL)
     busy_prompt: str = "system_busy"
     default_language: str = "ko"
+    event_loop: str = "asyncio"    # asyncio | uvloop (the ``fast`` extra): the loop ``ivr run`` runs on
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -190,6 +197,7 @@ class CallersConfig:
     timezone: str = "Asia/Seoul"
     lookup_budget: float = 1.0
     registry: RegistryConfig | None = None     # None: the registry kept in the store
+    registry_cache: int = 10_000               # numbers whose answers are kept; 0: no cache
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -443,12 +451,13 @@ _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _ARI_KEYS = {"url", "username", "password", "password_file", "app"}
 _ADMIN_KEYS = {"listen", "token", "token_file", "users_file", "session_hours"}
 _WALLBOARD_KEYS = {"service_level", "service_level_formula", "flash_after", "refresh", "levels"}
-_CALLERS_KEYS = {"region", "timezone", "lookup_budget", "registry"}
+_CALLERS_KEYS = {"region", "timezone", "lookup_budget", "registry", "registry_cache"}
 _REGISTRY_KEYS = {"url", "timeout", "token_env"}
 # Settings whose environment value is taken exactly as written (not read as a YAML scalar).
 _TEXT_SETTINGS = frozenset({
     "flows", "prompts", "ari.url", "ari.username", "ari.password", "ari.password_file", "ari.app",
     "store.url", "log.format", "log.level", "engine.busy_prompt", "engine.default_language",
+    "engine.event_loop",
     "callers.region", "callers.timezone", "callers.registry.url", "callers.registry.token_env",
     "acd.music", "callbacks.owner", "callbacks.endpoint", "callbacks.caller_id",
     "admin.listen", "admin.token", "admin.token_file", "admin.users_file"})
@@ -810,7 +819,23 @@ def _engine(raw: Mapping[str, Any]) -> EngineConfig:
         default_language=_text("engine.default_language",
                                eng.get("default_language", default.default_language),
                                pattern=re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{1,8})?"),
-                               what="a language code", example="ko"))
+                               what="a language code", example="ko"),
+        event_loop=_event_loop(eng.get("event_loop", default.event_loop)))
+
+
+_EVENT_LOOPS = ("asyncio", "uvloop")
+
+
+def _event_loop(value: Any) -> str:
+    """``engine.event_loop``: ``asyncio`` or ``uvloop``; uvloop must be installed to be named."""
+    if not isinstance(value, str) or value.strip().lower() not in _EVENT_LOOPS:
+        raise _SettingError("engine.event_loop", "engine.event_loop must be one of "
+                            f"{', '.join(_EVENT_LOOPS)}, not {_shown(value)}")
+    loop = value.strip().lower()
+    if loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise _SettingError("engine.event_loop", "engine.event_loop is uvloop but uvloop is not "
+                            "installed: pip install 'ivr[fast]' (or set it to asyncio)")
+    return loop
 
 
 _ON_MAX_WAIT = ("message", "overflow", "callback")
@@ -1059,6 +1084,8 @@ def _callers(raw: Mapping[str, Any], env: Mapping[str, str]) -> CallersConfig:
         raise _SettingError("callers.timezone", f"callers.timezone {_shown(tz)} is not a time zone "
                                                 "name (e.g. Asia/Seoul)") from exc
     budget = _seconds("callers.lookup_budget", sec.get("lookup_budget", default.lookup_budget), upper=10.0)
+    cache = _whole("callers.registry_cache", sec.get("registry_cache", default.registry_cache),
+                   lower=0, upper=1_000_000)
 
     registry: RegistryConfig | None = None
     reg = sec.get("registry")
@@ -1087,7 +1114,8 @@ def _callers(raw: Mapping[str, Any], env: Mapping[str, str]) -> CallersConfig:
                                     "(callers.registry.token_env) must hold a bearer token: visible "
                                     "ASCII characters, no spaces")
         registry = RegistryConfig(url=url, timeout=timeout, token=token)
-    return CallersConfig(region=region, timezone=tz, lookup_budget=budget, registry=registry)
+    return CallersConfig(region=region, timezone=tz, lookup_budget=budget, registry=registry,
+                         registry_cache=cache)
 
 
 _CALLBACK_KEYS = {"endpoint", "owner", "lease", "poll", "max_attempts", "retry_delay", "ring_timeout",

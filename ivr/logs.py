@@ -14,6 +14,7 @@ that call carries them.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -97,13 +98,32 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+def _json_serializer() -> dict[str, Any]:
+    """The JSON renderer's serializer: orjson when installed (a line in about half the time of
+    ``json.dumps``; the same text for what the engine logs: UTF-8 as is, like
+    ``ensure_ascii=False``, compact separators aside), else the stdlib."""
+    try:
+        import orjson
+    except ImportError:
+        return {"ensure_ascii": False}
+    dumps, option = orjson.dumps, orjson.OPT_NON_STR_KEYS
+
+    def serialize(obj: Any, default: Any = None, **_: Any) -> str:
+        try:
+            return dumps(obj, default=default, option=option).decode()
+        except TypeError:               # what orjson will not take (an int beyond 64 bits …)
+            return json.dumps(obj, default=default, ensure_ascii=False)
+
+    return {"serializer": serialize}
+
+
 def configure_logging(fmt: str = "console", level: str = "info", stream: TextIO | None = None) -> None:
     lvl = logging.getLevelName(level.upper())
     if not isinstance(lvl, int):
         lvl = logging.INFO
     renderer: Any
     if fmt == "json":
-        renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
+        renderer = structlog.processors.JSONRenderer(**_json_serializer())
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(

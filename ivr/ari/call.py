@@ -62,17 +62,25 @@ _HANGUP, _ENGINE, _TRANSFERRED, _LOST = "hangup", "engine", "transferred", "lost
 
 
 class _Playback:
-    __slots__ = ("id", "media", "waiter", "state", "posted", "generation", "barge_in")
+    """One ARI playback: the whole prompt list of one ``play``, its items in order."""
 
-    def __init__(self, playback_id: str, media: str, waiter: asyncio.Future[str],
+    __slots__ = ("id", "media", "waiter", "state", "ended_on", "posted", "generation", "barge_in")
+
+    def __init__(self, playback_id: str, media: tuple[str, ...], waiter: asyncio.Future[str],
                  generation: int, barge_in: bool) -> None:
         self.id = playback_id
         self.media = media
         self.waiter = waiter
         self.state: str | None = None
+        self.ended_on = ""                 # the item PlaybackFinished named (its media_uri)
         self.posted = False
         self.generation = generation
         self.barge_in = barge_in
+
+
+# States of a playback that still plays (``GET /playbacks/{id}``); "continuing" is the
+# moment between two items of a list.
+_PLAYING_STATES = frozenset({"queued", "playing", "paused", "continuing", ""})
 
 
 class AriCall:
@@ -152,7 +160,10 @@ class AriCall:
             self._on_key(event.get("digit", ""))
         elif kind == "PlaybackFinished":
             playback = event.get("playback") or {}
-            self._finish_playback(playback.get("id", ""), playback.get("state", "done"))
+            self._finish_playback(playback.get("id", ""), playback.get("state", "done"),
+                                  playback.get("media_uri", ""))
+        # PlaybackStarted (one per item of a list) and PlaybackContinuing (the next item
+        # starts) change nothing: a list's waiter wakes only at its one PlaybackFinished.
         elif kind == "ChannelStateChange":
             channel = event.get("channel") or {}
             self._channel = channel or self._channel
@@ -199,11 +210,12 @@ class AriCall:
                         why=f"more than {KEY_RATE:g} keys a second (burst {KEY_BURST:g}) or "
                             f"{MAX_BUFFERED_KEYS} unread")
 
-    def _finish_playback(self, playback_id: str, state: str) -> None:
+    def _finish_playback(self, playback_id: str, state: str, media: str = "") -> None:
         playback = self._playbacks.get(playback_id)
         if playback is None:
             return
         playback.state = state
+        playback.ended_on = media
         if not playback.waiter.done():
             playback.waiter.set_result(_FINISHED)
 
@@ -252,28 +264,47 @@ class AriCall:
         self._state = "Up"
 
     async def play(self, prompts: Sequence[Prompt], *, barge_in: bool = False) -> None:
-        for prompt in prompts:
-            self._raise_if_gone()
-            if barge_in and self._digits:
-                return
-            stopped_by_key = await self._play_one(media_uri(prompt), barge_in)
-            if stopped_by_key:
-                return
+        """Play ``prompts`` in order, as one Asterisk playback (a media playlist).
+
+        With ``barge_in`` a key stops the rest of the list, and a key already buffered skips
+        it.  Returns when the list has ended; raises ``CallEnded`` when the caller hangs up.
+        """
+        self._raise_if_gone()
+        if not prompts or (barge_in and self._digits):
+            return
+        await self._play_list(tuple(media_uri(prompt) for prompt in prompts), barge_in)
         self._raise_if_gone()
 
-    async def _play_one(self, uri: str, barge_in: bool) -> bool:
-        """Play one media item; True when a key stopped it."""
+    # What Asterisk 22 does with a list (res/res_stasis_playback.c, play_on_channel): one
+    # Playback plays the items in order; each item that starts sends PlaybackStarted (its
+    # media_uri), each item followed by another ends with PlaybackContinuing (state
+    # "continuing", next_media_uri), and the last one ends with the list's one
+    # PlaybackFinished.  An item that cannot be played (no such file in any format: the
+    # stream cannot be opened) is logged by Asterisk ("Playback failed for ...") and skipped,
+    # and is reported exactly like an item that played: PlaybackContinuing.  Only a failed
+    # *last* item makes the PlaybackFinished "failed", naming that item.  So a missing prompt
+    # inside a list is skipped as before, the rest plays, and the engine logs
+    # ``call.media_failed`` for a failed last item only (Asterisk's own log names the others;
+    # flows are checked against the catalogue and the rendered audio when they load, so a
+    # missing file is a deployment mistake).  DELETE stops the whole list: state "done" (a
+    # list still queued is cancelled before its first item).  Stopped in the instant between
+    # two items, Asterisk may end the list without any PlaybackFinished; harmless here, as
+    # the engine never waits for the end of a playback it stopped.
+
+    async def _play_list(self, media: tuple[str, ...], barge_in: bool) -> None:
+        """Play media items as one playback; return when it ends or a key stopped it."""
         loop = asyncio.get_running_loop()
         playback_id = f"{_PLAYBACK_PREFIX}-{next(_playback_numbers)}"
         # The waiter exists before the POST: a short file can finish before the 201.
-        playback = _Playback(playback_id, uri, loop.create_future(), self._generation(),
+        playback = _Playback(playback_id, media, loop.create_future(), self._generation(),
                              barge_in)
         self._playbacks[playback_id] = playback
-        log.debug("call.play", media=uri)
+        for uri in media:
+            log.debug("call.play", media=uri, playback=playback_id)
         # The POST is not cancelled with the call's task: Asterisk may start the playback
         # anyway, so a cancelled play waits for the POST's answer and then stops it (else the
-        # prompt plays on, and the channel's next commands, a bridge move, wait behind it).
-        post = asyncio.ensure_future(self._client.play(self._id, playback_id, uri,
+        # prompts play on, and the channel's next commands, a bridge move, wait behind them).
+        post = asyncio.ensure_future(self._client.play(self._id, playback_id, media,
                                                        lang=self.language or None))
         try:
             try:
@@ -290,10 +321,10 @@ class AriCall:
                 self._raise_if_gone()
             if why == _KEY:
                 await self._stop_playback(playback_id)
-                return True
+                return
             if playback.state == "failed":
-                log.warning("call.media_failed", channel=self._id, media=uri)
-            return False
+                log.warning("call.media_failed", channel=self._id,
+                            media=playback.ended_on or media[-1])
         except asyncio.CancelledError:
             if not playback.waiter.done() and self._spawn is not None:
                 self._spawn(self._stop_after(post, playback_id))
@@ -335,8 +366,9 @@ class AriCall:
             self._finish_playback(playback_id, "done")
             return
         state = found.get("state", "") if isinstance(found, dict) else ""
-        if isinstance(state, str) and state not in ("queued", "playing", "paused", ""):
-            self._finish_playback(playback_id, state)
+        if isinstance(state, str) and state not in _PLAYING_STATES:
+            media = found.get("media_uri", "") if isinstance(found, dict) else ""
+            self._finish_playback(playback_id, state, media if isinstance(media, str) else "")
 
     async def recheck_playbacks(self) -> None:
         """After a reconnect: playbacks that ended during the gap must not hang the call."""

@@ -8,7 +8,6 @@ connection is ``AriUnavailable`` and a slow answer ``AriTimeout``.
 from __future__ import annotations
 
 import base64
-import json as jsonlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -18,6 +17,7 @@ import aiohttp
 import structlog
 from yarl import URL
 
+from ivr.ari import jsondecode
 from ivr.errors import AriError, AriTimeout, AriUnavailable, ChannelGone
 from ivr.ari.timeouts import Timeouts
 
@@ -124,7 +124,7 @@ class AriClient:
         if not body:
             return None
         try:
-            return jsonlib.loads(body)
+            return jsondecode.loads(body)
         except ValueError as exc:
             raise AriError(f"ARI {method} {path}: answer is not JSON", status=status) from exc
 
@@ -173,7 +173,10 @@ class AriClient:
 
     async def play(self, channel_id: str, playback_id: str, media: str | Sequence[str], *,
                    lang: str | None = None) -> dict[str, Any]:
-        """Start playing; Asterisk answers 201 at once and reports the end as an event."""
+        """Start playing; Asterisk answers 201 at once and reports the end as an event.
+
+        A list of URIs is one playback of its items in order (Asterisk 14+: ``media`` is
+        comma-separated, so no URI may hold a comma; prompt ids and languages cannot)."""
         uris = media if isinstance(media, str) else ",".join(media)
         params = _drop_none(media=uris, lang=lang)
         path = f"/channels/{_seg(channel_id)}/play/{_seg(playback_id)}"
@@ -297,7 +300,7 @@ def _drop_none(**params: str | int | float | None) -> dict[str, str | int | floa
 
 def _error_message(body: bytes) -> str:
     try:
-        decoded = jsonlib.loads(body)
+        decoded = jsondecode.loads(body)
     except ValueError:
         return body[:200].decode("utf-8", "replace")
     if isinstance(decoded, dict) and "message" in decoded:

@@ -70,6 +70,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "ChannelDestroyed": ("channel",),
     "ChannelDtmfReceived": ("channel", "digit"),
     "PlaybackStarted": ("playback",),
+    "PlaybackContinuing": ("playback",),      # the next item of a list starts: read, ignored
     "PlaybackFinished": ("playback",),
 }
 

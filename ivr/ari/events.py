@@ -17,7 +17,6 @@ again with back-off: the engine never stops listening while it runs.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from collections.abc import Callable, Coroutine
@@ -26,6 +25,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from ivr.ari import jsondecode
 from ivr.ari.client import AriClient
 from ivr.errors import AriError, AriTimeout, IvrError
 from ivr.logs import mask_numbers_in
@@ -65,7 +65,7 @@ def decode_event(data: str) -> dict[str, Any]:
     Raises ``BadEvent`` saying what is wrong.
     """
     try:
-        event = json.loads(data)
+        event = jsondecode.loads(data)
     except RecursionError as exc:
         raise BadEvent("not an event: JSON nested too deeply") from exc
     except ValueError as exc:

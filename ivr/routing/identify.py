@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from ivr.errors import IvrError
-from ivr.routing.numbers import normalize
+from ivr.routing.numbers import CallerNumber, normalize
 from ivr.routing.registry import CallerRegistry, age_on
 from ivr.store.base import Caller
 
@@ -75,15 +75,18 @@ class CallHistory(Protocol):
 
 async def identify(raw_caller_id: str | None, *, now: dt.datetime, tz: dt.tzinfo = DEFAULT_TIMEZONE,
                    registry: CallerRegistry, store: CallHistory, repeat: RepeatPolicy = RepeatPolicy(),
-                   budget: float = 1.0, call_id: str | None = None, region: str = "KR") -> CallerFacts:
+                   budget: float = 1.0, call_id: str | None = None, region: str = "KR",
+                   number: CallerNumber | None = None) -> CallerFacts:
     """The facts about the caller of call ``call_id`` presenting ``raw_caller_id`` at ``now``.
 
     Returns within ``budget`` seconds (plus scheduling noise) whatever the registry and the store
     do; never raises but for cancellation.  ``now`` should be aware (a naive time is read as UTC);
     the caller's age is taken on ``now``'s date in ``tz``.  The history count leaves ``call_id``
-    out and adds one: this call is always included.
+    out and adds one: this call is always included.  ``number``: the caller ID already
+    normalised (``normalize(raw_caller_id, region)``), so it is not done twice per call.
     """
-    number = normalize(raw_caller_id, region)
+    if number is None:
+        number = normalize(raw_caller_id, region)
     if not number.ok:
         return CallerFacts(anonymous=number.anonymous)
     e164 = number.e164

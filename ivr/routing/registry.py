@@ -3,6 +3,9 @@
 Two sources answer ``CallerRegistry.lookup``: the engine's own store (filled from a CSV file with
 ``ivr callers import``) and a deployment's own system over HTTP (``HttpRegistry``).  Both answer
 a ``Caller`` or None (not registered) and raise ``RegistryUnavailable`` when they cannot say.
+The store's registry is asked through a cache of its answers (``CachedRegistry``,
+``callers.registry_cache`` numbers), which sees an import ``CACHE_REFRESH`` seconds after it at
+the latest; the HTTP registry is asked on every call (its changes cannot be seen).
 
 Age is the international age (만 나이) on a given day: a year is added on each birthday.  A caller
 born on 29 February becomes a year older on 1 March in common years: under the Korean Civil Act
@@ -33,11 +36,13 @@ twice: the later row wins, with a warning.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import datetime as dt
 import json
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote
@@ -57,6 +62,8 @@ if TYPE_CHECKING:
 __all__ = [
     "EARLIEST_BIRTH_DATE",
     "LANGUAGES",
+    "CACHE_REFRESH",
+    "CachedRegistry",
     "CallerRegistry",
     "HttpRegistry",
     "ImportProblem",
@@ -77,6 +84,7 @@ REQUIRED_COLUMNS = ("phone", "birth_date")
 OPTIONAL_COLUMNS = ("language", "needs_assistance", "name", "wellness")
 MAX_NAME = 200
 MAX_CAMPAIGN = 200
+CACHE_REFRESH = 5.0             # seconds: the longest a cached answer outlives an import
 _CAMPAIGN = re.compile(r"[\w-]+")           # letters, digits, - and _
 
 _DATE_FORMS = (re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})"), re.compile(r"(\d{4})(\d{2})(\d{2})"),
@@ -270,6 +278,92 @@ class StoreRegistry:
             raise RegistryUnavailable(f"caller registry (store) failed: {exc}") from exc
 
 
+class CachedRegistry:
+    """A registry behind a bounded cache of its answers, "not registered" included.
+
+    Most callers are not registered, and a center's frequent callers call again and again: both
+    kinds of answer are kept, for up to ``size`` numbers (the least recently asked leave
+    first), so most calls ask the store nothing.  ``generation`` reads a number the store
+    changes with every write to the registry, by whichever process (``ivr callers import``
+    runs in its own): the cache reads it before a lookup when ``refresh`` seconds have passed
+    since it last did, and empties itself when it changed.  So every lookup that starts
+    ``refresh`` seconds after an import was committed sees the import; one sooner may be
+    answered as before it.  An answer read while the cache was being emptied is not kept (it
+    may be from before the import).  One lookup reads the generation; lookups that arrive
+    meanwhile do not wait for it: they ask the registry itself (a current answer, not kept).
+
+    Errors are never kept: a lookup that fails fails again on the store next time, and a
+    generation that cannot be read empties the cache and fails the lookup
+    (``RegistryUnavailable``): the cache cannot say whether it is current.
+    """
+
+    def __init__(self, registry: CallerRegistry, generation: Callable[[], Awaitable[int]], *,
+                 size: int, refresh: float = CACHE_REFRESH,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if size < 1:
+            raise ValueError(f"the cache must hold at least one number, not {size}")
+        if refresh < 0:
+            raise ValueError(f"refresh must be 0 or more seconds, not {refresh}")
+        self.size = size
+        self.refresh = float(refresh)
+        self.hits = 0
+        self.misses = 0
+        self._registry = registry
+        self._generation = generation
+        self._clock = clock
+        self._entries: collections.OrderedDict[str, Caller | None] = collections.OrderedDict()
+        self._seen: int | None = None            # the generation the entries were read at
+        self._checked_at: float | None = None    # when that generation was asked for
+        self._epoch = 0                          # raised each time the entries are dropped
+        self._checking = False                   # a lookup is reading the generation
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def lookup(self, e164: str) -> Caller | None:
+        if self._due():
+            if self._checking:
+                self.misses += 1
+                return await self._registry.lookup(e164)
+            self._checking = True
+            try:
+                await self._check()
+            finally:
+                self._checking = False
+        if e164 in self._entries:
+            self._entries.move_to_end(e164)
+            self.hits += 1
+            return self._entries[e164]
+        self.misses += 1
+        epoch = self._epoch
+        caller = await self._registry.lookup(e164)
+        if epoch == self._epoch:
+            self._entries[e164] = caller
+            if len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return caller
+
+    def clear(self) -> None:
+        """Forget every answer (and any answer being read now)."""
+        self._entries.clear()
+        self._epoch += 1
+
+    def _due(self) -> bool:
+        return self._checked_at is None or self._clock() - self._checked_at >= self.refresh
+
+    async def _check(self) -> None:
+        asked_at = self._clock()         # the bound counts from before the read
+        try:
+            generation = await self._generation()
+        except StoreError as exc:
+            self.clear()
+            raise RegistryUnavailable(f"caller registry (store) failed: {exc}") from exc
+        if generation != self._seen:
+            self.clear()
+            self._seen = generation
+        self._checked_at = asked_at
+
+
 class HttpRegistry:
     """A deployment's own system, asked over HTTP.
 
@@ -361,11 +455,15 @@ def _caller_from_json(e164: str, body: bytes) -> Caller:
 
 def registry_for(config: CallersConfig, store: Store,
                  session: aiohttp.ClientSession | None) -> CallerRegistry:
-    """The registry the config names: the deployment's HTTP system, else the store's registry.
+    """The registry the config names: the deployment's HTTP system, else the store's registry
+    (behind a cache of ``callers.registry_cache`` numbers; 0: none).
 
     ``session`` is needed only with ``callers.registry`` (and stays the caller's to close).
     """
     if config.registry is None:
+        if config.registry_cache > 0:
+            return CachedRegistry(StoreRegistry(store), store.registry_generation,
+                                  size=config.registry_cache)
         return StoreRegistry(store)
     if session is None:
         raise ValueError("callers.registry is set: an aiohttp ClientSession is needed to ask it")

@@ -153,10 +153,17 @@ class Store(Protocol):
     # -- the caller registry -----------------------------------------------------------------
     async def put_callers(self, callers: Sequence[Caller]) -> int:
         """Insert or update callers by number (an update replaces every field, ``wellness``
-        too); returns how many were written."""
+        too), raising ``registry_generation`` in the same transaction; returns how many were
+        written."""
 
     async def get_caller(self, number: str) -> Caller | None:
         """The registered caller for an E.164 number, or None."""
+
+    async def registry_generation(self) -> int:
+        """A number that changes whenever the registry is written (``put_callers``, by any
+        process sharing the database): a cache of ``get_caller`` answers is current while it
+        is unchanged (``ivr.routing.registry.CachedRegistry``)."""
+        ...
 
     async def list_callers(self, limit: int = 500, *, after: str | None = None) -> list[Caller]:
         """Registered callers by number, at most ``limit``; ``after`` is the last number of the

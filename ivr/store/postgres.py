@@ -60,7 +60,7 @@ log = structlog.get_logger("ivr.store")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 8          # the same numbering as the SQLite store
+SCHEMA_VERSION = 9          # the same numbering as the SQLite store
 _FIRST_VERSION = 2          # PostgreSQL started at 2: what _CREATE makes
 _SCHEMA_LOCK = 0x1F5_70_2E  # advisory lock key: engines starting together create the schema once
 
@@ -188,6 +188,7 @@ CREATE TABLE wellness_visits (
 );
 """ + ";\n".join(statements.V7_INDEXES),
     8: "ALTER TABLE callers ADD COLUMN wellness text",     # the caller's wellness campaign
+    9: ";\n".join(statements.V9_REGISTRY_GENERATION),      # a cached registry's freshness
 }
 
 COLUMNS = statements.CALL_COLUMNS
@@ -199,6 +200,8 @@ _GET_CALL = f"{statements.SELECT_CALLS} WHERE call_id = $1"
 
 _UPSERT_CALLER = statements.numbered(statements.UPSERT_CALLER)
 _GET_CALLER = statements.numbered(statements.GET_CALLER)
+_BUMP_REGISTRY_GENERATION = statements.BUMP_REGISTRY_GENERATION
+_GET_REGISTRY_GENERATION = statements.GET_REGISTRY_GENERATION
 
 # The event log's statements are shared with SQLite (``ivr.store.statements``); events of one
 # instant come back in the order they were recorded (the id).
@@ -641,6 +644,7 @@ class PostgresStore:
             async with conn.transaction():
                 await conn.execute(f"SET LOCAL statement_timeout = {_ms(self.timeouts.bulk)}")
                 await conn.executemany(_UPSERT_CALLER, rows, timeout=self.timeouts.bulk)
+                await conn.execute(_BUMP_REGISTRY_GENERATION)
 
         await self._run("cannot write callers", write, timeout=self.timeouts.bulk)
         return len(rows)
@@ -650,6 +654,12 @@ class PostgresStore:
                               lambda conn: conn.fetchrow(_GET_CALLER, number),
                               timeout=self.timeouts.operation)
         return _caller_from_row(row) if row is not None else None
+
+    async def registry_generation(self) -> int:
+        value = await self._run("cannot read the caller registry's generation",
+                                lambda conn: conn.fetchval(_GET_REGISTRY_GENERATION),
+                                timeout=self.timeouts.operation)
+        return int(value)
 
     async def list_callers(self, limit: int = 500, *, after: str | None = None) -> list[Caller]:
         if limit < 1:

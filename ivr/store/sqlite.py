@@ -7,6 +7,15 @@ operation's timeout: past it the method raises ``StoreError`` (a write that time
 still complete in the thread).  SQLite's own busy timeout is shorter than the operation's, so
 a database locked by another process frees the thread with an error instead of holding it.
 
+The reads that identify a caller before the first prompt (``get_caller``,
+``count_calls_since``, ``registry_generation``) do not queue behind the writes: they run on
+read-only connections of their own, in their own threads (``readers``, 2 by default; a
+database in WAL mode lets them read beside the writer, and a write waiting on another
+process's lock holds only the worker thread).  Each such read sees every write committed
+before it starts, so every write awaited before it, not a write still in the worker's queue
+(a call noted at its start a moment earlier may not be counted yet).  A ``:memory:`` database
+is one connection's own: there every read runs in the worker thread.
+
 Timestamps are stored as UTC text of one fixed shape (``2025-01-31T09:00:00.000000+00:00``),
 so text order is time order and ``started_at >= ?`` (``at >= ?`` for events, ``due_at <= ?``
 for reservations) can use the indexes.
@@ -31,6 +40,7 @@ import datetime as dt
 import functools
 import json
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -51,7 +61,7 @@ log = structlog.get_logger("ivr.store")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 # Version 1, as the first release created it.  A new database is created at version 1 and then
 # migrated like an old one, so new and upgraded databases are the same.
@@ -182,6 +192,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         *statements.V7_INDEXES,
     ),
     8: ("ALTER TABLE callers ADD COLUMN wellness TEXT",),    # the caller's wellness campaign
+    9: statements.V9_REGISTRY_GENERATION,                     # a cached registry's freshness
 }
 
 _COLUMNS = statements.CALL_COLUMNS
@@ -355,6 +366,17 @@ def _visit_from_row(row: Sequence[Any]) -> Visit:
                  done_at=_from_ts(done_at), note=note, cleared_at=_from_ts(cleared_at))
 
 
+def _settle(waiters: list[asyncio.Future[None]], outcomes: list[BaseException | None]) -> None:
+    """On the loop: the waiters of a flush of call writes learn how theirs went."""
+    for waiter, outcome in zip(waiters, outcomes, strict=True):
+        if waiter.done():                   # timed out, or its task was cancelled
+            continue
+        if outcome is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(outcome)
+
+
 @contextlib.contextmanager
 def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("BEGIN IMMEDIATE")
@@ -366,15 +388,35 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
+class _ReaderConnection(threading.local):
+    """Each reader thread's own read-only connection (opened on its first read)."""
+
+    conn: sqlite3.Connection | None = None
+
+
 class SqliteStore:
-    def __init__(self, path: str, *, timeouts: StoreTimeouts | None = None) -> None:
+    def __init__(self, path: str, *, timeouts: StoreTimeouts | None = None, readers: int = 2) -> None:
+        if readers < 0:
+            raise ValueError(f"readers must be 0 or more, got {readers}")
         self.path = path
         self.timeouts = timeouts or StoreTimeouts()
+        self.readers = 0 if path in (":memory:", "") else readers     # 0: reads in the worker thread
         self._worker: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None     # used in the worker thread only
+        self._reader: ThreadPoolExecutor | None = None
+        self._read_uri = ""
+        self._reader_conn = _ReaderConnection()
+        self._reader_conns: list[sqlite3.Connection] = []   # every reader's, to close them
+        self._reader_lock = threading.Lock()
+        # Calls' writes waiting for the worker (``_write_call``): one transaction takes them all.
+        self._call_writes: list[tuple[str, tuple[Any, ...], asyncio.Future[None]]] = []
+        self._call_writes_lock = threading.Lock()
+        self._call_writes_due = False           # a flush is queued in the worker
 
     # -- lifetime ----------------------------------------------------------------------------
     async def open(self) -> None:
+        """The worker thread and its connection (schema created or migrated, WAL mode set),
+        then the reader threads, whose connections open on their first read."""
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivr-sqlite")
         try:
             before = await self._run(f"cannot open SQLite store {self.path}",
@@ -382,26 +424,40 @@ class SqliteStore:
         except BaseException:
             await self.close()
             raise
+        if self.readers:
+            self._reader = ThreadPoolExecutor(max_workers=self.readers,
+                                              thread_name_prefix="ivr-sqlite-read")
         if before not in (0, SCHEMA_VERSION):
             log.info("store.migrated", store=self.path, from_version=before, to_version=SCHEMA_VERSION)
 
     async def close(self) -> None:
+        """The readers first (the reads in progress finish, their connections close), then the
+        worker's connection (after the writes queued before): the reverse of ``open``, all
+        within ``timeouts.close``."""
+        reader, self._reader = self._reader, None
         worker, self._worker = self._worker, None
         if worker is None:
             return
         try:
             async with asyncio.timeout(self.timeouts.close):
+                if reader is not None:
+                    await asyncio.to_thread(self._close_readers, reader)
                 await asyncio.get_running_loop().run_in_executor(worker, self._close_in_thread)
         except (TimeoutError, sqlite3.Error) as exc:
             log.warning("store.close_failed", store=self.path, error=str(exc) or type(exc).__name__)
         finally:
             worker.shutdown(wait=False)
 
+    def _busy_timeout(self) -> float:
+        return max(0.05, self.timeouts.operation * 0.8)
+
     def _open_in_thread(self) -> int:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        busy = max(0.05, self.timeouts.operation * 0.8)
-        conn = sqlite3.connect(self.path, timeout=busy, isolation_level=None)
+        if self.readers:
+            # The file the worker opens, wherever the working directory is later.
+            self._read_uri = f"{Path(self.path).resolve().as_uri()}?mode=ro"
+        conn = sqlite3.connect(self.path, timeout=self._busy_timeout(), isolation_level=None)
         self._conn = conn
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -435,20 +491,51 @@ class SqliteStore:
         if conn is not None:
             conn.close()
 
+    def _close_readers(self, reader: ThreadPoolExecutor) -> None:
+        # Not in a reader thread: after every read handed to them has finished.
+        reader.shutdown(wait=True)
+        with self._reader_lock:
+            conns, self._reader_conns = self._reader_conns, []
+        for conn in conns:
+            conn.close()
+
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             raise StoreError(f"SQLite store {self.path} is not open")
         return self._conn
 
+    def _reader_db(self) -> sqlite3.Connection:
+        """This reader thread's read-only connection (the worker's where there are no readers)."""
+        if not self.readers:
+            return self._db()
+        conn = self._reader_conn.conn
+        if conn is None:
+            # Closed by ``_close_readers`` from another thread, once this one is idle.
+            conn = sqlite3.connect(self._read_uri, uri=True, timeout=self._busy_timeout(),
+                                   isolation_level=None, check_same_thread=False)
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+            self._reader_conn.conn = conn
+        return conn
+
     async def _run(self, what: str, fn: Callable[..., T], *args: Any, timeout: float) -> T:
         """Run ``fn(*args)`` in the worker thread within ``timeout`` seconds."""
-        worker = self._worker
-        if worker is None:
+        return await self._in(self._worker, what, fn, *args, timeout=timeout)
+
+    async def _read(self, what: str, fn: Callable[..., T], *args: Any, timeout: float) -> T:
+        """Run the read ``fn(*args)`` in a reader thread within ``timeout`` seconds; ``fn``
+        reads through ``_reader_db``.  Without readers, in the worker thread."""
+        return await self._in(self._reader if self.readers else self._worker, what, fn, *args,
+                              timeout=timeout)
+
+    async def _in(self, pool: ThreadPoolExecutor | None, what: str, fn: Callable[..., T],
+                  *args: Any, timeout: float) -> T:
+        if pool is None:
             raise StoreError(f"{what}: SQLite store {self.path} is not open")
         try:
             async with asyncio.timeout(timeout):
                 return await asyncio.get_running_loop().run_in_executor(
-                    worker, functools.partial(fn, *args))
+                    pool, functools.partial(fn, *args))
         except TimeoutError as exc:
             raise StoreError(f"{what}: SQLite store {self.path} did not answer "
                              f"within {timeout:g} s") from exc
@@ -457,23 +544,80 @@ class SqliteStore:
 
     # -- calls -------------------------------------------------------------------------------
     async def call_started(self, record: CallRecord) -> None:
-        await self._run(f"cannot note call {record.call_id}", self._write_call,
-                        _INSERT_STARTED, _call_row(record, started=True),
-                        timeout=self.timeouts.operation)
+        await self._write_call(f"cannot note call {record.call_id}", _INSERT_STARTED,
+                               _call_row(record, started=True))
 
     async def call_progress(self, record: CallRecord) -> None:
-        await self._run(f"cannot note the progress of call {record.call_id}", self._write_call,
-                        _PROGRESS_CALL, _call_row(record, started=True),
-                        timeout=self.timeouts.operation)
+        await self._write_call(f"cannot note the progress of call {record.call_id}", _PROGRESS_CALL,
+                               _call_row(record, started=True))
 
     async def record_call(self, record: CallRecord) -> None:
-        await self._run(f"cannot record call {record.call_id}", self._write_call,
-                        _UPSERT_CALL, _call_row(record), timeout=self.timeouts.operation)
+        await self._write_call(f"cannot record call {record.call_id}", _UPSERT_CALL, _call_row(record))
 
-    def _write_call(self, sql: str, row: tuple[Any, ...]) -> None:
-        conn = self._db()
-        with _transaction(conn):
-            conn.execute(sql, row)
+    async def _write_call(self, what: str, sql: str, row: tuple[Any, ...]) -> None:
+        """One call's write (its start, progress or record), in the worker thread with every
+        other call write queued meanwhile, in one transaction (group commit: a busy engine
+        writes hundreds a second, and a transaction each cost more than the rows).  Answers
+        within ``timeouts.operation``; a write that timed out may still be written later (each
+        is an idempotent upsert of the call's row as it was)."""
+        worker = self._worker
+        if worker is None:
+            raise StoreError(f"{what}: SQLite store {self.path} is not open")
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        with self._call_writes_lock:
+            self._call_writes.append((sql, row, done))
+            flush, self._call_writes_due = not self._call_writes_due, True
+        if flush:
+            try:
+                worker.submit(self._flush_call_writes, loop)
+            except RuntimeError as exc:          # shut down meanwhile
+                with self._call_writes_lock:
+                    self._call_writes_due = False
+                raise StoreError(f"{what}: SQLite store {self.path} is not open") from exc
+        try:
+            async with asyncio.timeout(self.timeouts.operation):
+                await done
+        except TimeoutError as exc:
+            raise StoreError(f"{what}: SQLite store {self.path} did not answer "
+                             f"within {self.timeouts.operation:g} s") from exc
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"{what}: {exc}") from exc
+
+    def _flush_call_writes(self, loop: asyncio.AbstractEventLoop) -> None:
+        """In the worker: every call write queued so far, in one transaction; when a row is
+        refused, each in its own, so that the bad one fails alone."""
+        with self._call_writes_lock:
+            batch, self._call_writes = self._call_writes, []
+            self._call_writes_due = False
+        outcomes: list[BaseException | None]
+        try:
+            conn = self._db()
+            with _transaction(conn):
+                for sql, row, _ in batch:
+                    conn.execute(sql, row)
+            outcomes = [None] * len(batch)
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            # A row the database refuses: each on its own, so that it fails alone.
+            outcomes = [self._write_one(sql, row) for sql, row, _ in batch]
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            # The database itself (locked past the busy timeout, the disk, closed): all of them.
+            outcomes = [exc] * len(batch)
+        with contextlib.suppress(RuntimeError):          # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(_settle, [done for _, _, done in batch], outcomes)
+
+    def _write_one_or_raise(self, sql: str, row: tuple[Any, ...]) -> None:
+        if (exc := self._write_one(sql, row)) is not None:
+            raise exc
+
+    def _write_one(self, sql: str, row: tuple[Any, ...]) -> BaseException | None:
+        try:
+            conn = self._db()
+            with _transaction(conn):
+                conn.execute(sql, row)
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            return exc
+        return None
 
     async def recent_calls(self, limit: int = 50) -> list[CallRecord]:
         rows = await self._run("cannot read calls", self._fetchall, _RECENT, (limit,),
@@ -530,12 +674,16 @@ class SqliteStore:
             params.extend(_SERVED)
         if exclude_call is not None:
             params.append(exclude_call)
-        rows = await self._run("cannot count calls", self._fetchall, sql, tuple(params),
-                               timeout=self.timeouts.operation)
+        rows = await self._read("cannot count calls", self._read_all, sql, tuple(params),
+                                timeout=self.timeouts.operation)
         return int(rows[0][0])
 
     def _fetchall(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         return self._db().execute(sql, params).fetchall()
+
+    def _read_all(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        # fetchall: the statement runs to its end, so no read transaction stays open.
+        return self._reader_db().execute(sql, params).fetchall()
 
     # -- the caller registry -----------------------------------------------------------------
     async def put_callers(self, callers: Sequence[Caller]) -> int:
@@ -545,9 +693,15 @@ class SqliteStore:
         rows = [(c.number, c.birth_date.isoformat() if c.birth_date else None, c.language,
                  int(c.needs_assistance), c.name, _ts(c.updated_at or now), c.wellness or None)
                 for c in callers]
-        await self._run("cannot write callers", self._write_many, statements.UPSERT_CALLER, rows,
+        await self._run("cannot write callers", self._write_callers, rows,
                         timeout=self.timeouts.bulk)
         return len(rows)
+
+    def _write_callers(self, rows: list[tuple[Any, ...]]) -> None:
+        conn = self._db()
+        with _transaction(conn):
+            conn.executemany(statements.UPSERT_CALLER, rows)
+            conn.execute(statements.BUMP_REGISTRY_GENERATION)
 
     def _write_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         conn = self._db()
@@ -555,9 +709,15 @@ class SqliteStore:
             conn.executemany(sql, rows)
 
     async def get_caller(self, number: str) -> Caller | None:
-        rows = await self._run("cannot read the caller registry", self._fetchall,
-                               statements.GET_CALLER, (number,), timeout=self.timeouts.operation)
+        rows = await self._read("cannot read the caller registry", self._read_all,
+                                statements.GET_CALLER, (number,), timeout=self.timeouts.operation)
         return _caller_from_row(rows[0]) if rows else None
+
+    async def registry_generation(self) -> int:
+        rows = await self._read("cannot read the caller registry's generation", self._read_all,
+                                statements.GET_REGISTRY_GENERATION, (),
+                                timeout=self.timeouts.operation)
+        return int(rows[0][0])
 
     async def list_callers(self, limit: int = 500, *, after: str | None = None) -> list[Caller]:
         if limit < 1:
@@ -636,7 +796,7 @@ class SqliteStore:
     async def record_audit(self, entry: AuditEntry) -> None:
         row = (_ts(entry.at), entry.user, entry.role, entry.action, entry.target, entry.detail,
                entry.source)
-        await self._run(f"cannot record the audit entry {entry.action}", self._write_call,
+        await self._run(f"cannot record the audit entry {entry.action}", self._write_one_or_raise,
                         statements.INSERT_AUDIT, row, timeout=self.timeouts.operation)
 
     async def audit_entries(self, since: dt.datetime, limit: int = 200) -> list[AuditEntry]:

@@ -32,6 +32,7 @@ __all__ = [
     "SELECT_CALLS", "ITER_CALLS_FIRST", "ITER_CALLS_NEXT", "ITER_CALLS_FLOW", "ITER_CALLS_ORDER",
     "find_calls",
     "CALLER_COLUMNS", "UPSERT_CALLER", "GET_CALLER", "list_callers",
+    "V9_REGISTRY_GENERATION", "BUMP_REGISTRY_GENERATION", "GET_REGISTRY_GENERATION",
     "EVENT_COLUMNS", "INSERT_EVENT", "CALL_EVENTS", "AGENT_EVENTS", "LINE_KINDS", "LINE_EVENTS",
     "LATEST_AGENT_EVENTS", "EVENT_INDEXES", "ITER_EVENTS_FIRST", "ITER_EVENTS_NEXT",
     "EVENTS_FOR_CALLS_SQLITE", "EVENTS_FOR_CALLS_POSTGRES",
@@ -114,6 +115,18 @@ def list_callers(*, after: bool) -> str:
     """Callers by number, one page (the primary key's order).  Parameters: [the last number of
     the previous page,] limit."""
     return f"{_CALLER_SELECT}{' WHERE number > ?' if after else ''} ORDER BY number LIMIT ?"
+
+
+# Version 9: ``registry_generation``, one row, one number, raised in the transaction of every
+# write to ``callers``; an engine that caches the registry empties its cache when it sees the
+# number change (``ivr.routing.registry.CachedRegistry``), whichever process wrote.
+V9_REGISTRY_GENERATION = (
+    "CREATE TABLE IF NOT EXISTS registry_generation (generation INTEGER NOT NULL)",
+    "INSERT INTO registry_generation (generation) SELECT 0 "
+    "WHERE NOT EXISTS (SELECT 1 FROM registry_generation)",
+)
+BUMP_REGISTRY_GENERATION = "UPDATE registry_generation SET generation = generation + 1"
+GET_REGISTRY_GENERATION = "SELECT generation FROM registry_generation"
 
 # -- the event log --------------------------------------------------------------------------
 

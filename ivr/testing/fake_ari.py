@@ -3,8 +3,16 @@
 It keeps a small model of channels, playbacks and bridges, records every request, and lets a
 test push what a caller does (``start_call``, ``press``, ``caller_hangs_up``) or what a
 network does (``drop_websocket``, ``fail``).  Playbacks end by themselves after a delay
-(``playback_delay``, 0 allowed); media listed in ``missing_media`` end ``failed``; with
-``finish_before_reply`` the ``PlaybackFinished`` event is written before the HTTP 201.
+(``playback_delay``, 0 allowed; ``durations`` per media); with ``finish_before_reply`` the
+``PlaybackFinished`` event is written before the HTTP 201.
+
+A comma-separated ``media`` list is one playback, as in Asterisk 22: its items play in turn,
+each sends ``PlaybackStarted`` (``media_uri``: that item), each one followed by another ends
+with ``PlaybackContinuing`` (state ``continuing``, ``next_media_uri``), and the list ends with
+one ``PlaybackFinished`` after the sum of the items' durations; a DELETE stops the whole list.
+An item listed in ``missing_media`` is skipped at once, reported like an item that played; the
+list ends ``failed`` only when its last item is missing.  ``played`` lists the media items the
+engine asked for (a list item by item), ``heard`` those that began playing.
 
 Built for unit tests and for the load benchmark: per-request work is O(1), nothing is logged
 per request, events leave through one writer task per socket in the order they were made.
@@ -46,6 +54,19 @@ class RecordedRequest:
     json: Any
     at: float                     # loop.time() when received
 
+    @property
+    def media(self) -> list[str]:
+        """The media items of a play request (a list played as one playback: several)."""
+        return [uri for uri in self.params.get("media", "").split(",") if uri]
+
+    @property
+    def play_channel(self) -> str | None:
+        """The channel of a ``POST /channels/{id}/play[/{playback}]``; None for other requests."""
+        parts = self.path.split("/")
+        if self.method == "POST" and len(parts) in (4, 5) and parts[1] == "channels" and parts[3] == "play":
+            return parts[2]
+        return None
+
 
 SLOW = -1                        # a Fault's status: no error, only a late answer
 
@@ -58,6 +79,18 @@ class Fault:
     status: int
     times: float = 1
     delay: float = 0.0
+
+
+@dataclasses.dataclass(slots=True)
+class _PlayList:
+    """The items of one playback, and which of them plays now."""
+
+    items: tuple[str, ...]
+    index: int = 0
+
+    @property
+    def last(self) -> bool:
+        return self.index == len(self.items) - 1
 
 
 class _Watch:
@@ -157,6 +190,7 @@ class FakeAri:
         self.bridges: dict[str, dict[str, Any]] = {}
         self.variables: dict[str, dict[str, str]] = {}
         self._playing: dict[str, set[str]] = {}       # channel id -> its playback ids
+        self._lists: dict[str, _PlayList] = {}        # playback id -> its items
         self.requests: list[RecordedRequest] = []
         self.events_sent: list[Event] = []
         self.connections = 0                 # event sockets accepted so far
@@ -168,6 +202,7 @@ class FakeAri:
         self._refuse_timer: asyncio.TimerHandle | None = None
         self._timers: set[asyncio.TimerHandle] = set()
         self._request_watch = _Watch()
+        self._event_watch = _Watch()
         self._connection_watch = _Watch()
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -297,6 +332,7 @@ class FakeAri:
                         announce: bool = True) -> None:
         """End a playback now (``announce=False``: silently, as during a lost socket)."""
         playback = self.playbacks.pop(playback_id, None)
+        self._lists.pop(playback_id, None)
         if playback is None:
             return
         self._playing.get(playback["target_uri"][len("channel:"):], set()).discard(playback_id)
@@ -307,6 +343,20 @@ class FakeAri:
     def playbacks_of(self, channel_id: str) -> list[dict[str, Any]]:
         target = f"channel:{channel_id}"
         return [p for p in self.playbacks.values() if p["target_uri"] == target]
+
+    def played(self, channel_id: str | None = None) -> list[str]:
+        """The media items the engine asked to play (on ``channel_id``, or on any channel), in
+        order; a list played as one playback counts item by item.  Needs ``record``."""
+        return [uri for r in self.requests
+                if (channel := r.play_channel) is not None and channel_id in (None, channel)
+                for uri in r.media]
+
+    def heard(self, channel_id: str) -> list[str]:
+        """The media items that began playing on a channel, in order (one ``PlaybackStarted``
+        each): a list stopped by a key lacks the items after it.  Needs ``record``."""
+        target = f"channel:{channel_id}"
+        return [e["playback"]["media_uri"] for e in self.events_sent
+                if e["type"] == "PlaybackStarted" and e["playback"]["target_uri"] == target]
 
     # -- what a test does: the network ---------------------------------------------------------
 
@@ -319,6 +369,7 @@ class FakeAri:
         """Send one event to every connected socket (lost when none is connected)."""
         if self.record:
             self.events_sent.append(event)
+            self._event_watch.check()
         if not self._subscribers:
             return
         data = json.dumps(event)
@@ -403,6 +454,24 @@ class FakeAri:
 
         return await self._request_watch.wait(test, timeout, "a matching request")
 
+    async def wait_for_event(self, match: Callable[[Event], bool], *, timeout: float = 2.0,
+                             since: int = 0) -> Event:
+        """The first event sent (from index ``since`` of ``events_sent``) that matches; waits
+        for it if needed.  Needs ``record``."""
+        events = self.events_sent
+        position = since
+
+        def test() -> Event | None:
+            nonlocal position
+            while position < len(events):
+                event = events[position]
+                position += 1
+                if match(event):
+                    return event
+            return None
+
+        return await self._event_watch.wait(test, timeout, "a matching event")
+
     async def wait_for_connection(self, count: int = 1, *, timeout: float = 2.0) -> None:
         """Wait until ``count`` event sockets have been accepted in all (and one is open)."""
         await self._connection_watch.wait(
@@ -441,6 +510,7 @@ class FakeAri:
     def _end_playbacks_of(self, channel_id: str) -> None:
         for playback_id in self._playing.pop(channel_id, ()):
             self.playbacks.pop(playback_id, None)
+            self._lists.pop(playback_id, None)
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -603,29 +673,63 @@ class FakeAri:
         playback_id = request.match_info.get("pb") or uuid.uuid4().hex
         if playback_id in self.playbacks:
             return web.json_response({"message": "Playback id already in use"}, status=409)
-        media = request.query.get("media", "")
-        if not media:
+        uris = tuple(request.query.get("media", "").split(","))
+        if not all(uris):
             return web.json_response({"message": "media is required"}, status=400)
-        uris = media.split(",")
         playback = {"id": playback_id, "media_uri": uris[0], "target_uri": f"channel:{channel['id']}",
                     "language": request.query.get("lang", channel["language"]),
                     "state": "playing"}
+        if len(uris) > 1:
+            playback["next_media_uri"] = uris[1]
         self.playbacks[playback_id] = playback
         self._playing.setdefault(channel["id"], set()).add(playback_id)
-        failed = any(uri in self.missing_media for uri in uris)
-        if failed:
-            duration: float | None = 0.0
-        else:
-            durations = [self.durations.get(uri, self.playback_delay) for uri in uris]
-            duration = None if None in durations else sum(d for d in durations if d is not None)
+        self._lists[playback_id] = playlist = _PlayList(uris)
         self.emit(self.event("PlaybackStarted", playback=dict(playback)))
-        state = "failed" if failed else "done"
-        if self.finish_before_reply and duration is not None:
-            self.finish_playback(playback_id, state)
+        if self.finish_before_reply:
+            # Every item that ends by itself ends now, before the answer.
+            while (self._lists.get(playback_id) is playlist
+                   and self._item_duration(playlist.items[playlist.index]) is not None):
+                self._item_ended(playback_id, playlist.index)
             await self.flush()
-        elif duration is not None:
-            self._later(duration, self.finish_playback, playback_id, state)
+        else:
+            self._schedule_item(playback_id)
         return web.json_response(playback, status=201)
+
+    def _item_duration(self, uri: str) -> float | None:
+        """How long one item plays (None: until stopped); a missing one fails at once."""
+        if uri in self.missing_media:
+            return 0.0
+        return self.durations.get(uri, self.playback_delay)
+
+    def _schedule_item(self, playback_id: str) -> None:
+        playlist = self._lists.get(playback_id)
+        if playlist is None:
+            return
+        duration = self._item_duration(playlist.items[playlist.index])
+        if duration is not None:
+            self._later(duration, self._item_ended, playback_id, playlist.index)
+
+    def _item_ended(self, playback_id: str, index: int) -> None:
+        """Item ``index`` of a playback has ended: the list ends, or its next item starts."""
+        playlist = self._lists.get(playback_id)
+        playback = self.playbacks.get(playback_id)
+        if playlist is None or playback is None or playlist.index != index:
+            return                                  # stopped or ended meanwhile
+        if playlist.last:
+            failed = playlist.items[index] in self.missing_media
+            self.finish_playback(playback_id, "failed" if failed else "done")
+            return
+        playback["state"] = "continuing"
+        self.emit(self.event("PlaybackContinuing", playback=dict(playback)))
+        playlist.index += 1
+        playback.update(media_uri=playlist.items[playlist.index], state="playing")
+        if playlist.last:
+            playback.pop("next_media_uri", None)
+        else:
+            playback["next_media_uri"] = playlist.items[playlist.index + 1]
+        self.emit(self.event("PlaybackStarted", playback=dict(playback)))
+        if not self.finish_before_reply:
+            self._schedule_item(playback_id)
 
     async def _get_playback(self, request: web.Request) -> web.Response:
         playback = self.playbacks.get(request.match_info["pb"])

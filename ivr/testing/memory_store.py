@@ -29,6 +29,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.calls: dict[str, CallRecord] = {}
         self.callers: dict[str, Caller] = {}
+        self.generation = 0                        # the registry's: raised by every put_callers
         self.events: list[QueueEvent] = []   # in the order recorded
         self.reservations: dict[str, Reservation] = {}   # by id, in the order booked
         self.audit: list[AuditEntry] = []    # in the order recorded
@@ -119,7 +120,12 @@ class MemoryStore:
         now = utcnow()
         for c in callers:
             self.callers[c.number] = dataclasses.replace(c, wellness=c.wellness or None, updated_at=now)
+        self.generation += 1
         return len(callers)
+
+    async def registry_generation(self) -> int:
+        await self._enter("registry_generation")
+        return self.generation
 
     async def get_caller(self, number: str) -> Caller | None:
         await self._enter("get_caller")

@@ -328,7 +328,7 @@ async def test_a_caller_in_the_menu_starts_the_flow_again_and_finishes_the_call_
                                               max_duration=20))
 
         def in_main_menu() -> str | None:
-            ids = {ev["call_id"] for ev in engine.events("caller.identified") if "call_id" in ev}
+            ids = {ev["call_id"] for ev in engine.events("call.started") if "call_id" in ev}
             return next((ev["call_id"] for ev in engine.events("call.play")
                          if ev.get("call_id") in ids and ev["media"].endswith("/main_menu")), None)
 

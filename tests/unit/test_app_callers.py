@@ -206,7 +206,7 @@ async def test_serve_reads_the_registry_imported_into_the_store(tmp_path, capsys
         async with running_engine(tmp_path, fake) as config:
             ch = await fake.start_call(caller="010-5555-0075", exten="15771000")
             await fake.wait_for_request(hangup_of(ch), timeout=5)
-        plays = [r.params["media"] for r in fake.requests if r.path.startswith(f"/channels/{ch}/play")]
+        plays = fake.played(ch)
         (rec,) = await recorded_calls(config)
     assert plays[0] == "sound:ivr/ko/priority_agent"
     assert (rec.reason, rec.priority, rec.number) == ("bypass: elderly", "elderly", "+821055550075")

@@ -59,21 +59,65 @@ async def test_a_prompt_that_ends_before_asterisk_answers_201_does_not_hang():
 
     async with harness(flow, finish_before_reply=True) as h:
         assert await outcome(await h.call_in(), timeout=1.0) == "played"
-        assert len([r for r in h.fake.requests if is_play(r)]) == 2
+        assert len([r for r in h.fake.requests if is_play(r)]) == 1
+        assert h.fake.played() == ["sound:ivr/ko/welcome", "sound:ivr/ko/menu"]
 
 
-async def test_a_missing_prompt_is_logged_and_skipped():
+async def test_a_prompt_list_is_one_playback_in_the_calls_language():
+    """One POST with ``media=a,b`` and one waiter: Asterisk plays the items in turn
+    (PlaybackContinuing between them, read and ignored) and ends the list once."""
+    async def flow(call, args):
+        began = time.monotonic()
+        await call.play([Prompt("welcome", "en"), Prompt("menu", "en")])
+        return time.monotonic() - began
+
+    with capture_logs() as logs:
+        async with harness(flow, playback_delay=0.1) as h:
+            started = await h.call_in(language="en")
+            took = await outcome(started)
+            plays = [r for r in h.fake.requests if is_play(r)]
+            kinds = [e["type"] for e in h.fake.events_sent if e["type"].startswith("Playback")]
+            heard = h.fake.heard(started.call.id)
+    assert len(plays) == 1
+    assert plays[0].params == {"media": "sound:ivr/en/welcome,sound:ivr/en/menu", "lang": "en"}
+    assert kinds == ["PlaybackStarted", "PlaybackContinuing", "PlaybackStarted", "PlaybackFinished"]
+    assert heard == ["sound:ivr/en/welcome", "sound:ivr/en/menu"]
+    assert took >= 0.2                                  # the list's length: both items
+    assert not [e for e in logs if e["event"] == "ari.bad_event"]
+    assert [e["media"] for e in logs if e["event"] == "call.play"] == [
+        "sound:ivr/en/welcome", "sound:ivr/en/menu"]  # one log line per item, as before
+
+
+async def test_a_missing_prompt_inside_a_list_is_skipped_and_the_rest_plays():
+    """Asterisk skips an item it cannot open and reports it like one that played
+    (PlaybackContinuing): the list goes on; only Asterisk's log names the missing file."""
     async def flow(call, args):
         await call.play([Prompt("a", "ko"), Prompt("missing", "ko"), Prompt("b", "ko")])
         return "played"
 
     with capture_logs() as logs:
         async with harness(flow, missing_media={"sound:ivr/ko/missing"}) as h:
+            started = await h.call_in()
+            assert await outcome(started) == "played"
+            assert h.fake.played() == ["sound:ivr/ko/a", "sound:ivr/ko/missing", "sound:ivr/ko/b"]
+            assert len([r for r in h.fake.requests if is_play(r)]) == 1
+            assert h.fake.heard(started.call.id)[-1] == "sound:ivr/ko/b"
+            finished = [e for e in h.fake.events_sent if e["type"] == "PlaybackFinished"]
+    assert [e["playback"]["state"] for e in finished] == ["done"]
+    assert not [e for e in logs if e["event"] == "call.media_failed"]
+
+
+async def test_a_missing_last_prompt_fails_the_list_and_is_logged():
+    async def flow(call, args):
+        await call.play([Prompt("a", "ko"), Prompt("missing", "ko")])
+        await call.play([Prompt("missing", "ko")])
+        return "played"
+
+    with capture_logs() as logs:
+        async with harness(flow, missing_media={"sound:ivr/ko/missing"}) as h:
             assert await outcome(await h.call_in()) == "played"
-            media = [r.params["media"] for r in h.fake.requests if is_play(r)]
-    assert media == ["sound:ivr/ko/a", "sound:ivr/ko/missing", "sound:ivr/ko/b"]
     failed = [e for e in logs if e["event"] == "call.media_failed"]
-    assert [e["media"] for e in failed] == ["sound:ivr/ko/missing"]
+    assert [e["media"] for e in failed] == ["sound:ivr/ko/missing"] * 2
 
 
 async def test_a_key_stops_the_menu_at_once_and_is_the_first_digit_gathered():
@@ -91,7 +135,55 @@ async def test_a_key_stops_the_menu_at_once_and_is_the_first_digit_gathered():
         assert stop.at - play.at < 0.5
         await h.fake.press(started.call.id, "2")
         assert await outcome(started) == Gathered("12", "max_digits")
-        assert [r.params["media"] for r in h.fake.requests if is_play(r)] == [LONG]
+        assert [r.params["media"] for r in h.fake.requests if is_play(r)] == [
+            f"{LONG},sound:ivr/ko/never_reached"]                # one playback for the list
+        assert len([r for r in h.fake.requests if r.method == "DELETE"
+                    and r.path.startswith("/playbacks")]) == 1   # one stop for the whole list
+        assert h.fake.heard(started.call.id) == [LONG]
+
+
+async def test_a_key_during_the_second_item_stops_the_list_there():
+    second = "sound:ivr/ko/second"
+
+    async def flow(call, args):
+        await call.play([Prompt("first", "ko"), Prompt("second", "ko"), Prompt("third", "ko")],
+                        barge_in=True)
+        return await call.gather(max_digits=1, first_timeout=1, inter_timeout=1)
+
+    async with harness(flow, durations={second: None}, playback_delay=0.05) as h:
+        started = await h.call_in()
+        playing = await h.request(is_play)
+        pb = playing.path.rsplit("/", 1)[1]
+        await h.fake.wait_for_event(lambda e: e["type"] == "PlaybackStarted" and e["playback"]["id"] == pb
+                                    and e["playback"]["media_uri"] == second)
+        await h.fake.press(started.call.id, "4")
+        assert await outcome(started) == Gathered("4", "max_digits")
+        stops = [r for r in h.fake.requests if r.method == "DELETE" and r.path.startswith("/playbacks")]
+        assert [r.path for r in stops] == [f"/playbacks/{pb}"]
+        assert h.fake.heard(started.call.id) == ["sound:ivr/ko/first", second]
+
+
+async def test_a_recheck_between_two_items_of_a_list_does_not_end_it():
+    """``GET /playbacks/{id}`` answers state "continuing" in the instant between two items:
+    the recheck after a reconnect must not take it for an end."""
+    async def flow(call, args):
+        await call.play([LONG_PROMPT, Prompt("after", "ko")])
+        return "played"
+
+    async with harness(flow, durations={LONG: None}) as h:
+        started = await h.call_in()
+        play = await h.request(is_play)
+        pb = play.path.rsplit("/", 1)[1]
+        h.fake.playbacks[pb]["state"] = "continuing"
+        await h.fake.drop_websocket()
+        await h.fake.wait_for_connection(2)
+        await h.request(lambda r: r.method == "GET" and r.path == f"/playbacks/{pb}")
+        await h.adapter.wait_ready(2)
+        with pytest.raises(TimeoutError):
+            await outcome(started, timeout=0.2)                 # still playing
+        assert started.call.pending_playbacks == [pb]
+        h.fake.finish_playback(pb)
+        assert await outcome(started) == "played"
 
 
 async def test_a_key_pressed_before_a_barge_in_prompt_skips_it():
@@ -329,7 +421,7 @@ async def test_a_prompt_cancelled_while_its_request_is_in_flight_is_stopped_once
 
     async def flow(call, args):
         playing.set()
-        await call.play([LONG_PROMPT])
+        await call.play([LONG_PROMPT, Prompt("after", "ko")])
 
     async with harness(flow, durations={LONG: None}) as h:
         h.fake.slow(lambda r: r.method == "POST" and "/play/" in r.path, 0.3)
@@ -341,6 +433,7 @@ async def test_a_prompt_cancelled_while_its_request_is_in_flight_is_stopped_once
         stop = await h.request(lambda r: r.method == "DELETE" and r.path.startswith("/playbacks"),
                                timeout=2)
         assert h.fake.playbacks.get(stop.path.rsplit("/", 1)[1]) is None     # it no longer plays
+        assert len([r for r in h.fake.requests if is_play(r)]) == 1         # the list, not "after"
 
 
 async def test_a_flood_of_keys_on_one_channel_is_bounded_and_said_once_a_second():

@@ -84,12 +84,12 @@ CHANNEL = fields({
 PLAYBACK = fields({
     "id": st.sampled_from(["pb-1", "pb-2"]),
     "target_uri": CHANNEL_REF.map(lambda ref: f"channel:{ref}"),
-    "state": st.sampled_from(["playing", "done", "failed"]),
+    "state": st.sampled_from(["playing", "continuing", "done", "failed"]),
     "media_uri": st.just("sound:ivr/ko/welcome"),
 })
 EVENT_TYPES = st.sampled_from([
-    "StasisStart", "StasisEnd", "ChannelDtmfReceived", "PlaybackStarted", "PlaybackFinished",
-    "ChannelStateChange", "ChannelHangupRequest", "ChannelDestroyed", "ChannelVarset",
+    "StasisStart", "StasisEnd", "ChannelDtmfReceived", "PlaybackStarted", "PlaybackContinuing",
+    "PlaybackFinished", "ChannelStateChange", "ChannelHangupRequest", "ChannelDestroyed", "ChannelVarset",
     "ChannelEnteredBridge", "BridgeDestroyed", "SomethingNew"])
 EVENT = st.fixed_dictionaries(
     {"type": sometimes_wrong(EVENT_TYPES)},
@@ -121,11 +121,13 @@ WELL_FORMED = st.one_of(
                            "cause_txt": st.just("Normal Clearing")}),
     st.fixed_dictionaries({"type": st.just("ChannelDtmfReceived"), "channel": VALID_CHANNEL,
                            "digit": st.sampled_from(KEYS)}),
-    st.fixed_dictionaries({"type": st.sampled_from(["PlaybackStarted", "PlaybackFinished"]),
+    st.fixed_dictionaries({"type": st.sampled_from(["PlaybackStarted", "PlaybackContinuing",
+                                                    "PlaybackFinished"]),
                            "playback": st.fixed_dictionaries({
                                "id": st.sampled_from(["pb-1", "pb-2"]),
                                "target_uri": CHANNEL_REF.map(lambda ref: f"channel:{ref}"),
-                               "state": st.sampled_from(["playing", "done", "failed"])})}),
+                               "state": st.sampled_from(["playing", "continuing", "done",
+                                                         "failed"])})}),
 )
 # Missing 'type' too: drop it from some events.
 EVENTS = st.one_of(EVENT, EVENT.map(lambda e: {k: v for k, v in e.items() if k != "type"}))

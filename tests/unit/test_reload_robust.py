@@ -103,3 +103,40 @@ async def test_broken_saves_are_refused_with_their_line_and_the_old_flows_keep_s
     assert [(records[ch].outcome, records[ch].flow_version) for ch in served] == [("completed", serving)] * 3
     assert (records[after].outcome, records[after].flow_version) == ("completed", version(main))
     assert version(main) != serving
+
+
+async def test_a_reload_by_the_engine_loads_off_the_event_loop(tmp_path, monkeypatch):
+    """The watcher and SIGHUP reload with ``reload_flows_off_loop``: loading (about 80 ms for
+    the sample flows, more with a garbage collection inside) runs in a thread, so the loop
+    keeps ticking and a reload never lags it into turning new callers away."""
+    import asyncio
+    import time
+
+    from ivr import app as app_module
+
+    real_load = app_module.load_flows
+
+    def slow_load(*args, **kwargs):
+        time.sleep(0.4)                   # a long load; loading on the loop would stall it this long
+        return real_load(*args, **kwargs)
+
+    async with FakeAri() as fake:
+        async with engine_with_own_files(tmp_path, fake, monkeypatch) as (config, engine):
+            monkeypatch.setattr(app_module, "load_flows", slow_load)
+            ticks: list[float] = []
+
+            async def tick() -> None:
+                while True:
+                    ticks.append(time.monotonic())
+                    await asyncio.sleep(0.01)
+
+            ticker = asyncio.ensure_future(tick())
+            try:
+                with capture_logs() as logs:
+                    assert await engine.reload_flows_off_loop() is True
+            finally:
+                ticker.cancel()
+            assert [e["event"] for e in logs if e["event"].startswith("flows.")] == ["flows.reloaded"]
+            gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+            assert len(ticks) > 10 and max(gaps) < 0.3, f"the loop stalled {max(gaps):.2f} s during the reload"
+            await a_call_through_the_menu(fake, "01098765431")     # the new flows serve

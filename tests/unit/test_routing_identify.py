@@ -14,6 +14,7 @@ from ivr.call import CallRecord
 from ivr.errors import RegistryUnavailable, StoreError
 from ivr.logs import configure_logging
 from ivr.routing.identify import CallerFacts, RepeatPolicy, identify
+from ivr.routing.numbers import normalize
 from ivr.routing.registry import StoreRegistry
 from ivr.store.base import Caller
 from ivr.testing.memory_store import MemoryStore
@@ -189,6 +190,24 @@ async def test_a_withheld_or_invalid_number_asks_nothing(raw, anonymous):
     assert facts == CallerFacts(anonymous=anonymous)
     assert facts.variables()["caller.number"] is None
     assert store.asked == [] and registry.asked == []
+
+
+async def test_a_number_already_normalised_is_not_normalised_again(monkeypatch):
+    import ivr.routing.identify as identify_module
+
+    store = store_with(Caller(MOBILE, dt.date(1950, 3, 15)))
+    number = normalize("010-1234-5678")
+
+    def never(*args, **kwargs):
+        raise AssertionError("normalised twice")
+
+    monkeypatch.setattr(identify_module, "normalize", never)
+    facts = await identify("010-1234-5678", now=NOW, tz=SEOUL, registry=StoreRegistry(store),
+                           store=store, call_id="this-call", number=number)
+    assert (facts.number, facts.known, facts.age) == (MOBILE, True, 76)
+    withheld = await identify("anonymous", now=NOW, tz=SEOUL, registry=StoreRegistry(store),
+                              store=store, number=normalize("anonymous"))
+    assert withheld == CallerFacts(anonymous=True)
 
 
 async def test_a_hang_up_during_the_lookup_cancels_both_lookups():

@@ -16,8 +16,14 @@ from ivr.errors import (
     RegistryUnavailable,
     StoreError,
 )
-from ivr.routing.registry import HttpRegistry, StoreRegistry, age_on, import_callers_csv
+import ivr.config
+from ivr.config import CallersConfig, load_config
+from ivr.errors import ConfigError
+from ivr.routing.registry import (CACHE_REFRESH, CachedRegistry, HttpRegistry, StoreRegistry, age_on,
+                                  import_callers_csv, registry_for)
+from ivr.store import open_store
 from ivr.store.base import Caller
+from ivr.store.sqlite import SqliteStore
 from ivr.testing.memory_store import MemoryStore
 
 D = dt.date
@@ -370,3 +376,183 @@ async def test_a_slow_http_registry_times_out(crm):
 def test_the_registry_url_must_hold_the_number():
     with pytest.raises(ValueError, match="{number}"):
         HttpRegistry("https://crm.example/callers", 1.0, None)  # type: ignore[arg-type]
+
+
+# -- the cache in front of the store's registry -------------------------------------------------
+
+KNOWN, UNKNOWN, THIRD = "+821012345678", "+821099999999", "+821033334444"
+
+
+class Clock:
+    """The cache's monotonic clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Generation:
+    """The registry generation a MemoryStore does not keep: the test says when it changes."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.reads = 0
+        self.fail: StoreError | None = None
+
+    async def __call__(self) -> int:
+        self.reads += 1
+        if self.fail is not None:
+            raise self.fail
+        return self.value
+
+
+class GatedRegistry:
+    """A registry that answers "not registered" when released, and says when it is asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def lookup(self, e164: str) -> Caller | None:
+        self.asked.append(e164)
+        self.entered.set()
+        await self.release.wait()
+        return None
+
+
+async def test_the_cache_answers_a_number_asked_again_without_the_store():
+    store = MemoryStore()
+    await store.put_callers([Caller(KNOWN, D(1950, 3, 15))])
+    generation = Generation()
+    cache = CachedRegistry(StoreRegistry(store), generation, size=10, clock=Clock())
+    assert (await cache.lookup(KNOWN)).birth_date == D(1950, 3, 15)
+    assert await cache.lookup(UNKNOWN) is None
+    store.fail["get_caller"] = StoreError("database is locked")      # not asked again
+    assert (await cache.lookup(KNOWN)).birth_date == D(1950, 3, 15)
+    assert await cache.lookup(UNKNOWN) is None                        # "not registered" is kept too
+    assert store.asked.count("get_caller") == 2
+    assert (cache.hits, cache.misses, generation.reads) == (2, 2, 1)  # within the refresh: one read
+
+
+async def test_an_import_by_another_process_is_seen_within_the_refresh(tmp_path):
+    url = f"sqlite:///{tmp_path}/ivr.db"
+    clock = Clock()
+    async with open_store(url) as engine_store, open_store(url) as cli_store:
+        cache = CachedRegistry(StoreRegistry(engine_store), engine_store.registry_generation,
+                               size=100, clock=clock)
+        assert cache.refresh == CACHE_REFRESH
+        assert await cache.lookup(KNOWN) is None                      # not registered yet
+        await cli_store.put_callers([Caller(KNOWN, D(1950, 3, 15))])  # ivr callers import
+        clock.now += CACHE_REFRESH - 0.1
+        assert await cache.lookup(KNOWN) is None                      # within the bound: as before
+        clock.now += 0.1
+        assert (await cache.lookup(KNOWN)).birth_date == D(1950, 3, 15)
+        clock.now += 3 * CACHE_REFRESH                                # no import since: still kept
+        assert (await cache.lookup(KNOWN)).birth_date == D(1950, 3, 15)
+        assert (cache.hits, cache.misses) == (2, 2)
+
+
+def test_the_documented_bound_is_the_cache_s():
+    assert f"within\n  {CACHE_REFRESH:g} seconds" in ivr.config.__doc__
+
+
+async def test_an_answer_read_while_the_cache_is_emptied_is_not_kept():
+    registry, generation, clock = GatedRegistry(), Generation(), Clock()
+    cache = CachedRegistry(registry, generation, size=10, clock=clock)
+    first = asyncio.ensure_future(cache.lookup(KNOWN))
+    await registry.entered.wait()                 # read at generation 0 …
+    generation.value = 1                          # … when an import lands
+    clock.now += CACHE_REFRESH
+    registry.release.set()
+    assert await cache.lookup(UNKNOWN) is None    # sees generation 1: empties the cache
+    assert await first is None
+    assert len(cache) == 1                        # the answer from before the import was dropped
+    assert await cache.lookup(KNOWN) is None
+    assert registry.asked == [KNOWN, UNKNOWN, KNOWN]
+
+
+async def test_a_lookup_does_not_wait_for_another_s_generation_read():
+    store = MemoryStore()
+    await store.put_callers([Caller(KNOWN, D(1950, 3, 15))])
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def slow_generation() -> int:
+        entered.set()
+        await release.wait()
+        return 0
+
+    cache = CachedRegistry(StoreRegistry(store), slow_generation, size=10, clock=Clock())
+    first = asyncio.ensure_future(cache.lookup(KNOWN))
+    await entered.wait()
+    assert (await cache.lookup(KNOWN)).birth_date == D(1950, 3, 15)   # from the store, at once
+    assert len(cache) == 0                                            # and not kept
+    release.set()
+    assert (await first).birth_date == D(1950, 3, 15)
+    assert len(cache) == 1 and store.asked.count("get_caller") == 2
+
+
+async def test_the_least_recently_asked_number_leaves_a_full_cache():
+    store = MemoryStore()
+    cache = CachedRegistry(StoreRegistry(store), Generation(), size=2, clock=Clock())
+    for number in (KNOWN, UNKNOWN, KNOWN, THIRD):     # UNKNOWN is the least recently asked
+        await cache.lookup(number)
+    assert len(cache) == 2
+    await cache.lookup(KNOWN)
+    assert store.asked.count("get_caller") == 3
+    await cache.lookup(UNKNOWN)
+    assert store.asked.count("get_caller") == 4
+
+
+async def test_a_generation_that_cannot_be_read_empties_the_cache_and_fails_the_lookup():
+    store = MemoryStore()
+    generation, clock = Generation(), Clock()
+    cache = CachedRegistry(StoreRegistry(store), generation, size=10, clock=clock)
+    await cache.lookup(KNOWN)
+    generation.fail = StoreError("database is locked")
+    clock.now += CACHE_REFRESH
+    with pytest.raises(RegistryUnavailable, match="database is locked"):
+        await cache.lookup(KNOWN)
+    assert len(cache) == 0
+    generation.fail = None
+    assert await cache.lookup(KNOWN) is None
+    assert store.asked.count("get_caller") == 2
+
+
+async def test_a_failed_lookup_is_not_kept():
+    store = MemoryStore()
+    cache = CachedRegistry(StoreRegistry(store), Generation(), size=10, clock=Clock())
+    store.fail["get_caller"] = StoreError("database is locked")
+    with pytest.raises(RegistryUnavailable):
+        await cache.lookup(KNOWN)
+    del store.fail["get_caller"]
+    assert await cache.lookup(KNOWN) is None
+    assert store.asked.count("get_caller") == 2
+
+
+def test_the_store_s_registry_is_cached_as_configured_and_an_http_one_never(tmp_path):
+    store = SqliteStore(":memory:")       # not opened: nothing is asked
+    cached = registry_for(CallersConfig(), store, None)
+    assert isinstance(cached, CachedRegistry) and cached.size == 10_000
+    assert isinstance(registry_for(CallersConfig(registry_cache=0), store, None), StoreRegistry)
+    base = "ari: {username: ivr, password: x}\nstore: {url: 'sqlite:///var/test.db'}\n"
+    cfg = tmp_path / "ivr.yaml"
+    cfg.write_text(base + "callers:\n  registry_cache: 0\n"
+                   "  registry: {url: 'https://crm.example/callers/{number}'}\n", encoding="utf-8")
+    config = load_config(cfg, env={}).callers
+    assert config.registry_cache == 0
+    assert isinstance(registry_for(config, store, object()), HttpRegistry)  # type: ignore[arg-type]
+    cfg.write_text(base, encoding="utf-8")
+    assert load_config(cfg, env={"IVR_CALLERS_REGISTRY_CACHE": "500"}).callers.registry_cache == 500
+
+
+@pytest.mark.parametrize("value", ["-1", "lots", "1.5", "2000000", "true"])
+def test_a_cache_size_that_makes_no_sense_is_named(tmp_path, value):
+    cfg = tmp_path / "ivr.yaml"
+    cfg.write_text("ari: {username: ivr, password: x}\n" f"callers: {{registry_cache: {value}}}\n",
+                   encoding="utf-8")
+    with pytest.raises(ConfigError, match="callers.registry_cache"):
+        load_config(cfg, env={})

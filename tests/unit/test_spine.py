@@ -59,8 +59,7 @@ def engine(tmp_path: Path, fake: FakeAri, **kw):
 
 
 def media_of(fake: FakeAri, channel_id: str) -> list[str]:
-    return [r.params.get("media") for r in fake.requests
-            if r.path.startswith(f"/channels/{channel_id}/play")]
+    return fake.played(channel_id)
 
 
 # -- 2. calls before the queues exist ---------------------------------------------------------

@@ -325,6 +325,48 @@ async def test_a_locked_database_fails_the_write_promptly_and_serves_again_after
     assert "01012345678" not in str(err.value) and MOBILE not in str(err.value)
 
 
+async def test_the_caller_reads_are_answered_while_a_write_waits_on_a_lock(tmp_path):
+    # The write holds the worker thread for SQLite's busy timeout (1.6 s here); the reads that
+    # identify a caller must not wait behind it.
+    url = f"sqlite:///{tmp_path}/ivr.db"
+    async with open_store(url, timeouts=StoreTimeouts(operation=2.0, open=10, close=5)) as store:
+        await store.put_callers([Caller(MOBILE, dt.date(1950, 3, 15))])
+        await store.record_call(call("before"))
+        async with writes_locked(url):
+            write = asyncio.ensure_future(store.record_call(call("during")))
+            await asyncio.sleep(0)          # the write is handed to the worker thread first
+            t0 = time.monotonic()
+            caller = await store.get_caller(MOBILE)
+            count = await store.count_calls_since(MOBILE, NOW - dt.timedelta(days=1))
+            waited = time.monotonic() - t0
+            assert waited < 1.0, f"the reads waited {waited:.2f} s behind the write"
+            assert not write.done()         # still waiting on the lock
+        await write                         # and written once the lock is let go
+        assert caller is not None and caller.birth_date == dt.date(1950, 3, 15)
+        assert count == 1
+        assert await store.count_calls_since(MOBILE, NOW - dt.timedelta(days=1)) == 2
+
+
+async def test_a_file_store_s_reads_say_it_is_closed(tmp_path):
+    async with open_store(f"sqlite:///{tmp_path}/ivr.db") as store:
+        assert await store.get_caller(MOBILE) is None       # a reader connection opened
+    with pytest.raises(StoreError, match="not open"):
+        await store.get_caller(MOBILE)
+    with pytest.raises(StoreError, match="not open"):
+        await store.count_calls_since(MOBILE, NOW)
+
+
+async def test_every_write_to_the_registry_changes_its_generation(store_url):
+    async with open_store(store_url) as engine, open_store(store_url) as cli:
+        before = await engine.registry_generation()
+        await cli.put_callers([Caller(MOBILE)])           # another process: ivr callers import
+        after = await engine.registry_generation()
+        assert after != before
+        await cli.put_callers([])                          # nothing written
+        await engine.record_call(call("c1"))               # not the registry
+        assert await engine.registry_generation() == after
+
+
 async def test_the_history_survives_a_postgresql_restart_and_the_store_recovers(postgres_server,
                                                                                 postgres_url):
     since = NOW - dt.timedelta(days=7)
@@ -1163,3 +1205,29 @@ async def test_a_restart_reads_each_agents_latest_state_and_the_line_since_a_mom
 
 async def test_the_memory_store_reads_what_a_restart_needs_as_the_databases_do():
     await check_what_a_restart_reads(MemoryStore())
+
+
+async def test_calls_written_at_once_share_transactions_and_a_refused_row_fails_alone(tmp_path):
+    # SQLite writes the calls' starts, progress and records that queue up meanwhile in one
+    # transaction (group commit); a row the database refuses must not take the others with it.
+    url = f"sqlite:///{tmp_path}/ivr.db"
+    async with open_store(url, timeouts=StoreTimeouts(operation=5.0, open=10, close=5)) as store:
+        commits = 0
+        real = store._flush_call_writes
+
+        def counting(loop):
+            nonlocal commits
+            commits += 1
+            real(loop)
+
+        store._flush_call_writes = counting
+        records = [call(f"c{i}") for i in range(200)]
+        bad = store._write_call("cannot write the bad row", "INSERT INTO calls (call_id, caller) VALUES (?, NULL)",
+                                ("bad",))
+        results = await asyncio.gather(*(store.record_call(r) for r in records[:100]), bad,
+                                       *(store.record_call(r) for r in records[100:]),
+                                       return_exceptions=True)
+        assert [type(r).__name__ for r in results if r is not None] == ["StoreError"]
+        assert "NOT NULL" in str(results[100])
+        assert len(await store.recent_calls(limit=500)) == 200
+        assert commits < 50, f"{commits} transactions for 201 writes"
