@@ -35,7 +35,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
@@ -167,6 +167,24 @@ def _now() -> str:
 def _not_found(what: str) -> web.Response:
     return web.json_response({"message": f"{what} not found"}, status=404)
 
+T = TypeVar("T")
+
+
+def _first_match(items: list[T], since: int, match: Callable[[T], bool]) -> Callable[[], T | None]:
+    """A test for a watch: the first of ``items`` from index ``since`` that matches, looking
+    only at the items added since the last look."""
+    position = since
+
+    def test() -> T | None:
+        nonlocal position
+        while position < len(items):
+            item = items[position]
+            position += 1
+            if match(item):
+                return item
+        return None
+
+    return test
 
 class FakeAri:
     """The fake server.  ``async with FakeAri() as fake`` listens on 127.0.0.1:<free port>."""
@@ -440,37 +458,15 @@ class FakeAri:
     async def wait_for_request(self, match: Callable[[RecordedRequest], bool], *,
                                timeout: float = 2.0, since: int = 0) -> RecordedRequest:
         """The first request (from index ``since``) that matches; waits for it if needed."""
-        requests = self.requests
-        position = since
-
-        def test() -> RecordedRequest | None:
-            nonlocal position
-            while position < len(requests):
-                request = requests[position]
-                position += 1
-                if match(request):
-                    return request
-            return None
-
-        return await self._request_watch.wait(test, timeout, "a matching request")
+        return await self._request_watch.wait(_first_match(self.requests, since, match), timeout,
+                                              "a matching request")
 
     async def wait_for_event(self, match: Callable[[Event], bool], *, timeout: float = 2.0,
                              since: int = 0) -> Event:
         """The first event sent (from index ``since`` of ``events_sent``) that matches; waits
         for it if needed.  Needs ``record``."""
-        events = self.events_sent
-        position = since
-
-        def test() -> Event | None:
-            nonlocal position
-            while position < len(events):
-                event = events[position]
-                position += 1
-                if match(event):
-                    return event
-            return None
-
-        return await self._event_watch.wait(test, timeout, "a matching event")
+        return await self._event_watch.wait(_first_match(self.events_sent, since, match), timeout,
+                                            "a matching event")
 
     async def wait_for_connection(self, count: int = 1, *, timeout: float = 2.0) -> None:
         """Wait until ``count`` event sockets have been accepted in all (and one is open)."""
