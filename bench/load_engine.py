@@ -361,7 +361,7 @@ async def _main(conn: Connection, base_url: str, mode: str, max_connections: int
                 runner.cancel()
             return
 
-        from ivr.app import Engine
+        from ivr.app import Engine, settle_heap
         from ivr.ari.dispatcher import AriAdapter
         from ivr.config import AcdConfig, AriConfig, Config, EngineConfig, LogConfig
         from ivr.flow.loader import load_flows
@@ -405,9 +405,11 @@ async def _main(conn: Connection, base_url: str, mode: str, max_connections: int
                 stack.push_async_callback(ari.close, 1.0)
                 await ari.wait_connected(20)
                 watch = _Watch(lambda: ari.calls)
-                # As serve(): while the loop lags past engine.max_loop_lag, new calls are shed.
+                # As serve(): while the loop lags past engine.max_loop_lag, new calls are shed,
+                # and the start-up heap is frozen.
                 engine.lag.start()
                 stack.callback(engine.lag.stop)
+                settle_heap()
             lag.start()
             loop.add_reader(conn.fileno(), readable)
             conn.send({"ready": True})
@@ -424,7 +426,7 @@ async def _serve_with_queues(config: Any, engine: Any, stack: contextlib.AsyncEx
     """Steps 4, 5 and 8 of ``ivr.app.serve`` (ARI clients, queues, the event stream), with
     the one agent paused before the first call, so that callers wait."""
     from ivr.acd.service import RESUME_WAIT
-    from ivr.app import _start_queues, _switchboard
+    from ivr.app import _start_queues, _switchboard, settle_heap
 
     board = _switchboard(config, engine)
     await board.open()
@@ -435,6 +437,7 @@ async def _serve_with_queues(config: Any, engine: Any, stack: contextlib.AsyncEx
     service.acd.pause(AGENT, "bench: nobody answers", service.clock())
     engine.lag.start()
     stack.callback(engine.lag.stop)
+    settle_heap()
     board.start()
     await board.wait_connected(20)
     await board.wait_ready(10)

@@ -499,6 +499,15 @@ def _warn_about_audio(catalogue: Catalogue) -> None:
         log.warning("prompts.audio_problem", problem=str(problem))
 
 
+def settle_heap() -> None:
+    """Before the first call: what start-up made (modules, flows, the catalogue, the restored
+    queues) lives as long as the engine, so it is put out of the collector's sight
+    (``gc.freeze``): a full collection with thousands of live calls walks the calls' objects
+    only."""
+    gc.collect()
+    gc.freeze()
+
+
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
     """What makes the event loop ``ivr run`` runs on (``engine.event_loop``): ``asyncio``'s
     own, or ``uvloop``'s (the ``fast`` extra; the config refuses it when not installed)."""
@@ -595,11 +604,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
         # the restore) must not make the first callers hear the busy message.
         engine.lag.start()
         stack.callback(engine.lag.stop)
-        # What start-up made (modules, flows, the catalogue, the restored queues) lives as long
-        # as the engine: out of the collector's sight, so a full collection with thousands of
-        # live calls walks the calls' objects only.
-        gc.collect()
-        gc.freeze()
+        settle_heap()
         ari.start()
         stack.push_async_callback(_closing("calls", ari.drain), config.engine.shutdown_grace)
         await ari.wait_connected()
@@ -852,4 +857,4 @@ async def _read_restored(store, specs) -> Restored:
         return Restored({}, {}, {})
 
 
-__all__ = ["Engine", "loop_factory", "serve"]
+__all__ = ["Engine", "loop_factory", "serve", "settle_heap"]
