@@ -4,9 +4,10 @@
     python bench/engine_load.py --shape peak-day [--levels 5000] [--rate 20]
     python bench/engine_load.py --flood 10000 [--levels 1000]
     python bench/engine_load.py --loop asyncio,uvloop --json orjson,stdlib
+    python bench/engine_load.py --gc-young 700,10000
 
 For each level it runs, each in fresh processes, the real engine (once per ``--loop`` ×
-``--json`` variant) and then a hand-written baseline ARI loop against the load driver
+``--json`` × ``--gc-young`` variant) and then a hand-written baseline ARI loop against the load driver
 (``load_driver.py``: a ``FakeAri`` whose callers walk scripted paths), and prints what it
 measured.  See bench/README.md for what each figure means.  Nothing here asserts on a time:
 it prints.
@@ -79,16 +80,19 @@ class Peer:
 
 @dataclass(frozen=True)
 class Variant:
-    """One measured side: ``engine`` or ``baseline``, on an event loop, with a JSON decoder."""
+    """One measured side: ``engine`` or ``baseline``, on an event loop, with a JSON decoder
+    and (the engine) a young-generation threshold (None: the engine's default)."""
 
     mode: str
     loop: str = "asyncio"
     json: str = "orjson"
+    gc_young: int | None = None
 
     @property
     def label(self) -> str:
         extras = [x for x in (self.loop if self.loop != "asyncio" else "",
-                              "stdlib json" if self.json == "stdlib" else "") if x]
+                              "stdlib json" if self.json == "stdlib" else "",
+                              f"gc_young {self.gc_young}" if self.gc_young is not None else "") if x]
         return self.mode + (f" ({', '.join(extras)})" if extras else "")
 
 
@@ -172,7 +176,8 @@ def run_level(ctx: Any, variant: Variant, level: int, args: argparse.Namespace,
         port = fake.receive(30)["port"]
         url = f"http://127.0.0.1:{port}/ari"
         engine = Peer(ctx, load_engine.main, url, mode, args.max_connections,
-                      max(5000, level + level // 2), args.shape, variant.loop, variant.json)
+                      max(5000, level + level // 2), args.shape, variant.loop, variant.json,
+                      variant.gc_young)
         engine.receive(60)
         print(f"  {variant.label} {level}: engine-side pid {engine.process.pid}, "
               f"fake pid {fake.process.pid}", file=sys.stderr, flush=True)
@@ -397,6 +402,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop", default="asyncio",
                         help="event loop(s) of the measured side: asyncio, uvloop or both "
                              "(comma-separated: the engine runs once with each)")
+    parser.add_argument("--gc-young", default="",
+                        help="engine.gc_young value(s) of the engine, comma-separated (the engine "
+                             "runs once with each; 700 is Python's own default; default: the "
+                             "engine's)")
     parser.add_argument("--json", default="orjson",
                         help="JSON decoder(s) of the measured side: orjson, stdlib or both")
     args = parser.parse_args(argv)
@@ -412,6 +421,10 @@ def main(argv: list[str] | None = None) -> int:
     if not set(loops) <= {"asyncio", "uvloop"} or not set(jsons) <= {"orjson", "stdlib"}:
         parser.error("--loop takes asyncio and/or uvloop, --json orjson and/or stdlib")
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    try:
+        youngs: list[int | None] = [int(x) for x in args.gc_young.split(",") if x.strip()] or [None]
+    except ValueError:
+        parser.error("--gc-young takes whole numbers, e.g. 700,10000")
     if args.profile:
         args.profile = os.path.abspath(args.profile)
 
@@ -449,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
 
     ctx = multiprocessing.get_context("spawn")
-    variants = [Variant("engine", loop, js) for loop in loops for js in jsons]
+    variants = [Variant("engine", loop, js, young) for loop in loops for js in jsons for young in youngs]
     variants.append(Variant("baseline", loops[0], jsons[0]))
     if args.only:
         variants = [v for v in variants if v.mode == args.only]

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import gc
 import os
 import resource
 import tempfile
@@ -243,8 +245,9 @@ class Baseline:
 
 def main(conn: Connection, base_url: str, mode: str, max_connections: int,
          max_calls: int, shape: str = "short", event_loop: str = "asyncio",
-         json_backend: str = "orjson") -> None:
-    """Process entry point (spawned by the orchestrator)."""
+         json_backend: str = "orjson", gc_young: int | None = None) -> None:
+    """Process entry point (spawned by the orchestrator); ``gc_young`` None: the engine's
+    default ``engine.gc_young``."""
     from engine_load import raise_fd_limit
 
     raise_fd_limit()
@@ -253,7 +256,7 @@ def main(conn: Connection, base_url: str, mode: str, max_connections: int,
     from ivr.app import loop_factory
 
     with asyncio.Runner(loop_factory=loop_factory(event_loop)) as runner:
-        runner.run(_main(conn, base_url, mode, max_connections, max_calls, shape))
+        runner.run(_main(conn, base_url, mode, max_connections, max_calls, shape, gc_young))
 
 
 class GcPauses:
@@ -261,7 +264,6 @@ class GcPauses:
     collection walks every tracked object, so its pause grows with the live calls."""
 
     def __init__(self) -> None:
-        import gc
 
         self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
         self._t0 = 0.0
@@ -297,7 +299,7 @@ class _Watch:
 
 
 async def _main(conn: Connection, base_url: str, mode: str, max_connections: int,
-                max_calls: int, shape: str) -> None:
+                max_calls: int, shape: str, gc_young: int | None = None) -> None:
     loop = asyncio.get_running_loop()
     lag = LagMonitor()
     gc_pauses = GcPauses()
@@ -313,7 +315,7 @@ async def _main(conn: Connection, base_url: str, mode: str, max_connections: int
                 "calls_handled": counter.calls_handled, "live_calls": counter.live_calls,
                 "lag": lag.take(), "gc": gc_pauses.take(), "shed": shed(),
                 "json": jsondecode.BACKEND,
-                "loop": type(loop).__module__.split(".")[0]}
+                "loop": type(loop).__module__.split(".")[0], "gc_threshold": gc.get_threshold()}
 
     def readable() -> None:
         nonlocal profiler
@@ -386,6 +388,9 @@ async def _main(conn: Connection, base_url: str, mode: str, max_connections: int
         catalogue = load_catalogue(config.prompts / "catalog.yaml")
         flowset = load_flows(list(config.flows), catalogue)
         async with open_store(config.store_url) as store, contextlib.AsyncExitStack() as stack:
+            if gc_young is not None:
+                config = dataclasses.replace(
+                    config, engine=dataclasses.replace(config.engine, gc_young=gc_young))
             engine = Engine(config, store, catalogue, flowset)
             counter = engine
 
@@ -409,7 +414,7 @@ async def _main(conn: Connection, base_url: str, mode: str, max_connections: int
                 # and the start-up heap is frozen.
                 engine.lag.start()
                 stack.callback(engine.lag.stop)
-                settle_heap()
+                settle_heap(config.engine.gc_young)
             lag.start()
             loop.add_reader(conn.fileno(), readable)
             conn.send({"ready": True})
@@ -437,7 +442,7 @@ async def _serve_with_queues(config: Any, engine: Any, stack: contextlib.AsyncEx
     service.acd.pause(AGENT, "bench: nobody answers", service.clock())
     engine.lag.start()
     stack.callback(engine.lag.stop)
-    settle_heap()
+    settle_heap(config.engine.gc_young)
     board.start()
     await board.wait_connected(20)
     await board.wait_ready(10)

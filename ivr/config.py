@@ -167,6 +167,9 @@ class LogConfig:
     level: str = "info"
 
 
+GC_YOUNG = 10_000
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class EngineConfig:
     max_calls: int = 5000          # calls beyond this hear a busy prompt and are released
@@ -177,6 +180,10 @@ class EngineConfig:
     busy_prompt: str = "system_busy"
     default_language: str = "ko"
     event_loop: str = "asyncio"    # asyncio | uvloop (the ``fast`` extra): the loop ``ivr run`` runs on
+    # Objects allocated between two young garbage collections (Python's own default is 700):
+    # fewer collections promote fewer of a live call's objects, so full collections, which walk
+    # every live call, come seldom (bench/engine_load.py --gc-young 700,10000).
+    gc_young: int = GC_YOUNG
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -820,7 +827,9 @@ def _engine(raw: Mapping[str, Any]) -> EngineConfig:
                                eng.get("default_language", default.default_language),
                                pattern=re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{1,8})?"),
                                what="a language code", example="ko"),
-        event_loop=_event_loop(eng.get("event_loop", default.event_loop)))
+        event_loop=_event_loop(eng.get("event_loop", default.event_loop)),
+        gc_young=_whole("engine.gc_young", eng.get("gc_young", default.gc_young),
+                        lower=100, upper=10_000_000))
 
 
 _EVENT_LOOPS = ("asyncio", "uvloop")

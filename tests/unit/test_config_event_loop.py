@@ -13,8 +13,8 @@ from ivr.errors import ConfigError
 
 
 def _write(tmp_path, engine: str) -> object:
-    (tmp_path / "flows").mkdir()
-    (tmp_path / "prompts").mkdir()
+    (tmp_path / "flows").mkdir(exist_ok=True)
+    (tmp_path / "prompts").mkdir(exist_ok=True)
     path = tmp_path / "ivr.yaml"
     path.write_text("flows: flows\nprompts: prompts\n" + engine, encoding="utf-8")
     return path
@@ -55,3 +55,24 @@ def test_the_environment_sets_it(tmp_path):
     config = load_config(_write(tmp_path, ""), env={"IVR_ENGINE_EVENT_LOOP": "uvloop"},
                          need_ari=False)
     assert config.engine.event_loop == "uvloop"
+
+
+def test_engine_gc_young_defaults_to_ten_thousand_and_refuses_what_is_not_a_count(tmp_path):
+    import gc
+
+    from ivr.app import settle_heap
+
+    assert load_config(_write(tmp_path, "engine: {}\n"), env={}, need_ari=False).engine.gc_young == 10_000
+    config = load_config(_write(tmp_path, "engine:\n  gc_young: 700\n"), env={}, need_ari=False)
+    assert config.engine.gc_young == 700
+    for bad in ("0", "-5", "lots", "2.5"):
+        with pytest.raises(ConfigError) as err:
+            load_config(_write(tmp_path, f"engine:\n  gc_young: {bad}\n"), env={}, need_ari=False)
+        assert "engine.gc_young" in str(err.value)
+    before = gc.get_threshold()
+    try:
+        settle_heap(config.engine.gc_young)
+        assert gc.get_threshold() == (700, before[1], before[2])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
