@@ -60,6 +60,8 @@ RESTORE_MARGIN = 3600.0   # seconds of the line's log read beyond the longest ch
 log = structlog.get_logger("ivr.app")
 
 LEGS = ("agent", "callback", "wellness")   # Stasis arguments of the channels the engine dials itself
+# Seconds between the notes of calls' progress in the store (all calls noted meanwhile in one write).
+PROGRESS_EVERY = 0.5
 
 
 class LagMonitor:
@@ -140,7 +142,11 @@ class Engine:
         self._retrying: asyncio.Task[None] | None = None
         self._background = TaskSet("engine.background")
         self._catalogue_users: list[Callable[[Catalogue], None]] = []
-        self._progress: dict[str, CallRecord | None] = {}   # progress notes being written, next one
+        # Calls whose record has moved on since it was last noted in the store, and the one task
+        # that notes them every ``progress_every`` seconds (None: not running).
+        self._progress: dict[str, CallRecord] = {}
+        self._progress_writer: asyncio.Task[None] | None = None
+        self.progress_every = PROGRESS_EVERY
         # After a restart: the queues' part of a re-adopted call (None: no queues run).
         self.resume: Callable[[Call, CallRecord, Sequence[str]], Awaitable[bool]] | None = None
         # The wellness dialler: wellness calls re-adopted after a restart go to it (None: none).
@@ -407,33 +413,33 @@ class Engine:
             log.warning("call.start_not_recorded", error=str(exc))
 
     def _note_progress(self, record: CallRecord) -> None:
-        """The record as it is now goes to the store in the background (one write per call in
-        flight; a newer note replaces one not yet written), so an engine taking over after a
-        crash continues it."""
-        snapshot = dataclasses.replace(record, nodes=list(record.nodes), digits=list(record.digits),
-                                       exits=list(record.exits))
-        writing = record.call_id in self._progress
-        self._progress[record.call_id] = snapshot
-        if not writing:
-            self._background.spawn(self._write_progress(record.call_id),
-                                   name=f"engine.progress.{record.call_id}")
+        """The record as it is will go to the store, so an engine taking over after a crash
+        continues it: within ``progress_every`` seconds, with every other call's noted
+        meanwhile in one write (a newer note of the same call replaces the older)."""
+        self._progress[record.call_id] = record
+        if self._progress_writer is None:
+            self._progress_writer = self._background.spawn(self._write_progress(),
+                                                           name="engine.progress")
 
-    async def _write_progress(self, call_id: str) -> None:
+    async def _write_progress(self) -> None:
         try:
-            while (snapshot := self._progress.get(call_id)) is not None:
-                self._progress[call_id] = None
+            while self._progress:
+                await asyncio.sleep(self.progress_every)
+                due, self._progress = self._progress, {}
+                records = [r for r in due.values() if r.outcome is None]   # ended: _save has it
                 try:
-                    await self.store.call_progress(snapshot)
+                    await self.store.calls_progress(records)     # read before its first await
                 except IvrError as exc:
-                    log.debug("call.progress_not_recorded", error=str(exc))
+                    log.debug("call.progress_not_recorded", calls=len(records), error=str(exc))
         finally:
-            self._progress.pop(call_id, None)
+            self._progress_writer = None
 
     async def save_record(self, record: CallRecord) -> None:
         """Store a finished call's record; kept in memory and retried when the store refuses."""
         await self._save(record)
 
     async def _save(self, record: CallRecord) -> None:
+        self._progress.pop(record.call_id, None)
         self.metrics.call_ended(record)
         if self.stats is not None:
             self.stats.call_ended(record)

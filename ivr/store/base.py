@@ -112,6 +112,11 @@ class Store(Protocol):
         engine taking over after a crash continues its record; a finished call is left alone."""
         ...
 
+    async def calls_progress(self, records: Sequence[CallRecord]) -> None:
+        """``call_progress`` for several calls at once (one round trip, one transaction).  Each
+        record is read before the first ``await``: the caller may go on changing it."""
+        ...
+
     async def record_call(self, record: CallRecord) -> None:
         """Store a finished call (insert or replace by call id)."""
 

@@ -557,6 +557,18 @@ class PostgresStore:
                         lambda conn: conn.execute(_PROGRESS_CALL, *row),
                         timeout=self.timeouts.operation)
 
+    async def calls_progress(self, records: Sequence[CallRecord]) -> None:
+        if not records:
+            return
+        rows = [_call_row(record, started=True) for record in records]
+
+        async def write(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                await conn.executemany(_PROGRESS_CALL, rows)
+
+        await self._run(f"cannot note the progress of {len(rows)} calls", write,
+                        timeout=self.timeouts.operation)
+
     async def record_call(self, record: CallRecord) -> None:
         row = _call_row(record)
         await self._run(f"cannot record call {record.call_id}",

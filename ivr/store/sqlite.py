@@ -367,14 +367,19 @@ def _visit_from_row(row: Sequence[Any]) -> Visit:
 
 
 def _settle(waiters: list[asyncio.Future[None]], outcomes: list[BaseException | None]) -> None:
-    """On the loop: the waiters of a flush of call writes learn how theirs went."""
+    """On the loop: the waiters of a flush of call writes learn how theirs went (a waiter of
+    several rows, the first of its rows refused)."""
+    failed: dict[asyncio.Future[None], BaseException] = {}
     for waiter, outcome in zip(waiters, outcomes, strict=True):
+        if outcome is not None:
+            failed.setdefault(waiter, outcome)
+    for waiter in dict.fromkeys(waiters):
         if waiter.done():                   # timed out, or its task was cancelled
             continue
-        if outcome is None:
+        if (exc := failed.get(waiter)) is None:
             waiter.set_result(None)
         else:
-            waiter.set_exception(outcome)
+            waiter.set_exception(exc)
 
 
 @contextlib.contextmanager
@@ -551,12 +556,20 @@ class SqliteStore:
         await self._write_call(f"cannot note the progress of call {record.call_id}", _PROGRESS_CALL,
                                _call_row(record, started=True))
 
+    async def calls_progress(self, records: Sequence[CallRecord]) -> None:
+        if records:
+            await self._write_calls(f"cannot note the progress of {len(records)} calls",
+                                    [(_PROGRESS_CALL, _call_row(r, started=True)) for r in records])
+
     async def record_call(self, record: CallRecord) -> None:
         await self._write_call(f"cannot record call {record.call_id}", _UPSERT_CALL, _call_row(record))
 
     async def _write_call(self, what: str, sql: str, row: tuple[Any, ...]) -> None:
-        """One call's write (its start, progress or record), in the worker thread with every
-        other call write queued meanwhile, in one transaction (group commit: a busy engine
+        await self._write_calls(what, [(sql, row)])
+
+    async def _write_calls(self, what: str, writes: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Calls' writes (one call's start, progress or record, or several calls' progress), in
+        the worker thread with every other call write queued meanwhile, in one transaction (group commit: a busy engine
         writes hundreds a second, and a transaction each cost more than the rows).  Answers
         within ``timeouts.operation``; a write that timed out may still be written later (each
         is an idempotent upsert of the call's row as it was)."""
@@ -566,7 +579,7 @@ class SqliteStore:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         with self._call_writes_lock:
-            self._call_writes.append((sql, row, done))
+            self._call_writes.extend((sql, row, done) for sql, row in writes)
             flush, self._call_writes_due = not self._call_writes_due, True
         if flush:
             try:

@@ -69,6 +69,12 @@ class MemoryStore:
         if stored is None or stored.outcome is None:
             self.calls[record.call_id] = dataclasses.replace(record, outcome=None, ended_at=None)
 
+    async def calls_progress(self, records: Sequence[CallRecord]) -> None:
+        snapshots = [dataclasses.replace(r, nodes=list(r.nodes), digits=list(r.digits),
+                                         exits=list(r.exits)) for r in records]
+        for snapshot in snapshots:
+            await self.call_progress(snapshot)
+
     async def record_call(self, record: CallRecord) -> None:
         await self._enter("record_call")
         self.calls[record.call_id] = dataclasses.replace(record)

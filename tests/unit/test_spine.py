@@ -628,13 +628,65 @@ async def test_the_record_so_far_is_in_the_store_while_the_caller_is_in_a_menu(t
             self.noted.append(record)
             await super().call_progress(record)
 
+    class InMenus(ScriptedCall):
+        async def play(self, prompts, *, barge_in=False):
+            if prompts[0].id == "main_menu":
+                await asyncio.sleep(0.05)              # the caller listens a while
+            await super().play(prompts, barge_in=barge_in)
+
     store = Spying()
     engine = Engine(config, store, CATALOGUE, flowset)
-    call = ScriptedCall(press("1"), hang_up(during="main_menu"), dialled="15771000")
+    engine.progress_every = 0.01
+    call = InMenus(press("1"), hang_up(during="main_menu"), dialled="15771000")
     await engine.on_new_call(call, [])
     await engine.close()
     assert any("main_menu" in r.nodes and r.outcome is None for r in store.noted)
     assert (await store.get_call(call.id)).outcome == "caller_hangup"   # the end still wins
+
+
+async def test_the_calls_in_menus_are_noted_together_in_one_write_and_an_ended_one_not_again(tmp_path):
+    """Progress is noted every ``progress_every`` seconds for every call that moved on, in one
+    store write; a call that ended meanwhile is left to its final record."""
+    from ivr.app import Engine
+    from ivr.testing.scripted_call import hang_up, press
+
+    async with FakeAri() as fake:
+        config = load_config(engine_config(tmp_path, fake), env={})
+    config = dataclasses.replace(config, flows=(REPO / "flows",))
+    flowset = load_flows(list(config.flows), CATALOGUE)
+    listening = asyncio.Event()
+
+    class Counting(MemoryStore):
+        batches: list[list[tuple[str, str]]] = []
+
+        async def calls_progress(self, records):
+            self.batches.append(sorted((r.call_id, r.nodes[-1]) for r in records))
+            await super().calls_progress(records)
+
+    class InMenus(ScriptedCall):
+        async def play(self, prompts, *, barge_in=False):
+            if prompts[0].id == "main_menu" and self.id != "quick":
+                await listening.wait()
+            await super().play(prompts, barge_in=barge_in)
+
+    store = Counting()
+    engine = Engine(config, store, CATALOGUE, flowset)
+    engine.progress_every = 0.2
+    calls = [InMenus(press("1"), hang_up(during="main_menu"), call_id=f"c{i}",
+                     caller_number=f"0101234567{i}") for i in range(5)]      # nobody a repeat caller
+    quick = InMenus(press("1"), hang_up(during="main_menu"), call_id="quick", caller_number="01098765432")
+    served = [asyncio.create_task(engine.on_new_call(c, [])) for c in [*calls, quick]]
+    await asyncio.wait_for(served[-1], 5)            # "quick" is over within progress_every
+    async with asyncio.timeout(5):
+        while not store.batches:
+            await asyncio.sleep(0.01)
+    listening.set()
+    await asyncio.gather(*served)
+    await engine.close()
+    assert store.batches[0] == [(f"c{i}", "main_menu") for i in range(5)], store.batches
+    assert all(call_id != "quick" for batch in store.batches for call_id, _ in batch)
+    assert {c.call_id: c.outcome for c in store.calls.values()} == \
+        {**{f"c{i}": "caller_hangup" for i in range(5)}, "quick": "caller_hangup"}
 
 
 async def test_a_progress_note_never_overwrites_a_finished_record(store_url):
@@ -648,6 +700,20 @@ async def test_a_progress_note_never_overwrites_a_finished_record(store_url):
         await store.call_progress(record)                    # late: the call has ended meanwhile
         stored = await store.get_call("c-p")
     assert stored.outcome == "completed" and stored.nodes[-1] == "goodbye"
+
+
+async def test_several_calls_progress_is_noted_in_one_write_and_a_finished_record_kept(store_url):
+    first = CallRecord("c-a", "01012345678", "15771000", flow="main", nodes=["start", "main_menu"])
+    done = CallRecord("c-b", "01012345679", "15771000", flow="main", nodes=["start", "goodbye"])
+    done.end(Outcome.COMPLETED)
+    async with open_store(store_url) as store:
+        await store.record_call(done)
+        late = dataclasses.replace(done, nodes=["start"], outcome=None, ended_at=None)
+        await store.calls_progress([first, late])
+        await store.calls_progress([])
+        a, b = await store.get_call("c-a"), await store.get_call("c-b")
+    assert a.nodes == ["start", "main_menu"] and a.outcome is None
+    assert b.outcome == "completed" and b.nodes == ["start", "goodbye"]
 
 
 async def test_the_bridges_a_killed_engine_left_empty_are_swept_and_ours_and_others_kept():
