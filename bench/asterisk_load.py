@@ -16,6 +16,8 @@ presses none), hang up.  The paths, each on its own dialled number:
   running dialplan for the run (``dialplan add extension``) and removed after it;
 - **bare** (19990002): ``Stasis(bench-bare)`` and ``bench/bare_ari.py``, the least Python that
   serves the call (one WebSocket, the prompt list as one playback, a timer);
+- **bare-ws** (19990005, ``--paths`` adds it): the same loop with ``--socket``, its requests as
+  RESTRequest frames on the event socket (Asterisk 22.4+), as the engine sends them by default;
 - **engine** (19990003): ``ivr run`` (as an operator starts it: SQLite store, JSON logs at info)
   with one flow of the same shape (a menu of the two prompts, 3 s timeout, no retry, hang up),
   its store holding ``--history`` calls (1,000,000 by default) over 100,000 numbers, which the
@@ -62,11 +64,14 @@ sys.path.insert(0, str(REPO))
 
 PROMPTS = ("queue_wait_post", "digit_2")       # 1.30 s and 0.50 s, Korean
 WAIT = 3                                       # seconds for a key after the prompts
-NUMBERS = {"native": "19990001", "bare": "19990002", "engine": "19990003", "before": "19990004"}
+NUMBERS = {"native": "19990001", "bare": "19990002", "engine": "19990003", "before": "19990004",
+           "bare-ws": "19990005"}
 PATHS = ("native", "bare", "engine")
+MORE_PATHS = ("bare-ws",)            # run when --paths names them
 ENGINES = ("engine", "before")                 # "before": --before DIR, the engine from another checkout
 CONTEXT = "ivr-inbound"
 BARE_APP = "bench-bare"
+BARE_WS_APP = "bench-bare-ws"
 BEFORE_APP = "ivr-before"
 LOCK = Path("/tmp/ivr-sandbox.lock")
 ROOT = REPO / ".sandbox" / "root"
@@ -149,13 +154,13 @@ def add_native_path() -> None:
     # Background + WaitExten (pbx builtins): the sandbox loads no app_read.
     for priority, app in enumerate(("Answer()", f"Background({media})", f"WaitExten({WAIT})", "Hangup()"), 1):
         rx(f"dialplan add extension {number},{priority},{app} into {CONTEXT} replace")
-    for path, app_name in (("bare", BARE_APP), ("before", BEFORE_APP)):
+    for path, app_name in (("bare", BARE_APP), ("bare-ws", BARE_WS_APP), ("before", BEFORE_APP)):
         for priority, app in enumerate((f"Stasis({app_name})", "Hangup()"), 1):
             rx(f"dialplan add extension {NUMBERS[path]},{priority},{app} into {CONTEXT} replace")
 
 
 def remove_paths() -> None:
-    for path in ("native", "bare", "before"):
+    for path in ("native", "bare", "bare-ws", "before"):
         ivr("sandbox", "rx", f"dialplan remove extension {NUMBERS[path]}@{CONTEXT}", check=False)
 
 
@@ -223,15 +228,16 @@ def wait_for_line(app: App, text: str, timeout: float) -> None:
                      f"{app.log.read_text(errors='replace')[-3000:]}")
 
 
-def start_bare(work: Path, password_file: Path, user: str) -> App:
-    log = work / "bare.log"
+def start_bare(work: Path, password_file: Path, user: str, *, socket: bool = False) -> App:
+    log = work / ("bare-ws.log" if socket else "bare.log")
     media = ",".join(f"sound:ivr/ko/{p}" for p in PROMPTS)
     proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "bare_ari.py"),
                              "--url", "http://127.0.0.1:8088/ari", "--user", user,
-                             "--password-file", str(password_file), "--app", BARE_APP,
-                             "--media", media, "--wait", str(WAIT)],
+                             "--password-file", str(password_file),
+                             "--app", BARE_WS_APP if socket else BARE_APP,
+                             "--media", media, "--wait", str(WAIT)] + (["--socket"] if socket else []),
                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    app = App("the bare loop", proc, log)
+    app = App("the bare loop" + (" on the socket" if socket else ""), proc, log)
     wait_for_line(app, "ready", 30)
     return app
 
@@ -391,18 +397,18 @@ def print_rate(runs: list[Run], reference: dict[str, float]) -> None:
 
 
 def print_ratios(results: dict[float, dict[str, Run]], reference: dict[str, float]) -> None:
-    for engine in ENGINES:
-        rates = [rate for rate, runs in results.items() if engine in runs and "bare" in runs]
+    for engine, bare in [(e, b) for b in ("bare", "bare-ws") for e in ENGINES]:
+        rates = [rate for rate, runs in results.items() if engine in runs and bare in runs]
         if not rates:
             continue
-        print(f"\n{engine} ÷ bare loop")
+        print(f"\n{engine} ÷ {'bare loop' if bare == 'bare' else 'bare loop on the socket'}")
         print(f"  {'calls/s':>8} {'app CPU/call':>13} {'Asterisk CPU/call':>18} {'added mean':>22} "
               f"{'within 2 × bare + 50 ms':>24}")
         for rate in rates:
-            e, b = results[rate][engine], results[rate]["bare"]
+            e, b = results[rate][engine], results[rate][bare]
             cpu = ((e.app_cpu or 0) / max(1, e.ok)) / ((b.app_cpu or 0) / max(1, b.ok) or float("nan"))
             ast = (e.asterisk_cpu / max(1, e.ok)) / (b.asterisk_cpu / max(1, b.ok) or float("nan"))
-            ea, ba = e.mean() - reference[engine], b.mean() - reference["bare"]
+            ea, ba = e.mean() - reference[engine], b.mean() - reference[bare]
             within = "yes" if ea <= 2 * max(ba, 0) + 0.05 else "no"
             print(f"  {rate:>8g} {cpu:>12.2f}× {ast:>17.2f}× {f'{ea:+.3f} s vs {ba:+.3f} s':>22} {within:>24}")
 
@@ -441,8 +447,9 @@ def main() -> None:
         if not (args.before / "ivr" / "__init__.py").is_file():
             raise SystemExit(f"--before {args.before}: no ivr package there")
         paths.append("before")
-    if unknown := set(paths) - set(PATHS) - {"before"}:
-        raise SystemExit(f"unknown paths: {', '.join(sorted(unknown))} (one of {', '.join(PATHS)})")
+    if unknown := set(paths) - set(PATHS) - set(MORE_PATHS) - {"before"}:
+        raise SystemExit(f"unknown paths: {', '.join(sorted(unknown))} "
+                         f"(one of {', '.join(PATHS + MORE_PATHS)})")
     if os.geteuid() != 0:
         raise SystemExit("run as root: the sandbox Asterisk needs it")
     sipp_binary()
@@ -476,6 +483,8 @@ def main() -> None:
             add_native_path()
             if "bare" in paths:
                 apps["bare"] = start_bare(work, password_file, user)
+            if "bare-ws" in paths:
+                apps["bare-ws"] = start_bare(work, password_file, user, socket=True)
             if "engine" in paths:
                 apps["engine"] = start_engine(work, work / "engine" / "ivr.db", password, user,
                                               profile=args.profile, extra=args.engine_config)

@@ -686,7 +686,8 @@ def _switchboard(config: Config, engine: Engine):
     from ivr.ari.switchboard import DOWN_AFTER, Switchboard
 
     adapters = [AriAdapter(sw.ari.url, sw.ari.username, sw.ari.password, sw.ari.app,
-                           on_new_call=engine.on_new_call, name=sw.name, center=sw.center)
+                           on_new_call=engine.on_new_call, name=sw.name, center=sw.center,
+                           requests=sw.ari.requests)
                 for sw in config.switches]
     several = len(adapters) > 1
     return Switchboard(adapters, {sw.name: sw.trunk for sw in config.switches},

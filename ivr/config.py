@@ -148,6 +148,9 @@ class AriConfig:
     username: str
     password: str = dataclasses.field(repr=False)   # never printed
     app: str = "ivr"
+    # auto: requests over the event socket when Asterisk answers them there (20.14, 21.9, 22.4
+    # and later), else HTTP; http: always HTTP.
+    requests: str = "auto"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -455,7 +458,7 @@ _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 # -- the environment ------------------------------------------------------------------------------
 
-_ARI_KEYS = {"url", "username", "password", "password_file", "app"}
+_ARI_KEYS = {"url", "username", "password", "password_file", "app", "requests"}
 _ADMIN_KEYS = {"listen", "token", "token_file", "users_file", "session_hours"}
 _WALLBOARD_KEYS = {"service_level", "service_level_formula", "flash_after", "refresh", "levels"}
 _CALLERS_KEYS = {"region", "timezone", "lookup_budget", "registry", "registry_cache"}
@@ -759,7 +762,13 @@ def _ari(ari: Mapping[str, Any], where: str, rel, *, need_ari: bool) -> AriConfi
                           + (" or IVR_ARI_PASSWORD" if where == "ari" else
                              " (e.g. password: '${IVR_SEOUL_ARI_PASSWORD}')"))
 
-    return AriConfig(url=url.rstrip("/"), username=username or "", password=password or "", app=app)
+    requests = ari.get("requests", "auto")
+    if requests not in ("auto", "http"):
+        raise _SettingError(f"{where}.requests",
+                            f"{where}.requests is {requests!r}: use 'auto' (over the event socket "
+                            f"when Asterisk answers there, else HTTP) or 'http'")
+    return AriConfig(url=url.rstrip("/"), username=username or "", password=password or "", app=app,
+                     requests=requests)
 
 
 def _switches(value: Any, ari: AriConfig, ari_raw: Mapping[str, Any], rel, *,

@@ -191,13 +191,13 @@ class AriAdapter:
     def __init__(self, base_url: str, username: str, password: str, app: str,
                  on_new_call: NewCallHandler, *, timeouts: Timeouts = Timeouts(),
                  max_connections: int = 100, name: str = "asterisk",
-                 center: str | None = None) -> None:
+                 center: str | None = None, requests: str = "auto") -> None:
         self.app = app
         self.name = name                     # the server's name (``switches:``), on every call
         self.center = center
         self.timeouts = timeouts
         self.client = AriClient(base_url, username, password, app, timeouts,
-                                max_connections=max_connections)
+                                max_connections=max_connections, requests=requests)
         self._on_new_call = on_new_call
         self._events = EventStream(self.client, self._dispatch, on_connected=self._reconcile)
         self._calls: dict[str, AriCall] = {}

@@ -12,6 +12,13 @@ logged as ``ari.bad_event`` with a short excerpt (phone numbers masked) and skip
 exception of the callback is logged as ``ari.event_handler_failed`` and the next event is read.
 A fault in the reading loop itself is logged as ``ari.events_failed`` and the socket is opened
 again with back-off: the engine never stops listening while it runs.
+
+Requests over the socket.  With the client's ``requests`` at ``auto``, each new connection
+sends one ``GET asterisk/ping`` as a ``RESTRequest`` frame.  When Asterisk answers it there
+(20.14, 21.9, 22.4 and later), the client's requests go over this socket from then on
+(``ari.requests_over_socket``); when not within ``PROBE_TIMEOUT`` (an older Asterisk ignores
+the frame), they stay on HTTP (``ari.requests_over_http``).  ``RESTResponse`` frames go to
+the client, never to the event callback; when the socket closes the client goes back to HTTP.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ EventCallback = Callable[[dict[str, Any]], None]
 ConnectedHook = Callable[[bool], Coroutine[Any, Any, None]]
 
 EXCERPT_CHARS = 160                 # how much of a bad frame the log shows
+PROBE_TIMEOUT = 2.0                 # seconds Asterisk gets to answer a request on the event socket
 class BadEvent(IvrError, ValueError):
     """A frame on the event socket that is not an event the engine can read.  The message
     says what is wrong with it (``StasisStart: 'channel.id' is a number, expected a string``)."""
@@ -237,10 +245,13 @@ class EventStream:
             self._last_error = None
             connected_at = time.monotonic()
             self._connected.set()
+            if self._client.requests == "auto":
+                self._tasks.spawn(self._probe(ws), name="ari.probe")
             if self._on_connected is not None:
                 self._tasks.spawn(self._on_connected(first), name="ari.on_connected")
             await self._read(ws)
         finally:
+            self._client.drop_socket(ws)
             self._connected.clear()
             if not ws.closed:
                 await asyncio.shield(ws.close())
@@ -254,6 +265,23 @@ class EventStream:
         else:
             self._flaps = 0
         return True
+
+    async def _probe(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Ask once on the new socket; move the requests onto it when Asterisk answers there."""
+        try:
+            status = await self._client.ping_on(ws, PROBE_TIMEOUT)
+        except AriError as exc:
+            if not ws.closed:
+                log.info("ari.requests_over_http", reason=str(exc))
+            return
+        if ws.closed:
+            return
+        if status != 200:
+            log.info("ari.requests_over_http",
+                     reason=f"GET asterisk/ping on the event socket answered {status}")
+            return
+        self._client.use_socket(ws)
+        log.info("ari.requests_over_socket", app=self._client.app)
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         async for msg in ws:
@@ -272,6 +300,10 @@ class EventStream:
         try:
             event = decode_event(data)
             kind = event["type"]
+            if kind == "RESTResponse":
+                if not self._client.answered(event):
+                    log.debug("ari.late_answer", request_id=event.get("request_id"))
+                return
             self._on_event(event)
         except BadEvent as exc:
             log.warning("ari.bad_event", problem=str(exc), excerpt=excerpt(data))

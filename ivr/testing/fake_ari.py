@@ -14,6 +14,11 @@ An item listed in ``missing_media`` is skipped at once, reported like an item th
 list ends ``failed`` only when its last item is missing.  ``played`` lists the media items the
 engine asked for (a list item by item), ``heard`` those that began playing.
 
+Requests come over HTTP or, as Asterisk 22.4 and later allow, as ``RESTRequest`` frames on
+the event socket, answered there with a ``RESTResponse`` frame (in order with the events);
+both go through the same handlers, recording and faults.  With ``rest_over_socket=False``
+the fake ignores such frames, as an older Asterisk does.
+
 Built for unit tests and for the load benchmark: per-request work is O(1), nothing is logged
 per request, events leave through one writer task per socket in the order they were made.
 
@@ -32,8 +37,10 @@ import datetime as dt
 import itertools
 import json
 import math
+import re
 import time
 import uuid
+from urllib.parse import parse_qsl, unquote
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -53,6 +60,7 @@ class RecordedRequest:
     params: dict[str, str]
     json: Any
     at: float                     # loop.time() when received
+    over_socket: bool = False     # came as a RESTRequest frame on the event socket
 
     @property
     def media(self) -> list[str]:
@@ -69,6 +77,7 @@ class RecordedRequest:
 
 
 SLOW = -1                        # a Fault's status: no error, only a late answer
+UNANSWERED = -2                  # a Fault's status: carried out, but the answer never goes out
 
 
 @dataclasses.dataclass(slots=True)
@@ -164,6 +173,33 @@ def _now() -> str:
     return _stamp[1]
 
 
+class _SocketRequest:
+    """A ``RESTRequest`` frame dressed as the little of ``web.Request`` the handlers read."""
+
+    __slots__ = ("method", "path", "query", "match_info", "_body")
+
+    def __init__(self, method: str, path: str, query: dict[str, str],
+                 match_info: dict[str, str], body: str | None) -> None:
+        self.method = method
+        self.path = path
+        self.query = query
+        self.match_info = match_info
+        self._body = body
+
+    @property
+    def body_exists(self) -> bool:
+        return bool(self._body)
+
+    async def read(self) -> bytes:
+        return (self._body or "").encode()
+
+    async def json(self) -> Any:
+        return json.loads(self._body or "null")
+
+
+Handler = Callable[[Any], Any]
+
+
 def _not_found(what: str) -> web.Response:
     return web.json_response({"message": f"{what} not found"}, status=404)
 
@@ -193,7 +229,7 @@ class FakeAri:
                  playback_delay: float = 0.0, missing_media: Iterable[str] = (),
                  durations: dict[str, float | None] | None = None,
                  finish_before_reply: bool = False, record: bool = True,
-                 answer_originate: bool = True) -> None:
+                 answer_originate: bool = True, rest_over_socket: bool = True) -> None:
         self.username = username
         self.password = password
         self.app = app
@@ -203,6 +239,11 @@ class FakeAri:
         self.finish_before_reply = finish_before_reply
         self.record = record
         self.answer_originate = answer_originate
+        self.rest_over_socket = rest_over_socket
+        self.socket_requests = 0             # requests that came as frames on the event socket
+        # (method, segment count) -> [(pattern, handler)]: the routes, for socket requests
+        self._routes: dict[tuple[str, int], list[tuple[re.Pattern[str], Handler]]] = {}
+        self._socket_tasks: set[asyncio.Task[None]] = set()
         self.channels: dict[str, dict[str, Any]] = {}
         self.playbacks: dict[str, dict[str, Any]] = {}
         self.bridges: dict[str, dict[str, Any]] = {}
@@ -230,31 +271,40 @@ class FakeAri:
 
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
-        r = app.router
-        r.add_get("/ari/events", self._events)
-        r.add_get("/ari/channels", self._list_channels)
-        r.add_post("/ari/channels", self._originate)
-        r.add_get("/ari/channels/{id}", self._get_channel)
-        r.add_delete("/ari/channels/{id}", self._hangup)
-        r.add_post("/ari/channels/{id}/answer", self._answer)
-        r.add_post("/ari/channels/{id}/continue", self._continue)
-        r.add_post("/ari/channels/{id}/play", self._play)
-        r.add_post("/ari/channels/{id}/play/{pb}", self._play)
-        r.add_get("/ari/channels/{id}/variable", self._get_variable)
-        r.add_post("/ari/channels/{id}/variable", self._set_variable)
+        router = app.router
+        self._routes.clear()
+
+        def r(method: str, template: str, handler: Handler) -> None:
+            router.add_route(method, "/ari" + template, handler)
+            pattern = re.compile(re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$")
+            key = (method, template.count("/"))
+            self._routes.setdefault(key, []).append((pattern, handler))
+
+        router.add_get("/ari/events", self._events)
+        r("GET", "/asterisk/ping", self._ping)
+        r("GET", "/channels", self._list_channels)
+        r("POST", "/channels", self._originate)
+        r("GET", "/channels/{id}", self._get_channel)
+        r("DELETE", "/channels/{id}", self._hangup)
+        r("POST", "/channels/{id}/answer", self._answer)
+        r("POST", "/channels/{id}/continue", self._continue)
+        r("POST", "/channels/{id}/play", self._play)
+        r("POST", "/channels/{id}/play/{pb}", self._play)
+        r("GET", "/channels/{id}/variable", self._get_variable)
+        r("POST", "/channels/{id}/variable", self._set_variable)
         for name in ("ring", "moh"):
-            r.add_post(f"/ari/channels/{{id}}/{name}", self._channel_noop)
-            r.add_delete(f"/ari/channels/{{id}}/{name}", self._channel_noop)
-        r.add_get("/ari/playbacks/{pb}", self._get_playback)
-        r.add_delete("/ari/playbacks/{pb}", self._stop_playback)
-        r.add_get("/ari/bridges", self._list_bridges)
-        r.add_post("/ari/bridges", self._create_bridge)
-        r.add_get("/ari/bridges/{id}", self._get_bridge)
-        r.add_delete("/ari/bridges/{id}", self._destroy_bridge)
-        r.add_post("/ari/bridges/{id}/addChannel", self._add_to_bridge)
-        r.add_post("/ari/bridges/{id}/removeChannel", self._remove_from_bridge)
-        r.add_post("/ari/bridges/{id}/moh", self._bridge_noop)
-        r.add_delete("/ari/bridges/{id}/moh", self._bridge_noop)
+            r("POST", f"/channels/{{id}}/{name}", self._channel_noop)
+            r("DELETE", f"/channels/{{id}}/{name}", self._channel_noop)
+        r("GET", "/playbacks/{pb}", self._get_playback)
+        r("DELETE", "/playbacks/{pb}", self._stop_playback)
+        r("GET", "/bridges", self._list_bridges)
+        r("POST", "/bridges", self._create_bridge)
+        r("GET", "/bridges/{id}", self._get_bridge)
+        r("DELETE", "/bridges/{id}", self._destroy_bridge)
+        r("POST", "/bridges/{id}/addChannel", self._add_to_bridge)
+        r("POST", "/bridges/{id}/removeChannel", self._remove_from_bridge)
+        r("POST", "/bridges/{id}/moh", self._bridge_noop)
+        r("DELETE", "/bridges/{id}/moh", self._bridge_noop)
         return app
 
     async def start(self) -> None:
@@ -266,6 +316,8 @@ class FakeAri:
         self.port = self._runner.addresses[0][1]
 
     async def close(self) -> None:
+        for task in list(self._socket_tasks):
+            task.cancel()
         for timer in list(self._timers):
             timer.cancel()
         self._timers.clear()
@@ -455,6 +507,14 @@ class FakeAri:
         self.faults.append(fault)
         return fault
 
+    def lose_answer(self, match: Callable[[RecordedRequest], bool], *,
+                    times: float = 1) -> Fault:
+        """Carry out the next ``times`` matching requests, and never answer them (an answer
+        lost with its connection)."""
+        fault = Fault(match, UNANSWERED, times, 0.0)
+        self.faults.append(fault)
+        return fault
+
     async def wait_for_request(self, match: Callable[[RecordedRequest], bool], *,
                                timeout: float = 2.0, since: int = 0) -> RecordedRequest:
         """The first request (from index ``since``) that matches; waits for it if needed."""
@@ -514,13 +574,18 @@ class FakeAri:
             return web.json_response({"message": "Authentication required"}, status=401)
         if request.path == "/ari/events":
             return await handler(request)
+        return await self._serve(request, request.path[4:], handler)
+
+    async def _serve(self, request: Any, path: str, handler: Handler, *,
+                     over_socket: bool = False) -> web.StreamResponse:
+        """Record one request (HTTP or socket), apply the faults, run its handler."""
         body = None
         if request.body_exists:
             raw = await request.read()
             if raw:
                 body = json.loads(raw)
-        recorded = RecordedRequest(request.method, request.path[4:], dict(request.query), body,
-                                   asyncio.get_running_loop().time())
+        recorded = RecordedRequest(request.method, path, dict(request.query), body,
+                                   asyncio.get_running_loop().time(), over_socket)
         if self.record:
             self.requests.append(recorded)
             self._request_watch.check()
@@ -534,6 +599,9 @@ class FakeAri:
                         await asyncio.Event().wait()   # never answer
                     if fault.status == SLOW:
                         break                          # answered as usual, only late
+                    if fault.status == UNANSWERED:
+                        await handler(request)
+                        await asyncio.Event().wait()   # done, and never answered
                     return web.json_response({"message": "injected fault"},
                                              status=fault.status)
         return await handler(request)
@@ -555,10 +623,62 @@ class FakeAri:
             async for msg in ws:
                 if msg.type is WSMsgType.ERROR:
                     break
+                if msg.type is WSMsgType.TEXT and self.rest_over_socket:
+                    self._socket_request(subscriber, msg.data)
         finally:
             subscriber.writer.cancel()
             self._subscribers.discard(subscriber)
         return ws
+
+    def _socket_request(self, subscriber: _Subscriber, data: str) -> None:
+        """A frame from the client: a ``RESTRequest`` is served like an HTTP request and
+        answered on the same socket; anything else is ignored, as Asterisk does."""
+        try:
+            frame = json.loads(data)
+        except ValueError:
+            return
+        if not isinstance(frame, dict) or frame.get("type") != "RESTRequest":
+            return
+        task = asyncio.get_running_loop().create_task(self._answer_frame(subscriber, frame))
+        self._socket_tasks.add(task)
+        task.add_done_callback(self._socket_tasks.discard)
+
+    async def _answer_frame(self, subscriber: _Subscriber, frame: dict[str, Any]) -> None:
+        self.socket_requests += 1
+        method = str(frame.get("method", "")).upper()
+        uri = str(frame.get("uri", ""))
+        path, _, query_text = uri.partition("?")
+        path = "/" + path.lstrip("/")
+        query = dict(parse_qsl(query_text, keep_blank_values=True))
+        for item in frame.get("query_strings") or ():
+            if isinstance(item, dict):
+                query[str(item.get("name"))] = str(item.get("value"))
+        response: web.Response
+        for pattern, handler in self._routes.get((method, path.count("/")), ()):
+            match = pattern.match(path)
+            if match is not None:
+                request = _SocketRequest(method, path, query,
+                                         {k: unquote(v) for k, v in match.groupdict().items()},
+                                         frame.get("message_body"))
+                response = await self._serve(request, path, handler,  # type: ignore[assignment]
+                                             over_socket=True)
+                break
+        else:
+            response = web.json_response({"message": "Not Found"}, status=404)
+        answer: dict[str, Any] = {"type": "RESTResponse",
+                                  "transaction_id": frame.get("transaction_id", ""),
+                                  "request_id": frame.get("request_id", ""),
+                                  "status_code": response.status,
+                                  "reason_phrase": response.reason, "uri": path[1:]}
+        body = response.body
+        if body:
+            answer["content_type"] = "application/json"
+            answer["message_body"] = bytes(body).decode()  # type: ignore[arg-type]
+        subscriber.queue.put_nowait(json.dumps(answer))
+
+    async def _ping(self, request: web.Request) -> web.Response:
+        return web.json_response({"ping": "pong", "timestamp": _now(),
+                                  "asterisk_id": "fa:ke:00:00:00:01"})
 
     # channels
 
@@ -642,6 +762,9 @@ class FakeAri:
         query = request.query
         if "endpoint" not in query:
             return web.json_response({"message": "Endpoint must be specified"}, status=400)
+        if query.get("channelId") in self.channels:
+            return web.json_response({"message": "Channel with given unique ID already exists"},
+                                     status=409)
         body = await request.json() if request.body_exists else {}
         args = [a for a in query.get("appArgs", "").split(",") if a]
         channel = self.add_channel(caller=query.get("callerId", ""),
@@ -750,6 +873,8 @@ class FakeAri:
 
     async def _create_bridge(self, request: web.Request) -> web.Response:
         bridge_id = request.query.get("bridgeId") or uuid.uuid4().hex
+        if bridge_id in self.bridges:
+            return web.json_response({"message": "Bridge with id already exists"}, status=409)
         bridge = {"id": bridge_id, "technology": "simple_bridge",
                   "bridge_type": request.query.get("type", "mixing"), "bridge_class": "stasis",
                   "name": request.query.get("name", ""), "channels": [], "creator": "Stasis",

@@ -59,7 +59,7 @@ async def outcome(started: Started, timeout: float = 2.0) -> Any:
 
 @contextlib.asynccontextmanager
 async def harness(flow: Flow, *, timeouts: Timeouts = FAST, connect: bool = True,
-                  **fake_options: Any) -> AsyncIterator[Harness]:
+                  requests: str = "auto", **fake_options: Any) -> AsyncIterator[Harness]:
     """A fake Asterisk, and an adapter whose calls run ``flow(call, args)``."""
     started: asyncio.Queue[Started] = asyncio.Queue()
 
@@ -76,7 +76,7 @@ async def harness(flow: Flow, *, timeouts: Timeouts = FAST, connect: bool = True
 
     async with FakeAri(**fake_options) as fake:
         async with AriAdapter(fake.base_url, fake.username, fake.password, fake.app,
-                              on_new_call, timeouts=timeouts) as adapter:
+                              on_new_call, timeouts=timeouts, requests=requests) as adapter:
             if connect:
                 await adapter.wait_ready(2.0)
             yield Harness(fake, adapter, started)
