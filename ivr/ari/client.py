@@ -105,10 +105,12 @@ class AriClient:
         self._auth = basic_auth_header(username, password)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
-        # The event socket while requests go over it (``use_socket``), and the requests sent
-        # there that wait for their answer, by request id.
-        self._socket: aiohttp.ClientWebSocketResponse | None = None
-        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        # The sockets the requests are spread over (``use_socket``), and the requests sent on
+        # them that wait for their answer, by request id, with the socket each went on.
+        self._sockets: list[aiohttp.ClientWebSocketResponse] = []
+        self._turn = 0
+        self._waiting: dict[str, tuple[asyncio.Future[dict[str, Any]],
+                                       aiohttp.ClientWebSocketResponse]] = {}
         self._ids = itertools.count(1)
         # Told of every request once it is over, answered or not: (method, route(path), seconds).
         self.on_request: Callable[[str, str, float], None] | None = None
@@ -141,41 +143,50 @@ class AriClient:
 
     @property
     def over_socket(self) -> bool:
-        """True while requests go over the event socket."""
-        return self._socket is not None
+        """True while requests go over the event socket (or request sockets)."""
+        return bool(self._sockets)
+
+    @property
+    def request_sockets(self) -> int:
+        """How many sockets the requests are spread over now (0: HTTP)."""
+        return len(self._sockets)
 
     def use_socket(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """Send the requests from now on over ``ws`` (the event socket; answers come back to
+        """Spread the requests from now on over ``ws`` too (answers come back to
         ``answered``)."""
-        self._socket = ws
+        if ws not in self._sockets:
+            self._sockets.append(ws)
 
     def drop_socket(self, ws: aiohttp.ClientWebSocketResponse | None = None) -> None:
-        """The event socket (``ws``, or whichever) is gone: requests go over HTTP again, and
-        those that waited for an answer there fail with ``AriUnavailable``."""
-        if ws is not None and ws is not self._socket:
-            return
-        self._socket = None
-        waiting, self._waiting = self._waiting, {}
-        for future in waiting.values():
-            if not future.done():
-                future.set_exception(_SocketClosed(
-                    "ARI: the event socket closed before Asterisk answered the request"))
+        """A socket (``ws``, or every one) is gone: requests stop going over it (over HTTP when
+        none is left), and those that waited for an answer there fail with ``_SocketClosed``
+        (``request`` sends them again over HTTP)."""
+        if ws is None:
+            self._sockets.clear()
+        elif ws in self._sockets:
+            self._sockets.remove(ws)
+        for request_id, (future, on) in list(self._waiting.items()):
+            if ws is None or on is ws:
+                del self._waiting[request_id]
+                if not future.done():
+                    future.set_exception(_SocketClosed(
+                        "ARI: the socket closed before Asterisk answered the request"))
 
     def answered(self, frame: dict[str, Any]) -> bool:
-        """A ``RESTResponse`` frame from the event socket; False when no request waits for it
+        """A ``RESTResponse`` frame from a socket; False when no request waits for it
         (it came too late, or it is not ours)."""
-        future = self._waiting.pop(str(frame.get("request_id")), None)
-        if future is None or future.done():
+        waiting = self._waiting.pop(str(frame.get("request_id")), None)
+        if waiting is None or waiting[0].done():
             return False
-        future.set_result(frame)
+        waiting[0].set_result(frame)
         return True
 
     async def request_on(self, ws: aiohttp.ClientWebSocketResponse, method: str, uri: str,
                          body: Json = None, *, timeout: float | None = None) -> dict[str, Any]:
         """Send one ``RESTRequest`` frame on ``ws`` and wait for its ``RESTResponse`` frame
         (``uri`` without the leading ``/``, with its query).  ``AriTimeout`` when none comes
-        within ``timeout`` (the request timeout by default), ``AriUnavailable`` when the socket
-        cannot be written or closes first."""
+        within ``timeout`` (the request timeout by default), ``_SocketClosed`` (an
+        ``AriUnavailable``) when the socket cannot be written or closes first."""
         request_id = str(next(self._ids))
         frame: dict[str, Any] = {"type": "RESTRequest", "request_id": request_id,
                                  "method": method, "uri": uri}
@@ -183,7 +194,7 @@ class AriClient:
             frame["content_type"] = "application/json"
             frame["message_body"] = dumps(body)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting[request_id] = future
+        self._waiting[request_id] = (future, ws)
         try:
             await ws.send_str(dumps(frame))
             async with asyncio.timeout(self.timeouts.request if timeout is None else timeout):
@@ -196,6 +207,15 @@ class AriClient:
                                 f"{exc}") from exc
         finally:
             self._waiting.pop(request_id, None)
+
+    async def connect_request_socket(self, name: str) -> aiohttp.ClientWebSocketResponse:
+        """Open one more socket for requests only: ``/events`` for an application of its own
+        (``name``) that no channel ever enters, so it carries answers and no events."""
+        return await self.session.ws_connect(
+            self.base_url + "/events", params={"app": name, "subscribeAll": "false"},
+            heartbeat=self.timeouts.ws_heartbeat,
+            timeout=aiohttp.ClientWSTimeout(ws_close=self.timeouts.ws_close),
+            max_msg_size=0, compress=0)
 
     async def ping_on(self, ws: aiohttp.ClientWebSocketResponse, timeout: float) -> int:
         """``GET asterisk/ping`` on ``ws``: the status Asterisk answered there (counted like
@@ -247,9 +267,11 @@ class AriClient:
         """Send one request to ``base_url + path``; return the decoded JSON body or None."""
         # One pre-encoded URL: yarl need not parse and re-quote it (a measurable cost per request).
         query = ("?" + urlencode(params, quote_via=quote, safe="")) if params else ""
-        ws = self._socket
-        if ws is not None:
-            return await self._over_socket(ws, method, path, query, json)
+        sockets = self._sockets
+        if sockets:
+            self._turn += 1
+            return await self._over_socket(sockets[self._turn % len(sockets)], method, path,
+                                           query, json)
         return await self._over_http(method, path, query, json)
 
     async def _over_http(self, method: str, path: str, query: str, json: Json) -> Json:

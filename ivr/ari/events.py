@@ -18,7 +18,11 @@ sends one ``GET asterisk/ping`` as a ``RESTRequest`` frame.  When Asterisk answe
 (20.14, 21.9, 22.4 and later), the client's requests go over this socket from then on
 (``ari.requests_over_socket``); when not within ``PROBE_TIMEOUT`` (an older Asterisk ignores
 the frame), they stay on HTTP (``ari.requests_over_http``).  ``RESTResponse`` frames go to
-the client, never to the event callback; when the socket closes the client goes back to HTTP.
+the client, never to the event callback.  Beside the event socket, ``REQUEST_SOCKETS`` − 1
+sockets of their own carry requests (each for an application of its own, ``<app>-requests-N``,
+that no channel enters), because Asterisk answers one socket's requests one at a time.  When
+the event socket closes they are closed too, and the client goes back to HTTP until the next
+connection's probe.
 """
 
 from __future__ import annotations
@@ -45,6 +49,11 @@ ConnectedHook = Callable[[bool], Coroutine[Any, Any, None]]
 
 EXCERPT_CHARS = 160                 # how much of a bad frame the log shows
 PROBE_TIMEOUT = 2.0                 # seconds Asterisk gets to answer a request on the event socket
+# Sockets the requests are spread over: the event socket and three of their own.  Asterisk
+# serves the requests of one socket one after the other, on that socket's thread (an answer
+# waits for the channel's own thread), so one socket alone makes calls longer once the
+# machine is busy (bench/asterisk_load.py, path bare-ws).
+REQUEST_SOCKETS = 4
 class BadEvent(IvrError, ValueError):
     """A frame on the event socket that is not an event the engine can read.  The message
     says what is wrong with it (``StasisStart: 'channel.id' is a number, expected a string``)."""
@@ -116,6 +125,7 @@ class EventStream:
         self._timeouts = client.timeouts
         self._rand = rand
         self._tasks = TaskSet("ari.events")
+        self._request_tasks: set[asyncio.Task[None]] = set()
         self._reader: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._ever_connected = False
@@ -168,6 +178,11 @@ class EventStream:
 
     async def close(self) -> None:
         """Stop reading, close the socket and cancel the hooks; cancellation is re-raised."""
+        requests = list(self._request_tasks)
+        for task in requests:
+            task.cancel()
+        if requests:
+            await asyncio.gather(*requests, return_exceptions=True)
         reader, self._reader = self._reader, None
         if reader is not None and not reader.done():
             reader.cancel()
@@ -251,7 +266,10 @@ class EventStream:
                 self._tasks.spawn(self._on_connected(first), name="ari.on_connected")
             await self._read(ws)
         finally:
-            self._client.drop_socket(ws)
+            for task in self._request_tasks:
+                task.cancel()
+            self._request_tasks.clear()
+            self._client.drop_socket()
             self._connected.clear()
             if not ws.closed:
                 await asyncio.shield(ws.close())
@@ -281,7 +299,55 @@ class EventStream:
                      reason=f"GET asterisk/ping on the event socket answered {status}")
             return
         self._client.use_socket(ws)
-        log.info("ari.requests_over_socket", app=self._client.app)
+        log.info("ari.requests_over_socket", app=self._client.app, sockets=REQUEST_SOCKETS)
+        for number in range(1, REQUEST_SOCKETS):
+            task = asyncio.get_running_loop().create_task(
+                self._request_socket(ws, number), name=f"ari.requests-{number}")
+            self._request_tasks.add(task)
+            task.add_done_callback(self._request_tasks.discard)
+
+    async def _request_socket(self, events: aiohttp.ClientWebSocketResponse, number: int) -> None:
+        """One socket of requests beside the event socket ``events``, while that one is up."""
+        name = f"{self._client.app}-requests-{number}"
+        timeouts = self._timeouts
+        attempt = 0
+        while not events.closed:
+            try:
+                ws = await self._client.connect_request_socket(name)
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.debug("ari.request_socket_failed", app=name, error=repr(exc))
+                await asyncio.sleep(backoff_delay(attempt, timeouts.reconnect_min,
+                                                  timeouts.reconnect_max, self._rand))
+                attempt += 1
+                continue
+            attempt = 0
+            try:
+                if events.closed:
+                    return
+                self._client.use_socket(ws)
+                async for msg in ws:
+                    if msg.type is aiohttp.WSMsgType.TEXT:
+                        self._answer(msg.data)
+                    elif msg.type is aiohttp.WSMsgType.ERROR:
+                        break
+            finally:
+                self._client.drop_socket(ws)
+                if not ws.closed:
+                    await asyncio.shield(ws.close())
+            if not events.closed:
+                log.info("ari.request_socket_lost", app=name, close_code=ws.close_code)
+                await asyncio.sleep(backoff_delay(0, timeouts.reconnect_min,
+                                                  timeouts.reconnect_max, self._rand))
+
+    def _answer(self, data: str) -> None:
+        """A frame on a request socket: an answer for the client; anything else is skipped."""
+        try:
+            frame = decode_event(data)
+        except BadEvent as exc:
+            log.warning("ari.bad_event", problem=str(exc), excerpt=excerpt(data))
+            return
+        if frame["type"] == "RESTResponse" and not self._client.answered(frame):
+            log.debug("ari.late_answer", request_id=frame.get("request_id"))
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         async for msg in ws:

@@ -257,6 +257,8 @@ class FakeAri:
         self.faults: list[Fault] = []
         self._auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
         self._subscribers: set[_Subscriber] = set()
+        self._other_apps: set[_Subscriber] = set()   # sockets of other apps: answers, no events
+        self.other_app_connections = 0       # e.g. the engine's request sockets
         self._refusing = False
         self._refuse_timer: asyncio.TimerHandle | None = None
         self._timers: set[asyncio.TimerHandle] = set()
@@ -557,7 +559,8 @@ class FakeAri:
         self._timers.add(handle)
 
     async def _close_sockets(self) -> None:
-        subscribers, self._subscribers = self._subscribers, set()
+        subscribers = self._subscribers | self._other_apps
+        self._subscribers, self._other_apps = set(), set()
         for subscriber in subscribers:
             subscriber.writer.cancel()
         for subscriber in subscribers:
@@ -611,14 +614,21 @@ class FakeAri:
             self.refused += 1
             self._connection_watch.check()
             return web.json_response({"message": "Service Unavailable"}, status=503)
-        if request.query.get("app") != self.app:
+        app = request.query.get("app")
+        if not app:
             return web.json_response({"message": "Invalid application provided"}, status=400)
         ws = web.WebSocketResponse(compress=False, autoping=True)
         await ws.prepare(request)
         subscriber = _Subscriber(ws)
-        self._subscribers.add(subscriber)
-        self.connections += 1
-        self._connection_watch.check()
+        mine = app == self.app
+        if mine:
+            self._subscribers.add(subscriber)
+            self.connections += 1
+            self._connection_watch.check()
+        else:
+            # An application no channel enters: its socket carries answers only.
+            self._other_apps.add(subscriber)
+            self.other_app_connections += 1
         try:
             async for msg in ws:
                 if msg.type is WSMsgType.ERROR:
@@ -628,6 +638,7 @@ class FakeAri:
         finally:
             subscriber.writer.cancel()
             self._subscribers.discard(subscriber)
+            self._other_apps.discard(subscriber)
         return ws
 
     def _socket_request(self, subscriber: _Subscriber, data: str) -> None:

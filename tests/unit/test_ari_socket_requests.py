@@ -143,3 +143,25 @@ def test_ari_requests_is_auto_by_default_and_http_on_request(tmp_path):
     with pytest.raises(ConfigError) as err:
         _config(tmp_path, "ari:\n  requests: websocket\n")()
     assert "ari.requests" in str(err.value) and "'auto'" in str(err.value)
+
+
+async def test_requests_are_spread_over_the_event_socket_and_sockets_of_their_own():
+    async with harness(answer_and_wait_for_a_key) as h:
+        client = h.adapter.client
+        async with asyncio.timeout(2):
+            while client.request_sockets < events.REQUEST_SOCKETS:
+                await asyncio.sleep(0.005)
+        assert h.fake.other_app_connections == events.REQUEST_SOCKETS - 1
+        lives = [await h.call_in(caller=f"0101234{n:04d}") for n in range(8)]
+        for live in lives:
+            await h.answered(live.call.id)
+            await h.fake.press(live.call.id, "3")
+        for live in lives:
+            assert await outcome(live) == Gathered("3", "max_digits")
+        # The event socket is lost: the request sockets close with it, and come back after.
+        await h.fake.drop_websocket()
+        await h.fake.wait_for_connection(2)
+        async with asyncio.timeout(2):
+            while client.request_sockets < events.REQUEST_SOCKETS:
+                await asyncio.sleep(0.005)
+        assert h.fake.other_app_connections == 2 * (events.REQUEST_SOCKETS - 1)
