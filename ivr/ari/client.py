@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import itertools
 import json as stdjson
 import time
@@ -44,6 +45,7 @@ Params = Mapping[str, str | int | float]
 # Paths under these prefixes name a channel or a playback: a 404 there means "it is gone".
 _GONE_PREFIXES = ("/channels/", "/playbacks/")
 
+SWEEP_EVERY = 0.25                 # seconds between looks for overdue answers on the sockets
 REQUEST_MODES = ("auto", "http")   # ari.requests: over the event socket when Asterisk can, or HTTP
 
 
@@ -111,6 +113,11 @@ class AriClient:
         self._turn = 0
         self._waiting: dict[str, tuple[asyncio.Future[dict[str, Any]],
                                        aiohttp.ClientWebSocketResponse]] = {}
+        # (deadline, request id) of the requests sent on a socket, oldest first (they share one
+        # timeout), and the one timer that fails those past their deadline: cheaper than a
+        # timer per request.
+        self._deadlines: collections.deque[tuple[float, str]] = collections.deque()
+        self._sweeper: asyncio.TimerHandle | None = None
         self._ids = itertools.count(1)
         # Told of every request once it is over, answered or not: (method, route(path), seconds).
         self.on_request: Callable[[str, str, float], None] | None = None
@@ -129,6 +136,10 @@ class AriClient:
 
     async def close(self) -> None:
         self.drop_socket()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        self._deadlines.clear()
         session, self._session = self._session, None
         if session is not None:
             await session.close()
@@ -193,12 +204,18 @@ class AriClient:
         if body is not None:
             frame["content_type"] = "application/json"
             frame["message_body"] = dumps(body)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
         self._waiting[request_id] = (future, ws)
         try:
             await ws.send_str(dumps(frame))
-            async with asyncio.timeout(self.timeouts.request if timeout is None else timeout):
-                return await future
+            if timeout is not None:
+                async with asyncio.timeout(timeout):
+                    return await future
+            self._deadlines.append((loop.time() + self.timeouts.request, request_id))
+            if self._sweeper is None:
+                self._sweeper = loop.call_at(self._deadlines[0][0], self._sweep)
+            return await future
         except TimeoutError as exc:
             raise AriTimeout(f"ARI {method} /{uri}: no answer on the event socket within "
                              f"{self.timeouts.request if timeout is None else timeout}s") from exc
@@ -207,6 +224,18 @@ class AriClient:
                                 f"{exc}") from exc
         finally:
             self._waiting.pop(request_id, None)
+
+    def _sweep(self) -> None:
+        """Fail the requests on sockets whose answer is overdue (``AriTimeout``)."""
+        self._sweeper = None
+        loop = asyncio.get_running_loop()
+        now, deadlines = loop.time(), self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            waiting = self._waiting.get(deadlines.popleft()[1])
+            if waiting is not None and not waiting[0].done():
+                waiting[0].set_exception(TimeoutError())
+        if deadlines:      # at most a few times a second: a timeout is late by 0.25 s at most
+            self._sweeper = loop.call_at(max(deadlines[0][0], now + SWEEP_EVERY), self._sweep)
 
     async def connect_request_socket(self, name: str) -> aiohttp.ClientWebSocketResponse:
         """Open one more socket for requests only: ``/events`` for an application of its own

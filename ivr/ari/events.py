@@ -49,11 +49,12 @@ ConnectedHook = Callable[[bool], Coroutine[Any, Any, None]]
 
 EXCERPT_CHARS = 160                 # how much of a bad frame the log shows
 PROBE_TIMEOUT = 2.0                 # seconds Asterisk gets to answer a request on the event socket
-# Sockets the requests are spread over: the event socket and three of their own.  Asterisk
+# Sockets the requests are spread over: the event socket and 15 of their own.  Asterisk
 # serves the requests of one socket one after the other, on that socket's thread (an answer
-# waits for the channel's own thread), so one socket alone makes calls longer once the
-# machine is busy (bench/asterisk_load.py, path bare-ws).
-REQUEST_SOCKETS = 4
+# waits for the channel's own thread), so one socket alone made calls longer once the machine
+# was busy (bench/asterisk_load.py at 200 calls/s: +1.26 s with one, +0.74 s with 4, +0.08 to
+# +0.78 s with 16 against +0.14 to +1.23 s over HTTP in the same runs).
+REQUEST_SOCKETS = 16
 class BadEvent(IvrError, ValueError):
     """A frame on the event socket that is not an event the engine can read.  The message
     says what is wrong with it (``StasisStart: 'channel.id' is a number, expected a string``)."""

@@ -610,11 +610,12 @@ class FakeAri:
         return await handler(request)
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
-        if self._refusing:
-            self.refused += 1
-            self._connection_watch.check()
-            return web.json_response({"message": "Service Unavailable"}, status=503)
         app = request.query.get("app")
+        if self._refusing:
+            if app == self.app:          # the event socket's attempts (not request sockets')
+                self.refused += 1
+                self._connection_watch.check()
+            return web.json_response({"message": "Service Unavailable"}, status=503)
         if not app:
             return web.json_response({"message": "Invalid application provided"}, status=400)
         ws = web.WebSocketResponse(compress=False, autoping=True)

@@ -11,7 +11,8 @@ from structlog.testing import capture_logs
 
 from ivr.ari import events
 from ivr.call import Gathered, Prompt
-from ivr.errors import AriError, ChannelGone
+from ivr.ari import Timeouts
+from ivr.errors import AriError, AriTimeout, ChannelGone
 
 
 async def answer_and_wait_for_a_key(call, args):
@@ -165,3 +166,21 @@ async def test_requests_are_spread_over_the_event_socket_and_sockets_of_their_ow
             while client.request_sockets < events.REQUEST_SOCKETS:
                 await asyncio.sleep(0.005)
         assert h.fake.other_app_connections == 2 * (events.REQUEST_SOCKETS - 1)
+
+
+async def test_a_request_asterisk_never_answers_on_the_socket_times_out_and_the_next_is_served():
+    quick = Timeouts(request=0.3, connect=1.0, ws_heartbeat=2.0, ws_close=0.5,
+                     reconnect_min=0.02, reconnect_max=0.1, shutdown_grace=0.5)
+    async with harness(answer_and_wait_for_a_key, timeouts=quick) as h:
+        await _over_socket(h)
+        client = h.adapter.client
+        channel_id = h.fake.add_channel()["id"]
+        h.fake.fail(lambda r: r.path.endswith("/answer"), 0)        # never answers
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(AriTimeout) as caught:
+            await client.answer(channel_id)
+        assert 0.3 <= loop.time() - started < 1.0
+        assert "no answer" in str(caught.value)
+        await client.answer(channel_id)
+        assert _answers(h, channel_id) == [True, True]
