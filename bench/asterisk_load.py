@@ -243,7 +243,7 @@ def start_bare(work: Path, password_file: Path, user: str, *, socket: bool = Fal
 
 
 def start_engine(work: Path, store: Path, password: str, user: str, *, profile: Path | None,
-                 extra: str, source: Path | None = None) -> App:
+                 extra: str, source: Path | None = None, requests: str = "") -> App:
     """``ivr run`` on a flow of the bench's shape; with ``source``, the ``ivr`` package of that
     checkout (PYTHONPATH), as app ``ivr-before`` (its store: ``fill_history`` with that source)."""
     work = work / ("before" if source else "engine")
@@ -258,6 +258,7 @@ def start_engine(work: Path, store: Path, password: str, user: str, *, profile: 
         f"  username: {user}\n"
         "  password: ${IVR_BENCH_ARI_PASSWORD}\n"
         f"  app: {BEFORE_APP if source else 'ivr'}\n"
+        + (f"  requests: {requests}\n" if requests else "") +
         f"flows: [{flows}]\n"
         f"prompts: {REPO / 'prompts'}\n"
         f"store: {{url: 'sqlite:///{store}'}}\n"
@@ -436,6 +437,8 @@ def main() -> None:
     parser.add_argument("--rtp-ports", type=int, default=20_000)
     parser.add_argument("--profile", type=Path, help="run the engine under cProfile, stats to this file")
     parser.add_argument("--engine-config", default="", help="YAML appended to the engine's ivr.yaml")
+    parser.add_argument("--engine-requests", default="", choices=("", "http", "socket"),
+                        help="ari.requests of the engine path (default: the engine's default)")
     parser.add_argument("--before", type=Path, metavar="DIR",
                         help="also run the engine of another checkout (e.g. 'git worktree add DIR REV'), "
                              "as the path 'before', interleaved with the others")
@@ -487,7 +490,8 @@ def main() -> None:
                 apps["bare-ws"] = start_bare(work, password_file, user, socket=True)
             if "engine" in paths:
                 apps["engine"] = start_engine(work, work / "engine" / "ivr.db", password, user,
-                                              profile=args.profile, extra=args.engine_config)
+                                              profile=args.profile, extra=args.engine_config,
+                                              requests=args.engine_requests)
             if "before" in paths:
                 apps["before"] = start_engine(work, work / "before" / "ivr.db", password, user, profile=None,
                                               extra=args.engine_config, source=args.before)

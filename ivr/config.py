@@ -148,9 +148,9 @@ class AriConfig:
     username: str
     password: str = dataclasses.field(repr=False)   # never printed
     app: str = "ivr"
-    # auto: requests over the event socket when Asterisk answers them there (20.14, 21.9, 22.4
-    # and later), else HTTP; http: always HTTP.
-    requests: str = "auto"
+    # http: every request over HTTP (the default); socket: over the event socket and sockets of
+    # their own when Asterisk answers them there (20.14, 21.9, 22.4 and later), else HTTP.
+    requests: str = "http"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -762,11 +762,12 @@ def _ari(ari: Mapping[str, Any], where: str, rel, *, need_ari: bool) -> AriConfi
                           + (" or IVR_ARI_PASSWORD" if where == "ari" else
                              " (e.g. password: '${IVR_SEOUL_ARI_PASSWORD}')"))
 
-    requests = ari.get("requests", "auto")
-    if requests not in ("auto", "http"):
+    requests = ari.get("requests", "http")
+    if requests not in ("http", "socket"):
         raise _SettingError(f"{where}.requests",
-                            f"{where}.requests is {requests!r}: use 'auto' (over the event socket "
-                            f"when Asterisk answers there, else HTTP) or 'http'")
+                            f"{where}.requests is {requests!r}: use 'http' (the default) or "
+                            f"'socket' (over the event socket when Asterisk answers there, "
+                            f"else HTTP)")
     return AriConfig(url=url.rstrip("/"), username=username or "", password=password or "", app=app,
                      requests=requests)
 

@@ -46,7 +46,7 @@ Params = Mapping[str, str | int | float]
 _GONE_PREFIXES = ("/channels/", "/playbacks/")
 
 SWEEP_EVERY = 0.25                 # seconds between looks for overdue answers on the sockets
-REQUEST_MODES = ("auto", "http")   # ari.requests: over the event socket when Asterisk can, or HTTP
+REQUEST_MODES = ("http", "socket")   # ari.requests: HTTP, or over the event socket when Asterisk can
 
 
 def _dumps_stdlib(value: Any) -> str:
@@ -95,11 +95,11 @@ class AriClient:
 
     def __init__(self, base_url: str, username: str, password: str, app: str,
                  timeouts: Timeouts = Timeouts(), *, max_connections: int = 100,
-                 requests: str = "auto") -> None:
+                 requests: str = "http") -> None:
         if requests not in REQUEST_MODES:
             raise ValueError(f"requests must be one of {', '.join(REQUEST_MODES)}, got {requests!r}")
         self.base_url = base_url.rstrip("/")
-        # "auto": over the event socket once Asterisk has answered a request there; "http": never.
+        # "socket": over the event socket once Asterisk has answered a request there; "http": never.
         self.requests = requests
         self.username = username
         self.app = app

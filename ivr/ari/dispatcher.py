@@ -191,7 +191,7 @@ class AriAdapter:
     def __init__(self, base_url: str, username: str, password: str, app: str,
                  on_new_call: NewCallHandler, *, timeouts: Timeouts = Timeouts(),
                  max_connections: int = 100, name: str = "asterisk",
-                 center: str | None = None, requests: str = "auto") -> None:
+                 center: str | None = None, requests: str = "http") -> None:
         self.app = app
         self.name = name                     # the server's name (``switches:``), on every call
         self.center = center

@@ -13,7 +13,7 @@ exception of the callback is logged as ``ari.event_handler_failed`` and the next
 A fault in the reading loop itself is logged as ``ari.events_failed`` and the socket is opened
 again with back-off: the engine never stops listening while it runs.
 
-Requests over the socket.  With the client's ``requests`` at ``auto``, each new connection
+Requests over the socket.  With the client's ``requests`` at ``socket``, each new connection
 sends one ``GET asterisk/ping`` as a ``RESTRequest`` frame.  When Asterisk answers it there
 (20.14, 21.9, 22.4 and later), the client's requests go over this socket from then on
 (``ari.requests_over_socket``); when not within ``PROBE_TIMEOUT`` (an older Asterisk ignores
@@ -49,12 +49,13 @@ ConnectedHook = Callable[[bool], Coroutine[Any, Any, None]]
 
 EXCERPT_CHARS = 160                 # how much of a bad frame the log shows
 PROBE_TIMEOUT = 2.0                 # seconds Asterisk gets to answer a request on the event socket
-# Sockets the requests are spread over: the event socket and 15 of their own.  Asterisk
+# Sockets the requests are spread over: the event socket and three of their own.  Asterisk
 # serves the requests of one socket one after the other, on that socket's thread (an answer
-# waits for the channel's own thread), so one socket alone made calls longer once the machine
-# was busy (bench/asterisk_load.py at 200 calls/s: +1.26 s with one, +0.74 s with 4, +0.08 to
-# +0.78 s with 16 against +0.14 to +1.23 s over HTTP in the same runs).
-REQUEST_SOCKETS = 16
+# waits for the channel's own thread).  Measured at 200 calls/s on the 2-core machine
+# (bench/asterisk_load.py, added call length, HTTP in the same run): one socket +1.26 s
+# (HTTP +0.21 s), four +0.74 s (+0.34 s), sixteen +0.70 s (+0.51 s), and at 300 calls/s
+# sixteen cost Asterisk 13.7 ms of CPU a call against 8.7 ms over HTTP.
+REQUEST_SOCKETS = 4
 class BadEvent(IvrError, ValueError):
     """A frame on the event socket that is not an event the engine can read.  The message
     says what is wrong with it (``StasisStart: 'channel.id' is a number, expected a string``)."""
@@ -261,7 +262,7 @@ class EventStream:
             self._last_error = None
             connected_at = time.monotonic()
             self._connected.set()
-            if self._client.requests == "auto":
+            if self._client.requests == "socket":
                 self._tasks.spawn(self._probe(ws), name="ari.probe")
             if self._on_connected is not None:
                 self._tasks.spawn(self._on_connected(first), name="ari.on_connected")

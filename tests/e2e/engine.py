@@ -73,8 +73,9 @@ class ThreadedProxy:
 
 class Engine:
     def __init__(self, workdir: Path, sandbox, extra_config: str = "", flows: list[Path] | None = None,
-                 *, store_url: str | None = None) -> None:
+                 *, store_url: str | None = None, ari_requests: str | None = None) -> None:
         self.workdir = workdir
+        self.ari_requests = ari_requests          # ari.requests (None: the default)
         self.sandbox = sandbox
         self.extra_config = extra_config
         # The store the engine (and every `ivr` command run through `cli`) uses; SQLite in the
@@ -101,6 +102,7 @@ class Engine:
             f"  username: {self.sandbox.user}\n"
             "  password: ${IVR_TEST_ARI_PASSWORD}\n"
             f"  app: {self.sandbox.app}\n"
+            + (f"  requests: {self.ari_requests}\n" if self.ari_requests else "") +
             f"flows: [{', '.join(str(f) for f in self.flows)}]\n"
             f"prompts: {REPO / 'prompts'}\n"
             f"store: {{url: '{self.store_url}'}}\n"

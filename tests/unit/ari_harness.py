@@ -59,7 +59,7 @@ async def outcome(started: Started, timeout: float = 2.0) -> Any:
 
 @contextlib.asynccontextmanager
 async def harness(flow: Flow, *, timeouts: Timeouts = FAST, connect: bool = True,
-                  requests: str = "auto", **fake_options: Any) -> AsyncIterator[Harness]:
+                  requests: str = "http", **fake_options: Any) -> AsyncIterator[Harness]:
     """A fake Asterisk, and an adapter whose calls run ``flow(call, args)``."""
     started: asyncio.Queue[Started] = asyncio.Queue()
 

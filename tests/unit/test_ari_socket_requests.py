@@ -1,5 +1,6 @@
-"""Requests over the event socket (Asterisk 22.4+): used when Asterisk answers there, HTTP
-otherwise or when configured; a socket lost with requests in flight loses no call."""
+"""Requests over the event socket (``ari.requests: socket``, Asterisk 22.4+): used when
+Asterisk answers there, HTTP otherwise and by default; a socket lost with requests in flight
+loses no call."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def _answers(h: Harness, channel_id: str) -> list[bool]:
 
 async def test_a_call_is_served_over_the_event_socket_once_asterisk_answers_there():
     with capture_logs() as logs:
-        async with harness(answer_play_and_wait_for_a_key) as h:
+        async with harness(answer_play_and_wait_for_a_key, requests="socket") as h:
             await _over_socket(h)
             live = await h.call_in()
             await h.request(is_play)
@@ -53,7 +54,7 @@ async def test_a_call_is_served_over_the_event_socket_once_asterisk_answers_ther
 
 
 async def test_errors_over_the_socket_are_the_same_typed_errors_as_over_http():
-    async with harness(answer_and_wait_for_a_key) as h:
+    async with harness(answer_and_wait_for_a_key, requests="socket") as h:
         await _over_socket(h)
         client = h.adapter.client
         with pytest.raises(ChannelGone) as gone:
@@ -71,7 +72,7 @@ async def test_errors_over_the_socket_are_the_same_typed_errors_as_over_http():
 async def test_an_asterisk_that_ignores_requests_on_the_socket_is_asked_over_http(monkeypatch):
     monkeypatch.setattr(events, "PROBE_TIMEOUT", 0.2)
     with capture_logs() as logs:
-        async with harness(answer_and_wait_for_a_key, rest_over_socket=False) as h:
+        async with harness(answer_and_wait_for_a_key, requests="socket", rest_over_socket=False) as h:
             async with asyncio.timeout(2):
                 while "ari.requests_over_http" not in [e["event"] for e in logs]:
                     await asyncio.sleep(0.01)
@@ -84,8 +85,8 @@ async def test_an_asterisk_that_ignores_requests_on_the_socket_is_asked_over_htt
             assert h.fake.socket_requests == 0
 
 
-async def test_requests_http_never_asks_on_the_socket():
-    async with harness(answer_and_wait_for_a_key, requests="http") as h:
+async def test_requests_http_the_default_never_asks_on_the_socket():
+    async with harness(answer_and_wait_for_a_key) as h:
         live = await h.call_in()
         await h.answered(live.call.id)
         await h.fake.press(live.call.id, "1")
@@ -95,7 +96,7 @@ async def test_requests_http_never_asks_on_the_socket():
 
 
 async def test_a_request_in_flight_when_the_socket_drops_is_sent_again_over_http():
-    async with harness(answer_and_wait_for_a_key) as h:
+    async with harness(answer_and_wait_for_a_key, requests="socket") as h:
         await _over_socket(h)
         h.fake.lose_answer(lambda r: r.path.endswith("/answer"))
         live = await h.call_in()
@@ -110,7 +111,7 @@ async def test_a_request_in_flight_when_the_socket_drops_is_sent_again_over_http
 
 
 async def test_a_playback_carried_out_before_the_socket_dropped_is_not_played_twice():
-    async with harness(answer_play_and_wait_for_a_key, playback_delay=0.3) as h:
+    async with harness(answer_play_and_wait_for_a_key, requests="socket", playback_delay=0.3) as h:
         await _over_socket(h)
         h.fake.lose_answer(is_play)
         live = await h.call_in()
@@ -135,19 +136,19 @@ def _config(tmp_path, text: str):
     return lambda env={}: load_config(path, env=env, need_ari=False)
 
 
-def test_ari_requests_is_auto_by_default_and_http_on_request(tmp_path):
+def test_ari_requests_is_http_by_default_and_socket_on_request(tmp_path):
     from ivr.errors import ConfigError
 
-    assert _config(tmp_path, "")().ari.requests == "auto"
-    assert _config(tmp_path, "ari:\n  requests: http\n")().ari.requests == "http"
-    assert _config(tmp_path, "")({"IVR_ARI_REQUESTS": "http"}).ari.requests == "http"
+    assert _config(tmp_path, "")().ari.requests == "http"
+    assert _config(tmp_path, "ari:\n  requests: socket\n")().ari.requests == "socket"
+    assert _config(tmp_path, "")({"IVR_ARI_REQUESTS": "socket"}).ari.requests == "socket"
     with pytest.raises(ConfigError) as err:
         _config(tmp_path, "ari:\n  requests: websocket\n")()
-    assert "ari.requests" in str(err.value) and "'auto'" in str(err.value)
+    assert "ari.requests" in str(err.value) and "'socket'" in str(err.value)
 
 
 async def test_requests_are_spread_over_the_event_socket_and_sockets_of_their_own():
-    async with harness(answer_and_wait_for_a_key) as h:
+    async with harness(answer_and_wait_for_a_key, requests="socket") as h:
         client = h.adapter.client
         async with asyncio.timeout(2):
             while client.request_sockets < events.REQUEST_SOCKETS:
@@ -171,7 +172,7 @@ async def test_requests_are_spread_over_the_event_socket_and_sockets_of_their_ow
 async def test_a_request_asterisk_never_answers_on_the_socket_times_out_and_the_next_is_served():
     quick = Timeouts(request=0.3, connect=1.0, ws_heartbeat=2.0, ws_close=0.5,
                      reconnect_min=0.02, reconnect_max=0.1, shutdown_grace=0.5)
-    async with harness(answer_and_wait_for_a_key, timeouts=quick) as h:
+    async with harness(answer_and_wait_for_a_key, requests="socket", timeouts=quick) as h:
         await _over_socket(h)
         client = h.adapter.client
         channel_id = h.fake.add_channel()["id"]
