@@ -539,13 +539,21 @@ class QueueService:
     def tick(self) -> None:
         now = self.clock()
         self.acd.tick(now)
+        # Whether each queue has nobody logged in, worked out once a tick, not once per caller:
+        # with thousands waiting, the walk is the loop's longest regular step.
+        unstaffed: dict[str, bool] = {}
         for c in list(self.callers.values()):
             if c.outcome.done() or c.ring is not None:
                 continue
             if now >= c.deadline:
                 self._time_out(c, "max_wait")
-            else:
-                self._check_staffed(c)
+                continue
+            empty = unstaffed.get(c.queue)
+            if empty is None:
+                on_duty, paused = self.acd.staffed(c.queue)
+                empty = unstaffed[c.queue] = on_duty + paused == 0
+            if empty:
+                self._time_out(c, "no agent logged in")
         self._match()
 
     async def cancel_callbacks(self, number: str, queue: str | None = None) -> int:

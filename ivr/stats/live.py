@@ -59,6 +59,7 @@ import dataclasses
 import datetime as dt
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from math import inf
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -386,18 +387,21 @@ class LiveStats:
             for c in centers:
                 for p in self.line.priorities:
                     waiting[(name, c, p)] = 0
-            oldest[(name, None)] = 0.0
+            # The earliest arrival per (queue, center): one walk, no per-caller allocation
+            # (a scrape with thousands waiting would otherwise hold the loop for milliseconds).
+            first: dict[str | None, float] = {}
             for w in self.line.waiting(name):
                 if w.call_id.startswith(HELD_PREFIX):
                     continue
                 key = (name, w.center if self.centers else None, w.priority)
                 waiting[key] = waiting.get(key, 0) + 1
-                age = max(0.0, now - w.arrived_at)
-                for k in {(name, None), (name, w.center)}:
-                    if age > oldest.get(k, 0.0):
-                        oldest[k] = age
-                    else:
-                        oldest.setdefault(k, 0.0)
+                arrived, center = w.arrived_at, w.center
+                if arrived < first.get(center, inf):
+                    first[center] = arrived
+            oldest[(name, None)] = max(0.0, now - min(first.values())) if first else 0.0
+            for center, arrived in first.items():
+                if center is not None:
+                    oldest[(name, center)] = max(0.0, now - arrived)
         agents: dict[tuple[str | None, str], int] = {
             (c, str(s)): 0 for c in centers for s in _ORDER}
         for a in self.line.agents():

@@ -310,3 +310,23 @@ def test_an_agents_state_restored_after_a_restart_is_not_counted_twice():
     clocks.at(1500)
     (everyone,) = stats.snapshot()["agents"]
     assert everyone["occupancy"] == round(900 / 1500, 3)     # on the call 600-1500 of 1500 s
+
+
+def test_the_gauges_count_the_line_and_its_oldest_wait_per_queue_and_center():
+    acd, stats, clocks = board(agents=agents(2, centers=("seoul", "busan")),
+                               centers=CenterRouting(spill_after=None, spill_margin=None))
+    acd.enqueue("c1", "general", "normal", clocks.at(10), center="seoul")
+    acd.enqueue("c2", "general", "elderly", clocks.at(20), center="busan")
+    acd.enqueue("c3", "general", "normal", clocks.at(30), center="seoul")
+    clocks.at(100)
+    waiting, oldest, agents_by = stats.line_counts()
+    assert waiting[("general", "seoul", "normal")] == 2
+    assert waiting[("general", "busan", "elderly")] == 1
+    assert waiting[("general", "busan", "normal")] == 0
+    assert oldest == {("general", None): 90.0, ("general", "seoul"): 90.0,
+                      ("general", "busan"): 80.0}
+    assert agents_by[("seoul", "offline")] == 1 and agents_by[("busan", "offline")] == 1
+    acd.leave("c1", clocks.at(100), "caller_hangup")
+    acd.leave("c3", clocks.at(100), "caller_hangup")
+    acd.leave("c2", clocks.at(100), "caller_hangup")
+    assert stats.line_counts()[1] == {("general", None): 0.0}
