@@ -280,14 +280,7 @@ class AriClient:
         body = answer.get("message_body") or ""
         if not isinstance(body, str):
             raise AriError(f"ARI {method} {path}: the answer's body is not text", status=status)
-        if status >= 400:
-            raise self._error(method, path, status, body.encode())
-        if not body:
-            return None
-        try:
-            return jsondecode.loads(body)
-        except ValueError as exc:
-            raise AriError(f"ARI {method} {path}: answer is not JSON", status=status) from exc
+        return self._answer(method, path, status, body.encode())
 
     # -- the one generic request -------------------------------------------------------------
 
@@ -321,6 +314,10 @@ class AriClient:
         finally:
             if self.on_request is not None:
                 self.on_request(method, route(path), time.perf_counter() - started)
+        return self._answer(method, path, status, body)
+
+    def _answer(self, method: str, path: str, status: int, body: bytes) -> Json:
+        """An answer, from HTTP or a socket: the decoded JSON body, None, or the typed error."""
         if status >= 400:
             raise self._error(method, path, status, body)
         if not body:
