@@ -1,10 +1,11 @@
 """A thin REST client for Asterisk's ARI, on one aiohttp session.
 
-Requests go over HTTP, or over the event socket itself once ``EventStream`` has handed it
-over (``use_socket``): Asterisk 20.14, 21.9, 22.4 and later answer a ``RESTRequest`` frame
-there with a ``RESTResponse`` frame carrying the same ``request_id``.  That spares each request
-aiohttp's whole client machinery (a connection from the pool, a request and a response object,
-headers written and parsed), which was a third of the engine's CPU per call.  The answer is
+Requests go over HTTP, or (``ari.requests: socket``) over the sockets ``EventStream`` hands
+over (``use_socket``: the event socket and request sockets of their own): Asterisk 20.14, 21.9,
+22.4 and later answer a ``RESTRequest`` frame there with a ``RESTResponse`` frame carrying the
+same ``request_id``.  That spares each request aiohttp's client machinery (a connection from
+the pool, a request and a response object, headers written and parsed): 5-22 % of the
+engine's CPU per call in bench/asterisk_load.py.  The answer is
 read like an HTTP one (status, JSON body), so callers see no difference.  When the socket
 closes, the next requests go over HTTP until it is back; a request that was sent on it and not
 yet answered is sent again over HTTP (Asterisk may or may not have carried it out): repeating
@@ -23,7 +24,6 @@ import asyncio
 import base64
 import collections
 import itertools
-import json as stdjson
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -47,20 +47,6 @@ _GONE_PREFIXES = ("/channels/", "/playbacks/")
 
 SWEEP_EVERY = 0.25                 # seconds between looks for overdue answers on the sockets
 REQUEST_MODES = ("http", "socket")   # ari.requests: HTTP, or over the event socket when Asterisk can
-
-
-def _dumps_stdlib(value: Any) -> str:
-    return stdjson.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-try:
-    import orjson as _orjson
-
-    def dumps(value: Any) -> str:
-        """A request frame as compact JSON text."""
-        return _orjson.dumps(value).decode()
-except ImportError:                          # pragma: no cover - orjson is the ``fast`` extra
-    dumps = _dumps_stdlib
 
 
 def basic_auth_header(username: str, password: str) -> str:
@@ -203,12 +189,12 @@ class AriClient:
                                  "method": method, "uri": uri}
         if body is not None:
             frame["content_type"] = "application/json"
-            frame["message_body"] = dumps(body)
+            frame["message_body"] = jsondecode.dumps(body)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
         self._waiting[request_id] = (future, ws)
         try:
-            await ws.send_str(dumps(frame))
+            await ws.send_str(jsondecode.dumps(frame))
             if timeout is not None:
                 async with asyncio.timeout(timeout):
                     return await future
@@ -280,7 +266,7 @@ class AriClient:
         body = answer.get("message_body") or ""
         if not isinstance(body, str):
             raise AriError(f"ARI {method} {path}: the answer's body is not text", status=status)
-        return self._answer(method, path, status, body.encode())
+        return self._answer(method, path, status, body)
 
     # -- the one generic request -------------------------------------------------------------
 
@@ -316,10 +302,12 @@ class AriClient:
                 self.on_request(method, route(path), time.perf_counter() - started)
         return self._answer(method, path, status, body)
 
-    def _answer(self, method: str, path: str, status: int, body: bytes) -> Json:
-        """An answer, from HTTP or a socket: the decoded JSON body, None, or the typed error."""
+    def _answer(self, method: str, path: str, status: int, body: str | bytes) -> Json:
+        """An answer, from HTTP (bytes) or a socket (text): the decoded JSON body, None, or
+        the typed error."""
         if status >= 400:
-            raise self._error(method, path, status, body)
+            raise self._error(method, path, status,
+                              body.encode() if isinstance(body, str) else body)
         if not body:
             return None
         try:

@@ -348,7 +348,12 @@ class EventStream:
         except BadEvent as exc:
             log.warning("ari.bad_event", problem=str(exc), excerpt=excerpt(data))
             return
-        if frame["type"] == "RESTResponse" and not self._client.answered(frame):
+        if frame["type"] == "RESTResponse":
+            self._take_answer(frame)
+
+    def _take_answer(self, frame: dict[str, Any]) -> None:
+        """A ``RESTResponse`` frame, on any socket: to the request that waits for it."""
+        if not self._client.answered(frame):
             log.debug("ari.late_answer", request_id=frame.get("request_id"))
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -369,8 +374,7 @@ class EventStream:
             event = decode_event(data)
             kind = event["type"]
             if kind == "RESTResponse":
-                if not self._client.answered(event):
-                    log.debug("ari.late_answer", request_id=event.get("request_id"))
+                self._take_answer(event)
                 return
             self._on_event(event)
         except BadEvent as exc:

@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["BACKEND", "decoder", "loads", "pick"]
+__all__ = ["BACKEND", "decoder", "dumps", "loads", "pick"]
 
 
 def _stdlib(data: str | bytes) -> Any:
@@ -60,3 +60,20 @@ def pick() -> tuple[str, Callable[[str | bytes], Any]]:
 
 BACKEND, loads = pick()
 """``BACKEND``: ``"orjson"`` or ``"stdlib"``; ``loads(data)``: ``json.loads`` semantics."""
+
+
+def _dumps_stdlib(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _encoder(backend: str) -> Callable[[Any], str]:
+    if backend != "orjson":
+        return _dumps_stdlib
+    import orjson
+
+    fast_dumps = orjson.dumps
+    return lambda value: fast_dumps(value).decode()
+
+
+dumps = _encoder(BACKEND)
+"""Compact JSON text (a request frame for the event socket), with the same backend."""

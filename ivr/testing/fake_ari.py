@@ -40,9 +40,9 @@ import math
 import re
 import time
 import uuid
-from urllib.parse import parse_qsl, unquote
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, unquote
 
 from aiohttp import WSMsgType, web
 
