@@ -112,6 +112,8 @@ class Run:
     rss_held_kib: int = 0
     lag: list[float] = field(default_factory=list)
     gc_full: list[float] = field(default_factory=list)    # full collections in the window (s)
+    heap: list[tuple[str, float, int]] = field(default_factory=list)   # --heap: what grew
+    heap_live: int = 0                                    # live calls when it was read
 
     # -- derived figures -----------------------------------------------------------------------
     @property
@@ -184,6 +186,8 @@ def run_level(ctx: Any, variant: Variant, level: int, args: argparse.Namespace,
         fake.ask(("wait_connection", 20.0))
         time.sleep(1.0)                        # let start-up settle before the idle sample
         run.idle = engine.ask(("sample",))
+        if args.heap and mode == "engine":
+            engine.ask(("heap_start", args.heap_frames))
         if args.shape == "peak-day":
             # Faster to the level than the day's rate (the waits are memoryless: the ramped
             # callers leave at the rate of a held level), then a pause for the ramp's
@@ -198,6 +202,9 @@ def run_level(ctx: Any, variant: Variant, level: int, args: argparse.Namespace,
         run.ramp_s, run.ramp_timeout = held["ramp_s"], bool(held.get("timeout"))
         if args.shape == "peak-day":
             time.sleep(args.settle)
+        if args.heap and mode == "engine":
+            run.heap = engine.ask(("heap", 40), 300)
+            run.heap_live = engine.ask(("sample",))["live_calls"]
         fake.ask(("window_start",))
         run.start = engine.ask(("sample",))
         profiling = args.profile and mode == "engine" and level == args.profile_level
@@ -244,6 +251,19 @@ def flood(fake: Peer, engine: Peer, count: int) -> dict[str, Any]:
     sent = fake.ask(("flood", channel, count), 300)
     time.sleep(1.0)                            # the last keys reach the call
     return {**sent, **engine.ask(("watched",))}
+
+
+def print_heap(runs: dict[tuple[Variant, int], Run]) -> None:
+    for (variant, level), run in runs.items():
+        if not run.heap:
+            continue
+        live = max(run.heap_live, 1)
+        total = run.heap[0][1]
+        print(f"\nheap grown from idle to {run.heap_live} live calls ({variant.label}, level "
+              f"{level}): {total:.0f} KiB, {total * 1024 / live:.0f} B per live call")
+        print(f"{'B/call':>8} {'blocks/call':>11}  where")
+        for where, kib, blocks in run.heap:
+            print(f"{kib * 1024 / live:8.0f} {blocks / live:11.2f}  {where}")
 
 
 def ms(value: float) -> str:
@@ -406,6 +426,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="engine.gc_young value(s) of the engine, comma-separated (the engine "
                              "runs once with each; 700 is Python's own default; default: the "
                              "engine's)")
+    parser.add_argument("--heap", action="store_true",
+                        help="trace the engine's allocations from idle to the held level "
+                             "(tracemalloc: slows the engine; for finding what a call keeps, "
+                             "not for timing) and print the lines that grew most")
+    parser.add_argument("--heap-frames", type=int, default=1,
+                        help="frames of each allocation's traceback to group by (--heap)")
     parser.add_argument("--json", default="orjson",
                         help="JSON decoder(s) of the measured side: orjson, stdlib or both")
     args = parser.parse_args(argv)
@@ -475,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  ran {variant.label} at {level} in {time.monotonic() - t0:.0f}s",
                   file=sys.stderr)
     report(runs, variants, levels, args)
+    if args.heap:
+        print_heap(runs)
     print(f"\ntotal {time.monotonic() - started:.0f}s; load average at the end "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} (other work on the machine "
           f"slows both processes)")

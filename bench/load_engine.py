@@ -280,6 +280,23 @@ class GcPauses:
         return pauses
 
 
+def heap_growth(heap: dict[str, Any], top: int) -> list[tuple[str, float, int]]:
+    """What the traced heap grew by since ``heap_start``, by the line that allocated it
+    (``tracemalloc``, with the frames asked for): the ``top`` largest, as
+    (where, KiB, blocks), after the sum of every line; tracing stops here."""
+    import tracemalloc
+
+    snapshot = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    filters = [tracemalloc.Filter(False, tracemalloc.__file__)]
+    stats = snapshot.filter_traces(filters).compare_to(heap.pop("base").filter_traces(filters),
+                                                       "traceback")
+    grown = sorted(stats, key=lambda s: -s.size_diff)[:top]
+    total = ("(all lines)", sum(s.size_diff for s in stats) / 1024, sum(s.count_diff for s in stats))
+    return [total] + [(" <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in s.traceback),
+             s.size_diff / 1024, s.count_diff) for s in grown]
+
+
 class _Watch:
     """The engine's side of one call the orchestrator follows (the flooding call)."""
 
@@ -308,6 +325,7 @@ async def _main(conn: Connection, base_url: str, mode: str, max_connections: int
     counter: Any = None      # has .calls_handled and .live_calls
     shed: Callable[[], dict[str, float]] = dict
     watch = _Watch(dict)
+    heap: dict[str, Any] = {}
     from ivr.ari import jsondecode
 
     def sample() -> dict[str, Any]:
@@ -339,6 +357,14 @@ async def _main(conn: Connection, base_url: str, mode: str, max_connections: int
                 profiler.dump_stats(msg[1])
                 profiler = None
             conn.send("ok")
+        elif what == "heap_start":
+            import tracemalloc
+
+            tracemalloc.start(msg[1])
+            heap["base"] = tracemalloc.take_snapshot()
+            conn.send("ok")
+        elif what == "heap":
+            conn.send(heap_growth(heap, msg[1]))
         elif what == "watch":
             conn.send(watch.find(msg[1]))
         elif what == "watched":

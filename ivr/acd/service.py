@@ -58,7 +58,7 @@ FIRST_ANNOUNCEMENT = 3.0      # seconds after joining the line: the caller hears
 RING_RECHECK = 2.0            # seconds: the next look for an announcement while an agent rings
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class _Caller:
     call: Call
     record: CallRecord
@@ -201,9 +201,15 @@ class QueueService:
             if not c.outcome.done():
                 await self._enter_holding(c)
             announcer = asyncio.create_task(self._announce(c), name=f"acd.announce.{c.call.id}")
-            hangup = asyncio.create_task(c.call.wait_hangup(), name=f"acd.hangup.{c.call.id}")
-            ends: set[asyncio.Future[Any]] = {c.outcome, hangup}
+            # The announcer's waits watch the channel: it ends when the caller hangs up, so
+            # while it runs no second task a waiting caller need watch for the hang-up.
+            ends: set[asyncio.Future[Any]] = {c.outcome, announcer}
             await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+            if not c.outcome.done() and not c.call.hung_up:
+                # The announcer stopped otherwise (a failure it could not get past): wait on.
+                hangup = asyncio.create_task(c.call.wait_hangup(), name=f"acd.hangup.{c.call.id}")
+                ends = {c.outcome, hangup}
+                await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
             announcer.cancel()
             await asyncio.gather(announcer, return_exceptions=True)
             if not c.outcome.done() or c.call.hung_up and c.outcome.result() != "connected":
@@ -348,8 +354,8 @@ class QueueService:
                 if got.digits == c.callback.key:
                     self._accept_callback(c)
                     return
-            else:
-                await asyncio.sleep(delay)
+            elif await c.call.wait_hangup(delay):
+                return
             delay = self.specs[c.queue].announce_every
             if c.outcome.done() or c.call.hung_up:
                 return

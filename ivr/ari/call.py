@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -86,18 +85,25 @@ _PLAYING_STATES = frozenset({"queued", "playing", "paused", "continuing", ""})
 class AriCall:
     """One live call on one channel.  Create through the dispatcher, not by hand."""
 
+    # Thousands live at once: slots, not a dict per call.
+    __slots__ = ("_client", "_id", "_caller_number", "_dialled", "_language", "args", "adopted",
+                 "_spawn", "_generation", "_state", "_digits", "_key_tokens", "_key_time",
+                 "keys_dropped", "_drops_logged_at", "_digit_waiter", "_playbacks",
+                 "_gone_reason", "_ended_as", "_hanging_up", "_gone", "hangup_cause",
+                 "left_stasis", "switch", "center")
+
     def __init__(self, client: AriClient, channel: dict[str, Any], args: Sequence[str], *,
                  adopted: bool = False, spawn: Spawn | None = None,
                  generation: Callable[[], int] = lambda: 0) -> None:
         self._client = client
-        self._channel = channel
         self._id: str = channel["id"]
+        self._describe(channel)
         self.args: list[str] = list(args)
         self.adopted = adopted
         self._spawn = spawn
         self._generation = generation
         self._state: str = channel.get("state", "")
-        self._digits: deque[str] = deque()
+        self._digits: list[str] = []          # at most MAX_BUFFERED_KEYS: pop(0) is cheap
         self._key_tokens = KEY_BURST
         self._key_time: float | None = None
         self.keys_dropped = 0                     # keys dropped by the bound above, so far
@@ -122,22 +128,24 @@ class AriCall:
     def id(self) -> str:
         return self._id
 
+    def _describe(self, channel: dict[str, Any]) -> None:
+        """What the call reads of the channel as Asterisk last described it; the rest of
+        the description (a few dozen objects a call) is not kept."""
+        self._caller_number: str = (channel.get("caller") or {}).get("number", "") or ""
+        self._dialled: str = (channel.get("dialplan") or {}).get("exten", "") or ""
+        self._language: str = channel.get("language", "") or ""
+
     @property
     def caller_number(self) -> str:
-        return (self._channel.get("caller") or {}).get("number", "") or ""
+        return self._caller_number
 
     @property
     def dialled(self) -> str:
-        return (self._channel.get("dialplan") or {}).get("exten", "") or ""
+        return self._dialled
 
     @property
     def language(self) -> str:
-        return self._channel.get("language", "") or ""
-
-    @property
-    def channel(self) -> dict[str, Any]:
-        """The channel as Asterisk last described it (read, do not change)."""
-        return self._channel
+        return self._language
 
     @property
     def state(self) -> str:
@@ -166,7 +174,8 @@ class AriCall:
         # starts) change nothing: a list's waiter wakes only at its one PlaybackFinished.
         elif kind == "ChannelStateChange":
             channel = event.get("channel") or {}
-            self._channel = channel or self._channel
+            if channel:
+                self._describe(channel)
             self._state = channel.get("state", self._state)
         elif kind in END_EVENTS:
             if kind == "StasisEnd":
@@ -386,7 +395,7 @@ class AriCall:
             if not self._digits:
                 if not await self._wait_key(timeout):
                     return Gathered("".join(digits), "timeout")
-            key = self._digits.popleft()
+            key = self._digits.pop(0)
             if terminator and key == terminator:
                 return Gathered("".join(digits), "terminator")
             digits.append(key)
@@ -448,13 +457,32 @@ class AriCall:
         """Wait until the channel is gone (hung up, left Stasis); False if ``timeout`` passed first."""
         if self._gone_reason is not None:
             return True
-        if self._gone is None:
-            self._gone = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        gone = self._gone
+        if gone is None:
+            gone = self._gone = loop.create_future()
+        if timeout is None:
+            await asyncio.shield(gone)
+            return True
+        # One future and one timer (what a waiting caller holds between announcements), not
+        # wait_for's and shield's: ``gone`` itself is never cancelled by a waiter.
+        waiter: asyncio.Future[bool] = loop.create_future()
+
+        def wake(_: object) -> None:
+            if not waiter.done():
+                waiter.set_result(True)
+
+        def time_out() -> None:
+            if not waiter.done():
+                waiter.set_result(False)
+
+        gone.add_done_callback(wake)
+        timer = loop.call_later(timeout, time_out)
         try:
-            await asyncio.wait_for(asyncio.shield(self._gone), timeout)
-        except TimeoutError:
-            return False
-        return True
+            return await waiter
+        finally:
+            timer.cancel()
+            gone.remove_done_callback(wake)
 
     async def set_variable(self, name: str, value: str) -> None:
         await self._channel_op(self._client.set_variable(self._id, name, value))

@@ -28,7 +28,7 @@ len(record.nodes)`` once the call is over, however it ended.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -52,11 +52,11 @@ QUEUE_HOLD_PROMPT = "queue_hold"
 ERROR_PROMPT = "system_error"
 
 
-async def run_flow(flowset: FlowSet, flow: Flow, call: Call, record: CallRecord, *,
-                   catalogue: Catalogue, queues: Queues | None = None, language: str | None = None,
-                   variables: Mapping[str, Any] | None = None, max_steps: int = MAX_STEPS,
-                   on_variable: Callable[[str, Any], None] | None = None,
-                   checkpoint: Callable[[], None] | None = None) -> None:
+def run_flow(flowset: FlowSet, flow: Flow, call: Call, record: CallRecord, *,
+             catalogue: Catalogue, queues: Queues | None = None, language: str | None = None,
+             variables: Mapping[str, Any] | None = None, max_steps: int = MAX_STEPS,
+             on_variable: Callable[[str, Any], None] | None = None,
+             checkpoint: Callable[[], None] | None = None) -> Coroutine[Any, Any, None]:
     """Run ``flow`` on ``call`` until it ends; the outcome is in ``record``.
 
     ``language`` overrides the flow's starting language (e.g. from the caller's history);
@@ -66,11 +66,13 @@ async def run_flow(flowset: FlowSet, flow: Flow, call: Call, record: CallRecord,
     variable the flow sets (the simulator shows them).  ``checkpoint`` is called where the call
     waits for the caller (a menu, a gather) and at the hand-off to a queue: the engine notes the
     record so far there.  Never raises, except ``CancelledError``.
+
+    Returns the runner's coroutine to await (no frame of its own for the call's length).
     """
     runner = FlowRunner(flowset, call, record, catalogue=catalogue, queues=queues,
                         language=language, variables=variables, max_steps=max_steps,
                         on_variable=on_variable, checkpoint=checkpoint)
-    await runner.run(flow)
+    return runner.run(flow)
 
 
 def left_node(record: CallRecord, how: NodeExit) -> None:
@@ -153,43 +155,48 @@ class FlowRunner:
         lang = self.lang or flow.language
         if lang not in self.catalogue.languages:
             lang = flow.language
-        self.vars = _Vars(self.queues.queue_variable if self.queues is not None else None)
-        self.vars.update({**flow.vars, "caller.number": call.caller_number, **self.vars_given, "lang": lang,
-                     "call.dialled": call.dialled, "call.id": call.id})
+        known = self.vars = _Vars(self.queues.queue_variable if self.queues is not None else None)
+        known.update(flow.vars)
+        known["caller.number"] = call.caller_number
+        known.update(self.vars_given)
+        known["lang"], known["call.dialled"], known["call.id"] = lang, call.dialled, call.id
+        self.vars_given = {}                   # taken in: not kept beside them for the call
         self.lang = lang
         record.flow = record.flow or flow.name
         record.language = lang
-        with structlog.contextvars.bound_contextvars(call_id=call.id, flow=flow.name, node=None):
-            try:
-                await call.answer()
-                rule = self._bypass_rule(flow)
-                if rule is not None:
-                    await self._bypass(rule)
-                else:
-                    await self._walk(flow)
-            except CallEnded as exc:
-                if exc.reason == "lost":
-                    left_node(record, NodeExit.LOST)
-                    record.end(Outcome.LOST, f"the switch lost the call ({exc})")
-                else:
-                    left_node(record, NodeExit.HANGUP)
-                    record.end(Outcome.CALLER_HANGUP)
-                log.info("flow.call_ended", reason=exc.reason,
-                         node=record.nodes[-1] if record.nodes else None)
-            except asyncio.CancelledError:
-                raise
-            except FlowRuntimeError as exc:
-                log.error("flow.runtime_error", error=str(exc))
-                left_node(record, NodeExit.ERROR)
-                record.end(Outcome.ERROR, str(exc))
-                await self._apologise()
-            except Exception as exc:  # the call must end cleanly whatever happened
-                log.exception("flow.crashed", error=repr(exc))
-                left_node(record, NodeExit.ERROR)
-                record.end(Outcome.ERROR, f"{type(exc).__name__}: {exc}")
-                await self._apologise()
-            finally:
-                record.language = self.lang
+        # Bound and reset by hand: ``bound_contextvars`` would keep a generator for the call.
+        tokens = structlog.contextvars.bind_contextvars(call_id=call.id, flow=flow.name, node=None)
+        try:
+            await call.answer()
+            rule = self._bypass_rule(flow)
+            if rule is not None:
+                await self._bypass(rule)
+            else:
+                await self._walk(flow)
+        except CallEnded as exc:
+            if exc.reason == "lost":
+                left_node(record, NodeExit.LOST)
+                record.end(Outcome.LOST, f"the switch lost the call ({exc})")
+            else:
+                left_node(record, NodeExit.HANGUP)
+                record.end(Outcome.CALLER_HANGUP)
+            log.info("flow.call_ended", reason=exc.reason,
+                     node=record.nodes[-1] if record.nodes else None)
+        except asyncio.CancelledError:
+            raise
+        except FlowRuntimeError as exc:
+            log.error("flow.runtime_error", error=str(exc))
+            left_node(record, NodeExit.ERROR)
+            record.end(Outcome.ERROR, str(exc))
+            await self._apologise()
+        except Exception as exc:  # the call must end cleanly whatever happened
+            log.exception("flow.crashed", error=repr(exc))
+            left_node(record, NodeExit.ERROR)
+            record.end(Outcome.ERROR, f"{type(exc).__name__}: {exc}")
+            await self._apologise()
+        finally:
+            record.language = self.lang
+            structlog.contextvars.reset_contextvars(**tokens)
 
     async def _walk(self, flow: Flow) -> None:
         name = flow.entry
@@ -256,7 +263,7 @@ class FlowRunner:
             case Return():
                 return None
             case Queue():
-                await self._queue(node)
+                await self._handoff(node.queue, node.priority, node.reason, node.prompts, node.callback)
                 return _FINISHED
             case CancelCallback():
                 return await self._cancel_callback(node)
@@ -425,9 +432,6 @@ class FlowRunner:
         count = await self.queues.cancel_callbacks(str(number), node.queue)
         log.info("flow.callback_cancelled", count=count, queue=node.queue)
         return node.next if count else node.none
-
-    async def _queue(self, node: Queue) -> None:
-        await self._handoff(node.queue, node.priority, node.reason, node.prompts, node.callback)
 
     async def _handoff(self, queue: str, priority: str | None, reason: str | None,
                        prompts: Sequence[str], callback: Any = None) -> None:

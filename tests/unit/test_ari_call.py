@@ -466,3 +466,25 @@ async def test_a_flood_of_keys_on_one_channel_is_bounded_and_said_once_a_second(
     assert kept + dropped == 10_008
     warned = [e for e in logs if e["event"] == "call.keys_dropped"]
     assert 1 <= len(warned) <= 2 and warned[0]["channel"] == flood_id
+
+
+async def test_waiting_for_a_hang_up_with_a_time_limit():
+    """What a waiting caller's announcer does between announcements: False when the time
+    passed with the caller still there, True as soon as the caller hangs up; a waiter given
+    up on (cancelled) leaves the others waiting."""
+    async def flow(call, args):
+        quiet = await call.wait_hangup(0.05)
+        given_up = asyncio.ensure_future(call.wait_hangup(30))
+        await asyncio.sleep(0)
+        given_up.cancel()
+        began = time.monotonic()
+        gone = await call.wait_hangup(30)
+        return quiet, gone, time.monotonic() - began, await call.wait_hangup(0)
+
+    async with harness(flow) as h:
+        started = await h.call_in()
+        await asyncio.sleep(0.2)
+        await h.fake.caller_hangs_up(started.call.id)
+        quiet, gone, took, after = await outcome(started)
+        assert (quiet, gone, after) == (False, True, True)
+        assert took < 1.0
