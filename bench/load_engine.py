@@ -421,9 +421,10 @@ async def _main(conn: Connection, base_url: str, mode: str, max_connections: int
             counter = engine
 
             def shed_now() -> dict[str, float]:
-                registry = engine.metrics.registry
-                return {why: registry.get_sample_value("ivr_calls_shed_total", {"why": why}) or 0.0
-                        for why in ("loop_lag", "max_calls")}
+                # The counter itself: the registry's get_sample_value would collect every
+                # metric, the queue gauges' walk of thousands of callers included.
+                shed = engine.metrics.shed
+                return {why: shed.labels(why)._value.get() for why in ("loop_lag", "max_calls")}
 
             shed = shed_now
             if shape == "peak-day":

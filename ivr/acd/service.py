@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import heapq
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -93,6 +94,9 @@ class QueueService:
         self.wall = wall_clock
         self.tick_interval = tick
         self.callers: dict[str, _Caller] = {}
+        # (deadline, call id) of every caller in line, and stale entries of those who left
+        # (dropped as they come up, or all at once when they outnumber the callers).
+        self._deadlines: list[tuple[float, str]] = []
         self._holding: dict[str, Bridge] = {}         # the waiting room on each server
         self._holding_lock = asyncio.Lock()
         # center → the agents taken out when its last server went (with a pause's reason)
@@ -163,6 +167,7 @@ class QueueService:
         c.reason = reason
         record.queue = queue
         self.callers[call.id] = c
+        heapq.heappush(self._deadlines, (c.deadline, call.id))
         self.acd.enqueue(call.id, queue, c.priority, now, arrived_at=first, reason=reason,
                          language=language, center=call.center)
         log.info("acd.queued", queue=queue, priority=c.priority, reason=reason,
@@ -526,6 +531,7 @@ class QueueService:
             log.info("acd.overflow", queue=c.queue, to=target.name, why=why)
             c.queue = c.record.queue = target.name
             c.deadline = now + target.max_wait
+            heapq.heappush(self._deadlines, (c.deadline, c.call.id))
             self.acd.enqueue(c.call.id, target.name, c.priority, now, arrived_at=c.arrived_at,
                              reason=c.reason, language=c.language, center=c.call.center)
             self._check_staffed(c)
@@ -545,21 +551,34 @@ class QueueService:
     def tick(self) -> None:
         now = self.clock()
         self.acd.tick(now)
-        # Whether each queue has nobody logged in, worked out once a tick, not once per caller:
-        # with thousands waiting, the walk is the loop's longest regular step.
-        unstaffed: dict[str, bool] = {}
-        for c in list(self.callers.values()):
+        # Deadlines from a heap, not a walk of every caller twice a second: with thousands
+        # waiting, the walk was the loop's longest regular step.  An entry whose caller is
+        # gone or has a later deadline (overflow) is stale; a caller being rung, or whose
+        # outcome is being acted on, is looked at again next tick.
+        heap, later = self._deadlines, []
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
+            c = self.callers.get(entry[1])
+            if c is None or c.deadline != entry[0]:
+                continue
             if c.outcome.done() or c.ring is not None:
+                later.append(entry)
                 continue
-            if now >= c.deadline:
-                self._time_out(c, "max_wait")
+            self._time_out(c, "max_wait")
+        for entry in later:
+            heapq.heappush(heap, entry)
+        if len(heap) > 2 * len(self.callers) + 64:
+            heap[:] = [(c.deadline, call_id) for call_id, c in self.callers.items()]
+            heapq.heapify(heap)
+        # A queue with nobody logged in (looked at once a tick per queue): its callers go.
+        for queue in self.specs:
+            on_duty, paused = self.acd.staffed(queue)
+            if on_duty + paused:
                 continue
-            empty = unstaffed.get(c.queue)
-            if empty is None:
-                on_duty, paused = self.acd.staffed(c.queue)
-                empty = unstaffed[c.queue] = on_duty + paused == 0
-            if empty:
-                self._time_out(c, "no agent logged in")
+            for w in self.acd.waiting(queue):
+                c = self.callers.get(w.call_id)
+                if c is not None and c.queue == queue and not c.outcome.done() and c.ring is None:
+                    self._time_out(c, "no agent logged in")
         self._match()
 
     async def cancel_callbacks(self, number: str, queue: str | None = None) -> int:

@@ -150,6 +150,26 @@ async def test_a_caller_who_hangs_up_while_waiting_leaves_the_line_at_once(runni
     await second.done()
 
 
+async def test_callers_who_leave_before_their_deadline_leave_nothing_behind(running):
+    """A day of callers who hang up while waiting (max_wait an hour): the service keeps no
+    bookkeeping for them beyond a bound of those still in line (deadlines are a heap)."""
+    queue = QueueSpec(name="general", skills=frozenset({"general"}), max_wait=3600, announce_every=30)
+    svc = await running(service({"agent1": Phone()}, queue))
+    svc.acd.login("agent1", svc.clock())
+    svc.acd.pause("agent1", "meeting", svc.clock())
+    stays = Line(svc)
+    for _ in range(300):
+        line = Line(svc)
+        await until(lambda line=line: svc.acd.waiting_call(line.call.id) is not None)
+        line.call.hang_up()
+        assert (await line.done()).outcome == "abandoned"
+    svc.tick()
+    assert list(svc.callers) == [stays.call.id]
+    assert len(svc._deadlines) <= 2 * len(svc.callers) + 64
+    stays.call.hang_up()
+    await stays.done()
+
+
 async def test_a_caller_who_hangs_up_while_the_agent_rings_stops_the_ringing(running):
     svc = await running(service({"agent1": Phone(answer_after=5)}, login=["agent1"]))
     line = Line(svc)
