@@ -114,6 +114,7 @@ class Run:
     gc_full: list[float] = field(default_factory=list)    # full collections in the window (s)
     heap: list[tuple[str, float, int]] = field(default_factory=list)   # --heap: what grew
     heap_live: int = 0                                    # live calls when it was read
+    tasks: dict[str, int] = field(default_factory=dict)   # --heap: live tasks by name
 
     # -- derived figures -----------------------------------------------------------------------
     @property
@@ -203,7 +204,7 @@ def run_level(ctx: Any, variant: Variant, level: int, args: argparse.Namespace,
         if args.shape == "peak-day":
             time.sleep(args.settle)
         if args.heap and mode == "engine":
-            run.heap = engine.ask(("heap", 40), 300)
+            run.heap, run.tasks = engine.ask(("heap", 40), 300)
             run.heap_live = engine.ask(("sample",))["live_calls"]
         fake.ask(("window_start",))
         run.start = engine.ask(("sample",))
@@ -264,6 +265,8 @@ def print_heap(runs: dict[tuple[Variant, int], Run]) -> None:
         print(f"{'B/call':>8} {'blocks/call':>11}  where")
         for where, kib, blocks in run.heap:
             print(f"{kib * 1024 / live:8.0f} {blocks / live:11.2f}  {where}")
+        print("live tasks by name: " + ", ".join(
+            f"{kind} {n}" for kind, n in sorted(run.tasks.items(), key=lambda kv: -kv[1])[:12]))
 
 
 def ms(value: float) -> str:

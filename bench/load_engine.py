@@ -364,7 +364,11 @@ async def _main(conn: Connection, base_url: str, mode: str, max_connections: int
             heap["base"] = tracemalloc.take_snapshot()
             conn.send("ok")
         elif what == "heap":
-            conn.send(heap_growth(heap, msg[1]))
+            kinds: dict[str, int] = {}
+            for task in asyncio.all_tasks():
+                kind = ".".join(task.get_name().split(".")[:2])
+                kinds[kind] = kinds.get(kind, 0) + 1
+            conn.send((heap_growth(heap, msg[1]), kinds))
         elif what == "watch":
             conn.send(watch.find(msg[1]))
         elif what == "watched":

@@ -43,7 +43,7 @@ from ivr.call import Booking, Bridge, Call, CallRecord, Outcome, Prompt, Switch,
 from ivr.errors import CallEnded, CallError, DialFailed, IvrError
 from ivr.flow.say import say_number, say_ordinal
 from ivr.prompts import Catalogue
-from ivr.tasks import TaskSet
+from ivr.tasks import TaskSet, first_done
 
 log = structlog.get_logger(__name__)
 
@@ -208,13 +208,11 @@ class QueueService:
             announcer = asyncio.create_task(self._announce(c), name=f"acd.announce.{c.call.id}")
             # The announcer's waits watch the channel: it ends when the caller hangs up, so
             # while it runs no second task a waiting caller need watch for the hang-up.
-            ends: set[asyncio.Future[Any]] = {c.outcome, announcer}
-            await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+            await first_done(c.outcome, announcer)
             if not c.outcome.done() and not c.call.hung_up:
                 # The announcer stopped otherwise (a failure it could not get past): wait on.
                 hangup = asyncio.create_task(c.call.wait_hangup(), name=f"acd.hangup.{c.call.id}")
-                ends = {c.outcome, hangup}
-                await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+                await first_done(c.outcome, hangup)
             announcer.cancel()
             await asyncio.gather(announcer, return_exceptions=True)
             if not c.outcome.done() or c.call.hung_up and c.outcome.result() != "connected":

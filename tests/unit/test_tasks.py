@@ -132,3 +132,21 @@ async def test_an_empty_set_waits_for_nothing():
     assert await tasks.wait(None) == set()
     await tasks.cancel_all(None)
     assert len(tasks) == 0
+
+
+async def test_first_done_returns_when_one_is_done_and_cancels_none():
+    from ivr.tasks import first_done
+
+    loop = asyncio.get_running_loop()
+    slow, quick = loop.create_future(), loop.create_future()
+    loop.call_later(0.01, quick.set_result, "here")
+    await asyncio.wait_for(first_done(slow, quick), 2)
+    assert quick.result() == "here" and not slow.done()
+    await first_done(slow, quick)                     # one already done: at once
+    waiting = asyncio.ensure_future(first_done(slow))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert not slow.cancelled()                        # giving up on the wait left it alone
+    slow.set_result(1)
