@@ -204,7 +204,7 @@ def run_level(ctx: Any, variant: Variant, level: int, args: argparse.Namespace,
         if args.shape == "peak-day":
             time.sleep(args.settle)
         if args.heap and mode == "engine":
-            run.heap, run.tasks = engine.ask(("heap", 40), 300)
+            run.heap, run.tasks = engine.ask(("heap", args.heap_top), 300)
             run.heap_live = engine.ask(("sample",))["live_calls"]
         fake.ask(("window_start",))
         run.start = engine.ask(("sample",))
@@ -435,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
                              "not for timing) and print the lines that grew most")
     parser.add_argument("--heap-frames", type=int, default=1,
                         help="frames of each allocation's traceback to group by (--heap)")
+    parser.add_argument("--heap-top", type=int, default=40,
+                        help="how many of the lines that grew most to print (--heap)")
     parser.add_argument("--json", default="orjson",
                         help="JSON decoder(s) of the measured side: orjson, stdlib or both")
     args = parser.parse_args(argv)
