@@ -14,6 +14,7 @@ that call carries them.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -43,7 +44,13 @@ def mask_number(value: object) -> str:
     (``010``, ``+821``, ``+82 ``) only when four digits stay hidden between; a number of 4
     digits or fewer is hidden whole.  Only digits are replaced: ``010-****-5678``.
     """
-    s = str(value)
+    return _masked(str(value))
+
+
+@functools.lru_cache(maxsize=16384)
+def _masked(s: str) -> str:
+    # Cached: the wallboard masks every waiting caller's number at each push (5,000 at the
+    # insurer's peak), and the log lines of one call mask the same number again and again.
     positions = [i for i, ch in enumerate(s) if ch.isdigit()]
     count = len(positions)
     if count <= HIDDEN_DIGITS:
