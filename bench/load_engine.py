@@ -293,7 +293,8 @@ def heap_growth(heap: dict[str, Any], top: int) -> list[tuple[str, float, int]]:
                                                        "traceback")
     grown = sorted(stats, key=lambda s: -s.size_diff)[:top]
     total = ("(all lines)", sum(s.size_diff for s in stats) / 1024, sum(s.count_diff for s in stats))
-    return [total] + [(" <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in s.traceback),
+    # A traceback runs from the oldest frame to the allocating one: caller -> callee.
+    return [total] + [(" -> ".join(f"{Path(f.filename).name}:{f.lineno}" for f in s.traceback),
              s.size_diff / 1024, s.count_diff) for s in grown]
 
 
