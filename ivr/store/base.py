@@ -315,7 +315,8 @@ class Store(Protocol):
         ...
 
     async def claim_wellness_attempt(self, number: str, owner: str, now: dt.datetime,
-                                     lease: float, *, cap: int | None = None) -> WellnessClaim | None:
+                                     lease: float, *, cap: int | None = None,
+                                     newer_than: dt.datetime | None = None) -> WellnessClaim | None:
         """Start an attempt on ``number``, claimed by ``owner`` until ``now + lease`` seconds.
 
         Atomic: a number has at most one unfinished attempt, so engines claiming at once never
@@ -324,7 +325,9 @@ class Store(Protocol):
         one.  None when another claim still holds, or the person is unknown or opted out.
         ``cap``: also None while ``cap`` claims of the person's campaign hold at ``now`` (the
         campaign's ``max_concurrent``, held across engines: claims are counted and made one
-        at a time)."""
+        at a time).  ``newer_than``: also None when an attempt on the number that started
+        after this moment is finished (the caller looked at the person's attempts, and decided
+        they were due, before another engine's call reached them)."""
         ...
 
     async def renew_wellness_claim(self, attempt_id: int, owner: str, until: dt.datetime) -> bool:

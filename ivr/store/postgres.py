@@ -406,8 +406,8 @@ def _visit_from_row(row: asyncpg.Record) -> Visit:
 _PUT_WELLNESS_PERSON = statements.numbered(statements.PUT_WELLNESS_PERSON)
 _GET_WELLNESS_PERSON = statements.numbered(statements.GET_WELLNESS_PERSON)
 _SET_WELLNESS_OPT_OUT = statements.numbered(statements.SET_WELLNESS_OPT_OUT)
-_CLAIM_WELLNESS_ATTEMPT = statements.numbered(statements.CLAIM_WELLNESS_ATTEMPT)
-_CLAIM_WELLNESS_ATTEMPT_CAPPED = statements.numbered(statements.CLAIM_WELLNESS_ATTEMPT_CAPPED)
+_CLAIMS = {(capped, fresh): statements.numbered(statements.claim_wellness_attempt(capped=capped, fresh=fresh))
+           for capped in (False, True) for fresh in (False, True)}
 _WELLNESS_CAP_LOCK = 0x1F5_70_2F  # advisory lock key: capped wellness claims one at a time
 _RENEW_WELLNESS_CLAIM = statements.numbered(statements.RENEW_WELLNESS_CLAIM)
 _TAKE_OVER_WELLNESS_CLAIM = statements.numbered(statements.TAKE_OVER_WELLNESS_CLAIM)
@@ -917,18 +917,20 @@ class PostgresStore:
         return _changed(status) == 1
 
     async def claim_wellness_attempt(self, number: str, owner: str, now: dt.datetime,
-                                     lease: float, *, cap: int | None = None) -> WellnessClaim | None:
+                                     lease: float, *, cap: int | None = None,
+                                     newer_than: dt.datetime | None = None) -> WellnessClaim | None:
         at = _aware(now)
         assert at is not None
         until = at + dt.timedelta(seconds=lease)
+        fresh = () if newer_than is None else (_aware(newer_than),)
+        sql = _CLAIMS[cap is not None, newer_than is not None]
 
         async def claim(conn: Any) -> Any:
             if cap is None:
-                return await conn.fetchrow(_CLAIM_WELLNESS_ATTEMPT, at, owner, until, number, False)
+                return await conn.fetchrow(sql, at, owner, until, number, False, *fresh)
             async with conn.transaction():      # engines counting at once would both see room
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _WELLNESS_CAP_LOCK)
-                return await conn.fetchrow(_CLAIM_WELLNESS_ATTEMPT_CAPPED, at, owner, until, number,
-                                           False, at, cap)
+                return await conn.fetchrow(sql, at, owner, until, number, False, at, cap, *fresh)
 
         row = await self._run("cannot claim a wellness attempt", claim, timeout=self.timeouts.operation)
         return _claim_from_row(row, at) if row is not None else None

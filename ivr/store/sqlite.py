@@ -960,14 +960,16 @@ class SqliteStore:
         return changed == 1
 
     async def claim_wellness_attempt(self, number: str, owner: str, now: dt.datetime,
-                                     lease: float, *, cap: int | None = None) -> WellnessClaim | None:
+                                     lease: float, *, cap: int | None = None,
+                                     newer_than: dt.datetime | None = None) -> WellnessClaim | None:
         at = _ts(now)
         until = _ts(now + dt.timedelta(seconds=lease))
-        params: tuple[Any, ...]
-        if cap is None:
-            sql, params = statements.CLAIM_WELLNESS_ATTEMPT, (at, owner, until, number, 0)
-        else:
-            sql, params = statements.CLAIM_WELLNESS_ATTEMPT_CAPPED, (at, owner, until, number, 0, at, cap)
+        params: tuple[Any, ...] = (at, owner, until, number, 0)
+        if cap is not None:
+            params += (at, cap)
+        if newer_than is not None:
+            params += (_ts(newer_than),)
+        sql = statements.claim_wellness_attempt(capped=cap is not None, fresh=newer_than is not None)
         rows = await self._run("cannot claim a wellness attempt", self._write_returning,
                                sql, params, timeout=self.timeouts.operation)
         return _claim_from_row(rows[0], at) if rows else None

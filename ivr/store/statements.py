@@ -41,7 +41,7 @@ __all__ = [
     "check_batch",
     "WELLNESS_PERSON_COLUMNS", "PUT_WELLNESS_PERSON", "GET_WELLNESS_PERSON",
     "SET_WELLNESS_OPT_OUT", "list_wellness_people", "WELLNESS_CLAIM_COLUMNS",
-    "CLAIM_WELLNESS_ATTEMPT", "CLAIM_WELLNESS_ATTEMPT_CAPPED", "RENEW_WELLNESS_CLAIM",
+    "CLAIM_WELLNESS_ATTEMPT", "CLAIM_WELLNESS_ATTEMPT_CAPPED", "claim_wellness_attempt", "RENEW_WELLNESS_CLAIM",
     "TAKE_OVER_WELLNESS_CLAIM", "FINISH_WELLNESS_ATTEMPT",
     "UNFINISHED_WELLNESS_ATTEMPTS", "WELLNESS_IN_PROGRESS", "WELLNESS_ATTEMPT_COLUMNS",
     "wellness_attempts", "WELLNESS_VISIT_COLUMNS", "OPEN_WELLNESS_VISIT",
@@ -316,6 +316,24 @@ CLAIM_WELLNESS_ATTEMPT_CAPPED = CLAIM_WELLNESS_ATTEMPT.replace(
     "WHERE held.campaign = wellness_people.campaign AND held.result IS NULL "
     "AND held.claim_until >= ?) < ? ", 1)
 assert CLAIM_WELLNESS_ATTEMPT_CAPPED != CLAIM_WELLNESS_ATTEMPT
+# Either of them, only while no attempt on the number finished that started after a moment
+# (the caller looked at the person's attempts then: another engine may have reached them
+# since, ``wellness_attempts_number_at``).  One more parameter, last: the moment.
+_NOT_REACHED_SINCE = ("AND NOT EXISTS (SELECT 1 FROM wellness_attempts done "
+                      "WHERE done.number = wellness_people.number AND done.result IS NOT NULL "
+                      "AND done.at > ?) ")
+
+
+def claim_wellness_attempt(*, capped: bool, fresh: bool) -> str:
+    """The claim, with the cap (``capped``) and the check that nobody reached the person since
+    the caller looked (``fresh``)."""
+    sql = CLAIM_WELLNESS_ATTEMPT_CAPPED if capped else CLAIM_WELLNESS_ATTEMPT
+    if fresh:
+        sql = sql.replace(" ON CONFLICT (number)", " " + _NOT_REACHED_SINCE.rstrip() + " ON CONFLICT (number)", 1)
+        assert _NOT_REACHED_SINCE in sql + " "
+    return sql
+
+
 # Parameters: claim_until, id, owner.
 RENEW_WELLNESS_CLAIM = ("UPDATE wellness_attempts SET claim_until = ? "
                         "WHERE id = ? AND claimed_by = ? AND result IS NULL")

@@ -191,6 +191,15 @@ class FakeSwitch:
         self.placed: list[tuple[str, str | None, str | None]] = []   # (endpoint, near's switch, home)
         self.dialled_with: list[dict[str, object]] = []   # answered dials: endpoint, caller_id, args, channel_id
         self._answered: dict[str, asyncio.Queue[LiveCall]] = {}
+        self.lines = 0                   # calls placed and not over: ringing or answered
+        self.most_lines = 0
+
+    def _line_taken(self) -> None:
+        self.lines += 1
+        self.most_lines = max(self.most_lines, self.lines)
+
+    def _line_freed(self, _gone: object = None) -> None:
+        self.lines -= 1
 
     def _queue(self, endpoint: str) -> asyncio.Queue[LiveCall]:
         return self._answered.setdefault(endpoint, asyncio.Queue())
@@ -206,6 +215,7 @@ class FakeSwitch:
             raise DialFailed(f"{endpoint}: no such endpoint", status=400)
         phone.rang += 1
         self.log.append(("ring", endpoint))
+        self._line_taken()
         try:
             if phone.busy:
                 self.log.append(("busy", endpoint))
@@ -217,12 +227,17 @@ class FakeSwitch:
             await asyncio.sleep(phone.answer_after)
         except asyncio.CancelledError:
             self.log.append(("ring_stopped", endpoint))
+            self._line_freed()
+            raise
+        except DialFailed:
+            self._line_freed()
             raise
         self.dialled_with.append({"endpoint": endpoint, "caller_id": caller_id, "args": tuple(args),
                                   "channel_id": channel_id})
         leg = LiveCall(channel_id or f"{endpoint}#{phone.rang}", caller_id or "",
                        switch=near.switch if near is not None else "asterisk", center=home)
         leg.variables = dict(variables or {})
+        leg._gone.add_done_callback(self._line_freed)
         if phone.keys:                  # a moment after the answer, as a person would
             asyncio.get_running_loop().call_later(0.02, leg.press, phone.keys)
         if phone.talk is not None:

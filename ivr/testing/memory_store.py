@@ -374,12 +374,16 @@ class MemoryStore:
         return True
 
     async def claim_wellness_attempt(self, number: str, owner: str, now: dt.datetime,
-                                     lease: float, *, cap: int | None = None) -> WellnessClaim | None:
+                                     lease: float, *, cap: int | None = None,
+                                     newer_than: dt.datetime | None = None) -> WellnessClaim | None:
         await self._enter("claim_wellness_attempt")
         person = self.wellness_people.get(number)
         if person is None or person.opt_out:
             return None
         now = _utc(now)
+        if newer_than is not None and any(a.number == number and a.at > _utc(newer_than)
+                                          for a in self.wellness_done.values()):
+            return None
         if cap is not None and sum(
                 1 for c in self.wellness_claims.values()
                 if c.campaign == person.campaign and c.id not in self.wellness_done

@@ -348,10 +348,11 @@ class WellnessDesk:
                 if person.number in busy:
                     continue
                 # Still due?  (Another engine may have reached them since the look.)
-                tried = await self.store.wellness_attempts(now - dt.timedelta(days=2), number=person.number)
+                looked = now - dt.timedelta(days=2)
+                tried = await self.store.wellness_attempts(looked, number=person.number)
                 if not plan.is_due(campaign, person, tried, now):
                     continue
-                if await self._claim_and_ring(person, campaign, now):
+                if await self._claim_and_ring(person, campaign, now, _newest(tried, looked)):
                     room -= 1
             return
         self._due.pop(campaign.name, None)
@@ -404,15 +405,17 @@ class WellnessDesk:
         if left:
             self._due[campaign.name] = (now, left)
         for person in starting:
-            await self._claim_and_ring(person, campaign, now)
+            await self._claim_and_ring(person, campaign, now, _newest(attempts.get(person.number, ()), since))
 
-    async def _claim_and_ring(self, person: Person, campaign: Campaign, now: dt.datetime) -> bool:
+    async def _claim_and_ring(self, person: Person, campaign: Campaign, now: dt.datetime,
+                              seen: dt.datetime) -> bool:
         """Claim an attempt on ``person`` and ring them; False when the store gave no claim
-        (another engine rings them, the cap is reached, they opted out) or the claim was a
-        dead engine's attempt, finished instead of dialled."""
+        (another engine rings them or reached them after ``seen``, the newest attempt this
+        engine saw; the cap is reached; they opted out) or the claim was a dead engine's
+        attempt, finished instead of dialled."""
         claim = await self.store.claim_wellness_attempt(person.number, self.owner, now,
                                                         self.config.lease,
-                                                        cap=campaign.max_concurrent)
+                                                        cap=campaign.max_concurrent, newer_than=seen)
         if claim is None:
             return False
         self._forced.pop(person.number, None)
@@ -625,6 +628,11 @@ class WellnessDesk:
                 self.note(kind, call_id, detail)
             except Exception as exc:              # the event log must never break a call
                 log.exception("wellness.note_failed", kind=kind, error=repr(exc))
+
+
+def _newest(attempts: Sequence[Attempt], looked: dt.datetime) -> dt.datetime:
+    """The start of the newest attempt among ``attempts`` (read from ``looked`` on)."""
+    return max((a.at for a in attempts), default=looked)
 
 
 def _newest_first(visit: Visit) -> tuple[dt.datetime, int]:

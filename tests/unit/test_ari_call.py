@@ -440,7 +440,7 @@ async def test_a_flood_of_keys_on_one_channel_is_bounded_and_said_once_a_second(
     """A broken or hostile device sends 10,000 keys: the call keeps what a person could press
     (a burst, then the rate), the rest is dropped and logged once a second, and a call beside it
     is served meanwhile."""
-    from ivr.ari.call import KEY_BURST, MAX_BUFFERED_KEYS
+    from ivr.ari.call import KEY_BURST, KEY_RATE, MAX_BUFFERED_KEYS
 
     async def flow(call, args):
         if args == ["flood"]:
@@ -453,6 +453,7 @@ async def test_a_flood_of_keys_on_one_channel_is_bounded_and_said_once_a_second(
         async with harness(flow) as h:
             flood_id = await h.fake.start_call(args=["flood"])
             flooded = await h.started.get()
+            began = time.monotonic()
             await h.fake.press(flood_id, "1234567890#*" * 834)          # 10,008 keys at once
             quiet_id = await h.fake.start_call(caller="01099998888")
             quiet = await h.started.get()
@@ -462,7 +463,10 @@ async def test_a_flood_of_keys_on_one_channel_is_bounded_and_said_once_a_second(
             await asyncio.sleep(0.05)
             await h.fake.caller_hangs_up(flood_id)
             kept, dropped = await outcome(flooded, timeout=2.0)
-    assert kept <= min(MAX_BUFFERED_KEYS, KEY_BURST + 2)
+            took = time.monotonic() - began
+    # The burst, and what the rate refilled while the flood was read (a slow machine reads
+    # it over more time).
+    assert kept <= min(MAX_BUFFERED_KEYS, KEY_BURST + KEY_RATE * took + 1)
     assert kept + dropped == 10_008
     warned = [e for e in logs if e["event"] == "call.keys_dropped"]
     assert 1 <= len(warned) <= 2 and warned[0]["channel"] == flood_id

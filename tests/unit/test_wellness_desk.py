@@ -288,17 +288,18 @@ async def test_the_concurrency_cap_holds_across_two_engines_and_nobody_is_rung_t
     b.switch = a.switch
     b.desk.switch = a.switch
     await a.people(*numbers)
-    peak = 0
+    held = 0
     now = seoul(2026, 12, 1, 10, 0)
     for step in range(60):
         a.now = b.now = now + dt.timedelta(seconds=step)
         await asyncio.gather(a.desk.poll(), b.desk.poll())
-        in_progress = sum((await store.wellness_in_progress(a.now)).values())
-        peak = max(peak, in_progress, len(a.desk.ringing) + len(b.desk.ringing))
+        held = max(held, sum((await store.wellness_in_progress(a.now)).values()))
         await asyncio.sleep(0.03)
         if all(phones[endpoint(n)].rang for n in numbers) and not (a.desk.ringing or b.desk.ringing):
             break
-    assert peak == 3
+    # The lines: calls ringing or answered at once on the switch both engines dial through
+    # (an attempt whose call is over, still being written down, holds no line).
+    assert a.switch.most_lines == 3 and held <= 3
     assert sorted(p.rang for p in phones.values()) == [1] * 7
     attempts = await store.wellness_attempts(seoul(2000, 1, 1))
     assert len(attempts) == 7 and {a.result for a in attempts} == {R.WELL}

@@ -132,6 +132,24 @@ async def test_claims_at_once_take_a_person_once(store: Store) -> None:
     assert len([c for c in got if c is not None]) == 1
 
 
+async def test_a_claim_made_on_an_outdated_look_is_refused(store: Store) -> None:
+    """Engine A looks (nobody reached Kim yet) and decides Kim is due; engine B claims, rings
+    and finishes meanwhile; A's claim, which says what A saw, is refused: Kim is not rung
+    twice.  A claim that saw B's attempt is taken (the next try of the day)."""
+    await store.put_wellness_people([person()])
+    looked = NOW - dt.timedelta(days=90)
+    b = await store.claim_wellness_attempt(KIM, "engine-b", NOW, 60, cap=3, newer_than=looked)
+    assert b is not None
+    assert await store.finish_wellness_attempt(b.id, "engine-b", result=AttemptResult.WELL, at=NOW)
+    later = NOW + dt.timedelta(seconds=5)
+    assert await store.claim_wellness_attempt(KIM, "engine-a", later, 60, cap=3, newer_than=looked) is None
+    assert await store.claim_wellness_attempt(KIM, "engine-a", later, 60, newer_than=looked) is None
+    assert await store.wellness_in_progress(later) == {}
+    retry = NOW + dt.timedelta(minutes=30)
+    again = await store.claim_wellness_attempt(KIM, "engine-a", retry, 60, cap=3, newer_than=NOW)
+    assert again is not None and again.id != b.id
+
+
 async def test_the_visit_list_one_open_visit_per_person_done_or_cleared(store: Store) -> None:
     day = dt.datetime(2026, 3, 6, 1, 0, tzinfo=UTC)
     history = (Attempt(number=KIM, campaign="seoul", at=day, result=AttemptResult.NO_ANSWER),
