@@ -90,6 +90,9 @@ optional:
   within it over answered and abandoned (ServicelevelPerf2);
 * ``flash_after`` (``120``) — seconds a caller waits before the wallboard flashes the caller;
 * ``refresh`` (``5``) — seconds between two reads of the callback reservations' counts;
+* ``list_rows`` (``50``, 1 to 1,000) — callers the waiting list sends: the first this many in
+  line, then up to as many of those behind them who wait longer than ``flash_after``, the
+  longest first (the count is of everyone);
 * ``levels`` — when a figure turns ``warn`` and ``alert``: ``longest_wait: {warn: 60, alert:
   180}`` (seconds), ``service_level: {warn: 0.8, alert: 0.6}`` and ``abandon_rate: {warn: 0.05,
   alert: 0.1}`` (shares from 0 to 1).
@@ -298,13 +301,15 @@ class Levels:
 class WallboardConfig:
     """``wallboard:`` (``ivr.stats.live``): the service level's threshold in seconds and its
     formula (``answered``: Asterisk's ServicelevelPerf, ``answered_and_abandoned``: its
-    ServicelevelPerf2), when a waiting caller flashes, each figure's colour levels, and the
-    seconds between two reads of the reservation counts."""
+    ServicelevelPerf2), when a waiting caller flashes, each figure's colour levels, the
+    seconds between two reads of the reservation counts, and how many waiting callers a
+    snapshot lists."""
 
     service_level: float = 20.0
     service_level_formula: str = "answered"
     flash_after: float = 120.0
     refresh: float = 5.0
+    list_rows: int = 50
     longest_wait: Levels = Levels(warn=60.0, alert=180.0)        # seconds; more is worse
     service_level_levels: Levels = Levels(warn=0.8, alert=0.6)   # a share; less is worse
     abandon_rate: Levels = Levels(warn=0.05, alert=0.10)         # a share; more is worse
@@ -460,7 +465,8 @@ _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 _ARI_KEYS = {"url", "username", "password", "password_file", "app", "requests"}
 _ADMIN_KEYS = {"listen", "token", "token_file", "users_file", "session_hours"}
-_WALLBOARD_KEYS = {"service_level", "service_level_formula", "flash_after", "refresh", "levels"}
+_WALLBOARD_KEYS = {"service_level", "service_level_formula", "flash_after", "refresh", "list_rows",
+                   "levels"}
 _CALLERS_KEYS = {"region", "timezone", "lookup_budget", "registry", "registry_cache"}
 _REGISTRY_KEYS = {"url", "timeout", "token_env"}
 # Settings whose environment value is taken exactly as written (not read as a YAML scalar).
@@ -1036,6 +1042,7 @@ def _wallboard(raw: Mapping[str, Any]) -> WallboardConfig:
         flash_after=_seconds("wallboard.flash_after", sec.get("flash_after", default.flash_after),
                              upper=86400.0),
         refresh=_seconds("wallboard.refresh", sec.get("refresh", default.refresh), upper=3600.0),
+        list_rows=_whole("wallboard.list_rows", sec.get("list_rows", default.list_rows), lower=1, upper=1000),
         longest_wait=pair("longest_wait", default.longest_wait, upper=86400.0, worse="more"),
         service_level_levels=pair("service_level", default.service_level_levels, upper=1.0,
                                   worse="less"),

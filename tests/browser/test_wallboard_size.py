@@ -44,7 +44,9 @@ class Actions:
 async def test_with_1562_agents_and_500_waiting_a_change_is_on_the_page_within_a_second(tmp_path, browser):
     acd, stats = generated_state(AGENTS, CENTERS, WAITING)
     snap = stats.snapshot()
-    assert (len(snap["agent_list"]), len(snap["waiting_list"]), len(snap["centers"])) == (AGENTS, WAITING, CENTERS)
+    assert (len(snap["agent_list"]), snap["waiting_total"], len(snap["centers"])) == (AGENTS, WAITING, CENTERS)
+    listed = len(snap["waiting_list"])
+    assert 50 <= listed <= 100                     # the first 50 in line, then the longest waits
     costs = []
     for _ in range(5):
         t0 = time.perf_counter()
@@ -66,7 +68,11 @@ async def test_with_1562_agents_and_500_waiting_a_change_is_on_the_page_within_a
         await page.wait_for_function(f"() => document.querySelectorAll('#agent-grids .cell').length === {AGENTS}",
                                      timeout=10000)
         assert await page.inner_text("#waiting-count") == str(WAITING)
-        assert await page.locator("#waiting-table tbody tr:not([hidden])").count() == 50   # the list is capped
+        assert await page.locator("#waiting-table tbody tr:not([hidden])").count() == listed   # the list is capped
+        if listed > 50:                             # behind the first 50: its place in line, a gap above it
+            row51 = page.locator("#waiting-table tbody tr").nth(50)
+            assert await row51.locator("td").first.inner_text() == str(snap["waiting_list"][50]["position"])
+            assert "gap" in (await row51.get_attribute("class") or "")
         first_draw = await page.evaluate("() => window.wallboard.maxMs")
 
         # Changes in the queues, one after the other: each must be on the page within 1 s.

@@ -190,6 +190,32 @@ def test_per_center_figures_and_the_waiting_list_in_line_order_with_masked_numbe
     assert stats.waiting_caller("c1") is None
 
 
+def test_the_waiting_list_is_the_first_in_line_then_the_longest_waits_behind_them():
+    """At the insurer's peak thousands wait: the list sends the first ``list_rows`` in line and,
+    behind them, those waiting long enough to flash (the longest first), each with its place;
+    the count is of everyone."""
+    config = WallboardConfig(list_rows=3, flash_after=60)
+    acd, stats, clocks = board(config)
+    for i in range(6):                                          # n0 … n5 wait from 0 s to 50 s
+        acd.enqueue(f"n{i}", "general", "normal", clocks.at(i * 10))
+    for i in range(4):                                          # e0 … e3 come at 100 s, ahead of them
+        acd.enqueue(f"e{i}", "general", "elderly", clocks.at(100 + i))
+    clocks.at(115)                                              # n0 … n5 have waited 65 s or more
+    snap = stats.snapshot()
+    assert snap["waiting_total"] == 10 and row(snap)["waiting"] == 10
+    listed = [(w["position"], w["call_id"], w["flash"]) for w in snap["waiting_list"]]
+    assert listed == [(1, "e0", False), (2, "e1", False), (3, "e2", False),   # the first in line
+                      (5, "n0", True), (6, "n1", True), (7, "n2", True)]      # the longest behind
+    clocks.at(200)                                              # everyone flashes now
+    assert [w["call_id"] for w in stats.snapshot()["waiting_list"]][3:] == ["n0", "n1", "n2"]
+    calm = WallboardConfig(list_rows=3, flash_after=600)
+    acd2, stats2, clocks2 = board(calm)
+    for i in range(6):
+        acd2.enqueue(f"n{i}", "general", "normal", clocks2.at(i * 10))
+    clocks2.at(100)
+    assert [w["position"] for w in stats2.snapshot()["waiting_list"]] == [1, 2, 3]  # nobody flashes
+
+
 def test_the_counts_start_again_at_local_midnight_and_a_caller_in_line_then_carries_over():
     clocks = Clocks(dt.datetime(2026, 12, 2, 23, 59, 0, tzinfo=SEOUL))
     acd, stats, clocks = board(agents=agents(1), clocks=clocks)
@@ -271,7 +297,8 @@ def test_a_snapshot_of_the_insurers_size_is_quick():
         start = time.perf_counter()
         snap = stats.snapshot()
         took.append(time.perf_counter() - start)
-    assert len(snap["waiting_list"]) == 500 and len(snap["agent_list"]) == 1562
+    assert snap["waiting_total"] == 500 and len(snap["agent_list"]) == 1562
+    assert 50 <= len(snap["waiting_list"]) <= 100
     assert len(snap["centers"]) == 7
     assert sum(1 for a in acd.agents() if a.state is AgentState.ON_CALL) > 1000
     assert min(took) < 0.25, f"a snapshot took {min(took) * 1000:.0f} ms"
@@ -283,8 +310,8 @@ def test_the_snapshot_has_the_keys_the_wallboard_renders(formula):
     script(stats, clocks)
     snap = stats.snapshot()
     assert list(snap) == ["as_of", "day", "timezone", "service_level", "priorities", "centers",
-                          "queues", "agents", "agent_list", "waiting_list", "reservations",
-                          "calls", "alerts"]
+                          "queues", "agents", "agent_list", "waiting_list", "waiting_total",
+                          "reservations", "calls", "alerts"]
     assert snap["timezone"] == "Asia/Seoul" and snap["day"] == "2026-12-02"
     assert snap["as_of"] == "2026-12-02T00:00:50+00:00"
     assert list(row(snap)) == ["queue", "center", "waiting", "waiting_by_priority", "longest_wait",

@@ -1,9 +1,9 @@
 // The wallboard page: logs in, follows the live snapshot (server-sent events), draws it in place.
 // No framework and no build step.  Every figure is an element made once and updated by its text,
-// agents are small cells in a grid per center, the waiting list shows the first MAX_ROWS callers.
+// agents are small cells in a grid per center, the waiting list shows the rows the server lists.
 "use strict";
 
-const MAX_ROWS = 50;            // callers listed (the count says how many more)
+const MAX_ROWS = 2000;          // rows drawn at most (the server sends wallboard.list_rows x 2)
 const COMPACT_OVER = 60;        // a center with more agents than this gets the dense grid
 const CHART_EVERY = 60000;      // ms between two loads of today's charts
 
@@ -323,7 +323,10 @@ function renderAgents(s) {
   if (openAgent) agentDetail(openAgent);
 }
 function renderWaiting(s) {
+  // The server lists the first callers in line, then those behind them who wait long enough
+  // to flash, the longest first (wallboard.list_rows each); each row says its place in line, the count is of everyone.
   const list = s.waiting_list;
+  const total = s.waiting_total ?? list.length;
   const body = $("waiting-table").tBodies[0];
   const shown = Math.min(list.length, MAX_ROWS);
   const several = s.centers.length > 0;
@@ -339,20 +342,22 @@ function renderWaiting(s) {
     const tr = cache.waitRows[i];
     if (i >= shown) { tr.hidden = true; continue; }
     const w = list[i], c = tr.children;
+    const place = w.position ?? i + 1;
     tr.hidden = false;
     tr.dataset.callId = w.call_id;
     tr.classList.toggle("flash", !!w.flash);
+    tr.classList.toggle("gap", i > 0 && place !== (list[i - 1].position ?? i) + 1);
     setAttr(tr, "title", w.flash ? t("flash") : null);
-    setText(c[0], String(i + 1)); setText(c[1], w.queue); setText(c[2], w.center || "");
+    setText(c[0], String(place)); setText(c[1], w.queue); setText(c[2], w.center || "");
     c[2].hidden = !several;
     setText(c[3], t(w.priority)); setText(c[4], w.reason || ""); setText(c[5], dur(w.waited));
     setText(c[6], dur(w.estimate)); setText(c[7], w.number || "");
   }
-  setText($("waiting-count"), String(list.length));
-  $("waiting-none").hidden = list.length > 0;
+  setText($("waiting-count"), String(total));
+  $("waiting-none").hidden = total > 0;
   const more = $("waiting-more");
-  more.hidden = list.length <= shown;
-  setText(more, t("more", { n: list.length - shown }));
+  more.hidden = total <= shown;
+  setText(more, t("more", { n: total - shown }));
 }
 function renderReservations(s) {
   if (!cache.resFigs) {
