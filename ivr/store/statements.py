@@ -22,6 +22,7 @@ id), and every query below is answered from an index without reading the whole l
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Sequence
 
@@ -324,14 +325,16 @@ _NOT_REACHED_SINCE = ("AND NOT EXISTS (SELECT 1 FROM wellness_attempts done "
                       "AND done.at > ?) ")
 
 
+@functools.cache
 def claim_wellness_attempt(*, capped: bool, fresh: bool) -> str:
     """The claim, with the cap (``capped``) and the check that nobody reached the person since
     the caller looked (``fresh``)."""
     sql = CLAIM_WELLNESS_ATTEMPT_CAPPED if capped else CLAIM_WELLNESS_ATTEMPT
-    if fresh:
-        sql = sql.replace(" ON CONFLICT (number)", " " + _NOT_REACHED_SINCE.rstrip() + " ON CONFLICT (number)", 1)
-        assert _NOT_REACHED_SINCE in sql + " "
-    return sql
+    if not fresh:
+        return sql
+    checked = sql.replace(" ON CONFLICT (number)", f" {_NOT_REACHED_SINCE}ON CONFLICT (number)", 1)
+    assert checked != sql
+    return checked
 
 
 # Parameters: claim_until, id, owner.
