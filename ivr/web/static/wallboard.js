@@ -3,7 +3,6 @@
 // agents are small cells in a grid per center, the waiting list shows the rows the server lists.
 "use strict";
 
-const MAX_ROWS = 2000;          // rows drawn at most (the server sends wallboard.list_rows x 2)
 const COMPACT_OVER = 60;        // a center with more agents than this gets the dense grid
 const CHART_EVERY = 60000;      // ms between two loads of today's charts
 
@@ -326,9 +325,9 @@ function renderWaiting(s) {
   // The server lists the first callers in line, then those behind them who wait long enough
   // to flash, the longest first (wallboard.list_rows each); each row says its place in line, the count is of everyone.
   const list = s.waiting_list;
-  const total = s.waiting_total ?? list.length;
+  const total = s.waiting_total;
   const body = $("waiting-table").tBodies[0];
-  const shown = Math.min(list.length, MAX_ROWS);
+  const shown = list.length;
   const several = s.centers.length > 0;
   for (const th of document.querySelectorAll(".col-center")) th.hidden = !several;
   while (cache.waitRows.length < shown) {
@@ -342,11 +341,11 @@ function renderWaiting(s) {
     const tr = cache.waitRows[i];
     if (i >= shown) { tr.hidden = true; continue; }
     const w = list[i], c = tr.children;
-    const place = w.position ?? i + 1;
+    const place = w.position;
     tr.hidden = false;
     tr.dataset.callId = w.call_id;
     tr.classList.toggle("flash", !!w.flash);
-    tr.classList.toggle("gap", i > 0 && place !== (list[i - 1].position ?? i) + 1);
+    tr.classList.toggle("gap", i > 0 && place !== list[i - 1].position + 1);
     setAttr(tr, "title", w.flash ? t("flash") : null);
     setText(c[0], String(place)); setText(c[1], w.queue); setText(c[2], w.center || "");
     c[2].hidden = !several;
