@@ -318,7 +318,8 @@ def rows(calls: int, flows: FlowSet, seed: int = 13) -> Iterator[tuple]:
             waited = round(waited, 1)
         ended = started + dt.timedelta(seconds=ivr_time)
         yield (f"bench-{n:08d}", number or "", "15771000", _ts(started), _ts(ended), "main", version,
-               lang, nodes, digits, end, detail, priority, reason, number, exits, queue, waited)
+               lang, nodes, digits, end, detail, priority, reason, number, exits, queue, waited,
+               "voice", "[]", 0)
 
 
 def generate(path: Path, calls: int, flows: FlowSet) -> float:

@@ -90,7 +90,7 @@ class History:
             caller = "0" + number[3:] if number else ""
             chunk.append((f"h{i:08d}", caller, "15771000", started, ended, "main", "v1", "ko",
                           ["welcome", "main_menu"], ["1"], rng.choice(OUTCOMES), "", None, None,
-                          number, ["next", "key"], None, None))
+                          number, ["next", "key"], None, None, "voice", "[]", 0))
             if len(chunk) == CHUNK:
                 yield chunk
                 chunk = []

@@ -51,6 +51,7 @@ from ivr.stats.live import LiveStats
 from ivr.stats.metrics import EngineGauges, Metrics
 from ivr.store.base import OUTBOUND_DIALLED
 from ivr.tasks import TaskSet
+from ivr.video.call import VideoCall
 from ivr.acd.model import Event
 from ivr.acd.restore import Restored, load_restored
 from ivr.acd.service import RESUME_WAIT
@@ -151,6 +152,8 @@ class Engine:
         self.resume: Callable[[Call, CallRecord, Sequence[str]], Awaitable[bool]] | None = None
         # The wellness dialler: wellness calls re-adopted after a restart go to it (None: none).
         self.wellness: Any = None
+        # The sign-language video entrance (ivr.video; None: video.enabled is false).
+        self.video: Any = None
         # The wallboard's live figures (None: no queues run) and the Prometheus metrics.
         self.stats: LiveStats | None = None
         self.metrics = Metrics(service_level=config.wallboard.service_level)
@@ -244,7 +247,27 @@ class Engine:
         if leg and args[0] == "agent" and resume is not None:   # after a restart: back to its
             await resume(call, CallRecord(call.id, "", ""), args)  # conversation, or hung up
             return
+        video = self.video
+        if video is not None and video.is_video(call, args):
+            try:
+                call = video.admit(call, args, adopted=adopted)
+            except IvrError as exc:             # a page's call without its visit
+                log.warning("video.refused", why=str(exc))
+                record = CallRecord(call_id=call.id, caller=call.caller_number, dialled=call.dialled,
+                                    channel="video")
+                record.end(Outcome.ERROR, f"video: {exc}")
+                await self._finish(call, record)
+                return
+        elif args and args[0] == "video":
+            log.warning("video.off", why="a call of the video page, but video.enabled is false")
+            record = CallRecord(call_id=call.id, caller=call.caller_number, dialled=call.dialled,
+                                channel="video")
+            record.end(Outcome.ERROR, "video: the video entrance is off (video.enabled)")
+            await self._finish(call, record)
+            return
         record = CallRecord(call_id=call.id, caller=call.caller_number, dialled=call.dialled)
+        if video is not None and isinstance(call, VideoCall):
+            await video.started(call, record)
         if adopted:
             await self._continue_record(record)
             if await self._resume(call, record, args):
@@ -308,6 +331,8 @@ class Engine:
             except CallError as exc:
                 log.warning("call.hangup_failed", error=str(exc))
         await self._save(record)
+        if self.video is not None and record.channel == "video":
+            self.video.finished(record)
         log.info("call.ended", outcome=str(record.outcome), detail=record.detail,
                  caller=record.caller, nodes=len(record.nodes))
 
@@ -381,8 +406,12 @@ class Engine:
             # the flow is not known: it starts again from the flow's entry (the safe point).
             record.detail = "re-adopted: started again from the flow's entry"
         facts = await self._identify(call, record, flow, adopted)
+        variables, language = facts.variables(), facts.language
+        if self.video is not None and isinstance(call, VideoCall):
+            variables = {**variables, **self.video.variables(call)}
+            language = self.video.language(call) or language
         await run_flow(flowset, flow, call, record, catalogue=catalogue, queues=self.queues,
-                       language=facts.language, variables=facts.variables(),
+                       language=language, variables=variables,
                        checkpoint=lambda: self._note_progress(record))
 
     async def _identify(self, call: Call, record: CallRecord, flow: Flow, adopted: bool) -> CallerFacts:
@@ -586,6 +615,8 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
         queues = await _start_queues(config, ari, engine, stack, sole=lease is not None)
         if queues is not None:
             _follow_centers(ari, queues[0])
+        if config.video.enabled:
+            await _start_video(config, engine, queues, stack)
         # 6. the admin listener: the API and /metrics (admin token), the wallboard (users file)
         admin_root = _admin_app(config, engine, store, queues)
         if admin_root is not None:
@@ -672,9 +703,50 @@ def _admin_app(config: Config, engine: Engine, store, queues):
                                   charts=TodayCharts(store, lambda: engine.flowset, engine.tz),
                                   session_hours=config.admin.session_hours)
         log.info("wallboard.on", path="/wallboard/", users=len(users))
-    if api is None and wallboard is None:
+    video = None
+    if engine.video is not None:
+        from ivr.web.auth import Audit, UserDirectory
+        from ivr.web.video import video_app
+
+        directory = UserDirectory(path) if path is not None and path.exists() else None
+        video = video_app(engine.video, users=directory, audit=Audit(store),
+                          session_hours=config.admin.session_hours)
+        log.info("video.on", page="/video/", agents_page="/video/agent/",
+                 interpreters_log_in=directory is not None)
+    if api is None and wallboard is None and video is None:
         return None
-    return admin_app(api=api, metrics=metrics_handler(engine.metrics), token=token, wallboard=wallboard)
+    return admin_app(api=api, metrics=metrics_handler(engine.metrics), token=token, wallboard=wallboard,
+                     video=video)
+
+
+async def _start_video(config: Config, engine: Engine, queues, stack: contextlib.AsyncExitStack) -> None:
+    """The sign-language video entrance (``video.enabled``) on the queues."""
+    from ivr.video.service import VideoService
+
+    if queues is None:
+        log.error("video.off", why="the video entrance hands its callers to a queue, and no queues run")
+        return
+    if not config.video.guest_password:
+        log.error("video.off", why=f"no password for the page's SIP endpoint {config.video.guest_user}: "
+                                   "set video.guest_password or video.guest_password_file (the sandbox "
+                                   "writes .sandbox/video-guest-password on 'ivr sandbox up')")
+        return
+    service = queues[0]
+    spec = next(q for q in config.acd.queues if q.name == config.video.queue)
+    agents = {a.id: (a.name, a.endpoint.split("/", 1)[1]) for a in config.acd.agents if a.serves(spec)}
+    video = VideoService(config.video, store=engine.store, catalogue=engine.catalogue,
+                         region=config.callers.region,
+                         allow_international=config.callbacks.allow_international, agents=agents)
+    video.attach_queues(service)
+    await video.start()
+    stack.push_async_callback(_closing("video", video.close))
+    engine.on_catalogue(video.set_catalogue)
+    engine.video = video
+    if config.video.number not in engine.flowset.numbers():
+        log.warning("video.no_flow", number=config.video.number,
+                    effect="video calls are answered by no flow (outcome no_flow)")
+    log.info("video.ready", number=config.video.number, queue=config.video.queue,
+             interpreters=sorted(agents))
 
 
 def _switchboard(config: Config, engine: Engine):
@@ -826,7 +898,7 @@ async def _start_stats(config: Config, engine: Engine, acd, service, recorder,
     from ivr.stats.live import load_today
 
     stats = LiveStats(acd, config.wallboard, tz=engine.tz, clock=utcnow, mono=service.clock,
-                      numbers=service.caller_number)
+                      numbers=service.caller_number, channels=service.caller_channel)
     try:
         read = await load_today(stats, engine.store)
         log.info("stats.loaded", events=read, since=stats.midnight.isoformat())

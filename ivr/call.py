@@ -206,8 +206,10 @@ class Switch(Protocol):
                    args: Sequence[str] = ("dialled",),
                    variables: Mapping[str, str] | None = None,
                    near: Call | None = None, home: str | None = None,
-                   channel_id: str | None = None) -> Call:
+                   channel_id: str | None = None, video: bool = False) -> Call:
         """Ring ``endpoint``; the answered call, or ``ivr.errors.DialFailed``.
+
+        ``video``: offer video as well as audio (an interpreter's phone for a video caller).
 
         ``near``: place the leg on the server of that call (to bridge the two there).
         ``home``: the center the endpoint sits on (an agent's phone); from a server of another
@@ -306,6 +308,25 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+# How a caller reached us (``CallRecord.channel``): a phone call, or the video entrance's web
+# page (WebRTC, for callers who sign).
+CHANNELS = ("voice", "video")
+ChatSender = Literal["caller", "agent", "system"]
+CHAT_SENDERS: tuple[ChatSender, ...] = ("caller", "agent", "system")
+CHAT_TEXT_MAX = 1000        # characters a chat line keeps (the rest is cut off)
+CHAT_LINES_MAX = 500        # lines a call keeps; later ones are dropped and counted
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChatLine:
+    """One line of a call's text chat (the video entrance's): when (aware, UTC), who —
+    ``caller``, ``agent`` or ``system`` — and what."""
+
+    at: dt.datetime
+    sender: str
+    text: str
+
+
 @dataclasses.dataclass(slots=True)
 class CallRecord:
     """What happened on one call: written by the runner, stored, listed by ``ivr calls list``.
@@ -333,6 +354,11 @@ class CallRecord:
     exits: list[str] = dataclasses.field(default_factory=list)
     queue: str | None = None         # the queue the call was handed to (None: never queued)
     waited: float | None = None      # seconds in the queue (None: never queued)
+    channel: str = "voice"           # how the caller reached us: one of ``CHANNELS``
+    # The call's text chat, oldest first (``said``): at most ``CHAT_LINES_MAX`` lines, and
+    # ``chat_dropped`` counts the lines said after those, which were not kept.
+    chat: list[ChatLine] = dataclasses.field(default_factory=list)
+    chat_dropped: int = 0
 
     def visit(self, node: str) -> None:
         self.nodes.append(node)
@@ -340,6 +366,25 @@ class CallRecord:
     def pressed(self, keys: str) -> None:
         if keys:
             self.digits.append(keys)
+
+    def said(self, sender: ChatSender, text: str, at: dt.datetime | None = None) -> bool:
+        """Note a chat line: ``text`` stripped and cut to ``CHAT_TEXT_MAX`` characters, said
+        by ``sender`` at ``at`` (now when None; naive is taken as UTC).  False when it was not
+        kept: blank (not counted), or the call already has ``CHAT_LINES_MAX`` lines (counted
+        in ``chat_dropped``).  ``ValueError`` for a sender not in ``CHAT_SENDERS``."""
+        if sender not in CHAT_SENDERS:
+            raise ValueError(f"chat sender {sender!r}: one of {', '.join(CHAT_SENDERS)}")
+        text = text.strip()[:CHAT_TEXT_MAX].rstrip()
+        if not text:
+            return False
+        if len(self.chat) >= CHAT_LINES_MAX:
+            self.chat_dropped += 1
+            return False
+        when = utcnow() if at is None else at
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc)
+        self.chat.append(ChatLine(when.astimezone(dt.timezone.utc), sender, text))
+        return True
 
     def end(self, outcome: Outcome | str, detail: str = "") -> None:
         """Record how the call ended; the first ending wins.  ``outcome`` must be an

@@ -99,6 +99,70 @@ def _fmt_time(value) -> str:
     return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
+# One call a line, as 'calls list' prints them and 'calls show' prints the one; ``via``: how the
+# caller reached us (voice, video).
+_CALL_HEADER = (f"{'time':19}  {'caller':15}  {'dialled':10}  {'via':5}  {'flow':12}  {'outcome':18}  "
+                f"{'why':34}  path / keys")
+
+
+def _call_line(r, caller: str) -> str:
+    outcome = r.outcome or "in progress"
+    if r.detail:
+        outcome = f"{outcome}: {r.detail}"
+    why = r.reason or "-"
+    if r.priority:
+        why = f"{why} [priority {r.priority}]"
+    return (f"{_fmt_time(r.started_at):19}  {caller:15}  {r.dialled:10}  {r.channel:5}  "
+            f"{(r.flow or '-'):12}  {outcome:18}  {why:34}  {' > '.join(r.nodes) or '-'}  "
+            f"[{' '.join(r.digits)}]")
+
+
+def _call_dict(r, caller: str) -> dict[str, Any]:
+    """A call as 'calls list --json' and 'calls show --json' give it."""
+    return {
+        "call_id": r.call_id, "started_at": r.started_at.isoformat(),
+        "ended_at": r.ended_at.isoformat() if r.ended_at else None,
+        "caller": caller, "dialled": r.dialled, "channel": r.channel, "flow": r.flow,
+        "flow_version": r.flow_version, "language": r.language, "nodes": r.nodes,
+        "digits": r.digits, "outcome": r.outcome, "detail": r.detail,
+        "priority": r.priority, "reason": r.reason,
+        "exits": r.exits, "queue": r.queue, "waited": r.waited,
+        "chat": [{"at": line.at.isoformat(), "sender": line.sender, "text": line.text}
+                 for line in r.chat],
+        "chat_dropped": r.chat_dropped,
+    }
+
+
+# Characters that reorder the text shown around them.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters and bidi overrides (a chat line is
+    typed on a web page) shown as ``\\x1b``-style escapes instead of acting on the terminal."""
+    import unicodedata
+
+    return "".join(c.encode("unicode_escape").decode("ascii")
+                   if c in _BIDI_CONTROLS or unicodedata.category(c) == "Cc" else c
+                   for c in text)
+
+
+def _chat_lines(r) -> list[str]:
+    """A call's chat as 'calls show' prints it: time, who, what; a line said over several
+    lines continues under its text."""
+    out = []
+    for line in r.chat:
+        first, *rest = line.text.splitlines() or [""]
+        out.append(f"  {_fmt_time(line.at):19}  {line.sender:6}  {_printable(first)}")
+        out.extend(f"  {'':19}  {'':6}  {_printable(more)}" for more in rest)
+    if r.chat_dropped:
+        from ivr.call import CHAT_LINES_MAX
+
+        out.append(f"  … and {r.chat_dropped} more line(s), not kept (a call keeps "
+                   f"{CHAT_LINES_MAX})")
+    return out
+
+
 def cmd_calls_list(args: argparse.Namespace) -> int:
     from ivr.logs import mask_number
 
@@ -109,34 +173,16 @@ def cmd_calls_list(args: argparse.Namespace) -> int:
         return 2
     records = _with_store(config, lambda store: store.recent_calls(args.limit))
     if args.json:
-        out = []
-        for r in records:
-            out.append({
-                "call_id": r.call_id, "started_at": r.started_at.isoformat(),
-                "ended_at": r.ended_at.isoformat() if r.ended_at else None,
-                "caller": mask_number(r.caller) if r.caller else "anonymous",
-                "dialled": r.dialled, "flow": r.flow, "flow_version": r.flow_version,
-                "language": r.language, "nodes": r.nodes, "digits": r.digits,
-                "outcome": r.outcome, "detail": r.detail, "priority": r.priority, "reason": r.reason,
-                "exits": r.exits, "queue": r.queue, "waited": r.waited,
-            })
+        out = [_call_dict(r, mask_number(r.caller) if r.caller else "anonymous") for r in records]
         json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
         print()
         return 0
     if not records:
         print("no calls recorded yet")
         return 0
-    print(f"{'time':19}  {'caller':15}  {'dialled':10}  {'flow':12}  {'outcome':18}  {'why':34}  path / keys")
+    print(_CALL_HEADER)
     for r in records:
-        caller = mask_number(r.caller) if r.caller else "anonymous"
-        outcome = r.outcome or "in progress"
-        if r.detail:
-            outcome = f"{outcome}: {r.detail}"
-        why = r.reason or "-"
-        if r.priority:
-            why = f"{why} [priority {r.priority}]"
-        print(f"{_fmt_time(r.started_at):19}  {caller:15}  {r.dialled:10}  {(r.flow or '-'):12}  "
-              f"{outcome:18}  {why:34}  {' > '.join(r.nodes) or '-'}  [{' '.join(r.digits)}]")
+        print(_printable(_call_line(r, mask_number(r.caller) if r.caller else "anonymous")))
     return 0
 
 
@@ -166,34 +212,25 @@ def cmd_calls_show(args: argparse.Namespace) -> int:
             {"at": e.at.isoformat(), "kind": e.kind, "agent_id": e.agent_id, "queue": e.queue,
              "detail": e.detail} for e in events]}
         if r is not None:
-            out["call"] = {
-                "call_id": r.call_id, "started_at": r.started_at.isoformat(),
-                "ended_at": r.ended_at.isoformat() if r.ended_at else None,
-                "caller": caller, "dialled": r.dialled, "flow": r.flow,
-                "flow_version": r.flow_version, "language": r.language, "nodes": r.nodes,
-                "digits": r.digits, "outcome": r.outcome, "detail": r.detail,
-                "priority": r.priority, "reason": r.reason,
-                "exits": r.exits, "queue": r.queue, "waited": r.waited,
-            }
+            assert caller is not None
+            out["call"] = _call_dict(r, caller)
         json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
         print()
         return 0
     if r is not None:
-        outcome = r.outcome or "in progress"
-        if r.detail:
-            outcome = f"{outcome}: {r.detail}"
-        why = r.reason or "-"
-        if r.priority:
-            why = f"{why} [priority {r.priority}]"
-        print(f"{'time':19}  {'caller':15}  {'dialled':10}  {'flow':12}  {'outcome':18}  {'why':34}  path / keys")
-        print(f"{_fmt_time(r.started_at):19}  {caller:15}  {r.dialled:10}  {(r.flow or '-'):12}  "
-              f"{outcome:18}  {why:34}  {' > '.join(r.nodes) or '-'}  [{' '.join(r.digits)}]")
+        assert caller is not None
+        print(_CALL_HEADER)
+        print(_printable(_call_line(r, caller)))
         if r.exits:
             # How each node was left (the journey report's funnel counts these).
             print("left by: " + " > ".join(f"{node} ({how})" for node, how in zip(r.nodes, r.exits, strict=False)))
         if r.queue is not None:
             waited = "-" if r.waited is None else f"{r.waited:.1f} s"
             print(f"queue:   {r.queue}, waited {waited}")
+        if r.chat or r.chat_dropped:
+            print("chat:")
+            for line in _chat_lines(r):
+                print(line)
         print()
     if not events:
         print("no queue events")
@@ -1509,7 +1546,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="print JSON")
     q.add_argument("--limit", type=int, default=50)
     q.set_defaults(func=cmd_calls_list)
-    q = calls.add_parser("show", help="one call and its queue events (offered, connected, left …)")
+    q = calls.add_parser("show", help="one call, its chat and its queue events (offered, connected, left …)")
     q.add_argument("call_id", metavar="CALL_ID", help="the call id, as 'calls list --json' shows it")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=cmd_calls_show)
@@ -1647,8 +1684,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = users.add_parser("add", help="add a user, or give one a new password or role "
                          "(asks the password twice)")
     q.add_argument("name", help="the user name to log in with")
-    q.add_argument("--role", required=True, choices=["viewer", "supervisor"],
-                   help="viewer: reads the wallboard; supervisor: also acts on agents and reservations")
+    q.add_argument("--role", required=True, choices=["viewer", "supervisor", "interpreter"],
+                   help="viewer: reads the wallboard; supervisor: also acts on agents and reservations; "
+                        "interpreter: the video agent page (/video/agent/), the name being their agent id")
     q.add_argument("--password-stdin", action="store_true",
                    help="read the password from the first line of standard input")
     q.set_defaults(func=cmd_users)

@@ -245,6 +245,79 @@ class WellnessConfig:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class VideoChoice:
+    """One large button of the video page: an id (a call variable's value) and its label in
+    each of the page's languages (``ko``, ``en``, ``zh``, ``vi``)."""
+
+    id: str
+    labels: Mapping[str, str]
+
+    def label(self, language: str) -> str:
+        return self.labels.get(language) or self.labels.get("en") or self.id
+
+
+VIDEO_LANGUAGES = ("ko", "en", "zh", "vi")
+DEFAULT_TOPICS = (
+    VideoChoice("premiums", {"ko": "보험료", "en": "Premiums", "zh": "保险费", "vi": "Phí bảo hiểm"}),
+    VideoChoice("benefits", {"ko": "급여·진료비", "en": "Benefits and medical costs",
+                             "zh": "医疗费用与待遇", "vi": "Quyền lợi và chi phí khám chữa bệnh"}),
+    VideoChoice("certificates", {"ko": "증명서 발급", "en": "Certificates", "zh": "证明书",
+                                 "vi": "Giấy chứng nhận"}),
+    VideoChoice("checkups", {"ko": "건강검진", "en": "Health check-ups", "zh": "健康体检",
+                             "vi": "Khám sức khỏe"}),
+    VideoChoice("other", {"ko": "기타 문의", "en": "Something else", "zh": "其他问题", "vi": "Việc khác"}),
+)
+DEFAULT_SIGN_LANGUAGES = (
+    VideoChoice("ksl", {"ko": "한국수어", "en": "Korean Sign Language", "zh": "韩国手语",
+                        "vi": "Ngôn ngữ ký hiệu Hàn Quốc"}),
+    VideoChoice("is", {"ko": "국제수어", "en": "International Sign", "zh": "国际手语",
+                       "vi": "Ngôn ngữ ký hiệu quốc tế"}),
+    VideoChoice("asl", {"ko": "미국수어", "en": "American Sign Language", "zh": "美国手语",
+                        "vi": "Ngôn ngữ ký hiệu Mỹ"}),
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VideoConfig:
+    """``video:`` (``ivr.video``): the sign-language video entrance.  Off unless ``enabled``.
+
+    ``number`` is what the page dials and what a video phone dials (a flow answers it);
+    ``websocket`` the address browsers reach Asterisk's SIP-over-WebSocket at; the page's
+    calls authenticate as the one ``guest_user`` endpoint, and a call is only served when it
+    carries a visit made by the page (``X-IVR-Visit``).  Interpreters' SIP passwords are read
+    from ``agent_passwords_file`` (``name password`` lines) and given to their page after
+    they log in.  Bookings: slots of ``slot_minutes`` in ``hours``, ``per_slot`` bookings
+    each, up to ``days_ahead`` days ahead; the page offers them when the expected wait is
+    over ``offer_above`` seconds; a booked caller is served ahead of the line from ``early``
+    seconds before the slot to its end."""
+
+    enabled: bool = False
+    number: str = "15779000"
+    queue: str = "sign_language"
+    websocket: str = "wss://127.0.0.1:8443/ws"
+    sip_domain: str = "127.0.0.1"
+    guest_user: str = "video-guest"
+    guest_password: str | None = dataclasses.field(default=None, repr=False)
+    agent_passwords_file: Path | None = None
+    ice_servers: tuple[str, ...] = ()
+    topics: tuple[VideoChoice, ...] = DEFAULT_TOPICS
+    sign_languages: tuple[VideoChoice, ...] = DEFAULT_SIGN_LANGUAGES
+    slot_minutes: int = 30
+    per_slot: int = 2
+    days_ahead: int = 7
+    offer_above: float = 300.0
+    early: float = 600.0
+    hours: OpeningHours = dataclasses.field(default_factory=OpeningHours.office)
+    max_visits: int = 500
+
+    def topic(self, choice: str) -> VideoChoice | None:
+        return next((c for c in self.topics if c.id == choice), None)
+
+    def sign_language(self, choice: str) -> VideoChoice | None:
+        return next((c for c in self.sign_languages if c.id == choice), None)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Config:
     ari: AriConfig
     flows: tuple[Path, ...]
@@ -259,6 +332,7 @@ class Config:
     callbacks: CallbacksConfig = dataclasses.field(default_factory=lambda: CallbacksConfig())
     wallboard: WallboardConfig = dataclasses.field(default_factory=lambda: WallboardConfig())
     wellness: WellnessConfig = WellnessConfig()
+    video: VideoConfig = dataclasses.field(default_factory=lambda: VideoConfig())
     switches: tuple[SwitchConfig, ...] = ()      # the media servers; () before _build fills it
 
     def __post_init__(self) -> None:
@@ -469,6 +543,10 @@ _WALLBOARD_KEYS = {"service_level", "service_level_formula", "flash_after", "ref
                    "levels"}
 _CALLERS_KEYS = {"region", "timezone", "lookup_budget", "registry", "registry_cache"}
 _REGISTRY_KEYS = {"url", "timeout", "token_env"}
+_VIDEO_SCALARS = {"enabled", "number", "queue", "websocket", "sip_domain", "guest_user", "guest_password",
+                  "guest_password_file", "agent_passwords_file", "slot_minutes", "per_slot", "days_ahead",
+                  "offer_above", "early", "max_visits"}
+_VIDEO_KEYS = _VIDEO_SCALARS | {"ice_servers", "topics", "sign_languages", "hours", "holidays"}
 # Settings whose environment value is taken exactly as written (not read as a YAML scalar).
 _TEXT_SETTINGS = frozenset({
     "flows", "prompts", "ari.url", "ari.username", "ari.password", "ari.password_file", "ari.app",
@@ -476,7 +554,9 @@ _TEXT_SETTINGS = frozenset({
     "engine.event_loop",
     "callers.region", "callers.timezone", "callers.registry.url", "callers.registry.token_env",
     "acd.music", "callbacks.owner", "callbacks.endpoint", "callbacks.caller_id",
-    "admin.listen", "admin.token", "admin.token_file", "admin.users_file"})
+    "admin.listen", "admin.token", "admin.token_file", "admin.users_file",
+    "video.number", "video.queue", "video.websocket", "video.sip_domain", "video.guest_user",
+    "video.guest_password", "video.guest_password_file", "video.agent_passwords_file"})
 
 
 def _env_settings() -> dict[tuple[str, ...], set[str]]:
@@ -494,6 +574,7 @@ def _env_settings() -> dict[tuple[str, ...], set[str]]:
         ("callbacks",): _CALLBACK_KEYS - _CALLBACK_LISTS,
         ("admin",): _ADMIN_KEYS,
         ("wallboard",): _WALLBOARD_KEYS - {"levels"},
+        ("video",): _VIDEO_SCALARS,
     }
 
 
@@ -651,7 +732,8 @@ def load_config(path: str | os.PathLike[str] | None = None,
 def _build(raw: dict[str, Any], env: Mapping[str, str], source: Path | None, *,
            need_ari: bool) -> Config:
     _check_keys("top level", raw, {"ari", "switches", "flows", "prompts", "store", "log", "engine",
-                                   "callers", "acd", "admin", "callbacks", "wallboard", "wellness"})
+                                   "callers", "acd", "admin", "callbacks", "wallboard", "wellness",
+                                   "video"})
     base = source.parent if source else Path.cwd()
 
     def rel(p: str, key: str) -> Path:
@@ -725,6 +807,7 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], source: Path | None, *,
         callbacks=callbacks,
         wallboard=_wallboard(raw),
         wellness=_wellness(raw, callers, acd, callbacks),
+        video=_video(raw, rel, callers, acd, callbacks),
     )
 
 
@@ -1386,3 +1469,109 @@ def _surge(value: Any, where: str, queues: list[str]) -> Surge | None:
                             f"{where}.resume_under ({resume:g}) must be below pause_over "
                             f"({pause:g}), so the campaign does not pause and resume on every look")
     return Surge(queue=queue, pause_over=pause, resume_under=resume)
+
+
+def _video(raw: Mapping[str, Any], rel, callers: CallersConfig, acd: AcdConfig,
+           callbacks: CallbacksConfig) -> VideoConfig:
+    sec = _section(raw, "video")
+    _check_keys("video", sec, _VIDEO_KEYS)
+    default = VideoConfig()
+    enabled = _flag("video.enabled", sec.get("enabled", False), "serve the video page")
+    number = _text("video.number", str(sec.get("number", default.number)),
+                   pattern=re.compile(r"[+*#0-9]{1,32}"), what="a dialled number (digits, + * #)",
+                   example="'15779000'")
+    queue = _text("video.queue", sec.get("queue", default.queue), pattern=re.compile(r"[A-Za-z0-9_.\-]{1,80}"),
+                  example="sign_language")
+    websocket = _text("video.websocket", sec.get("websocket", default.websocket),
+                      pattern=re.compile(r"wss?://\S{1,300}"), what="a ws:// or wss:// URL",
+                      example="wss://127.0.0.1:8443/ws")
+    domain = _text("video.sip_domain", sec.get("sip_domain", default.sip_domain),
+                   pattern=re.compile(r"[A-Za-z0-9.\-:\[\]]{1,200}"), what="a host name or address",
+                   example="127.0.0.1")
+    guest = _text("video.guest_user", sec.get("guest_user", default.guest_user),
+                  pattern=re.compile(r"[A-Za-z0-9_.\-]{1,80}"), example="video-guest")
+    password = sec.get("guest_password")
+    if password in (None, "") and sec.get("guest_password_file") not in (None, ""):
+        pf = rel(_text("video.guest_password_file", sec["guest_password_file"], pattern=_NAME,
+                       what="a path", example=".sandbox/video-guest-password"), "video.guest_password_file")
+        try:
+            password = _read_bounded(pf, MAX_SECRET_BYTES).decode("utf-8").strip() or None
+        except FileNotFoundError:
+            password = None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise _SettingError("video.guest_password_file",
+                                f"video.guest_password_file {pf} cannot be read ({exc})") from exc
+    elif password not in (None, ""):
+        password = _text("video.guest_password", password, pattern=_TOKEN, what="a password",
+                         example="'${IVR_VIDEO_GUEST_PASSWORD}'")
+    else:
+        password = None
+    agents_file = None
+    if sec.get("agent_passwords_file") not in (None, ""):
+        agents_file = rel(_text("video.agent_passwords_file", sec["agent_passwords_file"], pattern=_NAME,
+                                what="a path", example=".sandbox/interpreter-passwords"),
+                          "video.agent_passwords_file")
+    ice = sec.get("ice_servers") or []
+    if not isinstance(ice, list) or not all(isinstance(u, str) and re.fullmatch(r"(stun|turns?):\S{1,300}", u)
+                                            for u in ice):
+        raise _SettingError("video.ice_servers", "video.ice_servers must be a list of stun:/turn: URLs, "
+                                                 f"not {_shown(ice)}")
+
+    def choices(key: str, given: tuple[VideoChoice, ...]) -> tuple[VideoChoice, ...]:
+        value = sec.get(key)
+        if value is None:
+            return given
+        where = f"video.{key}"
+        if not isinstance(value, list) or not value or len(value) > 12:
+            raise _SettingError(where, f"{where} must be a list of 1 to 12 {{id, ko, en, zh, vi}}, "
+                                       f"not {_shown(value)}")
+        out: list[VideoChoice] = []
+        for i, item in enumerate(value, 1):
+            if not isinstance(item, dict) or "id" not in item:
+                raise _SettingError(f"{where}[{i}]", f"{where}[{i}] must be a mapping with an id and "
+                                                     "a label per language")
+            _check_keys(f"{where}[{i}]", item, {"id", *VIDEO_LANGUAGES})
+            cid = _text(f"{where}[{i}].id", item["id"], pattern=re.compile(r"[a-z0-9_]{1,40}"),
+                        what="lower-case letters, digits and _", example="premiums")
+            labels = {lang: _text(f"{where}[{i}].{lang}", item[lang], pattern=_NAME, example="보험료")
+                      for lang in VIDEO_LANGUAGES if lang in item}
+            if "en" not in labels and "ko" not in labels:
+                raise _SettingError(f"{where}[{i}]", f"{where}[{i}] ({cid}) needs at least a ko or en label")
+            if any(c.id == cid for c in out):
+                raise _SettingError(f"{where}[{i}]", f"{where}[{i}]: id {cid} is given twice")
+            out.append(VideoChoice(cid, labels))
+        return tuple(out)
+
+    tz = ZoneInfo(callers.timezone)
+    if "hours" in sec:
+        hours = OpeningHours(tz, _weekly_hours(sec["hours"], "video.hours"),
+                             _holidays(sec.get("holidays"), "video.holidays"), callbacks.hours.public_holidays)
+    else:
+        hours = dataclasses.replace(callbacks.hours,
+                                    holidays=callbacks.hours.holidays | _holidays(sec.get("holidays"),
+                                                                                  "video.holidays"))
+    config = VideoConfig(
+        enabled=enabled, number=number, queue=queue, websocket=websocket, sip_domain=domain,
+        guest_user=guest, guest_password=password, agent_passwords_file=agents_file,
+        ice_servers=tuple(ice), topics=choices("topics", default.topics),
+        sign_languages=choices("sign_languages", default.sign_languages),
+        slot_minutes=_whole("video.slot_minutes", sec.get("slot_minutes", default.slot_minutes),
+                            lower=5, upper=240),
+        per_slot=_whole("video.per_slot", sec.get("per_slot", default.per_slot), lower=1, upper=1000),
+        days_ahead=_whole("video.days_ahead", sec.get("days_ahead", default.days_ahead), lower=1, upper=90),
+        offer_above=_seconds("video.offer_above", sec.get("offer_above", default.offer_above),
+                             upper=86400.0, zero=True),
+        early=_seconds("video.early", sec.get("early", default.early), upper=86400.0, zero=True),
+        hours=hours,
+        max_visits=_whole("video.max_visits", sec.get("max_visits", default.max_visits), lower=1,
+                          upper=100_000))
+    if enabled:
+        names = {q.name for q in acd.queues}
+        if queue not in names:
+            raise _SettingError("video.queue", f"video.queue {queue} is not one of acd.queues "
+                                               f"({', '.join(sorted(names)) or 'none'})")
+        if "booked" not in acd.priorities:
+            raise _SettingError("video.enabled", "video needs the priority 'booked' in acd.priorities "
+                                                 "(highest first, e.g. [booked, elderly, repeat, normal]): "
+                                                 "a booked consultation is served ahead of the line")
+    return config

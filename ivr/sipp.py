@@ -274,6 +274,13 @@ class CallResult:
     def ok(self) -> bool:
         return self.exit_code == 0 and self.outcome in ("remote-bye", "local-bye")
 
+    @property
+    def video_port(self) -> int | None:
+        """The video stream's port in the answer (0: refused; None: no video stream in it, or
+        none offered): the second ``m=video`` line of the trace, the first being the offer's."""
+        ports = re.findall(r"^\s*m=video (\d+)", self.messages, re.M)
+        return int(ports[1]) if len(ports) > 1 else None
+
     def describe(self) -> str:
         parts = [f"call {self.caller} -> {self.number}: {self.outcome}"]
         if self.status_code:
@@ -321,10 +328,25 @@ _HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
 _HEADER_VALUE = re.compile(r"[\x20-\x7e]{0,200}")
 
 
+# A video phone's second stream (place_call(video=True)): VP8 and H.264 on SIPp's media port + 2.
+_VIDEO_SDP = (
+    "      m=video [media_port+2] RTP/AVP 96 97\n"
+    "      a=rtpmap:96 VP8/90000\n"
+    "      a=rtpmap:97 H264/90000\n"
+    "      a=fmtp:97 profile-level-id=42e01f;packetization-mode=1\n"
+    "      a=sendrecv\n"
+)
+
+
 def render_scenario(
-    *, answer_timeout: float, bye_wait: float, pcap: Path | None, headers: dict[str, str] | None = None
+    *, answer_timeout: float, bye_wait: float, pcap: Path | None, headers: dict[str, str] | None = None,
+    video: bool = False,
 ) -> str:
     text = CALLER_SCENARIO.read_text()
+    if video:
+        audio_end = "      a=sendrecv\n"
+        at = text.index(audio_end) + len(audio_end)
+        text = text[:at] + _VIDEO_SDP + text[at:]
     play = f'<exec play_pcap_audio="{pcap}"/>' if pcap is not None else ""
     extra = ""
     for name, value in (headers or {}).items():
@@ -352,6 +374,7 @@ async def place_call(
     local_ip: str = "127.0.0.1",
     voice: float = 0.0,
     headers: dict[str, str] | None = None,
+    video: bool = False,
 ) -> CallResult:
     """Call ``number`` as ``caller``, press ``keys`` after the answer, and wait for the end.
 
@@ -362,6 +385,8 @@ async def place_call(
     tone) for this many seconds, so that whoever the call reaches (an agent) hears the caller;
     otherwise the caller sends no RTP once the keys are done.  ``headers``: extra INVITE
     headers (``{"X-IVR-Center": "busan"}`` picks a center through the sandbox's Kamailio).
+    ``video``: a video phone: the offer has a second stream, VP8 and H.264 (no picture is
+    sent); ``CallResult.video_port`` says what the answer made of it.
     """
     sipp = _sipp_binary()
     presses = parse_keys(keys, key_delay) if keys else []
@@ -383,7 +408,8 @@ async def place_call(
                 pcap.write_bytes(dtmf_pcap(presses, voice=voice))
             scenario = work / "caller.xml"
             scenario.write_text(
-                render_scenario(answer_timeout=max_duration, bye_wait=bye_wait, pcap=pcap, headers=headers)
+                render_scenario(answer_timeout=max_duration, bye_wait=bye_wait, pcap=pcap, headers=headers,
+                                video=video)
             )
             log_file, err_file, msg_file = work / "logs.log", work / "errors.log", work / "messages.log"
             hard_limit = max_duration + bye_wait + 15
@@ -1124,6 +1150,8 @@ def call_main(argv: list[str] | None = None, *, prog: str = "python -m ivr.sipp"
                         help="where the INVITE goes (the sandbox's Kamailio with several centers: 127.0.0.1:5300)")
     parser.add_argument("--header", action="append", default=[], metavar="NAME:VALUE",
                         help="an extra INVITE header, e.g. 'X-IVR-Center: busan' (repeatable)")
+    parser.add_argument("--video", action="store_true",
+                        help="a video phone: offer a VP8/H.264 stream beside the audio (15779000)")
     parser.add_argument("--messages", action="store_true", help="print the SIP messages exchanged")
     args = parser.parse_args(argv)
     headers: dict[str, str] = {}
@@ -1144,12 +1172,17 @@ def call_main(argv: list[str] | None = None, *, prog: str = "python -m ivr.sipp"
                 target=args.target,
                 voice=args.voice,
                 headers=headers,
+                video=args.video,
             )
         )
     except SippError as exc:
         print(f"sipp: {exc}", file=sys.stderr)
         return 2
     print(result.describe())
+    if args.video:
+        port = result.video_port
+        print("video: " + ("not in the answer" if port is None else "refused (port 0)" if port == 0
+                           else f"accepted (the switch's port {port})"))
     if args.messages:
         print(result.messages)
     if report is not None and result.answered:

@@ -30,13 +30,13 @@ import datetime as dt
 import heapq
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
 from ivr.acd.core import Acd
 from ivr.acd.estimate import announce_range
-from ivr.acd.model import AgentState, AgentStatus, Offer, QueueSpec
+from ivr.acd.model import AgentState, AgentStatus, NoSuchCall, Offer, QueueSpec
 from ivr.acd.restore import Restored, RestoredTalk, restore_agents
 from ivr.flow.model import CallbackOffer
 from ivr.call import Booking, Bridge, Call, CallRecord, Outcome, Prompt, Switch, Turn, utcnow
@@ -79,6 +79,17 @@ class _Caller:
     note: str | None = None                # served by another center: which, and why
 
 
+class Watcher(Protocol):
+    """Told, as it happens, of the turns of the calls it watches (``QueueService.watch``):
+    the video entrance shows the waiting caller and the interpreter's page what happens."""
+
+    def ringing(self, call_id: str, agent_id: str) -> None: ...
+
+    def connected(self, call_id: str, agent_id: str) -> None: ...
+
+    def ring_ended(self, call_id: str, agent_id: str) -> None: ...
+
+
 class QueueService:
     def __init__(self, acd: Acd, specs: Mapping[str, QueueSpec], switch: Switch,
                  catalogue: Catalogue, *, music: str | None = "default", default_language: str = "ko",
@@ -108,6 +119,47 @@ class QueueService:
         self._restored = Restored({}, {}, {})       # what a restart picks up again
         self._legs: dict[str, asyncio.Future[Call]] = {}     # agents' legs picked up again
         self._settle = TaskSet("acd.restored")
+        self._watchers: dict[str, Watcher] = {}      # call id → who is told of its turns
+
+    def watch(self, call_id: str, watcher: Watcher | None) -> None:
+        """Tell ``watcher`` of ``call_id``'s turns (None: stop)."""
+        if watcher is None:
+            self._watchers.pop(call_id, None)
+        else:
+            self._watchers[call_id] = watcher
+
+    def _tell(self, call_id: str, what: str, agent_id: str) -> None:
+        watcher = self._watchers.get(call_id)
+        if watcher is not None:
+            try:
+                getattr(watcher, what)(call_id, agent_id)
+            except Exception:
+                log.exception("acd.watcher_failed", what=what)
+
+    def place(self, call_id: str) -> tuple[int, float | None] | None:
+        """A waiting caller's place in line (1 is next) and expected wait in seconds (None:
+        nobody on duty to estimate from); None when the call is not in a line."""
+        if call_id not in self.callers:
+            return None
+        try:
+            return self.acd.position(call_id), self.acd.estimate_wait(call_id, self.clock())
+        except NoSuchCall:
+            return None
+
+    def staffed(self, queue: str) -> tuple[int, int]:
+        """Agents serving ``queue``: (logged in and not paused, paused)."""
+        return self.acd.staffed(queue)
+
+    def take_out(self, call_id: str, why: str) -> bool:
+        """Take a waiting caller out of the line for good with ``why`` (``booked: <detail>``:
+        they booked a consultation instead); False when the call is not waiting (an agent is
+        rung for it, or it is gone)."""
+        c = self.callers.get(call_id)
+        if c is None or c.outcome.done() or c.ring is not None:
+            return False
+        self.acd.leave(call_id, self.clock(), "callback")
+        c.outcome.set_result(why)
+        return True
 
     def attach_booking(self, booking: Booking) -> None:
         """Callbacks are on: waiting callers may be offered one (``queue`` nodes with
@@ -185,6 +237,13 @@ class QueueService:
                     if await self._book_callback(c):
                         return
                     continue                              # not booked: back in line, same place
+                if result.startswith("booked: "):         # a consultation booked instead
+                    self._left_line(c)
+                    record.end(Outcome.CALLBACK_BOOKED, f"{c.queue}: {result.removeprefix('booked: ')}")
+                    log.info("acd.consultation_booked", queue=c.queue)
+                    await self._leave_holding(c)
+                    await _hang_up_quietly(call)
+                    return
                 self._left_line(c)
                 record.end(Outcome.QUEUE_TIMEOUT, f"{c.queue}: {result}")
                 await self._leave_holding(c)
@@ -194,6 +253,7 @@ class QueueService:
             self._abandon(c, exc.reason)
         finally:
             self._forget(c)
+            self._watchers.pop(call.id, None)
 
     async def _wait_in_line(self, c: _Caller) -> str | None:
         """Hold until the caller's turn ends: ``connected``, ``callback``, a time-out reason,
@@ -425,6 +485,14 @@ class QueueService:
         return free_if_cancelled
 
     async def _ring(self, c: _Caller, offer: Offer) -> None:
+        self._tell(c.call.id, "ringing", offer.agent_id)
+        try:
+            await self._ring_agent(c, offer)
+        finally:
+            if c.agent_id != offer.agent_id:     # answered: "connected" once in the bridge
+                self._tell(c.call.id, "ring_ended", offer.agent_id)
+
+    async def _ring_agent(self, c: _Caller, offer: Offer) -> None:
         agent = self.acd.agent(offer.agent_id)
         spec = self.specs[offer.queue]
         log.info("acd.ringing", agent=offer.agent_id, endpoint=agent.spec.endpoint, queue=offer.queue,
@@ -436,7 +504,8 @@ class QueueService:
                                                 # customer, not the center's own number)
                                                 caller_id=c.record.caller or c.call.caller_number or None,
                                                 args=("agent", offer.agent_id),
-                                                variables=self._agent_variables(c))
+                                                variables=self._agent_variables(c),
+                                                video=c.record.channel == "video")
         except asyncio.CancelledError:
             self.acd.ring_cancelled(offer.agent_id, self.clock())
             raise
@@ -477,6 +546,7 @@ class QueueService:
             "IVR_WAITED": str(round(self.clock() - c.arrived_at)),
             "IVR_LANGUAGE": c.language,
             "IVR_CALL_ID": c.call.id,
+            "IVR_CHANNEL": c.record.channel,
         }
 
     async def _converse(self, c: _Caller) -> None:
@@ -492,6 +562,7 @@ class QueueService:
             served = f"{agent_id} after {waited:.0f} s in line"
             c.record.end(Outcome.AGENT_CONNECTED, f"{served}; {c.note}" if c.note else served)
             log.info("acd.connected", agent=agent_id, waited=round(waited, 1))
+            self._tell(call.id, "connected", agent_id)
             await _until_one_hangs_up(call, agent_call)
             log.info("acd.conversation_ended", agent=agent_id,
                      by="caller" if call.hung_up else "agent")
@@ -829,6 +900,11 @@ class QueueService:
         if c is None:
             return None
         return c.record.number or c.call.caller_number or None
+
+    def caller_channel(self, call_id: str) -> str | None:
+        """How a caller this service holds came in (``voice``, ``video``); None for anyone else."""
+        c = self.callers.get(call_id)
+        return c.record.channel if c is not None else None
 
     def free_agents(self) -> int:
         return sum(1 for a in self.acd.agents() if a.state == AgentState.AVAILABLE)

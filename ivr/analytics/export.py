@@ -1,8 +1,8 @@
 """``ivr export calls``: every call of a range, one row each, as CSV or Parquet.
 
-A row holds the call's record (times, flow, caller, outcome), its path through the flow
-(``path``), how it left each node (``exits``), the keys pressed (``keys``), the queue and the
-seconds waited there, and the call's queue events as one JSON column (``events``: a list of
+A row holds the call's record (times, flow, caller, ``channel``: voice or video, outcome), its
+path through the flow (``path``), how it left each node (``exits``), the keys pressed (``keys``),
+the queue and the seconds waited there, and the call's queue events as one JSON column (``events``: a list of
 ``{"at", "kind", "agent_id", "queue", "detail"}``, oldest first).
 
 Streaming: the calls are read from the store a batch at a time (``Store.iter_calls``) with the
@@ -40,7 +40,7 @@ __all__ = ["COLUMNS", "ExportError", "Format", "atomic_file", "export_range", "p
 Format = Literal["csv", "parquet"]
 
 COLUMNS = ("call_id", "started_at", "ended_at", "flow", "flow_version", "language", "caller",
-           "number", "dialled", "outcome", "detail", "priority", "reason", "path", "exits", "keys",
+           "number", "dialled", "channel", "outcome", "detail", "priority", "reason", "path", "exits", "keys",
            "queue", "waited", "events")
 
 
@@ -139,7 +139,7 @@ def _rows(records: Sequence[CallRecord], events: dict[str, list[QueueEvent]], *,
             number = masks.number(number) if number else number
             detail = masks.text(detail) if detail else detail
         rows.append((r.call_id, _utc(r.started_at), _utc(r.ended_at), r.flow, r.flow_version,
-                     r.language, caller, number, r.dialled,
+                     r.language, caller, number, r.dialled, r.channel,
                      None if r.outcome is None else str(r.outcome), detail, r.priority, r.reason,
                      r.nodes, [str(e) for e in r.exits], r.digits, r.queue, r.waited,
                      _events_json(events.get(r.call_id, ()), masks)))
@@ -176,10 +176,10 @@ class _CsvWriter:
         # csv writes None as an empty cell.
         self._csv.writerows(
             (call_id, started.isoformat(), ended.isoformat() if ended is not None else None, flow,
-             version, language, caller, number, dialled, outcome, detail, priority, reason,
-             listed(path), listed(exits), listed(keys), queue, waited, events)
+             version, language, caller, number, dialled, channel, outcome, detail, priority,
+             reason, listed(path), listed(exits), listed(keys), queue, waited, events)
             for (call_id, started, ended, flow, version, language, caller, number, dialled,
-                 outcome, detail, priority, reason, path, exits, keys, queue, waited,
+                 channel, outcome, detail, priority, reason, path, exits, keys, queue, waited,
                  events) in rows)
 
     def close(self) -> None:

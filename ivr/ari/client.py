@@ -403,12 +403,14 @@ class AriClient:
                         app_args: Sequence[str] = (), caller_id: str | None = None,
                         timeout: int | None = None, channel_id: str | None = None,
                         variables: Mapping[str, str] | None = None,
-                        originator: str | None = None) -> dict[str, Any]:
-        """Dial ``endpoint`` (``PJSIP/agent1``) into Stasis; variables travel in the JSON body."""
+                        originator: str | None = None, formats: str | None = None) -> dict[str, Any]:
+        """Dial ``endpoint`` (``PJSIP/agent1``) into Stasis; variables travel in the JSON body.
+        ``formats`` (``opus,ulaw,vp8``): what the new channel offers; without it (and without
+        an ``originator``) Asterisk offers audio only."""
         params = _drop_none(endpoint=endpoint, app=app or self.app,
                             appArgs=",".join(app_args) if app_args else None,
                             callerId=caller_id, timeout=timeout, channelId=channel_id,
-                            originator=originator)
+                            originator=originator, formats=formats)
         body = {"variables": dict(variables)} if variables else None
         return _object(await self.request("POST", "/channels", params=params, json=body),
                        "POST", "/channels")

@@ -38,6 +38,9 @@ from ivr.ari.timeouts import Timeouts
 
 log = structlog.get_logger(__name__)
 
+# What a leg rung for a video caller offers (Switch.dial(video=True)): Opus for a browser,
+# u-law for a phone, VP8 and H.264 for the picture.  Asterisk keeps the ones the endpoint allows.
+VIDEO_FORMATS = "opus,ulaw,alaw,vp8,h264"
 DIAL_PREFIX = "ivr-dial-"        # channels the engine dials (agents, callbacks): ivr-dial-<random>
 BRIDGE_PREFIX = "ivr-"           # bridges the engine makes: ivr-holding-…, ivr-mixing-…
 
@@ -346,7 +349,7 @@ class AriAdapter:
                    args: Sequence[str] = ("dialled",),
                    variables: Mapping[str, str] | None = None,
                    near: Call | None = None, home: str | None = None,
-                   channel_id: str | None = None) -> AriCall:
+                   channel_id: str | None = None, video: bool = False) -> AriCall:
         """Ring ``endpoint`` (``PJSIP/agent1``) for up to ``timeout`` seconds; the answered call.
         On this one server: ``near`` and ``home`` are for ``Switchboard``, which picks the
         server (and the trunk) before it calls this.
@@ -364,7 +367,8 @@ class AriAdapter:
             try:
                 await self.client.originate(endpoint, app=self.app, app_args=list(args),
                                             caller_id=caller_id, timeout=max(1, math.ceil(timeout)),
-                                            channel_id=channel_id, variables=variables)
+                                            channel_id=channel_id, variables=variables,
+                                            formats=VIDEO_FORMATS if video else None)
             except ChannelGone as exc:
                 raise DialFailed(f"cannot dial {endpoint}: {exc}", status=exc.status) from exc
             except AriError as exc:

@@ -119,7 +119,7 @@ class Switchboard:
     async def dial(self, endpoint: str, *, timeout: float, caller_id: str | None = None,
                    args: Sequence[str] = ("dialled",), variables: Mapping[str, str] | None = None,
                    near: Call | None = None, home: str | None = None,
-                   channel_id: str | None = None) -> AriCall:
+                   channel_id: str | None = None, video: bool = False) -> AriCall:
         adapter = self._near(near) or self._of_center(home) or self._any()
         target = endpoint
         if home is not None and adapter.center is not None and adapter.center != home:
@@ -127,7 +127,7 @@ class Switchboard:
         if target != endpoint:
             log.info("ari.dial_across", switch=adapter.name, to_center=home, endpoint=target)
         return await adapter.dial(target, timeout=timeout, caller_id=caller_id, args=args,
-                                  variables=variables, channel_id=channel_id)
+                                  variables=variables, channel_id=channel_id, video=video)
 
     async def bridge(self, kind: str = "mixing", *, name: str | None = None,
                      near: Call | None = None) -> AriBridge:

@@ -157,11 +157,13 @@ class LiveStats:
     """Today's figures (see the module's docstring); call it with each ``Event`` of the Acd.
 
     ``clock``: the wall clock (aware datetimes); ``mono``: the Acd's clock (seconds);
-    ``numbers``: a waiting caller's number (E.164) by call id, None when not known."""
+    ``numbers``: a waiting caller's number (E.164) by call id, None when not known;
+    ``channels``: how a waiting caller reached us (``voice``, ``video``) by call id."""
 
     def __init__(self, line: LineView, config: WallboardConfig, *, tz: ZoneInfo,
                  clock: Callable[[], dt.datetime], mono: Callable[[], float],
                  numbers: Callable[[str], str | None] = lambda call_id: None,
+                 channels: Callable[[str], str | None] = lambda call_id: None,
                  queue_names: Sequence[str] | None = None) -> None:
         self.line = line
         self.config = config
@@ -169,6 +171,7 @@ class LiveStats:
         self.clock = clock
         self.mono = mono
         self.numbers = numbers
+        self.channels = channels
         self.queue_names = list(queue_names if queue_names is not None else line.queue_names())
         agents = line.agents()
         self._agent_spec = {a.spec.id: a.spec for a in agents}
@@ -530,6 +533,7 @@ class LiveStats:
             "estimate": None if estimate is None else round(estimate),
             "number": (mask_number(number) if masked else number) if number else None,
             "flash": waited > self.config.flash_after,
+            "channel": self.channels(w.call_id) or "voice",
         }
 
     def _queue_row(self, queue: str, center: str | None, ws: list[Waiting], now: float) -> dict[str, Any]:

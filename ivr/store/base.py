@@ -57,13 +57,16 @@ class CallQuery:
     """Which calls ``Store.find_calls`` returns: every given field must match.
 
     ``since``/``until``: ``started_at`` in [since, until); ``number``: the caller's number in
-    E.164 (the API normalises any spelling first); ``outcome``: an ``Outcome`` value."""
+    E.164 (the API normalises any spelling first); ``outcome``: an ``Outcome`` value;
+    ``channel``: ``voice`` or ``video`` (``ivr.call.CHANNELS``; it narrows the other conditions,
+    no index of its own)."""
 
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     flow: str | None = None
     outcome: str | None = None
     number: str | None = None
+    channel: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -96,6 +99,34 @@ class WellnessClaim:
     claimed_by: str
     claim_until: dt.datetime | None
     taken_over: bool = False
+
+
+VIDEO_BOOKING_STATUSES = ("booked", "used", "cancelled")
+# The statuses that hold a place in a slot.
+VIDEO_BOOKING_HELD = ("booked", "used")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VideoBooking:
+    """A video consultation booked at a time slot (the sign-language video entrance).
+
+    ``code`` is what the caller enters on the page: the stores keep it upper-case and find it
+    whatever its case.  Times are aware (naive ones are taken as UTC when stored) and read back
+    in UTC.  ``number``: the caller's number in E.164, None when not given.  ``status``:
+    ``booked``, ``used`` (a call used it: ``call_id`` is the last such call, ``used_at`` when;
+    a caller whose call dropped may come back within the slot) or ``cancelled``."""
+
+    code: str
+    slot_start: dt.datetime
+    slot_end: dt.datetime
+    topic: str
+    sign_language: str
+    language: str
+    number: str | None
+    created_at: dt.datetime
+    status: str = "booked"
+    call_id: str | None = None
+    used_at: dt.datetime | None = None
 
 
 class Store(Protocol):
@@ -387,4 +418,45 @@ class Store(Protocol):
 
     async def clear_wellness_visits(self, number: str, at: dt.datetime) -> int:
         """A later call reached ``number``: its open visit ends (``cleared_at``); how many."""
+        ...
+
+    # -- video consultations ---------------------------------------------------------------------
+    # Codes are compared whatever their case (stored upper-case).  Times given are aware (naive
+    # ones are taken as UTC); values read back are in UTC.  A place in a slot is held by a
+    # booking that is ``booked`` or ``used``; a cancelled one frees it.
+
+    async def put_video_booking(self, booking: VideoBooking, *, capacity: int) -> bool:
+        """Store ``booking`` unless ``capacity`` bookings (booked or used) already hold its
+        ``slot_start``: False then, and nothing is written.  Counted and written atomically:
+        engines booking the last place at once never both get it.  A code already stored
+        (in any case) raises ``StoreError`` — when the slot has room: a full slot answers
+        False first."""
+        ...
+
+    async def get_video_booking(self, code: str) -> VideoBooking | None:
+        """One booking by code (any case), or None."""
+        ...
+
+    async def video_slot_counts(self, since: dt.datetime,
+                                until: dt.datetime) -> dict[dt.datetime, int]:
+        """Places held (booked or used) per ``slot_start`` in [since, until); slots without
+        any are left out."""
+        ...
+
+    async def use_video_booking(self, code: str, call_id: str,
+                                at: dt.datetime) -> VideoBooking | None:
+        """A call (``call_id``, at ``at``) uses a booked or used booking: it becomes ``used``
+        with that call and time, and is returned as stored; None when the code is unknown or
+        the booking cancelled."""
+        ...
+
+    async def cancel_video_booking(self, code: str) -> bool:
+        """Cancel a booked or used booking (its place is free again); False when the code is
+        unknown or it is cancelled already."""
+        ...
+
+    async def list_video_bookings(self, since: dt.datetime, until: dt.datetime,
+                                  limit: int = 200) -> list[VideoBooking]:
+        """Bookings of any status whose ``slot_start`` is in [since, until), by slot (then by
+        ``created_at`` and code), at most ``limit``."""
         ...

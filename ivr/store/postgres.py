@@ -33,6 +33,13 @@ statement.  Tried again after a lost commit, a claim answers None (the first one
 person is not rung now, and the claim lapses and is taken over a lease later — never rung
 twice.  A finished attempt repeated after a lost commit answers False although it was noted;
 opening a visit again is harmless (one open visit per number).
+
+Video consultations: a booking takes an advisory lock of its slot, then counts the slot's
+places and inserts in one statement, in one transaction, so engines booking the last place at
+once never both get it.  Tried again after a lost connection, a booking finds itself stored
+(the first try committed) and answers True, never takes a second place; using a booking again
+is harmless (the same call and time), and a cancellation repeated after a lost commit answers
+False although it was made.
 """
 
 from __future__ import annotations
@@ -52,7 +59,7 @@ from ivr.callbacks.model import Reservation, check_attempt_outcome, check_status
 from ivr.errors import ConfigError, StoreError
 from ivr.store import statements
 from ivr.store.base import (OUTBOUND_DIALLED, SERVED_OUTCOMES, AuditEntry, Caller, CallQuery, QueueEvent,
-                            WellnessClaim)
+                            VideoBooking, WellnessClaim)
 from ivr.store.timeouts import StoreTimeouts
 from ivr.wellness.model import Attempt, AttemptResult, Person, Visit
 
@@ -60,7 +67,7 @@ log = structlog.get_logger("ivr.store")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 9          # the same numbering as the SQLite store
+SCHEMA_VERSION = 10         # the same numbering as the SQLite store
 _FIRST_VERSION = 2          # PostgreSQL started at 2: what _CREATE makes
 _SCHEMA_LOCK = 0x1F5_70_2E  # advisory lock key: engines starting together create the schema once
 
@@ -189,6 +196,19 @@ CREATE TABLE wellness_visits (
 """ + ";\n".join(statements.V7_INDEXES),
     8: "ALTER TABLE callers ADD COLUMN wellness text",     # the caller's wellness campaign
     9: ";\n".join(statements.V9_REGISTRY_GENERATION),      # a cached registry's freshness
+    10: ";\n".join((*statements.V10_CALL_COLUMNS, """CREATE TABLE video_bookings (
+    code          text PRIMARY KEY,
+    slot_start    timestamptz NOT NULL,
+    slot_end      timestamptz NOT NULL,
+    topic         text NOT NULL,
+    sign_language text NOT NULL,
+    language      text NOT NULL,
+    number        text,
+    created_at    timestamptz NOT NULL,
+    status        text NOT NULL CHECK (status IN ('booked', 'used', 'cancelled')),
+    call_id       text,
+    used_at       timestamptz
+)""", *statements.V10_VIDEO_INDEXES)),     # calls' channel and chat; video consultations
 }
 
 COLUMNS = statements.CALL_COLUMNS
@@ -348,16 +368,19 @@ def _call_row(record: CallRecord, *, started: bool = False) -> tuple[Any, ...]:
             None if started else _aware(record.ended_at), record.flow, record.flow_version,
             record.language, list(record.nodes), list(record.digits),
             None if started else record.outcome, record.detail, record.priority, record.reason,
-            record.number, [str(e) for e in record.exits], record.queue, record.waited)
+            record.number, [str(e) for e in record.exits], record.queue, record.waited,
+            record.channel, statements.chat_json(record.chat), record.chat_dropped)
 
 
 def _call_from_row(row: asyncpg.Record) -> CallRecord:
     # Positional (the order of CALL_COLUMNS): streams read millions of rows through here.
     (call_id, caller, dialled, started_at, ended_at, flow, flow_version, language, nodes,
-     digits, outcome, detail, priority, reason, number, exits, queue, waited) = row
+     digits, outcome, detail, priority, reason, number, exits, queue, waited, channel, chat,
+     chat_dropped) = row
     return CallRecord(call_id, caller, dialled, started_at, ended_at, flow, flow_version,
                       language, list(nodes), list(digits), outcome, detail, priority, reason,
-                      number, list(exits), queue, waited)
+                      number, list(exits), queue, waited, channel,
+                      statements.chat_from_json(chat), chat_dropped)
 
 
 def _event_from_row(row: asyncpg.Record) -> QueueEvent:
@@ -396,6 +419,22 @@ def _claim_from_row(row: asyncpg.Record, now: dt.datetime | None = None) -> Well
                          taken_over=now is not None and claimed_at != now)
 
 
+def _video_row(b: VideoBooking) -> tuple[Any, ...]:
+    """A booking in the order of VIDEO_BOOKING_COLUMNS, its code upper-case."""
+    return (b.code.upper(), _aware(b.slot_start), _aware(b.slot_end), b.topic, b.sign_language,
+            b.language, b.number, _aware(b.created_at), b.status, b.call_id, _aware(b.used_at))
+
+
+def _video_from_row(row: asyncpg.Record) -> VideoBooking:
+    return VideoBooking(*row)
+
+
+def _slot_lock(slot_start: dt.datetime) -> int:
+    """The second key of a slot's advisory lock: its start in whole seconds, folded into an
+    int4 (two slots that share a key only wait for each other)."""
+    return int(slot_start.timestamp()) % 2**31
+
+
 def _visit_from_row(row: asyncpg.Record) -> Visit:
     visit_id, number, campaign, since, history, done_at, note, cleared_at = row
     return Visit(id=visit_id, number=number, campaign=campaign, since=since,
@@ -418,6 +457,13 @@ _GET_OPEN_WELLNESS_VISIT = statements.numbered(statements.GET_OPEN_WELLNESS_VISI
 _GET_WELLNESS_VISIT = statements.numbered(statements.GET_WELLNESS_VISIT)
 _WELLNESS_VISIT_DONE = statements.numbered(statements.WELLNESS_VISIT_DONE)
 _CLEAR_WELLNESS_VISITS = statements.numbered(statements.CLEAR_WELLNESS_VISITS)
+_PUT_VIDEO_BOOKING = statements.numbered(statements.PUT_VIDEO_BOOKING)
+_GET_VIDEO_BOOKING = statements.numbered(statements.GET_VIDEO_BOOKING)
+_VIDEO_SLOT_COUNTS = statements.numbered(statements.VIDEO_SLOT_COUNTS)
+_USE_VIDEO_BOOKING = statements.numbered(statements.USE_VIDEO_BOOKING)
+_CANCEL_VIDEO_BOOKING = statements.numbered(statements.CANCEL_VIDEO_BOOKING)
+_LIST_VIDEO_BOOKINGS = statements.numbered(statements.LIST_VIDEO_BOOKINGS)
+_VIDEO_SLOT_LOCK = 0x1F5_70_30   # first key of a slot's advisory lock: its bookings one at a time
 
 
 def _changed(status: str) -> int:
@@ -593,9 +639,11 @@ class PostgresStore:
         sql = statements.numbered(statements.find_calls(
             since=query.since is not None, until=query.until is not None,
             flow=query.flow is not None, outcome=query.outcome is not None,
-            number=query.number is not None, after=after is not None))
+            number=query.number is not None, after=after is not None,
+            channel=query.channel is not None))
         params: list[Any] = [v for v in (_aware(query.since), _aware(query.until), query.flow,
-                                         query.outcome, query.number) if v is not None]
+                                         query.outcome, query.number, query.channel)
+                             if v is not None]
         if after is not None:
             params.extend((_aware(after[0]), after[1]))
         params.append(limit)
@@ -1026,6 +1074,81 @@ class PostgresStore:
                                  lambda conn: conn.execute(_CLEAR_WELLNESS_VISITS, _aware(at), number),
                                  timeout=self.timeouts.operation)
         return _changed(status)
+
+    # -- video consultations ---------------------------------------------------------------------
+    async def put_video_booking(self, booking: VideoBooking, *, capacity: int) -> bool:
+        row = _video_row(booking)
+        code, slot_start = row[0], row[1]
+        tries = 0
+
+        async def put(conn: asyncpg.Connection) -> bool:
+            nonlocal tries
+            tries += 1
+            # Not ``async with conn.transaction()``: on a lost connection its exit raises an
+            # InterfaceError in place of the loss, and ``_run`` would not try again.
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                # Bookings of one slot one at a time: the count below is taken after the lock,
+                # so it sees every booking of the slot committed before (READ COMMITTED).
+                await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _VIDEO_SLOT_LOCK,
+                                   _slot_lock(slot_start))
+                stored = None
+                if tries > 1:
+                    # Tried again on a fresh connection: the first try may have committed.
+                    stored = await conn.fetchrow(_GET_VIDEO_BOOKING, code)
+                if stored is not None and tuple(stored) == row:
+                    booked = True
+                else:
+                    status = await conn.execute(_PUT_VIDEO_BOOKING, *row, slot_start, capacity)
+                    booked = _changed(status) == 1
+            except asyncpg.PostgresError as exc:
+                if not isinstance(exc, _LOST):
+                    await transaction.rollback()
+                raise
+            await transaction.commit()       # lost here: tried again, it finds itself if stored
+            return booked
+
+        return await self._run("cannot book a video consultation", put,
+                               timeout=self.timeouts.operation)
+
+    async def get_video_booking(self, code: str) -> VideoBooking | None:
+        row = await self._run("cannot read a video booking",
+                              lambda conn: conn.fetchrow(_GET_VIDEO_BOOKING, code.upper()),
+                              timeout=self.timeouts.operation)
+        return _video_from_row(row) if row is not None else None
+
+    async def video_slot_counts(self, since: dt.datetime,
+                                until: dt.datetime) -> dict[dt.datetime, int]:
+        rows = await self._run("cannot count video bookings",
+                               lambda conn: conn.fetch(_VIDEO_SLOT_COUNTS, _aware(since),
+                                                       _aware(until)),
+                               timeout=self.timeouts.operation)
+        return {r[0]: int(r[1]) for r in rows}
+
+    async def use_video_booking(self, code: str, call_id: str,
+                                at: dt.datetime) -> VideoBooking | None:
+        row = await self._run(f"cannot note call {call_id} on a video booking",
+                              lambda conn: conn.fetchrow(_USE_VIDEO_BOOKING, call_id, _aware(at),
+                                                         code.upper()),
+                              timeout=self.timeouts.operation)
+        return _video_from_row(row) if row is not None else None
+
+    async def cancel_video_booking(self, code: str) -> bool:
+        status = await self._run("cannot cancel a video booking",
+                                 lambda conn: conn.execute(_CANCEL_VIDEO_BOOKING, code.upper()),
+                                 timeout=self.timeouts.operation)
+        return _changed(status) == 1
+
+    async def list_video_bookings(self, since: dt.datetime, until: dt.datetime,
+                                  limit: int = 200) -> list[VideoBooking]:
+        if limit < 1:
+            return []
+        rows = await self._run("cannot read video bookings",
+                               lambda conn: conn.fetch(_LIST_VIDEO_BOOKINGS, _aware(since),
+                                                       _aware(until), limit),
+                               timeout=self.timeouts.operation)
+        return [_video_from_row(r) for r in rows]
 
 
 class _Lost(Exception):

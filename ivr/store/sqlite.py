@@ -30,6 +30,10 @@ index of unfinished attempts (one per number), so engines sharing the file never
 person at once; a claim that lapsed (its engine died) is taken over by the same statement,
 the same attempt row, never a second one.  Opening a visit is one transaction (insert unless
 open, read back).
+
+Video consultations: booking is one ``INSERT … SELECT … WHERE`` the slot's places held are
+fewer than the capacity, in one transaction under the write lock, so engines sharing the file
+never both take a slot's last place.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ from ivr.callbacks.model import OPEN_STATUSES, Reservation, check_attempt_outcom
 from ivr.errors import StoreError
 from ivr.store import statements
 from ivr.store.base import (OUTBOUND_DIALLED, SERVED_OUTCOMES, AuditEntry, Caller, CallQuery, QueueEvent,
-                            WellnessClaim)
+                            VideoBooking, WellnessClaim)
 from ivr.store.timeouts import StoreTimeouts
 from ivr.wellness.model import Attempt, AttemptResult, Person, Visit
 
@@ -61,7 +65,7 @@ log = structlog.get_logger("ivr.store")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 # Version 1, as the first release created it.  A new database is created at version 1 and then
 # migrated like an old one, so new and upgraded databases are the same.
@@ -193,6 +197,23 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     8: ("ALTER TABLE callers ADD COLUMN wellness TEXT",),    # the caller's wellness campaign
     9: statements.V9_REGISTRY_GENERATION,                     # a cached registry's freshness
+    10: (                               # calls' channel and chat; booked video consultations
+        *statements.V10_CALL_COLUMNS,
+        """CREATE TABLE video_bookings (
+            code          TEXT PRIMARY KEY,
+            slot_start    TEXT NOT NULL,
+            slot_end      TEXT NOT NULL,
+            topic         TEXT NOT NULL,
+            sign_language TEXT NOT NULL,
+            language      TEXT NOT NULL,
+            number        TEXT,
+            created_at    TEXT NOT NULL,
+            status        TEXT NOT NULL CHECK (status IN ('booked', 'used', 'cancelled')),
+            call_id       TEXT,
+            used_at       TEXT
+        )""",
+        *statements.V10_VIDEO_INDEXES,
+    ),
 }
 
 _COLUMNS = statements.CALL_COLUMNS
@@ -280,7 +301,8 @@ def _call_row(record: CallRecord, *, started: bool = False) -> tuple[Any, ...]:
             record.language, json.dumps(record.nodes, ensure_ascii=False),
             json.dumps(record.digits), None if started else record.outcome, record.detail,
             record.priority, record.reason, record.number, json.dumps(record.exits),
-            record.queue, record.waited)
+            record.queue, record.waited, record.channel, statements.chat_json(record.chat),
+            record.chat_dropped)
 
 
 _fromiso = dt.datetime.fromisoformat
@@ -306,10 +328,11 @@ def _calls_from_rows(rows: Iterable[Sequence[Any]]) -> list[CallRecord]:
     return [CallRecord(call_id, caller, dialled, _fromiso(started_at),
                        _fromiso(ended_at) if ended_at else None, flow, flow_version, language,
                        listed(nodes), listed(digits), outcome, detail, priority, reason, number,
-                       listed(exits), queue, waited)
+                       listed(exits), queue, waited, channel, statements.chat_from_json(chat),
+                       chat_dropped)
             for (call_id, caller, dialled, started_at, ended_at, flow, flow_version, language,
                  nodes, digits, outcome, detail, priority, reason, number, exits, queue,
-                 waited) in rows]
+                 waited, channel, chat, chat_dropped) in rows]
 
 
 def _event_row(event: QueueEvent) -> tuple[Any, ...]:
@@ -357,6 +380,21 @@ def _claim_from_row(row: Sequence[Any], now: str | None = None) -> WellnessClaim
     attempt_id, number, campaign, claimed_at, claimed_by, claim_until = row
     return WellnessClaim(attempt_id, number, campaign, _fromiso(claimed_at), claimed_by,
                          _from_ts(claim_until), taken_over=now is not None and claimed_at != now)
+
+
+def _video_row(b: VideoBooking) -> tuple[Any, ...]:
+    """A booking in the order of VIDEO_BOOKING_COLUMNS, its code upper-case."""
+    return (b.code.upper(), _ts(b.slot_start), _ts(b.slot_end), b.topic, b.sign_language,
+            b.language, b.number, _ts(b.created_at), b.status, b.call_id, _ts(b.used_at))
+
+
+def _video_from_row(row: Sequence[Any]) -> VideoBooking:
+    code, slot_start, slot_end, topic, sign_language, language, number, created_at, status, \
+        call_id, used_at = row
+    return VideoBooking(code=code, slot_start=_fromiso(slot_start), slot_end=_fromiso(slot_end),
+                        topic=topic, sign_language=sign_language, language=language,
+                        number=number, created_at=_fromiso(created_at), status=status,
+                        call_id=call_id, used_at=_from_ts(used_at))
 
 
 def _visit_from_row(row: Sequence[Any]) -> Visit:
@@ -648,9 +686,11 @@ class SqliteStore:
             return []
         sql = statements.find_calls(since=query.since is not None, until=query.until is not None,
                                     flow=query.flow is not None, outcome=query.outcome is not None,
-                                    number=query.number is not None, after=after is not None)
+                                    number=query.number is not None, after=after is not None,
+                                    channel=query.channel is not None)
         params: list[Any] = [v for v in (_ts(query.since), _ts(query.until), query.flow,
-                                         query.outcome, query.number) if v is not None]
+                                         query.outcome, query.number, query.channel)
+                             if v is not None]
         if after is not None:
             params.extend((_ts(after[0]), after[1]))
         params.append(limit)
@@ -1073,6 +1113,51 @@ class SqliteStore:
         return await self._run("cannot clear a visit", self._update,
                                statements.CLEAR_WELLNESS_VISITS, (_ts(at), number),
                                timeout=self.timeouts.operation)
+
+    # -- video consultations ---------------------------------------------------------------------
+    async def put_video_booking(self, booking: VideoBooking, *, capacity: int) -> bool:
+        row = _video_row(booking)
+        # One statement in one transaction in the worker thread, under SQLite's write lock:
+        # engines sharing the file count and insert one after another.
+        changed = await self._run("cannot book a video consultation", self._update,
+                                  statements.PUT_VIDEO_BOOKING, (*row, row[1], capacity),
+                                  timeout=self.timeouts.operation)
+        return changed == 1
+
+    async def get_video_booking(self, code: str) -> VideoBooking | None:
+        rows = await self._run("cannot read a video booking", self._fetchall,
+                               statements.GET_VIDEO_BOOKING, (code.upper(),),
+                               timeout=self.timeouts.operation)
+        return _video_from_row(rows[0]) if rows else None
+
+    async def video_slot_counts(self, since: dt.datetime,
+                                until: dt.datetime) -> dict[dt.datetime, int]:
+        rows = await self._run("cannot count video bookings", self._fetchall,
+                               statements.VIDEO_SLOT_COUNTS, (_ts(since), _ts(until)),
+                               timeout=self.timeouts.operation)
+        return {_fromiso(slot): int(n) for slot, n in rows}
+
+    async def use_video_booking(self, code: str, call_id: str,
+                                at: dt.datetime) -> VideoBooking | None:
+        rows = await self._run(f"cannot note call {call_id} on a video booking",
+                               self._write_returning, statements.USE_VIDEO_BOOKING,
+                               (call_id, _ts(at), code.upper()), timeout=self.timeouts.operation)
+        return _video_from_row(rows[0]) if rows else None
+
+    async def cancel_video_booking(self, code: str) -> bool:
+        changed = await self._run("cannot cancel a video booking", self._update,
+                                  statements.CANCEL_VIDEO_BOOKING, (code.upper(),),
+                                  timeout=self.timeouts.operation)
+        return changed == 1
+
+    async def list_video_bookings(self, since: dt.datetime, until: dt.datetime,
+                                  limit: int = 200) -> list[VideoBooking]:
+        if limit < 1:
+            return []
+        rows = await self._run("cannot read video bookings", self._fetchall,
+                               statements.LIST_VIDEO_BOOKINGS, (_ts(since), _ts(until), limit),
+                               timeout=self.timeouts.operation)
+        return [_video_from_row(r) for r in rows]
 
 
 def _normalise_timestamps(conn: sqlite3.Connection) -> None:

@@ -26,12 +26,13 @@ import functools
 import json
 from collections.abc import Sequence
 
+from ivr.call import ChatLine
 from ivr.wellness.model import Attempt, AttemptResult
 
 __all__ = [
     "CALL_COLUMNS", "INSERT_CALL", "UPSERT_CALL", "INSERT_STARTED", "PROGRESS_CALL",
     "SELECT_CALLS", "ITER_CALLS_FIRST", "ITER_CALLS_NEXT", "ITER_CALLS_FLOW", "ITER_CALLS_ORDER",
-    "find_calls",
+    "find_calls", "V10_CALL_COLUMNS", "chat_json", "chat_from_json",
     "CALLER_COLUMNS", "UPSERT_CALLER", "GET_CALLER", "list_callers",
     "V9_REGISTRY_GENERATION", "BUMP_REGISTRY_GENERATION", "GET_REGISTRY_GENERATION",
     "EVENT_COLUMNS", "INSERT_EVENT", "CALL_EVENTS", "AGENT_EVENTS", "LINE_KINDS", "LINE_EVENTS",
@@ -49,6 +50,8 @@ __all__ = [
     "GET_OPEN_WELLNESS_VISIT", "GET_WELLNESS_VISIT", "WELLNESS_VISIT_DONE",
     "CLEAR_WELLNESS_VISITS", "list_wellness_visits", "V7_INDEXES", "visit_history_json",
     "visit_history_from_json",
+    "VIDEO_BOOKING_COLUMNS", "V10_VIDEO_INDEXES", "PUT_VIDEO_BOOKING", "GET_VIDEO_BOOKING",
+    "VIDEO_SLOT_COUNTS", "USE_VIDEO_BOOKING", "CANCEL_VIDEO_BOOKING", "LIST_VIDEO_BOOKINGS",
     "numbered",
 ]
 
@@ -56,7 +59,7 @@ __all__ = [
 
 CALL_COLUMNS = ("call_id", "caller", "dialled", "started_at", "ended_at", "flow", "flow_version",
                 "language", "nodes", "digits", "outcome", "detail", "priority", "reason", "number",
-                "exits", "queue", "waited")
+                "exits", "queue", "waited", "channel", "chat", "chat_dropped")
 INSERT_CALL = (f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) "
                f"VALUES ({', '.join('?' * len(CALL_COLUMNS))})")
 # A finished call: its whole record.
@@ -67,7 +70,7 @@ INSERT_STARTED = INSERT_CALL + " ON CONFLICT (call_id) DO NOTHING"
 # A call in progress: what it went through so far (a killed engine's successor reads it);
 # a finished record is never overwritten by a late progress note.
 _PROGRESS_COLUMNS = ("flow", "flow_version", "language", "nodes", "digits", "priority", "reason", "number",
-                     "exits", "queue", "waited")
+                     "exits", "queue", "waited", "channel", "chat", "chat_dropped")
 PROGRESS_CALL = (INSERT_CALL + " ON CONFLICT (call_id) DO UPDATE SET "
                  + ", ".join(f"{c} = excluded.{c}" for c in _PROGRESS_COLUMNS)
                  + " WHERE calls.outcome IS NULL")
@@ -84,17 +87,53 @@ ITER_CALLS_ORDER = " ORDER BY started_at, call_id LIMIT ?"
 
 
 def find_calls(*, since: bool, until: bool, flow: bool, outcome: bool, number: bool,
-               after: bool) -> str:
+               after: bool, channel: bool = False) -> str:
     """The calls query with the conditions asked for, newest first.  Parameters in this
-    order: since, until, flow, outcome, number, the last key's started_at and call_id (of
-    those asked for), limit.  With a number: ``calls_number_started``; else
-    ``calls_started_id``, backwards."""
+    order: since, until, flow, outcome, number, channel, the last key's started_at and
+    call_id (of those asked for), limit.  With a number: ``calls_number_started``; else
+    ``calls_started_id``, backwards (a channel is checked on the rows read)."""
     conditions = [c for c, wanted in (("started_at >= ?", since), ("started_at < ?", until),
                                       ("flow = ?", flow), ("outcome = ?", outcome),
-                                      ("number = ?", number),
+                                      ("number = ?", number), ("channel = ?", channel),
                                       ("(started_at, call_id) < (?, ?)", after)) if wanted]
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     return f"{SELECT_CALLS}{where} ORDER BY started_at DESC, call_id DESC LIMIT ?"
+
+
+# Version 10: how the caller reached us, and the call's text chat.  The chat is JSON text in
+# the call's row (``chat_json``), as the path and the keys are: a record is written whole, an
+# idempotent upsert of the call as it was, so a write tried again (or written late) never
+# leaves a chat half appended; a call keeps at most 500 lines of at most 1,000 characters.
+V10_CALL_COLUMNS = (
+    "ALTER TABLE calls ADD COLUMN channel TEXT NOT NULL DEFAULT 'voice'",
+    "ALTER TABLE calls ADD COLUMN chat TEXT NOT NULL DEFAULT '[]'",
+    "ALTER TABLE calls ADD COLUMN chat_dropped INTEGER NOT NULL DEFAULT 0",
+)
+_NO_CHAT = "[]"
+
+
+def chat_json(chat: Sequence[ChatLine]) -> str:
+    """A call's chat as the stores keep it: a JSON list of ``{"at", "sender", "text"}``, times
+    in UTC ISO form (naive ones taken as UTC)."""
+    if not chat:
+        return _NO_CHAT
+    return json.dumps([{"at": _utc_iso(line.at), "sender": line.sender, "text": line.text}
+                       for line in chat], ensure_ascii=False)
+
+
+def chat_from_json(text: str | None) -> list[ChatLine]:
+    """The chat ``chat_json`` wrote (an empty list for none)."""
+    if not text or text == _NO_CHAT:
+        return []
+    return [ChatLine(dt.datetime.fromisoformat(line["at"]), line["sender"], line["text"])
+            for line in json.loads(text)]
+
+
+def _utc_iso(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc).isoformat()
+
 
 # -- the caller registry ----------------------------------------------------------------------
 #
@@ -414,3 +453,43 @@ def visit_history_from_json(text: str, number: str, campaign: str) -> tuple[Atte
     return tuple(Attempt(number=number, campaign=campaign, at=dt.datetime.fromisoformat(a["at"]),
                          result=AttemptResult(a["result"]), detail=a.get("detail"))
                  for a in json.loads(text))
+
+
+# -- version 10: booked video consultations ---------------------------------------------------
+#
+# ``video_bookings``: one row per booking, by its code (upper-case).  ``slot_start`` holds at
+# most a capacity of places (bookings booked or used): the booking statement counts and inserts
+# in one statement, and the caller serialises bookings of one slot (SQLite's write lock, an
+# advisory lock per slot on PostgreSQL), so two engines never both take the last place.
+
+VIDEO_BOOKING_COLUMNS = ("code", "slot_start", "slot_end", "topic", "sign_language", "language",
+                         "number", "created_at", "status", "call_id", "used_at")
+_VIDEO_LIST = ", ".join(VIDEO_BOOKING_COLUMNS)
+_VIDEO_SELECT = f"SELECT {_VIDEO_LIST} FROM video_bookings"
+_VIDEO_HELD = "status IN ('booked', 'used')"
+# Parameters: the booking's columns in the order of VIDEO_BOOKING_COLUMNS, its slot_start
+# again, the capacity.  No row is written when the slot is full.
+PUT_VIDEO_BOOKING = (
+    f"INSERT INTO video_bookings ({_VIDEO_LIST}) "
+    f"SELECT {', '.join('?' * len(VIDEO_BOOKING_COLUMNS))} "
+    f"WHERE (SELECT count(*) FROM video_bookings WHERE slot_start = ? AND {_VIDEO_HELD}) < ?")
+# Parameters: code.
+GET_VIDEO_BOOKING = f"{_VIDEO_SELECT} WHERE code = ?"
+# Parameters: since, until.  The places held per slot.
+VIDEO_SLOT_COUNTS = ("SELECT slot_start, count(*) FROM video_bookings "
+                     f"WHERE slot_start >= ? AND slot_start < ? AND {_VIDEO_HELD} "
+                     "GROUP BY slot_start ORDER BY slot_start")
+# Parameters: call_id, used_at, code.
+USE_VIDEO_BOOKING = ("UPDATE video_bookings SET status = 'used', call_id = ?, used_at = ? "
+                     f"WHERE code = ? AND {_VIDEO_HELD} RETURNING {_VIDEO_LIST}")
+# Parameters: code.
+CANCEL_VIDEO_BOOKING = f"UPDATE video_bookings SET status = 'cancelled' WHERE code = ? AND {_VIDEO_HELD}"
+# Parameters: since, until, limit.
+LIST_VIDEO_BOOKINGS = (f"{_VIDEO_SELECT} WHERE slot_start >= ? AND slot_start < ? "
+                       "ORDER BY slot_start, created_at, code LIMIT ?")
+
+# Schema version 10 of both stores, after the table each driver creates: a slot's bookings
+# (the capacity count, the counts per slot, the listing by slot).
+V10_VIDEO_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS video_bookings_slot ON video_bookings (slot_start, status)",
+)

@@ -189,6 +189,7 @@ class FakeSwitch:
         self.bridges: list[FakeBridge] = []
         self.log: list[tuple[str, ...]] = []          # ("ring", endpoint), ("answer", endpoint), …
         self.placed: list[tuple[str, str | None, str | None]] = []   # (endpoint, near's switch, home)
+        self.video_rings: list[str] = []         # endpoints rung with video offered
         self.dialled_with: list[dict[str, object]] = []   # answered dials: endpoint, caller_id, args, channel_id
         self._answered: dict[str, asyncio.Queue[LiveCall]] = {}
         self.lines = 0                   # calls placed and not over: ringing or answered
@@ -208,8 +209,10 @@ class FakeSwitch:
                    args: Sequence[str] = ("dialled",),
                    variables: Mapping[str, str] | None = None,
                    near: Call | None = None, home: str | None = None,
-                   channel_id: str | None = None) -> LiveCall:
+                   channel_id: str | None = None, video: bool = False) -> LiveCall:
         self.placed.append((endpoint, near.switch if near is not None else None, home))
+        if video:
+            self.video_rings.append(endpoint)
         phone = self.phones.get(endpoint)
         if phone is None:
             raise DialFailed(f"{endpoint}: no such endpoint", status=400)

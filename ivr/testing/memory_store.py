@@ -18,8 +18,9 @@ from ivr.callbacks.model import (OPEN_STATUSES, Reservation, check_attempt_outco
                                  check_status)
 from ivr.errors import StoreError
 from ivr.store import statements
-from ivr.store.base import (OUTBOUND_DIALLED, SERVED_OUTCOMES, AuditEntry, Caller, CallQuery, QueueEvent,
-                            WellnessClaim)
+from ivr.store.base import (OUTBOUND_DIALLED, SERVED_OUTCOMES, VIDEO_BOOKING_HELD,
+                            VIDEO_BOOKING_STATUSES, AuditEntry, Caller, CallQuery, QueueEvent,
+                            VideoBooking, WellnessClaim)
 from ivr.wellness.model import Attempt, AttemptResult, Person, Visit
 
 __all__ = ["MemoryStore"]
@@ -38,6 +39,7 @@ class MemoryStore:
         self.wellness_claims: dict[int, WellnessClaim] = {}
         self.wellness_done: dict[int, Attempt] = {}
         self.wellness_visits: dict[int, Visit] = {}
+        self.video_bookings: dict[str, VideoBooking] = {}     # by code (upper-case)
         self.fail: dict[str, BaseException] = {}
         self.gate: dict[str, asyncio.Event] = {}
         self.asked: list[str] = []        # names of the methods called, in order
@@ -59,25 +61,29 @@ class MemoryStore:
         self.opened = False
 
     # -- calls -----------------------------------------------------------------------------
+    # Records are stored as snapshots (their lists copied), as the databases keep a row: a
+    # live record changed after a write is not changed in the store.
     async def call_started(self, record: CallRecord) -> None:
+        snapshot = _snapshot(record)
         await self._enter("call_started")
-        self.calls[record.call_id] = dataclasses.replace(record)
+        self.calls[record.call_id] = snapshot
 
     async def call_progress(self, record: CallRecord) -> None:
+        snapshot = _snapshot(record)
         await self._enter("call_progress")
         stored = self.calls.get(record.call_id)
         if stored is None or stored.outcome is None:
-            self.calls[record.call_id] = dataclasses.replace(record, outcome=None, ended_at=None)
+            self.calls[record.call_id] = dataclasses.replace(snapshot, outcome=None, ended_at=None)
 
     async def calls_progress(self, records: Sequence[CallRecord]) -> None:
-        snapshots = [dataclasses.replace(r, nodes=list(r.nodes), digits=list(r.digits),
-                                         exits=list(r.exits)) for r in records]
+        snapshots = [_snapshot(r) for r in records]
         for snapshot in snapshots:
             await self.call_progress(snapshot)
 
     async def record_call(self, record: CallRecord) -> None:
+        snapshot = _snapshot(record)
         await self._enter("record_call")
-        self.calls[record.call_id] = dataclasses.replace(record)
+        self.calls[record.call_id] = snapshot
 
     async def recent_calls(self, limit: int = 50) -> list[CallRecord]:
         await self._enter("recent_calls")
@@ -97,6 +103,7 @@ class MemoryStore:
                  and (query.flow is None or r.flow == query.flow)
                  and (query.outcome is None or r.outcome == query.outcome)
                  and (query.number is None or r.number == query.number)
+                 and (query.channel is None or r.channel == query.channel)
                  and (key is None or (_utc(r.started_at), r.call_id) < key)]
         found.sort(key=lambda r: (_utc(r.started_at), r.call_id), reverse=True)
         return found[:max(limit, 0)]
@@ -508,6 +515,75 @@ class MemoryStore:
                 self.wellness_visits[v.id] = dataclasses.replace(v, cleared_at=_utc(at))
                 n += 1
         return n
+
+    # -- video consultations ---------------------------------------------------------------------
+    async def put_video_booking(self, booking: VideoBooking, *, capacity: int) -> bool:
+        await self._enter("put_video_booking")
+        b = _utc_booking(booking)
+        if b.status not in VIDEO_BOOKING_STATUSES:
+            raise StoreError(f"cannot book a video consultation: status {b.status!r} is not one "
+                             f"of {', '.join(VIDEO_BOOKING_STATUSES)}")
+        held = sum(1 for o in self.video_bookings.values()
+                   if o.slot_start == b.slot_start and o.status in VIDEO_BOOKING_HELD)
+        if held >= capacity:          # as the databases: a full slot is told before the code
+            return False
+        if b.code in self.video_bookings:
+            raise StoreError("cannot book a video consultation: the code is taken")
+        self.video_bookings[b.code] = b
+        return True
+
+    async def get_video_booking(self, code: str) -> VideoBooking | None:
+        await self._enter("get_video_booking")
+        return self.video_bookings.get(code.upper())
+
+    async def video_slot_counts(self, since: dt.datetime,
+                                until: dt.datetime) -> dict[dt.datetime, int]:
+        await self._enter("video_slot_counts")
+        since, until = _utc(since), _utc(until)
+        counts: dict[dt.datetime, int] = {}
+        for b in sorted(self.video_bookings.values(), key=lambda b: b.slot_start):
+            if since <= b.slot_start < until and b.status in VIDEO_BOOKING_HELD:
+                counts[b.slot_start] = counts.get(b.slot_start, 0) + 1
+        return counts
+
+    async def use_video_booking(self, code: str, call_id: str,
+                                at: dt.datetime) -> VideoBooking | None:
+        await self._enter("use_video_booking")
+        b = self.video_bookings.get(code.upper())
+        if b is None or b.status not in VIDEO_BOOKING_HELD:
+            return None
+        used = dataclasses.replace(b, status="used", call_id=call_id, used_at=_utc(at))
+        self.video_bookings[used.code] = used
+        return used
+
+    async def cancel_video_booking(self, code: str) -> bool:
+        await self._enter("cancel_video_booking")
+        b = self.video_bookings.get(code.upper())
+        if b is None or b.status not in VIDEO_BOOKING_HELD:
+            return False
+        self.video_bookings[b.code] = dataclasses.replace(b, status="cancelled")
+        return True
+
+    async def list_video_bookings(self, since: dt.datetime, until: dt.datetime,
+                                  limit: int = 200) -> list[VideoBooking]:
+        await self._enter("list_video_bookings")
+        since, until = _utc(since), _utc(until)
+        found = sorted((b for b in self.video_bookings.values() if since <= b.slot_start < until),
+                       key=lambda b: (b.slot_start, b.created_at, b.code))
+        return found[:max(limit, 0)]
+
+
+def _snapshot(r: CallRecord) -> CallRecord:
+    """A copy of ``r`` that later changes to ``r`` leave alone."""
+    return dataclasses.replace(r, nodes=list(r.nodes), digits=list(r.digits),
+                               exits=list(r.exits), chat=list(r.chat))
+
+
+def _utc_booking(b: VideoBooking) -> VideoBooking:
+    """``b`` as the real stores keep it: its code upper-case, its times in UTC."""
+    return dataclasses.replace(b, code=b.code.upper(), slot_start=_utc(b.slot_start),
+                               slot_end=_utc(b.slot_end), created_at=_utc(b.created_at),
+                               used_at=None if b.used_at is None else _utc(b.used_at))
 
 
 def _utc_reservation(r: Reservation) -> Reservation:

@@ -3,6 +3,7 @@
     /api/…         the operator API (``ivr.web.api.api_app``; its own bearer-token check)
     /metrics       Prometheus metrics (``ivr.web.metrics``); the same bearer token as the API
     /wallboard/    the supervisors' wallboard (``ivr.web.wallboard``; users and sessions)
+    /video/        the sign-language video entrance (``ivr.web.video``; ``video.enabled``)
     /              redirects to /wallboard/ (when the wallboard is on)
 
 Each part is on when what it needs is there: the API and ``/metrics`` need ``admin.token``,
@@ -40,7 +41,8 @@ def bearer_only(token: str, handler: Handler) -> Handler:
 
 
 def admin_app(*, api: web.Application | None = None, metrics: Handler | None = None,
-              token: str | None = None, wallboard: web.Application | None = None) -> web.Application:
+              token: str | None = None, wallboard: web.Application | None = None,
+              video: web.Application | None = None) -> web.Application:
     """The root application of the admin listener from the parts that are on.  ``metrics`` is
     served only with a ``token``."""
     app = web.Application()
@@ -55,4 +57,10 @@ def admin_app(*, api: web.Application | None = None, metrics: Handler | None = N
         app.router.add_get("/", to_wallboard)
         app.router.add_get("/wallboard", to_wallboard)
         app.add_subapp("/wallboard", wallboard)
+    if video is not None:
+        async def to_video(request: web.Request) -> web.StreamResponse:
+            raise web.HTTPFound("/video/")
+
+        app.router.add_get("/video", to_video)
+        app.add_subapp("/video", video)
     return app

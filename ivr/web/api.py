@@ -372,7 +372,10 @@ def _call_json(r: CallRecord) -> dict[str, Any]:
         "dialled": r.dialled, "flow": r.flow, "flow_version": r.flow_version,
         "language": r.language, "priority": r.priority, "reason": r.reason,
         "outcome": None if r.outcome is None else str(r.outcome), "detail": r.detail,
-        "queue": r.queue, "waited": r.waited,
+        "queue": r.queue, "waited": r.waited, "channel": r.channel,
+        "chat": [{"at": line.at.isoformat(), "sender": line.sender, "text": line.text}
+                 for line in r.chat],
+        "chat_dropped": r.chat_dropped,
     }
 
 

@@ -13,7 +13,9 @@ running engine; a removed user's sessions end at their next request, a user whos
 must log in again.
 
 Roles: ``viewer`` reads the wallboard (numbers masked); ``supervisor`` also pauses, resumes and
-logs out agents, cancels reservations and sees a waiting caller's full number.  The server
+logs out agents, cancels reservations and sees a waiting caller's full number; ``interpreter``
+is a sign-language interpreter whose user name is their agent id: they log in on the video
+entrance's agent page (``ivr.web.video``) only, never on the wallboard.  The server
 checks the role on every action, whatever the page shows.
 
 Sessions live in the engine's memory (a restart or a fail-over asks everyone to log in again):
@@ -72,6 +74,7 @@ _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 class Role(enum.StrEnum):
     VIEWER = "viewer"
     SUPERVISOR = "supervisor"
+    INTERPRETER = "interpreter"     # the video entrance's agent page only (its name: the agent id)
 
 
 class UsersError(ConfigError):
@@ -144,7 +147,7 @@ def read_users(path: Path) -> dict[str, User]:
         except ValueError as exc:
             raise UsersError(f"{where}: {exc}") from None
         if role not in set(Role):
-            raise UsersError(f"{where}: role must be viewer or supervisor, not {role!r}")
+            raise UsersError(f"{where}: role must be viewer, supervisor or interpreter, not {role!r}")
         if not isinstance(hashed, str) or not hashed.startswith("$argon2"):
             raise UsersError(f"{where}: password_hash must be an argon2 hash, as 'ivr users add' writes it")
         if name in users:

@@ -14,7 +14,7 @@ import html
 from typing import Any
 
 from ivr.acd.model import AgentState
-from ivr.call import Outcome
+from ivr.call import CHANNELS, CHAT_LINES_MAX, CHAT_SENDERS, CHAT_TEXT_MAX, Outcome
 from ivr.callbacks.model import STATUSES
 
 __all__ = ["MAX_LIMIT", "VERSION", "docs_page", "openapi_document"]
@@ -75,11 +75,24 @@ _CALL: dict[str, Any] = {
     "queue": _null("string", description="The queue the call was handed to (the last, "
                                          "after an overflow)."),
     "waited": _null("number", description="Seconds in the queue."),
+    "channel": {"type": "string", "enum": list(CHANNELS),
+                "description": "How the caller reached us: `voice` (a phone call) or `video` "
+                               "(the sign-language video entrance)."},
+    "chat": {"type": "array", "items": _ref("ChatLine"),
+             "description": f"The call's text chat, oldest first (at most {CHAT_LINES_MAX} "
+                            "lines)."},
+    "chat_dropped": {"type": "integer", "minimum": 0,
+                     "description": "Chat lines said after the ones kept, not kept."},
 }
 
 _SCHEMAS: dict[str, Any] = {
     "Error": _object({"error": {"type": "string", "description": "What was wrong, for a person."}}),
     "Call": _object(_CALL, description="A call as the store keeps it; numbers masked."),
+    "ChatLine": _object({
+        "at": TIME,
+        "sender": {"type": "string", "enum": list(CHAT_SENDERS)},
+        "text": {"type": "string", "maxLength": CHAT_TEXT_MAX},
+    }, description="One line of a call's text chat."),
     "Step": _object({
         "node": {"type": "string"},
         "exit": _null("string", description="How the call left the node: next, key, timeout, "

@@ -242,6 +242,10 @@ def wallboard_app(*, users: UserDirectory, stats: LiveView, audit: Audit,
                                detail="wrong name or password" + ("; now locked" if locked else ""),
                                source=where)
             return _error(401, "wrong user name or password")
+        if user.role == Role.INTERPRETER:
+            await audit.record(name, user.role, "login_refused", detail="an interpreter: the video "
+                               "agent page, not the wallboard", source=where)
+            return _error(403, "interpreters log in on the video agent page (/video/agent/)")
         limiter.succeeded(name)
         s = sessions.open(user, where)
         await audit.record(user.name, user.role, "login", source=where)

@@ -290,6 +290,28 @@ async def test_a_bad_outcome_lists_every_valid_one():
         await api.client.close()
 
 
+async def test_a_video_call_says_its_channel_and_carries_its_chat():
+    store = MemoryStore()
+    video = dataclasses.replace(a_call(3), channel="video", dialled="video")
+    video.said("caller", "안녕하세요", at=T0 + dt.timedelta(minutes=3, seconds=5))
+    video.said("agent", "무엇을 도와드릴까요?", at=T0 + dt.timedelta(minutes=3, seconds=9))
+    video.chat_dropped = 2
+    await store.record_call(video)
+    await store.record_call(a_call(4))
+    api = await started(store=store)
+    try:
+        got = await api.get("/v1/calls/call-00003")           # checked against the schema
+        assert got["channel"] == "video" and got["chat_dropped"] == 2
+        assert got["chat"] == [
+            {"at": "2026-03-10T00:03:05+00:00", "sender": "caller", "text": "안녕하세요"},
+            {"at": "2026-03-10T00:03:09+00:00", "sender": "agent", "text": "무엇을 도와드릴까요?"}]
+        page = await api.get("/v1/calls")
+        assert [(c["id"], c["channel"], len(c["chat"])) for c in page["items"]] == [
+            ("call-00004", "voice", 0), ("call-00003", "video", 2)]
+    finally:
+        await api.client.close()
+
+
 async def test_one_call_with_its_path_keys_outcome_queue_and_events():
     store = MemoryStore()
     record = dataclasses.replace(

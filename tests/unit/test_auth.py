@@ -41,7 +41,7 @@ def test_the_users_file_is_written_for_its_owner_only_and_read_back(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("users: [{name: kim, role: boss, password_hash: '$argon2id$x'}]", "role must be viewer or supervisor"),
+    ("users: [{name: kim, role: boss, password_hash: '$argon2id$x'}]", "role must be viewer, supervisor or"),
     ("users: [{name: kim, role: viewer}]", "exactly name, role and password_hash"),
     ("users: [{name: kim, role: viewer, password_hash: secret}]", "must be an argon2 hash"),
     ("users: [{name: 'a b', role: viewer, password_hash: '$argon2id$x'}]", "user name"),

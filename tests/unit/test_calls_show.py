@@ -84,8 +84,8 @@ def test_show_prints_the_call_as_calls_list_does_and_then_its_events(config, cap
     assert err == ""
     assert "01012345678" not in out and "+821012345678" not in out
     lines = out.splitlines()
-    assert lines[0].split()[:3] == ["time", "caller", "dialled"]
-    assert lines[1].startswith("2025-03-10 18:30:00  010****5678      15771000    main")
+    assert lines[0].split()[:4] == ["time", "caller", "dialled", "via"]
+    assert lines[1].startswith("2025-03-10 18:30:00  010****5678      15771000    voice  main")
     assert "agent_connected: general" in lines[1] and "bypass: elderly [priority high]" in lines[1]
     assert lines[1].endswith("welcome > queue  [1]")
     assert lines[2] == ""
@@ -244,3 +244,60 @@ def test_show_says_how_each_node_was_left_and_the_wait_in_line(config, capsys):
     assert main(["--config", str(config), "calls", "list", "--json"]) == 0
     (listed,) = json.loads(capsys.readouterr().out)
     assert (listed["exits"], listed["queue"], listed["waited"]) == (["next", "queue"], "general", 5.25)
+
+
+def video_call() -> CallRecord:
+    rec = CallRecord("web-1", "", "video", started_at=START, flow="sign", language="ko",
+                     number="+821012345678", channel="video")
+    rec.visit("interpreter")
+    rec.said("system", "통역사를 연결하고 있습니다", at=at(1))
+    rec.said("caller", "등본을 떼고 싶어요\n오늘 가능한가요?", at=at(12))
+    rec.said("agent", "네, \x1b[2J가능합니다", at=at(20))
+    rec.end("agent_connected", "interpreter1")
+    return rec
+
+
+def test_list_says_how_each_caller_reached_us(config, capsys):
+    fill(config, [served_call(), video_call()], [])
+    assert main(["--config", str(config), "calls", "list"]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split()[:5] == ["time", "caller", "dialled", "via", "flow"]
+    via = header.index("via")
+    assert {row[via:via + 5] for row in rows} == {"voice", "video"}
+    assert all(row.index("main" if "voice" in row else "sign") == header.index("flow") for row in rows)
+    assert main(["--config", str(config), "calls", "list", "--json"]) == 0
+    listed = {c["call_id"]: c for c in json.loads(capsys.readouterr().out)}
+    assert (listed["ch-1"]["channel"], listed["ch-1"]["chat"]) == ("voice", [])
+    assert listed["web-1"]["channel"] == "video" and len(listed["web-1"]["chat"]) == 3
+
+
+def test_show_prints_the_chat_with_time_and_who(config, capsys):
+    rec = video_call()
+    rec.chat_dropped = 7
+    fill(config, [rec], [])
+    assert main(["--config", str(config), "calls", "show", "web-1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "video" in lines[1]
+    assert lines[2] == "chat:"
+    assert lines[3:9] == [
+        "  2025-03-10 18:30:01  system  통역사를 연결하고 있습니다",
+        "  2025-03-10 18:30:12  caller  등본을 떼고 싶어요",
+        "                               오늘 가능한가요?",
+        "  2025-03-10 18:30:20  agent   네, \\x1b[2J가능합니다",        # no terminal escape runs
+        "  … and 7 more line(s), not kept (a call keeps 500)",
+        "",
+    ]
+    assert lines[-1] == "no queue events"
+    assert main(["--config", str(config), "calls", "show", "web-1", "--json"]) == 0
+    call = json.loads(capsys.readouterr().out)["call"]
+    assert call["channel"] == "video" and call["chat_dropped"] == 7
+    assert [(c["sender"], c["text"]) for c in call["chat"]] == [
+        ("system", "통역사를 연결하고 있습니다"), ("caller", "등본을 떼고 싶어요\n오늘 가능한가요?"),
+        ("agent", "네, \x1b[2J가능합니다")]
+    assert dt.datetime.fromisoformat(call["chat"][0]["at"]) == at(1)
+
+
+def test_a_call_without_chat_prints_no_chat(config, capsys):
+    fill(config, [served_call()], EVENTS)
+    assert main(["--config", str(config), "calls", "show", "ch-1"]) == 0
+    assert "chat:" not in capsys.readouterr().out.splitlines()

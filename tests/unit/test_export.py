@@ -115,7 +115,7 @@ def expected(r: CallRecord, *, full: bool) -> dict:
         "call_id": r.call_id, "started_at": r.started_at, "ended_at": r.ended_at,
         "flow": r.flow, "flow_version": r.flow_version, "language": r.language,
         "caller": number(r.caller) or "", "number": number(r.number), "dialled": r.dialled,
-        "outcome": r.outcome, "priority": r.priority, "reason": r.reason,
+        "channel": r.channel, "outcome": r.outcome, "priority": r.priority, "reason": r.reason,
         "detail": r.detail if full else r.detail.replace("01098765432", "010****5432"),
         "path": r.nodes, "exits": list(r.exits), "keys": r.digits, "queue": r.queue,
         "waited": r.waited, "events": events,
@@ -219,6 +219,22 @@ async def test_an_export_that_fails_leaves_no_file_and_keeps_the_last_good_one(t
                               fmt="parquet")
     assert out.read_bytes() == b"yesterday's export"
     assert list(tmp_path.glob("*.part")) == []
+
+
+async def test_a_row_says_how_the_caller_reached_us(tmp_path):
+    store = MemoryStore()
+    video = dataclasses.replace(served("web-1", DAY_START + dt.timedelta(hours=1)), channel="video")
+    video.said("caller", "private words")
+    for r in (served("first", DAY_START), video):
+        await store.record_call(r)
+    day = {"since": DAY_START, "until": DAY_START + dt.timedelta(days=1)}
+    for fmt in ("csv", "parquet"):
+        out = tmp_path / f"calls.{fmt}"
+        with atomic_file(out) as f:
+            assert await write_calls(store, f, fmt=fmt, **day) == 2
+        rows = read_csv(out) if fmt == "csv" else pq.read_table(out).to_pylist()
+        assert [(r["call_id"], r["channel"]) for r in rows] == [("first", "voice"), ("web-1", "video")]
+    assert "private words" not in (tmp_path / "calls.csv").read_text(encoding="utf-8")   # no chat
 
 
 async def test_one_row_group_per_batch(tmp_path):

@@ -1031,7 +1031,10 @@ async def test_two_engines_on_one_postgresql_claim_each_reservation_exactly_once
 # What version 6 added, taken away again (both databases): a database as version 5 left it.
 # What version 8 added (the callers' wellness campaign) and version 7 (wellness calls): gone
 # with their column and tables.
-UNDO_V8 = ("ALTER TABLE callers DROP COLUMN wellness",)
+# What version 10 added (calls' channel and chat, video consultations).
+UNDO_V10 = ("DROP TABLE video_bookings", "ALTER TABLE calls DROP COLUMN channel",
+            "ALTER TABLE calls DROP COLUMN chat", "ALTER TABLE calls DROP COLUMN chat_dropped")
+UNDO_V8 = (*UNDO_V10, "ALTER TABLE callers DROP COLUMN wellness")
 UNDO_V7 = (*UNDO_V8, "DROP TABLE wellness_visits", "DROP TABLE wellness_attempts",
            "DROP TABLE wellness_people")
 UNDO_V6 = (

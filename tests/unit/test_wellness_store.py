@@ -22,6 +22,9 @@ NOW = dt.datetime(2026, 3, 10, 1, 0, tzinfo=UTC)          # a Tuesday, 10:00 in 
 KIM = "+821012345678"
 LEE = "+821087654321"
 PARK = "+82212345678"
+# What version 10 added (calls' channel and chat, video consultations): undone to go back further.
+UNDO_V10 = ("DROP TABLE video_bookings", "ALTER TABLE calls DROP COLUMN channel",
+            "ALTER TABLE calls DROP COLUMN chat", "ALTER TABLE calls DROP COLUMN chat_dropped")
 
 
 def person(number: str = KIM, campaign: str = "seoul", **kw) -> Person:
@@ -192,6 +195,8 @@ async def test_a_version_6_sqlite_database_is_migrated_to_7_keeping_its_calls(tm
     async with open_store(f"sqlite:///{path}"):
         pass
     conn = sqlite3.connect(path)
+    for statement in UNDO_V10:
+        conn.execute(statement)
     conn.execute("ALTER TABLE callers DROP COLUMN wellness")        # version 8's
     for table in ("wellness_visits", "wellness_attempts", "wellness_people"):
         conn.execute(f"DROP TABLE {table}")
@@ -213,7 +218,7 @@ async def test_a_version_6_postgresql_database_is_migrated_to_7(postgres_url: st
         pass
     db = await asyncpg.connect(postgres_url)
     try:
-        await db.execute("ALTER TABLE callers DROP COLUMN wellness; "
+        await db.execute("; ".join(UNDO_V10) + "; ALTER TABLE callers DROP COLUMN wellness; "
                          "DROP TABLE wellness_visits; DROP TABLE wellness_attempts; "
                          "DROP TABLE wellness_people; UPDATE schema_version SET version = 6")
     finally:
@@ -233,6 +238,8 @@ async def test_a_version_7_sqlite_database_is_migrated_to_8_keeping_its_callers(
     async with open_store(f"sqlite:///{path}"):
         pass
     conn = sqlite3.connect(path)
+    for statement in UNDO_V10:
+        conn.execute(statement)
     conn.execute("ALTER TABLE callers DROP COLUMN wellness")
     conn.execute("INSERT INTO callers (number, birth_date, language, needs_assistance, name, "
                  "updated_at) VALUES (?, '1941-02-28', 'en', 1, '김순자', ?)",
@@ -258,7 +265,7 @@ async def test_a_version_7_postgresql_database_is_migrated_to_8_keeping_its_call
         pass
     db = await asyncpg.connect(postgres_url)
     try:
-        await db.execute("ALTER TABLE callers DROP COLUMN wellness; "
+        await db.execute("; ".join(UNDO_V10) + "; ALTER TABLE callers DROP COLUMN wellness; "
                          "UPDATE schema_version SET version = 7")
         await db.execute("INSERT INTO callers (number, birth_date, language, needs_assistance, "
                          "name, updated_at) VALUES ($1, '1941-02-28', 'en', true, '김순자', $2)",

@@ -18,7 +18,7 @@ const T = {
     callbacks: "콜백", agents: "상담원", available: "대기 중", ringing: "호출 중", on_call: "통화 중",
     wrap_up: "후처리", paused: "일시 중지", offline: "로그아웃", occupancy: "점유율",
     waiting_callers: "대기 중인 고객", priority: "우선순위", reason: "사유", waited: "대기 시간",
-    estimate: "예상 대기", number: "전화번호", no_waiting: "대기 중인 고객이 없습니다",
+    estimate: "예상 대기", number: "전화번호", via: "경로", voice: "전화", video: "영상", no_waiting: "대기 중인 고객이 없습니다",
     more: "외 {n}명 더 대기 중", reservations: "콜백 예약", pending: "예약됨", due: "발신 시각 도래",
     in_progress: "발신 중", failed: "실패", done: "완료", due_at: "발신 예정", cancel: "예약 취소",
     no_reservations: "대기 중인 예약이 없습니다", pause: "일시 중지", resume: "재개",
@@ -45,7 +45,7 @@ const T = {
     callbacks: "Callbacks", agents: "Agents", available: "Available", ringing: "Ringing", on_call: "On a call",
     wrap_up: "Wrap-up", paused: "Paused", offline: "Logged out", occupancy: "Occupancy",
     waiting_callers: "Callers waiting", priority: "Priority", reason: "Reason", waited: "Waited",
-    estimate: "Estimate", number: "Number", no_waiting: "Nobody is waiting",
+    estimate: "Estimate", number: "Number", via: "Via", voice: "Phone", video: "Video", no_waiting: "Nobody is waiting",
     more: "{n} more waiting", reservations: "Callback reservations", pending: "Pending", due: "Due",
     in_progress: "Dialling", failed: "Failed", done: "Done", due_at: "Due at", cancel: "Cancel",
     no_reservations: "No pending reservations", pause: "Pause", resume: "Resume",
@@ -332,7 +332,7 @@ function renderWaiting(s) {
   for (const th of document.querySelectorAll(".col-center")) th.hidden = !several;
   while (cache.waitRows.length < shown) {
     const tr = el("tr");
-    for (let c = 0; c < 8; c++) tr.append(el("td"));
+    for (let c = 0; c < 9; c++) tr.append(el("td"));
     tr.children[2].className = "col-center";
     cache.waitRows.push(tr);
     body.append(tr);
@@ -351,6 +351,7 @@ function renderWaiting(s) {
     c[2].hidden = !several;
     setText(c[3], t(w.priority)); setText(c[4], w.reason || ""); setText(c[5], dur(w.waited));
     setText(c[6], dur(w.estimate)); setText(c[7], w.number || "");
+    setText(c[8], t(w.channel || "voice")); c[8].className = "via-" + (w.channel || "voice");
   }
   setText($("waiting-count"), String(total));
   $("waiting-none").hidden = total > 0;

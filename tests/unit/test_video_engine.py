@@ -1,0 +1,202 @@
+"""The video entrance in the running engine over the fake ARI: a page's visit, its call
+(``Stasis(ivr,video,<token>)``), the sign-language queue, the interpreter's page, the chat, and
+the call record."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from ivr.call import Outcome
+from ivr.config import load_config
+from ivr.testing.fake_ari import FakeAri
+from ivr.web.auth import Role, User, hash_password, write_users
+
+from engine_helpers import recorded_calls, serving
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def config_file(tmp_path: Path, fake: FakeAri, port: int, *, login: bool = False) -> Path:
+    shutil.copytree(REPO / "flows", tmp_path / "flows", dirs_exist_ok=True)
+    (tmp_path / "interpreter-passwords").write_text("interp1 sip-secret-1\n", encoding="utf-8")
+    write_users(tmp_path / "users.yaml", [User("interp1", Role.INTERPRETER, hash_password("interp-pass-1")),
+                                          User("kim", Role.SUPERVISOR, hash_password("supervisor-pass"))])
+    cfg = tmp_path / "ivr.yaml"
+    cfg.write_text(
+        f"ari: {{url: '{fake.base_url}', username: {fake.username}, password: {fake.password}}}\n"
+        f"flows: flows\nprompts: {REPO / 'prompts'}\nstore: {{url: 'sqlite:///ivr.db'}}\n"
+        "engine: {shutdown_grace: 1, reload_interval: 0}\n"
+        "acd:\n  priorities: [booked, elderly, repeat, normal]\n"
+        "  queues:\n    general: {max_wait: 60}\n"
+        "    sign_language: {skills: [sign_language], max_wait: 120, wrap_up: 1}\n"
+        "  agents:\n"
+        f"    - {{id: interp1, name: Interpreter One, endpoint: PJSIP/interp1, skills: [sign_language], "
+        f"login: {'true' if login else 'false'}}}\n"
+        f"admin: {{listen: '127.0.0.1:{port}', users_file: users.yaml}}\n"
+        "video: {enabled: true, guest_password: guest-secret, agent_passwords_file: interpreter-passwords}\n",
+        encoding="utf-8")
+    return cfg
+
+
+@contextlib.asynccontextmanager
+async def engine(tmp_path: Path, **kw):
+    port = free_port()
+    async with FakeAri(record=True) as fake:
+        config = load_config(config_file(tmp_path, fake, port, **kw), env={})
+        async with serving(config):
+            jar = aiohttp.CookieJar(unsafe=True)
+            async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", cookie_jar=jar) as http:
+                yield fake, http, config
+
+
+async def next_of(ws: aiohttp.ClientWebSocketResponse, match, timeout: float = 5.0) -> dict:
+    async with asyncio.timeout(timeout):
+        while True:
+            message = await ws.receive_json()
+            if match(message):
+                return message
+
+
+async def test_a_page_call_waits_is_answered_by_the_interpreter_page_with_video_and_chat(tmp_path):
+    async with engine(tmp_path, login=True) as (fake, http, config):
+        settings = await (await http.get("/video/api/settings")).json()
+        assert [t["id"] for t in settings["topics"]][:2] == ["premiums", "benefits"]
+        assert settings["sign_languages"][0]["labels"]["ko"] == "한국수어"
+        resp = await http.post("/video/api/visits", json={"topic": "certificates", "sign_language": "ksl",
+                                                          "language": "en", "number": "010-2345-6789"})
+        assert resp.status == 200
+        visit = await resp.json()
+        assert visit["sip"]["target"] == "sip:15779000@127.0.0.1"
+        assert visit["sip"]["headers"] == [f"X-IVR-Visit: {visit['token']}"]
+        assert visit["sip"]["password"] == "guest-secret"
+        assert visit["on_duty"] == 1
+        page = await http.ws_connect(f"/video/api/visits/{visit['token']}/socket")
+
+        # The interpreter logs in on their page, gets the SIP registration, and pauses.
+        login = await http.post("/video/api/agent/login", json={"name": "interp1", "password": "interp-pass-1"})
+        assert login.status == 200
+        assert (await login.json())["sip"] == {
+            "name": "Interpreter One", "websocket": "wss://127.0.0.1:8443/ws", "uri": "sip:interp1@127.0.0.1",
+            "username": "interp1", "password": "sip-secret-1", "ice_servers": []}
+        desk = await http.ws_connect("/video/api/agent/socket")
+        assert (await desk.receive_json())["state"] == "available"
+        await desk.send_json({"type": "pause"})
+        assert (await next_of(desk, lambda m: m["type"] == "agent"))["state"] == "paused"
+
+        # The page's call arrives as the dialplan hands it over; the interpreter is paused: it
+        # waits, first in line.
+        call_id = await fake.start_call(caller="video-guest", exten="15779000", args=["video", visit["token"]])
+        status = await next_of(page, lambda m: m["type"] == "status")
+        assert status["state"] == "waiting" and status["position"] == 1
+        await desk.send_json({"type": "ready"})
+        ringing = await next_of(desk, lambda m: m.get("state") == "ringing")
+        assert ringing["topic"] == "certificates" and ringing["sign_language"] == "ksl"
+        assert ringing["caller"] == "+82****6789" or "****" in ringing["caller"]
+        # The interpreter's leg offers video (Asterisk offers audio only without formats).
+        dial = await fake.wait_for_request(lambda r: r.method == "POST" and r.path == "/channels")
+        assert dial.params["endpoint"] == "PJSIP/interp1"
+        assert "vp8" in dial.params["formats"] and "opus" in dial.params["formats"]
+        await next_of(desk, lambda m: m.get("state") == "talking")
+        talking = await next_of(page, lambda m: m["type"] == "status" and m["state"] == "talking")
+        assert talking["agent"] == "Interpreter One"
+
+        # Text beside the video, both ways.
+        await page.send_json({"type": "chat", "text": "  12 Sejong-daero, Seoul  "})
+        got = await next_of(desk, lambda m: m["type"] == "chat")
+        assert (got["from"], got["text"]) == ("caller", "12 Sejong-daero, Seoul")
+        await desk.send_json({"type": "chat", "text": "Thank you, noted."})
+        got = await next_of(page, lambda m: m["type"] == "chat" and m["from"] == "agent")
+        assert got["text"] == "Thank you, noted."
+
+        await fake.caller_hangs_up(call_id)
+        ended = await next_of(page, lambda m: m["type"] == "call" and m["state"] == "ended")
+        assert ended["outcome"] == "agent_connected"
+        await page.close()
+        await desk.close()
+        for _ in range(50):
+            records = [r for r in await recorded_calls(config) if r.call_id == call_id]
+            if records and records[0].outcome is not None:
+                break
+            await asyncio.sleep(0.1)
+    (record,) = records
+    assert record.channel == "video"
+    assert record.flow == "sign_language" and record.dialled == "15779000"
+    assert record.number == "+821023456789" and record.queue == "sign_language"
+    assert record.outcome == Outcome.AGENT_CONNECTED and record.detail.startswith("interp1")
+    lines = [(line.sender, line.text) for line in record.chat]
+    assert ("caller", "12 Sejong-daero, Seoul") in lines and ("agent", "Thank you, noted.") in lines
+    assert lines[0] == ("system", "page: topic certificates, sign language ksl, page language en")
+
+
+async def test_a_page_call_without_a_visit_of_this_engine_is_refused_and_recorded(tmp_path):
+    async with engine(tmp_path) as (fake, http, config):
+        call_id = await fake.start_call(caller="video-guest", exten="15779000", args=["video", "forged-token"])
+        await fake.wait_for_request(lambda r: r.method == "DELETE" and call_id in r.path)
+        for _ in range(50):
+            records = [r for r in await recorded_calls(config) if r.call_id == call_id]
+            if records:
+                break
+            await asyncio.sleep(0.1)
+    (record,) = records
+    assert record.channel == "video" and record.outcome == Outcome.ERROR
+    assert "without a visit" in record.detail
+
+
+async def test_a_video_phone_dialling_the_video_number_reaches_the_same_queue(tmp_path):
+    async with engine(tmp_path, login=True) as (fake, http, config):
+        call_id = await fake.start_call(caller="01023456789", exten="15779000")
+        dial = await fake.wait_for_request(lambda r: r.method == "POST" and r.path == "/channels")
+        assert dial.params["endpoint"] == "PJSIP/interp1" and "vp8" in dial.params["formats"]
+        await asyncio.sleep(0.3)
+        await fake.caller_hangs_up(call_id)
+        for _ in range(50):
+            records = [r for r in await recorded_calls(config) if r.call_id == call_id]
+            if records and records[0].outcome is not None:
+                break
+            await asyncio.sleep(0.1)
+    (record,) = records
+    assert record.channel == "video" and record.queue == "sign_language"
+    assert record.outcome == Outcome.AGENT_CONNECTED
+
+
+@pytest.mark.parametrize("body, reason", [
+    ({"topic": "nope", "sign_language": "ksl", "language": "ko"}, "topic"),
+    ({"topic": "premiums", "sign_language": "xx", "language": "ko"}, "sign_language"),
+    ({"topic": "premiums", "sign_language": "ksl", "language": "fr"}, "language"),
+    ({"topic": "premiums", "sign_language": "ksl", "language": "ko", "number": "+1 202 555 0143"}, "number"),
+    ({"topic": "premiums", "sign_language": "ksl", "language": "ko", "number": "112"}, "number"),
+    ({"topic": "premiums", "sign_language": "ksl", "language": "ko", "code": "ABCD"}, "code"),
+    ({"topic": "premiums", "sign_language": "ksl", "language": "ko", "code": "ABCDEFGH"}, "code"),
+])
+async def test_a_visit_with_a_wrong_choice_number_or_code_is_refused_with_its_reason(tmp_path, body, reason):
+    async with engine(tmp_path) as (fake, http, config):
+        resp = await http.post("/video/api/visits", json=body)
+        assert resp.status == 400
+        assert (await resp.json())["reason"] == reason
+
+
+async def test_interpreters_cannot_use_the_wallboard_and_others_cannot_use_the_agent_page(tmp_path):
+    async with engine(tmp_path) as (fake, http, config):
+        resp = await http.post("/wallboard/api/login", json={"name": "interp1", "password": "interp-pass-1"})
+        assert resp.status == 403
+        resp = await http.post("/video/api/agent/login", json={"name": "kim", "password": "supervisor-pass"})
+        assert resp.status == 401
+        resp = await http.get("/video/api/agent/socket")
+        assert resp.status == 401
+        page = await http.get("/video/")
+        assert page.status == 200
+        assert "wss://127.0.0.1:8443" in page.headers["Content-Security-Policy"]
+        assert "수어 영상 상담" in await page.text()
