@@ -292,7 +292,7 @@ class VideoConfig:
     seconds before the slot to its end."""
 
     enabled: bool = False
-    number: str = "15779000"
+    number: str = "15771900"
     queue: str = "sign_language"
     websocket: str = "wss://127.0.0.1:8443/ws"
     sip_domain: str = "127.0.0.1"
@@ -1479,7 +1479,7 @@ def _video(raw: Mapping[str, Any], rel, callers: CallersConfig, acd: AcdConfig,
     enabled = _flag("video.enabled", sec.get("enabled", False), "serve the video page")
     number = _text("video.number", str(sec.get("number", default.number)),
                    pattern=re.compile(r"[+*#0-9]{1,32}"), what="a dialled number (digits, + * #)",
-                   example="'15779000'")
+                   example="'15771900'")
     queue = _text("video.queue", sec.get("queue", default.queue), pattern=re.compile(r"[A-Za-z0-9_.\-]{1,80}"),
                   example="sign_language")
     websocket = _text("video.websocket", sec.get("websocket", default.websocket),

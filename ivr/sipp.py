@@ -1151,7 +1151,7 @@ def call_main(argv: list[str] | None = None, *, prog: str = "python -m ivr.sipp"
     parser.add_argument("--header", action="append", default=[], metavar="NAME:VALUE",
                         help="an extra INVITE header, e.g. 'X-IVR-Center: busan' (repeatable)")
     parser.add_argument("--video", action="store_true",
-                        help="a video phone: offer a VP8/H.264 stream beside the audio (15779000)")
+                        help="a video phone: offer a VP8/H.264 stream beside the audio (15771900)")
     parser.add_argument("--messages", action="store_true", help="print the SIP messages exchanged")
     args = parser.parse_args(argv)
     headers: dict[str, str] = {}

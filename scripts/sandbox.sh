@@ -36,7 +36,10 @@
 #   IVR_ARI_PASSWORD         ARI password (default: .sandbox/ari-password, generated once)
 #   IVR_SANDBOX_BIND         address the SIP transport listens on (default 127.0.0.1); 0.0.0.0 or
 #                            a LAN address lets softphones on the LAN register as tester1..3
-#   IVR_SANDBOX_ARI_BIND     address ARI/HTTP listens on (default 127.0.0.1)
+#   IVR_SANDBOX_ARI_BIND     address ARI/HTTP listens on (default 127.0.0.1); also HTTPS, which
+#                            carries browsers' SIP over WebSocket (wss://ADDRESS:8443/ws)
+#   IVR_SANDBOX_TLS_CERT     the HTTPS certificate (PEM) to use instead of the one the sandbox
+#   IVR_SANDBOX_TLS_KEY      makes into .sandbox/tls/ (self-signed); give both or neither
 #   IVR_SANDBOX_MODE         chroot | system (default: system when an asterisk command exists)
 #   IVR_SANDBOX_MIRROR       Debian mirror for the chroot (default: taken from apt's sources)
 #   IVR_SANDBOX_BOOT_TIMEOUT seconds to wait for Asterisk to boot (default 60)
@@ -52,6 +55,10 @@ PROMPTS_AUDIO="$REPO/prompts/audio"
 FG_LOG=/var/log/asterisk-fg.log          # inside the chroot
 BOOT_TIMEOUT=${IVR_SANDBOX_BOOT_TIMEOUT:-60}
 TESTERS=(tester1 tester2 tester3)
+INTERPRETERS=(interp1 interp2 interp3)
+TLS_DIR="$STATE/tls"
+MAIN_HTTPS_PORT=8443     # HTTPS, and browsers' SIP over WebSocket (wss://…:8443/ws)
+TLS_MIN_DAYS=30          # a certificate the sandbox made is made again this long before it expires
 
 say() { echo "sandbox: $*"; }
 die() { echo "sandbox: $*" >&2; exit 1; }
@@ -113,9 +120,10 @@ ari_password() {
     tr -d '\r\n' < "$f"
 }
 
-# .sandbox/tester-passwords holds one "testerN PASSWORD" line per softphone account.
-tester_password() {
-    local f="$STATE/tester-passwords" t=$1 pw
+# A file of "NAME PASSWORD" lines, one per account: NAME's password, added when missing.
+# .sandbox/tester-passwords (softphones, testerN), .sandbox/interpreter-passwords (interpN).
+account_password() {  # file name
+    local f=$1 t=$2 pw
     mkdir -p "$STATE"
     [ -f "$f" ] || (umask 077; : > "$f")
     chmod 600 "$f"
@@ -125,6 +133,115 @@ tester_password() {
         echo "$t $pw" >> "$f"
     fi
     printf '%s' "$pw"
+}
+
+tester_password() { account_password "$STATE/tester-passwords" "$1"; }
+interpreter_password() { account_password "$STATE/interpreter-passwords" "$1"; }
+
+# The one account every caller's browser page calls with (endpoint video-guest).
+video_guest_password() {
+    local f="$STATE/video-guest-password"
+    if [ ! -s "$f" ]; then
+        mkdir -p "$STATE"
+        (umask 077; random_secret > "$f")
+    fi
+    chmod 600 "$f"
+    tr -d '\r\n' < "$f"
+}
+
+# ---------------------------------------------------------------------------------------------
+# TLS for HTTPS (and so for browsers' SIP over WebSocket): a deployment's certificate and key
+# (IVR_SANDBOX_TLS_CERT, IVR_SANDBOX_TLS_KEY), or a self-signed one made here once, into
+# .sandbox/tls/ (asterisk.names records the names it was made for), and made again when it
+# expires within TLS_MIN_DAYS days or does not name an address the sandbox listens on.  Installed as Asterisk's keys/asterisk.crt and asterisk.key
+# (http.conf), which every center reads too.
+
+# The names the certificate must hold, as a subjectAltName value: loopback, and the bind
+# addresses when they name one address (IPv4, IPv6 or a host name).
+tls_names() {
+    local names="IP:127.0.0.1,DNS:localhost" a
+    for a in "${IVR_SANDBOX_BIND:-}" "${IVR_SANDBOX_ARI_BIND:-}"; do
+        case "$a" in
+            ""|127.0.0.1|0.0.0.0|"::"|localhost) continue ;;
+        esac
+        if [[ $a =~ ^[0-9]+(\.[0-9]+){3}$ || $a == *:* ]]; then
+            names+=",IP:$a"
+        else
+            names+=",DNS:$a"
+        fi
+    done
+    printf '%s' "$names" | tr ',' '\n' | awk '!seen[$0]++' | paste -sd, -
+}
+
+# Whether every name of $2 is among those the certificate was made for (recorded in $1).
+tls_names_ok() {  # names-file names
+    local n
+    [ -f "$1" ] || return 1
+    for n in $(tr ',' ' ' <<< "$2"); do
+        tr ',' '\n' < "$1" | grep -qxF -- "$n" || return 1
+    done
+}
+
+make_tls_cert() {  # cert key names
+    local tmp
+    command -v openssl >/dev/null 2>&1 || die "openssl is needed to make the sandbox's TLS certificate"
+    mkdir -p "$(dirname "$1")"
+    chmod 700 "$(dirname "$1")"
+    tmp=$(mktemp -d "$(dirname "$1")/new.XXXXXX")
+    if ! (umask 077; openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 825 \
+            -subj "/CN=ivr sandbox Asterisk" -addext "subjectAltName=$3" \
+            -addext "basicConstraints=critical,CA:FALSE" -addext "keyUsage=digitalSignature,keyEncipherment" \
+            -addext "extendedKeyUsage=serverAuth" \
+            -keyout "$tmp/key.pem" -out "$tmp/cert.pem" > "$tmp/openssl.log" 2>&1); then
+        cat "$tmp/openssl.log" >&2
+        rm -rf "$tmp"
+        die "openssl could not make the TLS certificate"
+    fi
+    chmod 600 "$tmp/key.pem"
+    chmod 644 "$tmp/cert.pem"
+    mv "$tmp/key.pem" "$2"
+    mv "$tmp/cert.pem" "$1"
+    printf '%s\n' "$3" > "${1%.crt}.names"
+    rm -rf "$tmp"
+    say "made a self-signed TLS certificate for $3 into $1 (valid 825 days)" >&2
+}
+
+# Prints the certificate's and the key's paths, one a line.
+tls_files() {
+    local cert key names
+    if [ -n "${IVR_SANDBOX_TLS_CERT:-}${IVR_SANDBOX_TLS_KEY:-}" ]; then
+        cert=${IVR_SANDBOX_TLS_CERT:-} key=${IVR_SANDBOX_TLS_KEY:-}
+        [ -n "$cert" ] && [ -n "$key" ] || die "IVR_SANDBOX_TLS_CERT and IVR_SANDBOX_TLS_KEY go together: set both"
+        [ -r "$cert" ] || die "IVR_SANDBOX_TLS_CERT: cannot read $cert"
+        [ -r "$key" ] || die "IVR_SANDBOX_TLS_KEY: cannot read $key"
+        openssl x509 -in "$cert" -noout 2>/dev/null || die "IVR_SANDBOX_TLS_CERT: $cert is not a PEM certificate"
+        openssl x509 -in "$cert" -noout -checkend 0 >/dev/null 2>&1 \
+            || say "warning: the certificate $cert has expired" >&2
+    else
+        cert="$TLS_DIR/asterisk.crt" key="$TLS_DIR/asterisk.key"
+        names=$(tls_names)
+        if [ ! -s "$cert" ] || [ ! -s "$key" ] \
+                || ! openssl x509 -in "$cert" -noout -checkend $((TLS_MIN_DAYS * 86400)) >/dev/null 2>&1 \
+                || ! tls_names_ok "$TLS_DIR/asterisk.names" "$names"; then
+            make_tls_cert "$cert" "$key" "$names"
+        fi
+        chmod 600 "$key"
+    fi
+    printf '%s\n%s\n' "$cert" "$key"
+}
+
+# Asterisk's keys folder: keys/asterisk.crt and keys/asterisk.key for http.conf.
+install_tls() {
+    local cert key dir
+    { read -r cert; read -r key; } < <(tls_files)
+    [ -n "$key" ] || exit 1
+    dir="$(ast_prefix)/etc/asterisk/keys"
+    mkdir -p "$dir"
+    cmp -s "$cert" "$dir/asterisk.crt" || install -m 644 "$cert" "$dir/asterisk.crt"
+    cmp -s "$key" "$dir/asterisk.key" || install -m 600 "$key" "$dir/asterisk.key"
+    if [ "$(mode)" = system ] && id asterisk >/dev/null 2>&1; then
+        chown asterisk: "$dir/asterisk.crt" "$dir/asterisk.key"
+    fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -384,7 +501,7 @@ caller_match() {  # [center]
 
 render_conf() {  # destination directory [center]
     local dest=$1 center=${2:-} sip_bind ari_bind ari_user ari_pw media f content t name
-    local sip_port http_port rtp_start rtp_end directories agents trunks dialplan callers
+    local sip_port http_port https_port rtp_start rtp_end directories agents trunks dialplan callers
     sip_bind=${IVR_SANDBOX_BIND:-127.0.0.1}
     ari_bind=${IVR_SANDBOX_ARI_BIND:-127.0.0.1}
     ari_user=${IVR_ARI_USER:-ivr}
@@ -400,6 +517,7 @@ render_conf() {  # destination directory [center]
     if [ -n "$center" ]; then
         sip_port=$(center_sip_port "$center")
         http_port=$(center_http_port "$center")
+        https_port=$(center_https_port "$center")
         rtp_start=$(center_rtp_start "$center")
         rtp_end=$((rtp_start + 999))
         directories=$(block asterisk-directories)
@@ -407,11 +525,12 @@ render_conf() {  # destination directory [center]
         trunks=$(trunks_section "$center")
         dialplan=$(trunk_dialplan "$center")
     else
-        sip_port=5060 http_port=8088 directories="" trunks="" dialplan=""
+        sip_port=5060 http_port=8088 https_port=$MAIN_HTTPS_PORT directories="" trunks="" dialplan=""
         read -r rtp_start rtp_end < <(main_rtp_range)
     fi
     agents=$(agents_section "$center")
     callers=$(caller_match "$center")
+    install_tls
     mkdir -p "$dest"
     for f in "$CONF_SRC"/*.conf; do
         content=$(<"$f")
@@ -426,6 +545,7 @@ render_conf() {  # destination directory [center]
         content=${content//@CALLER_MATCH@/$callers}
         content=${content//@HTTP_BIND@/$ari_bind}
         content=${content//@HTTP_PORT@/$http_port}
+        content=${content//@HTTPS_PORT@/$https_port}
         content=${content//@RTP_START@/$rtp_start}
         content=${content//@RTP_END@/$rtp_end}
         content=${content//@MEDIA_ADDRESS@/$media}
@@ -435,6 +555,15 @@ render_conf() {  # destination directory [center]
                 content=${content//$name/$(tester_password "$t")}
             fi
         done
+        for t in "${INTERPRETERS[@]}"; do
+            name=@${t^^}_PASSWORD@
+            if [[ $content == *"$name"* ]]; then
+                content=${content//$name/$(interpreter_password "$t")}
+            fi
+        done
+        if [[ $content == *@VIDEO_GUEST_PASSWORD@* ]]; then
+            content=${content//@VIDEO_GUEST_PASSWORD@/$(video_guest_password)}
+        fi
         if [[ $content =~ @[A-Z0-9_]+@ ]]; then
             die "$(basename "$f"): placeholder ${BASH_REMATCH[0]} was not filled in"
         fi
@@ -580,6 +709,7 @@ center_k() {  # name -> 1-based index
 }
 center_sip_port() { local k; k=$(center_k "$1"); echo $((5200 + 10 * (k - 1))); }
 center_http_port() { local k; k=$(center_k "$1"); echo $((8100 + 10 * (k - 1))); }
+center_https_port() { local k; k=$(center_k "$1"); echo $((8101 + 10 * (k - 1))); }
 center_rtp_start() { local k; k=$(center_k "$1"); echo $((12000 + 1000 * (k - 1))); }
 center_conf() { echo "/etc/asterisk-$1/asterisk.conf"; }   # as Asterisk sees it
 center_fg_log() { echo "/var/log/asterisk-$1/asterisk-fg.log"; }
@@ -712,6 +842,7 @@ write_centers_json() {
             first=0
             printf '\n    {"name": "%s", "index": %s, "sip": "%s:%s", "ari": "http://%s:%s/ari",' \
                 "$c" "$(center_k "$c")" "$addr" "$sip" "$ari_host" "$http"
+            printf ' "wss": "wss://%s:%s/ws",' "$ari_host" "$(center_https_port "$c")"
             printf ' "rtp": [%s, %s], "dispatcher_set": %s, "config": "%s",' \
                 "$rtp" $((rtp + 999)) $(($(center_k "$c") + 1)) "$(center_conf "$c")"
             printf '\n     "agents": {"%s1": "127.0.0.1:%s", "%s2": "127.0.0.1:%s"}}' \
@@ -908,6 +1039,7 @@ up_centers() {  # N
     for c in "${want[@]}"; do
         say "center $c: SIP udp $(sip_address):$(center_sip_port "$c")," \
             "ARI http://${IVR_SANDBOX_ARI_BIND:-127.0.0.1}:$(center_http_port "$c")/ari/," \
+            "WSS :$(center_https_port "$c")/ws," \
             "agents ${c}1 ${c}2$([[ " ${started[*]} " == *" $c "* ]] && echo ", started" || echo ", reloaded")"
     done
     say "Kamailio: SIP udp $(sip_address):$KAM_PORT, kamcmd -s $(kam_ctl) dispatcher.list"
@@ -928,7 +1060,7 @@ status_centers() {
     local c rc=0 pid
     for c in $(wanted_centers); do
         if center_running "$c"; then
-            echo "center $c: running (SIP $(sip_address):$(center_sip_port "$c"), ARI port $(center_http_port "$c"))"
+            echo "center $c: running (SIP $(sip_address):$(center_sip_port "$c"), ARI port $(center_http_port "$c"), HTTPS port $(center_https_port "$c"))"
         else
             echo "center $c: stopped"
             rc=3
@@ -996,6 +1128,10 @@ cmd_up() {
         "password ${IVR_ARI_PASSWORD:+from \$IVR_ARI_PASSWORD}${IVR_ARI_PASSWORD:-in $STATE/ari-password}"
     say "RTP: ports $(main_rtp_range | tr ' ' '-') ($((rtp_ports / 2)) calls at once; --rtp-ports N for more)"
     say "SIP: udp ${IVR_SANDBOX_BIND:-127.0.0.1}:5060 (softphones: tester1..3, passwords in $STATE/tester-passwords)"
+    say "WebRTC: wss://${IVR_SANDBOX_ARI_BIND:-127.0.0.1}:$MAIN_HTTPS_PORT/ws (video-guest, password in" \
+        "$STATE/video-guest-password; interp1..3, passwords in $STATE/interpreter-passwords)"
+    say "TLS: certificate ${IVR_SANDBOX_TLS_CERT:-$TLS_DIR/asterisk.crt}" \
+        "${IVR_SANDBOX_TLS_CERT:+(from \$IVR_SANDBOX_TLS_CERT)}${IVR_SANDBOX_TLS_CERT:-(self-signed: a browser must trust it)}"
     if [ -n "$centers" ]; then
         up_centers "$centers"
     fi

@@ -34,7 +34,7 @@ def test_the_sample_flows_validate_with_no_errors_and_no_warnings():
     assert flows.get("long_term_care").numbers == ()
     assert len(flows.version("main")) == 12
     assert sorted(flows.flow_names()) == ["long_term_care", "main", "sign_language", "wellness"]
-    assert flows.for_number("15779000").name == "sign_language"
+    assert flows.for_number("15771900").name == "sign_language"
     assert flows.get("wellness").outbound and not main.outbound
 
 

@@ -79,7 +79,7 @@ async def test_a_page_call_waits_is_answered_by_the_interpreter_page_with_video_
                                                           "language": "en", "number": "010-2345-6789"})
         assert resp.status == 200
         visit = await resp.json()
-        assert visit["sip"]["target"] == "sip:15779000@127.0.0.1"
+        assert visit["sip"]["target"] == "sip:15771900@127.0.0.1"
         assert visit["sip"]["headers"] == [f"X-IVR-Visit: {visit['token']}"]
         assert visit["sip"]["password"] == "guest-secret"
         assert visit["on_duty"] == 1
@@ -98,9 +98,17 @@ async def test_a_page_call_waits_is_answered_by_the_interpreter_page_with_video_
 
         # The page's call arrives as the dialplan hands it over; the interpreter is paused: it
         # waits, first in line.
-        call_id = await fake.start_call(caller="video-guest", exten="15779000", args=["video", visit["token"]])
+        call_id = await fake.start_call(caller="video-guest", exten="15771900", args=["video", visit["token"]])
         status = await next_of(page, lambda m: m["type"] == "status")
         assert status["state"] == "waiting" and status["position"] == 1
+        # The wallboard lists the caller as a video caller.
+        assert (await http.post("/wallboard/api/login", json={"name": "kim", "password": "supervisor-pass"})).ok
+        for _ in range(50):
+            board = await (await http.get("/wallboard/api/snapshot")).json()
+            if board["waiting_list"]:
+                break
+            await asyncio.sleep(0.1)
+        assert [(w["call_id"], w["channel"]) for w in board["waiting_list"]] == [(call_id, "video")]
         await desk.send_json({"type": "ready"})
         ringing = await next_of(desk, lambda m: m.get("state") == "ringing")
         assert ringing["topic"] == "certificates" and ringing["sign_language"] == "ksl"
@@ -133,7 +141,7 @@ async def test_a_page_call_waits_is_answered_by_the_interpreter_page_with_video_
             await asyncio.sleep(0.1)
     (record,) = records
     assert record.channel == "video"
-    assert record.flow == "sign_language" and record.dialled == "15779000"
+    assert record.flow == "sign_language" and record.dialled == "15771900"
     assert record.number == "+821023456789" and record.queue == "sign_language"
     assert record.outcome == Outcome.AGENT_CONNECTED and record.detail.startswith("interp1")
     lines = [(line.sender, line.text) for line in record.chat]
@@ -143,7 +151,7 @@ async def test_a_page_call_waits_is_answered_by_the_interpreter_page_with_video_
 
 async def test_a_page_call_without_a_visit_of_this_engine_is_refused_and_recorded(tmp_path):
     async with engine(tmp_path) as (fake, http, config):
-        call_id = await fake.start_call(caller="video-guest", exten="15779000", args=["video", "forged-token"])
+        call_id = await fake.start_call(caller="video-guest", exten="15771900", args=["video", "forged-token"])
         await fake.wait_for_request(lambda r: r.method == "DELETE" and call_id in r.path)
         for _ in range(50):
             records = [r for r in await recorded_calls(config) if r.call_id == call_id]
@@ -157,7 +165,7 @@ async def test_a_page_call_without_a_visit_of_this_engine_is_refused_and_recorde
 
 async def test_a_video_phone_dialling_the_video_number_reaches_the_same_queue(tmp_path):
     async with engine(tmp_path, login=True) as (fake, http, config):
-        call_id = await fake.start_call(caller="01023456789", exten="15779000")
+        call_id = await fake.start_call(caller="01023456789", exten="15771900")
         dial = await fake.wait_for_request(lambda r: r.method == "POST" and r.path == "/channels")
         assert dial.params["endpoint"] == "PJSIP/interp1" and "vp8" in dial.params["formats"]
         await asyncio.sleep(0.3)

@@ -26,7 +26,7 @@ HOURS = OpeningHours(SEOUL, {d: [(dt.time(9), dt.time(12))] for d in range(5)})
 
 
 class FakeCall:
-    def __init__(self, call_id: str = "c1", dialled: str = "15779000", caller: str = "video-guest") -> None:
+    def __init__(self, call_id: str = "c1", dialled: str = "15771900", caller: str = "video-guest") -> None:
         self.id, self.dialled, self.caller_number = call_id, dialled, caller
         self.switch, self.center, self.hung_up, self.ended_as = "asterisk", None, False, None
         self.played: list[list[Prompt]] = []
@@ -132,7 +132,7 @@ async def test_the_waiting_page_sees_its_place_a_booking_offer_when_the_wait_is_
     visit, _ = await video.open_visit(topic="premiums", sign_language="ksl", language="en")
     sub = video.pages.subscribe(visit.key)
     call = video.admit(FakeCall(), ["video", visit.token])
-    await video.started(call, CallRecord("c1", "", "15779000"))
+    await video.started(call, CallRecord("c1", "", "15771900"))
     assert queues.watched["c1"] is video
     queues.places["c1"] = (2, 200.0)
     video.update_statuses()
@@ -151,7 +151,7 @@ async def test_booking_while_waiting_takes_the_caller_out_and_the_slot_fills_up(
     video, queues, store = service(per_slot=1)
     visit, _ = await video.open_visit(topic="premiums", sign_language="ksl", language="ko")
     call = video.admit(FakeCall(), ["video", visit.token])
-    record = CallRecord("c1", "", "15779000")
+    record = CallRecord("c1", "", "15771900")
     await video.started(call, record)
     slots = await video.free_slots()
     booking = await video.book(visit, slots[0].start.isoformat())
