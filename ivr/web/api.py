@@ -45,7 +45,7 @@ from aiohttp import web
 
 from ivr.acd.model import AgentState, AgentStatus
 from ivr.acd.service import QueueBoard
-from ivr.call import CallRecord, Outcome, utcnow
+from ivr.call import CHANNELS, CallRecord, Outcome, utcnow
 from ivr.callbacks.model import STATUSES, Reservation
 from ivr.logs import mask_number
 from ivr.routing.numbers import normalize
@@ -149,7 +149,7 @@ def api_app(*, token: str, queues: Operators | None = None, desk: Desk | None = 
     # -- version 1 -------------------------------------------------------------------------
 
     async def v1_calls(request: web.Request) -> web.Response:
-        q = _Query(request, {"since", "until", "flow", "outcome", "number", "limit", "cursor"}, tz)
+        q = _Query(request, {"since", "until", "flow", "outcome", "number", "channel", "limit", "cursor"}, tz)
         since, until = q.moment("since"), q.moment("until")
         if since is not None and until is not None and since >= until:
             raise _bad("since must be before until")
@@ -165,7 +165,7 @@ def api_app(*, token: str, queues: Operators | None = None, desk: Desk | None = 
         limit = q.limit(CALLS_LIMIT)
         after = q.cursor(2)
         query = CallQuery(since=since, until=until, flow=q.text("flow"), outcome=outcome,
-                          number=number)
+                          number=number, channel=q.choice("channel", list(CHANNELS)))
         found = await need_store().find_calls(
             query, limit=limit + 1,
             after=None if after is None else (_moment(after[0]), after[1]))

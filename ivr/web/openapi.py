@@ -249,6 +249,9 @@ _PARAMETERS = {
                                         "(`010-1234-5678`, `+82 10 1234 5678`); a number "
                                         "without `+` is read as dialled in `callers.region`.",
                      {"type": "string"}),
+    "channel": _param("channel", "query", "How the caller reached us: `voice` (a phone) or `video` "
+                                          "(the video entrance's page or a video phone).",
+                      {"type": "string", "enum": list(CHANNELS)}),
     "cursor": _param("cursor", "query", "The `next` of the previous page.", {"type": "string"}),
     "center": _param("center", "query", "Agents of this center.", {"type": "string"}),
     "state": _param("state", "query", "Agents in this state.",
@@ -305,7 +308,7 @@ def _agent_actions(prefix: str, deprecated: bool) -> dict[str, Any]:
 _PATHS: dict[str, Any] = {
     "/v1/calls": {"get": _op(
         "list_calls", "Calls, newest first, in pages.", "CallPage",
-        params=("since", "until", "flow", "outcome", "number", "cursor"), limit=50,
+        params=("since", "until", "flow", "outcome", "number", "channel", "cursor"), limit=50,
         errors=("BadRequest", "NotFound"),
         description="Keyset pages: stable while calls arrive (a call arriving meanwhile is "
                     "newer than every page already started; no call is on two pages).")},

@@ -39,6 +39,7 @@ from aiohttp import WSMsgType, web
 
 from ivr.video.service import VideoRefused, VideoService
 from ivr.web.auth import Audit, LoginLimiter, Role, Sessions, UserDirectory
+from ivr.web.wallboard import guarded
 
 log = structlog.get_logger("ivr.web.video")
 
@@ -114,24 +115,8 @@ def video_app(service: VideoService, *, users: UserDirectory | None = None, audi
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        api = "/api/" in request.path
-        try:
-            resp = await handler(request)
-        except web.HTTPException as exc:
-            if not api or exc.status < 400:
-                raise
-            resp = _error(exc.status, (exc.reason or "error").lower())
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            if not api:
-                raise
-            log.exception("video.request_failed", method=request.method, path=request.path)
-            resp = _error(500, "internal error; the engine's log has the details")
-        if not resp.prepared:
-            resp.headers.update(headers)
-            resp.headers.setdefault("Cache-Control", "no-store")
-        return resp
+        return await guarded(request, handler, api="/api/" in request.path, headers=headers,
+                             failed="video.request_failed")
 
     def page(name: str) -> Handler:
         async def serve(request: web.Request) -> web.Response:
@@ -195,24 +180,33 @@ def video_app(service: VideoService, *, users: UserDirectory | None = None, audi
             return _error(404, "no such visit (it ended, or the engine restarted)")
         if not same_origin(request):
             return _error(403, "this page's own socket only")
+        status = service.current_status(visit)
+
+        async def received(ws: web.WebSocketResponse, data: str) -> bool:
+            await _visit_message(ws, visit, data)
+            return True
+        return await pump(request, visit.key, [status] if status is not None else [], received)
+
+    async def pump(request: web.Request, key: str, first: list[dict[str, Any]],
+                   received: Callable[[web.WebSocketResponse, str], Awaitable[bool]]) -> web.WebSocketResponse:
+        """A page's socket: ``first``, then every message published to ``key``, while each
+        text the page sends goes to ``received`` (False: close the socket)."""
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE)
         await ws.prepare(request)
         sockets.add(ws)
-        sub = service.pages.subscribe(visit.key)
-        status = service.current_status(visit)
-        if status is not None:
-            sub.put(status)
+        sub = service.pages.subscribe(key)
 
         async def send() -> None:
+            for message in first:
+                await ws.send_json(message)
             while True:
                 await ws.send_json(await sub.get())
 
-        sender = asyncio.create_task(send(), name="video.visit.send")
+        sender = asyncio.create_task(send(), name=f"video.send.{key.split(':', 1)[0]}")
         try:
             async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    continue
-                await _visit_message(ws, visit, msg.data)
+                if msg.type == WSMsgType.TEXT and not await received(ws, msg.data):
+                    break
         finally:
             sender.cancel()
             sub.close()
@@ -297,30 +291,15 @@ def video_app(service: VideoService, *, users: UserDirectory | None = None, audi
         if not same_origin(request):
             return _error(403, "this page's own socket only")
         agent_id = s.user
-        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE)
-        await ws.prepare(request)
-        sockets.add(ws)
-        sub = service.pages.subscribe(f"agent:{agent_id}")
-        await ws.send_json({"type": "agent", **_agent_state(agent_id)})
 
-        async def send() -> None:
-            while True:
-                await ws.send_json(await sub.get())
-
-        sender = asyncio.create_task(send(), name="video.agent.send")
-        try:
-            async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    continue
-                if session_of(request) is None:
-                    await ws.send_json({"type": "error", "reason": "session", "error": "log in again"})
-                    break
-                await _agent_message(ws, agent_id, msg.data)
-        finally:
-            sender.cancel()
-            sub.close()
-            sockets.discard(ws)
-        return ws
+        async def received(ws: web.WebSocketResponse, data: str) -> bool:
+            if session_of(request) is None:
+                await ws.send_json({"type": "error", "reason": "session", "error": "log in again"})
+                return False
+            await _agent_message(ws, agent_id, data)
+            return True
+        return await pump(request, f"agent:{agent_id}", [{"type": "agent", **_agent_state(agent_id)}],
+                          received)
 
     def _agent_state(agent_id: str) -> dict[str, Any]:
         queues = service.queues

@@ -35,7 +35,7 @@ import asyncio
 import datetime as dt
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from importlib import resources
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -119,6 +119,30 @@ def _static_files() -> dict[str, tuple[bytes, str]]:
     return {name: ((folder / name).read_bytes(), kinds[name.rsplit(".", 1)[1]]) for name in STATIC}
 
 
+async def guarded(request: web.Request, handler: Handler, *, api: bool, headers: Mapping[str, str],
+                  failed: str) -> web.StreamResponse:
+    """``handler``'s answer, with ``headers`` (and ``Cache-Control: no-store`` unless it says
+    otherwise) on every response not yet sent; for an ``api`` request, an HTTP error or a
+    failure of the handler becomes a JSON ``{"error": …}`` (a failure logged as ``failed``)."""
+    try:
+        resp = await handler(request)
+    except web.HTTPException as exc:
+        if not api or exc.status < 400:
+            raise
+        resp = _error(exc.status, (exc.reason or "error").lower())
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        if not api:
+            raise
+        log.exception(failed, method=request.method, path=request.path)
+        resp = _error(500, "internal error; the engine's log has the details")
+    if not resp.prepared:
+        resp.headers.update(headers)
+        resp.headers.setdefault("Cache-Control", "no-store")
+    return resp
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers)
 
@@ -175,7 +199,8 @@ def wallboard_app(*, users: UserDirectory, stats: LiveView, audit: Audit,
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         """Sessions, CSRF and JSON errors for ``/api``; security headers on everything."""
         api = "/api/" in request.path
-        try:
+
+        async def checked(request: web.Request) -> web.StreamResponse:
             if api and request.match_info.route.name != "api.login":
                 s = current(request)
                 if s is None:
@@ -183,22 +208,10 @@ def wallboard_app(*, users: UserDirectory, stats: LiveView, audit: Audit,
                 if request.method == "POST" and not s.csrf_ok(request.headers.get(CSRF_HEADER)):
                     return _error(403, f"missing or wrong {CSRF_HEADER}: reload the page")
                 request[_SESSION] = s
-            resp = await handler(request)
-        except web.HTTPException as exc:
-            if not api or exc.status < 400:
-                raise
-            resp = _error(exc.status, (exc.reason or "error").lower())
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            if not api:
-                raise
-            log.exception("wallboard.request_failed", method=request.method, path=request.path)
-            resp = _error(500, "internal error; the engine's log has the details")
-        if not resp.prepared:
-            resp.headers.update(_SECURITY_HEADERS)
-            resp.headers.setdefault("Cache-Control", "no-store")
-        return resp
+            return await handler(request)
+
+        return await guarded(request, checked, api=api, headers=_SECURITY_HEADERS,
+                             failed="wallboard.request_failed")
 
     async def static(request: web.Request) -> web.Response:
         name = request.match_info.get("name", "index.html")

@@ -269,7 +269,7 @@ async def test_every_page_of_a_filter_only_holds_matches_and_the_last_says_so():
     ("cursor=%%%", "cursor: not one this API gave"),
     ("number=abc", "number: 'abc' is not a phone number"),
     ("number=010-1234", "is not a phone number"),
-    ("flows=main", "unknown query parameter 'flows'; this path takes: cursor, flow, limit"),
+    ("flows=main", "unknown query parameter 'flows'; this path takes: channel, cursor, flow, limit"),
     ("flow=a&flow=b", "flow is given more than once"),
 ])
 async def test_a_query_that_does_not_fit_is_a_clear_400(query, says):
@@ -308,6 +308,9 @@ async def test_a_video_call_says_its_channel_and_carries_its_chat():
         page = await api.get("/v1/calls")
         assert [(c["id"], c["channel"], len(c["chat"])) for c in page["items"]] == [
             ("call-00004", "voice", 0), ("call-00003", "video", 2)]
+        only = await api.get("/v1/calls?channel=video")
+        assert [c["id"] for c in only["items"]] == ["call-00003"]
+        await api.get("/v1/calls?channel=fax", status=400)
     finally:
         await api.client.close()
 

@@ -62,6 +62,16 @@ async def engine(tmp_path: Path, **kw):
                 yield fake, http, config
 
 
+async def record_of(config, call_id: str):
+    """The call's record once the engine has written its end (waits up to 5 s)."""
+    for _ in range(50):
+        found = [r for r in await recorded_calls(config) if r.call_id == call_id]
+        if found and found[0].outcome is not None:
+            return found[0]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no ended record of {call_id}")
+
+
 async def next_of(ws: aiohttp.ClientWebSocketResponse, match, timeout: float = 5.0) -> dict:
     async with asyncio.timeout(timeout):
         while True:
@@ -134,12 +144,7 @@ async def test_a_page_call_waits_is_answered_by_the_interpreter_page_with_video_
         assert ended["outcome"] == "agent_connected"
         await page.close()
         await desk.close()
-        for _ in range(50):
-            records = [r for r in await recorded_calls(config) if r.call_id == call_id]
-            if records and records[0].outcome is not None:
-                break
-            await asyncio.sleep(0.1)
-    (record,) = records
+        record = await record_of(config, call_id)
     assert record.channel == "video"
     assert record.flow == "sign_language" and record.dialled == "15771900"
     assert record.number == "+821023456789" and record.queue == "sign_language"
@@ -153,12 +158,7 @@ async def test_a_page_call_without_a_visit_of_this_engine_is_refused_and_recorde
     async with engine(tmp_path) as (fake, http, config):
         call_id = await fake.start_call(caller="video-guest", exten="15771900", args=["video", "forged-token"])
         await fake.wait_for_request(lambda r: r.method == "DELETE" and call_id in r.path)
-        for _ in range(50):
-            records = [r for r in await recorded_calls(config) if r.call_id == call_id]
-            if records:
-                break
-            await asyncio.sleep(0.1)
-    (record,) = records
+        record = await record_of(config, call_id)
     assert record.channel == "video" and record.outcome == Outcome.ERROR
     assert "without a visit" in record.detail
 
@@ -170,12 +170,7 @@ async def test_a_video_phone_dialling_the_video_number_reaches_the_same_queue(tm
         assert dial.params["endpoint"] == "PJSIP/interp1" and "vp8" in dial.params["formats"]
         await asyncio.sleep(0.3)
         await fake.caller_hangs_up(call_id)
-        for _ in range(50):
-            records = [r for r in await recorded_calls(config) if r.call_id == call_id]
-            if records and records[0].outcome is not None:
-                break
-            await asyncio.sleep(0.1)
-    (record,) = records
+        record = await record_of(config, call_id)
     assert record.channel == "video" and record.queue == "sign_language"
     assert record.outcome == Outcome.AGENT_CONNECTED
 
@@ -208,3 +203,22 @@ async def test_interpreters_cannot_use_the_wallboard_and_others_cannot_use_the_a
         assert page.status == 200
         assert "wss://127.0.0.1:8443" in page.headers["Content-Security-Policy"]
         assert "수어 영상 상담" in await page.text()
+
+
+async def test_a_page_sending_garbage_is_answered_with_an_error_and_too_many_visits_are_refused(tmp_path):
+    async with engine(tmp_path) as (fake, http, config):
+        body = {"topic": "premiums", "sign_language": "ksl", "language": "ko"}
+        visit = await (await http.post("/video/api/visits", json=body)).json()
+        page = await http.ws_connect(f"/video/api/visits/{visit['token']}/socket")
+        await page.send_str("not json")
+        assert (await page.receive_json())["reason"] == "message"
+        await page.send_json({"type": "dance"})
+        assert (await page.receive_json())["reason"] == "message"
+        await page.send_json({"type": "chat", "text": "hello"})        # no call yet
+        assert (await page.receive_json())["reason"] == "not_waiting"
+        await page.send_json({"type": "book", "start": "tomorrow"})
+        assert (await page.receive_json())["reason"] == "slot"
+        await page.close()
+        assert (await http.get("/video/api/visits/forged/socket")).status == 404
+        statuses = [(await http.post("/video/api/visits", json=body)).status for _ in range(25)]
+        assert statuses.count(429) == 25 + 1 - 20 and statuses[:19] == [200] * 19
