@@ -88,7 +88,10 @@ class Visits:
         return self._by_call.get(call_id)
 
     def attach(self, visit: Visit, call_id: str) -> bool:
-        """The visit's call arrived; False when it already has one (a visit serves one call)."""
+        """The visit's call arrived; False when it already has another (a visit serves one
+        call; the same call picked up again, after a lost event socket, is still its own)."""
+        if visit.call_id == call_id:
+            return True
         if visit.call_id is not None:
             return False
         visit.call_id, visit.state = call_id, "waiting"

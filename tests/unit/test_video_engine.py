@@ -222,3 +222,48 @@ async def test_a_page_sending_garbage_is_answered_with_an_error_and_too_many_vis
         assert (await http.get("/video/api/visits/forged/socket")).status == 404
         statuses = [(await http.post("/video/api/visits", json=body)).status for _ in range(25)]
         assert statuses.count(429) == 25 + 1 - 20 and statuses[:19] == [200] * 19
+
+
+async def test_a_booked_caller_at_their_time_is_served_ahead_of_one_who_came_first(tmp_path):
+    import datetime as dt
+
+    from ivr.store import open_store
+    from ivr.store.base import VideoBooking
+
+    async with engine(tmp_path, login=True) as (fake, http, config):
+        login = await http.post("/video/api/agent/login", json={"name": "interp1", "password": "interp-pass-1"})
+        assert login.status == 200
+        desk = await http.ws_connect("/video/api/agent/socket")
+        await desk.receive_json()
+        await desk.send_json({"type": "pause"})
+        await next_of(desk, lambda m: m.get("state") == "paused")
+        now = dt.datetime.now(dt.timezone.utc)
+        async with open_store(config.store_url) as store:
+            assert await store.put_video_booking(VideoBooking(
+                "K7M2Q9XR", now - dt.timedelta(minutes=5), now + dt.timedelta(minutes=25), "benefits",
+                "ksl", "ko", None, now), capacity=2)
+
+        async def arrive(**extra) -> tuple[str, aiohttp.ClientWebSocketResponse]:
+            body = {"topic": "premiums", "sign_language": "ksl", "language": "ko", **extra}
+            visit = await (await http.post("/video/api/visits", json=body)).json()
+            page = await http.ws_connect(f"/video/api/visits/{visit['token']}/socket")
+            call_id = await fake.start_call(caller="video-guest", exten="15771900",
+                                            args=["video", visit["token"]])
+            return call_id, page
+
+        first, first_page = await arrive()
+        assert (await next_of(first_page, lambda m: m["type"] == "status"))["position"] == 1
+        booked, booked_page = await arrive(code="k7m2-q9xr")
+        assert (await next_of(booked_page, lambda m: m["type"] == "status"))["position"] == 1
+        assert (await next_of(first_page, lambda m: m["type"] == "status"))["position"] == 2
+        await desk.send_json({"type": "ready"})
+        ringing = await next_of(desk, lambda m: m.get("state") == "ringing")
+        assert ringing["call_id"] == booked and ringing["booked"] is True
+        for call_id in (first, booked):
+            await fake.caller_hangs_up(call_id)
+        record = await record_of(config, booked)
+        await desk.close()
+        async with open_store(config.store_url) as store:
+            used = await store.get_video_booking("K7M2Q9XR")
+    assert record.priority == "booked" and record.channel == "video"
+    assert used.status == "used" and used.call_id == booked

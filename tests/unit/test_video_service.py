@@ -171,6 +171,8 @@ async def test_a_visit_serves_one_call_and_chat_needs_a_call():
     with pytest.raises(VideoRefused):
         video.chat_from_caller(visit, "hello")
     video.admit(FakeCall("c1"), ["video", visit.token])
+    again = video.admit(FakeCall("c1"), ["video", visit.token], adopted=True)   # a lost event socket
+    assert video.variables(again)["call.page"] is True
     with pytest.raises(VideoRefused) as refused:
         video.admit(FakeCall("c2"), ["video", visit.token])
     assert refused.value.reason == "visit"
