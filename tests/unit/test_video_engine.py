@@ -267,3 +267,30 @@ async def test_a_booked_caller_at_their_time_is_served_ahead_of_one_who_came_fir
             used = await store.get_video_booking("K7M2Q9XR")
     assert record.priority == "booked" and record.channel == "video"
     assert used.status == "used" and used.call_id == booked
+
+
+async def test_a_waiting_caller_who_books_a_time_leaves_the_line_with_the_booking_on_record(tmp_path):
+    async with engine(tmp_path, login=True) as (fake, http, config):
+        login = await http.post("/video/api/agent/login", json={"name": "interp1", "password": "interp-pass-1"})
+        assert login.status == 200
+        desk = await http.ws_connect("/video/api/agent/socket")
+        await desk.receive_json()
+        await desk.send_json({"type": "pause"})
+        await next_of(desk, lambda m: m.get("state") == "paused")
+        body = {"topic": "checkups", "sign_language": "asl", "language": "vi"}
+        visit = await (await http.post("/video/api/visits", json=body)).json()
+        page = await http.ws_connect(f"/video/api/visits/{visit['token']}/socket")
+        call_id = await fake.start_call(caller="video-guest", exten="15771900", args=["video", visit["token"]])
+        await next_of(page, lambda m: m["type"] == "status" and m["state"] == "waiting")
+        await page.send_json({"type": "slots"})
+        slots = (await next_of(page, lambda m: m["type"] == "slots"))["slots"]
+        assert slots and all(s["free"] == 2 for s in slots)
+        await page.send_json({"type": "book", "start": slots[0]["start"]})
+        booked = await next_of(page, lambda m: m["type"] == "booked")
+        ended = await next_of(page, lambda m: m["type"] == "call" and m["state"] == "ended")
+        assert ended["outcome"] == "callback_booked"
+        record = await record_of(config, call_id)
+        await desk.close()
+    assert record.detail.startswith(f"sign_language: consultation {booked['code']} at ")
+    assert record.waited is not None and record.channel == "video"
+    assert any(line.text.startswith(f"booked consultation {booked['code']}") for line in record.chat)
