@@ -151,6 +151,7 @@ class VideoService:
             "sign_languages": [{"id": s.id, "labels": {lang: s.label(lang) for lang in VIDEO_LANGUAGES}}
                                for s in c.sign_languages],
             "offer_above": c.offer_above,
+            "early_minutes": round(c.early / 60),
         }
 
     def sip_settings(self, visit: Visit) -> dict[str, Any]:

@@ -83,3 +83,31 @@ async def test_with_nobody_on_duty_the_page_books_a_time_and_shows_its_code(tmp_
     assert booking.slot_start == dt.datetime.fromisoformat(start)      # the time clicked
     assert (booking.topic, booking.sign_language, booking.language, booking.number) == \
         ("premiums", "is", "en", "+821023456789")
+
+
+async def test_a_booking_code_used_too_early_says_when_to_come_back(tmp_path, browser):
+    from ivr.store.base import VideoBooking
+
+    port = free_port()
+    async with FakeAri() as fake:
+        config = load_config(config_file(tmp_path, fake, port), env={})
+        start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(days=1)
+        async with open_store(config.store_url) as store:
+            await store.put_video_booking(VideoBooking("Q7W2E9RT", start, start + dt.timedelta(minutes=30),
+                                                       "premiums", "ksl", "en", None, start), capacity=2)
+        async with serving(config):
+            context = await browser.new_context(viewport=VIEWPORT)
+            page = await context.new_page()
+            await page.goto(f"http://127.0.0.1:{port}/video/")
+            await page.get_by_role("button", name="English").click()
+            await page.get_by_role("radio", name="Premiums").click()
+            await page.get_by_role("radio", name="Korean Sign Language").click()
+            await page.click("#more summary")
+            await page.fill("#code", "q7w2-e9rt")
+            await page.click("#start")
+            await page.wait_for_function(
+                "() => document.getElementById('choose-error').textContent.includes('Your booking is at')")
+            said = await page.text_content("#choose-error")
+            assert "You can come in from 10 minutes before." in said, said
+            assert not fake.channels
+            await context.close()

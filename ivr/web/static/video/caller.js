@@ -35,7 +35,7 @@
     const why = body.reason;
     if (why === "number") return t("err_number") + body.error;
     if (why === "code") return t("err_code") + body.error;
-    if (why === "early") return t("err_early", localTime(body.slot_start));
+    if (why === "early") return t("err_early", localTime(body.slot_start), settings ? settings.early_minutes : 10);
     if (why === "past" || why === "cancelled") return t("err_past");
     if (why === "busy") return t("err_busy");
     return body.error || t("failed");
