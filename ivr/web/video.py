@@ -39,7 +39,7 @@ from aiohttp import WSMsgType, web
 
 from ivr.video.service import VideoRefused, VideoService
 from ivr.web.auth import Audit, LoginLimiter, Role, Sessions, UserDirectory
-from ivr.web.wallboard import guarded
+from ivr.web.wallboard import guarded, json_body
 
 log = structlog.get_logger("ivr.web.video")
 
@@ -134,17 +134,18 @@ def video_app(service: VideoService, *, users: UserDirectory | None = None, audi
                             headers={"Cache-Control": "no-cache"})
 
     async def body_of(request: web.Request) -> dict[str, Any]:
-        if request.content_type != "application/json":
-            raise web.HTTPUnsupportedMediaType(reason="send JSON (Content-Type: application/json)")
-        if (request.content_length or 0) > MAX_MESSAGE:
-            raise web.HTTPRequestEntityTooLarge(MAX_MESSAGE, request.content_length or 0)
+        return await json_body(request, MAX_MESSAGE)
+
+    async def message_of(ws: web.WebSocketResponse, data: str) -> dict[str, Any] | None:
+        """A page's message as a JSON object; None (the page told why) when it is not one."""
         try:
-            value = json.loads(await request.text())
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            value = None
-        if not isinstance(value, dict):
-            raise web.HTTPBadRequest(reason="the body must be a JSON object")
-        return value
+            message = json.loads(data)
+        except (ValueError, RecursionError):
+            message = None
+        if not isinstance(message, dict):
+            await ws.send_json({"type": "error", "reason": "message", "error": "send JSON objects"})
+            return None
+        return message
 
     def same_origin(request: web.Request) -> bool:
         """A socket opened by a page of this listener (browsers always send Origin on one)."""
@@ -214,12 +215,8 @@ def video_app(service: VideoService, *, users: UserDirectory | None = None, audi
         return ws
 
     async def _visit_message(ws: web.WebSocketResponse, visit, data: str) -> None:
-        try:
-            message = json.loads(data)
-        except ValueError:
-            message = None
-        if not isinstance(message, dict):
-            await ws.send_json({"type": "error", "reason": "message", "error": "send JSON objects"})
+        message = await message_of(ws, data)
+        if message is None:
             return
         kind = message.get("type")
         try:
@@ -309,12 +306,8 @@ def video_app(service: VideoService, *, users: UserDirectory | None = None, audi
         return {"state": str(status.state), "call_id": service.agent_call(agent_id)}
 
     async def _agent_message(ws: web.WebSocketResponse, agent_id: str, data: str) -> None:
-        try:
-            message = json.loads(data)
-        except ValueError:
-            message = None
-        if not isinstance(message, dict):
-            await ws.send_json({"type": "error", "reason": "message", "error": "send JSON objects"})
+        message = await message_of(ws, data)
+        if message is None:
             return
         kind = message.get("type")
         queues = service.queues

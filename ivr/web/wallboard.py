@@ -119,6 +119,22 @@ def _static_files() -> dict[str, tuple[bytes, str]]:
     return {name: ((folder / name).read_bytes(), kinds[name.rsplit(".", 1)[1]]) for name in STATIC}
 
 
+async def json_body(request: web.Request, limit: int | None = None) -> dict[str, Any]:
+    """The request's JSON object; 415 when it is not JSON, 413 past ``limit`` bytes, 400 when
+    it is not an object."""
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(reason="send JSON (Content-Type: application/json)")
+    if limit is not None and (request.content_length or 0) > limit:
+        raise web.HTTPRequestEntityTooLarge(limit, request.content_length or 0)
+    try:
+        value = json.loads(await request.text())
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        raise web.HTTPBadRequest(reason="the body must be a JSON object")
+    return value
+
+
 async def guarded(request: web.Request, handler: Handler, *, api: bool, headers: Mapping[str, str],
                   failed: str) -> web.StreamResponse:
     """``handler``'s answer, with ``headers`` (and ``Cache-Control: no-store`` unless it says
@@ -221,16 +237,7 @@ def wallboard_app(*, users: UserDirectory, stats: LiveView, audit: Audit,
         return web.Response(body=body, content_type=kind, charset="utf-8",
                             headers={"Cache-Control": "no-cache"})
 
-    async def body_of(request: web.Request) -> dict[str, Any]:
-        if request.content_type != "application/json":
-            raise web.HTTPUnsupportedMediaType(reason="send JSON (Content-Type: application/json)")
-        try:
-            value = json.loads(await request.text())
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            value = None
-        if not isinstance(value, dict):
-            raise web.HTTPBadRequest(reason="the body must be a JSON object")
-        return value
+    body_of = json_body
 
     async def login(request: web.Request) -> web.Response:
         body = await body_of(request)
