@@ -477,7 +477,10 @@ class VideoService:
                 "type": "status", "state": "waiting", "position": position,
                 "minutes": minutes,           # "less than N minutes"; 0: more than 30
                 "estimate": None if estimate is None else round(estimate),
-                "offer_booking": bool(estimate is None or estimate > self.config.offer_above)})
+                # A time is offered when the wait is long, or cannot be told (nobody on duty
+                # now) with others ahead; never to the next in line.
+                "offer_booking": (estimate > self.config.offer_above if estimate is not None
+                                  else position > 1)})
 
     def _set_status(self, visit: Visit, status: dict[str, Any]) -> None:
         assert visit.call_id is not None

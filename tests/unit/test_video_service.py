@@ -140,9 +140,14 @@ async def test_the_waiting_page_sees_its_place_a_booking_offer_when_the_wait_is_
     video.update_statuses()                      # the same words on the page: not sent again
     queues.places["c1"] = (3, 400.0)
     video.update_statuses()
+    queues.places["c1"] = (1, None)              # next, nobody on duty: no offer
+    video.update_statuses()
+    queues.places["c1"] = (2, None)              # others ahead, nobody on duty: a time is offered
+    video.update_statuses()
     messages = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
     statuses = [m for m in messages if m["type"] == "status"]
-    assert [(s["position"], s["minutes"], s["offer_booking"]) for s in statuses] == [(2, 5, False), (3, 10, True)]
+    assert [(s["position"], s["minutes"], s["offer_booking"]) for s in statuses] == [
+        (2, 5, False), (3, 10, True), (1, None, False), (2, None, True)]
     await call.play([Prompt("queue_next", "en")])
     assert sub.queue.get_nowait() == {"type": "caption", "text": "You are next."}
 
